@@ -1,0 +1,89 @@
+//! [`EngineConfig`]: the knobs of CONTRACT §2–§3, with the contract's defaults.
+
+use std::time::Duration;
+
+/// Engine settings. `Default` gives the contract's defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// How long a reserved seat waits for its commit (15 s).
+    pub reservation_ttl: Duration,
+    /// How long a seat whose last connection was lost waits for a re-commit (10 s).
+    pub reconnect_grace: Duration,
+    /// The largest capacity a room may be created with (10 000).
+    pub max_capacity: u32,
+    /// The largest message body, in bytes of UTF-8 (4096).
+    pub max_message_bytes: usize,
+    /// The most entries one append transaction carries (group commit).
+    pub append_batch_max: usize,
+    /// The most sends waiting on one room's log before senders wait.
+    pub append_queue: usize,
+    /// How many live entries a room buffers for a slow subscriber before that
+    /// subscriber falls back to reading storage.
+    pub live_buffer: usize,
+    /// How often expired reservations are swept without traffic.
+    pub sweep_interval: Duration,
+    /// The key tickets are signed with. `None` draws a random one at start;
+    /// nodes of a cluster share one so any node can check any ticket.
+    pub ticket_secret: Option<Vec<u8>>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            reservation_ttl: Duration::from_secs(15),
+            reconnect_grace: Duration::from_secs(10),
+            max_capacity: 10_000,
+            max_message_bytes: 4096,
+            append_batch_max: 256,
+            append_queue: 4096,
+            live_buffer: 1024,
+            sweep_interval: Duration::from_millis(250),
+            ticket_secret: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets [`EngineConfig::reservation_ttl`].
+    pub fn reservation_ttl(mut self, ttl: Duration) -> Self {
+        self.reservation_ttl = ttl;
+        self
+    }
+
+    /// Sets [`EngineConfig::reconnect_grace`].
+    pub fn reconnect_grace(mut self, grace: Duration) -> Self {
+        self.reconnect_grace = grace;
+        self
+    }
+
+    /// Sets [`EngineConfig::max_capacity`].
+    pub fn max_capacity(mut self, max: u32) -> Self {
+        self.max_capacity = max;
+        self
+    }
+
+    /// Sets [`EngineConfig::max_message_bytes`].
+    pub fn max_message_bytes(mut self, max: usize) -> Self {
+        self.max_message_bytes = max;
+        self
+    }
+
+    /// Sets [`EngineConfig::append_batch_max`] (1 = one transaction per entry).
+    pub fn append_batch_max(mut self, max: usize) -> Self {
+        self.append_batch_max = max.max(1);
+        self
+    }
+
+    /// Sets [`EngineConfig::live_buffer`].
+    pub fn live_buffer(mut self, n: usize) -> Self {
+        self.live_buffer = n.max(1);
+        self
+    }
+
+    /// Sets [`EngineConfig::ticket_secret`].
+    pub fn ticket_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.ticket_secret = Some(secret.into());
+        self
+    }
+}

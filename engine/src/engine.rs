@@ -1,0 +1,671 @@
+//! [`ChatEngine`], the one trait transports hold, and [`Engine`], its
+//! implementation over a [`Store`] and a [`Bus`].
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::{runtime::Handle, sync::oneshot, time::Instant};
+
+use crate::{
+    config::EngineConfig,
+    entry::{Entry, EntryKind, MAX_HISTORY_LIMIT, NewEntry, Seq, SeqRange, Timestamp},
+    entry_stream::EntryStream,
+    error::{Error, ErrorKind, Result},
+    ids::{RoomId, UserId},
+    live_room::LiveRoom,
+    membership::{Joined, Membership, SeatGuard},
+    ports::{Bus, CreateOutcome, InProcessBus, Store},
+    reservations::{Hold, Reservations},
+    room::{RoomInfo, RoomSpec},
+    room_directory::RoomDirectory,
+    room_log::{self, AppendRequest},
+    seat_ledger::{Letting, Released, SeatCounts, SeatLedger},
+    stats::{Counters, EngineStats},
+    ticket::{TicketKey, TicketMint},
+};
+
+/// A reserved seat's ticket (phase 1 of the join).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Opaque, single-use; commit it within the ttl.
+    pub ticket: String,
+    /// The room.
+    pub room_id: RoomId,
+    /// When the reservation lapses (server wall clock).
+    pub expires_at: Timestamp,
+}
+
+/// The chat engine as transports see it: object-safe, held as
+/// `Arc<dyn ChatEngine>`. Every method keeps CONTRACT §2–§3.
+#[async_trait]
+pub trait ChatEngine: Send + Sync + 'static {
+    /// Phase 1: reserve a seat in `room` (creating it, pending, if absent and
+    /// `create` is given) and get a ticket for it.
+    async fn reserve(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        create: Option<RoomSpec>,
+    ) -> Result<Reservation>;
+
+    /// Phase 2: use `ticket` as `user`'s live connection. The returned
+    /// [`Membership`] streams entries after `after_seq` (or after the room's
+    /// last seq) and holds the seat until it is left or dropped.
+    async fn commit(
+        &self,
+        user: &UserId,
+        ticket: &str,
+        after_seq: Option<Seq>,
+    ) -> Result<Membership>;
+
+    /// Appends a text entry; returns once it is durable. Idempotent by
+    /// (room, user, `client_id`).
+    async fn send(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        client_id: &str,
+        body: &str,
+    ) -> Result<Arc<Entry>>;
+
+    /// A page of the room log; needs a seat in the room.
+    async fn history(&self, user: &UserId, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>>;
+
+    /// The room, if it is stored (a pending room is not).
+    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>>;
+
+    /// Counters, for tests and metrics.
+    fn stats(&self) -> EngineStats;
+}
+
+/// The engine: seats, tickets and room logs over a [`Store`] and a [`Bus`].
+/// Cheap to clone; every clone is the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) config: EngineConfig,
+    pub(crate) directory: RoomDirectory,
+    pub(crate) reservations: Reservations,
+    pub(crate) counters: Counters,
+    tickets: TicketMint,
+    /// Where guards dropped outside a task spawn their follow-up work.
+    runtime: Handle,
+}
+
+impl Engine {
+    /// Starts an engine on `store` with the in-process bus.
+    ///
+    /// Closes the memberships a previous stop left open (appends their
+    /// `leave` entries) before it takes any request. Needs a tokio runtime.
+    pub async fn start(store: Arc<dyn Store>, config: EngineConfig) -> Result<Engine> {
+        let bus = Arc::new(InProcessBus::new(config.live_buffer));
+        Engine::start_with_bus(store, bus, config).await
+    }
+
+    /// Starts an engine on `store`, fanning out through `bus`.
+    pub async fn start_with_bus(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        config: EngineConfig,
+    ) -> Result<Engine> {
+        close_open_members(store.as_ref()).await?;
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let weak = weak.clone();
+            Inner {
+                reservations: Reservations::new(move |hold| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.ticket_gone(&hold.room, &hold.user, &hold.key);
+                    }
+                }),
+                tickets: TicketMint::new(config.ticket_secret.as_deref()),
+                store,
+                bus,
+                config,
+                directory: RoomDirectory::default(),
+                counters: Counters::default(),
+                runtime: Handle::current(),
+            }
+        });
+        tokio::spawn(sweep_until_dropped(Arc::downgrade(&inner)));
+        Ok(Engine { inner })
+    }
+
+    /// Expires due reservations now instead of at the next sweep tick.
+    pub async fn run_maintenance(&self) {
+        self.inner.reservations.sweep().await;
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+}
+
+async fn sweep_until_dropped(engine: Weak<Inner>) {
+    let Some(period) = engine.upgrade().map(|e| e.config.sweep_interval) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        inner.reservations.sweep().await;
+    }
+}
+
+/// Appends a `leave` for every membership the last stop left open, so every
+/// `join` in a log is matched once its seat is gone.
+async fn close_open_members(store: &dyn Store) -> Result<()> {
+    let mut by_room: BTreeMap<RoomId, Vec<NewEntry>> = BTreeMap::new();
+    for (room, user) in store.open_members().await? {
+        by_room
+            .entry(room.clone())
+            .or_default()
+            .push(NewEntry::membership(room, user, EntryKind::Leave));
+    }
+    let mut closed = 0;
+    for batch in by_room.values() {
+        store.append(batch).await?;
+        closed += batch.len();
+    }
+    if closed > 0 {
+        tracing::info!(
+            closed,
+            rooms = by_room.len(),
+            "closed memberships left open by the last stop"
+        );
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Queues `request` on `room`'s log, starting its task if idle.
+    fn append(self: &Arc<Self>, room: &Arc<LiveRoom>, request: AppendRequest) {
+        if room.log.push(request) {
+            self.runtime
+                .spawn(room_log::run(Arc::clone(self), Arc::clone(room)));
+        }
+    }
+
+    /// Queues a `join` or `leave`; the receiver resolves once it is stored.
+    fn append_membership(
+        self: &Arc<Self>,
+        room: &Arc<LiveRoom>,
+        user: &UserId,
+        kind: EntryKind,
+    ) -> oneshot::Receiver<Result<Arc<Entry>>> {
+        let (ack, done) = oneshot::channel();
+        let entry = NewEntry::membership(room.id.clone(), user.clone(), kind);
+        self.append(
+            room,
+            AppendRequest {
+                entry,
+                ack: Some(ack),
+                permit: None,
+            },
+        );
+        done
+    }
+
+    /// One live connection of `user` lets go of its seat. Returns the ack of
+    /// the `leave` entry when one is appended.
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        room: &Arc<LiveRoom>,
+        user: &UserId,
+        how: Letting,
+    ) -> Option<oneshot::Receiver<Result<Arc<Entry>>>> {
+        let (released, ack) = {
+            let mut ledger = room.ledger();
+            let released = ledger.release(user, how);
+            // Queued under the ledger lock, so the log orders it with the
+            // seat decisions around it.
+            let ack = released
+                .append_leave
+                .then(|| self.append_membership(room, user, EntryKind::Leave));
+            (released, ack)
+        };
+        self.after_release(room, user, released);
+        ack
+    }
+
+    /// A ticket left the reservation cache.
+    fn ticket_gone(self: &Arc<Self>, room: &Arc<LiveRoom>, user: &UserId, key: &TicketKey) {
+        let released = {
+            let mut ledger = room.ledger();
+            let released = ledger.drop_ticket(user, key);
+            if released.append_leave {
+                drop(self.append_membership(room, user, EntryKind::Leave));
+            }
+            released
+        };
+        self.after_release(room, user, released);
+    }
+
+    fn end_grace(self: &Arc<Self>, room: &Arc<LiveRoom>, user: &UserId, id: u64) {
+        let released = {
+            let mut ledger = room.ledger();
+            let released = ledger.end_grace(user, id);
+            if released.append_leave {
+                drop(self.append_membership(room, user, EntryKind::Leave));
+            }
+            released
+        };
+        self.after_release(room, user, released);
+    }
+
+    /// The follow-ups of a release that need no ledger lock.
+    fn after_release(self: &Arc<Self>, room: &Arc<LiveRoom>, user: &UserId, released: Released) {
+        if let Some(id) = released.grace {
+            let engine = Arc::downgrade(self);
+            let (room, user) = (Arc::clone(room), user.clone());
+            let grace = self.config.reconnect_grace;
+            let timer = self.counters.grace_timers.enter();
+            self.runtime.spawn(async move {
+                let _timer = timer;
+                tokio::time::sleep(grace).await;
+                if let Some(inner) = engine.upgrade() {
+                    inner.end_grace(&room, &user, id);
+                }
+            });
+        }
+        if !released.invalidated.is_empty() {
+            // Already gone from the ledger; this only empties the cache early.
+            let engine = Arc::downgrade(self);
+            self.runtime.spawn(async move {
+                if let Some(inner) = engine.upgrade() {
+                    for key in released.invalidated {
+                        inner.reservations.invalidate(&key).await;
+                    }
+                }
+            });
+        }
+        if released.freed {
+            self.directory.unload_if_idle(room);
+        }
+    }
+
+    /// The room for a reserve: in memory, else loaded from storage, else
+    /// (with `create`) a new pending room already holding `user`'s seat.
+    /// Returns the room and whether the seat is already taken.
+    async fn room_for_reserve(
+        &self,
+        user: &UserId,
+        id: &RoomId,
+        create: Option<&RoomSpec>,
+        key: TicketKey,
+    ) -> Result<(Arc<LiveRoom>, bool)> {
+        if let Some(room) = self.directory.get(id) {
+            return Ok((room, false));
+        }
+        let queue = self.config.append_queue;
+        if let Some(stored) = self.store.room(id).await? {
+            let room = Arc::new(LiveRoom::from_stored(stored, queue));
+            return Ok((self.directory.insert_if_absent(room), false));
+        }
+        let spec = create.ok_or(ErrorKind::RoomNotFound)?;
+        let ledger = SeatLedger::pending(spec.capacity, user.clone(), key);
+        let fresh = Arc::new(LiveRoom::pending(id.clone(), spec.clone(), ledger, queue));
+        let room = self.directory.insert_if_absent(Arc::clone(&fresh));
+        let seated = Arc::ptr_eq(&room, &fresh);
+        Ok((room, seated))
+    }
+
+    /// Writes a pending room to storage, once however many commits ask.
+    async fn store_pending_room(&self, room: &LiveRoom) -> Result<()> {
+        room.stored
+            .get_or_try_init(|| async {
+                match self.store.create_room(&room.as_stored()).await? {
+                    CreateOutcome::Created => {}
+                    CreateOutcome::AlreadyExists(stored) => {
+                        // Created meanwhile by another path: the stored room
+                        // is the truth. Only the creator is seated, so any
+                        // capacity (≥ 1) still holds.
+                        tracing::info!(room = %room.id, "pending room was already stored; adopting it");
+                        room.ledger().set_capacity(stored.capacity);
+                        room.set_title(stored.title);
+                    }
+                }
+                Ok::<(), Error>(())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Drops a ticket's seat if the reserve is abandoned before the ticket is in
+/// the reservation cache (so a cancelled request leaks nothing).
+struct UncachedTicket<'a> {
+    inner: &'a Arc<Inner>,
+    room: &'a Arc<LiveRoom>,
+    user: &'a UserId,
+    key: TicketKey,
+    armed: bool,
+}
+
+impl Drop for UncachedTicket<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.ticket_gone(self.room, self.user, &self.key);
+        }
+    }
+}
+
+fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<()> {
+    if client_id.is_empty() || client_id.chars().count() > 64 {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "client_id must be 1-64 characters",
+        ));
+    }
+    if body.len() > config.max_message_bytes {
+        return Err(Error::new(
+            ErrorKind::MessageTooLarge,
+            format!("the body is over {} bytes", config.max_message_bytes),
+        ));
+    }
+    if body.trim().is_empty() {
+        return Err(Error::new(ErrorKind::InvalidInput, "the body is empty"));
+    }
+    Ok(())
+}
+
+fn validate_range(range: &SeqRange) -> Result<()> {
+    if !(1..=MAX_HISTORY_LIMIT).contains(&range.limit) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("limit must be between 1 and {MAX_HISTORY_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ChatEngine for Engine {
+    async fn reserve(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        create: Option<RoomSpec>,
+    ) -> Result<Reservation> {
+        let inner = &self.inner;
+        if let Some(spec) = &create {
+            spec.validate(inner.config.max_capacity)?;
+        }
+        let ttl = inner.config.reservation_ttl;
+        let deadline = Instant::now() + ttl;
+        let (key, ticket) = inner.tickets.mint(deadline);
+        let room = loop {
+            let (room, seated) = inner
+                .room_for_reserve(user, room_id, create.as_ref(), key)
+                .await?;
+            if seated {
+                break room;
+            }
+            let mut ledger = room.ledger();
+            if ledger.is_retired() {
+                continue; // unloaded meanwhile: look again
+            }
+            ledger.reserve(user, key)?;
+            drop(ledger);
+            break room;
+        };
+        let mut uncached = UncachedTicket {
+            inner,
+            room: &room,
+            user,
+            key,
+            armed: true,
+        };
+        let hold = Hold {
+            room: Arc::clone(&room),
+            user: user.clone(),
+            key,
+            deadline,
+        };
+        inner.reservations.insert(Arc::new(hold)).await;
+        uncached.armed = false;
+        let expires_at = Timestamp(Timestamp::now().millis() + ttl.as_millis() as i64);
+        Ok(Reservation {
+            ticket,
+            room_id: room_id.clone(),
+            expires_at,
+        })
+    }
+
+    async fn commit(
+        &self,
+        user: &UserId,
+        ticket: &str,
+        after_seq: Option<Seq>,
+    ) -> Result<Membership> {
+        let inner = &self.inner;
+        let verified = inner
+            .tickets
+            .verify(ticket)
+            .ok_or(ErrorKind::TicketInvalid)?;
+        let expired = || Instant::now() >= verified.deadline;
+        let refused = |expired: bool| -> Error {
+            if expired {
+                ErrorKind::TicketExpired
+            } else {
+                ErrorKind::TicketInvalid
+            }
+            .into()
+        };
+        if expired() {
+            inner.reservations.invalidate(&verified.key).await;
+            return Err(ErrorKind::TicketExpired.into());
+        }
+        let hold = inner
+            .reservations
+            .get(&verified.key)
+            .await
+            .ok_or_else(|| refused(expired()))?;
+        if hold.user != *user {
+            return Err(ErrorKind::TicketInvalid.into());
+        }
+        let room = Arc::clone(&hold.room);
+        drop(hold);
+        if let Some(after) = after_seq
+            && after > room.log.last_seq()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "after_seq is beyond the room's last seq",
+            ));
+        }
+
+        // Consume the ticket and, for a stored room, queue the join — one
+        // critical section, so the log follows the ledger's order.
+        let (pending, mut join_ack) = {
+            let mut ledger = room.ledger();
+            if expired() {
+                drop(ledger);
+                inner.ticket_gone(&room, user, &verified.key);
+                return Err(ErrorKind::TicketExpired.into());
+            }
+            ledger
+                .consume(user, &verified.key)
+                .map_err(|_| refused(expired()))?;
+            let pending = ledger.is_pending();
+            let join = (!pending && ledger.mark_member(user))
+                .then(|| inner.append_membership(&room, user, EntryKind::Join));
+            (pending, join)
+        };
+        // From here every way out of this function releases the connection.
+        let guard = SeatGuard::new(Arc::clone(inner), Arc::clone(&room), user.clone());
+        inner.reservations.invalidate(&verified.key).await;
+
+        if pending {
+            if let Err(err) = inner.store_pending_room(&room).await {
+                guard.abandon();
+                return Err(err);
+            }
+            let mut ledger = room.ledger();
+            ledger.mark_stored();
+            if ledger.mark_member(user) {
+                join_ack = Some(inner.append_membership(&room, user, EntryKind::Join));
+            }
+        }
+        if let Some(ack) = join_ack {
+            // Storage trouble: the join stays queued and is retried; this
+            // commit gives up and its seat goes to grace.
+            match tokio::time::timeout(inner.config.reservation_ttl, ack).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(err))) => return Err(err),
+                Ok(Err(_)) | Err(_) => return Err(ErrorKind::Unavailable.into()),
+            }
+        }
+
+        // Subscribe before reading last_seq: whatever is stored after this
+        // point reaches the live feed, whatever before is in the backlog.
+        let live = inner.bus.subscribe(&room.id);
+        let last_seq = room.log.last_seq();
+        let joined = {
+            let ledger = room.ledger();
+            Joined {
+                room_id: room.id.clone(),
+                capacity: ledger.capacity(),
+                occupancy: ledger.occupancy(),
+                last_seq,
+                members: ledger.members(),
+            }
+        };
+        let entries = EntryStream::new(
+            Arc::clone(&inner.store),
+            room.id.clone(),
+            live,
+            after_seq.unwrap_or(last_seq),
+            last_seq,
+            inner.counters.subscribers.enter(),
+        );
+        Ok(Membership::new(joined, entries, guard))
+    }
+
+    async fn send(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        client_id: &str,
+        body: &str,
+    ) -> Result<Arc<Entry>> {
+        let inner = &self.inner;
+        validate_send(&inner.config, client_id, body)?;
+        let stored = loop {
+            let room = inner.directory.get(room_id).ok_or(ErrorKind::NotAMember)?;
+            let permit = room.log.send_permit().await;
+            let (ack, stored) = oneshot::channel();
+            {
+                let ledger = room.ledger();
+                if ledger.is_retired() {
+                    continue;
+                }
+                if !ledger.is_joined(user) {
+                    return Err(ErrorKind::NotAMember.into());
+                }
+                let entry = NewEntry::text(room_id.clone(), user.clone(), client_id, body);
+                inner.append(
+                    &room,
+                    AppendRequest {
+                        entry,
+                        ack: Some(ack),
+                        permit: Some(permit),
+                    },
+                );
+            }
+            break stored;
+        };
+        stored.await.map_err(|_| Error::from(ErrorKind::Internal))?
+    }
+
+    async fn history(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        range: SeqRange,
+    ) -> Result<Vec<Entry>> {
+        validate_range(&range)?;
+        let room = self
+            .inner
+            .directory
+            .get(room_id)
+            .ok_or(ErrorKind::NotAMember)?;
+        if !room.ledger().holds_seat(user) {
+            return Err(ErrorKind::NotAMember.into());
+        }
+        self.inner.store.entries(room_id, range).await
+    }
+
+    async fn room(&self, id: &RoomId) -> Result<Option<RoomInfo>> {
+        if let Some(room) = self.inner.directory.get(id) {
+            let ledger = room.ledger();
+            if !ledger.is_retired() {
+                if ledger.is_pending() {
+                    return Ok(None);
+                }
+                return Ok(Some(RoomInfo {
+                    room_id: id.clone(),
+                    title: room.title(),
+                    capacity: ledger.capacity(),
+                    occupancy: ledger.occupancy(),
+                    last_seq: room.log.last_seq(),
+                }));
+            }
+        }
+        Ok(self.inner.store.room(id).await?.map(|stored| RoomInfo {
+            room_id: stored.id,
+            title: stored.title,
+            capacity: stored.capacity,
+            occupancy: 0,
+            last_seq: stored.last_seq,
+        }))
+    }
+
+    fn stats(&self) -> EngineStats {
+        let inner = &self.inner;
+        let mut seats = SeatCounts::default();
+        let mut pending_rooms = 0;
+        let rooms = inner.directory.snapshot();
+        for room in &rooms {
+            let ledger = room.ledger();
+            ledger.count_into(&mut seats);
+            pending_rooms += u64::from(ledger.is_pending());
+        }
+        let counters = &inner.counters;
+        EngineStats {
+            rooms_loaded: rooms.len() as u64,
+            pending_rooms,
+            seats_reserved: seats.reserved,
+            seats_joined: seats.joined,
+            seats_grace: seats.grace,
+            tickets: seats.tickets,
+            reservation_entries: inner.reservations.entry_count(),
+            room_tasks: counters.room_tasks.get(),
+            grace_timers: counters.grace_timers.get(),
+            subscribers: counters.subscribers.get(),
+            entries_appended: counters
+                .entries_appended
+                .load(std::sync::atomic::Ordering::Relaxed),
+            append_batches: counters
+                .append_batches
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// How long an explicit leave waits for its `leave` entry before returning
+/// (the entry stays queued and is written either way).
+pub(crate) const LEAVE_ACK_WAIT: Duration = Duration::from_secs(5);

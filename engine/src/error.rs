@@ -1,0 +1,191 @@
+//! The one error type of the engine boundary.
+//!
+//! Every failure a caller can see is an [`Error`] whose [`ErrorKind`] maps 1:1
+//! to a CONTRACT §7 code. The message is safe to show a client; the `source`
+//! (a storage backend's error, say) is for logs only and never leaves the
+//! server, which is why transports print `message()`, not `source()`.
+
+use std::fmt;
+
+/// What went wrong, as a client needs to know it. `code()` is the CONTRACT §7
+/// string; transports map kinds to HTTP statuses and close codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No, bad or expired token.
+    Unauthenticated,
+    /// The origin is not allowed.
+    Forbidden,
+    /// Malformed request: bad id, capacity, body, range.
+    InvalidInput,
+    /// No such room, and no `create` was given.
+    RoomNotFound,
+    /// Occupancy equals capacity.
+    RoomFull,
+    /// Another user's creation of this room is pending.
+    RoomPending,
+    /// Unknown, forged, used, or another user's ticket.
+    TicketInvalid,
+    /// The ticket's reservation expired.
+    TicketExpired,
+    /// No (joined) seat in the room.
+    NotAMember,
+    /// A body over `max_message_bytes`.
+    MessageTooLarge,
+    /// Over the per-user send rate.
+    RateLimited,
+    /// Storage unreachable or busy; retry (with the same `client_id`).
+    Unavailable,
+    /// A bug.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The CONTRACT §7 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+            ErrorKind::Forbidden => "FORBIDDEN",
+            ErrorKind::InvalidInput => "INVALID_INPUT",
+            ErrorKind::RoomNotFound => "ROOM_NOT_FOUND",
+            ErrorKind::RoomFull => "ROOM_FULL",
+            ErrorKind::RoomPending => "ROOM_PENDING",
+            ErrorKind::TicketInvalid => "TICKET_INVALID",
+            ErrorKind::TicketExpired => "TICKET_EXPIRED",
+            ErrorKind::NotAMember => "NOT_A_MEMBER",
+            ErrorKind::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorKind::RateLimited => "RATE_LIMITED",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+
+    /// Whether the same request may succeed if retried later unchanged.
+    pub fn is_temporary(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::RoomPending
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// An engine error: a kind, a client-safe message, and an optional internal
+/// source kept for logs.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with a client-safe `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Storage could not be reached or was busy: temporary, retry.
+    /// `source` goes to the logs, never to a client.
+    pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::new(ErrorKind::Unavailable, "storage is unavailable, retry").with_source(source)
+    }
+
+    /// A bug or an unexpected backend answer. `source` goes to the logs only.
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::new(ErrorKind::Internal, "internal error").with_source(source)
+    }
+
+    /// Attaches an internal cause, for logs.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The CONTRACT §7 code.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// The client-safe message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether a retry of the same request may succeed.
+    pub fn is_temporary(&self) -> bool {
+        self.kind.is_temporary()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        let message = match kind {
+            ErrorKind::Unauthenticated => "authentication required",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::RoomNotFound => "no such room",
+            ErrorKind::RoomFull => "the room is full",
+            ErrorKind::RoomPending => "another user is creating this room",
+            ErrorKind::TicketInvalid => "the ticket is not valid",
+            ErrorKind::TicketExpired => "the ticket has expired",
+            ErrorKind::NotAMember => "not a member of this room",
+            ErrorKind::MessageTooLarge => "the message is too large",
+            ErrorKind::RateLimited => "too many messages, slow down",
+            ErrorKind::Unavailable => "storage is unavailable, retry",
+            ErrorKind::Internal => "internal error",
+        };
+        Error::new(kind, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_contract_and_sources_stay_internal() {
+        let e = Error::unavailable(std::io::Error::other("db password=hunter2 refused"));
+        assert_eq!(e.code(), "UNAVAILABLE");
+        assert!(e.is_temporary());
+        assert!(!e.message().contains("hunter2"));
+        assert!(!e.to_string().contains("hunter2"));
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            Error::from(ErrorKind::TicketExpired).code(),
+            "TICKET_EXPIRED"
+        );
+        assert!(!ErrorKind::RoomFull.is_temporary());
+    }
+}

@@ -1,0 +1,84 @@
+//! # parlor-engine
+//!
+//! The core of Parlor, a chat engine whose transports and storage are
+//! plug-ins. This crate holds the rules of CONTRACT §2–§3 — the two-phase join
+//! with a hard capacity, the gap-free room log, exactly-once delivery with
+//! resume — behind one object-safe trait, [`ChatEngine`]. It knows nothing of
+//! HTTP, GraphQL or SQL: transports (`parlor-ws`, `parlor-graphql`) hold an
+//! `Arc<dyn ChatEngine>`, storage crates (`parlor-seaorm`) implement the
+//! [`Store`] port, and fan-out backends implement the [`Bus`] port.
+//!
+//! ```text
+//!  transports ──▶ ChatEngine (Engine) ──▶ Store  (parlor-seaorm: SQLite, Postgres)
+//!                                     └─▶ Bus    (InProcessBus; Redis later)
+//! ```
+//!
+//! - **Seats** live in a per-room [`SeatLedger`](crate::seat_ledger) behind a
+//!   short `std::sync::Mutex`; the capacity check and the seat change are one
+//!   critical section.
+//! - **Reservations** are tickets in a `moka` cache with per-entry expiry; its
+//!   eviction listener frees the seat. A room that does not exist yet is held
+//!   in memory by its creator's seat until the first commit writes it.
+//! - **Appends** go through one task per active room, which stores everything
+//!   waiting in one transaction (group commit), then acks and publishes.
+//! - **Streams** subscribe live first, read the backlog, and skip what they
+//!   have seen: no gap, no duplicate at the seam.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId};
+//! # use parlor_engine::testkit::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> parlor_engine::Result<()> {
+//! # let store = Arc::new(MemoryStore::default());
+//! // `store` is any Store: parlor_seaorm::SeaOrmStore in a real server.
+//! let engine = Engine::start(store, EngineConfig::default()).await?;
+//! let alice = UserId::new("alice")?;
+//! let room = RoomId::new("lobby")?;
+//!
+//! let ticket = engine.reserve(&alice, &room, Some(RoomSpec::with_capacity(10))).await?;
+//! let mut membership = engine.commit(&alice, &ticket.ticket, None).await?;
+//! assert_eq!(membership.joined().last_seq, 1); // alice's join
+//!
+//! let ack = engine.send(&alice, &room, "c-1", "hello").await?;
+//! assert_eq!(membership.next_entry().await?.seq, ack.seq);
+//! membership.leave().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The `testkit` feature adds an in-memory [`Store`] (a test double, never
+//! for production) and the Store conformance suite every backend runs.
+
+mod config;
+mod engine;
+mod entry;
+mod entry_stream;
+mod error;
+mod ids;
+mod live_room;
+mod membership;
+pub mod ports;
+mod reservations;
+mod room;
+mod room_directory;
+mod room_log;
+mod seat_ledger;
+mod stats;
+mod ticket;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use config::EngineConfig;
+pub use engine::{ChatEngine, Engine, Reservation};
+pub use entry::{
+    DEFAULT_HISTORY_LIMIT, Entry, EntryKind, MAX_HISTORY_LIMIT, NewEntry, Seq, SeqRange, Timestamp,
+};
+pub use entry_stream::EntryStream;
+pub use error::{Error, ErrorKind, Result};
+pub use ids::{RoomId, UserId};
+pub use membership::{Joined, Membership, SeatGuard};
+pub use ports::{Bus, InProcessBus, Store};
+pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
+pub use stats::EngineStats;

@@ -1,0 +1,76 @@
+//! The [`Store`] port: durable rooms and room logs.
+
+use async_trait::async_trait;
+
+use crate::{
+    entry::{Entry, NewEntry, SeqRange},
+    error::Result,
+    ids::{RoomId, UserId},
+    room::StoredRoom,
+};
+
+/// What [`Store::create_room`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The room was inserted.
+    Created,
+    /// A room with that id was already stored (it is returned, unchanged).
+    AlreadyExists(StoredRoom),
+}
+
+/// What [`Store::append`] did with one entry of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, at the seq it carries.
+    New(Entry),
+    /// A text entry whose (room, sender, client_id) was stored before: the
+    /// original entry, unchanged. Nothing was written for it.
+    Existing(Entry),
+}
+
+impl Appended {
+    /// The stored entry, new or original.
+    pub fn entry(&self) -> &Entry {
+        match self {
+            Appended::New(e) | Appended::Existing(e) => e,
+        }
+    }
+
+    /// Whether this entry was stored by this call.
+    pub fn is_new(&self) -> bool {
+        matches!(self, Appended::New(_))
+    }
+}
+
+/// Durable storage for rooms and their logs.
+///
+/// Rules every implementation keeps (the conformance suite in
+/// `parlor_engine::testkit` checks them):
+/// - `create_room` is an INSERT: an existing id is reported, never merged.
+/// - `append` is one transaction for the whole batch: either every entry of it
+///   is durable when it returns `Ok`, or none is. It assigns each room's new
+///   entries the next seqs (last + 1, …) in batch order; it answers a text
+///   entry whose (room, sender, client_id) is already stored — before or
+///   earlier in the same batch — with `Existing` and writes nothing for it.
+/// - It keeps the set of *open members* in step with the log: a `join` opens
+///   (room, user), a `leave` closes it.
+/// - Backend errors are translated: unreachable, busy or locked become
+///   `UNAVAILABLE` (temporary); nothing backend-specific leaks in the message.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new room with `last_seq` 0.
+    async fn create_room(&self, room: &StoredRoom) -> Result<CreateOutcome>;
+
+    /// The stored room, with its current `last_seq`.
+    async fn room(&self, id: &RoomId) -> Result<Option<StoredRoom>>;
+
+    /// Appends a batch (entries of one or more rooms) in one transaction,
+    /// returning one outcome per entry, in order.
+    async fn append(&self, batch: &[NewEntry]) -> Result<Vec<Appended>>;
+
+    /// Entries of `room` within `range`, ascending by seq.
+    async fn entries(&self, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>>;
+
+    /// Every (room, user) whose latest membership entry is a `join`.
+    async fn open_members(&self) -> Result<Vec<(RoomId, UserId)>>;
+}

@@ -1,0 +1,209 @@
+//! [`RoomLog`]: the append path of one room — an inbox and the task that
+//! drains it (group commit).
+//!
+//! Every entry of a room, text or membership, is queued here; a single task
+//! per room takes everything waiting (up to `append_batch_max`), stores it in
+//! **one** transaction, then advances `last_seq`, publishes the new entries and
+//! acks each sender. One writer per room means the store sees each room's
+//! entries in queue order, and a queue drained in batches turns N waiting
+//! senders into one commit. The task exists only while there is work: it
+//! starts on the first push into an empty inbox and exits when the inbox is
+//! empty, so an idle room costs no task.
+//!
+//! A failed transaction fails its text entries back (`UNAVAILABLE`: the
+//! client retries with the same `client_id`) but keeps `join`/`leave` entries
+//! at the head of the queue and retries them with backoff: the seat ledger has
+//! already acted on them, and the log must follow.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::{
+    engine::Inner,
+    entry::{Entry, EntryKind, NewEntry, Seq},
+    error::{Error, ErrorKind, Result},
+    ids::RoomId,
+    live_room::LiveRoom,
+    ports::Appended,
+};
+
+/// Where the stored entry (or the failure) goes.
+pub(crate) type AckSender = oneshot::Sender<Result<Arc<Entry>>>;
+
+/// One entry waiting to be appended.
+pub(crate) struct AppendRequest {
+    pub(crate) entry: NewEntry,
+    pub(crate) ack: Option<AckSender>,
+    /// Bounds a room's queued sends; released once the entry is stored.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    queue: VecDeque<AppendRequest>,
+    running: bool,
+}
+
+/// A room's append queue and its `last_seq`.
+pub(crate) struct RoomLog {
+    room_id: RoomId,
+    inbox: Mutex<Inbox>,
+    last_seq: AtomicU64,
+    send_permits: Arc<Semaphore>,
+}
+
+impl RoomLog {
+    pub(crate) fn new(room_id: RoomId, last_seq: Seq, queue: usize) -> Self {
+        RoomLog {
+            room_id,
+            inbox: Mutex::new(Inbox::default()),
+            last_seq: AtomicU64::new(last_seq),
+            send_permits: Arc::new(Semaphore::new(queue.max(1))),
+        }
+    }
+
+    /// The seq of the newest entry known durable.
+    pub(crate) fn last_seq(&self) -> Seq {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Waits for room in the send queue.
+    pub(crate) async fn send_permit(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.send_permits)
+            .acquire_owned()
+            .await
+            .expect("the send semaphore is never closed")
+    }
+
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().expect("inbox lock")
+    }
+
+    /// Queues `request`; true when the caller must start the append task.
+    pub(crate) fn push(&self, request: AppendRequest) -> bool {
+        let mut inbox = self.inbox();
+        inbox.queue.push_back(request);
+        !std::mem::replace(&mut inbox.running, true)
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        let inbox = self.inbox();
+        !inbox.running && inbox.queue.is_empty()
+    }
+
+    /// Up to `max` waiting requests; `None` (and the task stops) when none wait.
+    fn take_batch(&self, max: usize) -> Option<Vec<AppendRequest>> {
+        let mut inbox = self.inbox();
+        if inbox.queue.is_empty() {
+            inbox.running = false;
+            return None;
+        }
+        let n = inbox.queue.len().min(max);
+        Some(inbox.queue.drain(..n).collect())
+    }
+
+    fn requeue_front(&self, requests: Vec<AppendRequest>) {
+        let mut inbox = self.inbox();
+        for request in requests.into_iter().rev() {
+            inbox.queue.push_front(request);
+        }
+    }
+}
+
+/// The room's append task: drains the inbox in batches until it is empty.
+pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>) {
+    let _task = inner.counters.room_tasks.enter();
+    let mut backoff = Duration::from_millis(50);
+    while let Some(batch) = room.log.take_batch(inner.config.append_batch_max) {
+        let (entries, tails): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|r| (r.entry, (r.ack, r.permit)))
+            .unzip();
+        match inner.store.append(&entries).await {
+            Ok(outcomes) if outcomes.len() == entries.len() => {
+                backoff = Duration::from_millis(50);
+                deliver(&inner, &room, outcomes, tails).await;
+            }
+            Ok(outcomes) => {
+                let err = Error::new(ErrorKind::Internal, "internal error");
+                tracing::error!(room = %room.id, sent = entries.len(), got = outcomes.len(),
+                    "store answered an append with the wrong number of outcomes");
+                fail(&room, entries, tails, &err, &mut backoff).await;
+            }
+            Err(err) => {
+                tracing::warn!(room = %room.id, code = err.code(), error = ?std::error::Error::source(&err),
+                    batch = entries.len(), "append failed");
+                fail(&room, entries, tails, &err, &mut backoff).await;
+            }
+        }
+    }
+    inner.directory.unload_if_idle(&room);
+}
+
+type Tail = (Option<AckSender>, Option<OwnedSemaphorePermit>);
+
+async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails: Vec<Tail>) {
+    let mut fresh = Vec::with_capacity(outcomes.len());
+    let mut acks = Vec::with_capacity(outcomes.len());
+    for (outcome, (ack, _permit)) in outcomes.into_iter().zip(tails) {
+        let entry = match outcome {
+            Appended::New(e) => {
+                let e = Arc::new(e);
+                fresh.push(Arc::clone(&e));
+                e
+            }
+            Appended::Existing(e) => Arc::new(e),
+        };
+        if let Some(ack) = ack {
+            acks.push((ack, entry));
+        }
+    }
+    if let Some(newest) = fresh.last() {
+        room.log.last_seq.fetch_max(newest.seq, Ordering::AcqRel);
+        inner
+            .counters
+            .entries_appended
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+    }
+    inner
+        .counters
+        .append_batches
+        .fetch_add(1, Ordering::Relaxed);
+    inner.bus.publish(&room.log.room_id, &fresh).await;
+    for (ack, entry) in acks {
+        // The sender may have gone; the entry is stored either way.
+        let _ = ack.send(Ok(entry));
+    }
+}
+
+async fn fail(
+    room: &LiveRoom,
+    entries: Vec<NewEntry>,
+    tails: Vec<Tail>,
+    err: &Error,
+    backoff: &mut Duration,
+) {
+    let mut keep = Vec::new();
+    for (entry, (ack, permit)) in entries.into_iter().zip(tails) {
+        if entry.kind == EntryKind::Text {
+            if let Some(ack) = ack {
+                let _ = ack.send(Err(Error::new(err.kind(), err.message())));
+            }
+        } else {
+            keep.push(AppendRequest { entry, ack, permit });
+        }
+    }
+    if !keep.is_empty() {
+        room.log.requeue_front(keep);
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(Duration::from_secs(2));
+    }
+}

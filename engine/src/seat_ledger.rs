@@ -1,0 +1,394 @@
+//! [`SeatLedger`]: one room's seats, and the only place capacity is checked.
+//!
+//! Pure, synchronous bookkeeping behind the room's `std::sync::Mutex`: every
+//! decision that must be atomic with the capacity check (take a seat, consume
+//! a ticket, start or end grace, free a seat) is one method here, called in
+//! one critical section. Methods return what the caller must do next (append
+//! a `leave`, start a grace timer) instead of doing I/O themselves.
+
+use std::collections::HashMap;
+
+use crate::{error::ErrorKind, ids::UserId, ticket::TicketKey};
+
+/// A seat's state, as CONTRACT §2 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeatState {
+    /// A ticket was issued and not yet used.
+    Reserved,
+    /// At least one live connection committed it.
+    Joined,
+    /// Its last connection was lost without a leave.
+    Grace,
+}
+
+#[derive(Debug, Default)]
+struct Seat {
+    /// Unused, unexpired tickets for this seat.
+    tickets: Vec<TicketKey>,
+    /// Live committed connections.
+    connections: u32,
+    /// The grace period's id while in grace (a stale timer finds another id).
+    grace: Option<u64>,
+    /// The log holds a `join` for this seat and no `leave` yet.
+    member: bool,
+}
+
+impl Seat {
+    fn state(&self) -> SeatState {
+        if self.connections > 0 {
+            SeatState::Joined
+        } else if self.grace.is_some() {
+            SeatState::Grace
+        } else {
+            SeatState::Reserved
+        }
+    }
+
+    fn is_vacant(&self) -> bool {
+        self.tickets.is_empty() && self.connections == 0 && self.grace.is_none()
+    }
+}
+
+/// What the caller of a release must do after the critical section.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Released {
+    /// The seat was freed.
+    pub(crate) freed: bool,
+    /// Append a `leave` entry for the user (the seat had joined the log).
+    pub(crate) append_leave: bool,
+    /// Start a grace timer with this id.
+    pub(crate) grace: Option<u64>,
+    /// Unused tickets that were invalidated (drop them from the cache).
+    pub(crate) invalidated: Vec<TicketKey>,
+}
+
+/// How a connection let go of its seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Letting {
+    /// An explicit leave (or close 1000): free the seat now if it was the last
+    /// connection, and invalidate unused tickets.
+    Leave,
+    /// The connection was lost: the seat goes to grace if it was the last one.
+    Lost,
+}
+
+/// Why a ticket could not be consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConsumeError {
+    /// The ledger holds no such unused ticket (used, invalidated or expired).
+    Unknown,
+}
+
+/// One room's seats.
+#[derive(Debug)]
+pub(crate) struct SeatLedger {
+    capacity: u32,
+    /// `Some(creator)` while the room is pending (held in memory only).
+    pending_creator: Option<UserId>,
+    /// Set when the room left the directory; callers holding it must look again.
+    retired: bool,
+    seats: HashMap<UserId, Seat>,
+    next_grace: u64,
+}
+
+impl SeatLedger {
+    /// A stored room's ledger, no seats taken.
+    pub(crate) fn stored(capacity: u32) -> Self {
+        SeatLedger {
+            capacity,
+            pending_creator: None,
+            retired: false,
+            seats: HashMap::new(),
+            next_grace: 0,
+        }
+    }
+
+    /// A pending room's ledger: the creator's reserved seat holding `ticket`.
+    pub(crate) fn pending(capacity: u32, creator: UserId, ticket: TicketKey) -> Self {
+        let mut ledger = SeatLedger::stored(capacity);
+        ledger.seats.insert(
+            creator.clone(),
+            Seat {
+                tickets: vec![ticket],
+                ..Seat::default()
+            },
+        );
+        ledger.pending_creator = Some(creator);
+        ledger
+    }
+
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    pub(crate) fn set_capacity(&mut self, capacity: u32) {
+        self.capacity = capacity;
+    }
+
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending_creator.is_some()
+    }
+
+    pub(crate) fn mark_stored(&mut self) {
+        self.pending_creator = None;
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired
+    }
+
+    /// Marks the ledger as gone from the directory; only when no seat is held.
+    pub(crate) fn retire_if_vacant(&mut self) -> bool {
+        if self.seats.is_empty() {
+            self.retired = true;
+        }
+        self.retired
+    }
+
+    /// Seats held in any state.
+    pub(crate) fn occupancy(&self) -> u32 {
+        self.seats.len() as u32
+    }
+
+    /// Phase 1: give `user` a seat holding `ticket` (or add the ticket to the
+    /// seat they already hold).
+    pub(crate) fn reserve(&mut self, user: &UserId, ticket: TicketKey) -> Result<(), ErrorKind> {
+        debug_assert!(!self.retired, "callers re-look-up retired rooms");
+        if let Some(creator) = &self.pending_creator
+            && creator != user
+        {
+            return Err(ErrorKind::RoomPending);
+        }
+        if let Some(seat) = self.seats.get_mut(user) {
+            seat.tickets.push(ticket);
+            return Ok(());
+        }
+        if self.occupancy() >= self.capacity {
+            return Err(ErrorKind::RoomFull);
+        }
+        self.seats.insert(
+            user.clone(),
+            Seat {
+                tickets: vec![ticket],
+                ..Seat::default()
+            },
+        );
+        debug_assert!(self.occupancy() <= self.capacity);
+        Ok(())
+    }
+
+    /// Phase 2: use `ticket` for one new live connection of `user`. A seat in
+    /// grace comes back to joined.
+    pub(crate) fn consume(
+        &mut self,
+        user: &UserId,
+        ticket: &TicketKey,
+    ) -> Result<(), ConsumeError> {
+        let seat = self.seats.get_mut(user).ok_or(ConsumeError::Unknown)?;
+        let at = seat
+            .tickets
+            .iter()
+            .position(|t| t == ticket)
+            .ok_or(ConsumeError::Unknown)?;
+        seat.tickets.swap_remove(at);
+        seat.connections += 1;
+        seat.grace = None;
+        Ok(())
+    }
+
+    /// Records that `user`'s seat is in the log; true when that takes a new
+    /// `join` entry (false on a re-commit from grace or a second connection).
+    pub(crate) fn mark_member(&mut self, user: &UserId) -> bool {
+        match self.seats.get_mut(user) {
+            Some(seat) if !seat.member => {
+                seat.member = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One live connection of `user` lets go.
+    pub(crate) fn release(&mut self, user: &UserId, how: Letting) -> Released {
+        let mut out = Released::default();
+        let Some(seat) = self.seats.get_mut(user) else {
+            return out;
+        };
+        debug_assert!(seat.connections > 0, "release without a connection");
+        seat.connections = seat.connections.saturating_sub(1);
+        match how {
+            Letting::Leave => out.invalidated = std::mem::take(&mut seat.tickets),
+            Letting::Lost if seat.connections == 0 => {
+                self.next_grace += 1;
+                seat.grace = Some(self.next_grace);
+                out.grace = Some(self.next_grace);
+            }
+            Letting::Lost => {}
+        }
+        self.free_if_vacant(user, &mut out);
+        out
+    }
+
+    /// Grace `id` of `user` ran out: free the seat unless it was re-committed.
+    pub(crate) fn end_grace(&mut self, user: &UserId, id: u64) -> Released {
+        let mut out = Released::default();
+        if let Some(seat) = self.seats.get_mut(user)
+            && seat.grace == Some(id)
+        {
+            seat.grace = None;
+            self.free_if_vacant(user, &mut out);
+        }
+        out
+    }
+
+    /// `ticket` of `user` expired (or was dropped): the seat it held goes if
+    /// nothing else holds it. A no-op for a ticket already consumed.
+    pub(crate) fn drop_ticket(&mut self, user: &UserId, ticket: &TicketKey) -> Released {
+        let mut out = Released::default();
+        if let Some(seat) = self.seats.get_mut(user)
+            && let Some(at) = seat.tickets.iter().position(|t| t == ticket)
+        {
+            seat.tickets.swap_remove(at);
+            self.free_if_vacant(user, &mut out);
+        }
+        out
+    }
+
+    fn free_if_vacant(&mut self, user: &UserId, out: &mut Released) {
+        if self.seats.get(user).is_some_and(Seat::is_vacant) {
+            let seat = self.seats.remove(user).expect("checked");
+            out.freed = true;
+            out.append_leave = seat.member;
+        }
+    }
+
+    /// Whether `user` holds a seat in any state.
+    pub(crate) fn holds_seat(&self, user: &UserId) -> bool {
+        self.seats.contains_key(user)
+    }
+
+    /// Whether `user` has a live connection (a joined seat).
+    pub(crate) fn is_joined(&self, user: &UserId) -> bool {
+        self.seats.get(user).is_some_and(|s| s.connections > 0)
+    }
+
+    /// Users whose seats are joined or in grace, sorted.
+    pub(crate) fn members(&self) -> Vec<UserId> {
+        let mut members: Vec<UserId> = self
+            .seats
+            .iter()
+            .filter(|(_, s)| s.state() != SeatState::Reserved)
+            .map(|(u, _)| u.clone())
+            .collect();
+        members.sort();
+        members
+    }
+
+    /// Adds this ledger's seats by state, and its unused tickets, to `counts`.
+    pub(crate) fn count_into(&self, counts: &mut SeatCounts) {
+        for seat in self.seats.values() {
+            match seat.state() {
+                SeatState::Reserved => counts.reserved += 1,
+                SeatState::Joined => counts.joined += 1,
+                SeatState::Grace => counts.grace += 1,
+            }
+            counts.tickets += seat.tickets.len() as u64;
+        }
+    }
+}
+
+/// Seats by state and unused tickets, summed over ledgers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeatCounts {
+    pub(crate) reserved: u64,
+    pub(crate) joined: u64,
+    pub(crate) grace: u64,
+    pub(crate) tickets: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    #[test]
+    fn capacity_counts_seats_in_every_state() {
+        let mut l = SeatLedger::stored(2);
+        let (a, b, c) = (user("a"), user("b"), user("c"));
+        l.reserve(&a, [1; 16]).unwrap();
+        l.reserve(&b, [2; 16]).unwrap();
+        assert_eq!(l.reserve(&c, [3; 16]), Err(ErrorKind::RoomFull));
+        // A user already seated gets another ticket for the same seat.
+        l.reserve(&a, [4; 16]).unwrap();
+        assert_eq!(l.occupancy(), 2);
+
+        l.consume(&a, &[1; 16]).unwrap();
+        assert!(l.mark_member(&a));
+        let r = l.release(&a, Letting::Lost);
+        // Grace holds the seat; so does the unused ticket [4].
+        assert_eq!(r.grace, Some(1));
+        assert!(!r.freed);
+        assert_eq!(l.reserve(&c, [5; 16]), Err(ErrorKind::RoomFull));
+        // Re-commit from grace: no new join.
+        l.consume(&a, &[4; 16]).unwrap();
+        assert!(!l.mark_member(&a));
+        // The stale grace timer finds nothing to do.
+        assert_eq!(l.end_grace(&a, 1), Released::default());
+        assert_eq!(
+            l.consume(&a, &[4; 16]),
+            Err(ConsumeError::Unknown),
+            "single use"
+        );
+    }
+
+    #[test]
+    fn leave_frees_at_once_and_invalidates_unused_tickets() {
+        let mut l = SeatLedger::stored(5);
+        let a = user("a");
+        l.reserve(&a, [1; 16]).unwrap();
+        l.consume(&a, &[1; 16]).unwrap();
+        l.mark_member(&a);
+        l.reserve(&a, [2; 16]).unwrap();
+        let r = l.release(&a, Letting::Leave);
+        assert!(r.freed && r.append_leave);
+        assert_eq!(r.invalidated, vec![[2; 16]]);
+        assert_eq!(l.occupancy(), 0);
+        assert!(l.retire_if_vacant());
+    }
+
+    #[test]
+    fn grace_expiry_frees_with_a_leave_and_expiry_of_a_reservation_without() {
+        let mut l = SeatLedger::stored(5);
+        let (a, b) = (user("a"), user("b"));
+        l.reserve(&a, [1; 16]).unwrap();
+        l.consume(&a, &[1; 16]).unwrap();
+        l.mark_member(&a);
+        let g = l.release(&a, Letting::Lost).grace.unwrap();
+        let r = l.end_grace(&a, g);
+        assert!(r.freed && r.append_leave);
+
+        l.reserve(&b, [2; 16]).unwrap();
+        let r = l.drop_ticket(&b, &[2; 16]);
+        assert!(r.freed && !r.append_leave);
+        assert_eq!(
+            l.drop_ticket(&b, &[2; 16]),
+            Released::default(),
+            "idempotent"
+        );
+    }
+
+    #[test]
+    fn a_pending_room_admits_only_its_creator() {
+        let (a, b) = (user("a"), user("b"));
+        let mut l = SeatLedger::pending(10, a.clone(), [1; 16]);
+        assert_eq!(l.reserve(&b, [2; 16]), Err(ErrorKind::RoomPending));
+        l.reserve(&a, [3; 16]).unwrap();
+        assert_eq!(l.occupancy(), 1);
+        l.mark_stored();
+        l.reserve(&b, [2; 16]).unwrap();
+        assert_eq!(l.occupancy(), 2);
+    }
+}

@@ -1,0 +1,182 @@
+//! [`MemoryStore`]: a [`Store`] in a `Mutex<HashMap>`. A test double for
+//! engine tests only — it forgets everything when dropped. It can be told to
+//! fail (`set_unavailable`) or to slow down (`set_latency`) to exercise the
+//! engine's error and interleaving paths.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+
+use crate::{
+    entry::{Entry, EntryKind, NewEntry, SeqRange},
+    error::{Error, ErrorKind, Result},
+    ids::{RoomId, UserId},
+    ports::{Appended, CreateOutcome, Store},
+    room::StoredRoom,
+};
+
+#[derive(Default)]
+struct RoomData {
+    room: Option<StoredRoom>,
+    log: Vec<Entry>,
+    by_client: HashMap<(UserId, String), usize>,
+}
+
+#[derive(Default)]
+struct State {
+    rooms: HashMap<RoomId, RoomData>,
+    open: BTreeSet<(RoomId, UserId)>,
+}
+
+/// An in-memory [`Store`]: a test double, never for production.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    unavailable: AtomicBool,
+    latency_us: AtomicU64,
+    creates: AtomicU64,
+}
+
+impl MemoryStore {
+    /// Makes every call fail with `UNAVAILABLE` until told otherwise.
+    pub fn set_unavailable(&self, down: bool) {
+        self.unavailable.store(down, Ordering::SeqCst);
+    }
+
+    /// Adds `latency` to every call (to widen race windows in tests).
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_us
+            .store(latency.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// How many times `create_room` was called.
+    pub fn create_calls(&self) -> u64 {
+        self.creates.load(Ordering::SeqCst)
+    }
+
+    /// Every entry of `room`, ascending.
+    pub fn log(&self, room: &RoomId) -> Vec<Entry> {
+        let state = self.state.lock().expect("memory store lock");
+        state
+            .rooms
+            .get(room)
+            .map(|r| r.log.clone())
+            .unwrap_or_default()
+    }
+
+    async fn enter(&self) -> Result<()> {
+        let us = self.latency_us.load(Ordering::SeqCst);
+        if us > 0 {
+            tokio::time::sleep(Duration::from_micros(us)).await;
+        }
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(Error::unavailable(std::io::Error::other(
+                "memory store is down (test)",
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_room(&self, room: &StoredRoom) -> Result<CreateOutcome> {
+        self.enter().await?;
+        self.creates.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.state.lock().expect("memory store lock");
+        let data = state.rooms.entry(room.id.clone()).or_default();
+        if let Some(existing) = &data.room {
+            return Ok(CreateOutcome::AlreadyExists(existing.clone()));
+        }
+        data.room = Some(StoredRoom {
+            last_seq: 0,
+            ..room.clone()
+        });
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn room(&self, id: &RoomId) -> Result<Option<StoredRoom>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.rooms.get(id).and_then(|r| r.room.clone()))
+    }
+
+    async fn append(&self, batch: &[NewEntry]) -> Result<Vec<Appended>> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        // All or nothing: check every room first.
+        if let Some(missing) = batch
+            .iter()
+            .find(|e| state.rooms.get(&e.room_id).is_none_or(|r| r.room.is_none()))
+        {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("append to a room that is not stored: {}", missing.room_id),
+            ));
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for new in batch {
+            let data = state.rooms.get_mut(&new.room_id).expect("checked");
+            let key = new
+                .client_id
+                .as_ref()
+                .filter(|_| new.kind == EntryKind::Text)
+                .map(|c| (new.sender.clone(), c.clone()));
+            if let Some(at) = key.as_ref().and_then(|k| data.by_client.get(k)) {
+                out.push(Appended::Existing(data.log[*at].clone()));
+                continue;
+            }
+            let room = data.room.as_mut().expect("checked");
+            room.last_seq += 1;
+            let entry = new.clone().at(room.last_seq);
+            if let Some(key) = key {
+                data.by_client.insert(key, data.log.len());
+            }
+            data.log.push(entry.clone());
+            match new.kind {
+                EntryKind::Join => {
+                    state.open.insert((new.room_id.clone(), new.sender.clone()));
+                }
+                EntryKind::Leave => {
+                    state
+                        .open
+                        .remove(&(new.room_id.clone(), new.sender.clone()));
+                }
+                EntryKind::Text => {}
+            }
+            out.push(Appended::New(entry));
+        }
+        Ok(out)
+    }
+
+    async fn entries(&self, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        let Some(data) = state.rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        let within = data.log.iter().filter(|e| {
+            range.after.is_none_or(|a| e.seq > a) && range.before.is_none_or(|b| e.seq < b)
+        });
+        let limit = range.limit as usize;
+        Ok(if range.from_newest() {
+            let all: Vec<Entry> = within.cloned().collect();
+            all[all.len().saturating_sub(limit)..].to_vec()
+        } else {
+            within.take(limit).cloned().collect()
+        })
+    }
+
+    async fn open_members(&self) -> Result<Vec<(RoomId, UserId)>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.open.iter().cloned().collect())
+    }
+}

@@ -1,0 +1,23 @@
+//! `parlor_entries`: the room logs. The primary key (room_id, seq) makes a
+//! seq unique per room; a unique index on (room_id, sender, client_id) makes
+//! sends idempotent (NULL client ids of join/leave entries never collide).
+
+use sea_orm::entity::prelude::*;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "parlor_entries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub room_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub sender: String,
+    pub client_id: Option<String>,
+    pub body: Option<String>,
+    pub created_at: i64,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,8 @@
+//! SeaORM entities (2.0 format) for Parlor's three tables.
+//!
+//! The derive macros generate `pub` items inside these crate-private modules.
+#![allow(unreachable_pub, missing_docs)]
+
+pub(crate) mod entry;
+pub(crate) mod member;
+pub(crate) mod room;

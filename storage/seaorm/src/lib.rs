@@ -1,0 +1,39 @@
+//! # parlor-seaorm
+//!
+//! Parlor's durable storage: the engine's [`Store`](parlor_engine::Store)
+//! port on SeaORM 2, over SQLite (feature `sqlite`, the embedded default) or
+//! Postgres (feature `postgres`). It depends on `parlor-engine`, never the
+//! reverse: the engine sees only the `Store` trait, and every database error
+//! is translated here into an engine [`Error`](parlor_engine::Error)
+//! (`UNAVAILABLE` for "retry", `INTERNAL` otherwise) whose client-facing text
+//! never contains the database's own.
+//!
+//! Three tables, created by the bundled migrations:
+//! - `parlor_rooms` — id, capacity, title, and `last_seq`, the log's head;
+//! - `parlor_entries` — the room logs, keyed by (room_id, seq), with a unique
+//!   (room_id, sender, client_id) that makes sends idempotent;
+//! - `parlor_members` — open memberships, so a restart can close them.
+//!
+//! A room is created with an INSERT, never an upsert: a duplicate id is
+//! reported as [`CreateOutcome::AlreadyExists`](parlor_engine::ports::CreateOutcome).
+//! An append is one transaction for the whole batch, which reserves each
+//! room's seqs by advancing `last_seq` in the same transaction.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use parlor_engine::{Engine, EngineConfig};
+//! use parlor_seaorm::SeaOrmStore;
+//!
+//! # async fn demo() -> parlor_engine::Result<()> {
+//! let store = SeaOrmStore::open("sqlite://parlor.db?mode=rwc").await?;
+//! let engine = Engine::start(Arc::new(store), EngineConfig::default()).await?;
+//! # drop(engine); Ok(()) }
+//! ```
+
+mod entity;
+mod migration;
+mod store;
+mod translate;
+
+pub use migration::Migrator;
+pub use store::SeaOrmStore;

@@ -1,0 +1,20 @@
+//! Schema migrations (sea-orm-migration). [`Migrator`] runs them; the server
+//! runs it at start, so a new database needs no manual step.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_rooms_and_entries;
+
+/// Parlor's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_rooms_and_entries::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "parlor_migrations".into_iden()
+    }
+}

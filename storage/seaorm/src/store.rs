@@ -1,0 +1,383 @@
+//! [`SeaOrmStore`]: the [`Store`] port on SeaORM, for SQLite and Postgres.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_trait::async_trait;
+use parlor_engine::{
+    Entry, EntryKind, Error, ErrorKind, NewEntry, Result, RoomId, SeqRange, StoredRoom, Timestamp,
+    UserId,
+    ports::{Appended, CreateOutcome, Store},
+};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{
+    entity::{entry, member, room},
+    migration::Migrator,
+    translate::translate,
+};
+
+/// How often an append is retried when a concurrent writer (another node)
+/// took the same idempotency key first.
+const APPEND_ATTEMPTS: usize = 3;
+
+/// Rooms and room logs in a SQL database through SeaORM.
+///
+/// SQLite (the embedded default) runs in WAL mode with `synchronous = FULL`:
+/// a committed append survives a crash of the process or the machine. It has a
+/// single writer, so writes get their own pool of one connection — writers
+/// queue there instead of spinning on `SQLITE_BUSY` — while reads use a pool
+/// of their own. Postgres uses one pool for both.
+#[derive(Clone)]
+pub struct SeaOrmStore {
+    reads: DatabaseConnection,
+    writes: DatabaseConnection,
+}
+
+impl SeaOrmStore {
+    /// Connects to `url` (`sqlite://parlor.db?mode=rwc`, `postgres://…`).
+    /// Does not migrate; call [`SeaOrmStore::migrate`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // An in-memory SQLite database exists per connection: one pool of one.
+            let writes = connect(url, 1).await?;
+            let reads = if in_memory {
+                writes.clone()
+            } else {
+                connect(url, 4).await?
+            };
+            Ok(SeaOrmStore { reads, writes })
+        } else {
+            let pool = connect(url, 16).await?;
+            Ok(SeaOrmStore {
+                reads: pool.clone(),
+                writes: pool,
+            })
+        }
+    }
+
+    /// Brings the schema up to date.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.writes, None).await.map_err(translate)
+    }
+
+    /// Connects and migrates.
+    pub async fn open(url: &str) -> Result<Self> {
+        let store = SeaOrmStore::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        self.reads.ping().await.map_err(translate)
+    }
+
+    /// The database backend in use.
+    pub fn backend(&self) -> DbBackend {
+        self.writes.get_database_backend()
+    }
+
+    async fn append_once(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, DbErr> {
+        let txn = self.writes.begin().await?;
+        let mut out: Vec<Option<Appended>> = vec![None; batch.len()];
+        let mut rooms: Vec<(&RoomId, Vec<usize>)> = Vec::new();
+        for (i, e) in batch.iter().enumerate() {
+            match rooms.iter_mut().find(|(r, _)| *r == &e.room_id) {
+                Some((_, idx)) => idx.push(i),
+                None => rooms.push((&e.room_id, vec![i])),
+            }
+        }
+        for (room_id, idx) in rooms {
+            append_room(&txn, room_id, batch, &idx, &mut out).await?;
+        }
+        txn.commit().await?;
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every entry answered"))
+            .collect())
+    }
+}
+
+async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max_connections)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    #[cfg(feature = "sqlite")]
+    options.map_sqlx_sqlite_opts(|o| {
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+    });
+    Database::connect(options).await.map_err(translate)
+}
+
+/// Appends `batch[idx]` (all of `room_id`) within `txn`.
+async fn append_room(
+    txn: &DatabaseTransaction,
+    room_id: &RoomId,
+    batch: &[NewEntry],
+    idx: &[usize],
+    out: &mut [Option<Appended>],
+) -> Result<(), DbErr> {
+    // Texts stored before: one query for the whole batch.
+    let client_ids: Vec<&str> = idx
+        .iter()
+        .filter_map(|&i| batch[i].client_id.as_deref())
+        .collect();
+    let mut known: HashMap<(String, String), Entry> = HashMap::new();
+    if !client_ids.is_empty() {
+        let rows = entry::Entity::find()
+            .filter(entry::Column::RoomId.eq(room_id.as_str()))
+            .filter(entry::Column::ClientId.is_in(client_ids))
+            .all(txn)
+            .await?;
+        for row in rows {
+            let e = to_entry(row)?;
+            let key = (
+                e.sender.to_string(),
+                e.client_id.clone().unwrap_or_default(),
+            );
+            known.insert(key, e);
+        }
+    }
+
+    // New entries, in batch order; duplicates (earlier or within the batch)
+    // are answered with the stored twin.
+    let mut fresh: Vec<usize> = Vec::new();
+    let mut twins: Vec<(usize, usize)> = Vec::new();
+    let mut in_batch: HashMap<(&str, &str), usize> = HashMap::new();
+    for &i in idx {
+        let e = &batch[i];
+        if let (EntryKind::Text, Some(client_id)) = (e.kind, e.client_id.as_deref()) {
+            if let Some(stored) = known.get(&(e.sender.to_string(), client_id.to_owned())) {
+                out[i] = Some(Appended::Existing(stored.clone()));
+                continue;
+            }
+            if let Some(&first) = in_batch.get(&(e.sender.as_str(), client_id)) {
+                twins.push((i, first));
+                continue;
+            }
+            in_batch.insert((e.sender.as_str(), client_id), i);
+        }
+        fresh.push(i);
+    }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+
+    // Reserve the seqs: the row lock on the room serializes writers of one
+    // room (across nodes too) until this transaction ends.
+    let n = fresh.len() as i64;
+    let updated = room::Entity::update_many()
+        .col_expr(
+            room::Column::LastSeq,
+            Expr::col(room::Column::LastSeq).add(n),
+        )
+        .filter(room::Column::Id.eq(room_id.as_str()))
+        .exec_with_returning(txn)
+        .await?;
+    let head = updated
+        .first()
+        .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id} is not stored")))?
+        .last_seq;
+    let first_seq = head - n + 1;
+
+    let mut rows = Vec::with_capacity(fresh.len());
+    for (k, &i) in fresh.iter().enumerate() {
+        let stored = batch[i].clone().at((first_seq + k as i64) as u64);
+        rows.push(to_row(&stored));
+        out[i] = Some(Appended::New(stored));
+    }
+    entry::Entity::insert_many(rows).exec(txn).await?;
+    for (i, first) in twins {
+        let twin = out[first].as_ref().expect("answered above").entry().clone();
+        out[i] = Some(Appended::Existing(twin));
+    }
+
+    // Open members follow the log, in order.
+    for &i in &fresh {
+        let e = &batch[i];
+        let (room_id, user_id) = (e.room_id.to_string(), e.sender.to_string());
+        match e.kind {
+            EntryKind::Join => {
+                let row = member::ActiveModel {
+                    room_id: Set(room_id),
+                    user_id: Set(user_id),
+                };
+                // A join for an already open member (a crash between join
+                // and leave) keeps the single row: a set insert.
+                member::Entity::insert(row)
+                    .on_conflict_do_nothing()
+                    .exec(txn)
+                    .await?;
+            }
+            EntryKind::Leave => {
+                member::Entity::delete_many()
+                    .filter(member::Column::RoomId.eq(room_id))
+                    .filter(member::Column::UserId.eq(user_id))
+                    .exec(txn)
+                    .await?;
+            }
+            EntryKind::Text => {}
+        }
+    }
+    Ok(())
+}
+
+fn to_row(e: &Entry) -> entry::ActiveModel {
+    entry::ActiveModel {
+        room_id: Set(e.room_id.to_string()),
+        seq: Set(e.seq as i64),
+        id: Set(e.id.to_string()),
+        kind: Set(e.kind.as_str().to_owned()),
+        sender: Set(e.sender.to_string()),
+        client_id: Set(e.client_id.clone()),
+        body: Set(e.body.clone()),
+        created_at: Set(e.created_at.millis()),
+    }
+}
+
+fn corrupt(what: &str) -> DbErr {
+    DbErr::Custom(format!("stored row has an invalid {what}"))
+}
+
+fn to_entry(row: entry::Model) -> Result<Entry, DbErr> {
+    Ok(Entry {
+        room_id: RoomId::new(&row.room_id).map_err(|_| corrupt("room id"))?,
+        seq: u64::try_from(row.seq).map_err(|_| corrupt("seq"))?,
+        id: row.id.parse().map_err(|_| corrupt("entry id"))?,
+        kind: EntryKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+        sender: UserId::new(&row.sender).map_err(|_| corrupt("sender"))?,
+        client_id: row.client_id,
+        body: row.body,
+        created_at: Timestamp(row.created_at),
+    })
+}
+
+fn to_room(row: room::Model) -> Result<StoredRoom, DbErr> {
+    Ok(StoredRoom {
+        id: RoomId::new(&row.id).map_err(|_| corrupt("room id"))?,
+        capacity: u32::try_from(row.capacity).map_err(|_| corrupt("capacity"))?,
+        title: row.title,
+        last_seq: u64::try_from(row.last_seq).map_err(|_| corrupt("last seq"))?,
+    })
+}
+
+fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[async_trait]
+impl Store for SeaOrmStore {
+    async fn create_room(&self, new: &StoredRoom) -> Result<CreateOutcome> {
+        let row = room::ActiveModel {
+            id: Set(new.id.to_string()),
+            capacity: Set(new.capacity as i32),
+            title: Set(new.title.clone()),
+            last_seq: Set(0),
+            created_at: Set(Timestamp::now().millis()),
+        };
+        match room::Entity::insert(row)
+            .exec_without_returning(&self.writes)
+            .await
+        {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) if is_unique_violation(&err) => {
+                let existing = self.room(&new.id).await?.ok_or_else(|| {
+                    Error::new(ErrorKind::Internal, "internal error").with_source(err)
+                })?;
+                Ok(CreateOutcome::AlreadyExists(existing))
+            }
+            Err(err) => Err(translate(err)),
+        }
+    }
+
+    async fn room(&self, id: &RoomId) -> Result<Option<StoredRoom>> {
+        let row = room::Entity::find_by_id(id.as_str())
+            .one(&self.reads)
+            .await
+            .map_err(translate)?;
+        row.map(to_room).transpose().map_err(translate)
+    }
+
+    async fn append(&self, batch: &[NewEntry]) -> Result<Vec<Appended>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut attempt = 1;
+        loop {
+            match self.append_once(batch).await {
+                Ok(out) => return Ok(out),
+                // Another writer stored one of these client ids between our
+                // read and our insert: the next attempt finds it.
+                Err(err) if is_unique_violation(&err) && attempt < APPEND_ATTEMPTS => attempt += 1,
+                Err(DbErr::RecordNotFound(what)) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        "append to a room that is not stored",
+                    )
+                    .with_source(DbErr::RecordNotFound(what)));
+                }
+                Err(err) => return Err(translate(err)),
+            }
+        }
+    }
+
+    async fn entries(&self, room_id: &RoomId, range: SeqRange) -> Result<Vec<Entry>> {
+        let mut query = entry::Entity::find().filter(entry::Column::RoomId.eq(room_id.as_str()));
+        if let Some(after) = range.after {
+            query = query.filter(entry::Column::Seq.gt(after as i64));
+        }
+        if let Some(before) = range.before {
+            query = query.filter(entry::Column::Seq.lt(before as i64));
+        }
+        let newest_first = range.from_newest();
+        query = if newest_first {
+            query.order_by_desc(entry::Column::Seq)
+        } else {
+            query.order_by_asc(entry::Column::Seq)
+        };
+        let rows = query
+            .limit(u64::from(range.limit))
+            .all(&self.reads)
+            .await
+            .map_err(translate)?;
+        let mut entries = rows
+            .into_iter()
+            .map(to_entry)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(translate)?;
+        if newest_first {
+            entries.reverse();
+        }
+        Ok(entries)
+    }
+
+    async fn open_members(&self) -> Result<Vec<(RoomId, UserId)>> {
+        let rows = member::Entity::find()
+            .all(&self.reads)
+            .await
+            .map_err(translate)?;
+        rows.into_iter()
+            .map(|m| {
+                Ok((
+                    RoomId::new(&m.room_id).map_err(|_| translate(corrupt("room id")))?,
+                    UserId::new(&m.user_id).map_err(|_| translate(corrupt("user id")))?,
+                ))
+            })
+            .collect()
+    }
+}
