@@ -126,3 +126,12 @@ impl EntryStream {
         Ok(())
     }
 }
+
+impl std::fmt::Debug for EntryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryStream")
+            .field("room_id", &self.room_id)
+            .field("delivered", &self.delivered)
+            .finish()
+    }
+}

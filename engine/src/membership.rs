@@ -140,3 +140,13 @@ impl std::fmt::Debug for SeatGuard {
             .finish()
     }
 }
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("joined", &self.joined)
+            .field("delivered", &self.entries.delivered())
+            .field("guard", &self.guard)
+            .finish()
+    }
+}
