@@ -94,6 +94,9 @@ impl SeaOrmStore {
                 None => rooms.push((&e.room_id, vec![i])),
             }
         }
+        // Row locks in one order (by room id): two batches that span the
+        // same rooms cannot deadlock.
+        rooms.sort_by(|a, b| a.0.cmp(b.0));
         for (room_id, idx) in rooms {
             append_room(&txn, room_id, batch, &idx, &mut out).await?;
         }
