@@ -24,7 +24,7 @@ use crate::{
     room_directory::RoomDirectory,
     room_log::{self, AppendRequest},
     seat_ledger::{Letting, Released, SeatCounts, SeatLedger},
-    stats::{Counters, EngineStats},
+    stats::{Counters, EngineStats, HistogramSnapshot},
     ticket::{TicketKey, TicketMint},
 };
 
@@ -147,6 +147,25 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Sizes of the append transactions so far (entries per commit).
+    pub fn append_batch_sizes(&self) -> HistogramSnapshot {
+        self.inner.counters.batch_sizes.snapshot()
+    }
+
+    /// Waits until no append is in flight (every queued entry is stored or
+    /// failed), or `timeout` passes; true when everything settled. For a
+    /// graceful shutdown: call it after the transports stopped taking sends.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.inner.counters.room_tasks.get() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 }
 

@@ -50,6 +50,7 @@
 //! The `testkit` feature adds an in-memory [`Store`] (a test double, never
 //! for production) and the Store conformance suite every backend runs.
 
+pub mod auth;
 mod config;
 mod engine;
 mod entry;
@@ -79,6 +80,6 @@ pub use entry_stream::EntryStream;
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{RoomId, UserId};
 pub use membership::{Joined, Membership, SeatGuard};
-pub use ports::{Bus, InProcessBus, Store};
+pub use ports::{Authenticator, Bus, InProcessBus, Store};
 pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
-pub use stats::EngineStats;
+pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

@@ -151,6 +151,7 @@ pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>) {
 type Tail = (Option<AckSender>, Option<OwnedSemaphorePermit>);
 
 async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails: Vec<Tail>) {
+    let batch_len = outcomes.len();
     let mut fresh = Vec::with_capacity(outcomes.len());
     let mut acks = Vec::with_capacity(outcomes.len());
     for (outcome, (ack, _permit)) in outcomes.into_iter().zip(tails) {
@@ -177,6 +178,7 @@ async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails:
         .counters
         .append_batches
         .fetch_add(1, Ordering::Relaxed);
+    inner.counters.batch_sizes.observe(batch_len as f64);
     inner.bus.publish(&room.log.room_id, &fresh).await;
     for (ack, entry) in acks {
         // The sender may have gone; the entry is stored either way.

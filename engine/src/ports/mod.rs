@@ -1,10 +1,13 @@
 //! The ports: what the engine needs from the outside, as traits.
 //!
-//! Storage crates implement [`Store`]; fan-out backends implement [`Bus`].
+//! Storage crates implement [`Store`]; fan-out backends implement [`Bus`];
+//! identity plug-ins implement [`Authenticator`].
 //! The engine never names a concrete backend.
 
+mod auth;
 mod bus;
 mod store;
 
+pub use auth::Authenticator;
 pub use bus::{Bus, InProcessBus, LiveEntries};
 pub use store::{Appended, CreateOutcome, Store};

@@ -1,0 +1,135 @@
+//! [`Config`]: the server's flags, each also a `PARLOR_*` environment variable.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+
+/// Parlor's reference server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "parlor-server", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PARLOR_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Storage: `sqlite://file.db?mode=rwc` (embedded) or `postgres://…`.
+    #[arg(
+        long,
+        env = "PARLOR_DATABASE_URL",
+        default_value = "sqlite://parlor.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Accept `dev:<user>` tokens. For development only.
+    #[arg(long, env = "PARLOR_DEV_AUTH")]
+    pub dev_auth: bool,
+
+    /// Secret for HS256 JWTs (claims `sub` and `exp`).
+    #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a reservation waits for its commit.
+    #[arg(long, env = "PARLOR_RESERVATION_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub reservation_ttl: Duration,
+
+    /// How long a lost connection's seat is kept for a reconnect.
+    #[arg(long, env = "PARLOR_RECONNECT_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub reconnect_grace: Duration,
+
+    /// Largest message body, in bytes.
+    #[arg(long, env = "PARLOR_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+
+    /// Largest room capacity.
+    #[arg(long, env = "PARLOR_MAX_CAPACITY", default_value_t = 10_000)]
+    pub max_capacity: u32,
+
+    /// An origin allowed to open sockets (repeatable). None: same origin only.
+    #[arg(
+        long = "allowed-origin",
+        env = "PARLOR_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Sends per second per user.
+    #[arg(long, env = "PARLOR_RATE_LIMIT", default_value_t = 20.0)]
+    pub rate_limit: f64,
+
+    /// Burst of sends a user may make at once.
+    #[arg(long, env = "PARLOR_RATE_BURST", default_value_t = 40.0)]
+    pub rate_burst: f64,
+
+    /// Largest WebSocket text frame, in bytes (larger closes with 1009).
+    #[arg(long, env = "PARLOR_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Frames queued for one slow connection before it is closed with 4409.
+    #[arg(long, env = "PARLOR_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// Time a new socket has to say hello.
+    #[arg(long, env = "PARLOR_HELLO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
+    pub hello_timeout: Duration,
+}
+
+impl Config {
+    /// Parses `args` (the first is the program name) and the environment.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Config::try_parse_from(args)
+    }
+}
+
+/// The database URL with any password replaced, for logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redacted("postgres://u:hunter2@db/x"),
+            "postgres://u:***@db/x"
+        );
+        assert_eq!(redacted("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(
+            redacted("sqlite://parlor.db?mode=rwc"),
+            "sqlite://parlor.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_args(["parlor-server"]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.reservation_ttl, Duration::from_secs(15));
+        assert_eq!(c.reconnect_grace, Duration::from_secs(10));
+        assert_eq!((c.max_message_bytes, c.max_capacity), (4096, 10_000));
+        let c = Config::from_args([
+            "x",
+            "--allowed-origin",
+            "https://a",
+            "--allowed-origin",
+            "https://b",
+        ])
+        .unwrap();
+        assert_eq!(c.allowed_origins, vec!["https://a", "https://b"]);
+    }
+}

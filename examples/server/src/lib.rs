@@ -1,0 +1,179 @@
+//! # parlor-server
+//!
+//! The reference Parlor server: the engine on SeaORM storage (SQLite by
+//! default, Postgres with a `postgres://` URL), the WebSocket + HTTP
+//! transport, and `/healthz`, `/readyz`, `/metrics`. The binary is a thin
+//! `main` over [`serve`]; tests start the same [`serve`] on `127.0.0.1:0`.
+//!
+//! Run with: `cargo run --release -p parlor-server -- --dev-auth`
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), parlor_server::StartError> {
+//! let config = parlor_server::Config::from_args(["parlor-server", "--dev-auth"]).unwrap();
+//! let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
+//! parlor_server::serve(config, listener, async { /* until Ctrl-C */ }).await
+//! # }
+//! ```
+
+mod config;
+mod metrics;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use parlor_engine::{
+    Authenticator, Engine, EngineConfig,
+    auth::{AnyOf, DevTokens, JwtAuthenticator},
+};
+use parlor_seaorm::SeaOrmStore;
+use parlor_ws::{RateLimit, WsConfig, WsTransport};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Why the server did not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration cannot work (the message says why).
+    Config(String),
+    /// Storage could not be opened or migrated.
+    Storage(parlor_engine::Error),
+    /// The listener failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(m) => f.write_str(m),
+            StartError::Storage(e) => {
+                write!(f, "storage: {e} ({:?})", std::error::Error::source(e))
+            }
+            StartError::Io(e) => write!(f, "listener: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// How long shutdown waits for sockets to close and appends to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+
+fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> {
+    let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+    if let Some(secret) = config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        chain.push(Arc::new(JwtAuthenticator::hs256(secret.as_bytes())));
+    }
+    if config.dev_auth {
+        tracing::warn!(
+            "--dev-auth is on: any client can be any user with a `dev:<user>` token; never use it in production"
+        );
+        chain.push(Arc::new(DevTokens));
+    }
+    match chain.len() {
+        0 => Err(StartError::Config(
+            "no authentication configured: pass --jwt-secret <secret> (or PARLOR_JWT_SECRET), or --dev-auth for development".into(),
+        )),
+        1 => Ok(chain.remove(0)),
+        _ => Ok(Arc::new(AnyOf(chain))),
+    }
+}
+
+#[derive(Clone)]
+struct Ops {
+    engine: Engine,
+    store: SeaOrmStore,
+    transport: Arc<WsTransport>,
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
+    match ops.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"),
+    }
+}
+
+async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        metrics::render(&ops.engine, &ops.transport),
+    )
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then stops
+/// accepting, closes sockets with 1001, finishes the appends in flight (every
+/// acked entry is stored) and returns.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let auth = authenticator(&config)?;
+    tracing::info!(database = %config::redacted(&config.database_url), "opening storage");
+    let store = SeaOrmStore::open(&config.database_url)
+        .await
+        .map_err(StartError::Storage)?;
+    let engine_config = EngineConfig::default()
+        .reservation_ttl(config.reservation_ttl)
+        .reconnect_grace(config.reconnect_grace)
+        .max_message_bytes(config.max_message_bytes)
+        .max_capacity(config.max_capacity);
+    let engine = Engine::start(Arc::new(store.clone()), engine_config)
+        .await
+        .map_err(StartError::Storage)?;
+    let mut ws_config = WsConfig::default()
+        .hello_timeout(config.hello_timeout)
+        .max_frame_bytes(config.max_frame_bytes)
+        .outbound_queue(config.outbound_queue)
+        .rate_limit(RateLimit {
+            per_second: config.rate_limit,
+            burst: config.rate_burst,
+        });
+    for origin in &config.allowed_origins {
+        ws_config = ws_config.allow_origin(origin.clone());
+    }
+    let transport = Arc::new(WsTransport::new(Arc::new(engine.clone()), auth, ws_config));
+    let ops = Ops {
+        engine: engine.clone(),
+        store,
+        transport: Arc::clone(&transport),
+    };
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+        .merge(transport.router());
+
+    let addr = listener.local_addr().map_err(StartError::Io)?;
+    tracing::info!(%addr, "parlor-server listening");
+    let stopping = {
+        let transport = Arc::clone(&transport);
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing sockets, finishing appends");
+            transport.shutdown();
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stopping)
+        .await
+        .map_err(StartError::Io)?;
+
+    // Upgraded sockets are not tracked by axum's graceful shutdown: wait for
+    // them, then for the appends they queued.
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while transport.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !engine.flush(DRAIN).await {
+        tracing::warn!("appends still in flight at exit");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Run with: `cargo run --release -p parlor-server -- --dev-auth`
+//!
+//! Parlor's reference server. Flags and `PARLOR_*` variables: `--help`.
+//! Logs go to stderr through `tracing`; set `RUST_LOG` to change the level.
+
+use std::process::ExitCode;
+
+use parlor_server::{Config, serve};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let listener = match tokio::net::TcpListener::bind(config.bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(bind = %config.bind, "cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve(config, listener, stop_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("parlor-server did not start: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,85 @@
+//! `/metrics`: Prometheus text exposition of the engine's and transport's
+//! counters.
+
+use std::fmt::Write;
+
+use parlor_engine::{Engine, HistogramSnapshot};
+use parlor_ws::WsTransport;
+
+pub(crate) fn render(engine: &Engine, transport: &WsTransport) -> String {
+    let s = parlor_engine::ChatEngine::stats(engine);
+    let mut out = String::with_capacity(4096);
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "parlor_connections",
+        "Open WebSocket connections.",
+        transport.connections(),
+    );
+    gauge(
+        "parlor_pending_rooms",
+        "Rooms waiting for their creator's commit.",
+        s.pending_rooms,
+    );
+    gauge(
+        "parlor_rooms_loaded",
+        "Rooms held in memory.",
+        s.rooms_loaded,
+    );
+    gauge("parlor_tickets", "Unused, unexpired tickets.", s.tickets);
+    gauge(
+        "parlor_room_tasks",
+        "Room append tasks running.",
+        s.room_tasks,
+    );
+    gauge("parlor_subscribers", "Live entry streams.", s.subscribers);
+    let _ = writeln!(
+        out,
+        "# HELP parlor_seats Seats by state.\n# TYPE parlor_seats gauge"
+    );
+    for (state, n) in [
+        ("reserved", s.seats_reserved),
+        ("joined", s.seats_joined),
+        ("grace", s.seats_grace),
+    ] {
+        let _ = writeln!(out, "parlor_seats{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP parlor_entries_appended_total Entries stored.\n# TYPE parlor_entries_appended_total counter\nparlor_entries_appended_total {}",
+        s.entries_appended
+    );
+    let _ = writeln!(
+        out,
+        "# HELP parlor_too_slow_closes_total Connections closed with 4409.\n# TYPE parlor_too_slow_closes_total counter\nparlor_too_slow_closes_total {}",
+        transport.too_slow_closes()
+    );
+    histogram(
+        &mut out,
+        "parlor_append_batch_size",
+        "Entries per append transaction.",
+        &engine.append_batch_sizes(),
+    );
+    histogram(
+        &mut out,
+        "parlor_send_ack_seconds",
+        "Time from a send to its ack.",
+        &transport.send_latency(),
+    );
+    out
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (bound, count) in h.bounds.iter().zip(&h.counts) {
+        cumulative += count;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count());
+    let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", h.sum, h.count());
+}

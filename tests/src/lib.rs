@@ -1,0 +1,278 @@
+//! # parlor-tests
+//!
+//! End-to-end tests of CONTRACT §1–§7 through real sockets: each test starts
+//! the real server ([`parlor_server::serve`]) on `127.0.0.1:0` over a fresh
+//! SQLite file and talks to it with real clients — the Rust client of
+//! `parlor-ws` and raw tokio-tungstenite sockets for the protocol's edges.
+//! This crate holds the harness ([`TestServer`]); the tests are in `tests/`.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let server = parlor_tests::TestServer::start(&[]).await;
+//! let alice = server.client("alice");
+//! let ticket = alice.reserve("lobby", Some(5)).await.unwrap();
+//! # drop(ticket); server.stop().await;
+//! # }
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use parlor_ws::client::Client;
+use serde_json::{Value, json};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+/// A raw WebSocket, for the protocol's edges.
+pub type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The JWT secret test servers accept (`--jwt-secret`).
+pub const JWT_SECRET: &str = "test-secret";
+
+/// A running server on `127.0.0.1:0` over its own SQLite file.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The SQLite URL it uses.
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), parlor_server::StartError>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts with `--dev-auth --jwt-secret test-secret`, generous rate
+    /// limits, and `extra` flags.
+    pub async fn start(extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("parlor.db").display()
+        );
+        let mut server =
+            TestServer::start_on(&url, &["--dev-auth", "--jwt-secret", JWT_SECRET], extra).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts on `database_url` with exactly `auth` and `extra` flags.
+    pub async fn start_on(database_url: &str, auth: &[&str], extra: &[&str]) -> TestServer {
+        let mut args = vec!["parlor-server", "--database-url", database_url];
+        // Generous rate limits unless the test sets its own.
+        if !extra.contains(&"--rate-limit") {
+            args.extend_from_slice(&["--rate-limit", "100000", "--rate-burst", "100000"]);
+        }
+        args.extend_from_slice(auth);
+        args.extend_from_slice(extra);
+        let config = parlor_server::Config::from_args(args).expect("valid flags");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(parlor_server::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            base,
+            database_url: database_url.to_owned(),
+            stop: Some(stop),
+            task,
+            _dir: None,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        for _ in 0..500 {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("server at {} never became ready", self.base);
+    }
+
+    /// A client as `user` with a dev token.
+    pub fn client(&self, user: &str) -> Client {
+        Client::new(&self.base, &format!("dev:{user}"))
+    }
+
+    /// `ws://…/v1/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("{}/v1/ws", self.base.replacen("http", "ws", 1))
+    }
+
+    /// A raw socket that has not said hello.
+    pub async fn raw(&self) -> RawSocket {
+        tokio_tungstenite::connect_async(self.ws_url())
+            .await
+            .expect("connect")
+            .0
+    }
+
+    /// A raw socket that said hello as `user` (welcome consumed).
+    pub async fn raw_as(&self, user: &str) -> RawSocket {
+        let mut ws = self.raw().await;
+        send(
+            &mut ws,
+            json!({"type": "hello", "token": format!("dev:{user}")}),
+        )
+        .await;
+        let welcome = next_json(&mut ws).await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        ws
+    }
+
+    /// A plain HTTP client.
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// One gauge from `/metrics`.
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(line_prefix)
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no metric {line_prefix} in\n{text}"))
+    }
+
+    /// Graceful stop; waits until `serve` returned.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .expect("server task")
+            .expect("server ran");
+    }
+}
+
+/// An HS256 JWT for `sub` that expires `exp_in_secs` from now (negative: past).
+pub fn jwt(sub: Option<&str>, exp_in_secs: i64, secret: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut claims = json!({"exp": now + exp_in_secs});
+    if let Some(sub) = sub {
+        claims["sub"] = json!(sub);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Sends one JSON text frame.
+pub async fn send(ws: &mut RawSocket, frame: Value) {
+    ws.send(Message::text(frame.to_string()))
+        .await
+        .expect("send frame");
+}
+
+/// The next text frame as JSON (panics on close).
+pub async fn next_json(ws: &mut RawSocket) -> Value {
+    match next_frame(ws).await {
+        Frame::Json(v) => v,
+        Frame::Closed(code) => panic!("socket closed with {code:?}"),
+    }
+}
+
+/// A frame from the server: JSON, or the close (with its code).
+#[derive(Debug)]
+pub enum Frame {
+    /// A text frame.
+    Json(Value),
+    /// The server closed (`None`: without a close frame).
+    Closed(Option<u16>),
+}
+
+/// The next frame, waiting at most 10 s.
+pub async fn next_frame(ws: &mut RawSocket) -> Frame {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Frame::Json(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(f))) => return Frame::Closed(f.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Frame::Closed(None),
+        }
+    }
+}
+
+/// Reads frames until one of type `kind`, returning it and what came before.
+pub async fn until(ws: &mut RawSocket, kind: &str) -> (Value, Vec<Value>) {
+    let mut before = Vec::new();
+    loop {
+        let v = next_json(ws).await;
+        if v["type"] == kind {
+            return (v, before);
+        }
+        before.push(v);
+    }
+}
+
+/// Reserves over HTTP as `user`; the raw response (status, JSON).
+pub async fn reserve_raw(
+    server: &TestServer,
+    token: Option<&str>,
+    room: &str,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = server
+        .http()
+        .post(format!("{}/v1/rooms/{room}/reservations", server.base))
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Joins `room` on a raw socket with a fresh ticket for `user`; returns `joined`.
+pub async fn join_raw(
+    server: &TestServer,
+    ws: &mut RawSocket,
+    user: &str,
+    room: &str,
+    after_seq: Option<u64>,
+) -> Value {
+    let ticket = server
+        .client(user)
+        .reserve(room, None)
+        .await
+        .expect("reserve")
+        .ticket;
+    let mut frame = json!({"type": "join", "ticket": ticket});
+    if let Some(a) = after_seq {
+        frame["after_seq"] = json!(a);
+    }
+    send(ws, frame).await;
+    let (joined, _) = until(ws, "joined").await;
+    joined
+}

@@ -1,0 +1,77 @@
+//! [`WsConfig`]: the transport's knobs, with the contract's defaults.
+
+use std::time::Duration;
+
+use crate::rate_limit::RateLimit;
+
+/// Transport settings. `Default` gives the contract's defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WsConfig {
+    /// How long a new socket may take to send a valid `hello` (10 s; then 4401).
+    pub hello_timeout: Duration,
+    /// The largest text frame accepted (64 KiB; larger closes with 1009).
+    pub max_frame_bytes: usize,
+    /// Frames waiting to be written to one connection (1024).
+    pub outbound_queue: usize,
+    /// How long a producer waits for room in a full outbound queue before
+    /// the connection is closed with 4409 (2 s).
+    pub slow_client_patience: Duration,
+    /// Origins allowed to open sockets and call the API. Empty: the server's
+    /// own origin only. Requests without an `Origin` (non-browser clients)
+    /// are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// The per-user send rate.
+    pub rate_limit: RateLimit,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            hello_timeout: Duration::from_secs(10),
+            max_frame_bytes: 64 * 1024,
+            outbound_queue: 1024,
+            slow_client_patience: Duration::from_secs(2),
+            allowed_origins: Vec::new(),
+            rate_limit: RateLimit::default(),
+        }
+    }
+}
+
+impl WsConfig {
+    /// Sets [`WsConfig::hello_timeout`].
+    pub fn hello_timeout(mut self, t: Duration) -> Self {
+        self.hello_timeout = t;
+        self
+    }
+
+    /// Sets [`WsConfig::max_frame_bytes`].
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.max_frame_bytes = n;
+        self
+    }
+
+    /// Sets [`WsConfig::outbound_queue`].
+    pub fn outbound_queue(mut self, n: usize) -> Self {
+        self.outbound_queue = n.max(1);
+        self
+    }
+
+    /// Sets [`WsConfig::slow_client_patience`].
+    pub fn slow_client_patience(mut self, patience: Duration) -> Self {
+        self.slow_client_patience = patience;
+        self
+    }
+
+    /// Adds an allowed origin, e.g. `https://chat.example.com`.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Sets [`WsConfig::rate_limit`].
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+}

@@ -1,0 +1,477 @@
+//! One WebSocket connection (CONTRACT §5).
+//!
+//! Three kinds of task share a socket:
+//! - the **reader** (this function's loop): `hello`, then `join` / `send` /
+//!   `leave` frames, in order;
+//! - one **forwarder** per joined room, moving that room's entries (frames
+//!   from the shared [`FrameCache`](crate::frames)) into the outbound queue;
+//! - the **writer**, draining the bounded outbound queue into the socket.
+//!
+//! Nothing waits long on a slow client: a producer that finds the queue full
+//! waits at most `slow_client_patience` for room, then closes the connection
+//! with 4409 (the client loses nothing: it resumes after its last seq). The
+//! patience absorbs bursts — a backlog page, a fan-out spike — that a client
+//! reading at full speed drains in a moment. The reader holds each room's `SeatGuard`;
+//! when the loop ends, a client close with code 1000 leaves every room, and
+//! any other ending drops the guards, sending the seats to grace.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use axum::{
+    extract::{
+        State,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+    },
+    response::Response,
+};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use parlor_engine::{EntryStream, Error, ErrorKind, RoomId, SeatGuard, UserId};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::{Duration, sleep, timeout},
+};
+
+use crate::{
+    errors::client_message,
+    state::WsState,
+    wire::{ClientFrame, ServerFrame},
+};
+
+/// Close codes of CONTRACT §5.
+mod close {
+    pub(super) const NORMAL: u16 = 1000;
+    pub(super) const GOING_AWAY: u16 = 1001;
+    pub(super) const TOO_BIG: u16 = 1009;
+    pub(super) const INTERNAL: u16 = 1011;
+    pub(super) const NO_HELLO: u16 = 4401;
+    pub(super) const TOO_SLOW: u16 = 4409;
+}
+
+/// How long the writer keeps trying to deliver a close frame to a client that
+/// is not reading, before it drops the socket.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// `GET /v1/ws`.
+pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsState>>) -> Response {
+    let limit = state.config.max_frame_bytes;
+    // Small buffers: an idle connection should cost a few KiB, not the
+    // 128 KiB + 128 KiB tungstenite allots by default. tungstenite's own
+    // limit sits above ours so that we, not it, see an oversized frame and
+    // can answer it with 1009.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_frame_size(limit.saturating_mul(2))
+        .max_message_size(limit.saturating_mul(2))
+        .on_upgrade(move |socket| run(state, socket))
+}
+
+/// The outbound queue and the "close now" switch, shared by the reader and
+/// the forwarders.
+#[derive(Clone)]
+struct Outbound {
+    queue: mpsc::Sender<Message>,
+    closing: Arc<watch::Sender<Option<(u16, &'static str)>>>,
+    patience: Duration,
+    state: Arc<WsState>,
+}
+
+impl Outbound {
+    /// Queues `message`; false (and the connection is closing) when it can't.
+    async fn push(&self, message: Message) -> bool {
+        let message = match self.queue.try_send(message) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        match timeout(self.patience, self.queue.send(message)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                if self.close(close::TOO_SLOW, "too slow: resume after your last seq") {
+                    self.state
+                        .too_slow_closes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                false
+            }
+        }
+    }
+
+    async fn frame(&self, frame: &ServerFrame<'_>) -> bool {
+        self.push(Message::Text(Utf8Bytes::from(frame.to_json())))
+            .await
+    }
+
+    async fn error(
+        &self,
+        err: &Error,
+        room_id: Option<&str>,
+        client_id: Option<&str>,
+        ticket: Option<&str>,
+    ) -> bool {
+        let message = client_message(err);
+        self.frame(&ServerFrame::Error {
+            code: err.code(),
+            message: &message,
+            room_id,
+            client_id,
+            ticket,
+        })
+        .await
+    }
+
+    /// Asks the writer to close with `code` now; true for the first request
+    /// (which wins).
+    fn close(&self, code: u16, reason: &'static str) -> bool {
+        self.closing.send_if_modified(|c| {
+            let first = c.is_none();
+            if first {
+                *c = Some((code, reason));
+            }
+            first
+        })
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    mut closing: watch::Receiver<Option<(u16, &'static str)>>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = closing.changed() => break,
+            message = queue.recv() => {
+                let Some(message) = message else { break };
+                tokio::select! {
+                    biased;
+                    _ = closing.changed() => break,
+                    sent = sink.send(message) => if sent.is_err() { return },
+                }
+            }
+        }
+    }
+    let requested = *closing.borrow();
+    if let Some((code, reason)) = requested {
+        // A slow client's backlog is dropped (it resumes from its seq); any
+        // other close first delivers what was queued, such as the error
+        // frame that explains it.
+        if code != close::TOO_SLOW {
+            while let Ok(message) = queue.try_recv() {
+                if !matches!(timeout(CLOSE_GRACE, sink.send(message)).await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+        }
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+/// How the reader loop ended.
+enum Ending {
+    /// Close frame with 1000: an explicit leave of every room.
+    Left,
+    /// Anything else: seats go to grace.
+    Lost,
+}
+
+struct RoomSub {
+    guard: SeatGuard,
+    forwarder: JoinHandle<()>,
+}
+
+struct Session {
+    state: Arc<WsState>,
+    out: Outbound,
+    user: UserId,
+    rooms: HashMap<RoomId, RoomSub>,
+}
+
+async fn run(state: Arc<WsState>, socket: WebSocket) {
+    let _connection = state.connections.enter();
+    let (sink, mut stream) = socket.split();
+    let (queue, outbound) = mpsc::channel(state.config.outbound_queue);
+    let (closing, closing_rx) = watch::channel(None);
+    let out = Outbound {
+        queue,
+        closing: Arc::new(closing),
+        patience: state.config.slow_client_patience,
+        state: Arc::clone(&state),
+    };
+    let writer = tokio::spawn(write_loop(sink, outbound, closing_rx.clone()));
+
+    if let Some(user) = hello(&state, &out, &mut stream).await {
+        let mut session = Session {
+            state,
+            out,
+            user,
+            rooms: HashMap::new(),
+        };
+        let ending = session.read_loop(&mut stream, closing_rx).await;
+        session.end(ending).await;
+    } else {
+        drop(out);
+    }
+    let _ = writer.await;
+}
+
+type Inbound = futures_util::stream::SplitStream<WebSocket>;
+
+/// Waits for a valid `hello`; closes with 4401 if none comes in time.
+async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<UserId> {
+    let deadline = sleep(state.config.hello_timeout);
+    tokio::pin!(deadline);
+    loop {
+        let frame = tokio::select! {
+            _ = &mut deadline => {
+                out.close(close::NO_HELLO, "no valid hello in time");
+                return None;
+            }
+            frame = stream.next() => frame,
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                out.error(
+                    &Error::new(ErrorKind::Unauthenticated, "the first frame must be hello"),
+                    None,
+                    None,
+                    None,
+                )
+                .await;
+                continue;
+            }
+            _ => return None,
+        };
+        match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(ClientFrame::Hello { token }) => match state.auth.authenticate(&token).await {
+                Ok(user) => {
+                    out.frame(&ServerFrame::Welcome {
+                        user_id: user.as_str(),
+                    })
+                    .await;
+                    return Some(user);
+                }
+                Err(err) => {
+                    out.error(&err, None, None, None).await;
+                    out.close(close::NO_HELLO, "invalid token");
+                    return None;
+                }
+            },
+            _ => {
+                out.error(
+                    &Error::new(ErrorKind::Unauthenticated, "the first frame must be hello"),
+                    None,
+                    None,
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+impl Session {
+    async fn read_loop(
+        &mut self,
+        stream: &mut Inbound,
+        mut closing: watch::Receiver<Option<(u16, &'static str)>>,
+    ) -> Ending {
+        let mut shutdown = self.state.shutdown.clone();
+        if *shutdown.borrow() {
+            self.out.close(close::GOING_AWAY, "server shutting down");
+            return Ending::Lost;
+        }
+        loop {
+            tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > self.state.config.max_frame_bytes {
+                            self.out.close(close::TOO_BIG, "frame too large");
+                            return Ending::Lost;
+                        }
+                        self.handle(&text).await;
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        self.out.error(&Error::new(ErrorKind::InvalidInput, "binary frames are not supported"), None, None, None).await;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(frame))) => {
+                        return match frame {
+                            Some(f) if f.code == close::NORMAL => Ending::Left,
+                            _ => Ending::Lost,
+                        };
+                    }
+                    Some(Err(err)) => {
+                        // tungstenite's own size limit (twice ours) tripped.
+                        if err.to_string().contains("Space limit exceeded") {
+                            self.out.close(close::TOO_BIG, "frame too large");
+                        }
+                        return Ending::Lost;
+                    }
+                    None => return Ending::Lost,
+                },
+                _ = closing.changed() => return Ending::Lost,
+                _ = shutdown.changed() => {
+                    self.out.close(close::GOING_AWAY, "server shutting down");
+                    return Ending::Lost;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let err = Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("malformed or unknown frame: {e}"),
+                );
+                self.out.error(&err, None, None, None).await;
+                return;
+            }
+        };
+        match frame {
+            ClientFrame::Hello { .. } => {
+                self.out
+                    .error(
+                        &Error::new(ErrorKind::InvalidInput, "already said hello"),
+                        None,
+                        None,
+                        None,
+                    )
+                    .await;
+            }
+            ClientFrame::Join { ticket, after_seq } => self.join(&ticket, after_seq).await,
+            ClientFrame::Send {
+                room_id,
+                client_id,
+                body,
+            } => self.send(&room_id, &client_id, &body).await,
+            ClientFrame::Leave { room_id } => self.leave(&room_id).await,
+        }
+    }
+
+    async fn join(&mut self, ticket: &str, after_seq: Option<u64>) {
+        let state = &self.state;
+        match state.engine.commit(&self.user, ticket, after_seq).await {
+            Ok(membership) => {
+                let (joined, entries, guard) = membership.into_parts();
+                // Joining a room this connection is in again re-subscribes:
+                // the new stream replaces the old one (same seat).
+                if let Some(old) = self.rooms.remove(&joined.room_id) {
+                    old.forwarder.abort();
+                }
+                self.out.frame(&ServerFrame::joined(&joined)).await;
+                let forwarder = tokio::spawn(forward(entries, self.out.clone(), Arc::clone(state)));
+                self.rooms
+                    .insert(joined.room_id.clone(), RoomSub { guard, forwarder });
+            }
+            Err(err) => {
+                self.out.error(&err, None, None, Some(ticket)).await;
+            }
+        }
+    }
+
+    async fn send(&mut self, room_id: &str, client_id: &str, body: &str) {
+        let state = &self.state;
+        let room = match RoomId::new(room_id) {
+            Ok(room) => room,
+            Err(err) => {
+                self.out
+                    .error(&err, Some(room_id), Some(client_id), None)
+                    .await;
+                return;
+            }
+        };
+        if !state.limiter.allow(&self.user) {
+            self.out
+                .error(
+                    &ErrorKind::RateLimited.into(),
+                    Some(room_id),
+                    Some(client_id),
+                    None,
+                )
+                .await;
+            return;
+        }
+        let started = Instant::now();
+        match state.engine.send(&self.user, &room, client_id, body).await {
+            Ok(entry) => {
+                state.send_latency.observe(started.elapsed().as_secs_f64());
+                self.out.frame(&ServerFrame::ack(&entry)).await;
+            }
+            Err(err) => {
+                self.out
+                    .error(&err, Some(room_id), Some(client_id), None)
+                    .await;
+            }
+        }
+    }
+
+    async fn leave(&mut self, room_id: &str) {
+        let room = match RoomId::new(room_id) {
+            Ok(room) => room,
+            Err(err) => {
+                self.out.error(&err, Some(room_id), None, None).await;
+                return;
+            }
+        };
+        match self.rooms.remove(&room) {
+            Some(sub) => {
+                sub.forwarder.abort();
+                if let Err(err) = sub.guard.leave().await {
+                    tracing::warn!(code = err.code(), "leave was not confirmed");
+                }
+                self.out.frame(&ServerFrame::Left { room_id }).await;
+            }
+            None => {
+                self.out
+                    .error(&ErrorKind::NotAMember.into(), Some(room_id), None, None)
+                    .await;
+            }
+        }
+    }
+
+    async fn end(self, ending: Ending) {
+        for (_, sub) in self.rooms {
+            sub.forwarder.abort();
+            match ending {
+                Ending::Left => {
+                    if let Err(err) = sub.guard.leave().await {
+                        tracing::warn!(code = err.code(), "leave on close was not confirmed");
+                    }
+                }
+                Ending::Lost => drop(sub.guard),
+            }
+        }
+    }
+}
+
+/// Moves one room's entries into the connection's queue until it closes.
+async fn forward(mut entries: EntryStream, out: Outbound, state: Arc<WsState>) {
+    loop {
+        match entries.next().await {
+            Ok(entry) => {
+                if !out.push(Message::Text(state.frames.entry(&entry))).await {
+                    return;
+                }
+            }
+            Err(err) => {
+                // Storage failed while catching up: close so the client
+                // resumes from its last seq once storage is back.
+                out.error(&err, None, None, None).await;
+                out.close(close::INTERNAL, "storage unavailable, resume later");
+                return;
+            }
+        }
+    }
+}

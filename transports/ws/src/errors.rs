@@ -1,0 +1,80 @@
+//! Engine error kinds → HTTP statuses and JSON error bodies (CONTRACT §7).
+//! This is the only place the transport maps codes.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use parlor_engine::{Error, ErrorKind};
+use serde_json::json;
+
+/// The HTTP status for an error kind.
+pub(crate) fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden | ErrorKind::TicketInvalid | ErrorKind::NotAMember => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::RoomNotFound => StatusCode::NOT_FOUND,
+        ErrorKind::RoomFull | ErrorKind::RoomPending => StatusCode::CONFLICT,
+        ErrorKind::TicketExpired => StatusCode::GONE,
+        ErrorKind::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The message a client may see. Internal errors are logged here with a
+/// trace id, and only the id goes out.
+pub(crate) fn client_message(err: &Error) -> String {
+    match err.kind() {
+        ErrorKind::Internal => {
+            let trace_id = format!("{:016x}", rand_u64());
+            tracing::error!(%trace_id, error = ?err, source = ?std::error::Error::source(err), "internal error");
+            format!("internal error (trace id {trace_id})")
+        }
+        ErrorKind::Unavailable => {
+            tracing::warn!(source = ?std::error::Error::source(err), "storage unavailable");
+            err.message().to_owned()
+        }
+        _ => err.message().to_owned(),
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// An engine error as an HTTP response: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<ErrorKind> for ApiError {
+    fn from(kind: ErrorKind) -> Self {
+        ApiError(kind.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.0.code(), "message": client_message(&self.0)}});
+        (status(self.0.kind()), Json(body)).into_response()
+    }
+}

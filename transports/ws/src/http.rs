@@ -1,0 +1,145 @@
+//! The HTTP routes of CONTRACT §4.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRequestParts, Path, Query, State},
+    http::{StatusCode, header::AUTHORIZATION, request::Parts},
+    response::{IntoResponse, Response},
+};
+use parlor_engine::{DEFAULT_HISTORY_LIMIT, Error, ErrorKind, RoomId, RoomSpec, SeqRange, UserId};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    errors::ApiError,
+    state::WsState,
+    wire::{EntryJson, MessagesJson, ReservationJson, ReserveBody, RoomJson, SendBody},
+};
+
+/// The authenticated user of an HTTP request (`Authorization: Bearer …`).
+pub(crate) struct User(pub(crate) UserId);
+
+impl FromRequestParts<Arc<WsState>> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<WsState>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "an Authorization: Bearer token is required",
+                )
+            })?;
+        Ok(User(state.authenticate(token.trim()).await?))
+    }
+}
+
+fn room_id(raw: &str) -> Result<RoomId, ApiError> {
+    Ok(RoomId::new(raw)?)
+}
+
+/// A JSON body, or `INVALID_INPUT` saying what is wrong with it; an empty
+/// body reads as `{}` where `empty` is given.
+fn json_body<T: DeserializeOwned>(body: &Bytes, empty: Option<T>) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace)
+        && let Some(empty) = empty
+    {
+        return Ok(empty);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid JSON body: {e}"),
+        ))
+    })
+}
+
+pub(crate) async fn reserve(
+    State(state): State<Arc<WsState>>,
+    User(user): User,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let body: ReserveBody = json_body(&body, Some(ReserveBody::default()))?;
+    let create = body.create.map(|c| RoomSpec {
+        capacity: c.capacity,
+        title: c.title,
+    });
+    let reservation = state.engine.reserve(&user, &room, create).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ReservationJson::from(&reservation)),
+    )
+        .into_response())
+}
+
+pub(crate) async fn room(
+    State(state): State<Arc<WsState>>,
+    User(_): User,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let info = state
+        .engine
+        .room(&room)
+        .await?
+        .ok_or(ErrorKind::RoomNotFound)?;
+    Ok(Json(RoomJson::from(&info)).into_response())
+}
+
+fn seq_param(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{name} must be a non-negative integer"),
+            ))
+        }),
+    }
+}
+
+pub(crate) async fn messages(
+    State(state): State<Arc<WsState>>,
+    User(user): User,
+    Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let range = SeqRange {
+        after: seq_param(&query, "after_seq")?,
+        before: seq_param(&query, "before_seq")?,
+        limit: seq_param(&query, "limit")?
+            .map_or(DEFAULT_HISTORY_LIMIT, |l| l.min(u64::from(u32::MAX)) as u32),
+    };
+    let entries = state.engine.history(&user, &room, range).await?;
+    let messages = entries.iter().map(EntryJson::from).collect();
+    Ok(Json(MessagesJson { messages }).into_response())
+}
+
+pub(crate) async fn send(
+    State(state): State<Arc<WsState>>,
+    User(user): User,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let body: SendBody = json_body(&body, None)?;
+    if !state.limiter.allow(&user) {
+        return Err(ErrorKind::RateLimited.into());
+    }
+    let started = Instant::now();
+    let entry = state
+        .engine
+        .send(&user, &room, &body.client_id, &body.body)
+        .await?;
+    state.send_latency.observe(started.elapsed().as_secs_f64());
+    Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
+}

@@ -1,0 +1,118 @@
+//! # parlor-ws
+//!
+//! Parlor's raw WebSocket + HTTP transport: an axum 0.8 [`Router`] over any
+//! `Arc<dyn ChatEngine>`, serving CONTRACT §4 (HTTP: reserve, room, history,
+//! send) and §5 (the `/v1/ws` socket: `hello`, `join`, `send`, `leave`).
+//! It depends on `parlor-engine` only; the engine knows nothing of it. Error
+//! kinds become HTTP statuses, error frames and close codes here and only
+//! here.
+//!
+//! With the `client` feature it also carries a Rust client
+//! ([`client::Client`], [`client::ResumingRoom`]) for bots, tests and the
+//! bench.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+//! use parlor_ws::{WsConfig, WsTransport};
+//! # use parlor_engine::testkit::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let store = Arc::new(MemoryStore::default());
+//! let engine = Engine::start(store, EngineConfig::default()).await?;
+//! let transport = WsTransport::new(Arc::new(engine), Arc::new(DevTokens), WsConfig::default());
+//! let app: axum::Router = transport.router(); // mount it in your axum app
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # drop((app, listener));
+//! // axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+#[cfg(feature = "client")]
+pub mod client;
+mod config;
+mod connection;
+mod errors;
+mod frames;
+mod http;
+mod origin;
+mod rate_limit;
+mod state;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::{
+    Router, middleware,
+    routing::{get, post},
+};
+use parlor_engine::{Authenticator, ChatEngine, HistogramSnapshot};
+use tokio::sync::watch;
+
+pub use config::WsConfig;
+pub use rate_limit::RateLimit;
+use state::WsState;
+
+/// The transport: build it once, mount its [`router`](WsTransport::router),
+/// and call [`shutdown`](WsTransport::shutdown) when the server stops.
+pub struct WsTransport {
+    state: Arc<WsState>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl WsTransport {
+    /// A transport over `engine`, authenticating with `auth`.
+    pub fn new(
+        engine: Arc<dyn ChatEngine>,
+        auth: Arc<dyn Authenticator>,
+        config: WsConfig,
+    ) -> Self {
+        let (shutdown, watching) = watch::channel(false);
+        WsTransport {
+            state: Arc::new(WsState::new(engine, auth, config, watching)),
+            shutdown,
+        }
+    }
+
+    /// The routes: `/v1/ws` and `/v1/rooms/…`, behind the origin check.
+    pub fn router(&self) -> Router {
+        let state = Arc::clone(&self.state);
+        Router::new()
+            .route("/v1/ws", get(connection::upgrade))
+            .route("/v1/rooms/{room_id}", get(http::room))
+            .route("/v1/rooms/{room_id}/reservations", post(http::reserve))
+            .route(
+                "/v1/rooms/{room_id}/messages",
+                get(http::messages).post(http::send),
+            )
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                origin::check_origin,
+            ))
+            .with_state(state)
+    }
+
+    /// Closes every socket with 1001 ("server shutting down"); new sockets
+    /// are closed the same way. Seats go to grace, as for any lost connection.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.get()
+    }
+
+    /// Connections closed with 4409 (too slow) since start.
+    pub fn too_slow_closes(&self) -> u64 {
+        self.state
+            .too_slow_closes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Send→ack latency (seconds) of WebSocket and HTTP sends.
+    pub fn send_latency(&self) -> HistogramSnapshot {
+        self.state.send_latency.snapshot()
+    }
+}
