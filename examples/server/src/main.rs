@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
