@@ -26,7 +26,15 @@ impl Server {
     /// waits for its "listening" line.
     fn start(db: &Path, bind: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_parlor-server"))
-            .args(["--dev-auth", "--bind", bind, "--rate-limit", "100000", "--rate-burst", "100000"])
+            .args([
+                "--dev-auth",
+                "--bind",
+                bind,
+                "--rate-limit",
+                "100000",
+                "--rate-burst",
+                "100000",
+            ])
             .arg("--database-url")
             .arg(format!("sqlite://{}?mode=rwc", db.display()))
             .env("RUST_LOG", "info")
@@ -44,7 +52,9 @@ impl Server {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server said it is listening");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server said it is listening");
         Server {
             child,
             base: format!("http://{addr}"),
@@ -79,7 +89,11 @@ async fn sigkill_right_after_an_ack_loses_nothing() {
     socket.join(&t.ticket, None).await.unwrap();
     let mut acked = Vec::new();
     for i in 0..20 {
-        acked.push(ann.send("crash", &format!("c{i}"), &format!("m{i}")).await.unwrap());
+        acked.push(
+            ann.send("crash", &format!("c{i}"), &format!("m{i}"))
+                .await
+                .unwrap(),
+        );
     }
     server.kill(); // right after the last ack
 
@@ -90,10 +104,18 @@ async fn sigkill_right_after_an_ack_loses_nothing() {
     let joined = socket.join(&t.ticket, None).await.unwrap();
     let log = ann.history("crash", 0, 500).await.unwrap();
     for a in &acked {
-        assert_eq!(log.get(a.seq as usize - 1), Some(a), "acked entry {} is there, unchanged", a.seq);
+        assert_eq!(
+            log.get(a.seq as usize - 1),
+            Some(a),
+            "acked entry {} is there, unchanged",
+            a.seq
+        );
     }
     // After the 20 acked: the start-up leave for ann's lost seat, then her new join.
-    let tail: Vec<_> = log[21..].iter().map(|e| (e.seq, e.kind.as_str(), e.sender.as_str())).collect();
+    let tail: Vec<_> = log[21..]
+        .iter()
+        .map(|e| (e.seq, e.kind.as_str(), e.sender.as_str()))
+        .collect();
     assert_eq!(tail, vec![(22, "leave", "ann"), (23, "join", "ann")]);
     assert_eq!(joined.last_seq, 23, "the seq continues");
     let next = ann.send("crash", "after", "again").await.unwrap();
@@ -130,42 +152,84 @@ async fn the_rust_client_resumes_through_a_restart() {
         texts += usize::from(e.kind == "text");
     }
     while texts < 20 {
-        let e = tokio::time::timeout(Duration::from_secs(60), room.next_entry()).await.expect("resumed").unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(60), room.next_entry())
+            .await
+            .expect("resumed")
+            .unwrap();
         texts += usize::from(e.kind == "text");
         seen.push(e);
     }
     assert!(room.reconnects() >= 1);
     assert_eq!(room.unacked(), 0, "every send acknowledged");
     let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (start + 1..=start + seqs.len() as u64).collect::<Vec<_>>(), "no gap, no duplicate");
+    assert_eq!(
+        seqs,
+        (start + 1..=start + seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
     let mut by_client: HashMap<&str, usize> = HashMap::new();
     for e in seen.iter().filter(|e| e.kind == "text") {
-        *by_client.entry(e.client_id.as_deref().unwrap()).or_default() += 1;
+        *by_client
+            .entry(e.client_id.as_deref().unwrap())
+            .or_default() += 1;
     }
     assert_eq!(by_client.len(), 20);
-    assert!(by_client.values().all(|&n| n == 1), "each message delivered once: {by_client:?}");
-    let log = Client::new(&server.base, "dev:ann").history("resume", 0, 500).await.unwrap();
-    assert_eq!(log.iter().filter(|e| e.kind == "text").count(), 20, "and stored once");
+    assert!(
+        by_client.values().all(|&n| n == 1),
+        "each message delivered once: {by_client:?}"
+    );
+    let log = Client::new(&server.base, "dev:ann")
+        .history("resume", 0, 500)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter().filter(|e| e.kind == "text").count(),
+        20,
+        "and stored once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(&dir.path().join("parlor.db"), "127.0.0.1:0");
-    let health = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200, "the README's run command serves");
-    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("parlor_seats{state=\"joined\"}"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("parlor_seats{state=\"joined\"}"),
+        "{metrics}"
+    );
 
     let ws_url = format!("{}/v1/ws", server.base.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
-    ws.send(Message::text(json!({"type": "hello", "token": "dev:ann"}).to_string())).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "hello", "token": "dev:ann"}).to_string(),
+    ))
+    .await
+    .unwrap();
     ws.next().await.unwrap().unwrap();
 
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("closed in time") {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed in time")
+        {
             Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),

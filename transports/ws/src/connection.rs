@@ -368,7 +368,7 @@ impl Session {
                 // Joining a room this connection is in again re-subscribes:
                 // the new stream replaces the old one (same seat).
                 if let Some(old) = self.rooms.remove(&joined.room_id) {
-                    old.forwarder.abort();
+                    stop(old.forwarder).await;
                 }
                 self.out.frame(&ServerFrame::joined(&joined)).await;
                 let forwarder = tokio::spawn(forward(entries, self.out.clone(), Arc::clone(state)));
@@ -427,7 +427,7 @@ impl Session {
         };
         match self.rooms.remove(&room) {
             Some(sub) => {
-                sub.forwarder.abort();
+                stop(sub.forwarder).await;
                 if let Err(err) = sub.guard.leave().await {
                     tracing::warn!(code = err.code(), "leave was not confirmed");
                 }
@@ -443,7 +443,7 @@ impl Session {
 
     async fn end(self, ending: Ending) {
         for (_, sub) in self.rooms {
-            sub.forwarder.abort();
+            stop(sub.forwarder).await;
             match ending {
                 Ending::Left => {
                     if let Err(err) = sub.guard.leave().await {
@@ -454,6 +454,14 @@ impl Session {
             }
         }
     }
+}
+
+/// Stops a forwarder and waits until it has: `abort` alone takes effect at
+/// the task's next await, and a frame pushed after `left` would confuse the
+/// client.
+async fn stop(forwarder: JoinHandle<()>) {
+    forwarder.abort();
+    let _ = forwarder.await;
 }
 
 /// Moves one room's entries into the connection's queue until it closes.
