@@ -72,6 +72,11 @@ pub trait ChatEngine: Send + Sync + 'static {
         body: &str,
     ) -> Result<Arc<Entry>>;
 
+    /// Leaves `room` from every connection of `user` at once: the seat is
+    /// freed, a `leave` appended, unused tickets invalidated, and every entry
+    /// stream of that seat ends. False when the user held no seat there.
+    async fn leave(&self, user: &UserId, room: &RoomId) -> Result<bool>;
+
     /// A page of the room log; needs a seat in the room.
     async fn history(&self, user: &UserId, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>>;
 
@@ -213,8 +218,11 @@ impl Inner {
     /// Queues `request` on `room`'s log, starting its task if idle.
     fn append(self: &Arc<Self>, room: &Arc<LiveRoom>, request: AppendRequest) {
         if room.log.push(request) {
+            // Counted from the spawn, not from the task's first poll, so
+            // `flush` never mistakes queued work for none.
+            let task = self.counters.room_tasks.enter();
             self.runtime
-                .spawn(room_log::run(Arc::clone(self), Arc::clone(room)));
+                .spawn(room_log::run(Arc::clone(self), Arc::clone(room), task));
         }
     }
 
@@ -244,11 +252,12 @@ impl Inner {
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         user: &UserId,
+        epoch: u64,
         how: Letting,
     ) -> Option<oneshot::Receiver<Result<Arc<Entry>>>> {
         let (released, ack) = {
             let mut ledger = room.ledger();
-            let released = ledger.release(user, how);
+            let released = ledger.release(user, epoch, how);
             // Queued under the ledger lock, so the log orders it with the
             // seat decisions around it.
             let ack = released
@@ -509,23 +518,29 @@ impl ChatEngine for Engine {
 
         // Consume the ticket and, for a stored room, queue the join — one
         // critical section, so the log follows the ledger's order.
-        let (pending, mut join_ack) = {
+        let (pending, join_ack, claim) = {
             let mut ledger = room.ledger();
             if expired() {
                 drop(ledger);
                 inner.ticket_gone(&room, user, &verified.key);
                 return Err(ErrorKind::TicketExpired.into());
             }
-            ledger
+            let claim = ledger
                 .consume(user, &verified.key)
                 .map_err(|_| refused(expired()))?;
             let pending = ledger.is_pending();
             let join = (!pending && ledger.mark_member(user))
                 .then(|| inner.append_membership(&room, user, EntryKind::Join));
-            (pending, join)
+            (pending, join, claim)
         };
+        let mut join_ack = join_ack;
         // From here every way out of this function releases the connection.
-        let guard = SeatGuard::new(Arc::clone(inner), Arc::clone(&room), user.clone());
+        let guard = SeatGuard::new(
+            Arc::clone(inner),
+            Arc::clone(&room),
+            user.clone(),
+            claim.epoch,
+        );
         inner.reservations.invalidate(&verified.key).await;
 
         if pending {
@@ -569,6 +584,7 @@ impl ChatEngine for Engine {
             live,
             after_seq.unwrap_or(last_seq),
             last_seq,
+            claim.ended,
             inner.counters.subscribers.enter(),
         );
         Ok(Membership::new(joined, entries, guard))
@@ -608,6 +624,29 @@ impl ChatEngine for Engine {
             break stored;
         };
         stored.await.map_err(|_| Error::from(ErrorKind::Internal))?
+    }
+
+    async fn leave(&self, user: &UserId, room_id: &RoomId) -> Result<bool> {
+        let inner = &self.inner;
+        let Some(room) = inner.directory.get(room_id) else {
+            return Ok(false);
+        };
+        let (released, ack) = {
+            let mut ledger = room.ledger();
+            let released = ledger.leave_everywhere(user);
+            let ack = released
+                .append_leave
+                .then(|| inner.append_membership(&room, user, EntryKind::Leave));
+            (released, ack)
+        };
+        let freed = released.freed;
+        inner.after_release(&room, user, released);
+        if let Some(ack) = ack
+            && let Ok(Ok(stored)) = tokio::time::timeout(LEAVE_ACK_WAIT, ack).await
+        {
+            stored?;
+        }
+        Ok(freed)
     }
 
     async fn history(

@@ -10,7 +10,7 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast::error::RecvError, watch};
 
 use crate::{
     entry::{Entry, MAX_HISTORY_LIMIT, Seq, SeqRange},
@@ -37,6 +37,8 @@ pub struct EntryStream {
     delivered: Seq,
     catch_up: Option<CatchUp>,
     backlog: VecDeque<Arc<Entry>>,
+    /// True once the seat was taken away (a leave of the room from anywhere).
+    ended: watch::Receiver<bool>,
     _subscriber: GaugeGuard,
 }
 
@@ -47,6 +49,7 @@ impl EntryStream {
         live: LiveEntries,
         after: Seq,
         stored_up_to: Seq,
+        ended: watch::Receiver<bool>,
         subscriber: GaugeGuard,
     ) -> Self {
         EntryStream {
@@ -56,8 +59,14 @@ impl EntryStream {
             delivered: after,
             catch_up: (stored_up_to > after).then_some(CatchUp::UpTo(stored_up_to)),
             backlog: VecDeque::new(),
+            ended,
             _subscriber: subscriber,
         }
+    }
+
+    /// The room this stream follows.
+    pub fn room_id(&self) -> &RoomId {
+        &self.room_id
     }
 
     /// The seq of the last entry handed out (or the join point).
@@ -66,8 +75,13 @@ impl EntryStream {
     }
 
     /// The next entry. Cancel-safe: dropping the future loses nothing.
+    /// After the user left the room from anywhere, `NOT_A_MEMBER`: the
+    /// stream is over.
     pub async fn next(&mut self) -> Result<Arc<Entry>> {
         loop {
+            if *self.ended.borrow() {
+                return Err(Error::new(ErrorKind::NotAMember, "you left this room"));
+            }
             if let Some(entry) = self.backlog.pop_front() {
                 if entry.seq > self.delivered {
                     self.delivered = entry.seq;
@@ -79,7 +93,12 @@ impl EntryStream {
                 self.read_backlog(catch_up).await?;
                 continue;
             }
-            match self.live.recv().await {
+            let received = tokio::select! {
+                biased;
+                _ = self.ended.changed() => continue,
+                received = self.live.recv() => received,
+            };
+            match received {
                 Ok(entry) if entry.seq <= self.delivered => continue,
                 Ok(entry) if entry.seq == self.delivered + 1 => {
                     self.delivered = entry.seq;

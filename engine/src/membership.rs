@@ -81,15 +81,18 @@ pub struct SeatGuard {
     inner: Arc<Inner>,
     room: Arc<LiveRoom>,
     user: UserId,
+    /// Which seat of `user` this connection holds (see `SeatLedger`).
+    epoch: u64,
     armed: bool,
 }
 
 impl SeatGuard {
-    pub(crate) fn new(inner: Arc<Inner>, room: Arc<LiveRoom>, user: UserId) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, room: Arc<LiveRoom>, user: UserId, epoch: u64) -> Self {
         SeatGuard {
             inner,
             room,
             user,
+            epoch,
             armed: true,
         }
     }
@@ -108,7 +111,9 @@ impl SeatGuard {
     /// after a few seconds of storage trouble (it stays queued and is written).
     pub async fn leave(mut self) -> Result<()> {
         self.armed = false;
-        if let Some(ack) = self.inner.release(&self.room, &self.user, Letting::Leave)
+        if let Some(ack) = self
+            .inner
+            .release(&self.room, &self.user, self.epoch, Letting::Leave)
             && let Ok(Ok(stored)) = tokio::time::timeout(LEAVE_ACK_WAIT, ack).await
         {
             stored?;
@@ -120,14 +125,20 @@ impl SeatGuard {
     /// that failed before the client saw it.
     pub(crate) fn abandon(mut self) {
         self.armed = false;
-        drop(self.inner.release(&self.room, &self.user, Letting::Leave));
+        drop(
+            self.inner
+                .release(&self.room, &self.user, self.epoch, Letting::Leave),
+        );
     }
 }
 
 impl Drop for SeatGuard {
     fn drop(&mut self) {
         if self.armed {
-            drop(self.inner.release(&self.room, &self.user, Letting::Lost));
+            drop(
+                self.inner
+                    .release(&self.room, &self.user, self.epoch, Letting::Lost),
+            );
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::{
     ids::RoomId,
     live_room::LiveRoom,
     ports::Appended,
+    stats::GaugeGuard,
 };
 
 /// Where the stored entry (or the failure) goes.
@@ -119,8 +120,7 @@ impl RoomLog {
 }
 
 /// The room's append task: drains the inbox in batches until it is empty.
-pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>) {
-    let _task = inner.counters.room_tasks.enter();
+pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>, _task: GaugeGuard) {
     let mut backoff = Duration::from_millis(50);
     while let Some(batch) = room.log.take_batch(inner.config.append_batch_max) {
         let (entries, tails): (Vec<_>, Vec<_>) = batch

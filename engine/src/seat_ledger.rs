@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use tokio::sync::watch;
+
 use crate::{error::ErrorKind, ids::UserId, ticket::TicketKey};
 
 /// A seat's state, as CONTRACT §2 names it.
@@ -21,8 +23,14 @@ pub(crate) enum SeatState {
     Grace,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Seat {
+    /// Tells this seat apart from a later seat of the same user: a guard of
+    /// an older seat releases nothing.
+    epoch: u64,
+    /// Flips to true when the seat is taken away from every connection at
+    /// once (a leave of the room); their entry streams end.
+    ended: watch::Sender<bool>,
     /// Unused, unexpired tickets for this seat.
     tickets: Vec<TicketKey>,
     /// Live committed connections.
@@ -34,6 +42,17 @@ struct Seat {
 }
 
 impl Seat {
+    fn new(epoch: u64, ticket: TicketKey) -> Self {
+        Seat {
+            epoch,
+            ended: watch::Sender::new(false),
+            tickets: vec![ticket],
+            connections: 0,
+            grace: None,
+            member: false,
+        }
+    }
+
     fn state(&self) -> SeatState {
         if self.connections > 0 {
             SeatState::Joined
@@ -72,6 +91,14 @@ pub(crate) enum Letting {
     Lost,
 }
 
+/// What a consumed ticket gives its connection: the seat's epoch (for its
+/// guard) and the signal that the seat was taken away.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    pub(crate) epoch: u64,
+    pub(crate) ended: watch::Receiver<bool>,
+}
+
 /// Why a ticket could not be consumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConsumeError {
@@ -88,7 +115,8 @@ pub(crate) struct SeatLedger {
     /// Set when the room left the directory; callers holding it must look again.
     retired: bool,
     seats: HashMap<UserId, Seat>,
-    next_grace: u64,
+    /// Ids for grace periods and seats, never reused within the ledger.
+    next_id: u64,
 }
 
 impl SeatLedger {
@@ -99,22 +127,24 @@ impl SeatLedger {
             pending_creator: None,
             retired: false,
             seats: HashMap::new(),
-            next_grace: 0,
+            next_id: 0,
         }
     }
 
     /// A pending room's ledger: the creator's reserved seat holding `ticket`.
     pub(crate) fn pending(capacity: u32, creator: UserId, ticket: TicketKey) -> Self {
         let mut ledger = SeatLedger::stored(capacity);
-        ledger.seats.insert(
-            creator.clone(),
-            Seat {
-                tickets: vec![ticket],
-                ..Seat::default()
-            },
-        );
+        let epoch = ledger.fresh_id();
+        ledger
+            .seats
+            .insert(creator.clone(), Seat::new(epoch, ticket));
         ledger.pending_creator = Some(creator);
         ledger
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
     }
 
     pub(crate) fn capacity(&self) -> u32 {
@@ -166,13 +196,8 @@ impl SeatLedger {
         if self.occupancy() >= self.capacity {
             return Err(ErrorKind::RoomFull);
         }
-        self.seats.insert(
-            user.clone(),
-            Seat {
-                tickets: vec![ticket],
-                ..Seat::default()
-            },
-        );
+        let epoch = self.fresh_id();
+        self.seats.insert(user.clone(), Seat::new(epoch, ticket));
         debug_assert!(self.occupancy() <= self.capacity);
         Ok(())
     }
@@ -183,7 +208,7 @@ impl SeatLedger {
         &mut self,
         user: &UserId,
         ticket: &TicketKey,
-    ) -> Result<(), ConsumeError> {
+    ) -> Result<Claim, ConsumeError> {
         let seat = self.seats.get_mut(user).ok_or(ConsumeError::Unknown)?;
         let at = seat
             .tickets
@@ -193,7 +218,10 @@ impl SeatLedger {
         seat.tickets.swap_remove(at);
         seat.connections += 1;
         seat.grace = None;
-        Ok(())
+        Ok(Claim {
+            epoch: seat.epoch,
+            ended: seat.ended.subscribe(),
+        })
     }
 
     /// Records that `user`'s seat is in the log; true when that takes a new
@@ -208,10 +236,11 @@ impl SeatLedger {
         }
     }
 
-    /// One live connection of `user` lets go.
-    pub(crate) fn release(&mut self, user: &UserId, how: Letting) -> Released {
+    /// One live connection of `user`'s seat `epoch` lets go. A no-op when
+    /// that seat is gone (left from elsewhere, perhaps taken again since).
+    pub(crate) fn release(&mut self, user: &UserId, epoch: u64, how: Letting) -> Released {
         let mut out = Released::default();
-        let Some(seat) = self.seats.get_mut(user) else {
+        let Some(seat) = self.seats.get_mut(user).filter(|s| s.epoch == epoch) else {
             return out;
         };
         debug_assert!(seat.connections > 0, "release without a connection");
@@ -219,13 +248,26 @@ impl SeatLedger {
         match how {
             Letting::Leave => out.invalidated = std::mem::take(&mut seat.tickets),
             Letting::Lost if seat.connections == 0 => {
-                self.next_grace += 1;
-                seat.grace = Some(self.next_grace);
-                out.grace = Some(self.next_grace);
+                self.next_id += 1;
+                seat.grace = Some(self.next_id);
+                out.grace = Some(self.next_id);
             }
             Letting::Lost => {}
         }
         self.free_if_vacant(user, &mut out);
+        out
+    }
+
+    /// `user` leaves the room from every connection at once: the seat is
+    /// freed now, its unused tickets invalidated, its streams told to end.
+    pub(crate) fn leave_everywhere(&mut self, user: &UserId) -> Released {
+        let mut out = Released::default();
+        if let Some(seat) = self.seats.remove(user) {
+            seat.ended.send_replace(true);
+            out.freed = true;
+            out.append_leave = seat.member;
+            out.invalidated = seat.tickets;
+        }
         out
     }
 
@@ -325,21 +367,21 @@ mod tests {
         l.reserve(&a, [4; 16]).unwrap();
         assert_eq!(l.occupancy(), 2);
 
-        l.consume(&a, &[1; 16]).unwrap();
+        let claim = l.consume(&a, &[1; 16]).unwrap();
         assert!(l.mark_member(&a));
-        let r = l.release(&a, Letting::Lost);
+        let r = l.release(&a, claim.epoch, Letting::Lost);
         // Grace holds the seat; so does the unused ticket [4].
-        assert_eq!(r.grace, Some(1));
+        let grace = r.grace.expect("last connection lost: grace");
         assert!(!r.freed);
         assert_eq!(l.reserve(&c, [5; 16]), Err(ErrorKind::RoomFull));
         // Re-commit from grace: no new join.
         l.consume(&a, &[4; 16]).unwrap();
         assert!(!l.mark_member(&a));
         // The stale grace timer finds nothing to do.
-        assert_eq!(l.end_grace(&a, 1), Released::default());
+        assert_eq!(l.end_grace(&a, grace), Released::default());
         assert_eq!(
-            l.consume(&a, &[4; 16]),
-            Err(ConsumeError::Unknown),
+            l.consume(&a, &[4; 16]).unwrap_err(),
+            ConsumeError::Unknown,
             "single use"
         );
     }
@@ -349,10 +391,10 @@ mod tests {
         let mut l = SeatLedger::stored(5);
         let a = user("a");
         l.reserve(&a, [1; 16]).unwrap();
-        l.consume(&a, &[1; 16]).unwrap();
+        let claim = l.consume(&a, &[1; 16]).unwrap();
         l.mark_member(&a);
         l.reserve(&a, [2; 16]).unwrap();
-        let r = l.release(&a, Letting::Leave);
+        let r = l.release(&a, claim.epoch, Letting::Leave);
         assert!(r.freed && r.append_leave);
         assert_eq!(r.invalidated, vec![[2; 16]]);
         assert_eq!(l.occupancy(), 0);
@@ -364,9 +406,9 @@ mod tests {
         let mut l = SeatLedger::stored(5);
         let (a, b) = (user("a"), user("b"));
         l.reserve(&a, [1; 16]).unwrap();
-        l.consume(&a, &[1; 16]).unwrap();
+        let claim = l.consume(&a, &[1; 16]).unwrap();
         l.mark_member(&a);
-        let g = l.release(&a, Letting::Lost).grace.unwrap();
+        let g = l.release(&a, claim.epoch, Letting::Lost).grace.unwrap();
         let r = l.end_grace(&a, g);
         assert!(r.freed && r.append_leave);
 
@@ -378,6 +420,28 @@ mod tests {
             Released::default(),
             "idempotent"
         );
+    }
+
+    #[test]
+    fn leaving_everywhere_ends_streams_and_stales_old_guards() {
+        let mut l = SeatLedger::stored(2);
+        let a = user("a");
+        l.reserve(&a, [1; 16]).unwrap();
+        l.reserve(&a, [2; 16]).unwrap();
+        let one = l.consume(&a, &[1; 16]).unwrap();
+        let two = l.consume(&a, &[2; 16]).unwrap();
+        l.mark_member(&a);
+        l.reserve(&a, [3; 16]).unwrap();
+        let r = l.leave_everywhere(&a);
+        assert!(r.freed && r.append_leave);
+        assert_eq!(r.invalidated, vec![[3; 16]]);
+        assert!(*one.ended.borrow() && *two.ended.borrow());
+        // A new seat for the same user; the old guards release nothing.
+        l.reserve(&a, [4; 16]).unwrap();
+        let fresh = l.consume(&a, &[4; 16]).unwrap();
+        assert_eq!(l.release(&a, one.epoch, Letting::Lost), Released::default());
+        assert!(l.is_joined(&a));
+        assert!(l.release(&a, fresh.epoch, Letting::Leave).freed);
     }
 
     #[test]

@@ -473,6 +473,14 @@ async fn forward(mut entries: EntryStream, out: Outbound, state: Arc<WsState>) {
                     return;
                 }
             }
+            Err(err) if err.kind() == ErrorKind::NotAMember => {
+                // The user left the room from elsewhere (another transport).
+                out.frame(&ServerFrame::Left {
+                    room_id: entries.room_id().as_str(),
+                })
+                .await;
+                return;
+            }
             Err(err) => {
                 // Storage failed while catching up: close so the client
                 // resumes from its last seq once storage is back.
