@@ -276,3 +276,81 @@ pub async fn join_raw(
     let (joined, _) = until(ws, "joined").await;
     joined
 }
+
+/// POSTs a GraphQL operation to `/graphql` as `token` (none: anonymous);
+/// returns the JSON response.
+pub async fn gql_http(
+    server: &TestServer,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut req = server
+        .http()
+        .post(format!("{}/graphql", server.base))
+        .json(&json!({"query": query, "variables": variables}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// The first error's `extensions.code` of a GraphQL response.
+pub fn gql_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<no code>")
+}
+
+/// A GraphQL WebSocket speaking `protocol` (`graphql-transport-ws` or the
+/// legacy `graphql-ws`), not yet initialised.
+pub async fn gql_socket(server: &TestServer, protocol: &str) -> RawSocket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/graphql/ws", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("graphql socket")
+        .0
+}
+
+/// A `graphql-transport-ws` socket initialised as `user`.
+pub async fn gql_socket_as(server: &TestServer, user: &str) -> RawSocket {
+    let mut ws = gql_socket(server, "graphql-transport-ws").await;
+    send(&mut ws, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer dev:{user}")}})).await;
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
+/// The `joinRoom` subscription document.
+pub const JOIN_ROOM: &str = "subscription($t: String!, $a: Int) { joinRoom(ticket: $t, afterSeq: $a) { __typename \
+    ... on Joined { roomId capacity occupancy lastSeq members } \
+    ... on Entry { roomId seq id kind sender clientId body createdAt } } }";
+
+/// Starts `joinRoom` as operation `id` on a `graphql-transport-ws` socket.
+pub async fn gql_join(ws: &mut RawSocket, id: &str, ticket: &str, after_seq: Option<u64>) {
+    send(
+        ws,
+        json!({"id": id, "type": "subscribe", "payload": {"query": JOIN_ROOM, "variables": {"t": ticket, "a": after_seq}}}),
+    )
+    .await;
+}
+
+/// The next `next` payload's `joinRoom` for operation `id` (panics on
+/// `error` or `complete`).
+pub async fn gql_next(ws: &mut RawSocket, id: &str) -> Value {
+    loop {
+        let m = next_json(ws).await;
+        if m["id"] != id {
+            continue;
+        }
+        match m["type"].as_str() {
+            Some("next") => return m["payload"]["data"]["joinRoom"].clone(),
+            _ => panic!("expected next for {id}, got {m}"),
+        }
+    }
+}

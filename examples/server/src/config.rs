@@ -68,7 +68,16 @@ pub struct Config {
     #[arg(long, env = "PARLOR_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
 
-    /// Time a new socket has to say hello.
+    /// Answer GraphQL introspection (on by default with --dev-auth).
+    #[arg(long, env = "PARLOR_GRAPHQL_INTROSPECTION")]
+    pub graphql_introspection: bool,
+
+    /// Print the GraphQL schema (SDL) and exit.
+    #[arg(long)]
+    pub print_schema: bool,
+
+    /// Time a new socket has to say hello (raw WebSocket) or send
+    /// `connection_init` (GraphQL).
     #[arg(long, env = "PARLOR_HELLO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
     pub hello_timeout: Duration,
 }

@@ -1,8 +1,8 @@
 //! # parlor-server
 //!
 //! The reference Parlor server: the engine on SeaORM storage (SQLite by
-//! default, Postgres with a `postgres://` URL), the WebSocket + HTTP
-//! transport, and `/healthz`, `/readyz`, `/metrics`. The binary is a thin
+//! default, Postgres with a `postgres://` URL), the WebSocket + HTTP and
+//! GraphQL transports side by side, and `/healthz`, `/readyz`, `/metrics`. The binary is a thin
 //! `main` over [`serve`]; tests start the same [`serve`] on `127.0.0.1:0`.
 //!
 //! Run with: `cargo run --release -p parlor-server -- --dev-auth`
@@ -25,6 +25,7 @@ use parlor_engine::{
     Authenticator, Engine, EngineConfig,
     auth::{AnyOf, DevTokens, JwtAuthenticator},
 };
+use parlor_graphql::{GraphqlConfig, GraphqlTransport};
 use parlor_seaorm::SeaOrmStore;
 use parlor_ws::{RateLimit, WsConfig, WsTransport};
 use tokio::net::TcpListener;
@@ -85,6 +86,7 @@ struct Ops {
     engine: Engine,
     store: SeaOrmStore,
     transport: Arc<WsTransport>,
+    graphql: Arc<GraphqlTransport>,
 }
 
 async fn healthz() -> &'static str {
@@ -101,7 +103,7 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        metrics::render(&ops.engine, &ops.transport),
+        metrics::render(&ops.engine, &ops.transport, &ops.graphql),
     )
 }
 
@@ -137,27 +139,42 @@ pub async fn serve(
     for origin in &config.allowed_origins {
         ws_config = ws_config.allow_origin(origin.clone());
     }
-    let transport = Arc::new(WsTransport::new(Arc::new(engine.clone()), auth, ws_config));
+    let transport = Arc::new(WsTransport::new(
+        Arc::new(engine.clone()),
+        Arc::clone(&auth),
+        ws_config,
+    ));
+    let graphql_config = GraphqlConfig::default()
+        .introspection(config.dev_auth || config.graphql_introspection)
+        .init_timeout(config.hello_timeout);
+    let graphql = Arc::new(GraphqlTransport::new(
+        Arc::new(engine.clone()),
+        auth,
+        graphql_config,
+    ));
     let ops = Ops {
         engine: engine.clone(),
         store,
         transport: Arc::clone(&transport),
+        graphql: Arc::clone(&graphql),
     };
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ops)
-        .merge(transport.router());
+        .merge(transport.router())
+        .merge(graphql.router());
 
     let addr = listener.local_addr().map_err(StartError::Io)?;
     tracing::info!(%addr, "parlor-server listening");
     let stopping = {
-        let transport = Arc::clone(&transport);
+        let (transport, graphql) = (Arc::clone(&transport), Arc::clone(&graphql));
         async move {
             shutdown.await;
             tracing::info!("shutting down: closing sockets, finishing appends");
             transport.shutdown();
+            graphql.shutdown();
         }
     };
     axum::serve(listener, app)
@@ -168,7 +185,9 @@ pub async fn serve(
     // Upgraded sockets are not tracked by axum's graceful shutdown: wait for
     // them, then for the appends they queued.
     let deadline = tokio::time::Instant::now() + DRAIN;
-    while transport.connections() > 0 && tokio::time::Instant::now() < deadline {
+    while transport.connections() + graphql.connections() > 0
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if !engine.flush(DRAIN).await {

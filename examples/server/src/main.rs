@@ -1,6 +1,7 @@
 //! Run with: `cargo run --release -p parlor-server -- --dev-auth`
 //!
 //! Parlor's reference server. Flags and `PARLOR_*` variables: `--help`.
+//! `--print-schema` prints the GraphQL schema and exits.
 //! Logs go to stderr through `tracing`; set `RUST_LOG` to change the level.
 
 use std::process::ExitCode;
@@ -18,6 +19,16 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    if config.print_schema {
+        // The schema is this command's output, not a log line.
+        use std::io::Write;
+        let written = std::io::stdout().write_all(parlor_graphql::sdl().as_bytes());
+        return if written.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
         Ok(l) => l,
         Err(e) => {

@@ -4,9 +4,14 @@
 use std::fmt::Write;
 
 use parlor_engine::{Engine, HistogramSnapshot};
+use parlor_graphql::GraphqlTransport;
 use parlor_ws::WsTransport;
 
-pub(crate) fn render(engine: &Engine, transport: &WsTransport) -> String {
+pub(crate) fn render(
+    engine: &Engine,
+    transport: &WsTransport,
+    graphql: &GraphqlTransport,
+) -> String {
     let s = parlor_engine::ChatEngine::stats(engine);
     let mut out = String::with_capacity(4096);
     let mut gauge = |name: &str, help: &str, value: u64| {
@@ -17,8 +22,13 @@ pub(crate) fn render(engine: &Engine, transport: &WsTransport) -> String {
     };
     gauge(
         "parlor_connections",
-        "Open WebSocket connections.",
+        "Open raw WebSocket connections.",
         transport.connections(),
+    );
+    gauge(
+        "parlor_graphql_connections",
+        "Open GraphQL WebSocket connections.",
+        graphql.connections(),
     );
     gauge(
         "parlor_pending_rooms",

@@ -1,0 +1,40 @@
+//! The npm `graphql-ws` client — code no one here wrote — against the real
+//! server: `tests/js/graphql_ws.mjs` (see there for what it checks). Needs
+//! Node and `npm ci` in `tests/js` (`.ci/run` does both); without them the
+//! test says it was skipped.
+
+use std::{path::Path, process::Command};
+
+use parlor_tests::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_ws_npm_client_talks_to_parlor() {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    if !js.join("node_modules/graphql-ws").exists()
+        || Command::new("node").arg("--version").output().is_err()
+    {
+        eprintln!(
+            "SKIPPED the_graphql_ws_npm_client_talks_to_parlor: run `npm ci` in tests/js (needs Node)"
+        );
+        return;
+    }
+    let server = TestServer::start(&[]).await;
+    let base = server.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(js.join("graphql_ws.mjs"))
+            .arg(&base)
+            .output()
+            .expect("run node")
+    })
+    .await
+    .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "graphql-ws client failed:\n{said}");
+    assert!(said.contains("100 messages in order"), "{said}");
+    server.stop().await;
+}

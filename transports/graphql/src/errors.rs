@@ -1,0 +1,84 @@
+//! Engine errors → GraphQL errors with `extensions.code` (CONTRACT §7), and
+//! [`ErrorCodes`], which gives every error the schema itself raises (parse,
+//! validation, depth and complexity limits) a code too.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    ErrorExtensions, Response, ServerError, Value,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe},
+    futures_util::stream::BoxStream,
+};
+use futures_util::StreamExt;
+use parlor_engine::{Error, ErrorKind};
+
+/// An engine error as a GraphQL error. Internal errors are logged with a
+/// trace id and only the id goes out.
+pub(crate) fn gql(err: Error) -> async_graphql::Error {
+    let message = match err.kind() {
+        ErrorKind::Internal => {
+            let trace_id = format!("{:016x}", trace_id());
+            tracing::error!(%trace_id, error = ?err, source = ?std::error::Error::source(&err), "internal error");
+            format!("internal error (trace id {trace_id})")
+        }
+        _ => err.message().to_owned(),
+    };
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", err.code()))
+}
+
+fn trace_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+fn with_code(mut error: ServerError) -> ServerError {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some());
+    if !has_code {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", Value::from(ErrorKind::InvalidInput.code()));
+    }
+    error
+}
+
+fn coded(mut response: Response) -> Response {
+    response.errors = response.errors.into_iter().map(with_code).collect();
+    response
+}
+
+/// Schema extension: an error without a code is the request's fault
+/// (`INVALID_INPUT`): a syntax error, an unknown field, a limit exceeded.
+pub(crate) struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        coded(next.run(ctx).await)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(coded).boxed()
+    }
+}

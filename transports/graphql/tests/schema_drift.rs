@@ -1,0 +1,29 @@
+//! `docs/schema.graphql` is the schema the server serves: this fails when
+//! they drift. Regenerate with
+//! `cargo run -p parlor-server -- --print-schema > docs/schema.graphql`.
+
+#[test]
+fn docs_schema_matches_the_served_schema() {
+    let documented = include_str!("../../../docs/schema.graphql");
+    let served = parlor_graphql::sdl();
+    assert!(
+        documented == served,
+        "docs/schema.graphql is out of date; regenerate it with \
+         `cargo run -p parlor-server -- --print-schema > docs/schema.graphql`"
+    );
+    // The contract's names, as written (CONTRACT §6).
+    for needle in [
+        "type Query {",
+        "type Mutation {",
+        "type Subscription {",
+        "room(id: ID!): Room",
+        "messages(roomId: ID!, afterSeq: Int, beforeSeq: Int, limit: Int): [Entry!]!",
+        "reserveSeat(roomId: ID!, create: CreateRoom): Reservation!",
+        "sendMessage(roomId: ID!, clientId: String!, body: String!): Entry!",
+        "leaveRoom(roomId: ID!): Boolean!",
+        "joinRoom(ticket: String!, afterSeq: Int): RoomEvent!",
+        "union RoomEvent = Joined | Entry",
+    ] {
+        assert!(served.contains(needle), "schema lacks `{needle}`");
+    }
+}
