@@ -427,3 +427,47 @@ async fn messages_cross_between_graphql_and_the_raw_websocket() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_cap_and_introspection_switch() {
+    let server = TestServer::start(&[]).await;
+    // One seat, many tickets for it: 100 live joinRoom on one socket, then no more.
+    let mut ann = gql_socket_as(&server, "ann").await;
+    let first = ticket(&server, "ann", "cap", Some(2)).await;
+    gql_join(&mut ann, "s0", &first, None).await;
+    gql_next(&mut ann, "s0").await;
+    for i in 1..100 {
+        let t = ticket(&server, "ann", "cap", None).await;
+        let id = format!("s{i}");
+        gql_join(&mut ann, &id, &t, None).await;
+        assert_eq!(gql_next(&mut ann, &id).await["__typename"], "Joined");
+    }
+    let t = ticket(&server, "ann", "cap", None).await;
+    gql_join(&mut ann, "s100", &t, None).await;
+    let code = join_error(&mut ann, "s100").await;
+    assert_eq!(
+        code, "INVALID_INPUT",
+        "the 101st subscription on one socket is refused"
+    );
+    let room = gql_http(&server, Some("dev:ann"), ROOM, json!({"r": "cap"})).await;
+    assert_eq!(
+        room["data"]["room"]["occupancy"], 1,
+        "one seat however many subscriptions"
+    );
+
+    // Introspection: on with --dev-auth (this server), off without it.
+    let schema_query = "{ __schema { queryType { name } } }";
+    let on = gql_http(&server, Some("dev:ann"), schema_query, json!({})).await;
+    assert_eq!(on["data"]["__schema"]["queryType"]["name"], "Query");
+    server.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+    let prod = TestServer::start_on(&url, &["--jwt-secret", parlor_tests::JWT_SECRET], &[]).await;
+    let token = parlor_tests::jwt(Some("ann"), 60, parlor_tests::JWT_SECRET);
+    let off = gql_http(&prod, Some(&token), schema_query, json!({})).await;
+    assert!(
+        off["data"].is_null() || off["data"]["__schema"].is_null(),
+        "introspection is off: {off}"
+    );
+    prod.stop().await;
+}

@@ -282,38 +282,23 @@ async fn http_send_and_history_paging() {
     assert_eq!((s, code(&v)), (403, "NOT_A_MEMBER"));
 
     // Bodies.
-    let (s, v) = post(
-        &server,
-        "dev:ann",
-        "/v1/rooms/hist/messages",
-        json!({"client_id": "big", "body": "x".repeat(33)}),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (413, "MESSAGE_TOO_LARGE"));
-    let (s, v) = post(
-        &server,
-        "dev:ann",
-        "/v1/rooms/hist/messages",
-        json!({"client_id": "ws", "body": "   "}),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "INVALID_INPUT"));
-    let (s, v) = post(
-        &server,
-        "dev:ann",
-        "/v1/rooms/hist/messages",
-        json!({"client_id": "", "body": "hi"}),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "INVALID_INPUT"));
-    let (s, v) = post(
-        &server,
-        "dev:ann",
-        "/v1/rooms/hist/messages",
-        json!({"body": "no client id"}),
-    )
-    .await;
-    assert_eq!((s, code(&v)), (400, "INVALID_INPUT"));
+    for (body, status, expected) in [
+        (
+            json!({"client_id": "big", "body": "x".repeat(33)}),
+            413,
+            "MESSAGE_TOO_LARGE",
+        ),
+        (
+            json!({"client_id": "ws", "body": "   "}),
+            400,
+            "INVALID_INPUT",
+        ),
+        (json!({"client_id": "", "body": "hi"}), 400, "INVALID_INPUT"),
+        (json!({"body": "no client id"}), 400, "INVALID_INPUT"),
+    ] {
+        let (s, v) = post(&server, "dev:ann", "/v1/rooms/hist/messages", body.clone()).await;
+        assert_eq!((s, code(&v)), (status, expected), "{body}");
+    }
     let (s, v) = post(
         &server,
         "dev:ann",

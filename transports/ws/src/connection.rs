@@ -235,44 +235,29 @@ async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<
             }
             frame = stream.next() => frame,
         };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
+        let hello = match frame {
+            Some(Ok(Message::Text(text))) => serde_json::from_str::<ClientFrame>(&text).ok(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Binary(_))) => {
-                out.error(
-                    &Error::new(ErrorKind::Unauthenticated, "the first frame must be hello"),
-                    None,
-                    None,
-                    None,
-                )
-                .await;
-                continue;
-            }
+            Some(Ok(Message::Binary(_))) => None,
             _ => return None,
         };
-        match serde_json::from_str::<ClientFrame>(&text) {
-            Ok(ClientFrame::Hello { token }) => match state.auth.authenticate(&token).await {
-                Ok(user) => {
-                    out.frame(&ServerFrame::Welcome {
-                        user_id: user.as_str(),
-                    })
-                    .await;
-                    return Some(user);
-                }
-                Err(err) => {
-                    out.error(&err, None, None, None).await;
-                    out.close(close::NO_HELLO, "invalid token");
-                    return None;
-                }
-            },
-            _ => {
-                out.error(
-                    &Error::new(ErrorKind::Unauthenticated, "the first frame must be hello"),
-                    None,
-                    None,
-                    None,
-                )
+        let Some(ClientFrame::Hello { token }) = hello else {
+            let err = Error::new(ErrorKind::Unauthenticated, "the first frame must be hello");
+            out.error(&err, None, None, None).await;
+            continue;
+        };
+        match state.auth.authenticate(&token).await {
+            Ok(user) => {
+                out.frame(&ServerFrame::Welcome {
+                    user_id: user.as_str(),
+                })
                 .await;
+                return Some(user);
+            }
+            Err(err) => {
+                out.error(&err, None, None, None).await;
+                out.close(close::NO_HELLO, "invalid token");
+                return None;
             }
         }
     }
