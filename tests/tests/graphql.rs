@@ -72,7 +72,7 @@ async fn queries_mutations_and_their_error_codes() {
         "--max-message-bytes",
         "16",
         "--reservation-ttl",
-        "1s",
+        "3s",
         "--max-capacity",
         "100",
     ])
@@ -144,7 +144,7 @@ async fn queries_mutations_and_their_error_codes() {
     gql_join(&mut bob, "b", "forged", None).await;
     assert_eq!(join_error(&mut bob, "b").await, "TICKET_INVALID");
     let late = ticket(&server, "ann", "g1", None).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     gql_join(&mut ann, "c", &late, None).await;
     assert_eq!(join_error(&mut ann, "c").await, "TICKET_EXPIRED");
 

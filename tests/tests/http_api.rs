@@ -103,7 +103,7 @@ async fn authentication() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_and_room_lifecycle() {
-    let server = TestServer::start(&["--max-capacity", "50", "--reservation-ttl", "1s"]).await;
+    let server = TestServer::start(&["--max-capacity", "50", "--reservation-ttl", "3s"]).await;
     let (ann, bob) = ("dev:ann", "dev:bob");
     let reserve = |token: &'static str, room: &'static str, body: Value| {
         let server = &server;
@@ -168,7 +168,7 @@ async fn validation_and_room_lifecycle() {
     );
     let (status, _) = reserve(ann, "lobby", json!({})).await;
     assert_eq!(status, 201, "the creator again: a fresh ticket");
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(3600)).await;
     // The pending room is gone: bob may create it now.
     let bob_ticket = server
         .client("bob")

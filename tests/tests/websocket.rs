@@ -78,7 +78,7 @@ async fn hello_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_rules() {
-    let server = TestServer::start(&["--reservation-ttl", "1s"]).await;
+    let server = TestServer::start(&["--reservation-ttl", "3s"]).await;
     let ann = server.client("ann");
     let t = ann.reserve("tix", Some(5)).await.unwrap().ticket;
     let mut bob_ws = server.raw_as("bob").await;
@@ -113,7 +113,7 @@ async fn ticket_rules() {
         .await
         .unwrap()
         .ticket;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(refused(&mut bob_ws, late).await, "TICKET_EXPIRED");
     server.stop().await;
 }
@@ -242,7 +242,7 @@ async fn send_ack_order_and_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_close_and_abrupt_drop() {
-    let server = TestServer::start(&["--reconnect-grace", "1s"]).await;
+    let server = TestServer::start(&["--reconnect-grace", "3s"]).await;
     server
         .client("watch")
         .reserve("exits", Some(3))
