@@ -133,6 +133,24 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         self.kind.is_temporary()
     }
+
+    /// The message to send a client, logging what the client must not see.
+    /// An `INTERNAL` error is logged in full under a fresh trace id and only
+    /// that id goes out; an `UNAVAILABLE` one logs its backend cause.
+    pub fn client_message(&self) -> String {
+        match self.kind {
+            ErrorKind::Internal => {
+                let trace_id = format!("{:016x}", rand::random::<u64>());
+                tracing::error!(%trace_id, error = ?self, "internal error");
+                format!("internal error (trace id {trace_id})")
+            }
+            ErrorKind::Unavailable => {
+                tracing::warn!(source = ?self.source, "storage unavailable");
+                self.message.clone()
+            }
+            _ => self.message.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -187,5 +205,8 @@ mod tests {
             "TICKET_EXPIRED"
         );
         assert!(!ErrorKind::RoomFull.is_temporary());
+        let bug = Error::internal(std::io::Error::other("table secret_table is gone"));
+        let said = bug.client_message();
+        assert!(said.starts_with("internal error (trace id ") && !said.contains("secret_table"));
     }
 }

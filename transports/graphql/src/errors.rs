@@ -12,30 +12,10 @@ use async_graphql::{
 use futures_util::StreamExt;
 use parlor_engine::{Error, ErrorKind};
 
-/// An engine error as a GraphQL error. Internal errors are logged with a
-/// trace id and only the id goes out.
+/// An engine error as a GraphQL error with `extensions.code`.
 pub(crate) fn gql(err: Error) -> async_graphql::Error {
-    let message = match err.kind() {
-        ErrorKind::Internal => {
-            let trace_id = format!("{:016x}", trace_id());
-            tracing::error!(%trace_id, error = ?err, source = ?std::error::Error::source(&err), "internal error");
-            format!("internal error (trace id {trace_id})")
-        }
-        _ => err.message().to_owned(),
-    };
-    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", err.code()))
-}
-
-fn trace_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
+    async_graphql::Error::new(err.client_message())
+        .extend_with(|_, ext| ext.set("code", err.code()))
 }
 
 fn with_code(mut error: ServerError) -> ServerError {

@@ -33,7 +33,6 @@ use tokio::{
 };
 
 use crate::{
-    errors::client_message,
     state::WsState,
     wire::{ClientFrame, ServerFrame},
 };
@@ -109,7 +108,7 @@ impl Outbound {
         client_id: Option<&str>,
         ticket: Option<&str>,
     ) -> bool {
-        let message = client_message(err);
+        let message = err.client_message();
         self.frame(&ServerFrame::Error {
             code: err.code(),
             message: &message,

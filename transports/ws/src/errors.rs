@@ -27,35 +27,6 @@ pub(crate) fn status(kind: ErrorKind) -> StatusCode {
     }
 }
 
-/// The message a client may see. Internal errors are logged here with a
-/// trace id, and only the id goes out.
-pub(crate) fn client_message(err: &Error) -> String {
-    match err.kind() {
-        ErrorKind::Internal => {
-            let trace_id = format!("{:016x}", rand_u64());
-            tracing::error!(%trace_id, error = ?err, source = ?std::error::Error::source(err), "internal error");
-            format!("internal error (trace id {trace_id})")
-        }
-        ErrorKind::Unavailable => {
-            tracing::warn!(source = ?std::error::Error::source(err), "storage unavailable");
-            err.message().to_owned()
-        }
-        _ => err.message().to_owned(),
-    }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
 /// An engine error as an HTTP response: `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub(crate) struct ApiError(pub(crate) Error);
@@ -74,7 +45,7 @@ impl From<ErrorKind> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.0.code(), "message": client_message(&self.0)}});
+        let body = json!({"error": {"code": self.0.code(), "message": self.0.client_message()}});
         (status(self.0.kind()), Json(body)).into_response()
     }
 }
