@@ -518,7 +518,7 @@ impl ChatEngine for Engine {
 
         // Consume the ticket and, for a stored room, queue the join — one
         // critical section, so the log follows the ledger's order.
-        let (pending, join_ack, claim) = {
+        let (pending, mut join_ack, claim) = {
             let mut ledger = room.ledger();
             if expired() {
                 drop(ledger);
@@ -533,7 +533,6 @@ impl ChatEngine for Engine {
                 .then(|| inner.append_membership(&room, user, EntryKind::Join));
             (pending, join, claim)
         };
-        let mut join_ack = join_ack;
         // From here every way out of this function releases the connection.
         let guard = SeatGuard::new(
             Arc::clone(inner),
