@@ -2,7 +2,8 @@
 //!
 //! The reference Parlor server: the engine on SeaORM storage (SQLite by
 //! default, Postgres with a `postgres://` URL), the WebSocket + HTTP and
-//! GraphQL transports side by side, and `/healthz`, `/readyz`, `/metrics`. The binary is a thin
+//! GraphQL transports side by side, the web chat page at `/`, and `/healthz`,
+//! `/readyz`, `/metrics`. The binary is a thin
 //! `main` over [`serve`]; tests start the same [`serve`] on `127.0.0.1:0`.
 //!
 //! Run with: `cargo run --release -p parlor-server -- --dev-auth`
@@ -164,7 +165,8 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .with_state(ops)
         .merge(transport.router())
-        .merge(graphql.router());
+        .merge(graphql.router())
+        .merge(parlor_web_chat::router());
 
     let addr = listener.local_addr().map_err(StartError::Io)?;
     tracing::info!(%addr, "parlor-server listening");

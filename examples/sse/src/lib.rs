@@ -1,0 +1,65 @@
+//! # parlor-sse
+//!
+//! A third transport, written outside the core crates to prove the plug-in
+//! boundary: it uses nothing but `parlor-engine`'s public API (the
+//! [`ChatEngine`] trait and the [`Authenticator`] port) and axum. The stream
+//! is Server-Sent Events; sending and leaving are plain HTTP.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /sse/v1/rooms/{room}/events?after_seq=&capacity=&title=` | `text/event-stream`: `joined`, then `entry` events with `id: <seq>` |
+//! | `POST /sse/v1/rooms/{room}/messages` `{"client_id", "body"}` | 201 entry |
+//! | `POST /sse/v1/rooms/{room}/leave` | 204 |
+//!
+//! Opening the stream is the whole two-phase join: the transport reserves a
+//! seat (creating the room when `capacity` is given) and commits the ticket
+//! at once, so a browser `EventSource` that reconnects by itself — sending
+//! `Last-Event-ID`, the last seq it saw — resumes on its own seat with no gap
+//! and no duplicate. A dropped stream sends the seat to grace; `leave` frees
+//! it. Tokens go in `Authorization: Bearer …`, or in `access_token=` for
+//! `EventSource`, which cannot set headers.
+//!
+//! Run with: `cargo run -p parlor-sse`, then
+//! `curl -N 'localhost:8090/sse/v1/rooms/lobby/events?capacity=10' -H 'Authorization: Bearer dev:alice'`.
+//!
+//! ```
+//! # async fn demo(engine: std::sync::Arc<dyn parlor_engine::ChatEngine>) {
+//! use std::sync::Arc;
+//! let sse = parlor_sse::SseTransport::new(engine, Arc::new(parlor_engine::auth::DevTokens));
+//! let app: axum::Router = axum::Router::new().merge(sse.router());
+//! # let _ = app;
+//! # }
+//! ```
+
+mod errors;
+mod events;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use parlor_engine::{Authenticator, ChatEngine};
+
+/// The SSE transport: an axum router over an engine and an authenticator.
+pub struct SseTransport {
+    state: Arc<SseState>,
+}
+
+struct SseState {
+    engine: Arc<dyn ChatEngine>,
+    auth: Arc<dyn Authenticator>,
+}
+
+impl SseTransport {
+    /// A transport over `engine`, checking tokens with `auth`.
+    pub fn new(engine: Arc<dyn ChatEngine>, auth: Arc<dyn Authenticator>) -> Self {
+        SseTransport {
+            state: Arc::new(SseState { engine, auth }),
+        }
+    }
+
+    /// The routes under `/sse/v1`.
+    pub fn router(&self) -> Router {
+        routes::router(Arc::clone(&self.state))
+    }
+}

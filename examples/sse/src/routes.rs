@@ -1,0 +1,132 @@
+//! The HTTP side: authentication, opening the stream (reserve + commit),
+//! sending and leaving.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header::AUTHORIZATION},
+    response::{
+        IntoResponse, Response,
+        sse::{KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures_util::StreamExt;
+use parlor_engine::{ErrorKind, RoomId, RoomSpec, Seq, UserId};
+use serde::Deserialize;
+
+use crate::{SseState, errors::ApiError, events};
+
+/// How often an idle stream gets a comment line, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub(crate) fn router(state: Arc<SseState>) -> Router {
+    Router::new()
+        .route("/sse/v1/rooms/{room_id}/events", get(open_stream))
+        .route("/sse/v1/rooms/{room_id}/messages", post(send))
+        .route("/sse/v1/rooms/{room_id}/leave", post(leave))
+        .with_state(state)
+}
+
+/// The token from `Authorization: Bearer …`, or from `access_token` for
+/// `EventSource`, which cannot set headers.
+async fn user(
+    state: &SseState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<UserId, ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = header.or(query_token).ok_or(ErrorKind::Unauthenticated)?;
+    Ok(state.auth.authenticate(token).await?)
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    after_seq: Option<Seq>,
+    capacity: Option<u32>,
+    title: Option<String>,
+    access_token: Option<String>,
+}
+
+async fn open_stream(
+    State(state): State<Arc<SseState>>,
+    Path(room_id): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user = user(&state, &headers, query.access_token.as_deref()).await?;
+    let room = RoomId::new(&room_id)?;
+    // A reconnecting EventSource says where it was; that wins over the URL's
+    // after_seq, which still names the first join's point.
+    let after_seq = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<Seq>().ok())
+                .ok_or(ErrorKind::InvalidInput)?,
+        ),
+        None => query.after_seq,
+    };
+    let create = query.capacity.map(|capacity| RoomSpec {
+        capacity,
+        title: query.title,
+    });
+    // Both phases at once: the seat is held only while this stream is open.
+    let reservation = state.engine.reserve(&user, &room, create).await?;
+    let membership = state
+        .engine
+        .commit(&user, &reservation.ticket, after_seq)
+        .await?;
+    tracing::debug!(%room, %user, ?after_seq, "sse stream opened");
+    let stream = events::events(membership).boxed();
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    client_id: String,
+    body: String,
+}
+
+async fn send(
+    State(state): State<Arc<SseState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let user = user(&state, &headers, None).await?;
+    let room = RoomId::new(&room_id)?;
+    let Json(body) = body.map_err(|e| {
+        parlor_engine::Error::new(
+            ErrorKind::InvalidInput,
+            format!("bad body: {}", e.body_text()),
+        )
+    })?;
+    let entry = state
+        .engine
+        .send(&user, &room, &body.client_id, &body.body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(events::entry_json(&entry))).into_response())
+}
+
+async fn leave(
+    State(state): State<Arc<SseState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let user = user(&state, &headers, None).await?;
+    let room = RoomId::new(&room_id)?;
+    if state.engine.leave(&user, &room).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ErrorKind::NotAMember.into())
+    }
+}

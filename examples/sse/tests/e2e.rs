@@ -1,0 +1,290 @@
+//! The SSE transport end to end: the real router on `127.0.0.1:0` over
+//! SQLite, read by a plain HTTP client that parses `text/event-stream` the
+//! way a browser does, and resumes with `Last-Event-ID`.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures_util::{StreamExt, stream::BoxStream};
+use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+use parlor_seaorm::SeaOrmStore;
+use parlor_sse::SseTransport;
+use serde_json::{Value, json};
+
+/// One server-sent event.
+#[derive(Debug)]
+struct Event {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+/// A `text/event-stream` response read event by event.
+struct EventReader {
+    bytes: BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+}
+
+impl EventReader {
+    async fn next(&mut self) -> Event {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, "message".to_owned(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                let data = serde_json::from_str(&data).expect("event data is JSON");
+                return Event { id, event, data };
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.bytes.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("stream still open")
+                .expect("read");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("sse.db").display());
+        let store = SeaOrmStore::open(&url).await.unwrap();
+        let engine = Engine::start(Arc::new(store), EngineConfig::default())
+            .await
+            .unwrap();
+        let app = SseTransport::new(Arc::new(engine), Arc::new(DevTokens)).router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Server {
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn open(&self, user: &str, query: &str, last_event_id: Option<u64>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(format!("{}/sse/v1/rooms/talk/events{query}", self.base))
+            .bearer_auth(format!("dev:{user}"));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn stream(&self, user: &str, query: &str, last_event_id: Option<u64>) -> EventReader {
+        let response = self.open(user, query, last_event_id).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventReader {
+            bytes: response
+                .bytes_stream()
+                .map(|r| r.map(|b| b.to_vec()))
+                .boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    async fn send(&self, user: &str, client_id: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/sse/v1/rooms/talk/messages", self.base))
+            .bearer_auth(format!("dev:{user}"))
+            .json(&json!({"client_id": client_id, "body": body}))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("PARLOR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_last_event_id_has_no_gap_and_no_duplicate() {
+    const MESSAGES: usize = 300;
+    let server = Arc::new(Server::start().await);
+    let mut alice = server.stream("alice", "?capacity=5&title=Talk", None).await;
+    let joined = alice.next().await;
+    assert_eq!(joined.event, "joined");
+    assert_eq!(joined.data["last_seq"], 1);
+    let mut bob = server.stream("bob", "", None).await;
+    assert_eq!(bob.next().await.data["members"], json!(["alice", "bob"]));
+    let bob_join = alice.next().await;
+    assert_eq!(
+        (bob_join.data["kind"].as_str(), bob_join.id.as_deref()),
+        (Some("join"), Some("2"))
+    );
+
+    // Bob sends while alice's stream is cut and resumed at random points.
+    let writer = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            for i in 0..MESSAGES {
+                let (status, entry) = server
+                    .send("bob", &format!("b-{i}"), &format!("m{i}"))
+                    .await;
+                assert_eq!(status, 201, "{entry}");
+            }
+        })
+    };
+    let seed = seed();
+    eprintln!("PARLOR_TEST_SEED={seed}");
+    let mut drops: Vec<usize> = (0..4)
+        .map(|k| (seed as usize >> (k * 8)) % MESSAGES)
+        .collect();
+    drops.sort_unstable();
+    let mut seqs = vec![2u64];
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut resumes = 0;
+    while seen.len() < MESSAGES {
+        if drops.first().is_some_and(|&d| seen.len() >= d) {
+            drops.remove(0);
+            drop(alice); // the connection goes away mid-stream
+            tokio::time::sleep(Duration::from_millis(seed % 20)).await;
+            let last = *seqs.last().unwrap();
+            alice = server.stream("alice", "?after_seq=0", Some(last)).await;
+            assert_eq!(alice.next().await.event, "joined");
+            resumes += 1;
+            continue;
+        }
+        let event = alice.next().await;
+        assert_eq!(event.event, "entry");
+        let seq = event.data["seq"].as_u64().unwrap();
+        assert_eq!(event.id, Some(seq.to_string()), "the event id is the seq");
+        assert_eq!(
+            seq,
+            seqs.last().unwrap() + 1,
+            "gap or duplicate after {seqs:?}"
+        );
+        seqs.push(seq);
+        if event.data["kind"] == "text" {
+            let previous = seen.insert(event.data["client_id"].as_str().unwrap().into(), seq);
+            assert!(previous.is_none(), "delivered twice: {event:?}");
+        } else {
+            panic!("alice came back within grace, so no join or leave: {event:?}");
+        }
+    }
+    writer.await.unwrap();
+    assert!(resumes >= 1);
+    // Bob's own stream saw the same log, in the same order.
+    for i in 0..MESSAGES {
+        let event = bob.next().await;
+        assert_eq!(event.data["client_id"], format!("b-{i}"));
+        assert_eq!(
+            event.data["seq"].as_u64(),
+            seen.get(&format!("b-{i}")).copied()
+        );
+    }
+    eprintln!(
+        "{MESSAGES} messages, {resumes} resumes, seqs 2..={}",
+        seqs.last().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_contract_codes() {
+    let server = Server::start().await;
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap().to_owned();
+    // No room and no capacity; then no token.
+    let response = server.open("alice", "", None).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(code(&response.json().await.unwrap()), "ROOM_NOT_FOUND");
+    let response = server
+        .http
+        .get(format!("{}/sse/v1/rooms/talk/events", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // The token in the query, as EventSource must send it; capacity 1.
+    let response = server
+        .http
+        .get(format!(
+            "{}/sse/v1/rooms/talk/events?capacity=1&access_token=dev:alice",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let full = server.open("bob", "", None).await;
+    assert_eq!(full.status(), 409);
+    assert_eq!(code(&full.json().await.unwrap()), "ROOM_FULL");
+
+    // Sends: not a member, idempotent, too large, malformed.
+    let (status, body) = server.send("bob", "c-1", "hi").await;
+    assert_eq!((status, code(&body).as_str()), (403, "NOT_A_MEMBER"));
+    let (status, first) = server.send("alice", "c-1", "hi").await;
+    assert_eq!(status, 201);
+    let (_, again) = server.send("alice", "c-1", "hi").await;
+    assert_eq!(
+        (first["seq"].clone(), first["id"].clone()),
+        (again["seq"].clone(), again["id"].clone())
+    );
+    let (status, body) = server.send("alice", "c-2", &"x".repeat(5000)).await;
+    assert_eq!((status, code(&body).as_str()), (413, "MESSAGE_TOO_LARGE"));
+    let response = server
+        .http
+        .post(format!("{}/sse/v1/rooms/talk/messages", server.base))
+        .bearer_auth("dev:alice")
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(code(&response.json().await.unwrap()), "INVALID_INPUT");
+
+    // Leave frees the seat: bob gets in.
+    let left = server
+        .http
+        .post(format!("{}/sse/v1/rooms/talk/leave", server.base))
+        .bearer_auth("dev:alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 204);
+    let mut bob = server.stream("bob", "?after_seq=0", None).await;
+    assert_eq!(bob.next().await.data["occupancy"], 1);
+    let kinds: Vec<String> = [
+        bob.next().await,
+        bob.next().await,
+        bob.next().await,
+        bob.next().await,
+    ]
+    .iter()
+    .map(|e| e.data["kind"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(kinds, ["join", "text", "leave", "join"]);
+}

@@ -1,0 +1,245 @@
+// The web chat page: sign in, join or create rooms, talk. All protocol work
+// is in parlor.js; this file only draws what a ParlorClient and its Rooms hold.
+
+import { ParlorClient, ParlorError } from "./parlor.js";
+
+const $ = (selector) => document.querySelector(selector);
+const STATUS_TEXT = {
+  connecting: "connecting…",
+  online: "connected",
+  reconnecting: "reconnecting…",
+  offline: "offline — reconnecting when the network is back",
+  "signed-out": "signed out",
+  closed: "signed out",
+};
+const TOKEN_KEY = "parlor.token";
+
+let client = null;
+let current = null; // the Room on screen
+
+function words(err) {
+  return err instanceof ParlorError ? err.text : String(err?.message || err);
+}
+
+function showStatus(status) {
+  const pill = $("#status");
+  pill.dataset.status = status;
+  pill.textContent = STATUS_TEXT[status] || status;
+}
+
+async function signIn(token) {
+  client?.close();
+  const mine = new ParlorClient({ token });
+  client = mine;
+  mine.addEventListener("status", () => {
+    if (mine !== client) return; // an earlier sign-in's client
+    showStatus(mine.status);
+    drawRooms();
+  });
+  showStatus(mine.status);
+  try {
+    await mine.connect();
+  } catch (err) {
+    if (mine === client) signedOut(words(err));
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("#me").textContent = client.userId;
+  $("#sign-in").hidden = true;
+  $("#chat").hidden = false;
+  $("#sign-out").hidden = false;
+  $("#join-form [name=room]").focus();
+}
+
+function signedOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  client?.close();
+  client = null;
+  current = null;
+  showStatus("signed-out");
+  $("#me").textContent = "";
+  $("#sign-in").hidden = false;
+  $("#chat").hidden = true;
+  $("#room").hidden = true;
+  $("#sign-out").hidden = true;
+  $("#rooms").replaceChildren();
+  $("[data-testid=sign-in-error]").textContent = message || "";
+}
+
+$("#sign-in-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const jwt = form.jwt.value.trim();
+  const user = form.user.value.trim();
+  if (!jwt && !user) {
+    $("[data-testid=sign-in-error]").textContent = "Give a user name or paste a JWT.";
+    return;
+  }
+  $("[data-testid=sign-in-error]").textContent = "";
+  signIn(jwt || `dev:${user}`);
+});
+
+$("#sign-out").addEventListener("click", () => signedOut());
+
+$("#join-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const error = $("[data-testid=join-error]");
+  error.textContent = "";
+  const capacity = Number(form.capacity.value);
+  const create = capacity > 0 ? { capacity, title: form.title.value.trim() || undefined } : undefined;
+  const button = form.querySelector("button");
+  button.disabled = true;
+  try {
+    const room = await client.join(form.room.value.trim(), { create });
+    form.reset();
+    form.querySelector("details").open = false;
+    show(room);
+  } catch (err) {
+    error.textContent = words(err);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function show(room) {
+  if (current !== room) current?.removeEventListener("change", drawRoom);
+  current = room;
+  room.addEventListener("change", drawRoom);
+  $("#room").hidden = false;
+  drawRoom(true);
+  drawRooms();
+  $("#composer [name=body]").focus();
+}
+
+function drawRooms() {
+  const list = $("#rooms");
+  list.replaceChildren();
+  if (!client) return;
+  for (const room of client.rooms.values()) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = room.title || room.id;
+    button.dataset.roomStatus = room.status;
+    button.classList.toggle("current", room === current);
+    button.addEventListener("click", () => show(room));
+    li.append(button);
+    list.append(li);
+  }
+}
+
+function entryItem(entry) {
+  const li = document.createElement("li");
+  li.dataset.seq = entry.seq;
+  li.dataset.kind = entry.kind;
+  li.dataset.testid = "entry";
+  if (entry.kind !== "text") {
+    li.className = "system";
+    li.textContent = `${entry.sender} ${entry.kind === "join" ? "joined" : "left"}`;
+    return li;
+  }
+  li.className = entry.sender === client.userId ? "msg mine" : "msg";
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = entry.sender;
+  const body = document.createElement("span");
+  body.className = "body";
+  body.textContent = entry.body;
+  const time = document.createElement("time");
+  time.dateTime = entry.created_at;
+  time.title = `#${entry.seq} · ${entry.created_at}`;
+  time.textContent = new Date(entry.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  li.append(who, body, time);
+  return li;
+}
+
+function outboxItem(room, item) {
+  const li = document.createElement("li");
+  li.className = `msg mine pending ${item.status}`;
+  li.dataset.clientId = item.clientId;
+  li.dataset.state = item.status;
+  li.dataset.testid = "pending";
+  const body = document.createElement("span");
+  body.className = "body";
+  body.textContent = item.body;
+  const state = document.createElement("span");
+  state.className = "state";
+  state.textContent = item.status === "failed" ? "failed" : item.status === "sent" ? "sent" : "sending…";
+  li.append(body, state);
+  if (item.status === "failed") {
+    const why = document.createElement("span");
+    why.className = "why";
+    why.textContent = words(item.error);
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.textContent = "Retry";
+    retry.dataset.testid = "retry";
+    retry.addEventListener("click", () => room.retry(item.clientId));
+    li.append(why, retry);
+  }
+  return li;
+}
+
+function drawRoom(jump) {
+  const room = current;
+  if (!room) return;
+  if (room.status === "left") {
+    current = null;
+    $("#room").hidden = true;
+    drawRooms();
+    return;
+  }
+  $("#room-title").textContent = room.title || room.id;
+  $("#room-id").textContent = room.title ? room.id : "";
+  $("#occupancy").textContent =
+    room.capacity === null ? "" : `${room.occupancy ?? "?"} / ${room.capacity} seats`;
+  $("#members").textContent = room.members.length ? `Here: ${room.members.join(", ")}` : "";
+  const error = room.status === "error" || room.error ? words(room.error) : "";
+  const rejoining = room.status === "rejoining";
+  $("#room-error").textContent = rejoining ? "Reconnecting to the room…" : error;
+  $("#room-error").classList.toggle("notice", rejoining);
+  $("#earlier").hidden = !room.hasEarlier;
+
+  const scroller = $("#scroller");
+  const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+  const items = room.entries.map(entryItem);
+  for (const item of room.outbox) items.push(outboxItem(room, item));
+  $("#messages").replaceChildren(...items);
+  if (jump === true || atBottom) scroller.scrollTop = scroller.scrollHeight;
+  drawRooms();
+}
+
+$("#earlier").addEventListener("click", async () => {
+  const room = current;
+  const scroller = $("#scroller");
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  try {
+    await room.loadEarlier();
+    scroller.scrollTop = scroller.scrollHeight - fromBottom; // keep the reader's place
+  } catch (err) {
+    $("#room-error").textContent = words(err);
+  }
+});
+
+$("#leave").addEventListener("click", () => current?.leave());
+
+$("#composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const field = event.currentTarget.body;
+  const body = field.value;
+  if (!current || !body.trim()) return;
+  current.send(body);
+  field.value = "";
+  $("#scroller").scrollTop = $("#scroller").scrollHeight;
+});
+
+$("#composer [name=body]").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    event.currentTarget.form.requestSubmit();
+  }
+});
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) signIn(saved);

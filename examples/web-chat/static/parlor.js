@@ -1,0 +1,494 @@
+// parlor.js — a small browser client for Parlor's HTTP + raw WebSocket
+// transport (CONTRACT §4–§5). A plain ES module with no dependencies and no
+// build step: copy it next to your page and `import` it. README.md beside it
+// documents the API.
+//
+// What it guarantees to the page:
+// - entries are ordered by `seq` only and held once each, across reconnects;
+// - a send shows at once ("sending") under a client id and is replaced by the
+//   server's entry; an error marks it "failed" (retry() sends it again with
+//   the same client id) — nothing is dropped silently;
+// - sends leave in order; after a reconnect the unacked ones are re-sent in
+//   order with their original client ids (the server keeps sends idempotent);
+// - the socket reconnects by itself with backoff and jitter and resumes every
+//   room after the last seq it holds.
+
+/** Words for each contract error code, for people rather than programs. */
+export const ERROR_TEXT = {
+  UNAUTHENTICATED: "Sign-in failed: the server did not accept this token.",
+  FORBIDDEN: "This page's origin is not allowed to talk to the server.",
+  INVALID_INPUT: "The server could not accept that.",
+  ROOM_NOT_FOUND: "There is no room with that id. Give a capacity to create it.",
+  ROOM_FULL: "This room is full: every seat is taken.",
+  ROOM_PENDING: "Someone else is creating this room right now. Try again in a few seconds.",
+  TICKET_INVALID: "The seat ticket was not accepted. Join the room again.",
+  TICKET_EXPIRED: "The seat reservation ran out. Join the room again.",
+  NOT_A_MEMBER: "You are not a member of this room (any more). Join it again.",
+  MESSAGE_TOO_LARGE: "Too large: this message is over the server's size limit.",
+  RATE_LIMITED: "You are sending too fast. Wait a moment, then retry.",
+  UNAVAILABLE: "The server cannot reach its storage right now. Retry in a moment.",
+  INTERNAL: "The server hit an internal error.",
+  NETWORK: "The server cannot be reached.",
+};
+
+/** An error with a contract code (`ROOM_FULL`, …) and the server's message. */
+export class ParlorError extends Error {
+  constructor(code, message) {
+    super(message || ERROR_TEXT[code] || code);
+    this.code = code;
+  }
+
+  /** The error in words: the code's text, plus the server's detail for INVALID_INPUT. */
+  get text() {
+    const words = ERROR_TEXT[this.code] || this.message;
+    return this.code === "INVALID_INPUT" && this.message ? `${words} (${this.message})` : words;
+  }
+}
+
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 10_000;
+const HISTORY_PAGE = 50;
+
+function randomId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  // Pages served over plain http on a LAN address are not a secure context.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * One user's connection to a Parlor server: one WebSocket shared by every
+ * room, re-opened whenever it is lost. Events: `status` (see `status`).
+ */
+export class ParlorClient extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.token  a JWT, or `dev:<user>` under --dev-auth
+   * @param {string} [options.baseUrl]  the server's http(s) origin; the page's by default
+   */
+  constructor({ token, baseUrl = location.origin }) {
+    super();
+    this.token = token;
+    this.baseUrl = baseUrl.replace(/\/$/, "");
+    /** "connecting" | "online" | "reconnecting" | "offline" | "signed-out" | "closed" */
+    this.status = "connecting";
+    /** Set by the server's `welcome`. */
+    this.userId = null;
+    /** @type {Map<string, Room>} */
+    this.rooms = new Map();
+    this._ws = null;
+    this._attempt = 0;
+    this._timer = null;
+    this._closed = false;
+    this._welcomed = false;
+    this._waiters = [];
+    this._onOnline = () => this._reconnectNow();
+    this._onOffline = () => this._drop("offline");
+    addEventListener("online", this._onOnline);
+    addEventListener("offline", this._onOffline);
+  }
+
+  /** Opens the socket; resolves at the first `welcome`, rejects on a refused token. */
+  connect() {
+    const welcomed = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+    this._open();
+    return welcomed;
+  }
+
+  /** Closes for good with 1000, which leaves every room at once. */
+  close() {
+    this._closed = true;
+    clearTimeout(this._timer);
+    removeEventListener("online", this._onOnline);
+    removeEventListener("offline", this._onOffline);
+    this._ws?.close(1000, "bye");
+    this._ws = null;
+    this._setStatus("closed");
+  }
+
+  /**
+   * Reserves a seat and joins `roomId`; with `create: {capacity, title}` the
+   * room is created if it does not exist. Resolves with the Room once joined.
+   */
+  async join(roomId, { create } = {}) {
+    let room = this.rooms.get(roomId);
+    if (!room) {
+      room = new Room(this, roomId, create);
+      this.rooms.set(roomId, room);
+    }
+    try {
+      await room._start();
+    } catch (err) {
+      if (!room.joinedOnce) this.rooms.delete(roomId);
+      throw err;
+    }
+    return room;
+  }
+
+  /** An HTTP call to the server's /v1 API; throws ParlorError. */
+  async http(method, path, body) {
+    let response;
+    try {
+      response = await fetch(`${this.baseUrl}/v1${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ParlorError("NETWORK");
+    }
+    const json = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new ParlorError(json?.error?.code || "INTERNAL", json?.error?.message);
+    }
+    return json;
+  }
+
+  _send(frame) {
+    if (this._ws?.readyState !== WebSocket.OPEN || !this._welcomed) return false;
+    this._ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  get _online() {
+    return this.status === "online";
+  }
+
+  _setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this.dispatchEvent(new CustomEvent("status", { detail: status }));
+  }
+
+  _open() {
+    if (this._closed || this._ws) return;
+    clearTimeout(this._timer);
+    this._setStatus(this.userId ? "reconnecting" : "connecting");
+    const url = new URL("/v1/ws", this.baseUrl);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(url);
+    this._ws = ws;
+    this._welcomed = false;
+    this._refusal = null;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: this.token }));
+    ws.onmessage = (event) => {
+      if (ws === this._ws) this._frame(JSON.parse(event.data));
+    };
+    ws.onclose = (event) => this._lost(ws, event.code);
+  }
+
+  /** The browser says the network is gone: an open socket may linger for
+   * minutes without noticing, so drop it now (the seat goes to grace). */
+  _drop(reason) {
+    const ws = this._ws;
+    if (!ws) return;
+    ws.onclose = ws.onmessage = null;
+    try {
+      ws.close(4000, reason);
+    } catch {
+      // Already closing.
+    }
+    this._lost(ws, 4000);
+  }
+
+  _reconnectNow() {
+    if (this._closed || this._ws) return;
+    this._attempt = 0;
+    this._open();
+  }
+
+  _lost(ws, code) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    this._welcomed = false;
+    for (const room of this.rooms.values()) room._disconnected();
+    if (code === 4401) {
+      // The token was refused: trying again cannot help.
+      this._closed = true;
+      this._setStatus("signed-out");
+      const err = this._refusal || new ParlorError("UNAUTHENTICATED");
+      for (const waiter of this._waiters.splice(0)) waiter.reject(err);
+      return;
+    }
+    if (this._closed) return;
+    if (!navigator.onLine) {
+      this._setStatus("offline"); // the `online` event reconnects
+      return;
+    }
+    this._setStatus(this.userId ? "reconnecting" : "connecting");
+    // Exponential backoff with full jitter, so a restarted server is not hit
+    // by every client at the same instant.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this._attempt);
+    this._attempt += 1;
+    this._timer = setTimeout(() => this._open(), ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  _frame(frame) {
+    switch (frame.type) {
+      case "welcome":
+        this.userId = frame.user_id;
+        this._welcomed = true;
+        this._attempt = 0;
+        this._setStatus("online");
+        for (const waiter of this._waiters.splice(0)) waiter.resolve(this);
+        for (const room of this.rooms.values()) room._resume();
+        break;
+      case "joined":
+        this.rooms.get(frame.room_id)?._joined(frame);
+        break;
+      case "entry":
+        this.rooms.get(frame.room_id)?._entry(frame);
+        break;
+      case "ack":
+        this.rooms.get(frame.room_id)?._ack(frame);
+        break;
+      case "left":
+        this.rooms.get(frame.room_id)?._left();
+        break;
+      case "error":
+        this._error(frame);
+        break;
+      default:
+        break;
+    }
+  }
+
+  _error(frame) {
+    const err = new ParlorError(frame.code, frame.message);
+    if (!this._welcomed && frame.code === "UNAUTHENTICATED") {
+      this._refusal = err; // close 4401 follows
+      return;
+    }
+    const room = frame.ticket
+      ? [...this.rooms.values()].find((r) => r._ticket === frame.ticket)
+      : this.rooms.get(frame.room_id);
+    if (!room) return;
+    if (frame.ticket) room._joinFailed(err);
+    else if (frame.client_id) room._sendFailed(frame.client_id, err);
+    else room._fail(err);
+  }
+}
+
+/**
+ * One room as this client sees it. Events: `change` after anything below
+ * changed. Fields are read-only for the page.
+ */
+export class Room extends EventTarget {
+  constructor(client, id, create) {
+    super();
+    this.client = client;
+    this.id = id;
+    this.title = null;
+    this.capacity = null;
+    this.occupancy = null;
+    /** Users with a joined (or reconnecting) seat, sorted. */
+    this.members = [];
+    /** "joining" | "joined" | "rejoining" | "left" | "error" */
+    this.status = "joining";
+    /** The last error that stopped the room, as a ParlorError. */
+    this.error = null;
+    /** Own messages not yet in the log, in send order:
+     * {clientId, body, status: "sending" | "sent" | "failed", error}. */
+    this.outbox = [];
+    /** Whether older entries may exist before the first one held. */
+    this.hasEarlier = true;
+    this.joinedOnce = false;
+    this._create = create;
+    this._entries = new Map(); // seq → entry
+    this._lastSeq = null; // the stream position: every seq up to here is held
+    this._membersAt = 0;
+    this._ticket = null;
+    this._waiters = [];
+    this._refresh = null;
+  }
+
+  /** Entries held, ascending by seq (text, join and leave). */
+  get entries() {
+    return [...this._entries.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The last seq received on the stream: where a resume starts. */
+  get lastSeq() {
+    return this._lastSeq;
+  }
+
+  /** Sends `body`; returns its client id. It shows in `outbox` at once. */
+  send(body) {
+    const item = { clientId: randomId(), body, status: "sending", error: null };
+    this.outbox.push(item);
+    this._transmit(item);
+    this._changed();
+    return item.clientId;
+  }
+
+  /** Sends a failed message again, with the same client id, after the others. */
+  retry(clientId) {
+    const index = this.outbox.findIndex((m) => m.clientId === clientId);
+    if (index < 0) return;
+    const [item] = this.outbox.splice(index, 1);
+    Object.assign(item, { status: "sending", error: null });
+    this.outbox.push(item);
+    this._transmit(item);
+    this._changed();
+  }
+
+  /** Reads the page of history before the oldest entry held. */
+  async loadEarlier(limit = HISTORY_PAGE) {
+    const oldest = this._entries.size ? Math.min(...this._entries.keys()) : (this._lastSeq ?? 0) + 1;
+    if (oldest <= 1) {
+      this.hasEarlier = false;
+      this._changed();
+      return;
+    }
+    const { messages } = await this.client.http(
+      "GET",
+      `/rooms/${encodeURIComponent(this.id)}/messages?before_seq=${oldest}&limit=${limit}`,
+    );
+    for (const entry of messages) this._entries.set(entry.seq, entry);
+    this.hasEarlier = messages.length === limit && messages[0].seq > 1;
+    this._changed();
+  }
+
+  /** Leaves the room: the seat is freed and a `leave` entry appended. */
+  leave() {
+    this.client._send({ type: "leave", room_id: this.id });
+    this._left();
+  }
+
+  async _start() {
+    if (this.status === "joined") return;
+    const joined = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+    if (this.client._online) this._resume();
+    return joined;
+  }
+
+  /** (Re)joins over a fresh ticket, resuming after the last seq held. */
+  async _resume() {
+    if (this.status === "left") return;
+    const socket = this.client._ws;
+    let reservation;
+    try {
+      const create = this.joinedOnce ? undefined : this._create;
+      reservation = await this.client.http(
+        "POST",
+        `/rooms/${encodeURIComponent(this.id)}/reservations`,
+        create ? { create } : {},
+      );
+    } catch (err) {
+      // A network failure means the socket is going too: its reconnect retries.
+      if (err.code !== "NETWORK") this._fail(err);
+      return;
+    }
+    if (socket !== this.client._ws) return; // reconnected meanwhile; that run rejoins
+    this._ticket = reservation.ticket;
+    const frame = { type: "join", ticket: reservation.ticket };
+    if (this._lastSeq !== null) frame.after_seq = this._lastSeq;
+    this.client._send(frame);
+  }
+
+  _joined(frame) {
+    this._ticket = null;
+    this.capacity = frame.capacity;
+    this.occupancy = frame.occupancy;
+    this.members = [...frame.members];
+    // Backlog entries up to here are already counted in `members`.
+    this._membersAt = frame.last_seq;
+    const first = this._lastSeq === null;
+    if (first) this._lastSeq = frame.last_seq;
+    this.status = "joined";
+    this.error = null;
+    this.joinedOnce = true;
+    for (const item of this.outbox) if (item.status === "sending") this._transmit(item);
+    for (const waiter of this._waiters.splice(0)) waiter.resolve(this);
+    this._scheduleRefresh();
+    if (first) this.loadEarlier().catch(() => {});
+    this._changed();
+  }
+
+  _entry(entry) {
+    if (this._lastSeq !== null && entry.seq <= this._lastSeq) return; // seen already
+    if (this._lastSeq !== null && entry.seq !== this._lastSeq + 1) {
+      console.warn(`parlor: room ${this.id} skipped from seq ${this._lastSeq} to ${entry.seq}`);
+    }
+    this._entries.set(entry.seq, entry);
+    this._lastSeq = entry.seq;
+    if (entry.kind === "text" && entry.sender === this.client.userId) {
+      this.outbox = this.outbox.filter((m) => m.clientId !== entry.client_id);
+    }
+    if (entry.kind !== "text" && entry.seq > this._membersAt) {
+      const others = this.members.filter((m) => m !== entry.sender);
+      this.members = entry.kind === "join" ? [...others, entry.sender].sort() : others;
+      this._scheduleRefresh();
+    }
+    this._changed();
+  }
+
+  _ack(ack) {
+    const item = this.outbox.find((m) => m.clientId === ack.client_id);
+    if (!item) return;
+    if (this._entries.has(ack.seq)) {
+      this.outbox = this.outbox.filter((m) => m !== item);
+    } else {
+      // Durable; its entry is on the way in the stream.
+      Object.assign(item, { status: "sent", seq: ack.seq });
+    }
+    this._changed();
+  }
+
+  _sendFailed(clientId, err) {
+    const item = this.outbox.find((m) => m.clientId === clientId);
+    if (item) Object.assign(item, { status: "failed", error: err });
+    if (err.code === "NOT_A_MEMBER") this._fail(err);
+    this._changed();
+  }
+
+  _joinFailed(err) {
+    this._ticket = null;
+    this._fail(err);
+  }
+
+  _fail(err) {
+    this.error = err;
+    if (this.status !== "joined" || err.code === "NOT_A_MEMBER") this.status = "error";
+    for (const waiter of this._waiters.splice(0)) waiter.reject(err);
+    this._changed();
+  }
+
+  _left() {
+    this.status = "left";
+    this.client.rooms.delete(this.id);
+    this._changed();
+  }
+
+  _disconnected() {
+    if (this.status === "joined") this.status = "rejoining";
+    // In-flight sends are re-sent on rejoin; "sent" ones are already durable.
+    this._changed();
+  }
+
+  _transmit(item) {
+    if (this.status !== "joined") return; // queued: _joined sends it
+    this.client._send({ type: "send", room_id: this.id, client_id: item.clientId, body: item.body });
+  }
+
+  /** Occupancy counts reserved seats too, which no entry shows: ask. */
+  _scheduleRefresh() {
+    clearTimeout(this._refresh);
+    this._refresh = setTimeout(async () => {
+      try {
+        const info = await this.client.http("GET", `/rooms/${encodeURIComponent(this.id)}`);
+        Object.assign(this, { title: info.title, capacity: info.capacity, occupancy: info.occupancy });
+        this._changed();
+      } catch {
+        // Shown again on the next change.
+      }
+    }, 150);
+  }
+
+  _changed() {
+    this.dispatchEvent(new Event("change"));
+  }
+}

@@ -1,0 +1,204 @@
+// The web chat in a real browser: headless Chromium (Debian's package)
+// driven by playwright-core. Run by `cargo test -p parlor-tests --test
+// web_chat_browser`, which starts the server and passes its URL and the
+// screenshot folder: node web_chat.mjs <base-url> <screenshot-dir>
+//
+// Two users in two browser contexts talk; one goes offline while the other
+// sends 20 messages and comes back to every message exactly once, in order,
+// without a reload; its own message sent while offline is delivered once.
+// Then the errors a person must be able to read: a full room, and a message
+// too large, marked failed with a retry.
+
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, shots] = process.argv.slice(2);
+if (!base || !shots) throw new Error("usage: node web_chat.mjs <base-url> <screenshot-dir>");
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.PARLOR_CHROMIUM || "/usr/bin/chromium",
+  // Without these, Chromium keeps dialling Google's services, which this
+  // closed network refuses.
+  args: [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+const step = (what) => console.log(`· ${what}`);
+const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
+
+async function open(user) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "warning" && console.log(`[${user}] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[${user}] page error: ${e.message}`));
+  await page.goto(base);
+  await page.fill("[data-testid=user]", user);
+  await page.click("[data-testid=sign-in]");
+  await status(page, "online");
+  return { context, page };
+}
+
+const status = (page, s) => page.waitForSelector(`[data-testid=status][data-status="${s}"]`);
+
+async function join(page, room, create) {
+  await page.fill("[data-testid=room-id]", room);
+  if (create) {
+    await page.$eval("#join-form details", (d) => (d.open = true));
+    await page.fill("[data-testid=capacity]", String(create.capacity));
+    if (create.title) await page.fill("[data-testid=title]", create.title);
+  }
+  await page.click("[data-testid=join]");
+}
+
+async function say(page, text) {
+  await page.fill("[data-testid=composer]", text);
+  await page.press("[data-testid=composer]", "Enter");
+}
+
+/** The room's log as the page shows it: {seq, kind, body}, top to bottom. */
+const log = (page) =>
+  page.$$eval("[data-testid=messages] li[data-testid=entry]", (items) =>
+    items.map((li) => ({
+      seq: Number(li.dataset.seq),
+      kind: li.dataset.kind,
+      body: li.querySelector(".body")?.textContent ?? null,
+    })),
+  );
+
+const pending = (page) =>
+  page.$$eval("[data-testid=messages] li[data-testid=pending]", (items) =>
+    items.map((li) => ({ state: li.dataset.state, body: li.querySelector(".body").textContent })),
+  );
+
+/** Waits until the page's log holds `bodies` as entries. */
+async function until(page, bodies) {
+  await page.waitForFunction(
+    (wanted) => {
+      const have = new Set(
+        [...document.querySelectorAll("[data-testid=messages] li[data-testid=entry] .body")].map((b) => b.textContent),
+      );
+      return wanted.every((b) => have.has(b));
+    },
+    bodies,
+    { timeout: 20_000 },
+  );
+}
+
+function assert(ok, message) {
+  if (!ok) throw new Error(message);
+}
+
+/** Every seq once, each one more than the last; each body in `bodies` once, in that order. */
+function checkLog(who, entries, bodies) {
+  for (let i = 1; i < entries.length; i++) {
+    assert(entries[i].seq === entries[i - 1].seq + 1, `${who}: seq ${entries[i - 1].seq} then ${entries[i].seq}`);
+  }
+  const texts = entries.filter((e) => e.kind === "text").map((e) => e.body);
+  for (const body of bodies) {
+    const n = texts.filter((t) => t === body).length;
+    assert(n === 1, `${who}: "${body}" shown ${n} times`);
+  }
+  const order = texts.filter((t) => bodies.includes(t));
+  assert(JSON.stringify(order) === JSON.stringify(bodies), `${who}: out of order: ${order.join(",")}`);
+}
+
+try {
+  step("alice creates a room; bob joins it");
+  const alice = await open("alice");
+  await join(alice.page, "talk", { capacity: 4, title: "Talk" });
+  await alice.page.waitForSelector("[data-testid=room-title]:text('Talk')");
+  const bob = await open("bob");
+  await join(bob.page, "talk");
+  await bob.page.waitForSelector("[data-testid=members]:text('alice, bob')");
+  await alice.page.waitForSelector("[data-testid=members]:text('alice, bob')");
+  await alice.page.waitForSelector("[data-testid=occupancy]:text('2 / 4 seats')");
+
+  step("they talk");
+  await say(alice.page, "hello bob");
+  await until(bob.page, ["hello bob"]);
+  await say(bob.page, "hi alice, how are you?");
+  await until(alice.page, ["hi alice, how are you?"]);
+  await until(bob.page, ["hi alice, how are you?"]); // its entry, not just the ack
+  await shot(alice.page, "01-talking");
+
+  step("bob goes offline; alice sends 20 messages; bob writes one while offline");
+  await bob.page.evaluate(() => (window.__notReloaded = true));
+  await bob.context.setOffline(true);
+  await status(bob.page, "offline");
+  const burst = Array.from({ length: 20 }, (_, i) => `message ${String(i + 1).padStart(2, "0")}`);
+  await say(bob.page, "written while offline");
+  const waiting = await pending(bob.page);
+  assert(
+    waiting.length === 1 && waiting[0].state === "sending",
+    `bob's offline message should wait as "sending": ${JSON.stringify(waiting)}`,
+  );
+  for (const text of burst) await say(alice.page, text);
+  await until(alice.page, burst);
+  await shot(bob.page, "02-bob-offline");
+
+  step("bob comes back: every message once, in order, no reload");
+  await bob.context.setOffline(false);
+  await status(bob.page, "online");
+  await until(bob.page, [...burst, "written while offline"]);
+  await bob.page.waitForFunction(() => !document.querySelector("li[data-testid=pending]"));
+  assert(await bob.page.evaluate(() => window.__notReloaded === true), "bob's page was reloaded");
+  const bobLog = await log(bob.page);
+  checkLog("bob", bobLog, ["hello bob", "hi alice, how are you?", ...burst, "written while offline"]);
+  await until(alice.page, ["written while offline"]);
+  const aliceLog = await log(alice.page);
+  checkLog("alice", aliceLog, ["hello bob", "hi alice, how are you?", ...burst, "written while offline"]);
+  await shot(bob.page, "03-bob-caught-up");
+
+  step("a newcomer scrolls back through the history");
+  const more = Array.from({ length: 40 }, (_, i) => `later ${i + 1}`);
+  for (const text of more) await say(alice.page, text);
+  await until(alice.page, more);
+  const carol = await open("carol");
+  await join(carol.page, "talk");
+  await until(carol.page, more);
+  await carol.page.waitForSelector("[data-testid=earlier]:visible");
+  const firstPage = await log(carol.page);
+  assert(firstPage[0].seq > 1, `carol's first page should not reach seq 1: starts at ${firstPage[0].seq}`);
+  await carol.page.click("[data-testid=earlier]");
+  await carol.page.waitForSelector("[data-testid=earlier]", { state: "hidden" });
+  const carolLog = await log(carol.page);
+  assert(carolLog[0].seq === 1, `carol's history should start at seq 1: ${carolLog[0].seq}`);
+  checkLog("carol", carolLog, ["hello bob", ...burst, "written while offline", ...more]);
+  console.log(`  carol saw seqs ${firstPage[0].seq}.. first, then 1..${carolLog.at(-1).seq}`);
+
+  step("a full room says so");
+  await join(alice.page, "tiny", { capacity: 1 });
+  await alice.page.waitForSelector("[data-testid=occupancy]:text('1 / 1 seats')");
+  await join(bob.page, "tiny");
+  const full = await bob.page.waitForSelector("[data-testid=join-error]:text('full')");
+  console.log(`  bob reads: ${await full.textContent()}`);
+  await shot(bob.page, "04-room-full");
+
+  step("a message too large is marked failed, with a retry");
+  await say(alice.page, "x".repeat(5000));
+  const failed = await alice.page.waitForSelector("li[data-testid=pending][data-state=failed]");
+  assert(await failed.$("[data-testid=retry]"), "no retry button on the failed message");
+  console.log(`  alice reads: ${await failed.$eval(".why", (e) => e.textContent)}`);
+  await shot(alice.page, "05-too-large");
+  await alice.page.click("[data-testid=retry]");
+  await alice.page.waitForSelector("li[data-testid=pending][data-state=failed]");
+  await say(alice.page, "a normal one after it");
+  await until(alice.page, ["a normal one after it"]);
+  const stillFailed = await pending(alice.page);
+  assert(stillFailed.length === 1 && stillFailed[0].state === "failed", "the failed message vanished");
+
+  const seqs = bobLog.map((e) => e.seq);
+  console.log(
+    `web chat: ok — bob holds seqs ${seqs[0]}..${seqs.at(-1)} (${seqs.length} entries, no gap, no duplicate) after going offline`,
+  );
+} finally {
+  await browser.close();
+}
