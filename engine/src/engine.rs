@@ -25,6 +25,7 @@ use crate::{
     room_log::{self, AppendRequest},
     seat_ledger::{Letting, Released, SeatCounts, SeatLedger},
     stats::{Counters, EngineStats, HistogramSnapshot},
+    store_writer::StoreWriter,
     ticket::{TicketKey, TicketMint},
 };
 
@@ -100,7 +101,9 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) directory: RoomDirectory,
     pub(crate) reservations: Reservations,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
+    /// Every room's appends go through it: one transaction at a time.
+    pub(crate) writer: StoreWriter,
     tickets: TicketMint,
     /// Where guards dropped outside a task spawn their follow-up work.
     runtime: Handle,
@@ -123,6 +126,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine> {
         close_open_members(store.as_ref()).await?;
+        let counters = Arc::new(Counters::default());
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let weak = weak.clone();
             Inner {
@@ -132,11 +136,17 @@ impl Engine {
                     }
                 }),
                 tickets: TicketMint::new(config.ticket_secret.as_deref()),
+                writer: StoreWriter::start(
+                    Arc::clone(&store),
+                    config.append_batch_max,
+                    config.append_queue,
+                    Arc::clone(&counters),
+                ),
                 store,
                 bus,
                 config,
                 directory: RoomDirectory::default(),
-                counters: Counters::default(),
+                counters,
                 runtime: Handle::current(),
             }
         });

@@ -66,6 +66,7 @@ mod room_directory;
 mod room_log;
 mod seat_ledger;
 mod stats;
+mod store_writer;
 mod ticket;
 
 #[cfg(any(test, feature = "testkit"))]

@@ -29,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::{
     engine::Inner,
     entry::{Entry, EntryKind, NewEntry, Seq},
-    error::{Error, ErrorKind, Result},
+    error::{Error, Result},
     ids::RoomId,
     live_room::LiveRoom,
     ports::Appended,
@@ -127,20 +127,15 @@ pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>, _task: GaugeGuar
             .into_iter()
             .map(|r| (r.entry, (r.ack, r.permit)))
             .unzip();
-        match inner.store.append(&entries).await {
-            Ok(outcomes) if outcomes.len() == entries.len() => {
+        // The writer hands the entries back only as outcomes; keep a copy
+        // for the failure path, which re-queues joins and leaves.
+        match inner.writer.append(entries.clone()).await {
+            Ok(outcomes) => {
                 backoff = Duration::from_millis(50);
                 deliver(&inner, &room, outcomes, tails).await;
             }
-            Ok(outcomes) => {
-                let err = Error::new(ErrorKind::Internal, "internal error");
-                tracing::error!(room = %room.id, sent = entries.len(), got = outcomes.len(),
-                    "store answered an append with the wrong number of outcomes");
-                fail(&room, entries, tails, &err, &mut backoff).await;
-            }
             Err(err) => {
-                tracing::warn!(room = %room.id, code = err.code(), error = ?std::error::Error::source(&err),
-                    batch = entries.len(), "append failed");
+                tracing::debug!(room = %room.id, code = err.code(), batch = entries.len(), "append failed");
                 fail(&room, entries, tails, &err, &mut backoff).await;
             }
         }
@@ -151,7 +146,6 @@ pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>, _task: GaugeGuar
 type Tail = (Option<AckSender>, Option<OwnedSemaphorePermit>);
 
 async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails: Vec<Tail>) {
-    let batch_len = outcomes.len();
     let mut fresh = Vec::with_capacity(outcomes.len());
     let mut acks = Vec::with_capacity(outcomes.len());
     for (outcome, (ack, _permit)) in outcomes.into_iter().zip(tails) {
@@ -174,11 +168,6 @@ async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails:
             .entries_appended
             .fetch_add(fresh.len() as u64, Ordering::Relaxed);
     }
-    inner
-        .counters
-        .append_batches
-        .fetch_add(1, Ordering::Relaxed);
-    inner.counters.batch_sizes.observe(batch_len as f64);
     inner.bus.publish(&room.log.room_id, &fresh).await;
     for (ack, entry) in acks {
         // The sender may have gone; the entry is stored either way.

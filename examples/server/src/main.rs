@@ -9,6 +9,12 @@ use std::process::ExitCode;
 use parlor_server::{Config, serve};
 use tracing_subscriber::EnvFilter;
 
+// mimalloc: a chat server allocates many small, short-lived buffers (frames,
+// entries) from many threads; glibc's malloc spent a quarter of the append
+// path's CPU (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

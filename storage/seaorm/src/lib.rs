@@ -30,6 +30,7 @@
 //! # drop(engine); Ok(()) }
 //! ```
 
+mod append;
 mod entity;
 mod migration;
 mod store;

@@ -1,6 +1,6 @@
 //! [`SeaOrmStore`]: the [`Store`] port on SeaORM, for SQLite and Postgres.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parlor_engine::{
@@ -9,14 +9,13 @@ use parlor_engine::{
     ports::{Appended, CreateOutcome, Store},
 };
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
+    append,
     entity::{entry, member, room},
     migration::Migrator,
     translate::translate,
@@ -86,25 +85,9 @@ impl SeaOrmStore {
 
     async fn append_once(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, DbErr> {
         let txn = self.writes.begin().await?;
-        let mut out: Vec<Option<Appended>> = vec![None; batch.len()];
-        let mut rooms: Vec<(&RoomId, Vec<usize>)> = Vec::new();
-        for (i, e) in batch.iter().enumerate() {
-            match rooms.iter_mut().find(|(r, _)| *r == &e.room_id) {
-                Some((_, idx)) => idx.push(i),
-                None => rooms.push((&e.room_id, vec![i])),
-            }
-        }
-        // Row locks in one order (by room id): two batches that span the
-        // same rooms cannot deadlock.
-        rooms.sort_by(|a, b| a.0.cmp(b.0));
-        for (room_id, idx) in rooms {
-            append_room(&txn, room_id, batch, &idx, &mut out).await?;
-        }
+        let out = append::append(&txn, batch).await?;
         txn.commit().await?;
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every entry answered"))
-            .collect())
+        Ok(out)
     }
 }
 
@@ -127,120 +110,7 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
     Database::connect(options).await.map_err(translate)
 }
 
-/// Appends `batch[idx]` (all of `room_id`) within `txn`.
-async fn append_room(
-    txn: &DatabaseTransaction,
-    room_id: &RoomId,
-    batch: &[NewEntry],
-    idx: &[usize],
-    out: &mut [Option<Appended>],
-) -> Result<(), DbErr> {
-    // Texts stored before: one query for the whole batch.
-    let client_ids: Vec<&str> = idx
-        .iter()
-        .filter_map(|&i| batch[i].client_id.as_deref())
-        .collect();
-    let mut known: HashMap<(String, String), Entry> = HashMap::new();
-    if !client_ids.is_empty() {
-        let rows = entry::Entity::find()
-            .filter(entry::Column::RoomId.eq(room_id.as_str()))
-            .filter(entry::Column::ClientId.is_in(client_ids))
-            .all(txn)
-            .await?;
-        for row in rows {
-            let e = to_entry(row)?;
-            let key = (
-                e.sender.to_string(),
-                e.client_id.clone().unwrap_or_default(),
-            );
-            known.insert(key, e);
-        }
-    }
-
-    // New entries, in batch order; duplicates (earlier or within the batch)
-    // are answered with the stored twin.
-    let mut fresh: Vec<usize> = Vec::new();
-    let mut twins: Vec<(usize, usize)> = Vec::new();
-    let mut in_batch: HashMap<(&str, &str), usize> = HashMap::new();
-    for &i in idx {
-        let e = &batch[i];
-        if let (EntryKind::Text, Some(client_id)) = (e.kind, e.client_id.as_deref()) {
-            if let Some(stored) = known.get(&(e.sender.to_string(), client_id.to_owned())) {
-                out[i] = Some(Appended::Existing(stored.clone()));
-                continue;
-            }
-            if let Some(&first) = in_batch.get(&(e.sender.as_str(), client_id)) {
-                twins.push((i, first));
-                continue;
-            }
-            in_batch.insert((e.sender.as_str(), client_id), i);
-        }
-        fresh.push(i);
-    }
-    if fresh.is_empty() {
-        return Ok(());
-    }
-
-    // Reserve the seqs: the row lock on the room serializes writers of one
-    // room (across nodes too) until this transaction ends.
-    let n = fresh.len() as i64;
-    let updated = room::Entity::update_many()
-        .col_expr(
-            room::Column::LastSeq,
-            Expr::col(room::Column::LastSeq).add(n),
-        )
-        .filter(room::Column::Id.eq(room_id.as_str()))
-        .exec_with_returning(txn)
-        .await?;
-    let head = updated
-        .first()
-        .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id} is not stored")))?
-        .last_seq;
-    let first_seq = head - n + 1;
-
-    let mut rows = Vec::with_capacity(fresh.len());
-    for (k, &i) in fresh.iter().enumerate() {
-        let stored = batch[i].clone().at((first_seq + k as i64) as u64);
-        rows.push(to_row(&stored));
-        out[i] = Some(Appended::New(stored));
-    }
-    entry::Entity::insert_many(rows).exec(txn).await?;
-    for (i, first) in twins {
-        let twin = out[first].as_ref().expect("answered above").entry().clone();
-        out[i] = Some(Appended::Existing(twin));
-    }
-
-    // Open members follow the log, in order.
-    for &i in &fresh {
-        let e = &batch[i];
-        let (room_id, user_id) = (e.room_id.to_string(), e.sender.to_string());
-        match e.kind {
-            EntryKind::Join => {
-                let row = member::ActiveModel {
-                    room_id: Set(room_id),
-                    user_id: Set(user_id),
-                };
-                // A join for an already open member (a crash between join
-                // and leave) keeps the single row: a set insert.
-                member::Entity::insert(row)
-                    .on_conflict_do_nothing()
-                    .exec(txn)
-                    .await?;
-            }
-            EntryKind::Leave => {
-                member::Entity::delete_many()
-                    .filter(member::Column::RoomId.eq(room_id))
-                    .filter(member::Column::UserId.eq(user_id))
-                    .exec(txn)
-                    .await?;
-            }
-            EntryKind::Text => {}
-        }
-    }
-    Ok(())
-}
-
-fn to_row(e: &Entry) -> entry::ActiveModel {
+pub(crate) fn to_row(e: &Entry) -> entry::ActiveModel {
     entry::ActiveModel {
         room_id: Set(e.room_id.to_string()),
         seq: Set(e.seq as i64),
@@ -257,7 +127,7 @@ fn corrupt(what: &str) -> DbErr {
     DbErr::Custom(format!("stored row has an invalid {what}"))
 }
 
-fn to_entry(row: entry::Model) -> Result<Entry, DbErr> {
+pub(crate) fn to_entry(row: entry::Model) -> Result<Entry, DbErr> {
     Ok(Entry {
         room_id: RoomId::new(&row.room_id).map_err(|_| corrupt("room id"))?,
         seq: u64::try_from(row.seq).map_err(|_| corrupt("seq"))?,

@@ -1,0 +1,134 @@
+//! [`StoreWriter`]: the one path from every room's append task to storage.
+//! Batches from different rooms that wait at the same time are stored in
+//! **one** transaction — group commit across rooms.
+//!
+//! Why: a room's task already batches that room's waiting sends, but a busy
+//! server has many rooms with a few sends each. Alone, each room would run a
+//! small transaction of its own, and a store with a single writer (SQLite)
+//! would do them one after another, each with its own fsync. Through one
+//! writer, a hundred rooms' batches become one commit. A room task waits for
+//! its batch's outcome before it takes its next batch, so each room's entries
+//! still reach storage in queue order, and the Store rule that one call is
+//! one all-or-nothing transaction still holds for every batch inside it.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    entry::NewEntry,
+    error::{Error, ErrorKind, Result},
+    ports::{Appended, Store},
+    stats::Counters,
+};
+
+/// A room's batch and where its outcomes go.
+struct Submission {
+    entries: Vec<NewEntry>,
+    reply: oneshot::Sender<Result<Vec<Appended>>>,
+}
+
+/// The handle room tasks append through. The writer task ends when the last
+/// handle (the engine) is dropped.
+pub(crate) struct StoreWriter {
+    submissions: mpsc::Sender<Submission>,
+}
+
+impl StoreWriter {
+    /// Starts the writer: at most `batch_max` entries per transaction (a
+    /// single larger batch still goes alone), and at most `queue` batches
+    /// waiting — room tasks wait beyond that.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        batch_max: usize,
+        queue: usize,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let (submissions, inbox) = mpsc::channel(queue.max(1));
+        tokio::spawn(write(store, batch_max.max(1), inbox, counters));
+        StoreWriter { submissions }
+    }
+
+    /// Stores `entries` (one room's batch) and returns one outcome per entry.
+    pub(crate) async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>> {
+        let (reply, outcome) = oneshot::channel();
+        let gone = || Error::new(ErrorKind::Unavailable, "the engine is shutting down");
+        self.submissions
+            .send(Submission { entries, reply })
+            .await
+            .map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?
+    }
+}
+
+async fn write(
+    store: Arc<dyn Store>,
+    batch_max: usize,
+    mut inbox: mpsc::Receiver<Submission>,
+    counters: Arc<Counters>,
+) {
+    // A submission that did not fit in the last transaction opens the next.
+    let mut carried: Option<Submission> = None;
+    loop {
+        let first = match carried.take() {
+            Some(s) => s,
+            None => match inbox.recv().await {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        let mut total = first.entries.len();
+        let mut group = vec![first];
+        while total < batch_max {
+            match inbox.try_recv() {
+                Ok(next) if total + next.entries.len() <= batch_max => {
+                    total += next.entries.len();
+                    group.push(next);
+                }
+                Ok(next) => {
+                    carried = Some(next);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit(store.as_ref(), group, total, &counters).await;
+    }
+}
+
+/// One transaction for the whole group; each batch gets its own outcomes.
+async fn commit(store: &dyn Store, group: Vec<Submission>, total: usize, counters: &Counters) {
+    let mut entries = Vec::with_capacity(total);
+    let mut replies = Vec::with_capacity(group.len());
+    for submission in group {
+        replies.push((submission.entries.len(), submission.reply));
+        entries.extend(submission.entries);
+    }
+    match store.append(&entries).await {
+        Ok(outcomes) if outcomes.len() == total => {
+            counters.append_batches.fetch_add(1, Ordering::Relaxed);
+            counters.batch_sizes.observe(total as f64);
+            let mut outcomes = outcomes.into_iter();
+            for (n, reply) in replies {
+                let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+            }
+        }
+        Ok(outcomes) => {
+            tracing::error!(
+                sent = total,
+                got = outcomes.len(),
+                "store answered an append with the wrong number of outcomes"
+            );
+            for (_, reply) in replies {
+                let _ = reply.send(Err(Error::new(ErrorKind::Internal, "internal error")));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(code = err.code(), error = ?std::error::Error::source(&err),
+                entries = total, "append transaction failed");
+            for (_, reply) in replies {
+                let _ = reply.send(Err(Error::new(err.kind(), err.message())));
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `append`: durable append throughput. The engine in-process on SQLite
+//! (and Postgres with `--database-url`): R rooms × S senders, each sending
+//! one message at a time and waiting for its ack (which comes only once the
+//! entry is stored). Every `--batch-max` value runs in the same invocation;
+//! `1` is the one-transaction-per-message baseline.
+
+use std::time::{Duration, Instant};
+
+use parlor_engine::{ChatEngine, EngineConfig, RoomId, RoomSpec, UserId};
+
+use crate::{
+    latency::Latencies,
+    report::{Line, Report},
+    store,
+};
+
+pub(crate) struct Params {
+    pub(crate) rooms: usize,
+    pub(crate) senders: usize,
+    pub(crate) seconds: f64,
+    pub(crate) batch_max: Vec<usize>,
+    pub(crate) database_url: Option<String>,
+}
+
+pub(crate) async fn run(p: &Params, report: &mut Report) {
+    let mut backends: Vec<Option<String>> = vec![None];
+    if let Some(url) = &p.database_url {
+        backends.push(Some(url.clone()));
+    }
+    for url in &backends {
+        let mut rates = Vec::new();
+        for &batch_max in &p.batch_max {
+            let line = once(p, url.as_deref(), batch_max).await;
+            rates.push((
+                batch_max,
+                line.get("msgs_per_sec").unwrap_or(0.0),
+                line.get("p99_ms"),
+            ));
+            report.emit(&line);
+        }
+        let backend = if url.is_some() { "postgres" } else { "sqlite" };
+        let best = rates
+            .iter()
+            .filter(|r| r.0 > 1)
+            .map(|r| r.1)
+            .fold(0.0, f64::max);
+        let one = rates.iter().find(|r| r.0 == 1).map(|r| r.1);
+        if p.rooms == 100 && p.senders == 10 {
+            let want = if backend == "sqlite" {
+                50_000.0
+            } else {
+                20_000.0
+            };
+            report.target(
+                &format!("append {backend}, 100 rooms × 10 senders, msgs/s"),
+                best,
+                &format!("≥ {want}"),
+                best >= want,
+            );
+        }
+        if let (Some(one), true) = (one, backend == "sqlite") {
+            let ratio = best / one.max(1.0);
+            report.target(
+                "append sqlite, batched ÷ --batch-max 1",
+                ratio,
+                "≥ 10",
+                ratio >= 10.0,
+            );
+        }
+    }
+}
+
+async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
+    let config = EngineConfig::default()
+        .append_batch_max(batch_max)
+        .max_capacity(p.senders as u32);
+    let bench = store::engine(url, config).await;
+    let engine = bench.engine.clone();
+    let prefix = store::run_prefix();
+
+    // Seat every sender: the first of each room creates it.
+    let mut members = Vec::new();
+    let mut senders = Vec::new();
+    for r in 0..p.rooms {
+        let room = RoomId::new(&format!("{prefix}-r{r}")).unwrap();
+        for s in 0..p.senders {
+            let user = UserId::new(&format!("u{r}-{s}")).unwrap();
+            let create = (s == 0).then(|| RoomSpec::with_capacity(p.senders as u32));
+            let ticket = engine.reserve(&user, &room, create).await.expect("reserve");
+            members.push(
+                engine
+                    .commit(&user, &ticket.ticket, None)
+                    .await
+                    .expect("commit"),
+            );
+            senders.push((user, room.clone()));
+        }
+    }
+    let body = "x".repeat(64);
+    let batches_before = engine.stats().append_batches;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(p.seconds);
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|(user, room)| {
+            let (engine, body) = (engine.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut latencies = Latencies::default();
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    engine
+                        .send(&user, &room, &format!("c{i}"), &body)
+                        .await
+                        .expect("send");
+                    latencies.push_micros(sent.elapsed().as_micros() as u64);
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Latencies::default();
+    for task in tasks {
+        latencies.extend(task.await.expect("sender"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let acked = latencies.len();
+    let (p50, p99, max) = latencies.summary();
+    let batches = engine.stats().append_batches - batches_before;
+    drop(members);
+    Line::new("append")
+        .param("backend", bench.backend)
+        .param("rooms", p.rooms)
+        .param("senders", p.senders)
+        .param("batch_max", batch_max)
+        .param("seconds", p.seconds)
+        .metric("acked", acked)
+        .metric("msgs_per_sec", (acked as f64 / elapsed).round())
+        .metric("p50_ms", p50)
+        .metric("p99_ms", p99)
+        .metric("max_ms", max)
+        .metric("transactions", batches)
+        .metric("mean_batch", acked as f64 / batches.max(1) as f64)
+}

@@ -1,0 +1,320 @@
+//! `fanout`: one room, N subscribers, P publishers at a set total rate, over
+//! real sockets on loopback. Every subscriber must get every entry once, in
+//! seq order; deliveries/s and publish→deliver latency are measured from a
+//! stamp in each body. `--baseline raw` drives the raw broadcast server with
+//! the same load in the same run, as the ceiling.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::{StreamExt, stream};
+use tokio::sync::Barrier;
+
+use crate::{
+    latency::Latencies,
+    load::{self, Protocol, Target},
+    report::{Line, Report},
+    server::InProcess,
+    store,
+};
+
+pub(crate) struct Params {
+    pub(crate) subscribers: usize,
+    pub(crate) publishers: usize,
+    pub(crate) rates: Vec<u32>,
+    pub(crate) seconds: f64,
+    pub(crate) transport: Protocol,
+    pub(crate) raw_baseline: bool,
+    pub(crate) url: Option<String>,
+}
+
+/// What one subscriber saw.
+#[derive(Default)]
+struct Seen {
+    texts: u64,
+    in_order: bool,
+    latencies: Latencies,
+    last_at: Option<Instant>,
+    error: Option<String>,
+}
+
+/// One run's outcome.
+struct Outcome {
+    line: Line,
+    sustained: bool,
+    exact: bool,
+}
+
+pub(crate) async fn run(p: &Params, report: &mut Report) {
+    let mut compared: Vec<Compared> = Vec::new();
+    for &rate in &p.rates {
+        let parlor = {
+            let (server, base) = match &p.url {
+                Some(url) => (None, url.clone()),
+                None => {
+                    let server = InProcess::parlor();
+                    let base = server.base.clone();
+                    (Some(server), base)
+                }
+            };
+            let outcome = once(p, Target::new(&base, p.transport), rate).await;
+            drop(server);
+            outcome
+        };
+        report.emit(&parlor.line);
+        let mut row = Compared {
+            rate,
+            parlor: parlor
+                .sustained
+                .then(|| parlor.line.get("deliveries_per_sec").unwrap_or(0.0)),
+            raw: None,
+            p99_ms: parlor.line.get("p99_ms").unwrap_or(f64::MAX),
+            exact: parlor.exact,
+        };
+        if p.raw_baseline {
+            let server = InProcess::raw();
+            let raw = once(p, Target::new(&server.base, Protocol::Raw), rate).await;
+            drop(server);
+            report.emit(&raw.line);
+            row.raw = raw
+                .sustained
+                .then(|| raw.line.get("deliveries_per_sec").unwrap_or(0.0));
+        }
+        compared.push(row);
+    }
+    verdicts(p, &compared, report);
+}
+
+/// One rate's results, for the verdicts.
+struct Compared {
+    rate: u32,
+    /// Deliveries/s when Parlor sustained the rate.
+    parlor: Option<f64>,
+    /// Deliveries/s when the raw baseline sustained it.
+    raw: Option<f64>,
+    p99_ms: f64,
+    /// Every subscriber got every entry once, in order.
+    exact: bool,
+}
+
+fn verdicts(p: &Params, compared: &[Compared], report: &mut Report) {
+    let name = p.transport.name();
+    let exact = compared.iter().all(|c| c.exact);
+    report.target(
+        &format!("fanout {name}: every subscriber got every entry once, in order, at every rate"),
+        f64::from(u8::from(exact)),
+        "1 (yes)",
+        exact,
+    );
+    if let Some(c) = compared
+        .iter()
+        .find(|c| c.rate == 100 && p.subscribers == 1000)
+    {
+        report.target(
+            &format!("fanout {name}, 1000 subscribers × 100 msgs/s, p99 ms"),
+            c.p99_ms,
+            "≤ 50",
+            c.p99_ms <= 50.0,
+        );
+    }
+    if p.raw_baseline {
+        match compared
+            .iter()
+            .rev()
+            .find(|c| c.parlor.is_some() && c.raw.is_some())
+        {
+            Some(Compared {
+                rate,
+                parlor: Some(parlor),
+                raw: Some(raw),
+                ..
+            }) => {
+                let ratio = parlor / raw;
+                report.target(
+                    &format!("fanout {name} ÷ raw deliveries/s at {rate} msgs/s, the highest rate both sustain"),
+                    ratio,
+                    "≥ 0.8 for ws",
+                    ratio >= 0.8,
+                );
+            }
+            _ => report.target(
+                "fanout: a rate both Parlor and raw sustain",
+                0.0,
+                "some rate",
+                false,
+            ),
+        }
+    }
+}
+
+/// Subscribers join, publishers send `rate` msgs/s in all for `seconds`,
+/// then every subscriber is checked.
+async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
+    let room = format!("{}-fan", store::run_prefix());
+    let capacity = (p.subscribers + p.publishers + 1) as u32;
+    let owner_ticket = target
+        .reserve(&room, "p0", Some(capacity))
+        .await
+        .expect("create the room");
+    let mut publishers = vec![
+        target
+            .join("p0", &owner_ticket)
+            .await
+            .expect("publisher joins"),
+    ];
+    for k in 1..p.publishers {
+        let user = format!("p{k}");
+        let ticket = target.reserve(&room, &user, None).await.expect("reserve");
+        publishers.push(target.join(&user, &ticket).await.expect("publisher joins"));
+    }
+    let messages = ((f64::from(rate) * p.seconds).round() as u64).max(p.publishers as u64);
+    let per_publisher = messages / p.publishers as u64;
+    let messages = per_publisher * p.publishers as u64;
+
+    // Subscribers join 32 at a time, then wait for the start together.
+    let joined: Vec<_> = stream::iter(0..p.subscribers)
+        .map(|i| {
+            let (target, room) = (target.clone(), room.clone());
+            async move {
+                let user = format!("s{i}");
+                let ticket = target.reserve(&room, &user, None).await?;
+                target.join(&user, &ticket).await
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let start = Arc::new(Barrier::new(p.subscribers + 1));
+    let deadline = Duration::from_secs_f64(p.seconds + 15.0);
+    let mut subscribers = Vec::new();
+    for socket in joined {
+        let mut socket = socket.expect("subscriber joins");
+        let start = Arc::clone(&start);
+        subscribers.push(tokio::spawn(async move {
+            start.wait().await;
+            let mut seen = Seen {
+                in_order: true,
+                ..Seen::default()
+            };
+            let mut last_seq = None;
+            let until = Instant::now() + deadline;
+            while seen.texts < messages {
+                let frame = match tokio::time::timeout_at(
+                    until.into(),
+                    load::next_frame(&mut socket.stream),
+                )
+                .await
+                {
+                    Ok(Ok(frame)) => frame,
+                    Ok(Err(e)) => {
+                        seen.error = Some(e);
+                        break;
+                    }
+                    Err(_) => break,
+                };
+                let Some((seq, sent)) = load::stamp(&frame) else {
+                    continue;
+                };
+                if last_seq.is_some_and(|last| seq != last + 1) {
+                    seen.in_order = false;
+                }
+                last_seq = Some(seq);
+                seen.texts += 1;
+                seen.latencies
+                    .push_micros(load::now_micros().saturating_sub(sent));
+                seen.last_at = Some(Instant::now());
+            }
+            drop(socket);
+            seen
+        }));
+    }
+    start.wait().await;
+
+    // Publishers: each sends its share at an even pace; their own incoming
+    // frames (acks, entries) are drained so they are never "too slow".
+    let started = Instant::now();
+    let pace = Duration::from_secs_f64(p.publishers as f64 / f64::from(rate));
+    let mut senders = Vec::new();
+    for (k, socket) in publishers.into_iter().enumerate() {
+        let (target, room) = (target.clone(), room.clone());
+        senders.push(tokio::spawn(async move {
+            let load::Joined {
+                mut sink,
+                mut stream,
+            } = socket;
+            let drain =
+                tokio::spawn(async move { while load::next_frame(&mut stream).await.is_ok() {} });
+            let mut ticks = tokio::time::interval(pace);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            for i in 0..per_publisher {
+                ticks.tick().await;
+                let body = format!("t:{}", load::now_micros());
+                target
+                    .send(
+                        &mut sink,
+                        &format!("p{k}"),
+                        &room,
+                        &format!("p{k}-{i}"),
+                        &body,
+                    )
+                    .await
+                    .expect("publish");
+            }
+            // Keep the seat until every subscriber is done.
+            (sink, drain)
+        }));
+    }
+    let mut keep = Vec::new();
+    for sender in senders {
+        keep.push(sender.await.expect("publisher"));
+    }
+    let mut latencies = Latencies::default();
+    let (mut deliveries, mut complete, mut in_order, mut last, mut errors) =
+        (0u64, 0usize, true, started, 0usize);
+    for subscriber in subscribers {
+        let seen = subscriber.await.expect("subscriber");
+        deliveries += seen.texts;
+        complete += usize::from(seen.texts == messages);
+        in_order &= seen.in_order;
+        errors += usize::from(seen.error.is_some());
+        if let Some(at) = seen.last_at {
+            last = last.max(at);
+        }
+        latencies.extend(seen.latencies);
+    }
+    for (_, drain) in keep {
+        drain.abort();
+    }
+    let elapsed = (last - started).as_secs_f64().max(1e-3);
+    let (p50, p99, max) = latencies.summary();
+    let expected = messages * p.subscribers as u64;
+    let mut line = Line::new("fanout")
+        .param("transport", target.protocol.name())
+        .param("subscribers", p.subscribers)
+        .param("publishers", p.publishers)
+        .param("rate", rate)
+        .param("seconds", p.seconds)
+        .metric("messages", messages)
+        .metric("deliveries", deliveries)
+        .metric("expected", expected)
+        .metric("deliveries_per_sec", (deliveries as f64 / elapsed).round())
+        .metric("p50_ms", p50)
+        .metric("p99_ms", p99)
+        .metric("max_ms", max)
+        .metric("in_order", in_order)
+        .metric("complete_subscribers", complete)
+        .metric("closed_subscribers", errors);
+    if target.protocol == Protocol::Raw {
+        line = line.baseline();
+    }
+    // Sustained: everything arrived, in order, and not falling behind.
+    let exact = deliveries == expected && in_order;
+    let sustained = exact && p99 < 1000.0;
+    Outcome {
+        line,
+        sustained,
+        exact,
+    }
+}

@@ -1,0 +1,227 @@
+//! The load side of the wire scenarios: reserve (HTTP), then a socket that
+//! says hello and joins — over the raw WebSocket (CONTRACT §4–§5), GraphQL
+//! over `graphql-transport-ws` (§6), or the raw baseline, which needs no
+//! reservation. Only that subset is used, so any server that speaks it can be
+//! measured with `--url`.
+
+use std::{sync::OnceLock, time::Instant};
+
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest},
+};
+
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type WsSink = SplitSink<Ws, Message>;
+pub(crate) type WsStream = SplitStream<Ws>;
+
+/// Which protocol the load speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The raw WebSocket of `parlor-ws`.
+    Ws,
+    /// GraphQL subscriptions; sends are `sendMessage` mutations over HTTP.
+    Graphql,
+    /// The raw baseline server: the same frames, no reservation.
+    Raw,
+}
+
+impl Protocol {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Protocol::Ws => "ws",
+            Protocol::Graphql => "graphql",
+            Protocol::Raw => "raw",
+        }
+    }
+}
+
+/// Microseconds since the bench started: what publishers stamp into bodies
+/// and subscribers subtract from, on the same clock.
+pub(crate) fn now_micros() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// A server to put load on.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) base: String,
+    pub(crate) protocol: Protocol,
+    http: reqwest::Client,
+}
+
+/// A joined socket, split so one task can write while another reads.
+pub(crate) struct Joined {
+    pub(crate) sink: WsSink,
+    pub(crate) stream: WsStream,
+}
+
+fn token(user: &str) -> String {
+    format!("dev:{user}")
+}
+
+async fn next_text(stream: &mut WsStream) -> Result<String, String> {
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn new(base: &str, protocol: Protocol) -> Self {
+        Target {
+            base: base.trim_end_matches('/').to_owned(),
+            protocol,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Phase 1: a ticket for `user` in `room` (creating it with `create`).
+    pub(crate) async fn reserve(
+        &self,
+        room: &str,
+        user: &str,
+        create: Option<u32>,
+    ) -> Result<String, String> {
+        if self.protocol == Protocol::Raw {
+            return Ok("raw".into());
+        }
+        let body = match create {
+            Some(capacity) => json!({"create": {"capacity": capacity}}),
+            None => json!({}),
+        };
+        let response = self
+            .http
+            .post(format!("{}/v1/rooms/{room}/reservations", self.base))
+            .bearer_auth(token(user))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        match body["ticket"].as_str() {
+            Some(ticket) if status.is_success() => Ok(ticket.to_owned()),
+            _ => Err(format!("reserve {status}: {body}")),
+        }
+    }
+
+    /// Phase 2: a socket that said hello and joined with `ticket`.
+    pub(crate) async fn join(&self, user: &str, ticket: &str) -> Result<Joined, String> {
+        let ws_base = self.base.replacen("http", "ws", 1);
+        let (url, subprotocol) = match self.protocol {
+            Protocol::Graphql => (
+                format!("{ws_base}/graphql/ws"),
+                Some("graphql-transport-ws"),
+            ),
+            _ => (format!("{ws_base}/v1/ws"), None),
+        };
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        if let Some(p) = subprotocol {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sink, mut stream) = ws.split();
+        let frames = match self.protocol {
+            Protocol::Graphql => [
+                json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", token(user))}}),
+                json!({"id": "1", "type": "subscribe", "payload": {"query": format!(
+                    r#"subscription {{ joinRoom(ticket: "{ticket}") {{ __typename ... on Joined {{ lastSeq }} ... on Entry {{ seq body }} }} }}"#)}}),
+            ],
+            _ => [
+                json!({"type": "hello", "token": token(user)}),
+                json!({"type": "join", "ticket": ticket}),
+            ],
+        };
+        for frame in frames {
+            sink.send(Message::text(frame.to_string()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // Until the join is confirmed: `joined`, or GraphQL's `Joined` event.
+        loop {
+            let text = next_text(&mut stream).await?;
+            if text.contains("\"joined\"") || text.contains("\"Joined\"") {
+                return Ok(Joined { sink, stream });
+            }
+            if text.contains("\"error\"") && !text.contains("\"type\":\"next\"") {
+                return Err(format!("join refused: {text}"));
+            }
+        }
+    }
+
+    /// Sends one message as `user`, the way this protocol sends.
+    pub(crate) async fn send(
+        &self,
+        sink: &mut WsSink,
+        user: &str,
+        room: &str,
+        client_id: &str,
+        body: &str,
+    ) -> Result<(), String> {
+        match self.protocol {
+            Protocol::Graphql => {
+                let query = format!(
+                    r#"mutation {{ sendMessage(roomId: "{room}", clientId: "{client_id}", body: "{body}") {{ seq }} }}"#
+                );
+                let response = self
+                    .http
+                    .post(format!("{}/graphql", self.base))
+                    .bearer_auth(token(user))
+                    .json(&json!({ "query": query }))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let body: Value = response.json().await.map_err(|e| e.to_string())?;
+                if body["errors"].is_array() {
+                    return Err(format!("sendMessage: {body}"));
+                }
+                Ok(())
+            }
+            _ => {
+                let frame =
+                    json!({"type": "send", "room_id": room, "client_id": client_id, "body": body});
+                sink.send(Message::text(frame.to_string()))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Reads what a bench cares about from an entry frame of any protocol: its
+/// seq and the publish stamp in a `t:<micros>` body. A string scan, not a
+/// JSON parse, so the load side stays cheap beside the server.
+pub(crate) fn stamp(frame: &str) -> Option<(u64, u64)> {
+    fn number_after(text: &str, key: &str) -> Option<u64> {
+        let at = text.find(key)? + key.len();
+        let digits: &str = &text[at..];
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        digits[..end].parse().ok()
+    }
+    let sent = number_after(frame, "\"body\":\"t:")?;
+    let seq = number_after(frame, "\"seq\":")?;
+    Some((seq, sent))
+}
+
+pub(crate) async fn next_frame(stream: &mut WsStream) -> Result<String, String> {
+    next_text(stream).await
+}

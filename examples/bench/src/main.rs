@@ -1,0 +1,227 @@
+//! # parlor-bench
+//!
+//! Parlor's benchmark suite: a program that puts load on the engine or a
+//! real server and prints what it measured — one JSON line per result on
+//! stdout (`{"scenario", "params", "metrics"}`, plus `"baseline": true` on
+//! the raw baseline's lines) and a table with the targets on stderr.
+//! Numbers come from here, never from timed assertions in tests.
+//!
+//! Run with: `cargo run --release -p parlor-bench -- <scenario> [flags]`
+//!
+//! | scenario | measures |
+//! |---|---|
+//! | `append` | acked msgs/s and send→ack latency, engine on SQLite (and Postgres) |
+//! | `join-storm` | K concurrent reserves on capacity C: admitted, reserves/s |
+//! | `fanout` | deliveries/s and publish→deliver latency over ws or graphql, vs a raw baseline |
+//! | `idle` | the server's RSS per idle joined connection |
+//! | `churn` | what is left after many reserve/commit/leave/drop cycles |
+//!
+//! `docs/benchmarks.md` has the commands and this machine's numbers.
+
+// The program's output is its product: JSON on stdout, the table on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod append;
+mod churn;
+mod fanout;
+mod idle;
+mod join_storm;
+mod latency;
+mod load;
+mod raw_baseline;
+mod report;
+mod rss;
+mod server;
+mod store;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+// The same allocator as `parlor-server`, so in-process numbers match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "parlor-bench",
+    about = "Parlor's benchmark suite: JSON lines on stdout, a table on stderr"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Transport {
+    Ws,
+    Graphql,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Baseline {
+    Raw,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Durable append throughput, engine in-process.
+    Append {
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Concurrent senders per room, each waiting for its ack.
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Batch sizes to run, in this run; 1 is one transaction per message.
+        #[arg(long, value_delimiter = ',', default_value = "256,1")]
+        batch_max: Vec<usize>,
+        /// Also run on this database (Postgres), besides a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Concurrent reserves on one room.
+    JoinStorm {
+        #[arg(long, default_value_t = 10_000)]
+        reserves: usize,
+        #[arg(long, default_value_t = 100)]
+        capacity: u32,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// One room, many subscribers, publishers at a set rate, over loopback.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        /// Total publish rates (msgs/s) to run, in this run.
+        #[arg(long, value_delimiter = ',', default_value = "100,200,400")]
+        rate: Vec<u32>,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, value_enum, default_value = "ws")]
+        transport: Transport,
+        /// Also drive a minimal broadcast server with the same load.
+        #[arg(long, value_enum)]
+        baseline: Option<Baseline>,
+        /// Drive the server at this URL (`http://host:port`) instead of starting one.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Server memory per idle joined connection (server in a child process).
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        rooms: usize,
+    },
+    /// Reserve/commit/leave/drop cycles; what remains afterwards.
+    Churn {
+        #[arg(long, default_value_t = 100_000)]
+        cycles: u64,
+        #[arg(long, default_value_t = 64)]
+        workers: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+    },
+    /// (internal) `parlor-server` for a scenario that measures it from outside.
+    #[command(name = "__serve", hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let mut report = report::Report::default();
+        match cli.scenario {
+            Scenario::Append {
+                rooms,
+                senders,
+                seconds,
+                batch_max,
+                database_url,
+            } => {
+                append::run(
+                    &append::Params {
+                        rooms,
+                        senders,
+                        seconds,
+                        batch_max,
+                        database_url,
+                    },
+                    &mut report,
+                )
+                .await;
+            }
+            Scenario::JoinStorm {
+                reserves,
+                capacity,
+                rounds,
+            } => {
+                join_storm::run(
+                    &join_storm::Params {
+                        reserves,
+                        capacity,
+                        rounds,
+                    },
+                    &mut report,
+                )
+                .await;
+            }
+            Scenario::Fanout {
+                subscribers,
+                publishers,
+                rate,
+                seconds,
+                transport,
+                baseline,
+                url,
+            } => {
+                let transport = match transport {
+                    Transport::Ws => load::Protocol::Ws,
+                    Transport::Graphql => load::Protocol::Graphql,
+                };
+                let params = fanout::Params {
+                    subscribers,
+                    publishers,
+                    rates: rate,
+                    seconds,
+                    transport,
+                    raw_baseline: baseline.is_some(),
+                    url,
+                };
+                fanout::run(&params, &mut report).await;
+            }
+            Scenario::Idle { connections, rooms } => {
+                idle::run(&idle::Params { connections, rooms }, &mut report).await;
+            }
+            Scenario::Churn {
+                cycles,
+                workers,
+                rooms,
+            } => {
+                churn::run(
+                    &churn::Params {
+                        cycles,
+                        workers,
+                        rooms,
+                    },
+                    &mut report,
+                )
+                .await;
+            }
+            Scenario::Serve { args } => {
+                server::serve_child(args).await;
+                return;
+            }
+        }
+        report.finish();
+    });
+}

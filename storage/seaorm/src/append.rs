@@ -1,0 +1,208 @@
+//! The append transaction: a batch of entries, from any number of rooms,
+//! stored with a fixed number of statements however many rooms it spans.
+//!
+//! 1. one SELECT finds texts already stored, by (room, sender, client_id);
+//! 2. one `UPDATE rooms … RETURNING` reserves each room's seqs;
+//! 3. one INSERT (in chunks under the bind-parameter limit) writes the rows;
+//! 4. at most one INSERT and one DELETE bring the open members in step.
+//!
+//! Why: the engine funnels every room's batch into one transaction, and a
+//! statement costs a round trip to the database (for SQLite, to its worker
+//! thread) whatever its size. Per-room statements made a hundred rooms cost
+//! three hundred round trips; this costs five.
+
+use std::collections::HashMap;
+
+use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::{CaseStatement, Expr, ExprTrait},
+};
+
+use crate::{
+    entity::{entry, member, room},
+    store::{to_entry, to_row},
+};
+
+/// Rows per INSERT: 8 columns each stays far under SQLite's 32 766 and
+/// Postgres's 65 535 bind parameters.
+const ROWS_PER_INSERT: usize = 1000;
+/// Keys per idempotency lookup: 3 parameters each.
+const KEYS_PER_LOOKUP: usize = 5000;
+
+type Key<'a> = (&'a str, &'a str, &'a str);
+
+fn key(e: &NewEntry) -> Option<Key<'_>> {
+    match (e.kind, e.client_id.as_deref()) {
+        (EntryKind::Text, Some(client_id)) => {
+            Some((e.room_id.as_str(), e.sender.as_str(), client_id))
+        }
+        _ => None,
+    }
+}
+
+/// Appends `batch` within `txn` (the caller commits) and answers each entry.
+pub(crate) async fn append(
+    txn: &impl ConnectionTrait,
+    batch: &[NewEntry],
+) -> Result<Vec<Appended>, DbErr> {
+    let mut out: Vec<Option<Appended>> = vec![None; batch.len()];
+
+    // 1. Texts stored before.
+    let keys: Vec<Key<'_>> = batch.iter().filter_map(key).collect();
+    let mut stored: HashMap<(String, String, String), Entry> = HashMap::new();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let tuples = chunk
+            .iter()
+            .map(|&(r, s, c)| (r.to_owned(), s.to_owned(), c.to_owned()));
+        let rows = entry::Entity::find()
+            .filter(
+                Expr::tuple([
+                    Expr::col(entry::Column::RoomId),
+                    Expr::col(entry::Column::Sender),
+                    Expr::col(entry::Column::ClientId),
+                ])
+                .in_tuples(tuples),
+            )
+            .all(txn)
+            .await?;
+        for row in rows {
+            let e = to_entry(row)?;
+            let k = (
+                e.room_id.to_string(),
+                e.sender.to_string(),
+                e.client_id.clone().unwrap_or_default(),
+            );
+            stored.insert(k, e);
+        }
+    }
+
+    // New entries per room, in batch order; a duplicate (stored, or earlier
+    // in this batch) is answered with its twin.
+    let mut fresh: Vec<usize> = Vec::new();
+    let mut twins: Vec<(usize, usize)> = Vec::new();
+    let mut in_batch: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut per_room: Vec<(&str, i64)> = Vec::new();
+    for (i, e) in batch.iter().enumerate() {
+        if let Some(k) = key(e) {
+            if let Some(twin) = stored.get(&(k.0.to_owned(), k.1.to_owned(), k.2.to_owned())) {
+                out[i] = Some(Appended::Existing(twin.clone()));
+                continue;
+            }
+            if let Some(&first) = in_batch.get(&k) {
+                twins.push((i, first));
+                continue;
+            }
+            in_batch.insert(k, i);
+        }
+        fresh.push(i);
+        match per_room.iter_mut().find(|(r, _)| *r == e.room_id.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => per_room.push((e.room_id.as_str(), 1)),
+        }
+    }
+    if fresh.is_empty() {
+        return fill_twins(out, twins);
+    }
+
+    // 2. Reserve every room's seqs at once. The row locks serialize writers
+    // of a room (across nodes too) until this transaction ends; the primary
+    // key scan takes them in id order, so two writers cannot deadlock.
+    let mut bump = CaseStatement::new();
+    for &(room_id, n) in &per_room {
+        bump = bump.case(room::Column::Id.eq(room_id), n);
+    }
+    let heads: HashMap<String, i64> = room::Entity::update_many()
+        .col_expr(
+            room::Column::LastSeq,
+            Expr::col(room::Column::LastSeq).add(Into::<Expr>::into(bump.finally(0))),
+        )
+        .filter(room::Column::Id.is_in(per_room.iter().map(|(r, _)| *r)))
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.last_seq))
+        .collect();
+    let mut next: HashMap<&str, i64> = HashMap::with_capacity(per_room.len());
+    for &(room_id, n) in &per_room {
+        let head = heads
+            .get(room_id)
+            .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id} is not stored")))?;
+        next.insert(room_id, head - n + 1);
+    }
+
+    // 3. The rows, each room's seqs in batch order.
+    let mut rows = Vec::with_capacity(fresh.len());
+    for &i in &fresh {
+        let seq = next
+            .get_mut(batch[i].room_id.as_str())
+            .expect("reserved above");
+        let entry = batch[i].clone().at(*seq as u64);
+        *seq += 1;
+        rows.push(to_row(&entry));
+        out[i] = Some(Appended::New(entry));
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        entry::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+
+    // 4. Open members follow the log: the last join or leave of each
+    // (room, user) in the batch decides.
+    let mut last: HashMap<(&str, &str), EntryKind> = HashMap::new();
+    for &i in &fresh {
+        let e = &batch[i];
+        if e.kind != EntryKind::Text {
+            last.insert((e.room_id.as_str(), e.sender.as_str()), e.kind);
+        }
+    }
+    let (joins, leaves): (Vec<_>, Vec<_>) = last
+        .into_iter()
+        .partition(|(_, kind)| *kind == EntryKind::Join);
+    if !joins.is_empty() {
+        let rows = joins.iter().map(|((r, u), _)| member::ActiveModel {
+            room_id: Set((*r).to_owned()),
+            user_id: Set((*u).to_owned()),
+        });
+        // A join for a member still open (a crash between join and leave)
+        // keeps the single row: a set insert.
+        member::Entity::insert_many(rows)
+            .on_conflict_do_nothing()
+            .exec_without_returning(txn)
+            .await?;
+    }
+    if !leaves.is_empty() {
+        let pairs = leaves
+            .iter()
+            .map(|((r, u), _)| ((*r).to_owned(), (*u).to_owned()));
+        member::Entity::delete_many()
+            .filter(
+                Expr::tuple([
+                    Expr::col(member::Column::RoomId),
+                    Expr::col(member::Column::UserId),
+                ])
+                .in_tuples(pairs),
+            )
+            .exec(txn)
+            .await?;
+    }
+    fill_twins(out, twins)
+}
+
+fn fill_twins(
+    mut out: Vec<Option<Appended>>,
+    twins: Vec<(usize, usize)>,
+) -> Result<Vec<Appended>, DbErr> {
+    for (i, first) in twins {
+        let twin = out[first].as_ref().expect("answered above").entry().clone();
+        out[i] = Some(Appended::Existing(twin));
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every entry answered"))
+        .collect())
+}
