@@ -349,7 +349,7 @@ impl Inner {
             return Ok((room, false));
         }
         let queue = self.config.append_queue;
-        if let Some(stored) = self.store.room(id).await? {
+        if let Some(stored) = self.directory.load(id, || self.store.room(id)).await? {
             let room = Arc::new(LiveRoom::from_stored(stored, queue));
             return Ok((self.directory.insert_if_absent(room), false));
         }

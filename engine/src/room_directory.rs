@@ -5,22 +5,56 @@
 //! nothing lingers after every seat is gone. Unloading marks the ledger
 //! *retired* under its lock; a caller that raced with it sees the mark and
 //! looks the room up again, so two ledgers for one room never coexist.
+//!
+//! Loading reads storage once however many callers miss at the same time:
+//! a burst of reserves on a cold room (a join storm) would otherwise send
+//! every one of them to the database for the same row.
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, Mutex},
 };
 
-use crate::{ids::RoomId, live_room::LiveRoom};
+use tokio::sync::OnceCell;
+
+use crate::{error::Result, ids::RoomId, live_room::LiveRoom, room::StoredRoom};
+
+/// A storage read of one room, shared by everyone waiting for it.
+type Load = Arc<OnceCell<Option<StoredRoom>>>;
 
 #[derive(Default)]
 pub(crate) struct RoomDirectory {
     rooms: Mutex<HashMap<RoomId, Arc<LiveRoom>>>,
+    loads: Mutex<HashMap<RoomId, Load>>,
 }
 
 impl RoomDirectory {
     pub(crate) fn get(&self, id: &RoomId) -> Option<Arc<LiveRoom>> {
         self.rooms.lock().expect("directory lock").get(id).cloned()
+    }
+
+    /// The stored room, read by `read` — once for all callers that ask
+    /// while a read of `id` is in flight.
+    pub(crate) async fn load<F, Fut>(&self, id: &RoomId, read: F) -> Result<Option<StoredRoom>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<StoredRoom>>>,
+    {
+        let load = Arc::clone(
+            self.loads
+                .lock()
+                .expect("loads lock")
+                .entry(id.clone())
+                .or_default(),
+        );
+        let outcome = load.get_or_try_init(read).await.cloned();
+        // Done: the next miss reads afresh (by then the room is usually in).
+        let mut loads = self.loads.lock().expect("loads lock");
+        if loads.get(id).is_some_and(|l| Arc::ptr_eq(l, &load)) {
+            loads.remove(id);
+        }
+        outcome
     }
 
     /// Inserts `room` unless one is there already; returns whichever is in.

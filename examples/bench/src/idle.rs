@@ -16,6 +16,8 @@ use crate::{
 pub(crate) struct Params {
     pub(crate) connections: usize,
     pub(crate) rooms: usize,
+    /// Only say hello, join nothing: what a bare connection costs.
+    pub(crate) hello_only: bool,
 }
 
 pub(crate) async fn run(p: &Params, report: &mut Report) {
@@ -33,12 +35,16 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
     }
     settle().await;
     let before = rss_bytes(Some(server.pid)).expect("server rss");
+    let hello_only = p.hello_only;
     let sockets: Vec<_> = stream::iter(0..p.connections)
         .map(|i| {
             let target = target.clone();
             let room = format!("idle{}", i % p.rooms);
             async move {
                 let user = format!("u{i}");
+                if hello_only {
+                    return target.hello(&user).await;
+                }
                 let ticket = target.reserve(&room, &user, None).await?;
                 target.join(&user, &ticket).await
             }
@@ -58,14 +64,18 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
         &Line::new("idle")
             .param("connections", p.connections)
             .param("rooms", p.rooms)
+            .param("joined", !p.hello_only)
             .metric("open", open)
             .metric("rss_before_bytes", before)
             .metric("rss_after_bytes", after)
             .metric("rss_per_conn_bytes", per_conn.round()),
     );
-    if p.connections >= 10_000 {
+    if p.connections >= 10_000 && !p.hello_only {
         report.target(
-            "idle, 10 000 joined connections, server RSS per connection (bytes)",
+            &format!(
+                "idle, {} joined connections in rooms of {per_room}, server RSS per connection (bytes)",
+                p.connections
+            ),
             per_conn.round(),
             "≤ 16384",
             per_conn <= 16_384.0 && failed == 0,

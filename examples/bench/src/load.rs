@@ -118,6 +118,24 @@ impl Target {
         }
     }
 
+    /// A raw WebSocket that said hello and joined nothing (for `idle --hello-only`).
+    pub(crate) async fn hello(&self, user: &str) -> Result<Joined, String> {
+        let url = format!("{}/v1/ws", self.base.replacen("http", "ws", 1));
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sink, mut stream) = ws.split();
+        let hello = json!({"type": "hello", "token": token(user)});
+        sink.send(Message::text(hello.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let welcome = next_text(&mut stream).await?;
+        if !welcome.contains("\"welcome\"") {
+            return Err(format!("hello refused: {welcome}"));
+        }
+        Ok(Joined { sink, stream })
+    }
+
     /// Phase 2: a socket that said hello and joined with `ticket`.
     pub(crate) async fn join(&self, user: &str, ticket: &str) -> Result<Joined, String> {
         let ws_base = self.base.replacen("http", "ws", 1);
@@ -166,7 +184,9 @@ impl Target {
         }
     }
 
-    /// Sends one message as `user`, the way this protocol sends.
+    /// Sends one message as `user`, the way this protocol sends: a frame on
+    /// the socket, or for GraphQL a `sendMessage` mutation over HTTP that is
+    /// not waited for (so a publisher keeps its pace as a socket's would).
     pub(crate) async fn send(
         &self,
         sink: &mut WsSink,
@@ -175,33 +195,34 @@ impl Target {
         client_id: &str,
         body: &str,
     ) -> Result<(), String> {
-        match self.protocol {
-            Protocol::Graphql => {
-                let query = format!(
-                    r#"mutation {{ sendMessage(roomId: "{room}", clientId: "{client_id}", body: "{body}") {{ seq }} }}"#
-                );
-                let response = self
-                    .http
-                    .post(format!("{}/graphql", self.base))
-                    .bearer_auth(token(user))
-                    .json(&json!({ "query": query }))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let body: Value = response.json().await.map_err(|e| e.to_string())?;
-                if body["errors"].is_array() {
-                    return Err(format!("sendMessage: {body}"));
-                }
-                Ok(())
-            }
-            _ => {
-                let frame =
-                    json!({"type": "send", "room_id": room, "client_id": client_id, "body": body});
-                sink.send(Message::text(frame.to_string()))
-                    .await
-                    .map_err(|e| e.to_string())
-            }
+        if self.protocol != Protocol::Graphql {
+            let frame =
+                json!({"type": "send", "room_id": room, "client_id": client_id, "body": body});
+            return sink
+                .send(Message::text(frame.to_string()))
+                .await
+                .map_err(|e| e.to_string());
         }
+        let query = format!(
+            r#"mutation {{ sendMessage(roomId: "{room}", clientId: "{client_id}", body: "{body}") {{ seq }} }}"#
+        );
+        let request = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token(user))
+            .json(&json!({ "query": query }));
+        tokio::spawn(async move {
+            let outcome = match request.send().await {
+                Ok(response) => response.json::<Value>().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(body) if body["errors"].is_null() => {}
+                Ok(body) => eprintln!("fanout: sendMessage failed: {body}"),
+                Err(e) => eprintln!("fanout: sendMessage failed: {e}"),
+            }
+        });
+        Ok(())
     }
 }
 

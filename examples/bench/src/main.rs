@@ -99,8 +99,9 @@ enum Scenario {
         rate: Vec<u32>,
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        #[arg(long, value_enum, default_value = "ws")]
-        transport: Transport,
+        /// Transports to run, each at every rate (`ws,graphql` compares them).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ws")]
+        transport: Vec<Transport>,
         /// Also drive a minimal broadcast server with the same load.
         #[arg(long, value_enum)]
         baseline: Option<Baseline>,
@@ -112,8 +113,12 @@ enum Scenario {
     Idle {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
-        #[arg(long, default_value_t = 10)]
+        /// Rooms the connections are spread over (100 → 100 members each).
+        #[arg(long, default_value_t = 100)]
         rooms: usize,
+        /// Connections only say hello and join nothing.
+        #[arg(long)]
+        hello_only: bool,
     },
     /// Reserve/commit/leave/drop cycles; what remains afterwards.
     Churn {
@@ -184,23 +189,38 @@ fn main() {
                 baseline,
                 url,
             } => {
-                let transport = match transport {
-                    Transport::Ws => load::Protocol::Ws,
-                    Transport::Graphql => load::Protocol::Graphql,
-                };
+                let transports = transport
+                    .into_iter()
+                    .map(|t| match t {
+                        Transport::Ws => load::Protocol::Ws,
+                        Transport::Graphql => load::Protocol::Graphql,
+                    })
+                    .collect();
                 let params = fanout::Params {
                     subscribers,
                     publishers,
                     rates: rate,
                     seconds,
-                    transport,
+                    transports,
                     raw_baseline: baseline.is_some(),
                     url,
                 };
                 fanout::run(&params, &mut report).await;
             }
-            Scenario::Idle { connections, rooms } => {
-                idle::run(&idle::Params { connections, rooms }, &mut report).await;
+            Scenario::Idle {
+                connections,
+                rooms,
+                hello_only,
+            } => {
+                idle::run(
+                    &idle::Params {
+                        connections,
+                        rooms,
+                        hello_only,
+                    },
+                    &mut report,
+                )
+                .await;
             }
             Scenario::Churn {
                 cycles,

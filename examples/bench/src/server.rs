@@ -108,7 +108,9 @@ impl Drop for InProcess {
             let _ = stop.send(());
         }
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(5));
+            // A runtime cannot be shut down from inside another's task.
+            let _ =
+                std::thread::spawn(move || runtime.shutdown_timeout(Duration::from_secs(5))).join();
         }
     }
 }

@@ -55,10 +55,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsState>>) -> Response {
     let limit = state.config.max_frame_bytes;
     // Small buffers: an idle connection should cost a few KiB, not the
-    // 128 KiB + 128 KiB tungstenite allots by default. tungstenite's own
+    // 128 KiB + 128 KiB tungstenite allots by default (client frames are a
+    // few hundred bytes; a larger one just takes more reads). tungstenite's own
     // limit sits above ours so that we, not it, see an oversized frame and
     // can answer it with 1009.
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_frame_size(limit.saturating_mul(2))
         .max_message_size(limit.saturating_mul(2))
@@ -78,11 +79,19 @@ struct Outbound {
 impl Outbound {
     /// Queues `message`; false (and the connection is closing) when it can't.
     async fn push(&self, message: Message) -> bool {
-        let message = match self.queue.try_send(message) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            Err(mpsc::error::TrySendError::Full(message)) => message,
-        };
+        match self.queue.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            // Boxed: the waiting (a timer and a queue slot) is the rare path,
+            // and every forwarder's idle future would otherwise carry it.
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                Box::pin(self.wait_for_room(message)).await
+            }
+        }
+    }
+
+    /// The queue is full: wait up to `patience` for room, else close 4409.
+    async fn wait_for_room(&self, message: Message) -> bool {
         match timeout(self.patience, self.queue.send(message)).await {
             Ok(sent) => sent.is_ok(),
             Err(_) => {
@@ -205,7 +214,9 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
     };
     let writer = tokio::spawn(write_loop(sink, outbound, closing_rx.clone()));
 
-    if let Some(user) = hello(&state, &out, &mut stream).await {
+    // The per-frame work is boxed (here and in `read_loop`): it lives on the
+    // heap only while it runs, so an idle connection's task stays small.
+    if let Some(user) = Box::pin(hello(&state, &out, &mut stream)).await {
         let mut session = Session {
             state,
             out,
@@ -213,7 +224,7 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
             rooms: HashMap::new(),
         };
         let ending = session.read_loop(&mut stream, closing_rx).await;
-        session.end(ending).await;
+        Box::pin(session.end(ending)).await;
     } else {
         drop(out);
     }
@@ -281,7 +292,7 @@ impl Session {
                             self.out.close(close::TOO_BIG, "frame too large");
                             return Ending::Lost;
                         }
-                        self.handle(&text).await;
+                        Box::pin(self.handle(&text)).await;
                     }
                     Some(Ok(Message::Binary(_))) => {
                         self.out.error(&Error::new(ErrorKind::InvalidInput, "binary frames are not supported"), None, None, None).await;
