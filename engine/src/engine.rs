@@ -18,6 +18,7 @@ use crate::{
     ids::{RoomId, UserId},
     live_room::LiveRoom,
     membership::{Joined, Membership, SeatGuard},
+    pending_send::PendingSend,
     ports::{Bus, CreateOutcome, InProcessBus, Store},
     reservations::{Hold, Reservations},
     room::{RoomInfo, RoomSpec},
@@ -63,6 +64,19 @@ pub trait ChatEngine: Send + Sync + 'static {
         after_seq: Option<Seq>,
     ) -> Result<Membership>;
 
+    /// Queues a text entry behind every send queued before it in the room,
+    /// and returns as soon as it is queued; the [`PendingSend`] resolves once
+    /// it is durable. A transport that submits a connection's sends one after
+    /// another, without waiting for each to be stored, keeps their order and
+    /// lets them share a commit. Waits only while the room's queue is full.
+    async fn submit(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        client_id: &str,
+        body: &str,
+    ) -> Result<PendingSend>;
+
     /// Appends a text entry; returns once it is durable. Idempotent by
     /// (room, user, `client_id`).
     async fn send(
@@ -71,7 +85,9 @@ pub trait ChatEngine: Send + Sync + 'static {
         room: &RoomId,
         client_id: &str,
         body: &str,
-    ) -> Result<Arc<Entry>>;
+    ) -> Result<Arc<Entry>> {
+        self.submit(user, room, client_id, body).await?.await
+    }
 
     /// Leaves `room` from every connection of `user` at once: the seat is
     /// freed, a `leave` appended, unused tickets invalidated, and every entry
@@ -599,13 +615,13 @@ impl ChatEngine for Engine {
         Ok(Membership::new(joined, entries, guard))
     }
 
-    async fn send(
+    async fn submit(
         &self,
         user: &UserId,
         room_id: &RoomId,
         client_id: &str,
         body: &str,
-    ) -> Result<Arc<Entry>> {
+    ) -> Result<PendingSend> {
         let inner = &self.inner;
         validate_send(&inner.config, client_id, body)?;
         let stored = loop {
@@ -632,7 +648,7 @@ impl ChatEngine for Engine {
             }
             break stored;
         };
-        stored.await.map_err(|_| Error::from(ErrorKind::Internal))?
+        Ok(PendingSend(stored))
     }
 
     async fn leave(&self, user: &UserId, room_id: &RoomId) -> Result<bool> {

@@ -168,6 +168,18 @@ async fn send_ack_order_and_duplicates() {
     while ann_entries.len() < 50 {
         ann_entries.push(next_json(&mut ann).await);
     }
+    // Pipelined sends are answered, and stored, in the order they were sent.
+    let answered: Vec<&str> = acks
+        .iter()
+        .map(|a| a["client_id"].as_str().unwrap())
+        .collect();
+    let sent: Vec<String> = (0..50)
+        .map(|i| format!("c{i}"))
+        .chain(["c7".into()])
+        .collect();
+    assert_eq!(answered, sent);
+    let ack_seqs: Vec<u64> = acks[..50].iter().map(seq).collect();
+    assert_eq!(ack_seqs, (3..=52).collect::<Vec<_>>());
     assert_eq!(
         acks[7]["seq"], acks[50]["seq"],
         "duplicate acked with the original seq"
@@ -226,6 +238,31 @@ async fn send_ack_order_and_duplicates() {
     )
     .await;
     assert_eq!(next_json(&mut ann).await["code"], "INVALID_INPUT");
+    // A refusal in the middle of a burst is answered in its place: after
+    // the acks of the sends before it, which wait for storage, and before
+    // the ones after it.
+    let burst: Vec<(String, String)> = (0..21)
+        .map(|i| match i {
+            10 => ("big".to_owned(), "x".repeat(65)),
+            i => (format!("p{i}"), format!("burst {i}")),
+        })
+        .collect();
+    for (id, body) in &burst {
+        send(
+            &mut ann,
+            json!({"type": "send", "room_id": "talk", "client_id": id, "body": body}),
+        )
+        .await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < burst.len() {
+        let f = next_json(&mut ann).await;
+        if f["type"] != "entry" {
+            answers.push(f["client_id"].as_str().unwrap().to_owned());
+        }
+    }
+    let ids: Vec<String> = burst.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(answers, ids);
     send(
         &mut ann,
         json!({"type": "send", "room_id": "talk", "client_id": "still-here", "body": "yes"}),
@@ -234,7 +271,7 @@ async fn send_ack_order_and_duplicates() {
     let (ack, _) = until(&mut ann, "ack").await;
     assert_eq!(
         seq(&ack),
-        53,
+        73,
         "the connection stayed up through every error"
     );
     server.stop().await;

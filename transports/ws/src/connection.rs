@@ -24,8 +24,12 @@ use axum::{
     },
     response::Response,
 };
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
-use parlor_engine::{EntryStream, Error, ErrorKind, RoomId, SeatGuard, UserId};
+use futures_util::{
+    FutureExt, SinkExt, StreamExt,
+    future::BoxFuture,
+    stream::{FuturesOrdered, SplitSink},
+};
+use parlor_engine::{Entry, EntryStream, Error, ErrorKind, RoomId, SeatGuard, UserId};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -199,6 +203,21 @@ struct Session {
     out: Outbound,
     user: UserId,
     rooms: HashMap<RoomId, RoomSub>,
+    /// Sends queued in the engine and not yet answered, in the order they
+    /// came: their acks (and errors) go out in that order.
+    in_flight: FuturesOrdered<BoxFuture<'static, Answer>>,
+}
+
+/// At most this many sends per connection wait for storage at once; the
+/// reader stops reading until the oldest is answered.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// How a send ended, for its answer frame.
+struct Answer {
+    room_id: String,
+    client_id: String,
+    started: Instant,
+    stored: Result<Arc<Entry>, Error>,
 }
 
 async fn run(state: Arc<WsState>, socket: WebSocket) {
@@ -222,6 +241,7 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
             out,
             user,
             rooms: HashMap::new(),
+            in_flight: FuturesOrdered::new(),
         };
         let ending = session.read_loop(&mut stream, closing_rx).await;
         Box::pin(session.end(ending)).await;
@@ -313,6 +333,9 @@ impl Session {
                     }
                     None => return Ending::Lost,
                 },
+                Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.answer(answer).await;
+                }
                 _ = closing.changed() => return Ending::Lost,
                 _ = shutdown.changed() => {
                     self.out.close(close::GOING_AWAY, "server shutting down");
@@ -376,37 +399,54 @@ impl Session {
         }
     }
 
+    /// Queues the send in the engine and reads on: sends of one connection
+    /// are pipelined — queued in order, stored together, answered in order.
     async fn send(&mut self, room_id: &str, client_id: &str, body: &str) {
-        let state = &self.state;
-        let room = match RoomId::new(room_id) {
-            Ok(room) => room,
-            Err(err) => {
-                self.out
-                    .error(&err, Some(room_id), Some(client_id), None)
-                    .await;
-                return;
+        while self.in_flight.len() >= MAX_IN_FLIGHT {
+            if let Some(answer) = self.in_flight.next().await {
+                self.answer(answer).await;
             }
-        };
-        if !state.limiter.allow(&self.user) {
-            self.out
-                .error(
-                    &ErrorKind::RateLimited.into(),
-                    Some(room_id),
-                    Some(client_id),
-                    None,
-                )
-                .await;
-            return;
         }
         let started = Instant::now();
-        match state.engine.send(&self.user, &room, client_id, body).await {
+        let queued = match RoomId::new(room_id) {
+            Err(err) => Err(err),
+            Ok(_) if !self.state.limiter.allow(&self.user) => Err(ErrorKind::RateLimited.into()),
+            Ok(room) => {
+                self.state
+                    .engine
+                    .submit(&self.user, &room, client_id, body)
+                    .await
+            }
+        };
+        let (room_id, client_id) = (room_id.to_owned(), client_id.to_owned());
+        // Refusals queue behind earlier sends too, so answers keep send order.
+        self.in_flight.push_back(
+            async move {
+                let stored = match queued {
+                    Ok(pending) => pending.await,
+                    Err(err) => Err(err),
+                };
+                Answer {
+                    room_id,
+                    client_id,
+                    started,
+                    stored,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    async fn answer(&mut self, answer: Answer) {
+        match answer.stored {
             Ok(entry) => {
-                state.send_latency.observe(started.elapsed().as_secs_f64());
+                let latency = answer.started.elapsed().as_secs_f64();
+                self.state.send_latency.observe(latency);
                 self.out.frame(&ServerFrame::ack(&entry)).await;
             }
             Err(err) => {
                 self.out
-                    .error(&err, Some(room_id), Some(client_id), None)
+                    .error(&err, Some(&answer.room_id), Some(&answer.client_id), None)
                     .await;
             }
         }
