@@ -19,8 +19,10 @@
 //! - **Reservations** are tickets in a `moka` cache with per-entry expiry; its
 //!   eviction listener frees the seat. A room that does not exist yet is held
 //!   in memory by its creator's seat until the first commit writes it.
-//! - **Appends** go through one task per active room, which stores everything
-//!   waiting in one transaction (group commit), then acks and publishes.
+//! - **Appends** go through one task per active room, which takes everything
+//!   waiting; one writer stores every room's waiting batch in one transaction
+//!   (group commit), then each room acks and publishes. `submit` queues a send
+//!   and returns at once, so a connection can pipeline its sends in order.
 //! - **Streams** subscribe live first, read the backlog, and skip what they
 //!   have seen: no gap, no duplicate at the seam.
 //!

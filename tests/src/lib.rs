@@ -354,3 +354,31 @@ pub async fn gql_next(ws: &mut RawSocket, id: &str) -> Value {
         }
     }
 }
+
+/// Runs `tests/js/<script>` with Node and `args` (and `env`), off the async
+/// threads; returns whether it succeeded and all it printed.
+pub async fn run_node(
+    script: &str,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+) -> (bool, String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("js")
+        .join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(path)
+            .args(args)
+            .envs(env)
+            .output()
+            .expect("run node")
+    })
+    .await
+    .expect("node task");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}

@@ -5,7 +5,7 @@
 
 use std::{path::Path, process::Command};
 
-use parlor_tests::TestServer;
+use parlor_tests::{TestServer, run_node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graphql_ws_npm_client_talks_to_parlor() {
@@ -19,22 +19,8 @@ async fn the_graphql_ws_npm_client_talks_to_parlor() {
         return;
     }
     let server = TestServer::start(&[]).await;
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(js.join("graphql_ws.mjs"))
-            .arg(&base)
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "graphql-ws client failed:\n{said}");
+    let (ok, said) = run_node("graphql_ws.mjs", vec![server.base.clone()], Vec::new()).await;
+    assert!(ok, "graphql-ws client failed:\n{said}");
     assert!(said.contains("100 messages in order"), "{said}");
     server.stop().await;
 }

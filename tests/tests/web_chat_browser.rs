@@ -4,9 +4,9 @@
 //! without them the test says it was skipped. Screenshots go to
 //! `target/e2e/`.
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
-use parlor_tests::TestServer;
+use parlor_tests::{TestServer, run_node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_in_a_browser_through_an_outage() {
@@ -21,25 +21,15 @@ async fn two_people_chat_in_a_browser_through_an_outage() {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
     // Grace outlasts the outage even on a slow machine, so bob resumes his seat.
     let server = TestServer::start(&["--reconnect-grace", "60s"]).await;
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(js.join("web_chat.mjs"))
-            .arg(&base)
-            .arg(&shots)
-            .env("PARLOR_CHROMIUM", &chromium)
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let shots = shots.display().to_string();
+    let (ok, said) = run_node(
+        "web_chat.mjs",
+        vec![server.base.clone(), shots],
+        vec![("PARLOR_CHROMIUM".into(), chromium)],
+    )
+    .await;
     eprintln!("{said}");
-    assert!(output.status.success(), "the browser test failed:\n{said}");
+    assert!(ok, "the browser test failed:\n{said}");
     assert!(said.contains("web chat: ok"), "{said}");
     server.stop().await;
 }

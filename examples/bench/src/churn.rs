@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parlor_engine::{ChatEngine, EngineConfig, EngineStats, RoomId, RoomSpec, UserId};
+use parlor_engine::{ChatEngine, EngineConfig, EngineStats, RoomId, UserId};
 
 use crate::{
     report::{Line, Report},
@@ -38,20 +38,8 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
     let rooms: Vec<RoomId> = (0..p.rooms)
         .map(|r| RoomId::new(&format!("{prefix}-c{r}")).unwrap())
         .collect();
-    let spec = RoomSpec::with_capacity(10_000);
     for room in &rooms {
-        let owner = UserId::new("owner").unwrap();
-        let t = engine
-            .reserve(&owner, room, Some(spec.clone()))
-            .await
-            .expect("create");
-        engine
-            .commit(&owner, &t.ticket, None)
-            .await
-            .expect("commit")
-            .leave()
-            .await
-            .expect("leave");
+        store::empty_room(&engine, room, 10_000).await;
     }
     // Warm up with a tenth of the cycles, so the start is a warm process.
     let warmup = (p.cycles / 10).max(1);

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use parlor_engine::{ChatEngine, EngineConfig, ErrorKind, RoomId, RoomSpec, UserId};
+use parlor_engine::{ChatEngine, EngineConfig, ErrorKind, RoomId, UserId};
 use tokio::sync::Barrier;
 
 use crate::{
@@ -26,18 +26,7 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
     for round in 0..p.rounds {
         // A stored, empty room: its creator joins, then leaves.
         let room = RoomId::new(&format!("{prefix}-storm{round}")).unwrap();
-        let owner = UserId::new("owner").unwrap();
-        let ticket = engine
-            .reserve(&owner, &room, Some(RoomSpec::with_capacity(p.capacity)))
-            .await
-            .expect("create");
-        engine
-            .commit(&owner, &ticket.ticket, None)
-            .await
-            .expect("commit")
-            .leave()
-            .await
-            .expect("leave");
+        store::empty_room(&engine, &room, p.capacity).await;
 
         let users: Vec<UserId> = (0..p.reserves)
             .map(|i| UserId::new(&format!("s{i}")).unwrap())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use parlor_engine::{Engine, EngineConfig};
+use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId};
 use parlor_seaorm::SeaOrmStore;
 
 /// An engine on real storage, and what keeps that storage alive.
@@ -50,4 +50,18 @@ pub(crate) fn run_prefix() -> String {
         .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
         .unwrap_or(0);
     format!("b{nanos:08x}")
+}
+
+/// A stored room with no seat taken: its creator joins, then leaves.
+pub(crate) async fn empty_room(engine: &Engine, room: &RoomId, capacity: u32) {
+    let owner = UserId::new("owner").unwrap();
+    let ticket = engine
+        .reserve(&owner, room, Some(RoomSpec::with_capacity(capacity)))
+        .await
+        .expect("create");
+    let membership = engine
+        .commit(&owner, &ticket.ticket, None)
+        .await
+        .expect("commit");
+    membership.leave().await.expect("leave");
 }
