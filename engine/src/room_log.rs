@@ -34,6 +34,7 @@ use crate::{
     live_room::LiveRoom,
     ports::Appended,
     stats::GaugeGuard,
+    store_writer::Refused,
 };
 
 /// Where the stored entry (or the failure) goes.
@@ -127,16 +128,14 @@ pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>, _task: GaugeGuar
             .into_iter()
             .map(|r| (r.entry, (r.ack, r.permit)))
             .unzip();
-        // The writer hands the entries back only as outcomes; keep a copy
-        // for the failure path, which re-queues joins and leaves.
-        match inner.writer.append(entries.clone()).await {
+        match inner.writer.append(entries).await {
             Ok(outcomes) => {
                 backoff = Duration::from_millis(50);
                 deliver(&inner, &room, outcomes, tails).await;
             }
-            Err(err) => {
-                tracing::debug!(room = %room.id, code = err.code(), batch = entries.len(), "append failed");
-                fail(&room, entries, tails, &err, &mut backoff).await;
+            Err(Refused { error, entries }) => {
+                tracing::debug!(room = %room.id, code = error.code(), batch = entries.len(), "append failed");
+                fail(&room, entries, tails, &error, &mut backoff).await;
             }
         }
     }

@@ -17,15 +17,25 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     entry::NewEntry,
-    error::{Error, ErrorKind, Result},
+    error::{Error, ErrorKind},
     ports::{Appended, Store},
     stats::Counters,
 };
 
+/// Where a batch's outcomes go.
+type Reply = oneshot::Sender<Result<Vec<Appended>, Refused>>;
+
 /// A room's batch and where its outcomes go.
 struct Submission {
     entries: Vec<NewEntry>,
-    reply: oneshot::Sender<Result<Vec<Appended>>>,
+    reply: Reply,
+}
+
+/// A batch that was not stored, handed back with why: the room re-queues
+/// its joins and leaves.
+pub(crate) struct Refused {
+    pub(crate) error: Error,
+    pub(crate) entries: Vec<NewEntry>,
 }
 
 /// The handle room tasks append through. The writer task ends when the last
@@ -50,14 +60,16 @@ impl StoreWriter {
     }
 
     /// Stores `entries` (one room's batch) and returns one outcome per entry.
-    pub(crate) async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>> {
+    pub(crate) async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, Refused> {
         let (reply, outcome) = oneshot::channel();
-        let gone = || Error::new(ErrorKind::Unavailable, "the engine is shutting down");
-        self.submissions
-            .send(Submission { entries, reply })
-            .await
-            .map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
+        let gone = |entries| Refused {
+            error: Error::new(ErrorKind::Unavailable, "the engine is shutting down"),
+            entries,
+        };
+        if let Err(unsent) = self.submissions.send(Submission { entries, reply }).await {
+            return Err(gone(unsent.0.entries));
+        }
+        outcome.await.unwrap_or_else(|_| Err(gone(Vec::new())))
     }
 }
 
@@ -119,16 +131,23 @@ async fn commit(store: &dyn Store, group: Vec<Submission>, total: usize, counter
                 got = outcomes.len(),
                 "store answered an append with the wrong number of outcomes"
             );
-            for (_, reply) in replies {
-                let _ = reply.send(Err(Error::new(ErrorKind::Internal, "internal error")));
-            }
+            let err = Error::new(ErrorKind::Internal, "internal error");
+            refuse(entries, replies, &err);
         }
         Err(err) => {
             tracing::warn!(code = err.code(), error = ?std::error::Error::source(&err),
                 entries = total, "append transaction failed");
-            for (_, reply) in replies {
-                let _ = reply.send(Err(Error::new(err.kind(), err.message())));
-            }
+            refuse(entries, replies, &err);
         }
+    }
+}
+
+/// Hands each batch its own entries back, with the error.
+fn refuse(mut entries: Vec<NewEntry>, replies: Vec<(usize, Reply)>, err: &Error) {
+    for (n, reply) in replies {
+        let _ = reply.send(Err(Refused {
+            error: Error::new(err.kind(), err.message()),
+            entries: entries.drain(..n).collect(),
+        }));
     }
 }

@@ -86,7 +86,12 @@ pub(crate) async fn append(
     let mut per_room: Vec<(&str, i64)> = Vec::new();
     for (i, e) in batch.iter().enumerate() {
         if let Some(k) = key(e) {
-            if let Some(twin) = stored.get(&(k.0.to_owned(), k.1.to_owned(), k.2.to_owned())) {
+            // (Duplicates are rare: skip building the owned key when none was found.)
+            let twin = match stored.is_empty() {
+                true => None,
+                false => stored.get(&(k.0.to_owned(), k.1.to_owned(), k.2.to_owned())),
+            };
+            if let Some(twin) = twin {
                 out[i] = Some(Appended::Existing(twin.clone()));
                 continue;
             }
