@@ -53,7 +53,7 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
     if p.raw_baseline {
         protocols.push(Protocol::Raw);
     }
-    let mut results: Vec<Result_> = Vec::new();
+    let mut results: Vec<RunResult> = Vec::new();
     for &rate in &p.rates {
         for &protocol in &protocols {
             // A fresh server per run, so one run's backlog never slows the next.
@@ -70,7 +70,7 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
             let outcome = once(p, Target::new(&base, protocol), rate).await;
             drop(server);
             report.emit(&outcome.line);
-            results.push(Result_ {
+            results.push(RunResult {
                 rate,
                 protocol,
                 deliveries_per_sec: outcome.line.get("deliveries_per_sec").unwrap_or(0.0),
@@ -84,7 +84,7 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
 }
 
 /// One run's figures, for the verdicts.
-struct Result_ {
+struct RunResult {
     rate: u32,
     protocol: Protocol,
     deliveries_per_sec: f64,
@@ -95,7 +95,7 @@ struct Result_ {
     exact: bool,
 }
 
-fn verdicts(p: &Params, results: &[Result_], report: &mut Report) {
+fn verdicts(p: &Params, results: &[RunResult], report: &mut Report) {
     for &protocol in &p.transports {
         let name = protocol.name();
         let exact = results
@@ -127,7 +127,13 @@ fn verdicts(p: &Params, results: &[Result_], report: &mut Report) {
 }
 
 /// `ours ÷ theirs` deliveries/s at the highest rate both sustained.
-fn compare(results: &[Result_], ours: Protocol, theirs: Protocol, want: f64, report: &mut Report) {
+fn compare(
+    results: &[RunResult],
+    ours: Protocol,
+    theirs: Protocol,
+    want: f64,
+    report: &mut Report,
+) {
     let find = |protocol, rate| {
         results
             .iter()
@@ -216,7 +222,7 @@ async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
             while seen.texts < messages {
                 let frame = match tokio::time::timeout_at(
                     until.into(),
-                    load::next_frame(&mut socket.stream),
+                    load::next_text(&mut socket.stream),
                 )
                 .await
                 {
@@ -258,7 +264,7 @@ async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
                 mut stream,
             } = socket;
             let drain =
-                tokio::spawn(async move { while load::next_frame(&mut stream).await.is_ok() {} });
+                tokio::spawn(async move { while load::next_text(&mut stream).await.is_ok() {} });
             let mut ticks = tokio::time::interval(pace);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             for i in 0..per_publisher {

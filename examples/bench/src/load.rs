@@ -67,7 +67,8 @@ fn token(user: &str) -> String {
     format!("dev:{user}")
 }
 
-async fn next_text(stream: &mut WsStream) -> Result<String, String> {
+/// The next text frame; an error once the connection is over.
+pub(crate) async fn next_text(stream: &mut WsStream) -> Result<String, String> {
     loop {
         match stream.next().await {
             Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
@@ -241,8 +242,4 @@ pub(crate) fn stamp(frame: &str) -> Option<(u64, u64)> {
     let sent = number_after(frame, "\"body\":\"t:")?;
     let seq = number_after(frame, "\"seq\":")?;
     Some((seq, sent))
-}
-
-pub(crate) async fn next_frame(stream: &mut WsStream) -> Result<String, String> {
-    next_text(stream).await
 }

@@ -87,9 +87,10 @@ pub(crate) async fn append(
     for (i, e) in batch.iter().enumerate() {
         if let Some(k) = key(e) {
             // (Duplicates are rare: skip building the owned key when none was found.)
-            let twin = match stored.is_empty() {
-                true => None,
-                false => stored.get(&(k.0.to_owned(), k.1.to_owned(), k.2.to_owned())),
+            let twin = if stored.is_empty() {
+                None
+            } else {
+                stored.get(&(k.0.to_owned(), k.1.to_owned(), k.2.to_owned()))
             };
             if let Some(twin) = twin {
                 out[i] = Some(Appended::Existing(twin.clone()));
