@@ -23,6 +23,10 @@ pub struct EngineConfig {
     pub live_buffer: usize,
     /// How often expired reservations are swept without traffic.
     pub sweep_interval: Duration,
+    /// How long a live entry that came ahead of its turn waits for the ones
+    /// before it before the stream reads storage instead (across nodes
+    /// entries arrive out of order; on one node they never do).
+    pub reorder_wait: Duration,
     /// The key tickets are signed with. `None` draws a random one at start;
     /// nodes of a cluster share one so any node can check any ticket.
     pub ticket_secret: Option<Vec<u8>>,
@@ -39,6 +43,7 @@ impl Default for EngineConfig {
             append_queue: 4096,
             live_buffer: 1024,
             sweep_interval: Duration::from_millis(250),
+            reorder_wait: Duration::from_millis(100),
             ticket_secret: None,
         }
     }

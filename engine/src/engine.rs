@@ -16,15 +16,16 @@ use crate::{
     entry_stream::EntryStream,
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
+    lease_keeper,
     live_room::LiveRoom,
     membership::{Joined, Membership, SeatGuard},
     pending_send::PendingSend,
-    ports::{Bus, CreateOutcome, InProcessBus, Store},
+    ports::{Bus, Cluster, CreateOutcome, InProcessBus, Store},
     reservations::{Hold, Reservations},
     room::{RoomInfo, RoomSpec},
     room_directory::RoomDirectory,
-    room_log::{self, AppendRequest},
-    seat_ledger::{Letting, Released, SeatCounts, SeatLedger},
+    room_log::{self, AppendRequest, Stored},
+    seat_ledger::{Claim, Letting, Released, SeatCounts, SeatLedger},
     stats::{Counters, EngineStats, HistogramSnapshot},
     store_writer::StoreWriter,
     ticket::{TicketKey, TicketMint},
@@ -120,6 +121,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Arc<Counters>,
     /// Every room's appends go through it: one transaction at a time.
     pub(crate) writer: StoreWriter,
+    /// Set when this engine is one node of a cluster.
+    pub(crate) cluster: Option<Cluster>,
     tickets: TicketMint,
     /// Where guards dropped outside a task spawn their follow-up work.
     runtime: Handle,
@@ -142,6 +145,39 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine> {
         close_open_members(store.as_ref()).await?;
+        Ok(Engine::launch(store, bus, config, None))
+    }
+
+    /// Starts an engine as one node of a cluster: seats are rows in the
+    /// shared database (`cluster.leases`), pending rooms are claimed through
+    /// `cluster.claims`, entries reach other nodes through `bus`. Every node
+    /// needs the same [`EngineConfig::ticket_secret`].
+    ///
+    /// Instead of closing every open membership at start (other nodes hold
+    /// some of them), it forgets its own old seats; any node frees seats
+    /// whose node stopped renewing its lease, with one `leave` each.
+    pub async fn start_clustered(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        cluster: Cluster,
+        config: EngineConfig,
+    ) -> Result<Engine> {
+        cluster.leases.reset_node(&cluster.node_id).await?;
+        cluster
+            .leases
+            .renew_node(&cluster.node_id, cluster.lease_ttl)
+            .await?;
+        let engine = Engine::launch(store, bus, config, Some(cluster));
+        tokio::spawn(lease_keeper::run(Arc::downgrade(&engine.inner)));
+        Ok(engine)
+    }
+
+    fn launch(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        config: EngineConfig,
+        cluster: Option<Cluster>,
+    ) -> Engine {
         let counters = Arc::new(Counters::default());
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let weak = weak.clone();
@@ -161,13 +197,14 @@ impl Engine {
                 store,
                 bus,
                 config,
+                cluster,
                 directory: RoomDirectory::default(),
                 counters,
                 runtime: Handle::current(),
             }
         });
         tokio::spawn(sweep_until_dropped(Arc::downgrade(&inner)));
-        Ok(Engine { inner })
+        Engine { inner }
     }
 
     /// Expires due reservations now instead of at the next sweep tick.
@@ -253,12 +290,12 @@ impl Inner {
     }
 
     /// Queues a `join` or `leave`; the receiver resolves once it is stored.
-    fn append_membership(
+    pub(crate) fn append_membership(
         self: &Arc<Self>,
         room: &Arc<LiveRoom>,
         user: &UserId,
         kind: EntryKind,
-    ) -> oneshot::Receiver<Result<Arc<Entry>>> {
+    ) -> oneshot::Receiver<Stored> {
         let (ack, done) = oneshot::channel();
         let entry = NewEntry::membership(room.id.clone(), user.clone(), kind);
         self.append(
@@ -280,7 +317,7 @@ impl Inner {
         user: &UserId,
         epoch: u64,
         how: Letting,
-    ) -> Option<oneshot::Receiver<Result<Arc<Entry>>>> {
+    ) -> Option<oneshot::Receiver<Stored>> {
         let (released, ack) = {
             let mut ledger = room.ledger();
             let released = ledger.release(user, epoch, how);
@@ -320,6 +357,26 @@ impl Inner {
         self.after_release(room, user, released);
     }
 
+    /// `user` leaves `room` from every connection; whether a seat was freed,
+    /// and the ack of the `leave` entry when one is appended.
+    pub(crate) fn leave_everywhere(
+        self: &Arc<Self>,
+        room: &Arc<LiveRoom>,
+        user: &UserId,
+    ) -> (bool, Option<oneshot::Receiver<Stored>>) {
+        let (released, ack) = {
+            let mut ledger = room.ledger();
+            let released = ledger.leave_everywhere(user);
+            let ack = released
+                .append_leave
+                .then(|| self.append_membership(room, user, EntryKind::Leave));
+            (released, ack)
+        };
+        let freed = released.freed;
+        self.after_release(room, user, released);
+        (freed, ack)
+    }
+
     /// The follow-ups of a release that need no ledger lock.
     fn after_release(self: &Arc<Self>, room: &Arc<LiveRoom>, user: &UserId, released: Released) {
         if let Some(id) = released.grace {
@@ -347,6 +404,18 @@ impl Inner {
             });
         }
         if released.freed {
+            if let Some(cluster) = &self.cluster {
+                let (cluster, room, user) = (cluster.clone(), room.id.clone(), user.clone());
+                let seat = released.seat;
+                self.runtime.spawn(async move {
+                    let node = &cluster.node_id;
+                    if let Err(err) = cluster.leases.release(&room, &user, node, seat).await {
+                        // The row lapses with the node's lease if it stops;
+                        // until then it counts as a seat.
+                        tracing::warn!(%room, code = err.code(), "could not drop a seat row");
+                    }
+                });
+            }
             self.directory.unload_if_idle(room);
         }
     }
@@ -361,15 +430,19 @@ impl Inner {
         create: Option<&RoomSpec>,
         key: TicketKey,
     ) -> Result<(Arc<LiveRoom>, bool)> {
-        if let Some(room) = self.directory.get(id) {
+        if let Some(room) = self.stored_room(id).await? {
             return Ok((room, false));
         }
         let queue = self.config.append_queue;
-        if let Some(stored) = self.directory.load(id, || self.store.room(id)).await? {
-            let room = Arc::new(LiveRoom::from_stored(stored, queue));
-            return Ok((self.directory.insert_if_absent(room), false));
-        }
         let spec = create.ok_or(ErrorKind::RoomNotFound)?;
+        if let Some(cluster) = &self.cluster
+            && !cluster
+                .claims
+                .claim(id, user, self.config.reservation_ttl)
+                .await?
+        {
+            return Err(ErrorKind::RoomPending.into());
+        }
         let ledger = SeatLedger::pending(spec.capacity, user.clone(), key);
         let fresh = Arc::new(LiveRoom::pending(id.clone(), spec.clone(), ledger, queue));
         let room = self.directory.insert_if_absent(Arc::clone(&fresh));
@@ -377,8 +450,9 @@ impl Inner {
         Ok((room, seated))
     }
 
-    /// Writes a pending room to storage, once however many commits ask.
-    async fn store_pending_room(&self, room: &LiveRoom) -> Result<()> {
+    /// Writes a pending room to storage, once however many commits ask; in
+    /// a cluster, then seats its creator (`user`, as `seat`) in the database.
+    async fn store_pending_room(&self, room: &LiveRoom, user: &UserId, seat: u64) -> Result<()> {
         room.stored
             .get_or_try_init(|| async {
                 match self.store.create_room(&room.as_stored()).await? {
@@ -395,7 +469,110 @@ impl Inner {
                 Ok::<(), Error>(())
             })
             .await?;
+        if let Some(cluster) = &self.cluster {
+            // Counted like any seat: a room created meanwhile by another
+            // node may already be full.
+            cluster
+                .leases
+                .take(&room.id, user, &cluster.node_id, seat)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// The stored room in memory, loading it if needed.
+    pub(crate) async fn stored_room(&self, id: &RoomId) -> Result<Option<Arc<LiveRoom>>> {
+        if let Some(room) = self.directory.get(id) {
+            return Ok(Some(room));
+        }
+        let queue = self.config.append_queue;
+        Ok(self
+            .directory
+            .load(id, || self.store.room(id))
+            .await?
+            .map(|stored| {
+                let room = Arc::new(LiveRoom::from_stored(stored, queue));
+                self.directory.insert_if_absent(room)
+            }))
+    }
+
+    pub(crate) async fn check_after_seq(
+        &self,
+        room: &LiveRoom,
+        after_seq: Option<Seq>,
+    ) -> Result<()> {
+        let Some(after) = after_seq else {
+            return Ok(());
+        };
+        self.refresh_last_seq(room).await?;
+        if after > room.log.last_seq() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "after_seq is beyond the room's last seq",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end of every commit: wait for the `join`, then open the stream.
+    pub(crate) async fn finish_commit(
+        &self,
+        room: Arc<LiveRoom>,
+        guard: SeatGuard,
+        claim: Claim,
+        join_ack: Option<oneshot::Receiver<Stored>>,
+        after_seq: Option<Seq>,
+    ) -> Result<Membership> {
+        if let Some(ack) = join_ack {
+            // Storage trouble: the join stays queued and is retried; this
+            // commit gives up and its seat goes to grace.
+            match tokio::time::timeout(self.config.reservation_ttl, ack).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(err))) => return Err(err),
+                Ok(Err(_)) | Err(_) => return Err(ErrorKind::Unavailable.into()),
+            }
+        }
+
+        // Subscribe before reading last_seq: whatever is stored after this
+        // point reaches the live feed, whatever before is in the backlog.
+        let live = self.bus.subscribe(&room.id);
+        self.refresh_last_seq(&room).await?;
+        let last_seq = room.log.last_seq();
+        let joined = match &self.cluster {
+            // Seats on every node: the database's count.
+            Some(cluster) => {
+                let seated = cluster.leases.seated(&room.id).await?;
+                Joined {
+                    room_id: room.id.clone(),
+                    capacity: room.ledger().capacity(),
+                    occupancy: seated.occupancy,
+                    last_seq,
+                    members: seated.members,
+                }
+            }
+            None => {
+                let ledger = room.ledger();
+                Joined {
+                    room_id: room.id.clone(),
+                    capacity: ledger.capacity(),
+                    occupancy: ledger.occupancy(),
+                    last_seq,
+                    members: ledger.members(),
+                }
+            }
+        };
+        let entries = EntryStream::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.bus),
+            room.id.clone(),
+            live,
+            after_seq.unwrap_or(last_seq),
+            last_seq,
+            self.config.reorder_wait,
+            claim.ended,
+            self.counters.subscribers.enter(),
+        );
+        Ok(Membership::new(joined, entries, guard))
     }
 }
 
@@ -460,21 +637,22 @@ impl ChatEngine for Engine {
         }
         let ttl = inner.config.reservation_ttl;
         let deadline = Instant::now() + ttl;
-        let (key, ticket) = inner.tickets.mint(deadline);
-        let room = loop {
+        let (key, ticket) = inner.tickets.mint(deadline, room_id, user);
+        let (room, new_seat) = loop {
             let (room, seated) = inner
                 .room_for_reserve(user, room_id, create.as_ref(), key)
                 .await?;
             if seated {
-                break room;
+                break (room, None);
             }
             let mut ledger = room.ledger();
             if ledger.is_retired() {
                 continue; // unloaded meanwhile: look again
             }
-            ledger.reserve(user, key)?;
+            // A pending room's seat is only its creator's: nothing to count.
+            let new_seat = ledger.reserve(user, key)?.filter(|_| !ledger.is_pending());
             drop(ledger);
-            break room;
+            break (room, new_seat);
         };
         let mut uncached = UncachedTicket {
             inner,
@@ -483,6 +661,14 @@ impl ChatEngine for Engine {
             key,
             armed: true,
         };
+        if let (Some(cluster), Some(seat)) = (&inner.cluster, new_seat) {
+            // The local ledger only knows this node's seats; the database
+            // decides for the cluster. On refusal the guard frees the seat.
+            cluster
+                .leases
+                .take(room_id, user, &cluster.node_id, seat)
+                .await?;
+        }
         let hold = Hold {
             room: Arc::clone(&room),
             user: user.clone(),
@@ -508,7 +694,7 @@ impl ChatEngine for Engine {
         let inner = &self.inner;
         let verified = inner
             .tickets
-            .verify(ticket)
+            .verify(ticket, user)
             .ok_or(ErrorKind::TicketInvalid)?;
         let expired = || Instant::now() >= verified.deadline;
         let refused = |expired: bool| -> Error {
@@ -523,24 +709,28 @@ impl ChatEngine for Engine {
             inner.reservations.invalidate(&verified.key).await;
             return Err(ErrorKind::TicketExpired.into());
         }
-        let hold = inner
-            .reservations
-            .get(&verified.key)
-            .await
-            .ok_or_else(|| refused(expired()))?;
+        if let Some(cluster) = &inner.cluster
+            && !cluster
+                .leases
+                .use_ticket(&verified.key, verified.expires_at)
+                .await?
+        {
+            return Err(ErrorKind::TicketInvalid.into());
+        }
+        let Some(hold) = inner.reservations.get(&verified.key).await else {
+            if inner.cluster.is_some() && !expired() {
+                return inner
+                    .commit_reserved_elsewhere(user, verified, after_seq)
+                    .await;
+            }
+            return Err(refused(expired()));
+        };
         if hold.user != *user {
             return Err(ErrorKind::TicketInvalid.into());
         }
         let room = Arc::clone(&hold.room);
         drop(hold);
-        if let Some(after) = after_seq
-            && after > room.log.last_seq()
-        {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "after_seq is beyond the room's last seq",
-            ));
-        }
+        inner.check_after_seq(&room, after_seq).await?;
 
         // Consume the ticket and, for a stored room, queue the join — one
         // critical section, so the log follows the ledger's order.
@@ -569,7 +759,7 @@ impl ChatEngine for Engine {
         inner.reservations.invalidate(&verified.key).await;
 
         if pending {
-            if let Err(err) = inner.store_pending_room(&room).await {
+            if let Err(err) = inner.store_pending_room(&room, user, claim.epoch).await {
                 guard.abandon();
                 return Err(err);
             }
@@ -579,40 +769,9 @@ impl ChatEngine for Engine {
                 join_ack = Some(inner.append_membership(&room, user, EntryKind::Join));
             }
         }
-        if let Some(ack) = join_ack {
-            // Storage trouble: the join stays queued and is retried; this
-            // commit gives up and its seat goes to grace.
-            match tokio::time::timeout(inner.config.reservation_ttl, ack).await {
-                Ok(Ok(Ok(_))) => {}
-                Ok(Ok(Err(err))) => return Err(err),
-                Ok(Err(_)) | Err(_) => return Err(ErrorKind::Unavailable.into()),
-            }
-        }
-
-        // Subscribe before reading last_seq: whatever is stored after this
-        // point reaches the live feed, whatever before is in the backlog.
-        let live = inner.bus.subscribe(&room.id);
-        let last_seq = room.log.last_seq();
-        let joined = {
-            let ledger = room.ledger();
-            Joined {
-                room_id: room.id.clone(),
-                capacity: ledger.capacity(),
-                occupancy: ledger.occupancy(),
-                last_seq,
-                members: ledger.members(),
-            }
-        };
-        let entries = EntryStream::new(
-            Arc::clone(&inner.store),
-            room.id.clone(),
-            live,
-            after_seq.unwrap_or(last_seq),
-            last_seq,
-            claim.ended,
-            inner.counters.subscribers.enter(),
-        );
-        Ok(Membership::new(joined, entries, guard))
+        inner
+            .finish_commit(room, guard, claim, join_ack, after_seq)
+            .await
     }
 
     async fn submit(
@@ -625,7 +784,14 @@ impl ChatEngine for Engine {
         let inner = &self.inner;
         validate_send(&inner.config, client_id, body)?;
         let stored = loop {
-            let room = inner.directory.get(room_id).ok_or(ErrorKind::NotAMember)?;
+            let here = inner
+                .directory
+                .get(room_id)
+                .filter(|room| room.ledger().is_joined(user));
+            let (room, joined_here) = match here {
+                Some(room) => (room, true),
+                None => (inner.seated_elsewhere(room_id, user).await?, false),
+            };
             let permit = room.log.send_permit().await;
             let (ack, stored) = oneshot::channel();
             {
@@ -633,7 +799,7 @@ impl ChatEngine for Engine {
                 if ledger.is_retired() {
                     continue;
                 }
-                if !ledger.is_joined(user) {
+                if joined_here && !ledger.is_joined(user) {
                     return Err(ErrorKind::NotAMember.into());
                 }
                 let entry = NewEntry::text(room_id.clone(), user.clone(), client_id, body);
@@ -656,16 +822,7 @@ impl ChatEngine for Engine {
         let Some(room) = inner.directory.get(room_id) else {
             return Ok(false);
         };
-        let (released, ack) = {
-            let mut ledger = room.ledger();
-            let released = ledger.leave_everywhere(user);
-            let ack = released
-                .append_leave
-                .then(|| inner.append_membership(&room, user, EntryKind::Leave));
-            (released, ack)
-        };
-        let freed = released.freed;
-        inner.after_release(&room, user, released);
+        let (freed, ack) = inner.leave_everywhere(&room, user);
         if let Some(ack) = ack
             && let Ok(Ok(stored)) = tokio::time::timeout(LEAVE_ACK_WAIT, ack).await
         {
@@ -681,18 +838,32 @@ impl ChatEngine for Engine {
         range: SeqRange,
     ) -> Result<Vec<Entry>> {
         validate_range(&range)?;
-        let room = self
-            .inner
+        let inner = &self.inner;
+        let seated_here = inner
             .directory
             .get(room_id)
-            .ok_or(ErrorKind::NotAMember)?;
-        if !room.ledger().holds_seat(user) {
-            return Err(ErrorKind::NotAMember.into());
+            .is_some_and(|room| room.ledger().holds_seat(user));
+        if !seated_here {
+            inner.seated_elsewhere(room_id, user).await?;
         }
-        self.inner.store.entries(room_id, range).await
+        inner.store.entries(room_id, range).await
     }
 
     async fn room(&self, id: &RoomId) -> Result<Option<RoomInfo>> {
+        if let Some(cluster) = &self.inner.cluster {
+            // Seats and appends of every node: ask the database.
+            let Some(stored) = self.inner.store.room(id).await? else {
+                return Ok(None);
+            };
+            let occupancy = cluster.leases.seated(id).await?.occupancy;
+            return Ok(Some(RoomInfo {
+                room_id: stored.id,
+                title: stored.title,
+                capacity: stored.capacity,
+                occupancy,
+                last_seq: stored.last_seq,
+            }));
+        }
         if let Some(room) = self.inner.directory.get(id) {
             let ledger = room.ledger();
             if !ledger.is_retired() {

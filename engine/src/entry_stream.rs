@@ -6,17 +6,32 @@
 //! number, `delivered`: a live entry at or below it is a duplicate and is
 //! skipped; one above `delivered + 1` reveals a gap (a lagging feed, or a
 //! bus that lost or reordered something) and sends the stream back to storage
-//! until it has caught up. Storage is the truth; the live feed is a shortcut.
+//! until it has caught up. A feed the bus closed is replaced, and storage
+//! read to its end. Storage is the truth; the live feed is a shortcut.
+//!
+//! Across nodes, entries arrive out of order as a matter of course: node B
+//! publishes seq 11 to its own subscribers before seq 10, stored by node A a
+//! moment earlier, arrives through Redis. So an entry ahead of the next one
+//! waits a little (`reorder_wait`) for the ones before it; only a gap that
+//! outlasts the wait costs a read — not one read per subscriber per
+//! reordering.
 
-use std::{collections::VecDeque, sync::Arc};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
-use tokio::sync::{broadcast::error::RecvError, watch};
+use tokio::{
+    sync::{broadcast::error::RecvError, watch},
+    time::Instant,
+};
 
 use crate::{
     entry::{Entry, MAX_HISTORY_LIMIT, Seq, SeqRange},
     error::{Error, ErrorKind, Result},
     ids::RoomId,
-    ports::{LiveEntries, Store},
+    ports::{Bus, LiveEntries, Store},
     stats::GaugeGuard,
 };
 
@@ -32,33 +47,46 @@ enum CatchUp {
 /// One subscriber's gap-free view of a room log.
 pub struct EntryStream {
     store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
     room_id: RoomId,
     live: LiveEntries,
     delivered: Seq,
     catch_up: Option<CatchUp>,
     backlog: VecDeque<Arc<Entry>>,
+    /// Live entries ahead of the next one, waiting for the gap to fill.
+    ahead: BTreeMap<Seq, Arc<Entry>>,
+    /// When the oldest of them stops waiting and storage is read instead.
+    ahead_until: Option<Instant>,
+    reorder_wait: Duration,
     /// True once the seat was taken away (a leave of the room from anywhere).
     ended: watch::Receiver<bool>,
     _subscriber: GaugeGuard,
 }
 
 impl EntryStream {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
         room_id: RoomId,
         live: LiveEntries,
         after: Seq,
         stored_up_to: Seq,
+        reorder_wait: Duration,
         ended: watch::Receiver<bool>,
         subscriber: GaugeGuard,
     ) -> Self {
         EntryStream {
             store,
+            bus,
             room_id,
             live,
             delivered: after,
             catch_up: (stored_up_to > after).then_some(CatchUp::UpTo(stored_up_to)),
             backlog: VecDeque::new(),
+            ahead: BTreeMap::new(),
+            ahead_until: None,
+            reorder_wait,
             ended,
             _subscriber: subscriber,
         }
@@ -93,10 +121,27 @@ impl EntryStream {
                 self.read_backlog(catch_up).await?;
                 continue;
             }
+            if let Some(entry) = self.next_ahead() {
+                return Ok(entry);
+            }
             let received = tokio::select! {
                 biased;
-                _ = self.ended.changed() => continue,
+                changed = self.ended.changed() => {
+                    if changed.is_err() {
+                        // The seat itself is gone: nothing more is ours.
+                        return Err(Error::new(ErrorKind::NotAMember, "you left this room"));
+                    }
+                    continue;
+                }
                 received = self.live.recv() => received,
+                () = wait_until(self.ahead_until) => {
+                    // The gap did not fill: storage has everything up to the
+                    // newest entry waiting (it was stored before published).
+                    let newest = self.ahead.last_key_value().map_or(self.delivered, |(s, _)| *s);
+                    self.clear_ahead();
+                    self.catch_up = Some(CatchUp::UpTo(newest));
+                    continue;
+                }
             };
             match received {
                 Ok(entry) if entry.seq <= self.delivered => continue,
@@ -104,18 +149,54 @@ impl EntryStream {
                     self.delivered = entry.seq;
                     return Ok(entry);
                 }
-                // A live entry is stored before it is published, so storage
-                // has everything up to it.
-                Ok(entry) => self.catch_up = Some(CatchUp::UpTo(entry.seq)),
-                Err(RecvError::Lagged(_)) => self.catch_up = Some(CatchUp::Exhaust),
+                Ok(entry) if self.ahead.len() < MAX_AHEAD => {
+                    self.ahead_until
+                        .get_or_insert_with(|| Instant::now() + self.reorder_wait);
+                    self.ahead.insert(entry.seq, entry);
+                }
+                Ok(entry) => {
+                    self.clear_ahead();
+                    self.catch_up = Some(CatchUp::UpTo(entry.seq));
+                }
+                Err(RecvError::Lagged(_)) => {
+                    self.clear_ahead();
+                    self.catch_up = Some(CatchUp::Exhaust);
+                }
+                // The bus dropped the feed (a Redis bus does when it loses
+                // its connection, since whatever was published meanwhile
+                // never reached it): take a new feed, then read storage
+                // until it has nothing more.
                 Err(RecvError::Closed) => {
-                    return Err(Error::new(
-                        ErrorKind::Unavailable,
-                        "the room's live feed closed",
-                    ));
+                    self.live = self.bus.subscribe(&self.room_id);
+                    self.clear_ahead();
+                    self.catch_up = Some(CatchUp::Exhaust);
                 }
             }
         }
+    }
+
+    /// The next entry if it already waits among those that came early.
+    fn next_ahead(&mut self) -> Option<Arc<Entry>> {
+        while let Some(entry) = self.ahead.first_entry() {
+            let seq = *entry.key();
+            if seq > self.delivered + 1 {
+                return None;
+            }
+            let entry = entry.remove();
+            if self.ahead.is_empty() {
+                self.ahead_until = None;
+            }
+            if seq == self.delivered + 1 {
+                self.delivered = seq;
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    fn clear_ahead(&mut self) {
+        self.ahead.clear();
+        self.ahead_until = None;
     }
 
     async fn read_backlog(&mut self, catch_up: CatchUp) -> Result<()> {
@@ -146,11 +227,135 @@ impl EntryStream {
     }
 }
 
+/// Entries held for reordering at most; beyond it storage is read at once.
+const MAX_AHEAD: usize = 256;
+
+/// Resolves at `deadline`, or never without one.
+async fn wait_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl std::fmt::Debug for EntryStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EntryStream")
             .field("room_id", &self.room_id)
             .field("delivered", &self.delivered)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        entry::NewEntry,
+        ids::UserId,
+        ports::{InProcessBus, Store},
+        room::StoredRoom,
+        stats::Gauge,
+        testkit::MemoryStore,
+    };
+
+    struct Setup {
+        store: Arc<MemoryStore>,
+        bus: Arc<InProcessBus>,
+        stream: EntryStream,
+        entries: Vec<Arc<Entry>>,
+        _seat: watch::Sender<bool>,
+    }
+
+    /// A room with seqs 1..=n stored, a bus, and a stream after seq 1.
+    async fn setup(n: u64) -> Setup {
+        let store = Arc::new(MemoryStore::default());
+        let room = RoomId::new("r").unwrap();
+        store
+            .create_room(&StoredRoom {
+                id: room.clone(),
+                capacity: 10,
+                title: None,
+                last_seq: 0,
+            })
+            .await
+            .unwrap();
+        let user = UserId::new("ann").unwrap();
+        let batch: Vec<_> = (1..=n)
+            .map(|i| NewEntry::text(room.clone(), user.clone(), &format!("c{i}"), "hi"))
+            .collect();
+        store.append(&batch).await.unwrap();
+        let entries: Vec<_> = store.log(&room).into_iter().map(Arc::new).collect();
+        let bus = Arc::new(InProcessBus::new(64));
+        let live = bus.subscribe(&room);
+        let (seat, ended) = watch::channel(false);
+        let stream = EntryStream::new(
+            Arc::clone(&store) as Arc<dyn Store>,
+            Arc::clone(&bus) as Arc<dyn Bus>,
+            room,
+            live,
+            1,
+            1,
+            Duration::from_millis(100),
+            ended,
+            Gauge::default().enter(),
+        );
+        Setup {
+            store,
+            bus,
+            stream,
+            entries,
+            _seat: seat,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_that_come_early_wait_for_their_turn_without_a_read() {
+        let Setup {
+            store,
+            bus,
+            mut stream,
+            entries: e,
+            _seat,
+            ..
+        } = setup(4).await;
+        let room = stream.room_id().clone();
+        store.set_unavailable(true); // any read would fail the stream
+        bus.publish(&room, &[Arc::clone(&e[3]), Arc::clone(&e[2])])
+            .await;
+        tokio::time::advance(Duration::from_millis(50)).await;
+        bus.publish(&room, &[Arc::clone(&e[1])]).await;
+        let seqs = [
+            stream.next().await.unwrap().seq,
+            stream.next().await.unwrap().seq,
+            stream.next().await.unwrap().seq,
+        ];
+        assert_eq!(seqs, [2, 3, 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_that_outlasts_the_wait_is_read_from_storage() {
+        let Setup {
+            bus,
+            mut stream,
+            entries: e,
+            _seat,
+            ..
+        } = setup(5).await;
+        let room = stream.room_id().clone();
+        // Seqs 2 and 3 were lost on the way; 4 and 5 arrive.
+        bus.publish(&room, &[Arc::clone(&e[3]), Arc::clone(&e[4])])
+            .await;
+        let started = Instant::now();
+        let mut seqs = Vec::new();
+        for _ in 0..4 {
+            seqs.push(stream.next().await.unwrap().seq);
+        }
+        assert_eq!(seqs, [2, 3, 4, 5], "no gap, no duplicate");
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "waited first"
+        );
+        assert!(stream.ahead.is_empty());
     }
 }

@@ -53,12 +53,14 @@
 //! for production) and the Store conformance suite every backend runs.
 
 pub mod auth;
+mod cluster_node;
 mod config;
 mod engine;
 mod entry;
 mod entry_stream;
 mod error;
 mod ids;
+mod lease_keeper;
 mod live_room;
 mod membership;
 mod pending_send;
@@ -85,6 +87,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use ids::{RoomId, UserId};
 pub use membership::{Joined, Membership, SeatGuard};
 pub use pending_send::PendingSend;
-pub use ports::{Authenticator, Bus, InProcessBus, Store};
+pub use ports::{Authenticator, Bus, Cluster, InProcessBus, PendingClaims, SeatLeases, Store};
 pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

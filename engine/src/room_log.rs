@@ -37,8 +37,12 @@ use crate::{
     store_writer::Refused,
 };
 
+/// What an append answers: the stored entry, `None` for a membership entry
+/// that changed nothing (the log already said it), or why it failed.
+pub(crate) type Stored = Result<Option<Arc<Entry>>>;
+
 /// Where the stored entry (or the failure) goes.
-pub(crate) type AckSender = oneshot::Sender<Result<Arc<Entry>>>;
+pub(crate) type AckSender = oneshot::Sender<Stored>;
 
 /// One entry waiting to be appended.
 pub(crate) struct AppendRequest {
@@ -75,6 +79,12 @@ impl RoomLog {
     /// The seq of the newest entry known durable.
     pub(crate) fn last_seq(&self) -> Seq {
         self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Learns that storage holds entries up to `seq` (appended here or, in a
+    /// cluster, by another node).
+    pub(crate) fn observe(&self, seq: Seq) {
+        self.last_seq.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Waits for room in the send queue.
@@ -155,13 +165,19 @@ async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails:
                 e
             }
             Appended::Existing(e) => Arc::new(e),
+            Appended::Unchanged => {
+                if let Some(ack) = ack {
+                    let _ = ack.send(Ok(None));
+                }
+                continue;
+            }
         };
         if let Some(ack) = ack {
             acks.push((ack, entry));
         }
     }
     if let Some(newest) = fresh.last() {
-        room.log.last_seq.fetch_max(newest.seq, Ordering::AcqRel);
+        room.log.observe(newest.seq);
         inner
             .counters
             .entries_appended
@@ -170,7 +186,7 @@ async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails:
     inner.bus.publish(&room.log.room_id, &fresh).await;
     for (ack, entry) in acks {
         // The sender may have gone; the entry is stored either way.
-        let _ = ack.send(Ok(entry));
+        let _ = ack.send(Ok(Some(entry)));
     }
 }
 

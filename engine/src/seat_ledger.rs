@@ -6,7 +6,10 @@
 //! one critical section. Methods return what the caller must do next (append
 //! a `leave`, start a grace timer) instead of doing I/O themselves.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use tokio::sync::watch;
 
@@ -68,11 +71,23 @@ impl Seat {
     }
 }
 
+/// Seat ids are unique in the process, not only in one ledger: a cluster
+/// node names its seat rows by them, and a room may be unloaded and loaded
+/// again while an old seat's row is still being dropped.
+static NEXT_SEAT: AtomicU64 = AtomicU64::new(1);
+
+/// A seat id never used before in this process.
+pub(crate) fn fresh_seat() -> u64 {
+    NEXT_SEAT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// What the caller of a release must do after the critical section.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Released {
     /// The seat was freed.
     pub(crate) freed: bool,
+    /// The freed seat's id (0 when none was freed).
+    pub(crate) seat: u64,
     /// Append a `leave` entry for the user (the seat had joined the log).
     pub(crate) append_leave: bool,
     /// Start a grace timer with this id.
@@ -134,17 +149,11 @@ impl SeatLedger {
     /// A pending room's ledger: the creator's reserved seat holding `ticket`.
     pub(crate) fn pending(capacity: u32, creator: UserId, ticket: TicketKey) -> Self {
         let mut ledger = SeatLedger::stored(capacity);
-        let epoch = ledger.fresh_id();
         ledger
             .seats
-            .insert(creator.clone(), Seat::new(epoch, ticket));
+            .insert(creator.clone(), Seat::new(fresh_seat(), ticket));
         ledger.pending_creator = Some(creator);
         ledger
-    }
-
-    fn fresh_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
     }
 
     pub(crate) fn capacity(&self) -> u32 {
@@ -181,8 +190,12 @@ impl SeatLedger {
     }
 
     /// Phase 1: give `user` a seat holding `ticket` (or add the ticket to the
-    /// seat they already hold).
-    pub(crate) fn reserve(&mut self, user: &UserId, ticket: TicketKey) -> Result<(), ErrorKind> {
+    /// seat they already hold). Returns the seat's id when it is new.
+    pub(crate) fn reserve(
+        &mut self,
+        user: &UserId,
+        ticket: TicketKey,
+    ) -> Result<Option<u64>, ErrorKind> {
         debug_assert!(!self.retired, "callers re-look-up retired rooms");
         if let Some(creator) = &self.pending_creator
             && creator != user
@@ -191,15 +204,36 @@ impl SeatLedger {
         }
         if let Some(seat) = self.seats.get_mut(user) {
             seat.tickets.push(ticket);
-            return Ok(());
+            return Ok(None);
         }
         if self.occupancy() >= self.capacity {
             return Err(ErrorKind::RoomFull);
         }
-        let epoch = self.fresh_id();
+        let epoch = fresh_seat();
         self.seats.insert(user.clone(), Seat::new(epoch, ticket));
         debug_assert!(self.occupancy() <= self.capacity);
-        Ok(())
+        Ok(Some(epoch))
+    }
+
+    /// The seat of `user` for one more live connection, without a ticket of
+    /// this ledger: a cluster node committing a ticket another node reserved
+    /// (the database already seated the user, as `seat` when it is new).
+    pub(crate) fn adopt(&mut self, user: &UserId, seat: u64) -> Claim {
+        let seat = self.seats.entry(user.clone()).or_insert_with(|| Seat {
+            tickets: Vec::new(),
+            ..Seat::new(seat, [0; 16])
+        });
+        seat.connections += 1;
+        seat.grace = None;
+        Claim {
+            epoch: seat.epoch,
+            ended: seat.ended.subscribe(),
+        }
+    }
+
+    /// The id of `user`'s seat, if they hold one.
+    pub(crate) fn seat_of(&self, user: &UserId) -> Option<u64> {
+        self.seats.get(user).map(|s| s.epoch)
     }
 
     /// Phase 2: use `ticket` for one new live connection of `user`. A seat in
@@ -265,6 +299,7 @@ impl SeatLedger {
         if let Some(seat) = self.seats.remove(user) {
             seat.ended.send_replace(true);
             out.freed = true;
+            out.seat = seat.epoch;
             out.append_leave = seat.member;
             out.invalidated = seat.tickets;
         }
@@ -300,8 +335,14 @@ impl SeatLedger {
         if self.seats.get(user).is_some_and(Seat::is_vacant) {
             let seat = self.seats.remove(user).expect("checked");
             out.freed = true;
+            out.seat = seat.epoch;
             out.append_leave = seat.member;
         }
+    }
+
+    /// Every user holding a seat, in any state.
+    pub(crate) fn seated_users(&self) -> Vec<UserId> {
+        self.seats.keys().cloned().collect()
     }
 
     /// Whether `user` holds a seat in any state.

@@ -26,13 +26,18 @@ pub enum Appended {
     /// A text entry whose (room, sender, client_id) was stored before: the
     /// original entry, unchanged. Nothing was written for it.
     Existing(Entry),
+    /// A `join` of a user who is already an open member, or a `leave` of one
+    /// who is not (or who is still seated on another node): the log already
+    /// says it. Nothing was written.
+    Unchanged,
 }
 
 impl Appended {
-    /// The stored entry, new or original.
-    pub fn entry(&self) -> &Entry {
+    /// The stored entry, new or original; `None` when nothing changed.
+    pub fn entry(&self) -> Option<&Entry> {
         match self {
-            Appended::New(e) | Appended::Existing(e) => e,
+            Appended::New(e) | Appended::Existing(e) => Some(e),
+            Appended::Unchanged => None,
         }
     }
 
@@ -53,7 +58,10 @@ impl Appended {
 ///   entry whose (room, sender, client_id) is already stored — before or
 ///   earlier in the same batch — with `Existing` and writes nothing for it.
 /// - It keeps the set of *open members* in step with the log: a `join` opens
-///   (room, user), a `leave` closes it.
+///   (room, user), a `leave` closes it. A `join` of an open member or a
+///   `leave` of a closed one is answered `Unchanged` and writes nothing, so
+///   whichever node (or restart) reports a membership change, it is logged
+///   once.
 /// - Backend errors are translated: unreachable, busy or locked become
 ///   `UNAVAILABLE` (temporary); nothing backend-specific leaks in the message.
 #[async_trait]

@@ -97,7 +97,10 @@ async fn append_assigns_gap_free_seqs(store: &dyn Store, p: &str) {
         text(&a, "u1", "c2", "two"),
     ];
     let out = store.append(&batch).await.expect("append");
-    let seqs: Vec<_> = out.iter().map(|o| (o.is_new(), o.entry().seq)).collect();
+    let seqs: Vec<_> = out
+        .iter()
+        .map(|o| (o.is_new(), o.entry().expect("stored").seq))
+        .collect();
     assert_eq!(
         seqs,
         vec![(true, 1), (true, 2), (true, 1), (true, 3)],
@@ -107,7 +110,11 @@ async fn append_assigns_gap_free_seqs(store: &dyn Store, p: &str) {
         .append(&[text(&a, "u1", "c3", "three")])
         .await
         .unwrap();
-    assert_eq!(out[0].entry().seq, 4, "continues after the last batch");
+    assert_eq!(
+        out[0].entry().expect("stored").seq,
+        4,
+        "continues after the last batch"
+    );
     assert_eq!(store.room(&a).await.unwrap().unwrap().last_seq, 4);
     assert_eq!(store.room(&b).await.unwrap().unwrap().last_seq, 1);
 }
@@ -139,7 +146,11 @@ async fn text_is_idempotent_by_sender_and_client_id(store: &dyn Store, p: &str) 
     assert!(out[2].is_new());
     match &out[3] {
         Appended::Existing(e) => {
-            assert_eq!(e, out[2].entry(), "dup within a batch returns its twin")
+            assert_eq!(
+                Some(e),
+                out[2].entry(),
+                "dup within a batch returns its twin"
+            )
         }
         other => panic!("dup within a batch must be Existing, got {other:?}"),
     }
@@ -174,7 +185,7 @@ async fn a_failed_batch_writes_nothing(store: &dyn Store, p: &str) {
     );
     assert_eq!(store.room(&r).await.unwrap().unwrap().last_seq, 0);
     let out = store.append(&[text(&r, "u1", "a", "now")]).await.unwrap();
-    assert_eq!(out[0].entry().seq, 1, "no seq was burnt");
+    assert_eq!(out[0].entry().expect("stored").seq, 1, "no seq was burnt");
 }
 
 async fn ranges_read_ascending(store: &dyn Store, p: &str) {
@@ -259,6 +270,37 @@ async fn open_members_follow_the_log(store: &dyn Store, p: &str) {
         .map(|(_, u)| u.to_string())
         .collect();
     assert_eq!(mine, HashSet::from(["bob".to_string(), "cat".to_string()]));
+
+    // A join of an open member and a leave of a closed one change nothing:
+    // whoever reports a membership change twice, it is logged once.
+    let before = store.room(&r).await.unwrap().unwrap().last_seq;
+    let out = store
+        .append(&[
+            m(EntryKind::Join, "bob"),
+            m(EntryKind::Leave, "ann"),
+            m(EntryKind::Leave, "dan"),
+            m(EntryKind::Leave, "bob"),
+            m(EntryKind::Leave, "bob"),
+            m(EntryKind::Join, "ann"),
+        ])
+        .await
+        .unwrap();
+    let kinds: Vec<_> = out
+        .iter()
+        .map(|o| o.entry().map(|e| (e.kind, e.seq - before)))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            None,
+            None,
+            None,
+            Some((EntryKind::Leave, 1)),
+            None,
+            Some((EntryKind::Join, 2)),
+        ],
+        "only real changes are logged, gap-free"
+    );
 }
 
 async fn fields_round_trip(store: &dyn Store, p: &str) {

@@ -133,6 +133,17 @@ impl Store for MemoryStore {
                 out.push(Appended::Existing(data.log[*at].clone()));
                 continue;
             }
+            let pair = (new.room_id.clone(), new.sender.clone());
+            let changes = match new.kind {
+                EntryKind::Join => !state.open.contains(&pair),
+                EntryKind::Leave => state.open.contains(&pair),
+                EntryKind::Text => true,
+            };
+            if !changes {
+                out.push(Appended::Unchanged);
+                continue;
+            }
+            let data = state.rooms.get_mut(&new.room_id).expect("checked");
             let room = data.room.as_mut().expect("checked");
             room.last_seq += 1;
             let entry = new.clone().at(room.last_seq);
@@ -142,12 +153,10 @@ impl Store for MemoryStore {
             data.log.push(entry.clone());
             match new.kind {
                 EntryKind::Join => {
-                    state.open.insert((new.room_id.clone(), new.sender.clone()));
+                    state.open.insert(pair);
                 }
                 EntryKind::Leave => {
-                    state
-                        .open
-                        .remove(&(new.room_id.clone(), new.sender.clone()));
+                    state.open.remove(&pair);
                 }
                 EntryKind::Text => {}
             }

@@ -29,6 +29,15 @@ pub(crate) struct Params {
     pub(crate) transports: Vec<Protocol>,
     pub(crate) raw_baseline: bool,
     pub(crate) url: Option<String>,
+    /// Also run each transport on a cluster, beside one node.
+    pub(crate) cluster: Option<ClusterParams>,
+}
+
+/// A cluster of `nodes` in-process servers on one Postgres and one Redis.
+pub(crate) struct ClusterParams {
+    pub(crate) nodes: usize,
+    pub(crate) postgres: String,
+    pub(crate) redis: String,
 }
 
 /// What one subscriber saw.
@@ -67,9 +76,35 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
                 (None, Some(url)) => url.clone(),
                 (None, None) => unreachable!("a server or a URL"),
             };
-            let outcome = once(p, Target::new(&base, protocol), rate).await;
+            let outcome = once(p, &[Target::new(&base, protocol)], rate).await;
             drop(server);
             report.emit(&outcome.line);
+            if let (Some(cluster), false) = (&p.cluster, protocol == Protocol::Raw) {
+                let nodes: Vec<_> = (0..cluster.nodes)
+                    .map(|i| InProcess::cluster_node(&cluster.postgres, &cluster.redis, i))
+                    .collect();
+                let targets: Vec<_> = nodes
+                    .iter()
+                    .map(|n| Target::new(&n.base, protocol))
+                    .collect();
+                let clustered = once(p, &targets, rate).await;
+                drop(nodes);
+                report.emit(&clustered.line);
+                let (one, many) = (
+                    outcome.line.get("deliveries_per_sec").unwrap_or(0.0),
+                    clustered.line.get("deliveries_per_sec").unwrap_or(0.0),
+                );
+                report.target(
+                    &format!(
+                        "fanout {} on {} nodes at {rate} msgs/s: every entry once, in order; deliveries/s vs one node ({one})",
+                        protocol.name(),
+                        cluster.nodes
+                    ),
+                    many,
+                    "exact",
+                    clustered.exact,
+                );
+            }
             results.push(RunResult {
                 rate,
                 protocol,
@@ -169,8 +204,11 @@ fn compare(
 }
 
 /// Subscribers join, publishers send `rate` msgs/s in all for `seconds`,
-/// then every subscriber is checked.
-async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
+/// then every subscriber is checked. With several targets (nodes of a
+/// cluster), subscribers and publishers are dealt to them in turn.
+async fn once(p: &Params, targets: &[Target], rate: u32) -> Outcome {
+    let at = |i: usize| &targets[i % targets.len()];
+    let target = &targets[0];
     let room = format!("{}-fan", store::run_prefix());
     let capacity = (p.subscribers + p.publishers + 1) as u32;
     let owner_ticket = target
@@ -185,8 +223,8 @@ async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
     ];
     for k in 1..p.publishers {
         let user = format!("p{k}");
-        let ticket = target.reserve(&room, &user, None).await.expect("reserve");
-        publishers.push(target.join(&user, &ticket).await.expect("publisher joins"));
+        let ticket = at(k).reserve(&room, &user, None).await.expect("reserve");
+        publishers.push(at(k).join(&user, &ticket).await.expect("publisher joins"));
     }
     let messages = ((f64::from(rate) * p.seconds).round() as u64).max(p.publishers as u64);
     let per_publisher = messages / p.publishers as u64;
@@ -195,7 +233,7 @@ async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
     // Subscribers join 32 at a time, then wait for the start together.
     let joined: Vec<_> = stream::iter(0..p.subscribers)
         .map(|i| {
-            let (target, room) = (target.clone(), room.clone());
+            let (target, room) = (at(i).clone(), room.clone());
             async move {
                 let user = format!("s{i}");
                 let ticket = target.reserve(&room, &user, None).await?;
@@ -257,7 +295,7 @@ async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
     let pace = Duration::from_secs_f64(p.publishers as f64 / f64::from(rate));
     let mut senders = Vec::new();
     for (k, socket) in publishers.into_iter().enumerate() {
-        let (target, room) = (target.clone(), room.clone());
+        let (target, room) = (at(k).clone(), room.clone());
         senders.push(tokio::spawn(async move {
             let load::Joined {
                 mut sink,
@@ -311,6 +349,7 @@ async fn once(p: &Params, target: Target, rate: u32) -> Outcome {
     let expected = messages * p.subscribers as u64;
     let mut line = Line::new("fanout")
         .param("transport", target.protocol.name())
+        .param("nodes", targets.len())
         .param("subscribers", p.subscribers)
         .param("publishers", p.publishers)
         .param("rate", rate)

@@ -108,6 +108,16 @@ enum Scenario {
         /// Drive the server at this URL (`http://host:port`) instead of starting one.
         #[arg(long)]
         url: Option<String>,
+        /// Also run a cluster of this many nodes (Postgres + Redis), the
+        /// subscribers and publishers spread over them, beside one node.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// The cluster's shared Postgres (with `--nodes`).
+        #[arg(long, env = "PARLOR_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// The cluster's Redis (with `--nodes`).
+        #[arg(long, env = "PARLOR_BENCH_REDIS_URL")]
+        redis_url: Option<String>,
     },
     /// Server memory per idle joined connection (server in a child process).
     Idle {
@@ -188,7 +198,24 @@ fn main() {
                 transport,
                 baseline,
                 url,
+                nodes,
+                database_url,
+                redis_url,
             } => {
+                let cluster = match (nodes, database_url, redis_url) {
+                    (0 | 1, _, _) => None,
+                    (nodes, Some(postgres), Some(redis)) => Some(fanout::ClusterParams {
+                        nodes,
+                        postgres,
+                        redis,
+                    }),
+                    _ => {
+                        eprintln!(
+                            "--nodes needs --database-url postgres://… and --redis-url redis://…"
+                        );
+                        std::process::exit(2);
+                    }
+                };
                 let transports = transport
                     .into_iter()
                     .map(|t| match t {
@@ -204,6 +231,7 @@ fn main() {
                     transports,
                     raw_baseline: baseline.is_some(),
                     url,
+                    cluster,
                 };
                 fanout::run(&params, &mut report).await;
             }

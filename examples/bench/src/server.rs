@@ -64,6 +64,28 @@ impl InProcess {
         server
     }
 
+    /// `parlor-server` as node `index` of a cluster on `postgres` and `redis`.
+    pub(crate) fn cluster_node(postgres: &str, redis: &str, index: usize) -> InProcess {
+        let mut args = vec!["parlor-server".to_owned()];
+        args.extend(server_flags(postgres));
+        let node = format!("bench-{}-{index}", std::process::id());
+        for (flag, value) in [
+            ("--redis-url", redis),
+            ("--cluster-secret", "parlor-bench"),
+            ("--node-id", node.as_str()),
+        ] {
+            args.extend([flag.to_owned(), value.to_owned()]);
+        }
+        let config = parlor_server::Config::from_args(args).expect("server flags");
+        InProcess::start(|listener, stopped| async move {
+            parlor_server::serve(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("parlor-server node");
+        })
+    }
+
     /// The raw tokio-tungstenite broadcast server.
     pub(crate) fn raw() -> InProcess {
         InProcess::start(|listener, stopped| async move {

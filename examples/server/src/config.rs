@@ -76,6 +76,28 @@ pub struct Config {
     #[arg(long)]
     pub print_schema: bool,
 
+    /// Cluster mode: Redis for fan-out across nodes and pending-room claims
+    /// (`redis://host:6379`). Needs a Postgres database and
+    /// `--cluster-secret`; without it the server is a single node.
+    #[arg(long, env = "PARLOR_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Cluster mode: the secret every node signs tickets with, so a ticket
+    /// reserved on one node commits on any.
+    #[arg(long, env = "PARLOR_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+
+    /// Cluster mode: this node's name, unique in the cluster (default: a
+    /// random one). A node restarted under its old name frees its old seats
+    /// at once instead of after the lease ttl.
+    #[arg(long, env = "PARLOR_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Cluster mode: how long a node's seats outlive its last lease renewal
+    /// (it renews every third of this).
+    #[arg(long, env = "PARLOR_LEASE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+
     /// Time a new socket has to say hello (raw WebSocket) or send
     /// `connection_init` (GraphQL).
     #[arg(long, env = "PARLOR_HELLO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
@@ -91,6 +113,56 @@ impl Config {
     {
         Config::try_parse_from(args)
     }
+}
+
+/// What makes this server one node of a cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterSettings {
+    pub(crate) redis_url: String,
+    pub(crate) secret: String,
+    pub(crate) node_id: String,
+    pub(crate) lease_ttl: Duration,
+}
+
+impl Config {
+    /// The cluster settings, `None` for a single node, or why they cannot work.
+    pub(crate) fn cluster(&self) -> Result<Option<ClusterSettings>, String> {
+        let secret = self.cluster_secret.as_deref().filter(|s| !s.is_empty());
+        let (redis_url, secret) = match (self.redis_url.as_deref(), secret) {
+            (None, None) => return Ok(None),
+            (Some(url), Some(secret)) => (url, secret),
+            _ => {
+                return Err(
+                    "cluster mode needs both --redis-url and --cluster-secret (or PARLOR_REDIS_URL and PARLOR_CLUSTER_SECRET)".into(),
+                );
+            }
+        };
+        if !self.database_url.starts_with("postgres") {
+            return Err(
+                "cluster mode needs a shared Postgres database: pass --database-url postgres://…"
+                    .into(),
+            );
+        }
+        let node_id = match &self.node_id {
+            Some(id) if (1..=64).contains(&id.len()) => id.clone(),
+            Some(_) => return Err("--node-id must be 1-64 characters".into()),
+            None => format!("node-{:08x}", std::process::id() ^ rand_suffix()),
+        };
+        Ok(Some(ClusterSettings {
+            redis_url: redis_url.to_owned(),
+            secret: secret.to_owned(),
+            node_id,
+            lease_ttl: self.lease_ttl,
+        }))
+    }
+}
+
+/// A little randomness without a dependency: the clock's nanoseconds.
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
 }
 
 /// The database URL with any password replaced, for logs.
@@ -140,5 +212,34 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.allowed_origins, vec!["https://a", "https://b"]);
+    }
+
+    #[test]
+    fn cluster_mode_needs_redis_a_secret_and_postgres() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap().cluster()
+        };
+        assert!(parse(&[]).unwrap().is_none(), "single node by default");
+        assert!(parse(&["--redis-url", "redis://r"]).is_err());
+        assert!(parse(&["--cluster-secret", "s"]).is_err());
+        let sqlite = ["--redis-url", "redis://r", "--cluster-secret", "s"];
+        assert!(parse(&sqlite).unwrap_err().contains("Postgres"));
+        let pg = [
+            "--redis-url",
+            "redis://r",
+            "--cluster-secret",
+            "s",
+            "--database-url",
+            "postgres://db/x",
+            "--node-id",
+            "a",
+        ];
+        let c = parse(&pg).unwrap().unwrap();
+        assert_eq!(
+            (c.node_id.as_str(), c.lease_ttl),
+            ("a", Duration::from_secs(10))
+        );
     }
 }

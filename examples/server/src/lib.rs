@@ -23,10 +23,11 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use parlor_engine::{
-    Authenticator, Engine, EngineConfig,
+    Authenticator, Cluster, Engine, EngineConfig,
     auth::{AnyOf, DevTokens, JwtAuthenticator},
 };
 use parlor_graphql::{GraphqlConfig, GraphqlTransport};
+use parlor_redis::Redis;
 use parlor_seaorm::SeaOrmStore;
 use parlor_ws::{RateLimit, WsConfig, WsTransport};
 use tokio::net::TcpListener;
@@ -82,6 +83,33 @@ fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> 
     }
 }
 
+/// Starts the engine as one node of a cluster (Postgres + Redis).
+async fn start_node(
+    store: &SeaOrmStore,
+    settings: config::ClusterSettings,
+    engine_config: EngineConfig,
+) -> parlor_engine::Result<Engine> {
+    tracing::info!(node = %settings.node_id, redis = %config::redacted(&settings.redis_url), "joining the cluster");
+    let redis = Redis::connect(&settings.redis_url).await?;
+    let bus = redis
+        .bus(&settings.node_id, engine_config.live_buffer)
+        .await?;
+    let cluster = Cluster {
+        node_id: settings.node_id,
+        leases: Arc::new(store.clone()),
+        claims: Arc::new(redis.claims()),
+        lease_ttl: settings.lease_ttl,
+    };
+    let engine_config = engine_config.ticket_secret(settings.secret);
+    Engine::start_clustered(
+        Arc::new(store.clone()),
+        Arc::new(bus),
+        cluster,
+        engine_config,
+    )
+    .await
+}
+
 #[derive(Clone)]
 struct Ops {
     engine: Engine,
@@ -117,8 +145,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let auth = authenticator(&config)?;
+    let cluster = config.cluster().map_err(StartError::Config)?;
     tracing::info!(database = %config::redacted(&config.database_url), "opening storage");
-    let store = SeaOrmStore::open(&config.database_url)
+    let mut store = SeaOrmStore::open(&config.database_url)
         .await
         .map_err(StartError::Storage)?;
     let engine_config = EngineConfig::default()
@@ -126,9 +155,14 @@ pub async fn serve(
         .reconnect_grace(config.reconnect_grace)
         .max_message_bytes(config.max_message_bytes)
         .max_capacity(config.max_capacity);
-    let engine = Engine::start(Arc::new(store.clone()), engine_config)
-        .await
-        .map_err(StartError::Storage)?;
+    let engine = match cluster {
+        None => Engine::start(Arc::new(store.clone()), engine_config).await,
+        Some(settings) => {
+            store = store.for_node(&settings.node_id);
+            start_node(&store, settings, engine_config).await
+        }
+    }
+    .map_err(StartError::Storage)?;
     let mut ws_config = WsConfig::default()
         .hello_timeout(config.hello_timeout)
         .max_frame_bytes(config.max_frame_bytes)

@@ -1,6 +1,9 @@
 //! The append transaction: a batch of entries, from any number of rooms,
 //! stored with a fixed number of statements however many rooms it spans.
 //!
+//! 0. when the batch carries joins or leaves: the rooms' rows are locked, and
+//!    one SELECT of open members (and, in a cluster, one of live seats) drops
+//!    the membership entries that would change nothing;
 //! 1. one SELECT finds texts already stored, by (room, sender, client_id);
 //! 2. one `UPDATE rooms … RETURNING` reserves each room's seqs;
 //! 3. one INSERT (in chunks under the bind-parameter limit) writes the rows;
@@ -11,12 +14,13 @@
 //! thread) whatever its size. Per-room statements made a hundred rooms cost
 //! three hundred round trips; this costs five.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 
@@ -42,8 +46,158 @@ fn key(e: &NewEntry) -> Option<Key<'_>> {
     }
 }
 
+/// Whose live seats keep a `leave` from being written (the user is still
+/// in the room there).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SeatCheck<'a> {
+    /// Single node: seats live in the engine, none in the database.
+    None,
+    /// A node's own leave: seats on any *other* node.
+    OtherThan(&'a str),
+    /// Freeing a dead node's seats: a live seat anywhere.
+    Any,
+}
+
 /// Appends `batch` within `txn` (the caller commits) and answers each entry.
 pub(crate) async fn append(
+    txn: &impl ConnectionTrait,
+    batch: &[NewEntry],
+    seats: SeatCheck<'_>,
+) -> Result<Vec<Appended>, DbErr> {
+    let keep = membership_changes(txn, batch, seats).await?;
+    if keep.iter().all(|&k| k) {
+        return append_changes(txn, batch).await;
+    }
+    // Rare (a join or leave someone else already logged): copy what is kept.
+    let kept: Vec<NewEntry> = batch
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let mut stored = append_changes(txn, &kept).await?.into_iter();
+    Ok(keep
+        .into_iter()
+        .map(|k| {
+            if k {
+                stored.next().expect("one outcome per kept entry")
+            } else {
+                Appended::Unchanged
+            }
+        })
+        .collect())
+}
+
+/// For each entry, whether it is written: texts always; a `join` only for a
+/// user who is not an open member, a `leave` only for one who is and who
+/// holds no live seat that `seats` counts — taken in batch order.
+async fn membership_changes(
+    txn: &impl ConnectionTrait,
+    batch: &[NewEntry],
+    seats: SeatCheck<'_>,
+) -> Result<Vec<bool>, DbErr> {
+    let mut keep = vec![true; batch.len()];
+    let pairs: HashSet<(&str, &str)> = batch
+        .iter()
+        .filter(|e| e.kind != EntryKind::Text)
+        .map(|e| (e.room_id.as_str(), e.sender.as_str()))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(keep);
+    }
+    let postgres = txn.get_database_backend() == DbBackend::Postgres;
+    if postgres {
+        // Lock every room of the batch, in id order (the order the UPDATE
+        // below takes them in, so two writers cannot deadlock): membership
+        // and seats cannot change under us until commit. SQLite has one
+        // writer at a time already.
+        let mut rooms: Vec<&str> = batch.iter().map(|e| e.room_id.as_str()).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        room::Entity::find()
+            .select_only()
+            .column(room::Column::Id)
+            .filter(room::Column::Id.is_in(rooms))
+            .order_by_asc(room::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<String>()
+            .all(txn)
+            .await?;
+    }
+    let tuples = || pairs.iter().map(|&(r, u)| (r.to_owned(), u.to_owned()));
+    let mut open: HashSet<(String, String)> = member::Entity::find()
+        .filter(
+            Expr::tuple([
+                Expr::col(member::Column::RoomId),
+                Expr::col(member::Column::UserId),
+            ])
+            .in_tuples(tuples()),
+        )
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.room_id, m.user_id))
+        .collect();
+    let seated = match seats {
+        SeatCheck::None => HashSet::new(),
+        SeatCheck::OtherThan(_) | SeatCheck::Any if !postgres => HashSet::new(),
+        SeatCheck::OtherThan(node) => live_seats(txn, pairs.iter(), Some(node)).await?,
+        SeatCheck::Any => live_seats(txn, pairs.iter(), None).await?,
+    };
+    for (i, e) in batch.iter().enumerate() {
+        if e.kind == EntryKind::Text {
+            continue;
+        }
+        let pair = (e.room_id.to_string(), e.sender.to_string());
+        keep[i] = match e.kind {
+            EntryKind::Join => open.insert(pair),
+            _ if seated.contains(&pair) => false,
+            _ => open.remove(&pair),
+        };
+    }
+    Ok(keep)
+}
+
+/// Which of `pairs` hold a live seat (on a node other than `except`).
+pub(crate) async fn live_seats<'a>(
+    txn: &impl ConnectionTrait,
+    pairs: impl Iterator<Item = &'a (&'a str, &'a str)>,
+    except: Option<&str>,
+) -> Result<HashSet<(String, String)>, DbErr> {
+    let mut values: Vec<Value> = Vec::new();
+    let mut tuples = Vec::new();
+    for &(room, user) in pairs {
+        values.push(room.into());
+        values.push(user.into());
+        tuples.push(format!("(${}, ${})", values.len() - 1, values.len()));
+    }
+    let mut sql = format!(
+        "SELECT DISTINCT s.room_id, s.user_id FROM parlor_seats s \
+         JOIN parlor_nodes n ON n.id = s.node_id \
+         WHERE n.expires_ms > {NOW_MS} AND (s.room_id, s.user_id) IN ({})",
+        tuples.join(", ")
+    );
+    if let Some(node) = except {
+        values.push(node.into());
+        sql.push_str(&format!(" AND s.node_id <> ${}", values.len()));
+    }
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
+}
+
+/// The database's clock in Unix milliseconds: every node reads the same one.
+pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
+
+/// Appends entries that all change the log.
+async fn append_changes(
     txn: &impl ConnectionTrait,
     batch: &[NewEntry],
 ) -> Result<Vec<Appended>, DbErr> {
@@ -204,7 +358,11 @@ fn fill_twins(
     twins: Vec<(usize, usize)>,
 ) -> Result<Vec<Appended>, DbErr> {
     for (i, first) in twins {
-        let twin = out[first].as_ref().expect("answered above").entry().clone();
+        let twin = out[first]
+            .as_ref()
+            .and_then(Appended::entry)
+            .expect("answered above")
+            .clone();
         out[i] = Some(Appended::Existing(twin));
     }
     Ok(out

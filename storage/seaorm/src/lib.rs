@@ -32,6 +32,7 @@
 
 mod append;
 mod entity;
+mod leases;
 mod migration;
 mod store;
 mod translate;

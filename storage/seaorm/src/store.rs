@@ -1,6 +1,6 @@
 //! [`SeaOrmStore`]: the [`Store`] port on SeaORM, for SQLite and Postgres.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parlor_engine::{
@@ -15,7 +15,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
-    append,
+    append::{self, SeatCheck},
     entity::{entry, member, room},
     migration::Migrator,
     translate::translate,
@@ -34,8 +34,10 @@ const APPEND_ATTEMPTS: usize = 3;
 /// of their own. Postgres uses one pool for both.
 #[derive(Clone)]
 pub struct SeaOrmStore {
-    reads: DatabaseConnection,
-    writes: DatabaseConnection,
+    pub(crate) reads: DatabaseConnection,
+    pub(crate) writes: DatabaseConnection,
+    /// The cluster node this store appends for (see [`SeaOrmStore::for_node`]).
+    pub(crate) node: Option<Arc<str>>,
 }
 
 impl SeaOrmStore {
@@ -51,14 +53,28 @@ impl SeaOrmStore {
             } else {
                 connect(url, 4).await?
             };
-            Ok(SeaOrmStore { reads, writes })
+            Ok(SeaOrmStore {
+                reads,
+                writes,
+                node: None,
+            })
         } else {
             let pool = connect(url, 16).await?;
             Ok(SeaOrmStore {
                 reads: pool.clone(),
                 writes: pool,
+                node: None,
             })
         }
+    }
+
+    /// This store as node `node` of a cluster: a `leave` it appends is
+    /// skipped while the user still holds a live seat on another node (see
+    /// [`SeatLeases`](parlor_engine::SeatLeases), which this store also
+    /// implements, on Postgres).
+    pub fn for_node(mut self, node: &str) -> Self {
+        self.node = Some(Arc::from(node));
+        self
     }
 
     /// Brings the schema up to date.
@@ -85,7 +101,11 @@ impl SeaOrmStore {
 
     async fn append_once(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, DbErr> {
         let txn = self.writes.begin().await?;
-        let out = append::append(&txn, batch).await?;
+        let seats = match &self.node {
+            Some(node) => SeatCheck::OtherThan(node),
+            None => SeatCheck::None,
+        };
+        let out = append::append(&txn, batch, seats).await?;
         txn.commit().await?;
         Ok(out)
     }

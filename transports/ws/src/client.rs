@@ -440,7 +440,10 @@ impl Socket {
 /// One room that survives disconnects: reconnects, resumes after its last
 /// seq, re-sends unacked messages with their original `client_id`.
 pub struct ResumingRoom {
-    client: Client,
+    /// Where it reconnects: the first that answers, in turn (several nodes
+    /// of a cluster, say).
+    clients: Vec<Client>,
+    current: usize,
     room: String,
     socket: Option<Socket>,
     last_seq: u64,
@@ -465,13 +468,20 @@ impl ResumingRoom {
         let mut socket = client.connect().await?;
         let joined = socket.join(&ticket.ticket, None).await?;
         Ok(ResumingRoom {
-            client,
+            clients: vec![client],
+            current: 0,
             room: room.to_owned(),
             socket: Some(socket),
             last_seq: joined.last_seq,
             unacked: VecDeque::new(),
             reconnects: 0,
         })
+    }
+
+    /// Adds another server to reconnect through when the current one does
+    /// not answer (another node of the cluster); tried in turn.
+    pub fn fall_back_to(&mut self, client: Client) {
+        self.clients.push(client);
     }
 
     /// The seq of the last entry handed out.
@@ -557,7 +567,10 @@ impl ResumingRoom {
                     self.reconnects += 1;
                     return Ok(());
                 }
-                Err(e) => last_error = Some(e),
+                Err(e) => {
+                    last_error = Some(e);
+                    self.current = (self.current + 1) % self.clients.len();
+                }
             }
             // Backoff with jitter, so a restarted server is not hit by every
             // client at the same instant.
@@ -569,8 +582,9 @@ impl ResumingRoom {
     }
 
     async fn try_resume(&self) -> Result<Socket, ClientError> {
-        let ticket = self.client.reserve(&self.room, None).await?;
-        let mut socket = self.client.connect().await?;
+        let client = &self.clients[self.current];
+        let ticket = client.reserve(&self.room, None).await?;
+        let mut socket = client.connect().await?;
         socket.join(&ticket.ticket, Some(self.last_seq)).await?;
         for (client_id, body) in &self.unacked {
             socket.send(&self.room, client_id, body).await?;

@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_rooms_and_entries;
+mod m0002_cluster_seats;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -11,7 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_rooms_and_entries::Migration)]
+        vec![
+            Box::new(m0001_rooms_and_entries::Migration),
+            Box::new(m0002_cluster_seats::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

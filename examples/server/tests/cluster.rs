@@ -1,0 +1,596 @@
+//! Three `parlor-server` processes on one Postgres and one Redis — a cluster
+//! — keep CONTRACT §2–§3: exact capacity with reserves spread over the nodes,
+//! a ticket reserved on one node committed on another, every entry delivered
+//! once and in order to subscribers on every node, nothing lost or doubled
+//! when a node is SIGKILLed mid-stream (its abandoned seats freed with one
+//! `leave` each after the lease ttl), nor when Redis restarts mid-stream.
+//!
+//! Needs `PARLOR_TEST_POSTGRES_URL` and `PARLOR_TEST_REDIS_URL` (`.ci/run`
+//! sets both) and prints a skip line without them. The Redis-restart test
+//! runs its own `redis-server` on a free port, so that restarting it
+//! disturbs nothing else.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use parlor_ws::client::{Client, Entry, Event, ResumingRoom, Socket};
+use rand::Rng;
+use tokio::time::{Instant, timeout};
+
+/// Seats of a dead node are freed after this (short, to keep tests quick).
+const LEASE_TTL: &str = "2s";
+
+struct Env {
+    postgres: String,
+    redis: String,
+}
+
+#[allow(clippy::print_stderr)] // a skipped suite says so
+fn env(test: &str) -> Option<Env> {
+    match (
+        std::env::var("PARLOR_TEST_POSTGRES_URL"),
+        std::env::var("PARLOR_TEST_REDIS_URL"),
+    ) {
+        (Ok(postgres), Ok(redis)) => Some(Env { postgres, redis }),
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: PARLOR_TEST_POSTGRES_URL and PARLOR_TEST_REDIS_URL are not both set"
+            );
+            None
+        }
+    }
+}
+
+fn fresh(name: &str) -> String {
+    format!("{name}-{:08x}", rand::random::<u32>())
+}
+
+/// One `parlor-server` process in cluster mode.
+struct Node {
+    child: Child,
+    base: String,
+    /// Its log lines so far.
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Node {
+    fn start(env: &Env, redis: &str, node_id: &str) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parlor-server"))
+            .args(["--dev-auth", "--bind", "127.0.0.1:0"])
+            .args(["--rate-limit", "100000", "--rate-burst", "100000"])
+            .args(["--database-url", &env.postgres])
+            .args(["--redis-url", redis])
+            .args(["--cluster-secret", "cluster-test-secret"])
+            .args(["--node-id", node_id])
+            .args(["--lease-ttl", LEASE_TTL])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn parlor-server");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("addr=") {
+                    let addr = line[at + 5..].split_whitespace().next().unwrap().to_owned();
+                    let _ = tx.send(addr);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("node said it is listening");
+        Node {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    fn client(&self, user: &str) -> Client {
+        Client::new(&self.base, &format!("dev:{user}"))
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn three_nodes(env: &Env, redis: &str) -> Vec<Node> {
+    let cluster = fresh("c");
+    (0..3)
+        .map(|i| Node::start(env, redis, &format!("{cluster}-{i}")))
+        .collect()
+}
+
+/// Reserves (creating with `capacity`) and joins on `node`.
+async fn create_and_join(node: &Node, user: &str, room: &str, capacity: u32) -> Socket {
+    let client = node.client(user);
+    let ticket = client.reserve(room, Some(capacity)).await.unwrap();
+    let mut socket = client.connect().await.unwrap();
+    socket.join(&ticket.ticket, None).await.unwrap();
+    socket
+}
+
+async fn join(node: &Node, user: &str, room: &str) -> Socket {
+    let client = node.client(user);
+    let ticket = client.reserve(room, None).await.unwrap();
+    let mut socket = client.connect().await.unwrap();
+    socket.join(&ticket.ticket, None).await.unwrap();
+    socket
+}
+
+/// The whole log of `room`, read as `user` (who holds a seat) through `node`.
+async fn whole_log(node: &Node, user: &str, room: &str) -> Vec<Entry> {
+    let client = node.client(user);
+    let mut log: Vec<Entry> = Vec::new();
+    loop {
+        let after = log.last().map_or(0, |e| e.seq);
+        let page = client.history(room, after, 500).await.unwrap();
+        if page.is_empty() {
+            return log;
+        }
+        log.extend(page);
+    }
+}
+
+fn assert_gap_free(entries: &[Entry], what: &str) {
+    for pair in entries.windows(2) {
+        assert_eq!(
+            pair[1].seq,
+            pair[0].seq + 1,
+            "{what}: seq {} follows {}",
+            pair[1].seq,
+            pair[0].seq
+        );
+    }
+}
+
+/// Reads `socket` until `want` text entries of `room` arrived; returns every
+/// entry received, in arrival order.
+async fn read_texts(socket: &mut Socket, room: &str, want: usize, limit: Duration) -> Vec<Entry> {
+    let mut got = Vec::new();
+    let mut texts = 0;
+    let deadline = Instant::now() + limit;
+    while texts < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, socket.next_event()).await {
+            Ok(Ok(Event::Entry(e))) if e.room_id == room => {
+                texts += usize::from(e.kind == "text");
+                got.push(e);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => panic!("subscriber lost its socket after {texts} texts: {err}"),
+            Err(_) => panic!("subscriber saw {texts} of {want} texts in {limit:?}"),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserves_spread_over_three_nodes_admit_exactly_capacity() {
+    let Some(env) = env("reserves_spread_over_three_nodes_admit_exactly_capacity") else {
+        return;
+    };
+    let nodes = Arc::new(three_nodes(&env, &env.redis));
+    let mut rng = rand::rng();
+    for round in 0..50 {
+        let room = fresh("cap");
+        let capacity: u32 = rng.random_range(1..=8);
+        let owner_node = rng.random_range(0..3);
+        let _owner = create_and_join(&nodes[owner_node], "owner", &room, capacity).await;
+
+        let contenders = capacity as usize + 6;
+        let mut tasks = Vec::new();
+        for u in 0..contenders {
+            let at = rng.random_range(0..3);
+            let (nodes, room) = (Arc::clone(&nodes), room.clone());
+            tasks.push(tokio::spawn(async move {
+                let user = format!("u{u}");
+                let outcome = nodes[at].client(&user).reserve(&room, None).await;
+                (user, at, outcome)
+            }));
+        }
+        let mut admitted = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (user, at, Ok(ticket)) => admitted.push((user, at, ticket)),
+                (_, _, Err(err)) => assert_eq!(err.code(), Some("ROOM_FULL"), "round {round}"),
+            }
+        }
+        assert_eq!(
+            admitted.len() as u32,
+            capacity - 1,
+            "round {round}: the owner and exactly capacity - 1 others"
+        );
+        for node in nodes.iter() {
+            let info = node.client("owner").room(&room).await.unwrap();
+            assert_eq!(
+                info["occupancy"], capacity,
+                "round {round}: every node agrees"
+            );
+        }
+
+        // A ticket reserved on one node commits on another, once.
+        if let Some((user, at, ticket)) = admitted.first() {
+            let elsewhere = &nodes[(at + 1) % 3];
+            let mut socket = elsewhere.client(user).connect().await.unwrap();
+            let joined = socket.join(&ticket.ticket, None).await.unwrap();
+            assert_eq!(joined.occupancy, capacity, "round {round}");
+            assert!(joined.members.contains(user));
+            let third = &nodes[(at + 2) % 3];
+            let mut again = third.client(user).connect().await.unwrap();
+            let err = again.join(&ticket.ticket, None).await.unwrap_err();
+            assert_eq!(
+                err.code(),
+                Some("TICKET_INVALID"),
+                "single use across nodes"
+            );
+            let mut thief = third.client("thief").connect().await.unwrap();
+            let err = thief.join(&ticket.ticket, None).await.unwrap_err();
+            assert_eq!(err.code(), Some("TICKET_INVALID"), "another user's ticket");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_ten_senders_each_every_subscriber_gets_every_entry_once_in_order() {
+    let Some(env) =
+        env("three_nodes_ten_senders_each_every_subscriber_gets_every_entry_once_in_order")
+    else {
+        return;
+    };
+    const SENDERS_PER_NODE: usize = 10;
+    const MESSAGES: usize = 500;
+    let nodes = Arc::new(three_nodes(&env, &env.redis));
+    let room = fresh("fan");
+    let _owner = create_and_join(&nodes[0], "owner", &room, 100).await;
+
+    // Two subscribers on every node, joined before anyone sends.
+    let mut subscribers = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for s in 0..2 {
+            subscribers.push(join(node, &format!("sub{n}-{s}"), &room).await);
+        }
+    }
+    let total = nodes.len() * SENDERS_PER_NODE * MESSAGES;
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|mut socket| {
+            let room = room.clone();
+            tokio::spawn(async move {
+                read_texts(&mut socket, &room, total, Duration::from_secs(240)).await
+            })
+        })
+        .collect();
+
+    // 3 nodes × 10 senders × 500 messages, pipelined in bursts.
+    let mut senders = Vec::new();
+    for n in 0..nodes.len() {
+        for s in 0..SENDERS_PER_NODE {
+            let (nodes, room) = (Arc::clone(&nodes), room.clone());
+            senders.push(tokio::spawn(async move {
+                let user = format!("send{n}-{s}");
+                let mut socket = join(&nodes[n], &user, &room).await;
+                let mut acked = 0;
+                for burst in (0..MESSAGES).collect::<Vec<_>>().chunks(50) {
+                    for i in burst {
+                        let id = format!("{user}-{i}");
+                        socket.send(&room, &id, &format!("m {id}")).await.unwrap();
+                    }
+                    let want = acked + burst.len();
+                    while acked < want {
+                        match socket.next_event().await.unwrap() {
+                            Event::Ack(_) => acked += 1,
+                            Event::Error(e) => panic!("send refused: {e:?}"),
+                            _ => {}
+                        }
+                    }
+                }
+                acked
+            }));
+        }
+    }
+    let mut acked = 0;
+    for sender in senders {
+        acked += sender.await.unwrap();
+    }
+    assert_eq!(acked, total, "every send acknowledged");
+
+    for (i, reader) in readers.into_iter().enumerate() {
+        let seen = reader.await.unwrap();
+        assert_gap_free(&seen, &format!("subscriber {i}"));
+        let ids: Vec<_> = seen
+            .iter()
+            .filter(|e| e.kind == "text")
+            .map(|e| e.client_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids.len(), total, "subscriber {i}: every text");
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            total,
+            "subscriber {i}: each once"
+        );
+    }
+    let log = whole_log(&nodes[1], "owner", &room).await;
+    assert_eq!(log.first().map(|e| e.seq), Some(1));
+    assert_gap_free(&log, "the stored log");
+    assert_eq!(log.iter().filter(|e| e.kind == "text").count(), total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_nodes_clients_resume_elsewhere_and_its_seats_are_freed_once() {
+    let Some(env) = env("a_sigkilled_nodes_clients_resume_elsewhere_and_its_seats_are_freed_once")
+    else {
+        return;
+    };
+    const MESSAGES: usize = 200;
+    let mut nodes = three_nodes(&env, &env.redis);
+    let room = fresh("kill");
+    let owner = create_and_join(&nodes[0], "owner", &room, 50).await;
+
+    // Lurkers on the victim never come back: their seats must be freed.
+    let lurkers = ["lurk-a", "lurk-b", "lurk-c"];
+    let mut lurking = Vec::new();
+    for user in lurkers {
+        lurking.push(join(&nodes[2], user, &room).await);
+    }
+    // Movers send through every node; those on the victim move when it dies.
+    let mut movers = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for m in 0..3 {
+            let user = format!("mover{n}-{m}");
+            let mut resuming = ResumingRoom::join(node.client(&user), &room, None)
+                .await
+                .unwrap();
+            resuming.fall_back_to(nodes[(n + 1) % 3].client(&user));
+            movers.push((user, resuming));
+        }
+    }
+    let tasks: Vec<_> = movers
+        .into_iter()
+        .map(|(user, mut room_handle)| {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut texts = 0;
+                for i in 0..MESSAGES {
+                    room_handle.send(&format!("{user}-{i}"), "hi").await;
+                    if i % 10 == 9 {
+                        // About 0.6 s of sending: the kill lands mid-stream.
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                }
+                // Read until every mover's every message came back, then
+                // until our own sends are settled.
+                let total = MESSAGES * 9;
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while texts < total || room_handle.unacked() > 0 {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match timeout(left, room_handle.next_entry()).await {
+                        Ok(Ok(e)) => {
+                            texts += usize::from(e.kind == "text");
+                            seen.push(e);
+                        }
+                        Ok(Err(err)) => panic!("{user}: {err}"),
+                        Err(_) => panic!("{user}: saw {texts} of {total} texts"),
+                    }
+                }
+                (user, seen, room_handle.reconnects())
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    nodes[2].kill();
+    let killed_at = Instant::now();
+    drop(lurking);
+
+    let mut views = Vec::new();
+    for task in tasks {
+        views.push(task.await.unwrap());
+    }
+    // Every client's view: gap-free, each message once.
+    for (user, seen, reconnects) in &views {
+        assert_gap_free(seen, user);
+        let ids: Vec<_> = seen.iter().filter_map(|e| e.client_id.clone()).collect();
+        assert_eq!(
+            ids.len(),
+            ids.iter().collect::<HashSet<_>>().len(),
+            "{user}: no duplicate"
+        );
+        if user.starts_with("mover2") {
+            assert!(*reconnects >= 1, "{user} moved to another node");
+        }
+    }
+
+    // The victim's seats: freed after the ttl, one leave per lurker.
+    let wait_until = killed_at + Duration::from_secs(15);
+    let leaves_of = |log: &[Entry], user: &str| {
+        log.iter()
+            .filter(|e| e.kind == "leave" && e.sender == user)
+            .count()
+    };
+    let log = loop {
+        let log = whole_log(&nodes[0], "owner", &room).await;
+        if lurkers.iter().all(|u| leaves_of(&log, u) >= 1) || Instant::now() > wait_until {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for user in lurkers {
+        assert_eq!(leaves_of(&log, user), 1, "{user}: exactly one leave");
+    }
+    // Jepsen-style over the acked messages: all there, none twice.
+    assert_gap_free(&log, "the stored log");
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for e in log.iter().filter(|e| e.kind == "text") {
+        *count.entry(e.client_id.as_deref().unwrap()).or_default() += 1;
+    }
+    let lost = (0..3)
+        .flat_map(|n| (0..3).map(move |m| format!("mover{n}-{m}")))
+        .flat_map(|u| (0..MESSAGES).map(move |i| format!("{u}-{i}")))
+        .filter(|id| !count.contains_key(id.as_str()))
+        .count();
+    let duplicated = count.values().filter(|&&n| n > 1).count();
+    assert_eq!((lost, duplicated), (0, 0), "lost, duplicated");
+    // Membership entries alternate join/leave per user: no zombie, no double.
+    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    for e in log.iter().filter(|e| e.kind != "text") {
+        let before = last.insert(&e.sender, &e.kind);
+        assert_ne!(
+            before,
+            Some(e.kind.as_str()),
+            "{} twice in a row for {}",
+            e.kind,
+            e.sender
+        );
+    }
+    let info = nodes[1].client("owner").room(&room).await.unwrap();
+    assert_eq!(info["occupancy"], 1 + 9, "the owner and the movers remain");
+    drop(owner);
+}
+
+/// A `redis-server` of our own on a free port, to restart at will.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start(port: Option<u16>) -> Option<OwnRedis> {
+        let port = port.unwrap_or_else(|| {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        });
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(OwnRedis { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_mid_stream_loses_nothing() {
+    let Some(env) = env("a_redis_restart_mid_stream_loses_nothing") else {
+        return;
+    };
+    let Some(redis) = OwnRedis::start(None) else {
+        panic!("PARLOR_TEST_REDIS_URL is set but `redis-server` is not on PATH");
+    };
+    /// 4 senders × 600 messages, about 1.5 s of sending. Redis goes down at
+    /// 1 s and comes back at 2.3 s: the last messages are stored and
+    /// published while it is away, and no later message reveals the gap.
+    const MESSAGES: usize = 600;
+    let nodes = Arc::new(three_nodes(&env, &redis.url()));
+    let room = fresh("redis");
+    let _owner = create_and_join(&nodes[0], "owner", &room, 20).await;
+    let mut subscribers = Vec::new();
+    for s in 0..2 {
+        subscribers.push(join(&nodes[2], &format!("sub{s}"), &room).await);
+    }
+    let senders: Vec<_> = (0..4)
+        .map(|s| {
+            let (nodes, room) = (Arc::clone(&nodes), room.clone());
+            tokio::spawn(async move {
+                let user = format!("send{s}");
+                let mut resuming = ResumingRoom::join(nodes[s % 2].client(&user), &room, None)
+                    .await
+                    .unwrap();
+                for i in 0..MESSAGES {
+                    resuming.send(&format!("{user}-{i}"), "x").await;
+                    if i % 20 == 19 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        while let Ok(Ok(_)) =
+                            timeout(Duration::from_millis(1), resuming.next_entry()).await
+                        {
+                        }
+                    }
+                }
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while resuming.unacked() > 0 && Instant::now() < deadline {
+                    let _ = timeout(Duration::from_millis(100), resuming.next_entry()).await;
+                }
+                resuming.unacked()
+            })
+        })
+        .collect();
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|mut socket| {
+            let room = room.clone();
+            tokio::spawn(async move {
+                read_texts(&mut socket, &room, 4 * MESSAGES, Duration::from_secs(120)).await
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let port = redis.port;
+    drop(redis); // SIGKILL mid-stream
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let _redis = OwnRedis::start(Some(port)).expect("redis-server restarts");
+
+    for sender in senders {
+        assert_eq!(sender.await.unwrap(), 0, "every send acknowledged");
+    }
+    for (i, reader) in readers.into_iter().enumerate() {
+        let seen = reader.await.unwrap();
+        assert_gap_free(&seen, &format!("subscriber {i} across the restart"));
+        let ids: HashSet<_> = seen.iter().filter_map(|e| e.client_id.clone()).collect();
+        assert_eq!(
+            ids.len(),
+            4 * MESSAGES,
+            "subscriber {i}: every message, once"
+        );
+    }
+    assert!(
+        nodes[2].logged("subscribed to Redis again"),
+        "the subscribers' node lost Redis mid-stream and came back"
+    );
+    let log = whole_log(&nodes[1], "owner", &room).await;
+    assert_gap_free(&log, "the stored log");
+    assert_eq!(
+        log.iter().filter(|e| e.kind == "text").count(),
+        4 * MESSAGES
+    );
+}

@@ -1,0 +1,72 @@
+//! What travels on the Redis channel: a node's freshly stored entries of one
+//! room, as JSON. The node id lets a receiver skip its own messages (it has
+//! already delivered them locally).
+
+use std::sync::Arc;
+
+use parlor_engine::{Entry, EntryKind, RoomId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Batch<'a> {
+    #[serde(borrow)]
+    pub(crate) node: &'a str,
+    #[serde(borrow)]
+    pub(crate) room: &'a str,
+    pub(crate) entries: Vec<WireEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireEntry {
+    seq: u64,
+    id: uuid::Uuid,
+    kind: String,
+    sender: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    created_at: i64,
+}
+
+pub(crate) fn encode(node: &str, room: &RoomId, entries: &[Arc<Entry>]) -> Vec<u8> {
+    let batch = Batch {
+        node,
+        room: room.as_str(),
+        entries: entries
+            .iter()
+            .map(|e| WireEntry {
+                seq: e.seq,
+                id: e.id,
+                kind: e.kind.as_str().to_owned(),
+                sender: e.sender.to_string(),
+                client_id: e.client_id.clone(),
+                body: e.body.clone(),
+                created_at: e.created_at.millis(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&batch).expect("entries serialize")
+}
+
+/// The room and its entries; `None` for a message that is not a batch.
+pub(crate) fn decode(batch: &Batch<'_>) -> Option<(RoomId, Vec<Arc<Entry>>)> {
+    let room = RoomId::new(batch.room).ok()?;
+    let entries = batch
+        .entries
+        .iter()
+        .map(|w| {
+            Some(Arc::new(Entry {
+                room_id: room.clone(),
+                seq: w.seq,
+                id: w.id,
+                kind: EntryKind::parse(&w.kind)?,
+                sender: UserId::new(&w.sender).ok()?,
+                client_id: w.client_id.clone(),
+                body: w.body.clone(),
+                created_at: Timestamp(w.created_at),
+            }))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((room, entries))
+}

@@ -1,0 +1,312 @@
+//! [`SeatLeases`] on Postgres: the cluster's seats as rows beside the logs.
+//!
+//! - `parlor_nodes (id, expires_ms)`: one lease per node, renewed by it;
+//! - `parlor_seats (room_id, user_id, node_id, seat)`: the seats each node
+//!   holds. A seat is *live* while its node's lease is; a user counts once
+//!   however many nodes hold a row for them;
+//! - `parlor_used_tickets (key, expires_ms)`: single use across nodes.
+//!
+//! Every decision that reads the count and writes a seat (`take`, `adopt`)
+//! locks the room's row first, as an append with a `leave` does, so a
+//! capacity check, a leave and an orphan sweep of one room are serialized.
+//! Times come from the database's clock, so nodes need not agree on theirs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parlor_engine::{
+    Entry, EntryKind, Error, ErrorKind, NewEntry, Result, RoomId, SeatLeases, Timestamp, UserId,
+    ports::{Appended, Seated},
+};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value};
+
+use crate::{
+    append::{self, NOW_MS, SeatCheck},
+    store::SeaOrmStore,
+    translate::translate,
+};
+
+fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Rows of live seats, joined with their node's lease.
+const LIVE_SEATS: &str = "parlor_seats s JOIN parlor_nodes n ON n.id = s.node_id";
+
+impl SeaOrmStore {
+    fn postgres_only(&self) -> Result<()> {
+        if self.backend() == DbBackend::Postgres {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Internal,
+                "a cluster needs Postgres: SQLite cannot be shared by nodes",
+            ))
+        }
+    }
+
+    /// Locks `room`'s row and answers (capacity, live seats, whether `user`
+    /// holds one); `None` when the room is not stored.
+    async fn lock_and_count(
+        txn: &impl ConnectionTrait,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<(i64, i64, bool)>, DbErr> {
+        let Some(row) = txn
+            .query_one_raw(stmt(
+                "SELECT capacity::bigint FROM parlor_rooms WHERE id = $1 FOR UPDATE",
+                [room.as_str().into()],
+            ))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let capacity: i64 = row.try_get_by_index(0)?;
+        let counts = txn
+            .query_one_raw(stmt(
+                format!(
+                    "SELECT COUNT(DISTINCT s.user_id), COALESCE(BOOL_OR(s.user_id = $2), false) \
+                     FROM {LIVE_SEATS} WHERE s.room_id = $1 AND n.expires_ms > {NOW_MS}"
+                ),
+                [room.as_str().into(), user.as_str().into()],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("COUNT returned no row".into()))?;
+        Ok(Some((
+            capacity,
+            counts.try_get_by_index(0)?,
+            counts.try_get_by_index(1)?,
+        )))
+    }
+
+    async fn upsert_seat(
+        txn: &impl ConnectionTrait,
+        room: &RoomId,
+        user: &UserId,
+        node: &str,
+        seat: u64,
+    ) -> Result<(), DbErr> {
+        txn.execute_raw(stmt(
+            "INSERT INTO parlor_seats (room_id, user_id, node_id, seat) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (room_id, user_id, node_id) DO UPDATE SET seat = EXCLUDED.seat",
+            [
+                room.as_str().into(),
+                user.as_str().into(),
+                node.into(),
+                (seat as i64).into(),
+            ],
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn take_or_adopt(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        node: &str,
+        seat: u64,
+        only_if_seated: bool,
+    ) -> Result<bool> {
+        self.postgres_only()?;
+        let txn = self.writes.begin().await.map_err(translate)?;
+        let counted = Self::lock_and_count(&txn, room, user)
+            .await
+            .map_err(translate)?;
+        let Some((capacity, seated, mine)) = counted else {
+            return if only_if_seated {
+                Ok(false)
+            } else {
+                Err(ErrorKind::RoomNotFound.into())
+            };
+        };
+        if !mine {
+            if only_if_seated {
+                return Ok(false);
+            }
+            if seated >= capacity {
+                return Err(ErrorKind::RoomFull.into());
+            }
+        }
+        Self::upsert_seat(&txn, room, user, node, seat)
+            .await
+            .map_err(translate)?;
+        txn.commit().await.map_err(translate)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl SeatLeases for SeaOrmStore {
+    async fn renew_node(&self, node: &str, ttl: Duration) -> Result<bool> {
+        self.postgres_only()?;
+        // The old expiry tells a lapsed lease (other nodes may have freed
+        // this node's seats) from a live one or a first start.
+        let row = self
+            .writes
+            .query_one_raw(stmt(
+                format!(
+                    "WITH old AS (SELECT expires_ms FROM parlor_nodes WHERE id = $1) \
+                     INSERT INTO parlor_nodes (id, expires_ms) VALUES ($1, {NOW_MS} + $2) \
+                     ON CONFLICT (id) DO UPDATE SET expires_ms = EXCLUDED.expires_ms \
+                     RETURNING COALESCE((SELECT expires_ms FROM old) > {NOW_MS}, true)"
+                ),
+                [node.into(), (ttl.as_millis() as i64).into()],
+            ))
+            .await
+            .map_err(translate)?
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "renewal returned no row"))?;
+        row.try_get_by_index(0).map_err(translate)
+    }
+
+    async fn reset_node(&self, node: &str) -> Result<()> {
+        self.postgres_only()?;
+        self.writes
+            .execute_raw(stmt(
+                "DELETE FROM parlor_seats WHERE node_id = $1",
+                [node.into()],
+            ))
+            .await
+            .map_err(translate)?;
+        Ok(())
+    }
+
+    async fn take(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<()> {
+        self.take_or_adopt(room, user, node, seat, false)
+            .await
+            .map(drop)
+    }
+
+    async fn adopt(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<bool> {
+        self.take_or_adopt(room, user, node, seat, true).await
+    }
+
+    async fn release(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<()> {
+        self.postgres_only()?;
+        self.writes
+            .execute_raw(stmt(
+                "DELETE FROM parlor_seats \
+                 WHERE room_id = $1 AND user_id = $2 AND node_id = $3 AND seat = $4",
+                [
+                    room.as_str().into(),
+                    user.as_str().into(),
+                    node.into(),
+                    (seat as i64).into(),
+                ],
+            ))
+            .await
+            .map_err(translate)?;
+        Ok(())
+    }
+
+    async fn seated(&self, room: &RoomId) -> Result<Seated> {
+        self.postgres_only()?;
+        let rows = self
+            .reads
+            .query_all_raw(stmt(
+                format!(
+                    "SELECT s.user_id, BOOL_OR(m.user_id IS NOT NULL) FROM {LIVE_SEATS} \
+                     LEFT JOIN parlor_members m ON m.room_id = s.room_id AND m.user_id = s.user_id \
+                     WHERE s.room_id = $1 AND n.expires_ms > {NOW_MS} \
+                     GROUP BY s.user_id ORDER BY 1"
+                ),
+                [room.as_str().into()],
+            ))
+            .await
+            .map_err(translate)?;
+        let mut seated = Seated {
+            occupancy: rows.len() as u32,
+            members: Vec::new(),
+        };
+        for row in rows {
+            let member: bool = row.try_get_by_index(1).map_err(translate)?;
+            if member {
+                let id: String = row.try_get_by_index(0).map_err(translate)?;
+                seated.members.push(
+                    UserId::new(&id)
+                        .map_err(|_| Error::new(ErrorKind::Internal, "stored user id"))?,
+                );
+            }
+        }
+        Ok(seated)
+    }
+
+    async fn is_seated(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        self.postgres_only()?;
+        let pair = (room.as_str(), user.as_str());
+        let live = append::live_seats(&self.reads, [pair].iter(), None)
+            .await
+            .map_err(translate)?;
+        Ok(!live.is_empty())
+    }
+
+    async fn use_ticket(&self, key: &[u8], expires_at: Timestamp) -> Result<bool> {
+        self.postgres_only()?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let done = self
+            .writes
+            .execute_raw(stmt(
+                "INSERT INTO parlor_used_tickets (key, expires_ms) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO NOTHING",
+                [hex.into(), expires_at.millis().into()],
+            ))
+            .await
+            .map_err(translate)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn close_orphans(&self, limit: u32) -> Result<Vec<Entry>> {
+        self.postgres_only()?;
+        let rows = self
+            .reads
+            .query_all_raw(stmt(
+                format!(
+                    "SELECT m.room_id, m.user_id FROM parlor_members m WHERE NOT EXISTS ( \
+                       SELECT 1 FROM {LIVE_SEATS} WHERE s.room_id = m.room_id \
+                       AND s.user_id = m.user_id AND n.expires_ms > {NOW_MS}) \
+                     ORDER BY m.room_id LIMIT $1"
+                ),
+                [i64::from(limit).into()],
+            ))
+            .await
+            .map_err(translate)?;
+        let mut leaves = Vec::with_capacity(rows.len());
+        for row in rows {
+            let room: String = row.try_get_by_index(0).map_err(translate)?;
+            let user: String = row.try_get_by_index(1).map_err(translate)?;
+            if let (Ok(room), Ok(user)) = (RoomId::new(&room), UserId::new(&user)) {
+                leaves.push(NewEntry::membership(room, user, EntryKind::Leave));
+            }
+        }
+        let mut left = Vec::new();
+        if !leaves.is_empty() {
+            // Checked again under the rooms' locks: a seat taken since the
+            // SELECT keeps its member, and a leave another node wrote since
+            // is not written twice.
+            let txn = self.writes.begin().await.map_err(translate)?;
+            let out = append::append(&txn, &leaves, SeatCheck::Any)
+                .await
+                .map_err(translate)?;
+            txn.commit().await.map_err(translate)?;
+            left.extend(out.into_iter().filter_map(|o| match o {
+                Appended::New(entry) => Some(entry),
+                _ => None,
+            }));
+        }
+        // Housekeeping: seats of dead nodes no longer count, and used
+        // tickets past their expiry could not be committed anyway.
+        for sql in [
+            format!(
+                "DELETE FROM parlor_seats WHERE node_id IN \
+                 (SELECT id FROM parlor_nodes WHERE expires_ms < {NOW_MS})"
+            ),
+            format!("DELETE FROM parlor_used_tickets WHERE expires_ms < {NOW_MS}"),
+        ] {
+            self.writes
+                .execute_raw(stmt(sql, []))
+                .await
+                .map_err(translate)?;
+        }
+        Ok(left)
+    }
+}
