@@ -2,17 +2,18 @@
 //! room, as JSON. The node id lets a receiver skip its own messages (it has
 //! already delivered them locally).
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use parlor_engine::{Entry, EntryKind, RoomId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Batch<'a> {
+    // Borrowed from the payload unless JSON escapes force a copy.
     #[serde(borrow)]
-    pub(crate) node: &'a str,
+    pub(crate) node: Cow<'a, str>,
     #[serde(borrow)]
-    pub(crate) room: &'a str,
+    pub(crate) room: Cow<'a, str>,
     pub(crate) entries: Vec<WireEntry>,
 }
 
@@ -31,8 +32,8 @@ pub(crate) struct WireEntry {
 
 pub(crate) fn encode(node: &str, room: &RoomId, entries: &[Arc<Entry>]) -> Vec<u8> {
     let batch = Batch {
-        node,
-        room: room.as_str(),
+        node: Cow::Borrowed(node),
+        room: Cow::Borrowed(room.as_str()),
         entries: entries
             .iter()
             .map(|e| WireEntry {
@@ -51,7 +52,7 @@ pub(crate) fn encode(node: &str, room: &RoomId, entries: &[Arc<Entry>]) -> Vec<u
 
 /// The room and its entries; `None` for a message that is not a batch.
 pub(crate) fn decode(batch: &Batch<'_>) -> Option<(RoomId, Vec<Arc<Entry>>)> {
-    let room = RoomId::new(batch.room).ok()?;
+    let room = RoomId::new(&batch.room).ok()?;
     let entries = batch
         .entries
         .iter()
