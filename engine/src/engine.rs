@@ -408,12 +408,22 @@ impl Inner {
                 let (cluster, room, user) = (cluster.clone(), room.id.clone(), user.clone());
                 let seat = released.seat;
                 self.runtime.spawn(async move {
+                    // A row left behind would count as a seat for as long as
+                    // this node lives: retry through a database blip. (A
+                    // late delete is safe: it names this seat's id only.)
                     let node = &cluster.node_id;
-                    if let Err(err) = cluster.leases.release(&room, &user, node, seat).await {
-                        // The row lapses with the node's lease if it stops;
-                        // until then it counts as a seat.
-                        tracing::warn!(%room, code = err.code(), "could not drop a seat row");
+                    let mut backoff = Duration::from_millis(100);
+                    for _ in 0..RELEASE_ATTEMPTS {
+                        match cluster.leases.release(&room, &user, node, seat).await {
+                            Ok(()) => return,
+                            Err(err) => {
+                                tracing::warn!(%room, code = err.code(), "could not drop a seat row; retrying");
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(5));
+                            }
+                        }
                     }
+                    tracing::error!(%room, "gave up dropping a seat row: it counts until this node restarts");
                 });
             }
             self.directory.unload_if_idle(room);
@@ -919,6 +929,9 @@ impl ChatEngine for Engine {
         }
     }
 }
+
+/// Tries to drop a cluster seat row (about two minutes with the backoff).
+const RELEASE_ATTEMPTS: u32 = 30;
 
 /// How long an explicit leave waits for its `leave` entry before returning
 /// (the entry stays queued and is written either way).
