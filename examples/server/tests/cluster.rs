@@ -12,7 +12,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     sync::Arc,
     time::Duration,
@@ -50,70 +49,38 @@ fn fresh(name: &str) -> String {
     format!("{name}-{:08x}", rand::random::<u32>())
 }
 
+mod common;
+
+use common::ServerProcess;
+
 /// One `parlor-server` process in cluster mode.
-struct Node {
-    child: Child,
-    base: String,
-    /// Its log lines so far.
-    log: Arc<std::sync::Mutex<Vec<String>>>,
-}
+struct Node(ServerProcess);
 
 impl Node {
     fn start(env: &Env, redis: &str, node_id: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parlor-server"))
-            .args(["--dev-auth", "--bind", "127.0.0.1:0"])
-            .args(["--rate-limit", "100000", "--rate-burst", "100000"])
-            .args(["--database-url", &env.postgres])
-            .args(["--redis-url", redis])
-            .args(["--cluster-secret", "cluster-test-secret"])
-            .args(["--node-id", node_id])
-            .args(["--lease-ttl", LEASE_TTL])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn parlor-server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("addr=") {
-                    let addr = line[at + 5..].split_whitespace().next().unwrap().to_owned();
-                    let _ = tx.send(addr);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("node said it is listening");
-        Node {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        Node(ServerProcess::start([
+            "--dev-auth",
+            "--bind",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "100000",
+            "--rate-burst",
+            "100000",
+            "--database-url",
+            &env.postgres,
+            "--redis-url",
+            redis,
+            "--cluster-secret",
+            "cluster-test-secret",
+            "--node-id",
+            node_id,
+            "--lease-ttl",
+            LEASE_TTL,
+        ]))
     }
 
     fn client(&self, user: &str) -> Client {
-        Client::new(&self.base, &format!("dev:{user}"))
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Client::new(&self.0.base, &format!("dev:{user}"))
     }
 }
 
@@ -415,7 +382,7 @@ async fn a_sigkilled_nodes_clients_resume_elsewhere_and_its_seats_are_freed_once
         .collect();
 
     tokio::time::sleep(Duration::from_millis(250)).await;
-    nodes[2].kill();
+    nodes[2].0.kill();
     let killed_at = Instant::now();
     drop(lurking);
 
@@ -600,7 +567,7 @@ async fn a_redis_restart_mid_stream_loses_nothing() {
         );
     }
     assert!(
-        nodes[2].logged("subscribed to Redis again"),
+        nodes[2].0.logged("subscribed to Redis again"),
         "the subscribers' node lost Redis mid-stream and came back"
     );
     let log = whole_log(&nodes[1], "owner", &room).await;

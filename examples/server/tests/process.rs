@@ -3,86 +3,38 @@
 //! duplicate, and its unacked sends delivered once; SIGTERM closes sockets
 //! with 1001 and exits 0; the README's run command serves `/healthz`.
 
-use std::{
-    collections::HashMap,
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashMap, path::Path, process::Command, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use parlor_ws::client::{Client, ResumingRoom};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod common;
 
-impl Server {
-    /// Starts the binary on `db` at `bind` (`127.0.0.1:0` for any port) and
-    /// waits for its "listening" line.
-    fn start(db: &Path, bind: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parlor-server"))
-            .args([
-                "--dev-auth",
-                "--bind",
-                bind,
-                "--rate-limit",
-                "100000",
-                "--rate-burst",
-                "100000",
-            ])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}?mode=rwc", db.display()))
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn parlor-server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("addr=") {
-                    let addr = line[at + 5..].split_whitespace().next().unwrap().to_owned();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server said it is listening");
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
+use common::ServerProcess;
 
-    fn port(&self) -> u16 {
-        self.base.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The binary on the SQLite file `db`, at `bind` (`127.0.0.1:0` for any port).
+fn start_server(db: &Path, bind: &str) -> ServerProcess {
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    ServerProcess::start([
+        "--dev-auth",
+        "--bind",
+        bind,
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+        "--database-url",
+        &url,
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_right_after_an_ack_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("parlor.db");
-    let server = Server::start(&db, "127.0.0.1:0");
+    let mut server = start_server(&db, "127.0.0.1:0");
     let ann = Client::new(&server.base, "dev:ann");
     let t = ann.reserve("crash", Some(4)).await.unwrap();
     let mut socket = ann.connect().await.unwrap();
@@ -97,7 +49,7 @@ async fn sigkill_right_after_an_ack_loses_nothing() {
     }
     server.kill(); // right after the last ack
 
-    let server = Server::start(&db, "127.0.0.1:0");
+    let server = start_server(&db, "127.0.0.1:0");
     let ann = Client::new(&server.base, "dev:ann");
     let t = ann.reserve("crash", None).await.unwrap();
     let mut socket = ann.connect().await.unwrap();
@@ -126,7 +78,7 @@ async fn sigkill_right_after_an_ack_loses_nothing() {
 async fn the_rust_client_resumes_through_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("parlor.db");
-    let server = Server::start(&db, "127.0.0.1:0");
+    let mut server = start_server(&db, "127.0.0.1:0");
     let bind = format!("127.0.0.1:{}", server.port());
     let ann = Client::new(&server.base, "dev:ann");
     let mut room = ResumingRoom::join(ann, "resume", Some(4)).await.unwrap();
@@ -144,7 +96,7 @@ async fn the_rust_client_resumes_through_a_restart() {
     for i in 10..20 {
         room.send(&format!("a{i}"), &format!("during {i}")).await;
     }
-    let server = Server::start(&db, &bind);
+    let server = start_server(&db, &bind);
 
     // Read until all 20 messages have come back.
     let mut texts = 0;
@@ -200,7 +152,7 @@ async fn the_rust_client_resumes_through_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(&dir.path().join("parlor.db"), "127.0.0.1:0");
+    let mut server = start_server(&dir.path().join("parlor.db"), "127.0.0.1:0");
     let health = reqwest::get(format!("{}/healthz", server.base))
         .await
         .unwrap();
