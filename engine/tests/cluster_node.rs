@@ -1,0 +1,204 @@
+//! A cluster node's own duties, on test doubles of the cluster ports (the
+//! real ones are tested on Postgres and Redis in `examples/server/tests/
+//! cluster.rs`): the database decides capacity, seat rows are dropped when
+//! seats end, and a node that learns its lease lapsed ends every seat it held
+//! (their streams end, each with one `leave`) instead of keeping seats that
+//! other nodes may have given away.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use common::{room, user};
+use parlor_engine::{
+    ChatEngine, Cluster, Engine, EngineConfig, Entry, EntryKind, ErrorKind, InProcessBus,
+    PendingClaims, Result, RoomId, RoomSpec, SeatLeases, Timestamp, UserId, ports::Seated,
+    testkit::MemoryStore,
+};
+
+/// Seat rows in memory: (room, user, seat). Capacity is a fixed number here;
+/// what is tested is how the engine uses the answers.
+#[derive(Default)]
+struct Leases {
+    rows: Mutex<HashSet<(RoomId, UserId, u64)>>,
+    capacity: Mutex<usize>,
+    /// The next renewal reports a lapsed lease.
+    lapse: AtomicBool,
+}
+
+impl Leases {
+    fn rows(&self) -> usize {
+        self.rows.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl SeatLeases for Leases {
+    async fn renew_node(&self, _node: &str, _ttl: Duration) -> Result<bool> {
+        Ok(!self.lapse.swap(false, Ordering::SeqCst))
+    }
+
+    async fn reset_node(&self, _node: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn take(&self, room: &RoomId, user: &UserId, _node: &str, seat: u64) -> Result<()> {
+        let mut rows = self.rows.lock().unwrap();
+        if rows.len() >= *self.capacity.lock().unwrap() {
+            return Err(ErrorKind::RoomFull.into());
+        }
+        rows.insert((room.clone(), user.clone(), seat));
+        Ok(())
+    }
+
+    async fn adopt(&self, _: &RoomId, _: &UserId, _: &str, _: u64) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn release(&self, room: &RoomId, user: &UserId, _node: &str, seat: u64) -> Result<()> {
+        self.rows
+            .lock()
+            .unwrap()
+            .remove(&(room.clone(), user.clone(), seat));
+        Ok(())
+    }
+
+    async fn seated(&self, _room: &RoomId) -> Result<Seated> {
+        Ok(Seated {
+            occupancy: self.rows() as u32,
+            members: Vec::new(),
+        })
+    }
+
+    async fn is_seated(&self, _: &RoomId, _: &UserId) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn use_ticket(&self, _key: &[u8], _expires_at: Timestamp) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn close_orphans(&self, _limit: u32) -> Result<Vec<Entry>> {
+        Ok(Vec::new())
+    }
+}
+
+struct Claims;
+
+#[async_trait]
+impl PendingClaims for Claims {
+    async fn claim(&self, _: &RoomId, _: &UserId, _: Duration) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+async fn node(leases: Arc<Leases>) -> (Engine, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let cluster = Cluster {
+        node_id: "n1".into(),
+        leases,
+        claims: Arc::new(Claims),
+        lease_ttl: Duration::from_millis(300),
+    };
+    let bus = Arc::new(InProcessBus::new(64));
+    let engine = Engine::start_clustered(store.clone(), bus, cluster, EngineConfig::default())
+        .await
+        .unwrap();
+    (engine, store)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_database_decides_capacity_and_seat_rows_follow_seats() {
+    let leases = Arc::new(Leases::default());
+    *leases.capacity.lock().unwrap() = 2; // the cluster has room for 2
+    let (engine, _store) = node(Arc::clone(&leases)).await;
+    let r = room("r");
+    let t = engine
+        .reserve(&user("ann"), &r, Some(RoomSpec::with_capacity(10)))
+        .await
+        .unwrap();
+    let ann = engine.commit(&user("ann"), &t.ticket, None).await.unwrap();
+    assert_eq!(
+        leases.rows(),
+        1,
+        "the creator is seated in the database at commit"
+    );
+
+    engine.reserve(&user("bob"), &r, None).await.unwrap();
+    let refused = engine.reserve(&user("cat"), &r, None).await.unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        ErrorKind::RoomFull,
+        "full by the database's count"
+    );
+    assert_eq!(
+        engine.stats().seats_reserved,
+        1,
+        "cat's local seat was dropped again"
+    );
+
+    ann.leave().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        leases.rows(),
+        1,
+        "ann's row is gone; bob's reservation holds his"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_whose_lease_lapsed_ends_every_seat_it_held() {
+    let leases = Arc::new(Leases::default());
+    *leases.capacity.lock().unwrap() = 10;
+    let (engine, store) = node(Arc::clone(&leases)).await;
+    let r = room("r");
+    let t = engine
+        .reserve(&user("ann"), &r, Some(RoomSpec::with_capacity(10)))
+        .await
+        .unwrap();
+    let mut ann = engine.commit(&user("ann"), &t.ticket, None).await.unwrap();
+    let t = engine.reserve(&user("bob"), &r, None).await.unwrap();
+    let mut bob = engine.commit(&user("bob"), &t.ticket, None).await.unwrap();
+    assert_eq!(leases.rows(), 2);
+
+    leases.lapse.store(true, Ordering::SeqCst);
+    // The keeper renews every third of the ttl; both streams end.
+    for stream in [&mut ann, &mut bob] {
+        let ended = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if let Err(err) = stream.next_entry().await {
+                    return err;
+                }
+            }
+        })
+        .await
+        .expect("the stream ends");
+        assert_eq!(ended.kind(), ErrorKind::NotAMember);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let stats = engine.stats();
+    assert_eq!((stats.seats_joined, stats.seats_grace), (0, 0));
+    assert_eq!(leases.rows(), 0, "every row dropped");
+    let log: Vec<_> = store
+        .log(&r)
+        .iter()
+        .map(|e| (e.kind, e.sender.to_string()))
+        .collect();
+    let join = |u: &str| (EntryKind::Join, u.to_owned());
+    let leave = |u: &str| (EntryKind::Leave, u.to_owned());
+    assert_eq!(log[..2], [join("ann"), join("bob")]);
+    let mut leaves = log[2..].to_vec();
+    leaves.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(leaves, [leave("ann"), leave("bob")], "one leave each");
+    // A new reserve is counted afresh.
+    engine.reserve(&user("ann"), &r, None).await.unwrap();
+    assert_eq!(leases.rows(), 1);
+}
