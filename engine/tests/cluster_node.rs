@@ -17,7 +17,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use common::{room, user};
+use common::{join, room, user};
 use parlor_engine::{
     ChatEngine, Cluster, Engine, EngineConfig, Entry, EntryKind, ErrorKind, InProcessBus,
     PendingClaims, Result, RoomId, RoomSpec, SeatLeases, Timestamp, UserId, ports::Seated,
@@ -100,11 +100,14 @@ impl PendingClaims for Claims {
     }
 }
 
-async fn node(leases: Arc<Leases>) -> (Engine, Arc<MemoryStore>) {
+/// A node whose database seats at most `capacity` users.
+async fn node(capacity: usize) -> (Engine, Arc<MemoryStore>, Arc<Leases>) {
+    let leases = Arc::new(Leases::default());
+    *leases.capacity.lock().unwrap() = capacity;
     let store = Arc::new(MemoryStore::default());
     let cluster = Cluster {
         node_id: "n1".into(),
-        leases,
+        leases: Arc::clone(&leases) as Arc<dyn SeatLeases>,
         claims: Arc::new(Claims),
         lease_ttl: Duration::from_millis(300),
     };
@@ -112,14 +115,12 @@ async fn node(leases: Arc<Leases>) -> (Engine, Arc<MemoryStore>) {
     let engine = Engine::start_clustered(store.clone(), bus, cluster, EngineConfig::default())
         .await
         .unwrap();
-    (engine, store)
+    (engine, store, leases)
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_database_decides_capacity_and_seat_rows_follow_seats() {
-    let leases = Arc::new(Leases::default());
-    *leases.capacity.lock().unwrap() = 2; // the cluster has room for 2
-    let (engine, _store) = node(Arc::clone(&leases)).await;
+    let (engine, _store, leases) = node(2).await; // the cluster has room for 2
     let r = room("r");
     let t = engine
         .reserve(&user("ann"), &r, Some(RoomSpec::with_capacity(10)))
@@ -156,17 +157,14 @@ async fn the_database_decides_capacity_and_seat_rows_follow_seats() {
 
 #[tokio::test(start_paused = true)]
 async fn a_node_whose_lease_lapsed_ends_every_seat_it_held() {
-    let leases = Arc::new(Leases::default());
-    *leases.capacity.lock().unwrap() = 10;
-    let (engine, store) = node(Arc::clone(&leases)).await;
+    let (engine, store, leases) = node(10).await;
     let r = room("r");
     let t = engine
         .reserve(&user("ann"), &r, Some(RoomSpec::with_capacity(10)))
         .await
         .unwrap();
     let mut ann = engine.commit(&user("ann"), &t.ticket, None).await.unwrap();
-    let t = engine.reserve(&user("bob"), &r, None).await.unwrap();
-    let mut bob = engine.commit(&user("bob"), &t.ticket, None).await.unwrap();
+    let mut bob = join(&engine, &user("bob"), &r).await;
     assert_eq!(leases.rows(), 2);
 
     leases.lapse.store(true, Ordering::SeqCst);

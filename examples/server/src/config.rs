@@ -146,7 +146,7 @@ impl Config {
         let node_id = match &self.node_id {
             Some(id) if (1..=64).contains(&id.len()) => id.clone(),
             Some(_) => return Err("--node-id must be 1-64 characters".into()),
-            None => format!("node-{:08x}", std::process::id() ^ rand_suffix()),
+            None => format!("node-{:08x}", rand::random::<u32>()),
         };
         Ok(Some(ClusterSettings {
             redis_url: redis_url.to_owned(),
@@ -155,14 +155,6 @@ impl Config {
             lease_ttl: self.lease_ttl,
         }))
     }
-}
-
-/// A little randomness without a dependency: the clock's nanoseconds.
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
 }
 
 /// The database URL with any password replaced, for logs.

@@ -19,15 +19,7 @@ fn redis_url(test: &str) -> Option<String> {
 }
 
 fn fresh(name: &str) -> String {
-    format!("{name}-{:08x}", rand_u32())
-}
-
-fn rand_u32() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ std::process::id()
+    format!("{name}-{:08x}", rand::random::<u32>())
 }
 
 fn entry(room: &RoomId, seq: u64) -> Arc<Entry> {
