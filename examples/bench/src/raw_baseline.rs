@@ -2,14 +2,15 @@
 //! broadcast server with no engine and no storage. It speaks the same frames
 //! as the load (hello, join, send → ack + entry to everyone) so the same
 //! load drives it; it stamps a seq and fans each entry out through one
-//! `tokio::sync::broadcast` channel, encoded once.
+//! `tokio::sync::broadcast` channel, encoded once, and writes what is
+//! waiting for a socket with one flush, as Parlor's transports do.
 
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::broadcast};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes, protocol::WebSocketConfig};
 
 /// Serves on `listener` until the runtime is dropped.
 pub(crate) async fn serve(listener: TcpListener) {
@@ -20,7 +21,11 @@ pub(crate) async fn serve(listener: TcpListener) {
         let (entries, seq) = (entries.clone(), Arc::clone(&seq));
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+            let config = WebSocketConfig::default()
+                .read_buffer_size(crate::load::READ_BUFFER)
+                .write_buffer_size(4 * 1024);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+            else {
                 return;
             };
             let (mut sink, mut stream) = ws.split();
@@ -62,7 +67,15 @@ pub(crate) async fn serve(listener: TcpListener) {
                         }
                     }
                 };
-                if sink.send(frame).await.is_err() {
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(text)) = feed.as_mut().map(broadcast::Receiver::try_recv) {
+                    if sink.feed(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
                     return;
                 }
             }

@@ -38,6 +38,13 @@ use crate::{
     schema::{SocketState, Viewer},
 };
 
+/// Bytes of frames the writer gathers before the socket write is forced.
+const WRITE_BUFFER: usize = 4 * 1024;
+/// Messages the writer takes from its queue for one flush: a fan-out hands
+/// a socket several events at once, and one write each made the send
+/// syscall the server's largest cost.
+const BURST: usize = 64;
+
 /// How long the writer tries to deliver a close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -48,7 +55,7 @@ pub(crate) async fn upgrade(
 ) -> Response {
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| serve(state, socket, protocol))
 }
 
@@ -150,24 +157,20 @@ async fn serve(state: Arc<GraphqlState>, socket: WebSocket, protocol: GraphQLPro
     let close = {
         let writer = async {
             let mut acknowledged = false;
-            while let Some(message) = outgoing.next().await {
-                let message = match message {
-                    Message::Text(text) => {
-                        acknowledged |= text.contains("connection_ack");
-                        Message::Text(text)
+            while let Some(first) = outgoing.next().await {
+                let burst = async {
+                    sink.feed(rewrite(first, &mut acknowledged)).await?;
+                    for _ in 1..BURST {
+                        match outgoing.try_recv() {
+                            Ok(message) => {
+                                sink.feed(rewrite(message, &mut acknowledged)).await?;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    // async-graphql closes a refused connection_init with
-                    // 1002; graphql-transport-ws says 4403 Forbidden, which
-                    // clients take as final rather than retrying.
-                    Message::Close(Some(frame)) if frame.code == 1002 && !acknowledged => {
-                        Message::Close(Some(CloseFrame {
-                            code: 4403,
-                            reason: Utf8Bytes::from_static("Forbidden"),
-                        }))
-                    }
-                    other => other,
+                    sink.flush().await
                 };
-                match timeout(patience, sink.send(message)).await {
+                match timeout(patience, burst).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return None,
                     Err(_) => return Some((4409, "too slow: resume with afterSeq")),
@@ -195,4 +198,25 @@ async fn serve(state: Arc<GraphqlState>, socket: WebSocket, protocol: GraphQLPro
         let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+/// What async-graphql queued, as the client should see it. `acknowledged`
+/// records the `connection_ack`.
+fn rewrite(message: Message, acknowledged: &mut bool) -> Message {
+    match message {
+        Message::Text(text) if !*acknowledged => {
+            *acknowledged = text.contains("connection_ack");
+            Message::Text(text)
+        }
+        // async-graphql closes a refused connection_init with 1002;
+        // graphql-transport-ws says 4403 Forbidden, which clients take as
+        // final rather than retrying.
+        Message::Close(Some(frame)) if frame.code == 1002 && !*acknowledged => {
+            Message::Close(Some(CloseFrame {
+                code: 4403,
+                reason: Utf8Bytes::from_static("Forbidden"),
+            }))
+        }
+        other => other,
+    }
 }

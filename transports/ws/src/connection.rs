@@ -51,6 +51,11 @@ mod close {
     pub(super) const TOO_SLOW: u16 = 4409;
 }
 
+/// Bytes of frames the writer gathers before the socket write is forced.
+const WRITE_BUFFER: usize = 4 * 1024;
+/// Frames the writer takes from its queue for one flush.
+const BURST: usize = 64;
+
 /// How long the writer keeps trying to deliver a close frame to a client that
 /// is not reading, before it drops the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -60,11 +65,12 @@ pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsStat
     let limit = state.config.max_frame_bytes;
     // Small buffers: an idle connection should cost a few KiB, not the
     // 128 KiB + 128 KiB tungstenite allots by default (client frames are a
-    // few hundred bytes; a larger one just takes more reads). tungstenite's own
-    // limit sits above ours so that we, not it, see an oversized frame and
-    // can answer it with 1009.
+    // few hundred bytes; a larger one just takes more reads). The write
+    // buffer holds a burst of frames until the writer flushes them (see
+    // `write_burst`). tungstenite's own limit sits above ours so that we, not
+    // it, see an oversized frame and can answer it with 1009.
     ws.read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_frame_size(limit.saturating_mul(2))
         .max_message_size(limit.saturating_mul(2))
         .on_upgrade(move |socket| run(state, socket))
@@ -159,7 +165,7 @@ async fn write_loop(
                 tokio::select! {
                     biased;
                     _ = closing.changed() => break,
-                    sent = sink.send(message) => if sent.is_err() { return },
+                    sent = write_burst(&mut sink, &mut queue, message) => if sent.is_err() { return },
                 }
             }
         }
@@ -183,6 +189,25 @@ async fn write_loop(
         let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+/// Writes `first` and what else is already queued (up to [`BURST`] frames)
+/// with one flush. Why: a fan-out hands a connection several entries at once,
+/// and one write per frame made the send syscall the server's largest cost;
+/// an idle connection still gets each frame at once.
+async fn write_burst(
+    sink: &mut SplitSink<WebSocket, Message>,
+    queue: &mut mpsc::Receiver<Message>,
+    first: Message,
+) -> Result<(), axum::Error> {
+    sink.feed(first).await?;
+    for _ in 1..BURST {
+        match queue.try_recv() {
+            Ok(message) => sink.feed(message).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 /// How the reader loop ended.
