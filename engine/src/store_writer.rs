@@ -10,10 +10,17 @@
 //! its batch's outcome before it takes its next batch, so each room's entries
 //! still reach storage in queue order, and the Store rule that one call is
 //! one all-or-nothing transaction still holds for every batch inside it.
+//!
+//! A database server runs several transactions at once well: the writer keeps
+//! up to [`Store::append_lanes`] in flight (SQLite: 1). The next group forms
+//! from what waits meanwhile; never two batches of one room, as above.
 
 use std::sync::{Arc, atomic::Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+};
 
 use crate::{
     entry::NewEntry,
@@ -79,14 +86,24 @@ async fn write(
     mut inbox: mpsc::Receiver<Submission>,
     counters: Arc<Counters>,
 ) {
+    let lanes = store.append_lanes().max(1);
+    let mut in_flight = JoinSet::new();
     // A submission that did not fit in the last transaction opens the next.
     let mut carried: Option<Submission> = None;
     loop {
+        if in_flight.len() >= lanes {
+            in_flight.join_next().await;
+            continue;
+        }
         let first = match carried.take() {
             Some(s) => s,
-            None => match inbox.recv().await {
-                Some(s) => s,
-                None => return,
+            None => tokio::select! {
+                // Reaps a finished transaction, freeing its lane.
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
+                s = inbox.recv() => match s {
+                    Some(s) => s,
+                    None => break,
+                },
             },
         };
         let mut total = first.entries.len();
@@ -104,12 +121,23 @@ async fn write(
                 Err(_) => break,
             }
         }
-        commit(store.as_ref(), group, total, &counters).await;
+        in_flight.spawn(commit(
+            Arc::clone(&store),
+            group,
+            total,
+            Arc::clone(&counters),
+        ));
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// One transaction for the whole group; each batch gets its own outcomes.
-async fn commit(store: &dyn Store, group: Vec<Submission>, total: usize, counters: &Counters) {
+async fn commit(
+    store: Arc<dyn Store>,
+    group: Vec<Submission>,
+    total: usize,
+    counters: Arc<Counters>,
+) {
     let mut entries = Vec::with_capacity(total);
     let mut replies = Vec::with_capacity(group.len());
     for submission in group {

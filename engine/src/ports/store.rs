@@ -81,4 +81,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every (room, user) whose latest membership entry is a `join`.
     async fn open_members(&self) -> Result<Vec<(RoomId, UserId)>>;
+
+    /// How many `append` transactions the engine may have in flight at once
+    /// (never two batches of the same room). A store with one writer (SQLite)
+    /// gains nothing from more than 1; a database server overlaps one
+    /// transaction's commit with the next one's statements.
+    fn append_lanes(&self) -> usize {
+        1
+    }
 }

@@ -7,7 +7,7 @@ use std::{
     collections::{BTreeSet, HashMap},
     sync::{
         Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -42,6 +42,9 @@ pub struct MemoryStore {
     unavailable: AtomicBool,
     latency_us: AtomicU64,
     creates: AtomicU64,
+    lanes: AtomicUsize,
+    appending: AtomicUsize,
+    most_appending: AtomicUsize,
 }
 
 impl MemoryStore {
@@ -54,6 +57,16 @@ impl MemoryStore {
     pub fn set_latency(&self, latency: Duration) {
         self.latency_us
             .store(latency.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Sets what [`Store::append_lanes`] answers (1 unless told).
+    pub fn set_append_lanes(&self, lanes: usize) {
+        self.lanes.store(lanes, Ordering::SeqCst);
+    }
+
+    /// The most `append` calls that were in progress at once.
+    pub fn most_concurrent_appends(&self) -> usize {
+        self.most_appending.load(Ordering::SeqCst)
     }
 
     /// How many times `create_room` was called.
@@ -109,7 +122,11 @@ impl Store for MemoryStore {
     }
 
     async fn append(&self, batch: &[NewEntry]) -> Result<Vec<Appended>> {
-        self.enter().await?;
+        let now = self.appending.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_appending.fetch_max(now, Ordering::SeqCst);
+        let entered = self.enter().await;
+        self.appending.fetch_sub(1, Ordering::SeqCst);
+        entered?;
         let mut state = self.state.lock().expect("memory store lock");
         // All or nothing: check every room first.
         if let Some(missing) = batch
@@ -187,5 +204,9 @@ impl Store for MemoryStore {
         self.enter().await?;
         let state = self.state.lock().expect("memory store lock");
         Ok(state.open.iter().cloned().collect())
+    }
+
+    fn append_lanes(&self) -> usize {
+        self.lanes.load(Ordering::SeqCst).max(1)
     }
 }

@@ -12,18 +12,21 @@
 //! Why: the engine funnels every room's batch into one transaction, and a
 //! statement costs a round trip to the database (for SQLite, to its worker
 //! thread) whatever its size. Per-room statements made a hundred rooms cost
-//! three hundred round trips; this costs five.
+//! three hundred round trips; this costs five. On Postgres, steps 1–3 pass
+//! their rows as arrays, so their SQL does not change with the batch
+//! (`append_postgres`); SQLite runs the builder queries below.
 
 use std::collections::{HashMap, HashSet};
 
 use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 
+#[cfg(feature = "postgres")]
+use crate::append_postgres;
 use crate::{
     entity::{entry, member, room},
     store::{to_entry, to_row},
@@ -88,6 +91,17 @@ pub(crate) async fn append(
         .collect())
 }
 
+/// Locks every room of the batch in id order, until commit: membership and
+/// seats cannot change under us while they are read. (SQLite has one writer
+/// at a time already.)
+#[cfg(feature = "postgres")]
+async fn lock_rooms(txn: &impl ConnectionTrait, batch: &[NewEntry]) -> Result<(), DbErr> {
+    let mut rooms: Vec<&str> = batch.iter().map(|e| e.room_id.as_str()).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    append_postgres::lock_rooms(txn, &rooms).await
+}
+
 /// For each entry, whether it is written: texts always; a `join` only for a
 /// user who is not an open member, a `leave` only for one who is and who
 /// holds no live seat that `seats` counts — taken in batch order.
@@ -105,24 +119,10 @@ async fn membership_changes(
     if pairs.is_empty() {
         return Ok(keep);
     }
-    let postgres = txn.get_database_backend() == DbBackend::Postgres;
+    let postgres = is_postgres(txn);
+    #[cfg(feature = "postgres")]
     if postgres {
-        // Lock every room of the batch, in id order (the order the UPDATE
-        // below takes them in, so two writers cannot deadlock): membership
-        // and seats cannot change under us until commit. SQLite has one
-        // writer at a time already.
-        let mut rooms: Vec<&str> = batch.iter().map(|e| e.room_id.as_str()).collect();
-        rooms.sort_unstable();
-        rooms.dedup();
-        room::Entity::find()
-            .select_only()
-            .column(room::Column::Id)
-            .filter(room::Column::Id.is_in(rooms))
-            .order_by_asc(room::Column::Id)
-            .lock_exclusive()
-            .into_tuple::<String>()
-            .all(txn)
-            .await?;
+        lock_rooms(txn, batch).await?;
     }
     let tuples = || pairs.iter().map(|&(r, u)| (r.to_owned(), u.to_owned()));
     let mut open: HashSet<(String, String)> = member::Entity::find()
@@ -193,6 +193,10 @@ pub(crate) async fn live_seats<'a>(
         .collect()
 }
 
+fn is_postgres(txn: &impl ConnectionTrait) -> bool {
+    txn.get_database_backend() == DbBackend::Postgres
+}
+
 /// The database's clock in Unix milliseconds: every node reads the same one.
 pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
 
@@ -205,31 +209,21 @@ async fn append_changes(
 
     // 1. Texts stored before.
     let keys: Vec<Key<'_>> = batch.iter().filter_map(key).collect();
+    let rows = match () {
+        _ if keys.is_empty() => Vec::new(),
+        #[cfg(feature = "postgres")]
+        _ if is_postgres(txn) => append_postgres::stored_texts(txn, &keys).await?,
+        _ => stored_texts(txn, &keys).await?,
+    };
     let mut stored: HashMap<(String, String, String), Entry> = HashMap::new();
-    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let tuples = chunk
-            .iter()
-            .map(|&(r, s, c)| (r.to_owned(), s.to_owned(), c.to_owned()));
-        let rows = entry::Entity::find()
-            .filter(
-                Expr::tuple([
-                    Expr::col(entry::Column::RoomId),
-                    Expr::col(entry::Column::Sender),
-                    Expr::col(entry::Column::ClientId),
-                ])
-                .in_tuples(tuples),
-            )
-            .all(txn)
-            .await?;
-        for row in rows {
-            let e = to_entry(row)?;
-            let k = (
-                e.room_id.to_string(),
-                e.sender.to_string(),
-                e.client_id.clone().unwrap_or_default(),
-            );
-            stored.insert(k, e);
-        }
+    for row in rows {
+        let e = to_entry(row)?;
+        let k = (
+            e.room_id.to_string(),
+            e.sender.to_string(),
+            e.client_id.clone().unwrap_or_default(),
+        );
+        stored.insert(k, e);
     }
 
     // New entries per room, in batch order; a duplicate (stored, or earlier
@@ -267,23 +261,13 @@ async fn append_changes(
     }
 
     // 2. Reserve every room's seqs at once. The row locks serialize writers
-    // of a room (across nodes too) until this transaction ends; the primary
-    // key scan takes them in id order, so two writers cannot deadlock.
-    let mut bump = CaseStatement::new();
-    for &(room_id, n) in &per_room {
-        bump = bump.case(room::Column::Id.eq(room_id), n);
-    }
-    let heads: HashMap<String, i64> = room::Entity::update_many()
-        .col_expr(
-            room::Column::LastSeq,
-            Expr::col(room::Column::LastSeq).add(Into::<Expr>::into(bump.finally(0))),
-        )
-        .filter(room::Column::Id.is_in(per_room.iter().map(|(r, _)| *r)))
-        .exec_with_returning(txn)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.last_seq))
-        .collect();
+    // of a room (across nodes too) until this transaction ends; Postgres
+    // takes them in id order, so concurrent writers cannot deadlock.
+    let heads = match () {
+        #[cfg(feature = "postgres")]
+        _ if is_postgres(txn) => append_postgres::reserve_seqs(txn, &per_room).await?,
+        _ => reserve_seqs(txn, &per_room).await?,
+    };
     let mut next: HashMap<&str, i64> = HashMap::with_capacity(per_room.len());
     for &(room_id, n) in &per_room {
         let head = heads
@@ -293,22 +277,29 @@ async fn append_changes(
     }
 
     // 3. The rows, each room's seqs in batch order.
-    let mut rows = Vec::with_capacity(fresh.len());
     for &i in &fresh {
         let seq = next
             .get_mut(batch[i].room_id.as_str())
             .expect("reserved above");
         let entry = batch[i].clone().at(*seq as u64);
         *seq += 1;
-        rows.push(to_row(&entry));
         out[i] = Some(Appended::New(entry));
     }
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        entry::Entity::insert_many(chunk)
-            .exec_without_returning(txn)
-            .await?;
+    let new: Vec<&Entry> = fresh
+        .iter()
+        .filter_map(|&i| out[i].as_ref()?.entry())
+        .collect();
+    match () {
+        #[cfg(feature = "postgres")]
+        _ if is_postgres(txn) => append_postgres::insert_entries(txn, &new).await?,
+        _ => {
+            for chunk in new.chunks(ROWS_PER_INSERT) {
+                let rows = chunk.iter().map(|e| to_row(e));
+                entry::Entity::insert_many(rows)
+                    .exec_without_returning(txn)
+                    .await?;
+            }
+        }
     }
 
     // 4. Open members follow the log: the last join or leave of each
@@ -351,6 +342,56 @@ async fn append_changes(
             .await?;
     }
     fill_twins(out, twins)
+}
+
+/// The stored entries among `keys` (the builder query, for SQLite).
+async fn stored_texts(
+    txn: &impl ConnectionTrait,
+    keys: &[Key<'_>],
+) -> Result<Vec<entry::Model>, DbErr> {
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let tuples = chunk
+            .iter()
+            .map(|&(r, s, c)| (r.to_owned(), s.to_owned(), c.to_owned()));
+        rows.extend(
+            entry::Entity::find()
+                .filter(
+                    Expr::tuple([
+                        Expr::col(entry::Column::RoomId),
+                        Expr::col(entry::Column::Sender),
+                        Expr::col(entry::Column::ClientId),
+                    ])
+                    .in_tuples(tuples),
+                )
+                .all(txn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Adds each room's count to its `last_seq` in one UPDATE (the builder
+/// query, for SQLite) and returns the new heads.
+async fn reserve_seqs(
+    txn: &impl ConnectionTrait,
+    per_room: &[(&str, i64)],
+) -> Result<HashMap<String, i64>, DbErr> {
+    let mut bump = CaseStatement::new();
+    for &(room_id, n) in per_room {
+        bump = bump.case(room::Column::Id.eq(room_id), n);
+    }
+    Ok(room::Entity::update_many()
+        .col_expr(
+            room::Column::LastSeq,
+            Expr::col(room::Column::LastSeq).add(Into::<Expr>::into(bump.finally(0))),
+        )
+        .filter(room::Column::Id.is_in(per_room.iter().map(|(r, _)| *r)))
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.last_seq))
+        .collect())
 }
 
 fn fill_twins(

@@ -31,6 +31,8 @@
 //! ```
 
 mod append;
+#[cfg(feature = "postgres")]
+mod append_postgres;
 mod entity;
 mod leases;
 mod migration;
