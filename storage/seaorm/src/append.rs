@@ -91,17 +91,6 @@ pub(crate) async fn append(
         .collect())
 }
 
-/// Locks every room of the batch in id order, until commit: membership and
-/// seats cannot change under us while they are read. (SQLite has one writer
-/// at a time already.)
-#[cfg(feature = "postgres")]
-async fn lock_rooms(txn: &impl ConnectionTrait, batch: &[NewEntry]) -> Result<(), DbErr> {
-    let mut rooms: Vec<&str> = batch.iter().map(|e| e.room_id.as_str()).collect();
-    rooms.sort_unstable();
-    rooms.dedup();
-    append_postgres::lock_rooms(txn, &rooms).await
-}
-
 /// For each entry, whether it is written: texts always; a `join` only for a
 /// user who is not an open member, a `leave` only for one who is and who
 /// holds no live seat that `seats` counts — taken in batch order.
@@ -120,9 +109,12 @@ async fn membership_changes(
         return Ok(keep);
     }
     let postgres = is_postgres(txn);
+    // On Postgres, lock the batch's rooms until commit: membership and seats
+    // cannot change under us while they are read. (SQLite has one writer at
+    // a time already.)
     #[cfg(feature = "postgres")]
     if postgres {
-        lock_rooms(txn, batch).await?;
+        append_postgres::lock_rooms(txn, batch).await?;
     }
     let tuples = || pairs.iter().map(|&(r, u)| (r.to_owned(), u.to_owned()));
     let mut open: HashSet<(String, String)> = member::Entity::find()

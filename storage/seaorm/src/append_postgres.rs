@@ -15,7 +15,7 @@ use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value, sea_query::ArrayType,
 };
 
-use parlor_engine::Entry;
+use parlor_engine::{Entry, NewEntry};
 
 use crate::entity::entry;
 
@@ -80,12 +80,15 @@ pub(crate) async fn reserve_seqs(
         .collect()
 }
 
-/// Locks the rooms in id order (before membership is read).
-pub(crate) async fn lock_rooms(txn: &impl ConnectionTrait, rooms: &[&str]) -> Result<(), DbErr> {
+/// Locks the batch's rooms, in id order (the order `reserve_seqs` takes).
+pub(crate) async fn lock_rooms(
+    txn: &impl ConnectionTrait,
+    batch: &[NewEntry],
+) -> Result<(), DbErr> {
     const SQL: &str =
         "SELECT id FROM parlor_rooms WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
-    txn.query_all_raw(statement(SQL, vec![texts(rooms.iter().copied())]))
-        .await?;
+    let rooms = texts(batch.iter().map(|e| e.room_id.as_str()));
+    txn.query_all_raw(statement(SQL, vec![rooms])).await?;
     Ok(())
 }
 

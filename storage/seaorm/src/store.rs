@@ -138,7 +138,7 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
             // SQLite keeps a statement journal of every page it touches (to
             // undo just that statement). On disk that is a temporary file
             // written, synced and deleted per transaction; in memory it is a
-            // copy. (+15–25 % append throughput, docs/benchmarks.md step 11.)
+            // copy. (docs/benchmarks.md, step 11.)
             .pragma("temp_store", "memory")
             // Checkpoint every ~32 MiB of WAL, not every 4 MiB: a page that
             // many commits touched (a room's newest leaf, a sender's leaf of
@@ -295,10 +295,7 @@ impl Store for SeaOrmStore {
 
     fn append_lanes(&self) -> usize {
         match self.backend() {
-            DbBackend::Postgres => std::env::var("LANES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(POSTGRES_APPEND_LANES),
+            DbBackend::Postgres => POSTGRES_APPEND_LANES,
             _ => 1,
         }
     }
