@@ -64,7 +64,8 @@ pub struct Config {
     #[arg(long, env = "PARLOR_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
 
-    /// Frames queued for one slow connection before it is closed with 4409.
+    /// Answers (acks, errors, joined, left) queued for one WebSocket
+    /// connection; a queue that stays full for 2 s closes it with 4409.
     #[arg(long, env = "PARLOR_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
 

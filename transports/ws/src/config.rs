@@ -12,10 +12,12 @@ pub struct WsConfig {
     pub hello_timeout: Duration,
     /// The largest text frame accepted (64 KiB; larger closes with 1009).
     pub max_frame_bytes: usize,
-    /// Frames waiting to be written to one connection (1024).
+    /// The server's answers (acks, errors, `joined`, `left`) waiting to be
+    /// written to one connection (1024). Entries are not queued per
+    /// connection: they wait in the room's live buffer, then in storage.
     pub outbound_queue: usize,
-    /// How long a producer waits for room in a full outbound queue before
-    /// the connection is closed with 4409 (2 s).
+    /// How long a socket write may stall, or the answer queue stay full,
+    /// before the connection is closed with 4409 (2 s).
     pub slow_client_patience: Duration,
     /// Origins allowed to open sockets and call the API. Empty: the server's
     /// own origin only. Requests without an `Origin` (non-browser clients)

@@ -1,64 +1,48 @@
 //! One WebSocket connection (CONTRACT §5).
 //!
-//! Three kinds of task share a socket:
+//! Two tasks share a socket:
 //! - the **reader** (this function's loop): `hello`, then `join` / `send` /
-//!   `leave` frames, in order;
-//! - one **forwarder** per joined room, moving that room's entries (frames
-//!   from the shared [`FrameCache`](crate::frames)) into the outbound queue;
-//! - the **writer**, draining the bounded outbound queue into the socket.
+//!   `leave` frames, in order; it answers through the bounded outbound
+//!   queue (`joined`, acks, errors, `left`);
+//! - the **writer** ([`socket_writer`](crate::socket_writer)), which writes
+//!   that queue and the joined rooms' entries
+//!   ([`RoomFeeds`](crate::room_feeds::RoomFeeds), frames from the shared
+//!   [`FrameCache`](crate::frames)) to the socket. The reader hands it a
+//!   room's stream with the `joined` frame, and takes it back before `left`.
 //!
-//! Nothing waits long on a slow client: a producer that finds the queue full
-//! waits at most `slow_client_patience` for room, then closes the connection
-//! with 4409 (the client loses nothing: it resumes after its last seq). The
-//! patience absorbs bursts — a backlog page, a fan-out spike — that a client
-//! reading at full speed drains in a moment. The reader holds each room's `SeatGuard`;
-//! when the loop ends, a client close with code 1000 leaves every room, and
-//! any other ending drops the guards, sending the seats to grace.
+//! Nothing waits long on a slow client: a socket write that cannot proceed
+//! for `slow_client_patience`, or a reader that finds the queue full for as
+//! long, closes the connection with 4409 (the client loses nothing: it
+//! resumes after its last seq). The patience absorbs bursts — a backlog
+//! page, a fan-out spike — that a client reading at full speed drains in a
+//! moment. The reader holds each room's `SeatGuard`; when the loop ends, a
+//! client close with code 1000 leaves every room, and any other ending drops
+//! the guards, sending the seats to grace.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use axum::{
     extract::{
         State,
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        ws::{Message, WebSocket, WebSocketUpgrade},
     },
     response::Response,
 };
-use futures_util::{
-    FutureExt, SinkExt, StreamExt,
-    future::BoxFuture,
-    stream::{FuturesOrdered, SplitSink},
-};
-use parlor_engine::{Entry, EntryStream, Error, ErrorKind, RoomId, SeatGuard, UserId};
+use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesOrdered};
+use parlor_engine::{Entry, Error, ErrorKind, RoomId, SeatGuard, UserId};
 use tokio::{
-    sync::{mpsc, watch},
-    task::JoinHandle,
-    time::{Duration, sleep, timeout},
+    sync::{mpsc, oneshot, watch},
+    time::{sleep, timeout},
 };
 
 use crate::{
+    socket_writer::{Closer, Outgoing, Writer, close, error_frame, text},
     state::WsState,
     wire::{ClientFrame, ServerFrame},
 };
 
-/// Close codes of CONTRACT §5.
-mod close {
-    pub(super) const NORMAL: u16 = 1000;
-    pub(super) const GOING_AWAY: u16 = 1001;
-    pub(super) const TOO_BIG: u16 = 1009;
-    pub(super) const INTERNAL: u16 = 1011;
-    pub(super) const NO_HELLO: u16 = 4401;
-    pub(super) const TOO_SLOW: u16 = 4409;
-}
-
 /// Bytes of frames the writer gathers before the socket write is forced.
 const WRITE_BUFFER: usize = 4 * 1024;
-/// Frames the writer takes from its queue for one flush.
-const BURST: usize = 64;
-
-/// How long the writer keeps trying to deliver a close frame to a client that
-/// is not reading, before it drops the socket.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// `GET /v1/ws`.
 pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsState>>) -> Response {
@@ -67,7 +51,7 @@ pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsStat
     // 128 KiB + 128 KiB tungstenite allots by default (client frames are a
     // few hundred bytes; a larger one just takes more reads). The write
     // buffer holds a burst of frames until the writer flushes them (see
-    // `write_burst`). tungstenite's own limit sits above ours so that we, not
+    // `Writer::write_burst`). tungstenite's own limit sits above ours so that we, not
     // it, see an oversized frame and can answer it with 1009.
     ws.read_buffer_size(1024)
         .write_buffer_size(WRITE_BUFFER)
@@ -76,48 +60,37 @@ pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsStat
         .on_upgrade(move |socket| run(state, socket))
 }
 
-/// The outbound queue and the "close now" switch, shared by the reader and
-/// the forwarders.
-#[derive(Clone)]
+/// The reader's side of the outbound queue.
 struct Outbound {
-    queue: mpsc::Sender<Message>,
-    closing: Arc<watch::Sender<Option<(u16, &'static str)>>>,
-    patience: Duration,
-    state: Arc<WsState>,
+    queue: mpsc::Sender<Outgoing>,
+    closer: Closer,
 }
 
 impl Outbound {
-    /// Queues `message`; false (and the connection is closing) when it can't.
-    async fn push(&self, message: Message) -> bool {
-        match self.queue.try_send(message) {
+    /// Queues `item`; false (and the connection is closing) when it can't.
+    async fn push(&self, item: Outgoing) -> bool {
+        match self.queue.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
-            // Boxed: the waiting (a timer and a queue slot) is the rare path,
-            // and every forwarder's idle future would otherwise carry it.
-            Err(mpsc::error::TrySendError::Full(message)) => {
-                Box::pin(self.wait_for_room(message)).await
-            }
+            // Boxed: the waiting (a timer and a queue slot) is the rare path.
+            Err(mpsc::error::TrySendError::Full(item)) => Box::pin(self.wait_for_room(item)).await,
         }
     }
 
     /// The queue is full: wait up to `patience` for room, else close 4409.
-    async fn wait_for_room(&self, message: Message) -> bool {
-        match timeout(self.patience, self.queue.send(message)).await {
+    async fn wait_for_room(&self, item: Outgoing) -> bool {
+        let patience = self.closer.state.config.slow_client_patience;
+        match timeout(patience, self.queue.send(item)).await {
             Ok(sent) => sent.is_ok(),
             Err(_) => {
-                if self.close(close::TOO_SLOW, "too slow: resume after your last seq") {
-                    self.state
-                        .too_slow_closes
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                self.closer.too_slow();
                 false
             }
         }
     }
 
     async fn frame(&self, frame: &ServerFrame<'_>) -> bool {
-        self.push(Message::Text(Utf8Bytes::from(frame.to_json())))
-            .await
+        self.push(Outgoing::Frame(text(frame))).await
     }
 
     async fn error(
@@ -127,87 +100,15 @@ impl Outbound {
         client_id: Option<&str>,
         ticket: Option<&str>,
     ) -> bool {
-        let message = err.client_message();
-        self.frame(&ServerFrame::Error {
-            code: err.code(),
-            message: &message,
-            room_id,
-            client_id,
-            ticket,
-        })
+        self.push(Outgoing::Frame(error_frame(
+            err, room_id, client_id, ticket,
+        )))
         .await
     }
 
-    /// Asks the writer to close with `code` now; true for the first request
-    /// (which wins).
     fn close(&self, code: u16, reason: &'static str) -> bool {
-        self.closing.send_if_modified(|c| {
-            let first = c.is_none();
-            if first {
-                *c = Some((code, reason));
-            }
-            first
-        })
+        self.closer.close(code, reason)
     }
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
-    mut closing: watch::Receiver<Option<(u16, &'static str)>>,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = closing.changed() => break,
-            message = queue.recv() => {
-                let Some(message) = message else { break };
-                tokio::select! {
-                    biased;
-                    _ = closing.changed() => break,
-                    sent = write_burst(&mut sink, &mut queue, message) => if sent.is_err() { return },
-                }
-            }
-        }
-    }
-    let requested = *closing.borrow();
-    if let Some((code, reason)) = requested {
-        // A slow client's backlog is dropped (it resumes from its seq); any
-        // other close first delivers what was queued, such as the error
-        // frame that explains it.
-        if code != close::TOO_SLOW {
-            while let Ok(message) = queue.try_recv() {
-                if !matches!(timeout(CLOSE_GRACE, sink.send(message)).await, Ok(Ok(()))) {
-                    return;
-                }
-            }
-        }
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
-    }
-    let _ = timeout(CLOSE_GRACE, sink.close()).await;
-}
-
-/// Writes `first` and what else is already queued (up to [`BURST`] frames)
-/// with one flush. Why: a fan-out hands a connection several entries at once,
-/// and one write per frame made the send syscall the server's largest cost;
-/// an idle connection still gets each frame at once.
-async fn write_burst(
-    sink: &mut SplitSink<WebSocket, Message>,
-    queue: &mut mpsc::Receiver<Message>,
-    first: Message,
-) -> Result<(), axum::Error> {
-    sink.feed(first).await?;
-    for _ in 1..BURST {
-        match queue.try_recv() {
-            Ok(message) => sink.feed(message).await?,
-            Err(_) => break,
-        }
-    }
-    sink.flush().await
 }
 
 /// How the reader loop ended.
@@ -218,16 +119,12 @@ enum Ending {
     Lost,
 }
 
-struct RoomSub {
-    guard: SeatGuard,
-    forwarder: JoinHandle<()>,
-}
-
 struct Session {
     state: Arc<WsState>,
     out: Outbound,
     user: UserId,
-    rooms: HashMap<RoomId, RoomSub>,
+    /// The seats of the rooms joined; the writer follows their entries.
+    rooms: HashMap<RoomId, SeatGuard>,
     /// Sends queued in the engine and not yet answered, in the order they
     /// came: their acks (and errors) go out in that order.
     in_flight: FuturesOrdered<BoxFuture<'static, Answer>>,
@@ -250,13 +147,16 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let (queue, outbound) = mpsc::channel(state.config.outbound_queue);
     let (closing, closing_rx) = watch::channel(None);
-    let out = Outbound {
-        queue,
+    let closer = Closer {
         closing: Arc::new(closing),
-        patience: state.config.slow_client_patience,
         state: Arc::clone(&state),
     };
-    let writer = tokio::spawn(write_loop(sink, outbound, closing_rx.clone()));
+    let out = Outbound {
+        queue,
+        closer: closer.clone(),
+    };
+    let writer = Writer::new(sink, outbound, closer);
+    let writer = tokio::spawn(writer.run(closing_rx.clone()));
 
     // The per-frame work is boxed (here and in `read_loop`): it lives on the
     // heap only while it runs, so an idle connection's task stays small.
@@ -409,14 +309,12 @@ impl Session {
             Ok(membership) => {
                 let (joined, entries, guard) = membership.into_parts();
                 // Joining a room this connection is in again re-subscribes:
-                // the new stream replaces the old one (same seat).
-                if let Some(old) = self.rooms.remove(&joined.room_id) {
-                    stop(old.forwarder).await;
-                }
-                self.out.frame(&ServerFrame::joined(&joined)).await;
-                let forwarder = tokio::spawn(forward(entries, self.out.clone(), Arc::clone(state)));
-                self.rooms
-                    .insert(joined.room_id.clone(), RoomSub { guard, forwarder });
+                // the writer's new stream replaces the old one (same seat).
+                let frame = text(&ServerFrame::joined(&joined));
+                self.out
+                    .push(Outgoing::Follow(frame, Box::new(entries)))
+                    .await;
+                self.rooms.insert(joined.room_id.clone(), guard);
             }
             Err(err) => {
                 self.out.error(&err, None, None, Some(ticket)).await;
@@ -486,9 +384,13 @@ impl Session {
             }
         };
         match self.rooms.remove(&room) {
-            Some(sub) => {
-                stop(sub.forwarder).await;
-                if let Err(err) = sub.guard.leave().await {
+            Some(guard) => {
+                // No entry of the room may follow `left`.
+                let (done, unfollowed) = oneshot::channel();
+                if self.out.push(Outgoing::Unfollow(room, done)).await {
+                    let _ = unfollowed.await;
+                }
+                if let Err(err) = guard.leave().await {
                     tracing::warn!(code = err.code(), "leave was not confirmed");
                 }
                 self.out.frame(&ServerFrame::Left { room_id }).await;
@@ -502,51 +404,17 @@ impl Session {
     }
 
     async fn end(self, ending: Ending) {
-        for (_, sub) in self.rooms {
-            stop(sub.forwarder).await;
+        // The writer stops once the queue it reads is gone (after what is
+        // queued, or at once if a close was asked for).
+        drop(self.out);
+        for (_, guard) in self.rooms {
             match ending {
                 Ending::Left => {
-                    if let Err(err) = sub.guard.leave().await {
+                    if let Err(err) = guard.leave().await {
                         tracing::warn!(code = err.code(), "leave on close was not confirmed");
                     }
                 }
-                Ending::Lost => drop(sub.guard),
-            }
-        }
-    }
-}
-
-/// Stops a forwarder and waits until it has: `abort` alone takes effect at
-/// the task's next await, and a frame pushed after `left` would confuse the
-/// client.
-async fn stop(forwarder: JoinHandle<()>) {
-    forwarder.abort();
-    let _ = forwarder.await;
-}
-
-/// Moves one room's entries into the connection's queue until it closes.
-async fn forward(mut entries: EntryStream, out: Outbound, state: Arc<WsState>) {
-    loop {
-        match entries.next().await {
-            Ok(entry) => {
-                if !out.push(Message::Text(state.frames.entry(&entry))).await {
-                    return;
-                }
-            }
-            Err(err) if err.kind() == ErrorKind::NotAMember => {
-                // The user left the room from elsewhere (another transport).
-                out.frame(&ServerFrame::Left {
-                    room_id: entries.room_id().as_str(),
-                })
-                .await;
-                return;
-            }
-            Err(err) => {
-                // Storage failed while catching up: close so the client
-                // resumes from its last seq once storage is back.
-                out.error(&err, None, None, None).await;
-                out.close(close::INTERNAL, "storage unavailable, resume later");
-                return;
+                Ending::Lost => drop(guard),
             }
         }
     }

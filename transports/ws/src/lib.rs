@@ -38,6 +38,8 @@ mod frames;
 mod http;
 mod origin;
 mod rate_limit;
+mod room_feeds;
+mod socket_writer;
 mod state;
 mod wire;
 

@@ -1,0 +1,174 @@
+//! [`RoomFeeds`]: the entry streams of the rooms one connection is in,
+//! polled by the connection's writer itself.
+//!
+//! Why not a task per room feeding a queue: each delivery then woke two
+//! tasks (the room's forwarder, then the writer) and crossed a queue; in a
+//! fan-out to a thousand sockets that hop was a thousand extra wake-ups per
+//! entry. Here the writer takes an entry when the socket can take it, and
+//! entries not yet taken wait in the room's live feed (or, past it, in
+//! storage, which the stream reads by itself).
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
+
+use futures_util::{Stream, StreamExt, stream};
+use parlor_engine::{Entry, EntryStream, Result, RoomId};
+
+type Feed = Pin<Box<dyn Stream<Item = Result<Arc<Entry>>> + Send>>;
+
+/// The rooms' streams, polled in turn so that a busy room cannot starve a
+/// quiet one.
+#[derive(Default)]
+pub(crate) struct RoomFeeds {
+    feeds: Vec<(RoomId, Feed)>,
+    /// Where the next poll starts.
+    turn: usize,
+}
+
+impl RoomFeeds {
+    /// Follows a room's stream; it replaces one this connection had for the
+    /// room (a second `join` re-subscribes).
+    pub(crate) fn follow(&mut self, entries: Box<EntryStream>) {
+        let room_id = entries.room_id().clone();
+        // `EntryStream::next` is cancel-safe, but here its future is never
+        // dropped half-way: `unfold` keeps it until it resolves.
+        let feed = stream::unfold(entries, |mut entries| async move {
+            let next = entries.next().await;
+            Some((next, entries))
+        });
+        self.unfollow(&room_id);
+        self.feeds.push((room_id, Box::pin(feed)));
+    }
+
+    /// Stops following `room_id`.
+    pub(crate) fn unfollow(&mut self, room_id: &RoomId) {
+        self.feeds.retain(|(room, _)| room != room_id);
+    }
+
+    /// The next entry (or the error that ends a stream) of any room; never
+    /// ready while no room is followed.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<(RoomId, Result<Arc<Entry>>)> {
+        let n = self.feeds.len();
+        for i in 0..n {
+            let at = (self.turn + i) % n;
+            let (room_id, feed) = &mut self.feeds[at];
+            if let Poll::Ready(Some(next)) = feed.poll_next_unpin(cx) {
+                self.turn = at + 1;
+                return Poll::Ready((room_id.clone(), next));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The next entry of any room (or the error that ends its stream);
+    /// pending while no room is followed.
+    pub(crate) async fn next(&mut self) -> (RoomId, Result<Arc<Entry>>) {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// An entry that is ready now, without waiting. (What would make a feed
+    /// ready later is noticed by the next [`next`](Self::next), which polls
+    /// every feed again with the task's waker.)
+    pub(crate) fn ready(&mut self) -> Option<(RoomId, Result<Arc<Entry>>)> {
+        match self.poll_next(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(next) => Some(next),
+            Poll::Pending => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use parlor_engine::{
+        ChatEngine, Engine, EngineConfig, EntryKind, RoomSpec, SeatGuard, UserId,
+        testkit::MemoryStore,
+    };
+
+    use super::*;
+
+    async fn join(engine: &Engine, user: &UserId, room: &str) -> (EntryStream, SeatGuard) {
+        let room = RoomId::new(room).unwrap();
+        let ticket = engine
+            .reserve(user, &room, Some(RoomSpec::with_capacity(4)))
+            .await
+            .unwrap()
+            .ticket;
+        let (_, entries, seat) = engine
+            .commit(user, &ticket, None)
+            .await
+            .unwrap()
+            .into_parts();
+        (entries, seat)
+    }
+
+    /// The texts `feeds` yields within a moment, as (room, body).
+    async fn texts(feeds: &mut RoomFeeds) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        while let Ok((room, next)) =
+            tokio::time::timeout(Duration::from_millis(200), feeds.next()).await
+        {
+            let entry = next.unwrap();
+            if entry.kind == EntryKind::Text {
+                out.push((room.to_string(), entry.body.clone().unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn feeds_follow_rooms_in_turn_and_stop_when_told() {
+        let engine = Engine::start(Arc::new(MemoryStore::default()), EngineConfig::default())
+            .await
+            .unwrap();
+        let ann = UserId::new("ann").unwrap();
+        let mut feeds = RoomFeeds::default();
+        let mut seats = Vec::new();
+        for room in ["a", "b"] {
+            let (entries, seat) = join(&engine, &ann, room).await;
+            feeds.follow(Box::new(entries));
+            seats.push(seat);
+        }
+        let (a, b) = (RoomId::new("a").unwrap(), RoomId::new("b").unwrap());
+        for i in 0..20 {
+            engine
+                .send(&ann, &a, &format!("a{i}"), &format!("a{i}"))
+                .await
+                .unwrap();
+            engine
+                .send(&ann, &b, &format!("b{i}"), &format!("b{i}"))
+                .await
+                .unwrap();
+        }
+        let got = texts(&mut feeds).await;
+        assert_eq!(got.len(), 40, "every entry once: {got:?}");
+        for room in ["a", "b"] {
+            let bodies: Vec<_> = got
+                .iter()
+                .filter(|(r, _)| r == room)
+                .map(|(_, b)| b.clone())
+                .collect();
+            let want: Vec<_> = (0..20).map(|i| format!("{room}{i}")).collect();
+            assert_eq!(bodies, want, "room {room} in seq order");
+        }
+        // Taken in turn: room b is not left waiting until a is drained.
+        let first_b = got.iter().position(|(r, _)| r == "b").unwrap();
+        assert!(first_b < 20, "b's first entry came at {first_b}");
+
+        // Following a room again replaces its stream: no entry twice.
+        let (again, seat) = join(&engine, &ann, "a").await;
+        feeds.follow(Box::new(again));
+        seats.push(seat);
+        engine.send(&ann, &a, "a-late", "a-late").await.unwrap();
+        assert_eq!(texts(&mut feeds).await, [("a".into(), "a-late".into())]);
+
+        feeds.unfollow(&a);
+        engine.send(&ann, &a, "a-gone", "a-gone").await.unwrap();
+        engine.send(&ann, &b, "b-last", "b-last").await.unwrap();
+        assert_eq!(texts(&mut feeds).await, [("b".into(), "b-last".into())]);
+    }
+}
