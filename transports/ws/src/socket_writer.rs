@@ -158,7 +158,9 @@ impl Writer {
             }
         }
         let requested = *closing.borrow();
-        self.close(requested).await;
+        // Boxed: the close path is rare, and an idle connection's writer
+        // would otherwise carry its state.
+        Box::pin(self.close(requested)).await;
     }
 
     /// Acts on a queued item; its frame, if it has one.
