@@ -31,6 +31,14 @@ fn texts<T: Into<String>>(values: impl IntoIterator<Item = T>) -> Value {
     )
 }
 
+/// Locks the rooms named by `$1` in id order, the one order every append
+/// takes them in (a macro, so that the statements using it stay constants).
+macro_rules! lock_rooms_sql {
+    () => {
+        "SELECT id FROM parlor_rooms WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+    };
+}
+
 fn statement(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
@@ -60,12 +68,14 @@ pub(crate) async fn reserve_seqs(
     txn: &impl ConnectionTrait,
     per_room: &[(&str, i64)],
 ) -> Result<HashMap<String, i64>, DbErr> {
-    const SQL: &str = "WITH locked AS ( \
-           SELECT id FROM parlor_rooms WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE) \
-         UPDATE parlor_rooms r SET last_seq = r.last_seq + d.n \
+    const SQL: &str = concat!(
+        "WITH locked AS (",
+        lock_rooms_sql!(),
+        ") UPDATE parlor_rooms r SET last_seq = r.last_seq + d.n \
          FROM unnest($1::text[], $2::bigint[]) AS d(id, n), locked \
          WHERE r.id = d.id AND locked.id = d.id \
-         RETURNING r.id, r.last_seq";
+         RETURNING r.id, r.last_seq"
+    );
     let values = vec![
         texts(per_room.iter().map(|r| r.0)),
         array(
@@ -85,8 +95,7 @@ pub(crate) async fn lock_rooms(
     txn: &impl ConnectionTrait,
     batch: &[NewEntry],
 ) -> Result<(), DbErr> {
-    const SQL: &str =
-        "SELECT id FROM parlor_rooms WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
+    const SQL: &str = lock_rooms_sql!();
     let rooms = texts(batch.iter().map(|e| e.room_id.as_str()));
     txn.query_all_raw(statement(SQL, vec![rooms])).await?;
     Ok(())
