@@ -620,6 +620,14 @@ fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<(
     if body.trim().is_empty() {
         return Err(Error::new(ErrorKind::InvalidInput, "the body is empty"));
     }
+    // Postgres text cannot hold U+0000 and SQLite's text functions stop at
+    // it: refused here, a stored message always reads back as it was sent.
+    if body.contains('\0') || client_id.contains('\0') {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the body and client_id may not contain U+0000",
+        ));
+    }
     Ok(())
 }
 

@@ -166,6 +166,12 @@ async fn bad_input_is_refused_with_the_contract_codes() {
     assert_eq!(send("c", String::new()).await, Err(ErrorKind::InvalidInput));
     assert_eq!(send("", "hi".into()).await, Err(ErrorKind::InvalidInput));
     assert_eq!(
+        send("c", "a\0b".into()).await,
+        Err(ErrorKind::InvalidInput),
+        "no storage keeps U+0000"
+    );
+    assert_eq!(send("c\0", "hi".into()).await, Err(ErrorKind::InvalidInput));
+    assert_eq!(
         send(Box::leak("k".repeat(65).into_boxed_str()), "hi".into()).await,
         Err(ErrorKind::InvalidInput)
     );

@@ -305,7 +305,7 @@ async fn open_members_follow_the_log(store: &dyn Store, p: &str) {
 
 async fn fields_round_trip(store: &dyn Store, p: &str) {
     let r = new_room(store, p, "fields").await;
-    let body = "héllo 👋 — \"quotes\" \\ and\nnewlines";
+    let body = "héllo 👋 — \"quotes\" \\ and\nnewlines, \t\u{1}\u{7f} controls, [\"json\", {}]";
     let sent = text(&r, "user.name@example-1", "c-ünï", body);
     store.append(std::slice::from_ref(&sent)).await.unwrap();
     let got = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();

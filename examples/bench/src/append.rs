@@ -20,6 +20,38 @@ pub(crate) struct Params {
     pub(crate) seconds: f64,
     pub(crate) batch_max: Vec<usize>,
     pub(crate) database_url: Option<String>,
+    pub(crate) client_ids: ClientIds,
+}
+
+/// How senders make their client ids. What storage pays for its
+/// idempotency index depends on it: ids that grow together share index
+/// pages, random ones scatter over them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ClientIds {
+    /// Each sender counts: c0, c1, …
+    Counter,
+    /// Time-ordered UUIDs (version 7); the web chat's ids have their layout.
+    Uuid7,
+    /// Random UUIDs (version 4).
+    Uuid4,
+}
+
+impl ClientIds {
+    fn make(self, i: u64) -> String {
+        match self {
+            ClientIds::Counter => format!("c{i}"),
+            ClientIds::Uuid7 => uuid::Uuid::now_v7().to_string(),
+            ClientIds::Uuid4 => uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ClientIds::Counter => "counter",
+            ClientIds::Uuid7 => "uuid7",
+            ClientIds::Uuid4 => "uuid4",
+        }
+    }
 }
 
 pub(crate) async fn run(p: &Params, report: &mut Report) {
@@ -52,7 +84,10 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
                 20_000.0
             };
             report.target(
-                &format!("append {backend}, 100 rooms × 10 senders, msgs/s"),
+                &format!(
+                    "append {backend}, 100 rooms × 10 senders ({} client ids), msgs/s",
+                    p.client_ids.name()
+                ),
                 best,
                 &format!("≥ {want}"),
                 best >= want,
@@ -103,14 +138,14 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
     let tasks: Vec<_> = senders
         .into_iter()
         .map(|(user, room)| {
-            let (engine, body) = (engine.clone(), body.clone());
+            let (engine, body, client_ids) = (engine.clone(), body.clone(), p.client_ids);
             tokio::spawn(async move {
                 let mut latencies = Latencies::default();
                 let mut i = 0u64;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     engine
-                        .send(&user, &room, &format!("c{i}"), &body)
+                        .send(&user, &room, &client_ids.make(i), &body)
                         .await
                         .expect("send");
                     latencies.push_micros(sent.elapsed().as_micros() as u64);
@@ -134,6 +169,7 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
         .param("rooms", p.rooms)
         .param("senders", p.senders)
         .param("batch_max", batch_max)
+        .param("client_ids", p.client_ids.name())
         .param("seconds", p.seconds)
         .metric("acked", acked)
         .metric("msgs_per_sec", (acked as f64 / elapsed).round())

@@ -78,6 +78,10 @@ enum Scenario {
         /// Also run on this database (Postgres), besides a temporary SQLite file.
         #[arg(long)]
         database_url: Option<String>,
+        /// How senders make their client ids: `counter` (c0, c1, …),
+        /// `uuid7` (time-ordered), `uuid4` (random).
+        #[arg(long, value_enum, default_value_t = append::ClientIds::Counter)]
+        client_ids: append::ClientIds,
     },
     /// Concurrent reserves on one room.
     JoinStorm {
@@ -162,6 +166,7 @@ fn main() {
                 seconds,
                 batch_max,
                 database_url,
+                client_ids,
             } => {
                 append::run(
                     &append::Params {
@@ -170,6 +175,7 @@ fn main() {
                         seconds,
                         batch_max,
                         database_url,
+                        client_ids,
                     },
                     &mut report,
                 )

@@ -4,39 +4,32 @@
 //! 0. when the batch carries joins or leaves: the rooms' rows are locked, and
 //!    one SELECT of open members (and, in a cluster, one of live seats) drops
 //!    the membership entries that would change nothing;
-//! 1. one SELECT finds texts already stored, by (room, sender, client_id);
+//! 1. with [`Duplicates::LookUp`] only, one SELECT finds texts already
+//!    stored, by (room, sender, client_id);
 //! 2. one `UPDATE rooms … RETURNING` reserves each room's seqs;
-//! 3. one INSERT (in chunks under the bind-parameter limit) writes the rows;
+//! 3. one INSERT writes the rows;
 //! 4. at most one INSERT and one DELETE bring the open members in step.
 //!
 //! Why: the engine funnels every room's batch into one transaction, and a
 //! statement costs a round trip to the database (for SQLite, to its worker
 //! thread) whatever its size. Per-room statements made a hundred rooms cost
-//! three hundred round trips; this costs five. On Postgres, steps 1–3 pass
-//! their rows as arrays, so their SQL does not change with the batch
-//! (`append_postgres`); SQLite runs the builder queries below.
+//! three hundred round trips; a batch of texts costs two here (one on
+//! SQLite, which sends steps 2 and 3 as one call). Steps 1–3 have SQL that
+//! does not change with the batch: the rows travel as arrays on Postgres
+//! (`append_postgres`) and as JSON on SQLite (`append_sqlite`).
 
 use std::collections::{HashMap, HashSet};
 
 use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
-    sea_query::{CaseStatement, Expr, ExprTrait},
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+    sea_query::{Expr, ExprTrait},
 };
 
 #[cfg(feature = "postgres")]
 use crate::append_postgres;
-use crate::{
-    entity::{entry, member, room},
-    store::{to_entry, to_row},
-};
-
-/// Rows per INSERT: 8 columns each stays far under SQLite's 32 766 and
-/// Postgres's 65 535 bind parameters.
-const ROWS_PER_INSERT: usize = 1000;
-/// Keys per idempotency lookup: 3 parameters each.
-const KEYS_PER_LOOKUP: usize = 5000;
+use crate::{append_sqlite, entity::member, store::to_entry};
 
 type Key<'a> = (&'a str, &'a str, &'a str);
 
@@ -61,15 +54,28 @@ pub(crate) enum SeatCheck<'a> {
     Any,
 }
 
+/// Whether an append first looks for texts stored before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Duplicates {
+    /// Look them up, and answer each with its stored twin.
+    LookUp,
+    /// Expect none: the unique (room, sender, client_id) index is the check,
+    /// and a stored duplicate fails the transaction with a unique violation
+    /// (the caller then tries again with `LookUp`). Saves a statement in
+    /// the usual case, where a send is new.
+    Unexpected,
+}
+
 /// Appends `batch` within `txn` (the caller commits) and answers each entry.
 pub(crate) async fn append(
     txn: &impl ConnectionTrait,
     batch: &[NewEntry],
     seats: SeatCheck<'_>,
+    duplicates: Duplicates,
 ) -> Result<Vec<Appended>, DbErr> {
     let keep = membership_changes(txn, batch, seats).await?;
     if keep.iter().all(|&k| k) {
-        return append_changes(txn, batch).await;
+        return append_changes(txn, batch, duplicates).await;
     }
     // Rare (a join or leave someone else already logged): copy what is kept.
     let kept: Vec<NewEntry> = batch
@@ -78,7 +84,7 @@ pub(crate) async fn append(
         .filter(|(_, k)| **k)
         .map(|(e, _)| e.clone())
         .collect();
-    let mut stored = append_changes(txn, &kept).await?.into_iter();
+    let mut stored = append_changes(txn, &kept, duplicates).await?.into_iter();
     Ok(keep
         .into_iter()
         .map(|k| {
@@ -196,16 +202,17 @@ pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000):
 async fn append_changes(
     txn: &impl ConnectionTrait,
     batch: &[NewEntry],
+    duplicates: Duplicates,
 ) -> Result<Vec<Appended>, DbErr> {
     let mut out: Vec<Option<Appended>> = vec![None; batch.len()];
 
     // 1. Texts stored before.
     let keys: Vec<Key<'_>> = batch.iter().filter_map(key).collect();
     let rows = match () {
-        _ if keys.is_empty() => Vec::new(),
+        _ if keys.is_empty() || duplicates == Duplicates::Unexpected => Vec::new(),
         #[cfg(feature = "postgres")]
         _ if is_postgres(txn) => append_postgres::stored_texts(txn, &keys).await?,
-        _ => stored_texts(txn, &keys).await?,
+        _ => append_sqlite::stored_texts(txn, &keys).await?,
     };
     let mut stored: HashMap<(String, String, String), Entry> = HashMap::new();
     for row in rows {
@@ -252,46 +259,49 @@ async fn append_changes(
         return fill_twins(out, twins);
     }
 
-    // 2. Reserve every room's seqs at once. The row locks serialize writers
-    // of a room (across nodes too) until this transaction ends; Postgres
-    // takes them in id order, so concurrent writers cannot deadlock.
+    // Each entry's place from its room's end of the batch: its seq will be
+    // the room's new head minus `back`.
+    let mut left: HashMap<&str, i64> = per_room.iter().copied().collect();
+    let backs: Vec<i64> = fresh
+        .iter()
+        .map(|&i| {
+            let n = left
+                .get_mut(batch[i].room_id.as_str())
+                .expect("counted above");
+            *n -= 1;
+            *n
+        })
+        .collect();
+
+    // 2–3. Reserve every room's seqs at once and write the rows. The row
+    // locks serialize writers of a room (across nodes too) until this
+    // transaction ends; Postgres takes them in id order, so concurrent
+    // writers cannot deadlock. SQLite does both in one call.
     let heads = match () {
         #[cfg(feature = "postgres")]
         _ if is_postgres(txn) => append_postgres::reserve_seqs(txn, &per_room).await?,
-        _ => reserve_seqs(txn, &per_room).await?,
+        _ => {
+            let rows = fresh
+                .iter()
+                .zip(&backs)
+                .map(|(&i, &back)| (&batch[i], back));
+            append_sqlite::reserve_and_insert(txn, &per_room, rows).await?
+        }
     };
-    let mut next: HashMap<&str, i64> = HashMap::with_capacity(per_room.len());
-    for &(room_id, n) in &per_room {
+    for (&i, &back) in fresh.iter().zip(&backs) {
+        let room_id = batch[i].room_id.as_str();
         let head = heads
             .get(room_id)
             .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id} is not stored")))?;
-        next.insert(room_id, head - n + 1);
+        out[i] = Some(Appended::New(batch[i].clone().at((head - back) as u64)));
     }
-
-    // 3. The rows, each room's seqs in batch order.
-    for &i in &fresh {
-        let seq = next
-            .get_mut(batch[i].room_id.as_str())
-            .expect("reserved above");
-        let entry = batch[i].clone().at(*seq as u64);
-        *seq += 1;
-        out[i] = Some(Appended::New(entry));
-    }
-    let new: Vec<&Entry> = fresh
-        .iter()
-        .filter_map(|&i| out[i].as_ref()?.entry())
-        .collect();
-    match () {
-        #[cfg(feature = "postgres")]
-        _ if is_postgres(txn) => append_postgres::insert_entries(txn, &new).await?,
-        _ => {
-            for chunk in new.chunks(ROWS_PER_INSERT) {
-                let rows = chunk.iter().map(|e| to_row(e));
-                entry::Entity::insert_many(rows)
-                    .exec_without_returning(txn)
-                    .await?;
-            }
-        }
+    #[cfg(feature = "postgres")]
+    if is_postgres(txn) {
+        let new: Vec<&Entry> = fresh
+            .iter()
+            .filter_map(|&i| out[i].as_ref()?.entry())
+            .collect();
+        append_postgres::insert_entries(txn, &new).await?;
     }
 
     // 4. Open members follow the log: the last join or leave of each
@@ -334,56 +344,6 @@ async fn append_changes(
             .await?;
     }
     fill_twins(out, twins)
-}
-
-/// The stored entries among `keys` (the builder query, for SQLite).
-async fn stored_texts(
-    txn: &impl ConnectionTrait,
-    keys: &[Key<'_>],
-) -> Result<Vec<entry::Model>, DbErr> {
-    let mut rows = Vec::new();
-    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let tuples = chunk
-            .iter()
-            .map(|&(r, s, c)| (r.to_owned(), s.to_owned(), c.to_owned()));
-        rows.extend(
-            entry::Entity::find()
-                .filter(
-                    Expr::tuple([
-                        Expr::col(entry::Column::RoomId),
-                        Expr::col(entry::Column::Sender),
-                        Expr::col(entry::Column::ClientId),
-                    ])
-                    .in_tuples(tuples),
-                )
-                .all(txn)
-                .await?,
-        );
-    }
-    Ok(rows)
-}
-
-/// Adds each room's count to its `last_seq` in one UPDATE (the builder
-/// query, for SQLite) and returns the new heads.
-async fn reserve_seqs(
-    txn: &impl ConnectionTrait,
-    per_room: &[(&str, i64)],
-) -> Result<HashMap<String, i64>, DbErr> {
-    let mut bump = CaseStatement::new();
-    for &(room_id, n) in per_room {
-        bump = bump.case(room::Column::Id.eq(room_id), n);
-    }
-    Ok(room::Entity::update_many()
-        .col_expr(
-            room::Column::LastSeq,
-            Expr::col(room::Column::LastSeq).add(Into::<Expr>::into(bump.finally(0))),
-        )
-        .filter(room::Column::Id.is_in(per_room.iter().map(|(r, _)| *r)))
-        .exec_with_returning(txn)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.last_seq))
-        .collect())
 }
 
 fn fill_twins(

@@ -21,7 +21,7 @@ use parlor_engine::{
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value};
 
 use crate::{
-    append::{self, NOW_MS, SeatCheck},
+    append::{self, Duplicates, NOW_MS, SeatCheck},
     store::SeaOrmStore,
     translate::translate,
 };
@@ -284,7 +284,7 @@ impl SeatLeases for SeaOrmStore {
             // SELECT keeps its member, and a leave another node wrote since
             // is not written twice.
             let txn = self.writes.begin().await.map_err(translate)?;
-            let out = append::append(&txn, &leaves, SeatCheck::Any)
+            let out = append::append(&txn, &leaves, SeatCheck::Any, Duplicates::LookUp)
                 .await
                 .map_err(translate)?;
             txn.commit().await.map_err(translate)?;

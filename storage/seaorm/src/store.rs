@@ -15,14 +15,15 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
-    append::{self, SeatCheck},
+    append::{self, Duplicates, SeatCheck},
     entity::{entry, member, room},
     migration::Migrator,
     translate::translate,
 };
 
-/// How often an append is retried when a concurrent writer (another node)
-/// took the same idempotency key first.
+/// How often an append is tried when it meets a stored idempotency key:
+/// once expecting none, then looking first (twice, as a concurrent writer,
+/// another node, may take a key between the look and the insert).
 const APPEND_ATTEMPTS: usize = 3;
 
 /// Rooms and room logs in a SQL database through SeaORM.
@@ -99,13 +100,17 @@ impl SeaOrmStore {
         self.writes.get_database_backend()
     }
 
-    async fn append_once(&self, batch: &[NewEntry]) -> Result<Vec<Appended>, DbErr> {
+    async fn append_once(
+        &self,
+        batch: &[NewEntry],
+        duplicates: Duplicates,
+    ) -> Result<Vec<Appended>, DbErr> {
         let txn = self.writes.begin().await?;
         let seats = match &self.node {
             Some(node) => SeatCheck::OtherThan(node),
             None => SeatCheck::None,
         };
-        let out = append::append(&txn, batch, seats).await?;
+        let out = append::append(&txn, batch, seats, duplicates).await?;
         txn.commit().await?;
         Ok(out)
     }
@@ -147,19 +152,6 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
     });
     Database::connect(options).await.map_err(translate)
-}
-
-pub(crate) fn to_row(e: &Entry) -> entry::ActiveModel {
-    entry::ActiveModel {
-        room_id: Set(e.room_id.to_string()),
-        seq: Set(e.seq as i64),
-        id: Set(e.id.to_string()),
-        kind: Set(e.kind.as_str().to_owned()),
-        sender: Set(e.sender.to_string()),
-        client_id: Set(e.client_id.clone()),
-        body: Set(e.body.clone()),
-        created_at: Set(e.created_at.millis()),
-    }
 }
 
 fn corrupt(what: &str) -> DbErr {
@@ -229,13 +221,20 @@ impl Store for SeaOrmStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // The first attempt expects no stored duplicate (the usual case) and
+        // lets the unique index find one; the next attempts look first.
+        let mut duplicates = Duplicates::Unexpected;
         let mut attempt = 1;
         loop {
-            match self.append_once(batch).await {
+            match self.append_once(batch, duplicates).await {
                 Ok(out) => return Ok(out),
-                // Another writer stored one of these client ids between our
-                // read and our insert: the next attempt finds it.
-                Err(err) if is_unique_violation(&err) && attempt < APPEND_ATTEMPTS => attempt += 1,
+                // A client id this batch repeats was stored before, or
+                // another writer stored it between our read and our insert:
+                // the next attempt finds it.
+                Err(err) if is_unique_violation(&err) && attempt < APPEND_ATTEMPTS => {
+                    duplicates = Duplicates::LookUp;
+                    attempt += 1;
+                }
                 Err(DbErr::RecordNotFound(what)) => {
                     return Err(Error::new(
                         ErrorKind::InvalidInput,

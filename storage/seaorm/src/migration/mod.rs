@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_rooms_and_entries;
 mod m0002_cluster_seats;
+mod m0003_client_id_index_order;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_rooms_and_entries::Migration),
             Box::new(m0002_cluster_seats::Migration),
+            Box::new(m0003_client_id_index_order::Migration),
         ]
     }
 
