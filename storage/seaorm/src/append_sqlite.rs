@@ -1,17 +1,18 @@
 //! The append transaction's batch statements on SQLite, with fixed SQL
 //! whatever the batch size: the rows travel as one JSON text, unpacked by
-//! `json_each`.
+//! `jsonb_each` (which hands each row over as binary JSON, so `->>` reads a
+//! field without parsing text again).
 //!
 //! Why: every statement is a round trip to SQLite's worker thread, and on a
-//! busy two-core machine each crossing waits for a thread to be scheduled
-//! (0.3–0.6 ms). The seq bump and the INSERT therefore go as **one** call:
+//! busy two-core virtual machine each one costs two thread wake-ups (about
+//! half a millisecond). So the seq bump and the INSERT go as **one** call:
 //! the UPDATE advances each room's `last_seq` and returns the new heads, and
-//! the INSERT that follows in the same call reads them back to number its
-//! rows (`head - back`, where `back` counts the room's entries after this one
-//! in the batch). And SQL that does not change with the batch is parsed once
+//! the INSERT after it in the same call reads them back to number its rows
+//! (`head - back`, where `back` counts the room's entries after this one in
+//! the batch). And SQL that does not change with the batch is parsed once
 //! and then served from the connection's statement cache, where builder SQL
-//! with a parameter per value was parsed (and every value bound) again at
-//! every batch size (docs/benchmarks.md, step 14).
+//! with a parameter per value was parsed, and every value bound, at every
+//! batch (docs/benchmarks.md, step 14).
 
 use std::collections::HashMap;
 
@@ -35,7 +36,7 @@ pub(crate) async fn stored_texts(
     txn: &impl ConnectionTrait,
     keys: &[(&str, &str, &str)],
 ) -> Result<Vec<entry::Model>, DbErr> {
-    const SQL: &str = "SELECT e.* FROM json_each(?1) AS k \
+    const SQL: &str = "SELECT e.* FROM jsonb_each(?1) AS k \
          JOIN parlor_entries e ON e.room_id = k.value ->> 0 \
            AND e.client_id = k.value ->> 2 AND e.sender = k.value ->> 1";
     entry::Entity::find()
@@ -54,13 +55,13 @@ pub(crate) async fn reserve_and_insert<'a>(
     entries: impl Iterator<Item = (&'a NewEntry, i64)>,
 ) -> Result<HashMap<String, i64>, DbErr> {
     const SQL: &str = "UPDATE parlor_rooms SET last_seq = last_seq + (d.value ->> 1) \
-         FROM json_each(?1) AS d WHERE parlor_rooms.id = d.value ->> 0 \
+         FROM jsonb_each(?1) AS d WHERE parlor_rooms.id = d.value ->> 0 \
          RETURNING id, last_seq; \
          INSERT INTO parlor_entries \
          (room_id, seq, id, kind, sender, client_id, body, created_at) \
          SELECT r.id, r.last_seq - (e.value ->> 1), e.value ->> 2, e.value ->> 3, \
                 e.value ->> 4, e.value ->> 5, e.value ->> 6, e.value ->> 7 \
-         FROM json_each(?2) AS e JOIN parlor_rooms r ON r.id = e.value ->> 0";
+         FROM jsonb_each(?2) AS e JOIN parlor_rooms r ON r.id = e.value ->> 0";
     // Field order is the SQL's `->>` index.
     type Row<'a> = (
         &'a str,
