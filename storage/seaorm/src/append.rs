@@ -59,7 +59,7 @@ pub(crate) enum SeatCheck<'a> {
 pub(crate) enum Duplicates {
     /// Look them up, and answer each with its stored twin.
     LookUp,
-    /// Expect none: the unique (room, sender, client_id) index is the check,
+    /// Expect none: the unique (room, client_id, sender) index is the check,
     /// and a stored duplicate fails the transaction with a unique violation
     /// (the caller then tries again with `LookUp`). Saves a statement in
     /// the usual case, where a send is new.
@@ -276,32 +276,20 @@ async fn append_changes(
     // 2–3. Reserve every room's seqs at once and write the rows. The row
     // locks serialize writers of a room (across nodes too) until this
     // transaction ends; Postgres takes them in id order, so concurrent
-    // writers cannot deadlock. SQLite does both in one call.
+    // writers cannot deadlock.
+    let rows = fresh
+        .iter()
+        .zip(&backs)
+        .map(|(&i, &back)| (&batch[i], back));
     let heads = match () {
         #[cfg(feature = "postgres")]
-        _ if is_postgres(txn) => append_postgres::reserve_seqs(txn, &per_room).await?,
-        _ => {
-            let rows = fresh
-                .iter()
-                .zip(&backs)
-                .map(|(&i, &back)| (&batch[i], back));
-            append_sqlite::reserve_and_insert(txn, &per_room, rows).await?
-        }
+        _ if is_postgres(txn) => append_postgres::reserve_and_insert(txn, &per_room, rows).await?,
+        _ => append_sqlite::reserve_and_insert(txn, &per_room, rows).await?,
     };
     for (&i, &back) in fresh.iter().zip(&backs) {
         let room_id = batch[i].room_id.as_str();
-        let head = heads
-            .get(room_id)
-            .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id} is not stored")))?;
+        let head = heads.get(room_id).ok_or_else(|| room_not_stored(room_id))?;
         out[i] = Some(Appended::New(batch[i].clone().at((head - back) as u64)));
-    }
-    #[cfg(feature = "postgres")]
-    if is_postgres(txn) {
-        let new: Vec<&Entry> = fresh
-            .iter()
-            .filter_map(|&i| out[i].as_ref()?.entry())
-            .collect();
-        append_postgres::insert_entries(txn, &new).await?;
     }
 
     // 4. Open members follow the log: the last join or leave of each
@@ -344,6 +332,11 @@ async fn append_changes(
             .await?;
     }
     fill_twins(out, twins)
+}
+
+/// An append to a room that is not stored: the store refuses the batch.
+pub(crate) fn room_not_stored(room_id: &str) -> DbErr {
+    DbErr::RecordNotFound(format!("room {room_id} is not stored"))
 }
 
 fn fill_twins(

@@ -15,9 +15,9 @@ use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value, sea_query::ArrayType,
 };
 
-use parlor_engine::{Entry, NewEntry};
+use parlor_engine::NewEntry;
 
-use crate::entity::entry;
+use crate::{append::room_not_stored, entity::entry};
 
 /// One array parameter of `values`.
 fn array(values: impl IntoIterator<Item = Value>, ty: ArrayType) -> Value {
@@ -62,9 +62,29 @@ pub(crate) async fn stored_texts(
         .await
 }
 
+/// Reserves each room's seqs and inserts `entries`; returns the rooms' new
+/// heads. Arguments as for `append_sqlite::reserve_and_insert`: each entry's
+/// seq is its room's new head minus its `back`.
+pub(crate) async fn reserve_and_insert<'a>(
+    txn: &impl ConnectionTrait,
+    per_room: &[(&str, i64)],
+    entries: impl Iterator<Item = (&'a NewEntry, i64)>,
+) -> Result<HashMap<String, i64>, DbErr> {
+    let heads = reserve_seqs(txn, per_room).await?;
+    let rows = entries
+        .map(|(e, back)| {
+            let room_id = e.room_id.as_str();
+            let head = heads.get(room_id).ok_or_else(|| room_not_stored(room_id))?;
+            Ok((e, head - back))
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    insert_entries(txn, &rows).await?;
+    Ok(heads)
+}
+
 /// Adds `n` to each room's `last_seq` and returns the new heads. The rooms
 /// are locked in id order first, so concurrent appends cannot deadlock.
-pub(crate) async fn reserve_seqs(
+async fn reserve_seqs(
     txn: &impl ConnectionTrait,
     per_room: &[(&str, i64)],
 ) -> Result<HashMap<String, i64>, DbErr> {
@@ -101,10 +121,10 @@ pub(crate) async fn lock_rooms(
     Ok(())
 }
 
-/// Inserts the entries.
-pub(crate) async fn insert_entries(
+/// Inserts the entries, each at its seq.
+async fn insert_entries(
     txn: &impl ConnectionTrait,
-    entries: &[&Entry],
+    entries: &[(&NewEntry, i64)],
 ) -> Result<(), DbErr> {
     // sea-query binds no NULL inside an array, so an absent client_id or
     // body (join and leave entries) travels as '' and is stored as NULL: a
@@ -115,22 +135,22 @@ pub(crate) async fn insert_entries(
          FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], \
                      $5::text[], $6::text[], $7::text[], $8::bigint[]) \
            AS r(room_id, seq, id, kind, sender, client_id, body, created_at)";
-    let big = |f: fn(&Entry) -> i64| {
+    let big = |f: fn(&(&NewEntry, i64)) -> i64| {
         array(
             entries.iter().map(|e| Value::BigInt(Some(f(e)))),
             ArrayType::BigInt,
         )
     };
-    let string = |f: fn(&Entry) -> &str| texts(entries.iter().map(|e| f(e)));
+    let string = |f: fn(&NewEntry) -> &str| texts(entries.iter().map(|(e, _)| f(e)));
     let values = vec![
         string(|e| e.room_id.as_str()),
-        big(|e| e.seq as i64),
-        texts(entries.iter().map(|e| e.id.to_string())),
+        big(|&(_, seq)| seq),
+        texts(entries.iter().map(|(e, _)| e.id.to_string())),
         string(|e| e.kind.as_str()),
         string(|e| e.sender.as_str()),
         string(|e| e.client_id.as_deref().unwrap_or("")),
         string(|e| e.body.as_deref().unwrap_or("")),
-        big(|e| e.created_at.millis()),
+        big(|(e, _)| e.created_at.millis()),
     ];
     txn.execute_raw(statement(SQL, values)).await?;
     Ok(())
