@@ -14,9 +14,12 @@
 //! with a parameter per value was parsed, and every value bound, at every
 //! batch (docs/benchmarks.md, step 14).
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Mutex, MutexGuard, PoisonError},
+};
 
-use parlor_engine::NewEntry;
+use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value};
 use serde::Serialize;
 
@@ -29,6 +32,32 @@ fn statement(sql: &str, values: impl IntoIterator<Item = String>) -> Statement {
 
 fn json(rows: &impl Serialize) -> Result<String, DbErr> {
     serde_json::to_string(rows).map_err(|e| DbErr::Custom(format!("batch to JSON: {e}")))
+}
+
+/// An entry as the statements read it; field order is the SQL's `->>`
+/// index, and the second field is a seq or a `back`, as the statement says.
+type Row<'a> = (
+    &'a str,
+    i64,
+    String,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    i64,
+);
+
+fn row(e: &NewEntry, seq_or_back: i64) -> Row<'_> {
+    (
+        e.room_id.as_str(),
+        seq_or_back,
+        e.id.to_string(),
+        e.kind.as_str(),
+        e.sender.as_str(),
+        e.client_id.as_deref(),
+        e.body.as_deref(),
+        e.created_at.millis(),
+    )
 }
 
 /// The stored entries among `keys` (room, sender, client_id).
@@ -62,34 +91,117 @@ pub(crate) async fn reserve_and_insert<'a>(
          SELECT r.id, r.last_seq - (e.value ->> 1), e.value ->> 2, e.value ->> 3, \
                 e.value ->> 4, e.value ->> 5, e.value ->> 6, e.value ->> 7 \
          FROM jsonb_each(?2) AS e JOIN parlor_rooms r ON r.id = e.value ->> 0";
-    // Field order is the SQL's `->>` index.
-    type Row<'a> = (
-        &'a str,
-        i64,
-        String,
-        &'a str,
-        &'a str,
-        Option<&'a str>,
-        Option<&'a str>,
-        i64,
-    );
-    let rows: Vec<Row<'_>> = entries
-        .map(|(e, back)| {
-            (
-                e.room_id.as_str(),
-                back,
-                e.id.to_string(),
-                e.kind.as_str(),
-                e.sender.as_str(),
-                e.client_id.as_deref(),
-                e.body.as_deref(),
-                e.created_at.millis(),
-            )
-        })
-        .collect();
+    let rows: Vec<Row<'_>> = entries.map(|(e, back)| row(e, back)).collect();
     txn.query_all_raw(statement(SQL, [json(&per_room)?, json(&rows)?]))
         .await?
         .into_iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
         .collect()
+}
+
+/// Each room's head (`last_seq`) as this store's own appends left it, so
+/// that a batch of new texts can be numbered without reading them and
+/// stored with **one** statement: an INSERT in autocommit, which a trigger
+/// (migration `m0004`) keeps `last_seq` in step with. One statement is one
+/// crossing to SQLite's worker thread, where a transaction took three
+/// (`BEGIN`, the body, `COMMIT`).
+///
+/// Why it is safe: SQLite has one writer, and it is this store's connection.
+/// A head can only be stale if something else wrote to the file (another
+/// process, another store on it); then the seq after the stale head is
+/// already taken, the (room_id, seq) key fails the statement whole, and the
+/// store forgets the batch's heads and appends the long way, which reads
+/// them again.
+#[derive(Debug, Default)]
+pub(crate) struct KnownHeads(Mutex<HashMap<String, i64>>);
+
+/// Rooms whose heads are kept; past that the map starts over (each room then
+/// pays one transactional append to be known again).
+const KNOWN_HEADS_MAX: usize = 100_000;
+
+impl KnownHeads {
+    fn heads(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Each entry's seq, when every entry is a text with a client id not
+    /// repeated in the batch, in a room whose head is known.
+    fn number(&self, batch: &[NewEntry]) -> Option<Vec<i64>> {
+        let heads = self.heads();
+        let mut next: HashMap<&str, i64> = HashMap::new();
+        let mut keys = HashSet::with_capacity(batch.len());
+        batch
+            .iter()
+            .map(|e| {
+                let client_id = e
+                    .client_id
+                    .as_deref()
+                    .filter(|_| e.kind == EntryKind::Text)?;
+                if !keys.insert((e.room_id.as_str(), e.sender.as_str(), client_id)) {
+                    return None;
+                }
+                let room = e.room_id.as_str();
+                let seq = match next.get(room) {
+                    Some(seq) => seq + 1,
+                    None => heads.get(room)? + 1,
+                };
+                next.insert(room, seq);
+                Some(seq)
+            })
+            .collect()
+    }
+
+    /// Learns heads from entries just stored.
+    pub(crate) fn learn<'a>(&self, stored: impl Iterator<Item = &'a Entry>) {
+        let mut heads = self.heads();
+        for e in stored {
+            if heads.len() >= KNOWN_HEADS_MAX && !heads.contains_key(e.room_id.as_str()) {
+                heads.clear();
+            }
+            let head = heads.entry(e.room_id.to_string()).or_default();
+            *head = (*head).max(e.seq as i64);
+        }
+    }
+
+    fn forget(&self, batch: &[NewEntry]) {
+        let mut heads = self.heads();
+        for e in batch {
+            heads.remove(e.room_id.as_str());
+        }
+    }
+}
+
+/// Stores `batch` with one INSERT when [`KnownHeads`] can number it;
+/// `None` when it cannot (the caller appends the long way). A unique
+/// violation means a stored duplicate or a stale head: nothing was written,
+/// and the batch's heads are forgotten.
+pub(crate) async fn append_at_known_heads(
+    conn: &impl ConnectionTrait,
+    heads: &KnownHeads,
+    batch: &[NewEntry],
+) -> Result<Option<Vec<Appended>>, DbErr> {
+    const SQL: &str = "INSERT INTO parlor_entries \
+         (room_id, seq, id, kind, sender, client_id, body, created_at) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
+                value ->> 4, value ->> 5, value ->> 6, value ->> 7 \
+         FROM jsonb_each(?1)";
+    let Some(seqs) = heads.number(batch) else {
+        return Ok(None);
+    };
+    let rows: Vec<Row<'_>> = batch
+        .iter()
+        .zip(&seqs)
+        .map(|(e, &seq)| row(e, seq))
+        .collect();
+    if let Err(err) = conn.execute_raw(statement(SQL, [json(&rows)?])).await {
+        heads.forget(batch);
+        return Err(err);
+    }
+    let out: Vec<Appended> = batch
+        .iter()
+        .zip(seqs)
+        .map(|(e, seq)| Appended::New(e.clone().at(seq as u64)))
+        .collect();
+    heads.learn(out.iter().filter_map(Appended::entry));
+    Ok(Some(out))
 }

@@ -10,12 +10,14 @@ use parlor_engine::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
     append::{self, Duplicates, SeatCheck},
+    append_sqlite::{self, KnownHeads},
     entity::{entry, member, room},
     migration::Migrator,
     translate::translate,
@@ -39,6 +41,8 @@ pub struct SeaOrmStore {
     pub(crate) writes: DatabaseConnection,
     /// The cluster node this store appends for (see [`SeaOrmStore::for_node`]).
     pub(crate) node: Option<Arc<str>>,
+    /// SQLite: rooms' heads as this store's appends left them.
+    heads: Arc<KnownHeads>,
 }
 
 impl SeaOrmStore {
@@ -58,6 +62,7 @@ impl SeaOrmStore {
                 reads,
                 writes,
                 node: None,
+                heads: Arc::default(),
             })
         } else {
             let pool = connect(url, 16).await?;
@@ -65,6 +70,7 @@ impl SeaOrmStore {
                 reads: pool.clone(),
                 writes: pool,
                 node: None,
+                heads: Arc::default(),
             })
         }
     }
@@ -105,7 +111,15 @@ impl SeaOrmStore {
         batch: &[NewEntry],
         duplicates: Duplicates,
     ) -> Result<Vec<Appended>, DbErr> {
-        let txn = self.writes.begin().await?;
+        // IMMEDIATE takes SQLite's write lock at BEGIN, waiting for it as
+        // long as the busy timeout allows: a transaction that read first
+        // and then wrote could not wait, it would fail at once with BUSY
+        // while another connection to the file writes. (Postgres ignores it.)
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let txn = self.writes.begin_with_options(options).await?;
         let seats = match &self.node {
             Some(node) => SeatCheck::OtherThan(node),
             None => SeatCheck::None,
@@ -225,9 +239,27 @@ impl Store for SeaOrmStore {
         // lets the unique index find one; the next attempts look first.
         let mut duplicates = Duplicates::Unexpected;
         let mut attempt = 1;
+        if self.backend() == DbBackend::Sqlite {
+            match append_sqlite::append_at_known_heads(&self.writes, &self.heads, batch).await {
+                Ok(Some(out)) => return Ok(out),
+                Ok(None) => {}
+                // A stored duplicate, or a head another writer moved.
+                Err(err) if is_unique_violation(&err) => {
+                    duplicates = Duplicates::LookUp;
+                    attempt += 1;
+                }
+                Err(err) => return Err(translate(err)),
+            }
+        }
         loop {
             match self.append_once(batch, duplicates).await {
-                Ok(out) => return Ok(out),
+                Ok(out) => {
+                    if self.backend() == DbBackend::Sqlite {
+                        let new = out.iter().filter(|o| o.is_new());
+                        self.heads.learn(new.filter_map(Appended::entry));
+                    }
+                    return Ok(out);
+                }
                 // A client id this batch repeats was stored before, or
                 // another writer stored it between our read and our insert:
                 // the next attempt finds it.

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_rooms_and_entries;
 mod m0002_cluster_seats;
 mod m0003_client_id_index_order;
+mod m0004_sqlite_head_trigger;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_rooms_and_entries::Migration),
             Box::new(m0002_cluster_seats::Migration),
             Box::new(m0003_client_id_index_order::Migration),
+            Box::new(m0004_sqlite_head_trigger::Migration),
         ]
     }
 
