@@ -17,7 +17,11 @@
 //! A room is created with an INSERT, never an upsert: a duplicate id is
 //! reported as [`CreateOutcome::AlreadyExists`](parlor_engine::ports::CreateOutcome).
 //! An append is one transaction for the whole batch, which reserves each
-//! room's seqs by advancing `last_seq` in the same transaction.
+//! room's seqs by advancing `last_seq` in the same transaction. On SQLite a
+//! batch of new texts in rooms whose heads this store's own appends left is
+//! a single INSERT, numbered from those heads; a trigger advances
+//! `last_seq`, and the (room_id, seq) key turns a head another writer moved
+//! into a retry the long way.
 //!
 //! ```no_run
 //! use std::sync::Arc;
