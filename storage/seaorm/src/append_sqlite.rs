@@ -13,6 +13,9 @@
 //! and then served from the connection's statement cache, where builder SQL
 //! with a parameter per value was parsed, and every value bound, at every
 //! batch (docs/benchmarks.md, step 14).
+//!
+//! A batch of new texts in rooms whose heads the store knows needs no
+//! transaction at all: see [`KnownHeads`] (step 15).
 
 use std::{
     collections::{HashMap, HashSet},

@@ -41,8 +41,8 @@ pub struct SeaOrmStore {
     pub(crate) writes: DatabaseConnection,
     /// The cluster node this store appends for (see [`SeaOrmStore::for_node`]).
     pub(crate) node: Option<Arc<str>>,
-    /// SQLite: rooms' heads as this store's appends left them.
-    heads: Arc<KnownHeads>,
+    /// SQLite only: rooms' heads as this store's appends left them.
+    heads: Option<Arc<KnownHeads>>,
 }
 
 impl SeaOrmStore {
@@ -62,7 +62,7 @@ impl SeaOrmStore {
                 reads,
                 writes,
                 node: None,
-                heads: Arc::default(),
+                heads: Some(Arc::default()),
             })
         } else {
             let pool = connect(url, 16).await?;
@@ -70,7 +70,7 @@ impl SeaOrmStore {
                 reads: pool.clone(),
                 writes: pool,
                 node: None,
-                heads: Arc::default(),
+                heads: None,
             })
         }
     }
@@ -239,8 +239,8 @@ impl Store for SeaOrmStore {
         // lets the unique index find one; the next attempts look first.
         let mut duplicates = Duplicates::Unexpected;
         let mut attempt = 1;
-        if self.backend() == DbBackend::Sqlite {
-            match append_sqlite::append_at_known_heads(&self.writes, &self.heads, batch).await {
+        if let Some(heads) = &self.heads {
+            match append_sqlite::append_at_known_heads(&self.writes, heads, batch).await {
                 Ok(Some(out)) => return Ok(out),
                 Ok(None) => {}
                 // A stored duplicate, or a head another writer moved.
@@ -254,9 +254,9 @@ impl Store for SeaOrmStore {
         loop {
             match self.append_once(batch, duplicates).await {
                 Ok(out) => {
-                    if self.backend() == DbBackend::Sqlite {
+                    if let Some(heads) = &self.heads {
                         let new = out.iter().filter(|o| o.is_new());
-                        self.heads.learn(new.filter_map(Appended::entry));
+                        heads.learn(new.filter_map(Appended::entry));
                     }
                     return Ok(out);
                 }
