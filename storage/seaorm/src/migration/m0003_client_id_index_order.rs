@@ -37,48 +37,32 @@ fn index(name: &str, columns: [ParlorEntries; 3]) -> IndexCreateStatement {
     index.to_owned()
 }
 
+/// Builds `create`, then drops `drop`: sends stay unique at every step.
+async fn replace(
+    manager: &SchemaManager<'_>,
+    create: IndexCreateStatement,
+    drop: &str,
+) -> Result<(), DbErr> {
+    manager.create_index(create).await?;
+    manager
+        .drop_index(
+            Index::drop()
+                .name(drop)
+                .table(ParlorEntries::Table)
+                .to_owned(),
+        )
+        .await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // The new one first: sends stay unique at every step.
-        manager
-            .create_index(index(
-                NEW,
-                [
-                    ParlorEntries::RoomId,
-                    ParlorEntries::ClientId,
-                    ParlorEntries::Sender,
-                ],
-            ))
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(OLD)
-                    .table(ParlorEntries::Table)
-                    .to_owned(),
-            )
-            .await
+        use ParlorEntries::*;
+        replace(manager, index(NEW, [RoomId, ClientId, Sender]), OLD).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(index(
-                OLD,
-                [
-                    ParlorEntries::RoomId,
-                    ParlorEntries::Sender,
-                    ParlorEntries::ClientId,
-                ],
-            ))
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(NEW)
-                    .table(ParlorEntries::Table)
-                    .to_owned(),
-            )
-            .await
+        use ParlorEntries::*;
+        replace(manager, index(OLD, [RoomId, Sender, ClientId]), NEW).await
     }
 }
