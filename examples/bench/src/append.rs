@@ -30,7 +30,7 @@ pub(crate) struct Params {
 pub(crate) enum ClientIds {
     /// Each sender counts: c0, c1, …
     Counter,
-    /// Time-ordered UUIDs (version 7); the web chat's ids have their layout.
+    /// Time-ordered UUIDs (version 7), ordered as the web chat's ids are.
     Uuid7,
     /// Random UUIDs (version 4).
     Uuid4,

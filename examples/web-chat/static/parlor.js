@@ -49,11 +49,11 @@ const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
 const HISTORY_PAGE = 50;
 
-/* A client id that grows with time: milliseconds, then 80 random bits
- * (the layout of a UUIDv7). The server indexes client ids per room, and ids
- * that grow together are the cheapest to index (docs/protocol.md).
- * getRandomValues works where randomUUID does not: pages served over plain
- * http on a LAN address are not a secure context. */
+/* A client id that grows with time, as a UUIDv7 does: 48 bits of
+ * milliseconds, then 80 random bits. The server indexes client ids per
+ * room, and ids that grow together are the cheapest to index
+ * (docs/protocol.md). getRandomValues works where randomUUID does not:
+ * pages served over plain http on a LAN address are not a secure context. */
 function newClientId() {
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   const millis = Date.now().toString(16).padStart(12, "0");
