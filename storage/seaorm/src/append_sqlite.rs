@@ -158,11 +158,16 @@ impl KnownHeads {
     pub(crate) fn learn<'a>(&self, stored: impl Iterator<Item = &'a Entry>) {
         let mut heads = self.heads();
         for e in stored {
-            if heads.len() >= KNOWN_HEADS_MAX && !heads.contains_key(e.room_id.as_str()) {
-                heads.clear();
+            let seq = e.seq as i64;
+            match heads.get_mut(e.room_id.as_str()) {
+                Some(head) => *head = (*head).max(seq),
+                None => {
+                    if heads.len() >= KNOWN_HEADS_MAX {
+                        heads.clear();
+                    }
+                    heads.insert(e.room_id.to_string(), seq);
+                }
             }
-            let head = heads.entry(e.room_id.to_string()).or_default();
-            *head = (*head).max(e.seq as i64);
         }
     }
 
