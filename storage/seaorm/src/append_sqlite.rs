@@ -213,3 +213,66 @@ pub(crate) async fn append_at_known_heads(
     heads.learn(out.iter().filter_map(Appended::entry));
     Ok(Some(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use parlor_engine::{RoomId, UserId};
+
+    use super::*;
+
+    fn text(room: &str, client_id: &str) -> NewEntry {
+        NewEntry::text(
+            RoomId::new(room).unwrap(),
+            UserId::new("ann").unwrap(),
+            client_id,
+            "hi",
+        )
+    }
+
+    #[test]
+    fn numbers_only_new_texts_in_rooms_it_knows() {
+        let heads = KnownHeads::default();
+        let batch = [text("a", "1"), text("b", "1"), text("a", "2")];
+        assert_eq!(heads.number(&batch), None, "no head known yet");
+
+        heads.learn([text("a", "0").at(7), text("b", "0").at(2)].iter());
+        assert_eq!(heads.number(&batch), Some(vec![8, 3, 9]));
+        assert_eq!(
+            heads.number(&batch),
+            Some(vec![8, 3, 9]),
+            "numbering moves no head; storing does"
+        );
+        assert_eq!(
+            heads.number(&[text("a", "1"), text("a", "1")]),
+            None,
+            "a client id twice in the batch"
+        );
+        let join = NewEntry::membership(
+            RoomId::new("a").unwrap(),
+            UserId::new("bob").unwrap(),
+            EntryKind::Join,
+        );
+        assert_eq!(heads.number(&[join]), None, "a membership entry");
+
+        heads.forget(&batch[..1]);
+        assert_eq!(heads.number(&batch), None, "room a is forgotten");
+        assert_eq!(heads.number(&batch[1..2]), Some(vec![3]), "room b is not");
+    }
+
+    #[test]
+    fn heads_only_move_forward_and_the_map_is_bounded() {
+        let heads = KnownHeads::default();
+        heads.learn([text("a", "0").at(9), text("a", "1").at(5)].iter());
+        assert_eq!(heads.number(&[text("a", "2")]), Some(vec![10]));
+
+        // Room "a" and as many more as fill the map.
+        let many: Vec<Entry> = (1..KNOWN_HEADS_MAX)
+            .map(|i| text(&format!("r{i}"), "0").at(1))
+            .collect();
+        heads.learn(many.iter());
+        assert_eq!(heads.heads().len(), KNOWN_HEADS_MAX);
+        heads.learn([text("one-more", "0").at(1)].iter());
+        assert_eq!(heads.heads().len(), 1, "a full map starts over");
+        assert_eq!(heads.number(&[text("one-more", "1")]), Some(vec![2]));
+    }
+}
