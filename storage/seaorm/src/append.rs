@@ -59,7 +59,7 @@ pub(crate) enum SeatCheck<'a> {
 pub(crate) enum Duplicates {
     /// Look them up, and answer each with its stored twin.
     LookUp,
-    /// Expect none: the unique (room, client_id, sender) index is the check,
+    /// Expect none: the unique (client_id, sender, room) index is the check,
     /// and a stored duplicate fails the transaction with a unique violation
     /// (the caller then tries again with `LookUp`). Saves a statement in
     /// the usual case, where a send is new.

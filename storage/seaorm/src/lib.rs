@@ -11,7 +11,7 @@
 //! Three tables, created by the bundled migrations:
 //! - `parlor_rooms` — id, capacity, title, and `last_seq`, the log's head;
 //! - `parlor_entries` — the room logs, keyed by (room_id, seq), with a unique
-//!   (room_id, client_id, sender) that makes sends idempotent;
+//!   (client_id, sender, room_id) that makes sends idempotent;
 //! - `parlor_members` — open memberships, so a restart can close them.
 //!
 //! A room is created with an INSERT, never an upsert: a duplicate id is

@@ -1,5 +1,5 @@
 //! `parlor_entries`: the room logs. The primary key (room_id, seq) makes a
-//! seq unique per room; a unique index on (room_id, client_id, sender) makes
+//! seq unique per room; a unique index on (client_id, sender, room_id) makes
 //! sends idempotent (NULL client ids of join/leave entries never collide).
 
 use sea_orm::entity::prelude::*;

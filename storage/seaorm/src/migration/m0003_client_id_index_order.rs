@@ -10,49 +10,13 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::idempotency_index::{ParlorEntries, index, replace};
+
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
-#[derive(DeriveIden)]
-enum ParlorEntries {
-    Table,
-    RoomId,
-    Sender,
-    ClientId,
-}
-
 const OLD: &str = "parlor_entries_idempotency";
 const NEW: &str = "parlor_entries_client_ids";
-
-fn index(name: &str, columns: [ParlorEntries; 3]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index
-        .name(name)
-        .table(ParlorEntries::Table)
-        .unique()
-        .if_not_exists();
-    for column in columns {
-        index.col(column);
-    }
-    index.to_owned()
-}
-
-/// Builds `create`, then drops `drop`: sends stay unique at every step.
-async fn replace(
-    manager: &SchemaManager<'_>,
-    create: IndexCreateStatement,
-    drop: &str,
-) -> Result<(), DbErr> {
-    manager.create_index(create).await?;
-    manager
-        .drop_index(
-            Index::drop()
-                .name(drop)
-                .table(ParlorEntries::Table)
-                .to_owned(),
-        )
-        .await
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

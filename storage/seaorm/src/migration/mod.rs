@@ -3,10 +3,12 @@
 
 use sea_orm_migration::prelude::*;
 
+mod idempotency_index;
 mod m0001_rooms_and_entries;
 mod m0002_cluster_seats;
 mod m0003_client_id_index_order;
 mod m0004_sqlite_head_trigger;
+mod m0005_client_id_first;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -19,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_cluster_seats::Migration),
             Box::new(m0003_client_id_index_order::Migration),
             Box::new(m0004_sqlite_head_trigger::Migration),
+            Box::new(m0005_client_id_first::Migration),
         ]
     }
 

@@ -1,0 +1,81 @@
+//! The migrations that reorder the idempotency index (`m0003`, `m0005`), up
+//! and down on a SQLite file: entries stay, and so does their uniqueness.
+//! (Postgres runs them up in every suite that opens it; down is not run
+//! there, since the suites share one database.)
+
+use parlor_seaorm::Migrator;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm_migration::MigratorTrait;
+
+/// The idempotency indexes on `parlor_entries`, by name.
+async fn indexes(db: &DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT name FROM sqlite_master WHERE type = 'index' \
+               AND tbl_name = 'parlor_entries' AND name LIKE 'parlor_entries_%' \
+               ORDER BY name";
+    let rows = db
+        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect()
+}
+
+/// Ann's text `client_id` at `seq` in room "r".
+async fn send(db: &DatabaseConnection, seq: i64, client_id: &str) -> Result<(), DbErr> {
+    db.execute_unprepared(&format!(
+        "INSERT INTO parlor_entries (room_id, seq, id, kind, sender, client_id, body, created_at) \
+         VALUES ('r', {seq}, 'id-{seq}', 'text', 'ann', '{client_id}', 'hi', 0)"
+    ))
+    .await
+    .map(drop)
+}
+
+async fn entries(db: &DatabaseConnection) -> i64 {
+    let sql = "SELECT count(*) FROM parlor_entries";
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+#[tokio::test]
+async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("parlor.db").display()
+    );
+    let db = Database::connect(&url).await.unwrap();
+
+    // The schema as the first release left it, with a stored send.
+    Migrator::up(&db, Some(2)).await.unwrap();
+    assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
+    db.execute_unprepared(
+        "INSERT INTO parlor_rooms (id, capacity, last_seq, created_at) VALUES ('r', 10, 1, 0)",
+    )
+    .await
+    .unwrap();
+    send(&db, 1, "a").await.unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(indexes(&db).await, ["parlor_entries_client_id_first"]);
+    assert!(
+        send(&db, 2, "a").await.is_err(),
+        "a client id stored before"
+    );
+    send(&db, 2, "b").await.unwrap();
+
+    // Back past m0005, m0004 and m0003: the first index again.
+    Migrator::down(&db, Some(3)).await.unwrap();
+    assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
+    assert_eq!(entries(&db).await, 2);
+    assert!(send(&db, 3, "b").await.is_err(), "still unique after down");
+
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(indexes(&db).await, ["parlor_entries_client_id_first"]);
+    assert_eq!(entries(&db).await, 2);
+    assert!(send(&db, 3, "a").await.is_err(), "still unique after up");
+}
