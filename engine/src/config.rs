@@ -27,6 +27,12 @@ pub struct EngineConfig {
     /// before it before the stream reads storage instead (across nodes
     /// entries arrive out of order; on one node they never do).
     pub reorder_wait: Duration,
+    /// How long a room may go on holding stored entries back from its
+    /// subscribers while more sends wait to be stored, so that a burst goes
+    /// out in one publish (2 ms; zero publishes every commit at once). It is
+    /// checked as each commit ends, so an entry waits at most this plus one
+    /// commit. Acks never wait.
+    pub publish_hold: Duration,
     /// The key tickets are signed with. `None` draws a random one at start;
     /// nodes of a cluster share one so any node can check any ticket.
     pub ticket_secret: Option<Vec<u8>>,
@@ -44,6 +50,7 @@ impl Default for EngineConfig {
             live_buffer: 1024,
             sweep_interval: Duration::from_millis(250),
             reorder_wait: Duration::from_millis(100),
+            publish_hold: Duration::from_millis(2),
             ticket_secret: None,
         }
     }
@@ -83,6 +90,12 @@ impl EngineConfig {
     /// Sets [`EngineConfig::live_buffer`].
     pub fn live_buffer(mut self, n: usize) -> Self {
         self.live_buffer = n.max(1);
+        self
+    }
+
+    /// Sets [`EngineConfig::publish_hold`].
+    pub fn publish_hold(mut self, hold: Duration) -> Self {
+        self.publish_hold = hold;
         self
     }
 

@@ -21,7 +21,8 @@
 //!   in memory by its creator's seat until the first commit writes it.
 //! - **Appends** go through one task per active room, which takes everything
 //!   waiting; one writer stores every room's waiting batch in one transaction
-//!   (group commit), then each room acks and publishes. `submit` queues a send
+//!   (group commit), then each room acks and publishes (a burst that spans
+//!   commits in one publish: `EngineConfig::publish_hold`). `submit` queues a send
 //!   and returns at once, so a connection can pipeline its sends in order.
 //! - **Streams** subscribe live first, read the backlog, and skip what they
 //!   have seen: no gap, no duplicate at the seam.

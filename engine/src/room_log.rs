@@ -3,8 +3,9 @@
 //!
 //! Every entry of a room, text or membership, is queued here; a single task
 //! per room takes everything waiting (up to `append_batch_max`), stores it in
-//! **one** transaction, then advances `last_seq`, publishes the new entries and
-//! acks each sender. One writer per room means the store sees each room's
+//! **one** transaction, then advances `last_seq`, publishes the new entries
+//! (or holds them briefly for the next commit: [`Unpublished`]) and acks each
+//! sender. One writer per room means the store sees each room's
 //! entries in queue order, and a queue drained in batches turns N waiting
 //! senders into one commit. The task exists only while there is work: it
 //! starts on the first push into an empty inbox and exits when the inbox is
@@ -24,7 +25,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, oneshot},
+    time::Instant,
+};
 
 use crate::{
     engine::Inner,
@@ -106,6 +110,11 @@ impl RoomLog {
         !std::mem::replace(&mut inbox.running, true)
     }
 
+    /// True while requests wait for the next batch.
+    fn has_waiting(&self) -> bool {
+        !self.inbox().queue.is_empty()
+    }
+
     pub(crate) fn is_idle(&self) -> bool {
         let inbox = self.inbox();
         !inbox.running && inbox.queue.is_empty()
@@ -133,6 +142,7 @@ impl RoomLog {
 /// The room's append task: drains the inbox in batches until it is empty.
 pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>, _task: GaugeGuard) {
     let mut backoff = Duration::from_millis(50);
+    let mut unpublished = Unpublished::default();
     while let Some(batch) = room.log.take_batch(inner.config.append_batch_max) {
         let (entries, tails): (Vec<_>, Vec<_>) = batch
             .into_iter()
@@ -141,20 +151,69 @@ pub(crate) async fn run(inner: Arc<Inner>, room: Arc<LiveRoom>, _task: GaugeGuar
         match inner.writer.append(entries).await {
             Ok(outcomes) => {
                 backoff = Duration::from_millis(50);
-                deliver(&inner, &room, outcomes, tails).await;
+                deliver(&inner, &room, outcomes, tails, &mut unpublished).await;
             }
             Err(Refused { error, entries }) => {
                 tracing::debug!(room = %room.id, code = error.code(), batch = entries.len(), "append failed");
+                unpublished.publish(&inner, &room).await;
                 fail(&room, entries, tails, &error, &mut backoff).await;
             }
         }
     }
+    unpublished.publish(&inner, &room).await;
     inner.directory.unload_if_idle(&room);
+}
+
+/// New entries that are stored but not yet published.
+///
+/// Why hold any: a burst of sends to a room spreads over a few commits (the
+/// first commits alone while the rest arrive), and every publish wakes every
+/// subscriber and costs each of their sockets a write. While more sends wait
+/// to be stored, a room holds what it stored for up to
+/// [`EngineConfig::publish_hold`](crate::EngineConfig::publish_hold), so the
+/// burst reaches N subscribers with N socket writes, not N per commit. Acks
+/// are sent at once: the entries are durable. A new subscriber misses
+/// nothing held: it reads storage up to `last_seq`, which already counts them.
+#[derive(Default)]
+struct Unpublished {
+    entries: Vec<Arc<Entry>>,
+    /// When the oldest of them was stored.
+    since: Option<Instant>,
+}
+
+impl Unpublished {
+    /// Adds `fresh` and publishes everything held, unless the room may hold
+    /// it for the next commit.
+    async fn add(&mut self, fresh: Vec<Arc<Entry>>, inner: &Inner, room: &LiveRoom) {
+        self.entries.extend(fresh);
+        if self.entries.is_empty() {
+            return;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= inner.config.publish_hold || !room.log.has_waiting() {
+            self.publish(inner, room).await;
+        }
+    }
+
+    /// Publishes everything held, in seq order.
+    async fn publish(&mut self, inner: &Inner, room: &LiveRoom) {
+        if !self.entries.is_empty() {
+            inner.bus.publish(&room.log.room_id, &self.entries).await;
+            self.entries.clear();
+        }
+        self.since = None;
+    }
 }
 
 type Tail = (Option<AckSender>, Option<OwnedSemaphorePermit>);
 
-async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails: Vec<Tail>) {
+async fn deliver(
+    inner: &Inner,
+    room: &LiveRoom,
+    outcomes: Vec<Appended>,
+    tails: Vec<Tail>,
+    unpublished: &mut Unpublished,
+) {
     let mut fresh = Vec::with_capacity(outcomes.len());
     let mut acks = Vec::with_capacity(outcomes.len());
     for (outcome, (ack, _permit)) in outcomes.into_iter().zip(tails) {
@@ -183,7 +242,7 @@ async fn deliver(inner: &Inner, room: &LiveRoom, outcomes: Vec<Appended>, tails:
             .entries_appended
             .fetch_add(fresh.len() as u64, Ordering::Relaxed);
     }
-    inner.bus.publish(&room.log.room_id, &fresh).await;
+    unpublished.add(fresh, inner, room).await;
     for (ack, entry) in acks {
         // The sender may have gone; the entry is stored either way.
         let _ = ack.send(Ok(Some(entry)));

@@ -145,17 +145,19 @@ fn verdicts(p: &Params, results: &[RunResult], report: &mut Report) {
             "1 (yes)",
             exact,
         );
-        if let Some(r) = results
-            .iter()
-            .find(|r| r.protocol == protocol && r.rate == 100 && p.subscribers == 1000)
-        {
-            report.target(
-                &format!("fanout {name}, 1000 subscribers × 100 msgs/s, p99 ms"),
-                r.p99_ms,
-                "≤ 50",
-                r.p99_ms <= 50.0,
-            );
-        }
+    }
+    // The issue bounds the tail over the raw WebSocket; GraphQL's p99 is in
+    // its lines (and docs/benchmarks.md), its target is the ratio below.
+    if let Some(r) = results
+        .iter()
+        .find(|r| r.protocol == Protocol::Ws && r.rate == 100 && p.subscribers == 1000)
+    {
+        report.target(
+            "fanout ws, 1000 subscribers × 100 msgs/s, p99 ms",
+            r.p99_ms,
+            "≤ 50",
+            r.p99_ms <= 50.0,
+        );
     }
     compare(results, Protocol::Ws, Protocol::Raw, 0.8, report);
     compare(results, Protocol::Graphql, Protocol::Ws, 0.5, report);
