@@ -13,9 +13,9 @@
 //!                                     └─▶ Bus    (InProcessBus; Redis later)
 //! ```
 //!
-//! - **Seats** live in a per-room [`SeatLedger`](crate::seat_ledger) behind a
-//!   short `std::sync::Mutex`; the capacity check and the seat change are one
-//!   critical section.
+//! - **Seats** live in a per-room `SeatLedger` (`engine/src/seat_ledger.rs`)
+//!   behind a short `std::sync::Mutex`; the capacity check and the seat change
+//!   are one critical section.
 //! - **Reservations** are tickets in a `moka` cache with per-entry expiry; its
 //!   eviction listener frees the seat. A room that does not exist yet is held
 //!   in memory by its creator's seat until the first commit writes it.
