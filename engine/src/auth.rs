@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use crate::{
     error::{Error, ErrorKind, Result},
+    entry::Timestamp,
     ids::UserId,
-    ports::Authenticator,
+    ports::{Authenticator, Principal},
 };
 
 fn unauthenticated(message: &str) -> Error {
@@ -29,6 +30,8 @@ pub struct JwtAuthenticator {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Seconds since the Unix epoch (RFC 7519 §4.1.4).
+    exp: i64,
 }
 
 impl JwtAuthenticator {
@@ -46,7 +49,7 @@ impl JwtAuthenticator {
 
 #[async_trait]
 impl Authenticator for JwtAuthenticator {
-    async fn authenticate(&self, token: &str) -> Result<UserId> {
+    async fn authenticate(&self, token: &str) -> Result<Principal> {
         let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
             let reason = match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
@@ -57,8 +60,10 @@ impl Authenticator for JwtAuthenticator {
             };
             unauthenticated(reason)
         })?;
-        UserId::new(&data.claims.sub)
-            .map_err(|_| unauthenticated("the token's sub is not a valid user id"))
+        let user = UserId::new(&data.claims.sub)
+            .map_err(|_| unauthenticated("the token's sub is not a valid user id"))?;
+        let expires_at = Timestamp(data.claims.exp.saturating_mul(1000));
+        Ok(Principal::new(user).expiring_at(expires_at))
     }
 }
 
@@ -69,11 +74,13 @@ pub struct DevTokens;
 
 #[async_trait]
 impl Authenticator for DevTokens {
-    async fn authenticate(&self, token: &str) -> Result<UserId> {
+    async fn authenticate(&self, token: &str) -> Result<Principal> {
         let user = token
             .strip_prefix("dev:")
             .ok_or_else(|| unauthenticated("not a dev token"))?;
-        UserId::new(user).map_err(|_| unauthenticated("the dev token's user id is not valid"))
+        UserId::new(user)
+            .map(Principal::new)
+            .map_err(|_| unauthenticated("the dev token's user id is not valid"))
     }
 }
 
@@ -82,11 +89,11 @@ pub struct AnyOf(pub Vec<Arc<dyn Authenticator>>);
 
 #[async_trait]
 impl Authenticator for AnyOf {
-    async fn authenticate(&self, token: &str) -> Result<UserId> {
+    async fn authenticate(&self, token: &str) -> Result<Principal> {
         let mut last = unauthenticated("authentication required");
         for auth in &self.0 {
             match auth.authenticate(token).await {
-                Ok(user) => return Ok(user),
+                Ok(principal) => return Ok(principal),
                 Err(e) => last = e,
             }
         }
@@ -121,7 +128,7 @@ mod tests {
     async fn jwt_needs_a_good_signature_sub_and_exp() {
         let auth = JwtAuthenticator::hs256(b"s3cret");
         let ok = token(b"s3cret", json!({"sub": "alice", "exp": now() + 60}));
-        assert_eq!(auth.authenticate(&ok).await.unwrap().as_str(), "alice");
+        assert_eq!(auth.authenticate(&ok).await.unwrap().user.as_str(), "alice");
 
         let cases = [
             token(b"other", json!({"sub": "alice", "exp": now() + 60})),
@@ -140,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn dev_tokens_and_chains() {
         assert_eq!(
-            DevTokens.authenticate("dev:bob").await.unwrap().as_str(),
+            DevTokens.authenticate("dev:bob").await.unwrap().user.as_str(),
             "bob"
         );
         assert!(DevTokens.authenticate("bob").await.is_err());
@@ -150,11 +157,11 @@ mod tests {
             Arc::new(DevTokens),
         ]);
         assert_eq!(
-            both.authenticate("dev:carol").await.unwrap().as_str(),
+            both.authenticate("dev:carol").await.unwrap().user.as_str(),
             "carol"
         );
         let jwt = token(b"k", json!({"sub": "dan", "exp": now() + 60}));
-        assert_eq!(both.authenticate(&jwt).await.unwrap().as_str(), "dan");
+        assert_eq!(both.authenticate(&jwt).await.unwrap().user.as_str(), "dan");
         assert!(both.authenticate("nope").await.is_err());
     }
 }

@@ -15,6 +15,8 @@
 //! # }
 //! ```
 
+mod forwarder;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,6 +24,8 @@ use parlor_ws::client::Client;
 use serde_json::{Value, json};
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+pub use forwarder::Forwarder;
 
 /// A raw WebSocket, for the protocol's edges.
 pub type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -103,6 +103,16 @@ pub struct Config {
     /// `connection_init` (GraphQL).
     #[arg(long, env = "PARLOR_HELLO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, hide = true)]
     pub hello_timeout: Duration,
+
+    /// How often every WebSocket gets a ping frame (raw and GraphQL), so
+    /// that dead peers are found and proxies keep quiet sockets open.
+    #[arg(long, env = "PARLOR_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// How long past a ping interval a silent socket is kept before it is
+    /// closed as lost (its seats go to grace).
+    #[arg(long, env = "PARLOR_PING_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub ping_timeout: Duration,
 }
 
 impl Config {

@@ -167,6 +167,8 @@ pub async fn serve(
         .hello_timeout(config.hello_timeout)
         .max_frame_bytes(config.max_frame_bytes)
         .outbound_queue(config.outbound_queue)
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
         .rate_limit(RateLimit {
             per_second: config.rate_limit,
             burst: config.rate_burst,
@@ -181,7 +183,9 @@ pub async fn serve(
     ));
     let graphql_config = GraphqlConfig::default()
         .introspection(config.dev_auth || config.graphql_introspection)
-        .init_timeout(config.hello_timeout);
+        .init_timeout(config.hello_timeout)
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout);
     let graphql = Arc::new(GraphqlTransport::new(
         Arc::new(engine.clone()),
         auth,

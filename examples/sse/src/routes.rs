@@ -42,7 +42,7 @@ async fn user(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let token = header.or(query_token).ok_or(ErrorKind::Unauthenticated)?;
-    Ok(state.auth.authenticate(token).await?)
+    Ok(state.auth.authenticate(token).await?.user)
 }
 
 #[derive(Deserialize)]

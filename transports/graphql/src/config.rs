@@ -20,6 +20,15 @@ pub struct GraphqlConfig {
     /// How long a socket may stay unable to take a frame before it is closed
     /// with 4409 (too slow).
     pub slow_client_patience: Duration,
+    /// How often the server sends a WebSocket ping frame (25 s). The peer's
+    /// WebSocket stack answers by itself; the pings also keep proxies (60 s
+    /// idle cut-off in nginx and most load balancers) from closing a quiet
+    /// socket. Source: the Socket.IO and Centrifugo defaults (25 s).
+    pub ping_interval: Duration,
+    /// A connection from which nothing (no frame of any kind, pongs
+    /// included) arrived for `ping_interval + ping_timeout` (20 s more) is
+    /// closed as lost: its seats go to grace.
+    pub ping_timeout: Duration,
 }
 
 impl Default for GraphqlConfig {
@@ -31,6 +40,8 @@ impl Default for GraphqlConfig {
             introspection: false,
             max_subscriptions: 100,
             slow_client_patience: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -51,6 +62,18 @@ impl GraphqlConfig {
     /// Sets [`GraphqlConfig::max_depth`].
     pub fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
+        self
+    }
+
+    /// Sets [`GraphqlConfig::ping_interval`] (at least 1 ms).
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`GraphqlConfig::ping_timeout`].
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
         self
     }
 }

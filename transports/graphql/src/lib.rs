@@ -125,9 +125,9 @@ async fn execute(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = token
-        && let Ok(user) = state.auth.authenticate(token.trim()).await
+        && let Ok(principal) = state.auth.authenticate(token.trim()).await
     {
-        request = request.data(schema::Viewer(user));
+        request = request.data(schema::Viewer(principal.user));
     }
     state.schema.execute(request).await.into()
 }

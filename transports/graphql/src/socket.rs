@@ -96,9 +96,9 @@ async fn authenticate(auth: Arc<dyn Authenticator>, payload: Value) -> async_gra
         .unwrap_or_default();
     let token = header.strip_prefix("Bearer ").unwrap_or(header).trim();
     match auth.authenticate(token).await {
-        Ok(user) => {
+        Ok(principal) => {
             let mut data = Data::default();
-            data.insert(Viewer(user));
+            data.insert(Viewer(principal.user));
             Ok(data)
         }
         Err(err) => Err(crate::errors::gql(

@@ -25,6 +25,15 @@ pub struct WsConfig {
     pub allowed_origins: Vec<String>,
     /// The per-user send rate.
     pub rate_limit: RateLimit,
+    /// How often the server sends a WebSocket ping frame (25 s). The peer's
+    /// WebSocket stack answers by itself; the pings also keep proxies (60 s
+    /// idle cut-off in nginx and most load balancers) from closing a quiet
+    /// socket. Source: the Socket.IO and Centrifugo defaults (25 s).
+    pub ping_interval: Duration,
+    /// A connection from which nothing (no frame of any kind, pongs
+    /// included) arrived for `ping_interval + ping_timeout` (20 s more) is
+    /// closed as lost: its seats go to grace.
+    pub ping_timeout: Duration,
 }
 
 impl Default for WsConfig {
@@ -36,6 +45,8 @@ impl Default for WsConfig {
             slow_client_patience: Duration::from_secs(2),
             allowed_origins: Vec::new(),
             rate_limit: RateLimit::default(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -74,6 +85,18 @@ impl WsConfig {
     /// Sets [`WsConfig::rate_limit`].
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = limit;
+        self
+    }
+
+    /// Sets [`WsConfig::ping_interval`] (at least 1 ms).
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`WsConfig::ping_timeout`].
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
         self
     }
 }

@@ -202,7 +202,8 @@ async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<
             continue;
         };
         match state.auth.authenticate(&token).await {
-            Ok(user) => {
+            Ok(principal) => {
+                let user = principal.user;
                 out.frame(&ServerFrame::Welcome {
                     user_id: user.as_str(),
                 })

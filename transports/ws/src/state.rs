@@ -48,6 +48,6 @@ impl WsState {
 
     /// `token` → user, or `UNAUTHENTICATED`.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<UserId, ApiError> {
-        Ok(self.auth.authenticate(token).await?)
+        Ok(self.auth.authenticate(token).await?.user)
     }
 }
