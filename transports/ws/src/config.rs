@@ -19,10 +19,15 @@ pub struct WsConfig {
     /// How long a socket write may stall, or the answer queue stay full,
     /// before the connection is closed with 4409 (2 s).
     pub slow_client_patience: Duration,
-    /// Origins allowed to open sockets and call the API. Empty: the server's
-    /// own origin only. Requests without an `Origin` (non-browser clients)
-    /// are always allowed.
+    /// Origins allowed to open sockets and call the API (with CORS), in
+    /// addition to the server's own, which is always allowed; `*` allows
+    /// every origin. Requests without an `Origin` (non-browser clients) are
+    /// always allowed. See [`OriginPolicy`](crate::OriginPolicy).
     pub allowed_origins: Vec<String>,
+    /// Take the server's own origin from a reverse proxy's `Forwarded` /
+    /// `X-Forwarded-Host` / `X-Forwarded-Proto` headers (off: they are
+    /// ignored, since a client could forge them).
+    pub trust_forwarded: bool,
     /// The per-user send rate.
     pub rate_limit: RateLimit,
     /// How often the server sends a WebSocket ping frame (25 s). The peer's
@@ -44,6 +49,7 @@ impl Default for WsConfig {
             outbound_queue: 1024,
             slow_client_patience: Duration::from_secs(2),
             allowed_origins: Vec::new(),
+            trust_forwarded: false,
             rate_limit: RateLimit::default(),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
@@ -79,6 +85,12 @@ impl WsConfig {
     /// Adds an allowed origin, e.g. `https://chat.example.com`.
     pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
         self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Sets [`WsConfig::trust_forwarded`].
+    pub fn trust_forwarded(mut self, trust: bool) -> Self {
+        self.trust_forwarded = trust;
         self
     }
 

@@ -46,13 +46,14 @@ mod wire;
 use std::sync::Arc;
 
 use axum::{
-    Router, middleware,
+    Router,
     routing::{get, post},
 };
 use parlor_engine::{Authenticator, ChatEngine, HistogramSnapshot};
 use tokio::sync::watch;
 
 pub use config::WsConfig;
+pub use origin::OriginPolicy;
 pub use rate_limit::RateLimit;
 use state::WsState;
 
@@ -77,10 +78,11 @@ impl WsTransport {
         }
     }
 
-    /// The routes: `/v1/ws` and `/v1/rooms/…`, behind the origin check.
+    /// The routes: `/v1/ws` and `/v1/rooms/…`, behind the origin check and
+    /// its CORS answers ([`origin_policy`](WsTransport::origin_policy)).
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.state);
-        Router::new()
+        let routes = Router::new()
             .route("/v1/ws", get(connection::upgrade))
             .route("/v1/rooms/{room_id}", get(http::room))
             .route("/v1/rooms/{room_id}/reservations", post(http::reserve))
@@ -88,11 +90,16 @@ impl WsTransport {
                 "/v1/rooms/{room_id}/messages",
                 get(http::messages).post(http::send),
             )
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&state),
-                origin::check_origin,
-            ))
-            .with_state(state)
+            .with_state(state);
+        self.origin_policy().protect(routes)
+    }
+
+    /// The origin policy of [`WsConfig::allowed_origins`] and
+    /// [`WsConfig::trust_forwarded`], for the server to protect the other
+    /// routes it mounts (GraphQL) with the same rules.
+    pub fn origin_policy(&self) -> OriginPolicy {
+        let config = &self.state.config;
+        OriginPolicy::new(&config.allowed_origins).trust_forwarded(config.trust_forwarded)
     }
 
     /// Closes every socket with 1001 ("server shutting down"); new sockets
