@@ -44,7 +44,9 @@ pub struct Config {
     #[arg(long, env = "PARLOR_MAX_CAPACITY", default_value_t = 10_000)]
     pub max_capacity: u32,
 
-    /// An origin allowed to open sockets (repeatable). None: same origin only.
+    /// An origin allowed to call the API and open sockets from a browser
+    /// page, with CORS (repeatable; `*`: any). The server's own origin is
+    /// always allowed.
     #[arg(
         long = "allowed-origin",
         env = "PARLOR_ALLOWED_ORIGINS",
@@ -113,6 +115,13 @@ pub struct Config {
     /// closed as lost (its seats go to grace).
     #[arg(long, env = "PARLOR_PING_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub ping_timeout: Duration,
+
+    /// Behind a reverse proxy: take the server's own origin (for the
+    /// same-origin check) from the proxy's `Forwarded` / `X-Forwarded-Host`
+    /// / `X-Forwarded-Proto` headers. Only with a proxy that sets them: a
+    /// client could forge them otherwise.
+    #[arg(long, env = "PARLOR_TRUST_FORWARDED")]
+    pub trust_forwarded: bool,
 }
 
 impl Config {
@@ -243,6 +252,16 @@ mod tests {
         assert_eq!(
             (c.node_id.as_str(), c.lease_ttl),
             ("a", Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn forwarded_headers_are_trusted_only_when_asked() {
+        assert!(!Config::from_args(["x"]).unwrap().trust_forwarded);
+        assert!(
+            Config::from_args(["x", "--trust-forwarded"])
+                .unwrap()
+                .trust_forwarded
         );
     }
 }

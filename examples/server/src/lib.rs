@@ -169,6 +169,7 @@ pub async fn serve(
         .outbound_queue(config.outbound_queue)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
+        .trust_forwarded(config.trust_forwarded)
         .rate_limit(RateLimit {
             per_second: config.rate_limit,
             burst: config.rate_burst,
@@ -197,13 +198,16 @@ pub async fn serve(
         transport: Arc::clone(&transport),
         graphql: Arc::clone(&graphql),
     };
+    // One origin policy for every route a browser page calls: the raw
+    // transport applies it to its own router; GraphQL gets the same layer.
+    let origins = transport.origin_policy();
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(ops)
         .merge(transport.router())
-        .merge(graphql.router())
+        .merge(origins.protect(graphql.router()))
         .merge(parlor_web_chat::router());
 
     let addr = listener.local_addr().map_err(StartError::Io)?;

@@ -174,7 +174,11 @@ async fn check(State(policy): State<OriginPolicy>, request: Request, next: Next)
             .get(ORIGIN)
             .and_then(|o| o.to_str().ok())
             .unwrap_or("<not text>");
-        tracing::info!(origin, path = request.uri().path(), "refused a request from a disallowed origin");
+        tracing::info!(
+            origin,
+            path = request.uri().path(),
+            "refused a request from a disallowed origin"
+        );
         return ApiError(Error::new(ErrorKind::Forbidden, "origin not allowed")).into_response();
     }
     next.run(request).await
@@ -182,9 +186,8 @@ async fn check(State(policy): State<OriginPolicy>, request: Request, next: Next)
 
 /// The host and scheme a trusted proxy says the client used.
 fn forwarded(headers: &HeaderMap) -> Option<(String, Option<String>)> {
-    let last = |name: &str| {
-        last_element(headers, name).map(|v| v.trim().trim_matches('"').to_owned())
-    };
+    let last =
+        |name: &str| last_element(headers, name).map(|v| v.trim().trim_matches('"').to_owned());
     let rfc7239 = last_element(headers, "forwarded").map(|element| {
         let mut host = None;
         let mut proto = None;
@@ -209,7 +212,11 @@ fn forwarded(headers: &HeaderMap) -> Option<(String, Option<String>)> {
 
 /// The last comma-separated element over every line of header `name`.
 fn last_element(headers: &HeaderMap, name: &str) -> Option<String> {
-    let line = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).last()?;
+    let line = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .last()?;
     split_unquoted(line, ',')
         .into_iter()
         .rev()
@@ -261,8 +268,14 @@ mod tests {
 
     #[test]
     fn own_origin_is_allowed_with_or_without_a_list() {
-        let own = headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")]);
-        let evil = headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:8080")]);
+        let own = headers(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080"),
+        ]);
+        let evil = headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:8080"),
+        ]);
         let none = OriginPolicy::new::<_, &str>([]);
         assert!(none.allows(&own));
         assert!(!none.allows(&evil));
@@ -272,7 +285,10 @@ mod tests {
         let from_chat = headers(&[("origin", "https://Chat.Example.com"), ("host", "x")]);
         assert!(listed.allows(&from_chat));
         assert!(OriginPolicy::new(["*"]).allows(&evil));
-        assert!(none.allows(&headers(&[("host", "x")])), "no Origin: not a browser page");
+        assert!(
+            none.allows(&headers(&[("host", "x")])),
+            "no Origin: not a browser page"
+        );
         let null = headers(&[("origin", "null"), ("host", "null")]);
         assert!(!none.allows(&null));
     }
@@ -280,8 +296,14 @@ mod tests {
     #[test]
     fn default_ports_match_their_absence() {
         let p = OriginPolicy::new::<_, &str>([]);
-        assert!(p.allows(&headers(&[("origin", "http://a.test"), ("host", "a.test:80")])));
-        assert!(!p.allows(&headers(&[("origin", "http://a.test"), ("host", "a.test:8080")])));
+        assert!(p.allows(&headers(&[
+            ("origin", "http://a.test"),
+            ("host", "a.test:80")
+        ])));
+        assert!(!p.allows(&headers(&[
+            ("origin", "http://a.test"),
+            ("host", "a.test:8080")
+        ])));
     }
 
     #[test]
@@ -306,10 +328,19 @@ mod tests {
             ("origin", "https://chat.example.com:8443"),
             ("host", "upstream"),
             ("forwarded", "for=1.2.3.4;host=forged.example;proto=https"),
-            ("forwarded", "for=192.0.2.60;proto=https;host=\"chat.example.com:8443\""),
+            (
+                "forwarded",
+                "for=192.0.2.60;proto=https;host=\"chat.example.com:8443\"",
+            ),
         ]);
-        assert!(trusting.allows(&rfc7239), "the nearest proxy's element counts");
+        assert!(
+            trusting.allows(&rfc7239),
+            "the nearest proxy's element counts"
+        );
         let no_forwarding = headers(&[("origin", "http://upstream:1"), ("host", "upstream:1")]);
-        assert!(trusting.allows(&no_forwarding), "no forwarded headers: Host");
+        assert!(
+            trusting.allows(&no_forwarding),
+            "no forwarded headers: Host"
+        );
     }
 }
