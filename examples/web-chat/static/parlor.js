@@ -11,7 +11,11 @@
 // - sends leave in order; after a reconnect the unacked ones are re-sent in
 //   order with their original client ids (the server keeps sends idempotent);
 // - the socket reconnects by itself with backoff and jitter and resumes every
-//   room after the last seq it holds.
+//   room after the last seq it holds;
+// - a server gone silent (a network that vanished without a word, a frozen
+//   proxy) is noticed: the client pings, and a socket that hears nothing for
+//   longer than the server's ping interval + timeout is dropped and reopened;
+// - join() settles: it resolves once joined or rejects with the reason.
 
 /** Words for each contract error code, for people rather than programs. */
 export const ERROR_TEXT = {
@@ -48,6 +52,10 @@ export class ParlorError extends Error {
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
 const HISTORY_PAGE = 50;
+/* The heartbeat when the server's `welcome` does not say (docs/protocol.md:
+ * the server's own defaults, --ping-interval and --ping-timeout). */
+const PING_INTERVAL_MS = 25_000;
+const PING_TIMEOUT_MS = 20_000;
 
 /* A client id that grows with time, as a UUIDv7 does: 48 bits of
  * milliseconds, then 80 random bits. The server indexes client ids per
@@ -80,6 +88,14 @@ export class ParlorClient extends EventTarget {
     this.userId = null;
     /** @type {Map<string, Room>} */
     this.rooms = new Map();
+    /** The heartbeat, in ms: a `ping` goes every `pingIntervalMs`; a server
+     * silent for longer than both together is taken as lost. From `welcome`. */
+    this.pingIntervalMs = PING_INTERVAL_MS;
+    this.pingTimeoutMs = PING_TIMEOUT_MS;
+    this._heartbeat = null;
+    this._heardAt = 0; // when the socket last brought any frame
+    this._pingedAt = 0; // when the last ping went
+    this._unansweredSince = null; // the first ping sent since _heardAt
     this._ws = null;
     this._attempt = 0;
     this._timer = null;
@@ -103,6 +119,7 @@ export class ParlorClient extends EventTarget {
   close() {
     this._closed = true;
     clearTimeout(this._timer);
+    this._stopHeartbeat();
     removeEventListener("online", this._onOnline);
     removeEventListener("offline", this._onOffline);
     this._ws?.close(1000, "bye");
@@ -179,9 +196,53 @@ export class ParlorClient extends EventTarget {
     this._refusal = null;
     ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: this.token }));
     ws.onmessage = (event) => {
-      if (ws === this._ws) this._frame(JSON.parse(event.data));
+      if (ws !== this._ws) return;
+      this._heardAt = Date.now();
+      this._unansweredSince = null;
+      this._frame(JSON.parse(event.data));
     };
     ws.onclose = (event) => this._lost(ws, event.code);
+    this._startHeartbeat();
+  }
+
+  /* The heartbeat. A browser never sees the server's WebSocket pings, so
+   * the client sends its own `{"type":"ping"}` (answered by a `pong`) every
+   * pingIntervalMs, and takes a socket that has brought nothing for longer
+   * than pingIntervalMs + pingTimeoutMs as lost. It also waits for a ping
+   * to go unanswered for pingTimeoutMs before judging: a background tab's
+   * timers may run only once a minute, and then the silence is the tab's,
+   * not the server's. */
+  _startHeartbeat() {
+    this._stopHeartbeat();
+    const now = Date.now();
+    this._heardAt = now;
+    this._pingedAt = now;
+    this._unansweredSince = null;
+    const tick = Math.max(50, Math.min(1000, this.pingIntervalMs / 4, this.pingTimeoutMs / 4));
+    this._heartbeat = setInterval(() => this._beat(), tick);
+  }
+
+  _stopHeartbeat() {
+    clearInterval(this._heartbeat);
+    this._heartbeat = null;
+  }
+
+  _beat() {
+    const now = Date.now();
+    const silent = now - this._heardAt > this.pingIntervalMs + this.pingTimeoutMs;
+    const unanswered =
+      !this._welcomed || // no ping before welcome: the silence alone tells
+      (this._unansweredSince !== null && now - this._unansweredSince > this.pingTimeoutMs);
+    if (silent && unanswered) {
+      console.warn(`parlor: no word from the server for ${now - this._heardAt} ms; reconnecting`);
+      this._drop("server silent");
+      return;
+    }
+    if (this._welcomed && now - this._pingedAt >= this.pingIntervalMs) {
+      this._pingedAt = now;
+      this._unansweredSince ??= now;
+      this._send({ type: "ping" });
+    }
   }
 
   /** The browser says the network is gone: an open socket may linger for
@@ -208,6 +269,7 @@ export class ParlorClient extends EventTarget {
     if (ws !== this._ws) return;
     this._ws = null;
     this._welcomed = false;
+    this._stopHeartbeat();
     for (const room of this.rooms.values()) room._disconnected();
     if (code === 4401) {
       // The token was refused: trying again cannot help.
@@ -235,6 +297,9 @@ export class ParlorClient extends EventTarget {
       case "welcome":
         this.userId = frame.user_id;
         this._welcomed = true;
+        if (frame.ping_interval_ms > 0) this.pingIntervalMs = frame.ping_interval_ms;
+        if (frame.ping_timeout_ms >= 0) this.pingTimeoutMs = frame.ping_timeout_ms;
+        this._startHeartbeat();
         this._attempt = 0;
         this._setStatus("online");
         for (const waiter of this._waiters.splice(0)) waiter.resolve(this);
@@ -255,7 +320,7 @@ export class ParlorClient extends EventTarget {
       case "error":
         this._error(frame);
         break;
-      default:
+      case "pong": // heard: that is all a pong is for
         break;
     }
   }
@@ -382,8 +447,10 @@ export class Room extends EventTarget {
         create ? { create } : {},
       );
     } catch (err) {
-      // A network failure means the socket is going too: its reconnect retries.
-      if (err.code !== "NETWORK") this._fail(err);
+      // A join() waiting for this call gets its failure, whatever it is.
+      // Otherwise (a rejoin after a reconnect) a network failure means the
+      // socket is going too, and its reconnect retries.
+      if (err.code !== "NETWORK" || this._waiters.length > 0) this._fail(err);
       return;
     }
     if (socket !== this.client._ws) return; // reconnected meanwhile; that run rejoins
