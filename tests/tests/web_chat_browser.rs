@@ -112,3 +112,31 @@ async fn a_page_on_another_origin_calls_the_api() {
     server.stop().await;
     closed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_notices_a_silent_server_and_resumes() {
+    let Some(chromium) = browser("the_page_notices_a_silent_server_and_resumes") else {
+        return;
+    };
+    // Short heartbeat settings (the welcome passes them to parlor.js); a
+    // grace that outlasts the outage, so ann resumes her seat.
+    let server = TestServer::start(&[
+        "--ping-interval",
+        "1s",
+        "--ping-timeout",
+        "1s",
+        "--reconnect-grace",
+        "120s",
+    ])
+    .await;
+    let (ok, said) = run_node(
+        "liveness.mjs",
+        vec![server.base.clone()],
+        vec![("PARLOR_CHROMIUM".into(), chromium)],
+    )
+    .await;
+    eprintln!("{said}");
+    assert!(ok, "the browser test failed:\n{said}");
+    assert!(said.contains("liveness: ok"), "{said}");
+    server.stop().await;
+}
