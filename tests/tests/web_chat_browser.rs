@@ -14,6 +14,7 @@ use tokio::{
 };
 
 /// Chromium's path, or `None` (and a `SKIPPED` line) without a browser.
+#[allow(clippy::print_stderr, reason = "the test's SKIPPED line, for CI logs")]
 fn browser(test: &str) -> Option<String> {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     let chromium = std::env::var("PARLOR_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -48,8 +49,7 @@ async fn two_people_chat_in_a_browser_through_an_outage() {
 }
 
 /// The page of `cors.mjs`, served from another origin than the server's.
-const OTHER_ORIGIN_PAGE: &str =
-    "<!doctype html><meta charset=utf-8><title>Another origin</title><p>A page on another origin.</p>";
+const OTHER_ORIGIN_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Another origin</title><p>A page on another origin.</p>";
 
 /// A static site on `127.0.0.1:0`: `/` and `/parlor.js`, one request per
 /// connection. Returns its port and the task serving it.

@@ -216,7 +216,7 @@ fn last_element(headers: &HeaderMap, name: &str) -> Option<String> {
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .last()?;
+        .next_back()?;
     split_unquoted(line, ',')
         .into_iter()
         .rev()
