@@ -196,6 +196,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn forwarded_headers_are_trusted_only_when_asked() {
+        assert!(!Config::from_args(["x"]).unwrap().trust_forwarded);
+        assert!(
+            Config::from_args(["x", "--trust-forwarded"])
+                .unwrap()
+                .trust_forwarded
+        );
+    }
+
+    #[test]
     fn passwords_never_reach_the_logs() {
         assert_eq!(
             redacted("postgres://u:hunter2@db/x"),
@@ -252,16 +262,6 @@ mod tests {
         assert_eq!(
             (c.node_id.as_str(), c.lease_ttl),
             ("a", Duration::from_secs(10))
-        );
-    }
-
-    #[test]
-    fn forwarded_headers_are_trusted_only_when_asked() {
-        assert!(!Config::from_args(["x"]).unwrap().trust_forwarded);
-        assert!(
-            Config::from_args(["x", "--trust-forwarded"])
-                .unwrap()
-                .trust_forwarded
         );
     }
 }
