@@ -189,7 +189,8 @@ impl Config {
         };
         let has_key =
             settings.secret.is_some() || settings.public_key.is_some() || settings.jwks.is_some();
-        if !has_key && !(audiences.is_empty() && issuers.is_empty()) {
+        let has_rules = !audiences.is_empty() || !issuers.is_empty();
+        if has_rules && !has_key {
             return Err(
                 "--jwt-audience and --jwt-issuer check JWTs: pass a key too (--jwt-secret, --jwt-public-key or --jwt-jwks)".into(),
             );
