@@ -270,6 +270,13 @@ impl Authenticator for JwtAuthenticator {
         // The header names the key (`kid`); the key, not the header, names
         // the algorithms `decode` accepts.
         let header = decode_header(token).map_err(|_| unauthenticated("the token is not valid"))?;
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood,
+        // and this server understands none.
+        if header.crit.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Err(unauthenticated(
+                "the token has critical header parameters (crit) this server does not support",
+            ));
+        }
         let checked = self.pick(header.kid.as_deref())?;
         let data = decode::<Claims>(token, &checked.key.key, &checked.validation)
             .map_err(|e| unauthenticated(&reason(&e)))?;
@@ -570,6 +577,15 @@ mod tests {
                 refused(&JwtAuthenticator::hs256(b"k"), &token).await;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn unknown_critical_header_parameters_are_refused() {
+        let auth = JwtAuthenticator::hs256(b"k");
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["b64".into()]);
+        let t = encode(&header, &alice(), &EncodingKey::from_secret(b"k")).unwrap();
+        assert!(refused(&auth, &t).await.contains("crit"));
     }
 
     #[tokio::test]

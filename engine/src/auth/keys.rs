@@ -147,6 +147,12 @@ pub(crate) fn from_jwks(json: &str) -> Result<Vec<VerifyingKey>, KeyError> {
             "the JWK Set has no key for verifying signatures (RSA, EC P-256 or EC P-384)",
         ));
     }
+    if keys.len() > 1 {
+        for key in keys.iter().filter(|k| k.kid.is_none()) {
+            // With several keys a token must name its key: this one never will be.
+            tracing::warn!(algorithms = ?key.algorithms, "JWK Set: a key without kid among several is never used");
+        }
+    }
     Ok(keys)
 }
 

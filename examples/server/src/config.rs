@@ -45,18 +45,24 @@ pub struct Config {
     #[arg(
         long = "jwt-audience",
         env = "PARLOR_JWT_AUDIENCE",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "AUDIENCE"
     )]
     pub jwt_audiences: Vec<String>,
 
     /// Accept only JWTs whose `iss` is this issuer (repeatable); then `iss`
     /// is required. Without it `iss` is not checked.
-    #[arg(long = "jwt-issuer", env = "PARLOR_JWT_ISSUER", value_delimiter = ',')]
+    #[arg(
+        long = "jwt-issuer",
+        env = "PARLOR_JWT_ISSUER",
+        value_delimiter = ',',
+        value_name = "ISSUER"
+    )]
     pub jwt_issuers: Vec<String>,
 
     /// How far ahead of this server's clock a JWT's `nbf` may be (clock
     /// skew with the identity provider). `exp` gets no leeway.
-    #[arg(long, env = "PARLOR_JWT_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PARLOR_JWT_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub jwt_leeway: Duration,
 
     /// How long a reservation waits for its commit.
