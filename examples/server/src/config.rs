@@ -1,8 +1,9 @@
 //! [`Config`]: the server's flags, each also a `PARLOR_*` environment variable.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
+use parlor_engine::auth::JwtRules;
 
 /// Parlor's reference server.
 #[derive(Debug, Clone, Parser)]
@@ -27,6 +28,42 @@ pub struct Config {
     /// Secret for HS256 JWTs (claims `sub` and `exp`).
     #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// A PEM public key for JWTs an identity provider signs: RSA (RS256,
+    /// RS384, RS512, PS256, PS384, PS512), EC P-256 (ES256) or P-384 (ES384);
+    /// the key's type fixes the algorithms.
+    #[arg(long, env = "PARLOR_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// A JWK Set file (`{"keys": [...]}`, as an identity provider publishes
+    /// it): the token's `kid` picks the key.
+    #[arg(long, env = "PARLOR_JWT_JWKS", value_name = "FILE")]
+    pub jwt_jwks: Option<PathBuf>,
+
+    /// Accept only JWTs whose `aud` holds this audience (repeatable); then
+    /// `aud` is required. Without it `aud` is not checked.
+    #[arg(
+        long = "jwt-audience",
+        env = "PARLOR_JWT_AUDIENCE",
+        value_delimiter = ',',
+        value_name = "AUDIENCE"
+    )]
+    pub jwt_audiences: Vec<String>,
+
+    /// Accept only JWTs whose `iss` is this issuer (repeatable); then `iss`
+    /// is required. Without it `iss` is not checked.
+    #[arg(
+        long = "jwt-issuer",
+        env = "PARLOR_JWT_ISSUER",
+        value_delimiter = ',',
+        value_name = "ISSUER"
+    )]
+    pub jwt_issuers: Vec<String>,
+
+    /// How far ahead of this server's clock a JWT's `nbf` may be (clock
+    /// skew with the identity provider). `exp` gets no leeway.
+    #[arg(long, env = "PARLOR_JWT_LEEWAY", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub jwt_leeway: Duration,
 
     /// How long a reservation waits for its commit.
     #[arg(long, env = "PARLOR_RESERVATION_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
@@ -132,6 +169,48 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         Config::try_parse_from(args)
+    }
+}
+
+/// Where JWT verification keys come from, and the claim rules, from the flags.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JwtSettings {
+    pub(crate) secret: Option<String>,
+    pub(crate) public_key: Option<PathBuf>,
+    pub(crate) jwks: Option<PathBuf>,
+    pub(crate) rules: JwtRules,
+}
+
+impl Config {
+    /// The JWT settings, or why they cannot work (`--jwt-audience`,
+    /// `--jwt-issuer` without any JWT key: they would check nothing).
+    pub(crate) fn jwt(&self) -> Result<JwtSettings, String> {
+        let nonempty = |v: &Vec<String>| -> Vec<String> {
+            v.iter().filter(|s| !s.is_empty()).cloned().collect()
+        };
+        let (audiences, issuers) = (nonempty(&self.jwt_audiences), nonempty(&self.jwt_issuers));
+        let mut rules = JwtRules::default().leeway(self.jwt_leeway);
+        for aud in &audiences {
+            rules = rules.audience(aud.clone());
+        }
+        for iss in &issuers {
+            rules = rules.issuer(iss.clone());
+        }
+        let settings = JwtSettings {
+            secret: self.jwt_secret.clone().filter(|s| !s.is_empty()),
+            public_key: self.jwt_public_key.clone(),
+            jwks: self.jwt_jwks.clone(),
+            rules,
+        };
+        let has_key =
+            settings.secret.is_some() || settings.public_key.is_some() || settings.jwks.is_some();
+        let has_rules = !audiences.is_empty() || !issuers.is_empty();
+        if has_rules && !has_key {
+            return Err(
+                "--jwt-audience and --jwt-issuer check JWTs: pass a key too (--jwt-secret, --jwt-public-key or --jwt-jwks)".into(),
+            );
+        }
+        Ok(settings)
     }
 }
 
@@ -262,6 +341,126 @@ mod tests {
         assert_eq!(
             (c.node_id.as_str(), c.lease_ttl),
             ("a", Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn jwt_flags_build_the_claim_rules() {
+        let c = Config::from_args(["x"]).unwrap();
+        assert_eq!(c.jwt_leeway, Duration::from_secs(5));
+        let jwt = c.jwt().unwrap();
+        assert_eq!(jwt.rules, JwtRules::default());
+        assert!(jwt.secret.is_none() && jwt.public_key.is_none() && jwt.jwks.is_none());
+
+        let c = Config::from_args([
+            "x",
+            "--jwt-secret",
+            "s",
+            "--jwt-audience",
+            "a",
+            "--jwt-audience",
+            "b,c",
+            "--jwt-issuer",
+            "https://id.example",
+            "--jwt-leeway",
+            "30s",
+            "--jwt-public-key",
+            "k.pem",
+            "--jwt-jwks",
+            "k.json",
+        ])
+        .unwrap();
+        let jwt = c.jwt().unwrap();
+        let want = JwtRules::default()
+            .leeway(Duration::from_secs(30))
+            .audience("a")
+            .audience("b")
+            .audience("c")
+            .issuer("https://id.example");
+        assert_eq!(jwt.rules, want);
+        assert_eq!(jwt.secret.as_deref(), Some("s"));
+        assert_eq!(jwt.public_key, Some(PathBuf::from("k.pem")));
+        assert_eq!(jwt.jwks, Some(PathBuf::from("k.json")));
+    }
+
+    #[test]
+    fn audience_or_issuer_without_a_jwt_key_is_refused() {
+        for flag in ["--jwt-audience", "--jwt-issuer"] {
+            let c = Config::from_args(["x", "--dev-auth", flag, "v"]).unwrap();
+            assert!(c.jwt().unwrap_err().contains("pass a key too"), "{flag}");
+        }
+        let c = Config::from_args(["x", "--jwt-jwks", "k.json", "--jwt-issuer", "i"]).unwrap();
+        assert!(c.jwt().is_ok());
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn start_error(args: &[&str]) -> String {
+        let mut all = vec!["x"];
+        all.extend_from_slice(args);
+        match crate::authenticator(&Config::from_args(all).unwrap()) {
+            Ok(_) => panic!("{args:?} should not start"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn key_files_that_cannot_be_used_stop_the_start() {
+        let message = start_error(&["--jwt-public-key", "/no/such/key.pem"]);
+        assert!(
+            message.starts_with("--jwt-public-key /no/such/key.pem: cannot read it"),
+            "{message}"
+        );
+        let message = start_error(&["--jwt-jwks", "/no/such/jwks.json"]);
+        assert!(
+            message.starts_with("--jwt-jwks /no/such/jwks.json: cannot read it"),
+            "{message}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, "not a key").unwrap();
+        let junk = junk.to_str().unwrap();
+        let message = start_error(&["--jwt-public-key", junk]);
+        assert!(message.contains("not a PEM public key"), "{message}");
+        let message = start_error(&["--jwt-jwks", junk]);
+        assert!(message.contains("not a JWK Set"), "{message}");
+        // A JWK Set is not a PEM key, nor the reverse.
+        let message = start_error(&["--jwt-public-key", &fixture("jwks.json")]);
+        assert!(message.contains("not a PEM public key"), "{message}");
+        let message = start_error(&["--jwt-jwks", &fixture("rsa_public.pem")]);
+        assert!(message.contains("not a JWK Set"), "{message}");
+        // One bad file stops the start even beside good ones.
+        let message = start_error(&[
+            "--jwt-secret",
+            "s",
+            "--jwt-public-key",
+            &fixture("rsa_public.pem"),
+            "--jwt-jwks",
+            junk,
+        ]);
+        assert!(message.starts_with("--jwt-jwks"), "{message}");
+        assert!(start_error(&[]).contains("no authentication configured"));
+    }
+
+    #[test]
+    fn secret_public_key_and_jwks_combine() {
+        let args = [
+            "x",
+            "--jwt-secret",
+            "s",
+            "--jwt-public-key",
+            &fixture("rsa_public.pem"),
+            "--jwt-jwks",
+            &fixture("jwks.json"),
+        ];
+        assert!(crate::authenticator(&Config::from_args(args).unwrap()).is_ok());
+        let ec = fixture("ec_public.pem");
+        assert!(
+            crate::authenticator(&Config::from_args(["x", "--jwt-public-key", &ec]).unwrap())
+                .is_ok()
         );
     }
 }

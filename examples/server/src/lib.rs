@@ -64,9 +64,37 @@ impl std::error::Error for StartError {}
 const DRAIN: Duration = Duration::from_secs(10);
 
 fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> {
+    let jwt = config.jwt().map_err(StartError::Config)?;
     let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
-    if let Some(secret) = config.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-        chain.push(Arc::new(JwtAuthenticator::hs256(secret.as_bytes())));
+    if let Some(secret) = &jwt.secret {
+        let auth = JwtAuthenticator::hs256(secret.as_bytes()).with_rules(jwt.rules.clone());
+        tracing::info!("JWTs: HS256 with the --jwt-secret");
+        chain.push(Arc::new(auth));
+    }
+    // Key files are read once, here: one that cannot be read or holds no
+    // usable key stops the start, naming the flag and the file.
+    type Load = fn(&str) -> Result<JwtAuthenticator, parlor_engine::auth::KeyError>;
+    let files: [(&str, Option<&std::path::Path>, Load); 2] = [
+        (
+            "--jwt-public-key",
+            jwt.public_key.as_deref(),
+            JwtAuthenticator::public_key_pem,
+        ),
+        ("--jwt-jwks", jwt.jwks.as_deref(), JwtAuthenticator::jwks),
+    ];
+    for (flag, path, load) in files {
+        let Some(path) = path else { continue };
+        let fail = |why: String| StartError::Config(format!("{flag} {}: {why}", path.display()));
+        let text =
+            std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let auth = load(&text)
+            .map_err(|e| fail(e.to_string()))?
+            .with_rules(jwt.rules.clone());
+        tracing::info!(file = %path.display(), keys = %auth.describe(), "JWTs: {flag}");
+        chain.push(Arc::new(auth));
+    }
+    if !chain.is_empty() {
+        tracing::info!(rules = ?jwt.rules, "JWT claim rules");
     }
     if config.dev_auth {
         tracing::warn!(
@@ -76,7 +104,7 @@ fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> 
     }
     match chain.len() {
         0 => Err(StartError::Config(
-            "no authentication configured: pass --jwt-secret <secret> (or PARLOR_JWT_SECRET), or --dev-auth for development".into(),
+            "no authentication configured: pass --jwt-secret <secret>, --jwt-public-key <file> or --jwt-jwks <file> (or PARLOR_JWT_SECRET, PARLOR_JWT_PUBLIC_KEY, PARLOR_JWT_JWKS), or --dev-auth for development".into(),
         )),
         1 => Ok(chain.remove(0)),
         _ => Ok(Arc::new(AnyOf(chain))),

@@ -1,0 +1,108 @@
+//! The built-in [`Authenticator`]s: [`JwtAuthenticator`] (HS256 secrets,
+//! RSA and EC public keys, JWK Sets; claims checked by [`JwtRules`]),
+//! [`DevTokens`] (`dev:<user>`, for development only) and [`AnyOf`], which
+//! tries several in order.
+
+mod jwt;
+mod keys;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{
+    error::{Error, ErrorKind, Result},
+    ids::UserId,
+    ports::{Authenticator, Principal},
+};
+
+pub use jwt::{DEFAULT_LEEWAY, JwtAuthenticator, JwtRules};
+pub use keys::KeyError;
+
+fn unauthenticated(message: &str) -> Error {
+    Error::new(ErrorKind::Unauthenticated, message)
+}
+
+/// Development tokens: `dev:<user-id>` is that user, no secret involved.
+/// Only for `--dev-auth`; the server warns at start-up when it is on.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DevTokens;
+
+#[async_trait]
+impl Authenticator for DevTokens {
+    async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let user = token
+            .strip_prefix("dev:")
+            .ok_or_else(|| unauthenticated("not a dev token"))?;
+        UserId::new(user)
+            .map(Principal::new)
+            .map_err(|_| unauthenticated("the dev token's user id is not valid"))
+    }
+}
+
+/// Tries each authenticator in order; the first that accepts wins.
+pub struct AnyOf(pub Vec<Arc<dyn Authenticator>>);
+
+#[async_trait]
+impl Authenticator for AnyOf {
+    async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let mut last = unauthenticated("authentication required");
+        for auth in &self.0 {
+            match auth.authenticate(token).await {
+                Ok(principal) => return Ok(principal),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn token(secret: &[u8], claims: serde_json::Value) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn dev_tokens_and_chains() {
+        assert_eq!(
+            DevTokens
+                .authenticate("dev:bob")
+                .await
+                .unwrap()
+                .user
+                .as_str(),
+            "bob"
+        );
+        assert!(DevTokens.authenticate("bob").await.is_err());
+        assert!(DevTokens.authenticate("dev:").await.is_err());
+        let both = AnyOf(vec![
+            Arc::new(JwtAuthenticator::hs256(b"k")),
+            Arc::new(DevTokens),
+        ]);
+        assert_eq!(
+            both.authenticate("dev:carol").await.unwrap().user.as_str(),
+            "carol"
+        );
+        let jwt = token(b"k", json!({"sub": "dan", "exp": now() + 60}));
+        assert_eq!(both.authenticate(&jwt).await.unwrap().user.as_str(), "dan");
+        assert!(both.authenticate("nope").await.is_err());
+    }
+}
