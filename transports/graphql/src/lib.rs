@@ -28,22 +28,17 @@
 //! # Ok(()) }
 //! ```
 
+mod close;
 mod config;
 mod errors;
+mod graphiql;
+mod http;
 pub mod schema;
 mod socket;
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::{
-    Router,
-    extract::State,
-    http::{HeaderMap, header::AUTHORIZATION},
-    response::Html,
-    routing::get,
-};
+use axum::{Router, routing::get};
 use parlor_engine::{Authenticator, ChatEngine, Gauge};
 use tokio::sync::watch;
 
@@ -54,6 +49,8 @@ pub(crate) struct GraphqlState {
     schema: ParlorSchema,
     auth: Arc<dyn Authenticator>,
     config: GraphqlConfig,
+    /// The GraphiQL page, built once.
+    graphiql: String,
     connections: Gauge,
     shutdown: watch::Receiver<bool>,
 }
@@ -75,6 +72,7 @@ impl GraphqlTransport {
         let (shutdown, watching) = watch::channel(false);
         let state = GraphqlState {
             schema: schema::build(engine, config.clone()),
+            graphiql: graphiql::page(config.graphiql_token.as_deref()),
             auth,
             config,
             connections: Gauge::default(),
@@ -86,10 +84,11 @@ impl GraphqlTransport {
         }
     }
 
-    /// `/graphql` (POST queries and mutations, GET GraphiQL) and `/graphql/ws`.
+    /// `/graphql` (GraphQL over HTTP: POST, GET for queries, GraphiQL for
+    /// browsers) and `/graphql/ws`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/graphql", get(graphiql).post(execute))
+            .route("/graphql", get(http::get).post(http::post))
             .route("/graphql/ws", get(socket::upgrade))
             .with_state(Arc::clone(&self.state))
     }
@@ -103,31 +102,4 @@ impl GraphqlTransport {
     pub fn connections(&self) -> u64 {
         self.state.connections.get()
     }
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
-}
-
-async fn execute(
-    State(state): State<Arc<GraphqlState>>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let mut request = request.into_inner();
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = token
-        && let Ok(principal) = state.auth.authenticate(token.trim()).await
-    {
-        request = request.data(schema::Viewer(principal.user));
-    }
-    state.schema.execute(request).await.into()
 }
