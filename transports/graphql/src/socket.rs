@@ -23,7 +23,7 @@
 //! grace. One task per socket; the timers are one `Sleep`.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -110,9 +110,20 @@ struct Link {
     acked: AtomicBool,
     /// The close the guard decided on.
     close: Mutex<Option<Close>>,
-    /// Operation ids still running (graphql-transport-ws: a new `subscribe`
-    /// with one of them is 4409).
-    running: Mutex<HashSet<String>>,
+    /// Operation ids the client started and the server has not yet
+    /// completed (graphql-transport-ws: a new `subscribe` with a live one is
+    /// 4409).
+    running: Mutex<HashMap<String, Op>>,
+}
+
+/// One operation id's state: whether it is live for the client (started,
+/// not completed by either side), and how many server `complete`s for it are
+/// still to be written (async-graphql also answers a client `complete` with
+/// one, which must not end a new operation that reuses the id).
+#[derive(Default)]
+struct Op {
+    live: bool,
+    owed: u32,
 }
 
 impl Link {
@@ -132,7 +143,7 @@ impl Link {
         slot.get_or_insert(close);
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Op>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -153,13 +164,26 @@ impl Link {
                 if !self.acked.load(Ordering::Acquire) {
                     return Some(close::UNAUTHORIZED);
                 }
-                let fresh = self.running().insert(id.clone());
-                // Legacy graphql-ws has no such rule: a second `start`
-                // replaces the first (a stop, then a start).
-                (!fresh && !self.legacy).then(|| close::duplicate(&id))
+                let mut running = self.running();
+                let op = running.entry(id.clone()).or_default();
+                if op.live {
+                    // Legacy graphql-ws has no such rule: a second `start`
+                    // replaces the first (a stop, then a start, with no
+                    // `complete` for the first).
+                    return (!self.legacy).then(|| close::duplicate(&id));
+                }
+                op.live = true;
+                op.owed += 1;
+                None
             }
             ClientMessage::Stop { id } => {
-                self.running().remove(&id);
+                let mut running = self.running();
+                if let Some(op) = running.get_mut(&id) {
+                    op.live = false;
+                    if op.owed == 0 {
+                        running.remove(&id);
+                    }
+                }
                 None
             }
             ClientMessage::ConnectionTerminate if !self.legacy => Some(close::INVALID_MESSAGE),
@@ -289,7 +313,7 @@ async fn serve(
         initialized: AtomicBool::new(false),
         acked: AtomicBool::new(false),
         close: Mutex::new(None),
-        running: Mutex::new(HashSet::new()),
+        running: Mutex::new(HashMap::new()),
     });
     let guarded = Guarded {
         inner: stream,
@@ -430,7 +454,13 @@ fn rewrite(message: Message, link: &Link) -> Message {
                 && let Ok(done) = serde_json::from_str::<Value>(text.as_str())
                 && let Some(id) = done.get("id").and_then(Value::as_str)
             {
-                link.running().remove(id);
+                let mut running = link.running();
+                if let Some(op) = running.get_mut(id) {
+                    op.owed = op.owed.saturating_sub(1);
+                    if op.owed == 0 {
+                        running.remove(id);
+                    }
+                }
             }
             Message::Text(text)
         }
