@@ -30,7 +30,13 @@ const ROOM: &str = "query($r: ID!) { room(id: $r) { occupancy } }";
 
 async fn reserve(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> Value {
     let c = create.map(|capacity| json!({"capacity": capacity}));
-    gql_http(server, Some(&format!("dev:{user}")), RESERVE, json!({"r": room, "c": c})).await
+    gql_http(
+        server,
+        Some(&format!("dev:{user}")),
+        RESERVE,
+        json!({"r": room, "c": c}),
+    )
+    .await
 }
 
 async fn ticket(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> String {
@@ -59,14 +65,17 @@ async fn socket_at(base: &str, protocol: &str, user: &str) -> RawSocket {
 
 /// Starts `joinRoom` as `id` in `protocol` and waits for `Joined`.
 async fn join(ws: &mut RawSocket, protocol: &str, id: &str, ticket: &str) {
-    let start = if protocol == "graphql-ws" { "start" } else { "subscribe" };
+    let start = if protocol == "graphql-ws" {
+        "start"
+    } else {
+        "subscribe"
+    };
     send(ws, json!({"id": id, "type": start, "payload": {"query": parlor_tests::JOIN_ROOM, "variables": {"t": ticket}}})).await;
     loop {
         let m = next_json(ws).await;
         if m["id"] == id {
             assert_eq!(
-                m["payload"]["data"]["joinRoom"]["__typename"],
-                "Joined",
+                m["payload"]["data"]["joinRoom"]["__typename"], "Joined",
                 "{m}"
             );
             return;
@@ -95,7 +104,13 @@ fn pump(mut ws: RawSocket) -> (mpsc::UnboundedReceiver<Value>, JoinHandle<Option
 }
 
 async fn leaves(server: &TestServer, viewer: &str, room: &str, user: &str) -> usize {
-    let r = gql_http(server, Some(&format!("dev:{viewer}")), MESSAGES, json!({"r": room})).await;
+    let r = gql_http(
+        server,
+        Some(&format!("dev:{viewer}")),
+        MESSAGES,
+        json!({"r": room}),
+    )
+    .await;
     r["data"]["messages"]
         .as_array()
         .unwrap_or_else(|| panic!("no log: {r}"))
@@ -112,9 +127,18 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
     let mut a = socket_at(&fwd.base(), protocol, "a").await;
     join(&mut a, protocol, "a", &a_ticket).await;
     let mut b = socket_at(&server.base, protocol, "b").await;
-    join(&mut b, protocol, "b", &ticket(&server, "b", &room, None).await).await;
+    join(
+        &mut b,
+        protocol,
+        "b",
+        &ticket(&server, "b", &room, None).await,
+    )
+    .await;
     let (_b_events, _b_task) = pump(b);
-    assert_eq!(gql_code(&reserve(&server, "c", &room, None).await), "ROOM_FULL");
+    assert_eq!(
+        gql_code(&reserve(&server, "c", &room, None).await),
+        "ROOM_FULL"
+    );
 
     fwd.freeze();
     let frozen = Instant::now();
@@ -161,7 +185,13 @@ async fn idle_clients_that_answer_pings_keep_their_seats() {
     let mut modern = socket_at(&server.base, "graphql-transport-ws", "modern").await;
     join(&mut modern, "graphql-transport-ws", "m", &first).await;
     let mut legacy = socket_at(&server.base, "graphql-ws", "legacy").await;
-    join(&mut legacy, "graphql-ws", "l", &ticket(&server, "legacy", room, None).await).await;
+    join(
+        &mut legacy,
+        "graphql-ws",
+        "l",
+        &ticket(&server, "legacy", room, None).await,
+    )
+    .await;
     let (_modern_events, modern_task) = pump(modern);
     let (mut legacy_events, legacy_task) = pump(legacy);
 

@@ -31,8 +31,15 @@ async fn media_types_methods_and_malformed_bodies() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(content_type(&r).starts_with("application/json"), "{}", content_type(&r));
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"data": {"room": null}}));
+    assert!(
+        content_type(&r).starts_with("application/json"),
+        "{}",
+        content_type(&r)
+    );
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"data": {"room": null}})
+    );
 
     // POST, Accept: application/graphql-response+json → that type; a
     // document that does not parse is 400 without `data`.
@@ -64,7 +71,10 @@ async fn media_types_methods_and_malformed_bodies() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(gql_code(&body), "INVALID_INPUT", "{body}");
         let message = body["errors"][0]["message"].as_str().unwrap();
-        assert!(!message.contains("Error(") && !message.contains("line:"), "{message}");
+        assert!(
+            !message.contains("Error(") && !message.contains("line:"),
+            "{message}"
+        );
     }
 
     // No content type: 415, still a GraphQL error.
@@ -87,7 +97,10 @@ async fn media_types_methods_and_malformed_bodies() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(content_type(&r).starts_with("application/json"));
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"data": {"room": null}}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"data": {"room": null}})
+    );
 
     // GET refuses mutations with 405, and runs nothing.
     let r = http
@@ -108,7 +121,10 @@ async fn media_types_methods_and_malformed_bodies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"data": {"room": null}}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"data": {"room": null}})
+    );
 
     // GraphiQL only for a browser asking for HTML; with --dev-auth it
     // carries a working dev token.
@@ -120,9 +136,17 @@ async fn media_types_methods_and_malformed_bodies() {
         .unwrap();
     assert!(content_type(&r).starts_with("text/html"));
     let page = r.text().await.unwrap();
-    assert!(page.contains("'Authorization': 'Bearer dev:guest'"), "{page}");
+    assert!(
+        page.contains("'Authorization': 'Bearer dev:guest'"),
+        "{page}"
+    );
     assert!(page.contains("could not load its scripts"), "{page}");
-    let r = http.get(&url).header("accept", "application/json").send().await.unwrap();
+    let r = http
+        .get(&url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(gql_code(&r.json::<Value>().await.unwrap()), "INVALID_INPUT");
     server.stop().await;

@@ -51,8 +51,14 @@ mod tests {
     #[test]
     fn the_page_carries_the_token_and_the_watchdog() {
         let page = page(Some("dev:guest"));
-        assert!(page.contains("'Authorization': 'Bearer dev:guest'"), "{page}");
-        assert!(page.contains("'authorization': 'Bearer dev:guest'"), "{page}");
+        assert!(
+            page.contains("'Authorization': 'Bearer dev:guest'"),
+            "{page}"
+        );
+        assert!(
+            page.contains("'authorization': 'Bearer dev:guest'"),
+            "{page}"
+        );
         let watchdog = page.find(CDN_MISSING).expect("watchdog");
         assert!(watchdog < page.find("unpkg.com/react@").expect("cdn script"));
         assert!(!self::page(None).contains("Authorization"));

@@ -111,35 +111,27 @@ pub(crate) async fn get(
         }
         return invalid(media, StatusCode::BAD_REQUEST, "missing query parameter");
     };
-    let parse_map = |name: &str| -> Result<Option<Value>, Response> {
-        match params.get(name) {
-            None => Ok(None),
-            Some(text) => match serde_json::from_str::<Value>(text) {
-                Ok(v @ Value::Object(_)) => Ok(Some(v)),
-                Ok(Value::Null) => Ok(None),
-                _ => Err(invalid(
-                    media,
-                    StatusCode::BAD_REQUEST,
-                    &format!("{name} must be a JSON object"),
-                )),
-            },
+    // A map parameter: absent, `null`, or a JSON object.
+    let parse_map = |name: &str| -> Result<Option<Value>, String> {
+        match params
+            .get(name)
+            .map(|text| serde_json::from_str::<Value>(text))
+        {
+            None | Some(Ok(Value::Null)) => Ok(None),
+            Some(Ok(v @ Value::Object(_))) => Ok(Some(v)),
+            Some(_) => Err(format!("{name} must be a JSON object")),
         }
     };
-    let variables = match parse_map("variables") {
-        Ok(v) => v,
-        Err(response) => return response,
+    let (variables, _extensions) = match (parse_map("variables"), parse_map("extensions")) {
+        (Ok(variables), Ok(extensions)) => (variables, extensions),
+        (Err(message), _) | (_, Err(message)) => {
+            return invalid(media, StatusCode::BAD_REQUEST, &message);
+        }
     };
-    if let Err(response) = parse_map("extensions") {
-        return response;
-    }
     let operation_name = params.get("operationName").filter(|n| !n.is_empty());
     if is_mutation(query, operation_name.map(String::as_str)) {
         // The spec: GET must not run mutations; 405 tells the client to POST.
-        let mut response = invalid(
-            media,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "mutations need POST",
-        );
+        let mut response = invalid(media, StatusCode::METHOD_NOT_ALLOWED, "mutations need POST");
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));

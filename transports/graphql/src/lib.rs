@@ -1,16 +1,20 @@
 //! # parlor-graphql
 //!
 //! Parlor's GraphQL transport (CONTRACT §6): an async-graphql 7 schema over
-//! any `Arc<dyn ChatEngine>`, served by axum through async-graphql-axum —
-//! `POST /graphql`, GraphiQL on `GET /graphql`, and subscriptions on
-//! `/graphql/ws` over `graphql-transport-ws` and the legacy `graphql-ws`.
+//! any `Arc<dyn ChatEngine>`, served by axum — `/graphql` over HTTP as the
+//! GraphQL-over-HTTP spec says (POST, GET for queries, GraphiQL for
+//! browsers), and subscriptions on `/graphql/ws` over `graphql-transport-ws`
+//! (to the letter of its PROTOCOL.md) and the legacy `graphql-ws`, with a
+//! heartbeat (WebSocket pings; a silent socket is closed as lost).
 //! It depends on `parlor-engine` only; engine error kinds become
 //! `extensions.code` here and only here.
 //!
 //! `joinRoom(ticket, afterSeq)` commits the ticket when the subscription
 //! starts: first a `Joined` event, then every entry in seq order, each once.
-//! Completing the subscription (or `leaveRoom`, or closing the socket with
-//! 1000) is a leave; a lost socket sends the seat to grace.
+//! Completing the subscription (or `leaveRoom`, or the client closing the
+//! socket with 1000) is a leave; a lost socket — including every close the
+//! server makes, even for something the client sent — sends the seat to
+//! grace.
 //!
 //! ```
 //! use std::sync::Arc;

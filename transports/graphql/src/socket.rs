@@ -196,9 +196,11 @@ impl Link {
     /// The next time the writer must wake, given the next ping is due at
     /// `next_ping`.
     fn next_wake(&self, next_ping: u64, init_timeout: u64, lost_after: u64) -> u64 {
-        let mut wake = next_ping
-            .min(self.expires.load(Ordering::Relaxed))
-            .min(self.last_seen.load(Ordering::Relaxed).saturating_add(lost_after));
+        let mut wake = next_ping.min(self.expires.load(Ordering::Relaxed)).min(
+            self.last_seen
+                .load(Ordering::Relaxed)
+                .saturating_add(lost_after),
+        );
         if !self.initialized.load(Ordering::Acquire) {
             wake = wake.min(init_timeout);
         }
@@ -237,21 +239,28 @@ where
                     return polled;
                 }
             };
-            self.link.last_seen.store(self.link.now(), Ordering::Relaxed);
+            self.link
+                .last_seen
+                .store(self.link.now(), Ordering::Relaxed);
             let verdict = match &message {
                 Message::Text(text) => self.link.check(text.as_bytes()),
                 Message::Binary(bytes) => self.link.check(bytes),
                 // Traffic only (counted above); tungstenite answers pings.
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Close(frame) => {
-                    if !frame.as_ref().is_some_and(|f| f.code == 1000) {
+                    if frame.as_ref().is_none_or(|f| f.code != 1000) {
                         self.link.socket.lost.store(true, Ordering::Release);
                     }
+                    // The end the close frame says, not the `None` after it.
+                    self.done = true;
                     None
                 }
             };
             if let Some(close) = verdict {
-                tracing::debug!(code = close.code, "graphql socket closed for its client's message");
+                tracing::debug!(
+                    code = close.code,
+                    "graphql socket closed for its client's message"
+                );
                 self.link.fail(close);
                 self.done = true;
                 return Poll::Ready(None);
@@ -274,7 +283,9 @@ async fn authenticate(
     match auth.authenticate(token).await {
         Ok(principal) => {
             if let Some(expires_at) = principal.expires_at {
-                let left = expires_at.millis().saturating_sub(Timestamp::now().millis());
+                let left = expires_at
+                    .millis()
+                    .saturating_sub(Timestamp::now().millis());
                 let at = link
                     .now()
                     .saturating_add(u64::try_from(left).unwrap_or_default());
@@ -467,7 +478,9 @@ fn rewrite(message: Message, link: &Link) -> Message {
         // async-graphql closes a refused connection_init with 1002 and the
         // authenticator's message; graphql-transport-ws says 4403
         // Forbidden, which clients take as final rather than retrying.
-        Message::Close(Some(frame)) if frame.code == 1002 && !link.acked.load(Ordering::Acquire) => {
+        Message::Close(Some(frame))
+            if frame.code == 1002 && !link.acked.load(Ordering::Acquire) =>
+        {
             Message::Close(Some(CloseFrame {
                 code: close::FORBIDDEN.code,
                 reason: Utf8Bytes::from_static("Forbidden"),
