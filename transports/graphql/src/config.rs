@@ -7,7 +7,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GraphqlConfig {
-    /// Time a socket has to send a valid `connection_init` (10 s; then 4408).
+    /// Time a socket has to send a valid `connection_init` (10 s; then 4408,
+    /// whatever else it sent meanwhile).
     pub init_timeout: Duration,
     /// Deepest selection accepted.
     pub max_depth: usize,

@@ -132,7 +132,11 @@ impl Link {
     }
 
     fn at(&self, ms: u64) -> Instant {
-        self.started + Duration::from_millis(ms)
+        // A deadline past what `Instant` holds (a huge interval, no expiry)
+        // is a year away: far enough, and re-checked on every wake.
+        self.started
+            .checked_add(Duration::from_millis(ms))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600))
     }
 
     /// Ends the socket as a loss with `close`: the seats must see `lost`
