@@ -20,21 +20,21 @@ async fn graphql_over_http_passes_the_graphql_http_audit() {
         return;
     }
     let server = TestServer::start(&[]).await;
-    let (ok, said) = run_node(
-        "graphql_http_audit.mjs",
-        vec![server.base.clone(), "dev:auditor".to_owned()],
-        Vec::new(),
-    )
-    .await;
-    println!("{said}");
-    let summary = said
-        .lines()
-        .find(|l| l.starts_with("audit: "))
-        .unwrap_or_else(|| panic!("no audit summary:\n{said}"));
-    assert!(
-        summary.ends_with(" 0 warnings, 0 errors"),
-        "{summary}\n{said}"
-    );
-    assert!(ok, "{said}");
+    // Anonymous, and with a user's token on every request.
+    for token in [None, Some("dev:auditor")] {
+        let mut args = vec![server.base.clone()];
+        args.extend(token.map(str::to_owned));
+        let (ok, said) = run_node("graphql_http_audit.mjs", args, Vec::new()).await;
+        println!("token {token:?}:\n{said}");
+        let summary = said
+            .lines()
+            .find(|l| l.starts_with("audit: "))
+            .unwrap_or_else(|| panic!("no audit summary:\n{said}"));
+        assert!(
+            summary.ends_with(" 0 warnings, 0 errors"),
+            "token {token:?}: {summary}\n{said}"
+        );
+        assert!(ok, "{said}");
+    }
     server.stop().await;
 }

@@ -65,7 +65,9 @@ const BURST: usize = 64;
 /// How long the writer tries to deliver a close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// The legacy protocol's keep-alive message.
+/// The legacy protocol's keep-alive message (`GQL_CONNECTION_KEEP_ALIVE`).
+/// async-graphql 7 has none of its own: its `keepalive_timeout` closes an
+/// idle socket instead, and its `ka` message is commented out.
 const KA: &str = r#"{"type":"ka"}"#;
 
 pub(crate) async fn upgrade(
