@@ -110,6 +110,8 @@ struct Link {
     expires: AtomicU64,
     initialized: AtomicBool,
     acked: AtomicBool,
+    /// The client closed with 1000: a failed write after it is no loss.
+    clean: AtomicBool,
     /// The close the guard decided on.
     close: Mutex<Option<Close>>,
     /// Operation ids the client started and the server has not yet
@@ -147,6 +149,15 @@ impl Link {
         self.socket.lost.store(true, Ordering::Release);
         let mut slot = self.close.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(close);
+    }
+
+    /// A write failed: the connection is gone, a loss unless the client
+    /// had closed it with 1000. No close frame can be sent.
+    fn broken(&self) -> Option<Close> {
+        if !self.clean.load(Ordering::Acquire) {
+            self.socket.lost.store(true, Ordering::Release);
+        }
+        None
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Op>> {
@@ -256,6 +267,8 @@ where
                 Message::Close(frame) => {
                     if frame.as_ref().is_none_or(|f| f.code != 1000) {
                         self.link.socket.lost.store(true, Ordering::Release);
+                    } else {
+                        self.link.clean.store(true, Ordering::Release);
                     }
                     // The end the close frame says, not the `None` after it.
                     self.done = true;
@@ -329,6 +342,7 @@ async fn serve(
         expires: AtomicU64::new(u64::MAX),
         initialized: AtomicBool::new(false),
         acked: AtomicBool::new(false),
+        clean: AtomicBool::new(false),
         close: Mutex::new(None),
         running: Mutex::new(HashMap::new()),
     });
@@ -429,7 +443,7 @@ async fn write(
                     };
                     match timeout(patience, beat).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) => return None,
+                        Ok(Err(_)) => return link.broken(),
                         Err(_) => return Some(close::TOO_SLOW),
                     }
                 }
@@ -448,7 +462,7 @@ async fn write(
                 };
                 match timeout(patience, burst).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => return None,
+                    Ok(Err(_)) => return link.broken(),
                     Err(_) => return Some(close::TOO_SLOW),
                 }
             }
