@@ -160,7 +160,10 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
     // The seat is free; its `leave` entry is being stored.
     let stored = Instant::now();
     while leaves(&server, "b", &room, "a").await == 0 {
-        assert!(stored.elapsed() < Duration::from_secs(5), "{protocol}: no leave");
+        assert!(
+            stored.elapsed() < Duration::from_secs(5),
+            "{protocol}: no leave"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
