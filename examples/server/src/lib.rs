@@ -214,7 +214,8 @@ pub async fn serve(
         .introspection(config.dev_auth || config.graphql_introspection)
         .init_timeout(config.hello_timeout)
         .ping_interval(config.ping_interval)
-        .ping_timeout(config.ping_timeout);
+        .ping_timeout(config.ping_timeout)
+        .graphiql_token(config.dev_auth.then(|| "dev:guest".to_owned()));
     let graphql = Arc::new(GraphqlTransport::new(
         Arc::new(engine.clone()),
         auth,

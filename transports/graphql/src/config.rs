@@ -7,7 +7,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GraphqlConfig {
-    /// Time a socket has to send a valid `connection_init` (10 s; then 4408).
+    /// Time a socket has to send a valid `connection_init` (10 s; then 4408,
+    /// whatever else it sent meanwhile).
     pub init_timeout: Duration,
     /// Deepest selection accepted.
     pub max_depth: usize,
@@ -18,7 +19,7 @@ pub struct GraphqlConfig {
     /// Live `joinRoom` subscriptions one socket may hold.
     pub max_subscriptions: usize,
     /// How long a socket may stay unable to take a frame before it is closed
-    /// with 4409 (too slow).
+    /// with 1013 Try Again Later (too slow; graphql-transport-ws owns 4409).
     pub slow_client_patience: Duration,
     /// How often the server sends a WebSocket ping frame (25 s). The peer's
     /// WebSocket stack answers by itself; the pings also keep proxies (60 s
@@ -29,6 +30,10 @@ pub struct GraphqlConfig {
     /// included) arrived for `ping_interval + ping_timeout` (20 s more) is
     /// closed as lost: its seats go to grace.
     pub ping_timeout: Duration,
+    /// A token GraphiQL opens with, as `Authorization: Bearer <token>` and in
+    /// `connection_init` (`None`: the user types one). Meant for `--dev-auth`
+    /// (`dev:guest`); it is written into the page, so never a real secret.
+    pub graphiql_token: Option<String>,
 }
 
 impl Default for GraphqlConfig {
@@ -42,6 +47,7 @@ impl Default for GraphqlConfig {
             slow_client_patience: Duration::from_secs(2),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
+            graphiql_token: None,
         }
     }
 }
@@ -74,6 +80,12 @@ impl GraphqlConfig {
     /// Sets [`GraphqlConfig::ping_timeout`].
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
         self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets [`GraphqlConfig::graphiql_token`].
+    pub fn graphiql_token(mut self, token: Option<String>) -> Self {
+        self.graphiql_token = token;
         self
     }
 }

@@ -1,16 +1,20 @@
 //! # parlor-graphql
 //!
 //! Parlor's GraphQL transport (CONTRACT §6): an async-graphql 7 schema over
-//! any `Arc<dyn ChatEngine>`, served by axum through async-graphql-axum —
-//! `POST /graphql`, GraphiQL on `GET /graphql`, and subscriptions on
-//! `/graphql/ws` over `graphql-transport-ws` and the legacy `graphql-ws`.
+//! any `Arc<dyn ChatEngine>`, served by axum — `/graphql` over HTTP as the
+//! GraphQL-over-HTTP spec says (POST, GET for queries, GraphiQL for
+//! browsers), and subscriptions on `/graphql/ws` over `graphql-transport-ws`
+//! (to the letter of its PROTOCOL.md) and the legacy `graphql-ws`, with a
+//! heartbeat (WebSocket pings; a silent socket is closed as lost).
 //! It depends on `parlor-engine` only; engine error kinds become
 //! `extensions.code` here and only here.
 //!
 //! `joinRoom(ticket, afterSeq)` commits the ticket when the subscription
 //! starts: first a `Joined` event, then every entry in seq order, each once.
-//! Completing the subscription (or `leaveRoom`, or closing the socket with
-//! 1000) is a leave; a lost socket sends the seat to grace.
+//! Completing the subscription (or `leaveRoom`, or the client closing the
+//! socket with 1000) is a leave; a lost socket — including every close the
+//! server makes, even for something the client sent — sends the seat to
+//! grace.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -28,22 +32,17 @@
 //! # Ok(()) }
 //! ```
 
+mod close;
 mod config;
 mod errors;
+mod graphiql;
+mod http;
 pub mod schema;
 mod socket;
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::{
-    Router,
-    extract::State,
-    http::{HeaderMap, header::AUTHORIZATION},
-    response::Html,
-    routing::get,
-};
+use axum::{Router, routing::get};
 use parlor_engine::{Authenticator, ChatEngine, Gauge};
 use tokio::sync::watch;
 
@@ -54,6 +53,8 @@ pub(crate) struct GraphqlState {
     schema: ParlorSchema,
     auth: Arc<dyn Authenticator>,
     config: GraphqlConfig,
+    /// The GraphiQL page, built once.
+    graphiql: String,
     connections: Gauge,
     shutdown: watch::Receiver<bool>,
 }
@@ -75,6 +76,7 @@ impl GraphqlTransport {
         let (shutdown, watching) = watch::channel(false);
         let state = GraphqlState {
             schema: schema::build(engine, config.clone()),
+            graphiql: graphiql::page(config.graphiql_token.as_deref()),
             auth,
             config,
             connections: Gauge::default(),
@@ -86,10 +88,11 @@ impl GraphqlTransport {
         }
     }
 
-    /// `/graphql` (POST queries and mutations, GET GraphiQL) and `/graphql/ws`.
+    /// `/graphql` (GraphQL over HTTP: POST, GET for queries, GraphiQL for
+    /// browsers) and `/graphql/ws`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/graphql", get(graphiql).post(execute))
+            .route("/graphql", get(http::get).post(http::post))
             .route("/graphql/ws", get(socket::upgrade))
             .with_state(Arc::clone(&self.state))
     }
@@ -103,31 +106,4 @@ impl GraphqlTransport {
     pub fn connections(&self) -> u64 {
         self.state.connections.get()
     }
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
-}
-
-async fn execute(
-    State(state): State<Arc<GraphqlState>>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let mut request = request.into_inner();
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if let Some(token) = token
-        && let Ok(principal) = state.auth.authenticate(token.trim()).await
-    {
-        request = request.data(schema::Viewer(principal.user));
-    }
-    state.schema.execute(request).await.into()
 }

@@ -1,40 +1,57 @@
-//! `/graphql/ws`: GraphQL over WebSocket, both `graphql-transport-ws` and the
-//! legacy `graphql-ws` sub-protocol (async-graphql speaks both).
+//! `/graphql/ws`: GraphQL over WebSocket, both `graphql-transport-ws`
+//! (<https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md>) and the
+//! legacy `graphql-ws` (subscriptions-transport-ws) sub-protocol.
 //!
-//! async-graphql runs the protocol; this module adds what a chat needs around
-//! it. The incoming stream is watched, so that when it ends we know *how*: a
-//! close with 1000 is a leave of every room, anything else a loss (grace).
-//! async-graphql writes into a bounded channel drained by our own writer, so
-//! that we can still close the socket ourselves: 4408 when no
-//! `connection_init` arrives in time, 4409 when the client stays unable to
-//! take frames, 1001 at shutdown.
+//! async-graphql runs the protocol; this module holds it to the letter and
+//! adds what a chat needs around it:
+//!
+//! - a guard on the incoming stream ([`Guarded`]) that parses every message
+//!   first and closes the socket itself on what the protocol forbids
+//!   (4400 not a valid message, 4401 `subscribe` before the ack, 4409 a
+//!   `subscribe` whose id is still running, 4429 a second `connection_init`)
+//!   — before async-graphql could act on it;
+//! - a heartbeat: a WebSocket ping frame every `ping_interval` (and a legacy
+//!   `{"type":"ka"}`), and a close 1001 when nothing at all arrived for
+//!   `ping_interval + ping_timeout`; 4408 without `connection_init` in time;
+//!   4403 when the token from `connection_init` expires;
+//! - a writer that drains async-graphql's bounded queue in bursts and closes
+//!   with 1013 when the client stays unable to take frames.
+//!
+//! How the socket ends decides what happens to its seats: a client close
+//! with 1000 (or a client `complete`) is a leave; every other end, and every
+//! close the server makes (see [`crate::close`]), is a loss: seats go to
+//! grace. One task per socket; the timers are one `Sleep`.
 
 use std::{
+    collections::HashMap,
     pin::Pin,
     sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
-use async_graphql::Data;
+use async_graphql::{Data, http::ClientMessage};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     extract::{
         State, WebSocketUpgrade,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
     },
+    http::HeaderMap,
     response::Response,
 };
 use futures_channel::mpsc;
-use futures_util::{SinkExt, Stream, StreamExt};
-use parlor_engine::{Authenticator, ErrorKind};
+use futures_util::{SinkExt, Stream, StreamExt, stream::SplitSink};
+use parlor_engine::{Authenticator, ErrorKind, Timestamp};
 use serde_json::Value;
-use tokio::time::{sleep, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::{
     GraphqlState,
+    close::{self, Close},
     schema::{SocketState, Viewer},
 };
 
@@ -46,50 +63,237 @@ const WRITE_BUFFER: usize = 4 * 1024;
 const BURST: usize = 64;
 
 /// How long the writer tries to deliver a close frame.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The legacy protocol's keep-alive message (`GQL_CONNECTION_KEEP_ALIVE`).
+/// async-graphql 7 has none of its own: its `keepalive_timeout` closes an
+/// idle socket instead, and its `ka` message is commented out.
+const KA: &str = r#"{"type":"ka"}"#;
 
 pub(crate) async fn upgrade(
     State(state): State<Arc<GraphqlState>>,
     protocol: GraphQLProtocol,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let legacy = is_legacy(&headers);
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| serve(state, socket, protocol))
+        .on_upgrade(move |socket| serve(state, socket, protocol, legacy))
 }
 
-/// The incoming half, watched: records `connection_init`, and marks the
-/// socket lost unless it ends with a close frame carrying 1000.
-struct Watched<S> {
-    inner: S,
+/// Whether the client speaks the legacy `graphql-ws`: the first protocol it
+/// offers that we know, as [`GraphQLProtocol`] picks it.
+fn is_legacy(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| {
+            p.eq_ignore_ascii_case("graphql-ws") || p.eq_ignore_ascii_case("graphql-transport-ws")
+        })
+        .is_some_and(|p| p.eq_ignore_ascii_case("graphql-ws"))
+}
+
+/// What the guard, the authenticator and the writer of one socket share.
+/// Times are ms since `started`.
+struct Link {
     socket: Arc<SocketState>,
-    initialized: Arc<AtomicBool>,
+    legacy: bool,
+    started: Instant,
+    /// When the last frame of any kind arrived.
+    last_seen: AtomicU64,
+    /// When the token from `connection_init` expires (`u64::MAX`: never).
+    expires: AtomicU64,
+    initialized: AtomicBool,
+    acked: AtomicBool,
+    /// The client closed with 1000: a failed write after it is no loss.
+    clean: AtomicBool,
+    /// The close the guard decided on.
+    close: Mutex<Option<Close>>,
+    /// Operation ids the client started and the server has not yet
+    /// completed (graphql-transport-ws: a new `subscribe` with a live one is
+    /// 4409).
+    running: Mutex<HashMap<String, Op>>,
 }
 
-impl<S> Stream for Watched<S>
+/// One operation id's state: whether it is live for the client (started,
+/// not completed by either side), and how many server `complete`s for it are
+/// still to be written (async-graphql also answers a client `complete` with
+/// one, which must not end a new operation that reuses the id).
+#[derive(Default)]
+struct Op {
+    live: bool,
+    owed: u32,
+}
+
+impl Link {
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        // A deadline past what `Instant` holds (a huge interval, no expiry)
+        // is a year away: far enough, and re-checked on every wake.
+        self.started
+            .checked_add(Duration::from_millis(ms))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600))
+    }
+
+    /// Ends the socket as a loss with `close`: the seats must see `lost`
+    /// before async-graphql drops their subscriptions.
+    fn fail(&self, close: Close) {
+        self.socket.lost.store(true, Ordering::Release);
+        let mut slot = self.close.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(close);
+    }
+
+    /// A write failed: the connection is gone, a loss unless the client
+    /// had closed it with 1000. No close frame can be sent.
+    fn broken(&self) -> Option<Close> {
+        if !self.clean.load(Ordering::Acquire) {
+            self.socket.lost.store(true, Ordering::Release);
+        }
+        None
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Op>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the guard makes of one client text: `None` to pass it on to
+    /// async-graphql, or the close it calls for.
+    fn check(&self, text: &[u8]) -> Option<Close> {
+        let Ok(message) = ClientMessage::from_bytes(text) else {
+            return Some(close::INVALID_MESSAGE);
+        };
+        match message {
+            ClientMessage::ConnectionInit { .. } => self
+                .initialized
+                .swap(true, Ordering::AcqRel)
+                .then_some(close::TOO_MANY_INITS),
+            ClientMessage::Start { id, .. } => {
+                // async-graphql reads nothing while it authenticates, so
+                // `acked` is exact here.
+                if !self.acked.load(Ordering::Acquire) {
+                    return Some(close::UNAUTHORIZED);
+                }
+                let mut running = self.running();
+                let op = running.entry(id.clone()).or_default();
+                if op.live {
+                    // Legacy graphql-ws has no such rule: a second `start`
+                    // replaces the first (a stop, then a start, with no
+                    // `complete` for the first).
+                    return (!self.legacy).then(|| close::duplicate(&id));
+                }
+                op.live = true;
+                op.owed += 1;
+                None
+            }
+            ClientMessage::Stop { id } => {
+                let mut running = self.running();
+                if let Some(op) = running.get_mut(&id) {
+                    op.live = false;
+                    if op.owed == 0 {
+                        running.remove(&id);
+                    }
+                }
+                None
+            }
+            ClientMessage::ConnectionTerminate if !self.legacy => Some(close::INVALID_MESSAGE),
+            ClientMessage::ConnectionTerminate
+            | ClientMessage::Ping { .. }
+            | ClientMessage::Pong { .. } => None,
+        }
+    }
+
+    /// The next time the writer must wake, given the next ping is due at
+    /// `next_ping`.
+    fn next_wake(&self, next_ping: u64, init_timeout: u64, lost_after: u64) -> u64 {
+        let mut wake = next_ping.min(self.expires.load(Ordering::Relaxed)).min(
+            self.last_seen
+                .load(Ordering::Relaxed)
+                .saturating_add(lost_after),
+        );
+        if !self.initialized.load(Ordering::Acquire) {
+            wake = wake.min(init_timeout);
+        }
+        wake
+    }
+}
+
+/// The incoming half, guarded: every frame counts as traffic; a message the
+/// protocol forbids ends the stream (async-graphql then stops) with the
+/// guard's close recorded; any end but a client close 1000 marks the socket
+/// lost.
+struct Guarded<S> {
+    inner: S,
+    link: Arc<Link>,
+    done: bool,
+}
+
+impl<S> Stream for Guarded<S>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     type Item = Result<Message, axum::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.poll_next_unpin(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(Message::Text(text)))) if text.contains("connection_init") => {
-                self.initialized.store(true, Ordering::Release);
+        loop {
+            if self.done {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Ok(Message::Close(Some(frame))))) if frame.code == 1000 => {}
-            Poll::Ready(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => {
-                self.socket.lost.store(true, Ordering::Release);
+            let polled = self.inner.poll_next_unpin(cx);
+            let message = match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(message))) => message,
+                Poll::Ready(Some(Err(_)) | None) => {
+                    self.link.socket.lost.store(true, Ordering::Release);
+                    self.done = true;
+                    return polled;
+                }
+            };
+            self.link
+                .last_seen
+                .store(self.link.now(), Ordering::Relaxed);
+            let verdict = match &message {
+                Message::Text(text) => self.link.check(text.as_bytes()),
+                Message::Binary(bytes) => self.link.check(bytes),
+                // Traffic only (counted above); tungstenite answers pings.
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(frame) => {
+                    if frame.as_ref().is_none_or(|f| f.code != 1000) {
+                        self.link.socket.lost.store(true, Ordering::Release);
+                    } else {
+                        self.link.clean.store(true, Ordering::Release);
+                    }
+                    // The end the close frame says, not the `None` after it.
+                    self.done = true;
+                    None
+                }
+            };
+            if let Some(close) = verdict {
+                tracing::debug!(
+                    code = close.code,
+                    "graphql socket closed for its client's message"
+                );
+                self.link.fail(close);
+                self.done = true;
+                return Poll::Ready(None);
             }
-            _ => {}
+            return Poll::Ready(Some(Ok(message)));
         }
-        polled
     }
 }
 
-async fn authenticate(auth: Arc<dyn Authenticator>, payload: Value) -> async_graphql::Result<Data> {
+async fn authenticate(
+    auth: Arc<dyn Authenticator>,
+    link: Arc<Link>,
+    payload: Value,
+) -> async_graphql::Result<Data> {
     let header = ["authorization", "Authorization"]
         .iter()
         .find_map(|k| payload.get(k).and_then(Value::as_str))
@@ -97,6 +301,16 @@ async fn authenticate(auth: Arc<dyn Authenticator>, payload: Value) -> async_gra
     let token = header.strip_prefix("Bearer ").unwrap_or(header).trim();
     match auth.authenticate(token).await {
         Ok(principal) => {
+            if let Some(expires_at) = principal.expires_at {
+                let left = expires_at
+                    .millis()
+                    .saturating_sub(Timestamp::now().millis());
+                let at = link
+                    .now()
+                    .saturating_add(u64::try_from(left).unwrap_or_default());
+                link.expires.store(at, Ordering::Relaxed);
+            }
+            link.acked.store(true, Ordering::Release);
             let mut data = Data::default();
             data.insert(Viewer(principal.user));
             Ok(data)
@@ -111,41 +325,47 @@ async fn authenticate(auth: Arc<dyn Authenticator>, payload: Value) -> async_gra
     }
 }
 
-async fn serve(state: Arc<GraphqlState>, socket: WebSocket, protocol: GraphQLProtocol) {
+async fn serve(
+    state: Arc<GraphqlState>,
+    socket: WebSocket,
+    protocol: GraphQLProtocol,
+    legacy: bool,
+) {
     let _connection = state.connections.enter();
     let (mut sink, stream) = socket.split();
     let socket_state = Arc::new(SocketState::default());
-    let initialized = Arc::new(AtomicBool::new(false));
-    let watched = Watched {
-        inner: stream,
+    let link = Arc::new(Link {
         socket: Arc::clone(&socket_state),
-        initialized: Arc::clone(&initialized),
+        legacy,
+        started: Instant::now(),
+        last_seen: AtomicU64::new(0),
+        expires: AtomicU64::new(u64::MAX),
+        initialized: AtomicBool::new(false),
+        acked: AtomicBool::new(false),
+        clean: AtomicBool::new(false),
+        close: Mutex::new(None),
+        running: Mutex::new(HashMap::new()),
+    });
+    let guarded = Guarded {
+        inner: stream,
+        link: Arc::clone(&link),
+        done: false,
     };
-    let (to_client, mut outgoing) = mpsc::channel::<Message>(64);
+    let (to_client, outgoing) = mpsc::channel::<Message>(64);
     let mut data = Data::default();
     data.insert(Arc::clone(&socket_state));
     let auth = Arc::clone(&state.auth);
+    let authenticating = Arc::clone(&link);
     let protocol_task = GraphQLWebSocket::new_with_pair(
         to_client.sink_map_err(|_| ()),
-        watched,
+        guarded,
         state.schema.clone(),
         protocol,
     )
     .with_data(data)
-    .on_connection_init(move |payload| authenticate(auth, payload))
+    .on_connection_init(move |payload| authenticate(auth, authenticating, payload))
     .serve();
 
-    let init_deadline = {
-        let initialized = Arc::clone(&initialized);
-        let wait = state.config.init_timeout;
-        async move {
-            sleep(wait).await;
-            if initialized.load(Ordering::Acquire) {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let patience = state.config.slow_client_patience;
     let mut shutdown = state.shutdown.clone();
     let stopping = async move {
         while !*shutdown.borrow_and_update() {
@@ -155,16 +375,86 @@ async fn serve(state: Arc<GraphqlState>, socket: WebSocket, protocol: GraphQLPro
         }
     };
     let close = {
-        let writer = async {
-            let mut acknowledged = false;
-            while let Some(first) = outgoing.next().await {
+        let writer = write(&mut sink, outgoing, &link, &state.config);
+        tokio::pin!(writer, protocol_task);
+        let close = tokio::select! {
+            closed = &mut writer => closed,
+            // The protocol ended: deliver what it queued, then the guard's
+            // close if it made one.
+            _ = &mut protocol_task => writer.await,
+            _ = stopping => Some(close::SHUTDOWN),
+        };
+        // Before the subscriptions drop with `protocol_task`.
+        if let Some(close) = close {
+            link.fail(close);
+        }
+        link.close.lock().unwrap_or_else(|e| e.into_inner()).take()
+    };
+    if let Some(close) = close {
+        let frame = CloseFrame {
+            code: close.code,
+            reason: Utf8Bytes::from(close::fit(&close.reason)),
+        };
+        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+/// Drains async-graphql's queue into the socket and keeps the heartbeat;
+/// returns the close it decided on (`None`: the queue ended).
+async fn write(
+    sink: &mut SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Message>,
+    link: &Link,
+    config: &crate::GraphqlConfig,
+) -> Option<Close> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let interval = ms(config.ping_interval).max(1);
+    let lost_after = interval.saturating_add(ms(config.ping_timeout));
+    let init_timeout = ms(config.init_timeout);
+    let patience = config.slow_client_patience;
+    let mut next_ping = interval;
+    let mut wake = link.next_wake(next_ping, init_timeout, lost_after);
+    let timer = sleep_until(link.at(wake));
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut timer => {
+                let now = link.now();
+                if !link.initialized.load(Ordering::Acquire) && now >= init_timeout {
+                    return Some(close::INIT_TIMEOUT);
+                }
+                if now >= link.expires.load(Ordering::Relaxed) {
+                    return Some(close::TOKEN_EXPIRED);
+                }
+                let silent = now.saturating_sub(link.last_seen.load(Ordering::Relaxed));
+                if silent >= lost_after {
+                    return Some(close::PING_TIMEOUT);
+                }
+                if now >= next_ping {
+                    next_ping = now.saturating_add(interval);
+                    let beat = async {
+                        sink.feed(Message::Ping(Default::default())).await?;
+                        if link.legacy && link.acked.load(Ordering::Acquire) {
+                            sink.feed(Message::Text(Utf8Bytes::from_static(KA))).await?;
+                        }
+                        sink.flush().await
+                    };
+                    match timeout(patience, beat).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return link.broken(),
+                        Err(_) => return Some(close::TOO_SLOW),
+                    }
+                }
+            }
+            first = outgoing.next() => {
+                let first = first?;
                 let burst = async {
-                    sink.feed(rewrite(first, &mut acknowledged)).await?;
+                    sink.feed(rewrite(first, link)).await?;
                     for _ in 1..BURST {
                         match outgoing.try_recv() {
-                            Ok(message) => {
-                                sink.feed(rewrite(message, &mut acknowledged)).await?;
-                            }
+                            Ok(message) => sink.feed(rewrite(message, link)).await?,
                             Err(_) => break,
                         }
                     }
@@ -172,51 +462,75 @@ async fn serve(state: Arc<GraphqlState>, socket: WebSocket, protocol: GraphQLPro
                 };
                 match timeout(patience, burst).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => return None,
-                    Err(_) => return Some((4409, "too slow: resume with afterSeq")),
+                    Ok(Err(_)) => return link.broken(),
+                    Err(_) => return Some(close::TOO_SLOW),
                 }
             }
-            None
-        };
-        tokio::pin!(writer, protocol_task);
-        tokio::select! {
-            closed = &mut writer => closed,
-            // The protocol ended (it may have queued a close of its own,
-            // such as 4403 for a bad init): deliver what it queued.
-            _ = &mut protocol_task => writer.await,
-            _ = init_deadline => Some((4408, "connection initialisation timeout")),
-            _ = stopping => Some((1001, "server shutting down")),
         }
-    };
-    if let Some((code, reason)) = close {
-        // Ours, not the client's doing: their seats go to grace.
-        socket_state.lost.store(true, Ordering::Release);
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+        // The ack may have brought a token expiry; init may have come.
+        let next = link.next_wake(next_ping, init_timeout, lost_after);
+        if next != wake {
+            wake = next;
+            timer.as_mut().reset(link.at(wake));
+        }
     }
-    let _ = timeout(CLOSE_GRACE, sink.close()).await;
 }
 
-/// What async-graphql queued, as the client should see it. `acknowledged`
-/// records the `connection_ack`.
-fn rewrite(message: Message, acknowledged: &mut bool) -> Message {
+/// What async-graphql queued, as the client should see it: a server
+/// `complete` ends its id; a refused `connection_init` is 4403.
+fn rewrite(message: Message, link: &Link) -> Message {
     match message {
-        Message::Text(text) if !*acknowledged => {
-            *acknowledged = text.contains("connection_ack");
+        Message::Text(text) => {
+            if text.as_str().starts_with(r#"{"type":"complete""#)
+                && let Ok(done) = serde_json::from_str::<Value>(text.as_str())
+                && let Some(id) = done.get("id").and_then(Value::as_str)
+            {
+                let mut running = link.running();
+                if let Some(op) = running.get_mut(id) {
+                    op.owed = op.owed.saturating_sub(1);
+                    if op.owed == 0 {
+                        running.remove(id);
+                    }
+                }
+            }
             Message::Text(text)
         }
-        // async-graphql closes a refused connection_init with 1002;
-        // graphql-transport-ws says 4403 Forbidden, which clients take as
-        // final rather than retrying.
-        Message::Close(Some(frame)) if frame.code == 1002 && !*acknowledged => {
+        // async-graphql closes a refused connection_init with 1002 and the
+        // authenticator's message; graphql-transport-ws says 4403
+        // Forbidden, which clients take as final rather than retrying.
+        Message::Close(Some(frame))
+            if frame.code == 1002 && !link.acked.load(Ordering::Acquire) =>
+        {
             Message::Close(Some(CloseFrame {
-                code: 4403,
+                code: close::FORBIDDEN.code,
                 reason: Utf8Bytes::from_static("Forbidden"),
             }))
         }
+        Message::Close(Some(frame)) => {
+            // Any other close of async-graphql's own is the server's: a loss.
+            link.socket.lost.store(true, Ordering::Release);
+            Message::Close(Some(CloseFrame {
+                code: frame.code,
+                reason: Utf8Bytes::from(close::fit(frame.reason.as_str())),
+            }))
+        }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legacy_protocol_is_the_first_known_one_offered() {
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+        assert!(is_legacy(&headers));
+        headers.insert(
+            "sec-websocket-protocol",
+            "foo, graphql-transport-ws, graphql-ws".parse().unwrap(),
+        );
+        assert!(!is_legacy(&headers));
     }
 }

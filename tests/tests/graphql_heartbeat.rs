@@ -1,0 +1,231 @@
+//! The heartbeat on `/graphql/ws` (both `graphql-transport-ws` and the legacy
+//! `graphql-ws`), with 1 s ping interval, 1 s ping timeout and 1 s grace: a
+//! client behind a frozen TCP forwarder (no FIN, no RST — a phone whose
+//! network vanished) loses its seat within interval + timeout + grace + 1 s,
+//! with exactly one `leave`, and a waiting user can then reserve; a client
+//! that is idle but whose WebSocket stack answers pings keeps its seat.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use parlor_tests::{
+    Forwarder, RawSocket, TestServer, gql_code, gql_http, gql_socket, next_json, send,
+};
+use serde_json::{Value, json};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+const FLAGS: &[&str] = &[
+    "--ping-interval",
+    "1s",
+    "--ping-timeout",
+    "1s",
+    "--reconnect-grace",
+    "1s",
+];
+const RESERVE: &str =
+    "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
+const MESSAGES: &str = "query($r: ID!) { messages(roomId: $r) { seq kind sender } }";
+const ROOM: &str = "query($r: ID!) { room(id: $r) { occupancy } }";
+
+async fn reserve(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> Value {
+    let c = create.map(|capacity| json!({"capacity": capacity}));
+    gql_http(
+        server,
+        Some(&format!("dev:{user}")),
+        RESERVE,
+        json!({"r": room, "c": c}),
+    )
+    .await
+}
+
+async fn ticket(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> String {
+    let r = reserve(server, user, room, create).await;
+    r["data"]["reserveSeat"]["ticket"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ticket: {r}"))
+        .to_owned()
+}
+
+/// A GraphQL socket to `base` speaking `protocol`, initialised as `user`.
+async fn socket_at(base: &str, protocol: &str, user: &str) -> RawSocket {
+    let url = format!("{}/graphql/ws", base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+    let mut ws = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("graphql socket")
+        .0;
+    send(&mut ws, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer dev:{user}")}})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+    ws
+}
+
+/// Starts `joinRoom` as `id` in `protocol` and waits for `Joined`.
+async fn join(ws: &mut RawSocket, protocol: &str, id: &str, ticket: &str) {
+    let start = if protocol == "graphql-ws" {
+        "start"
+    } else {
+        "subscribe"
+    };
+    send(ws, json!({"id": id, "type": start, "payload": {"query": parlor_tests::JOIN_ROOM, "variables": {"t": ticket}}})).await;
+    loop {
+        let m = next_json(ws).await;
+        if m["id"] == id {
+            assert_eq!(
+                m["payload"]["data"]["joinRoom"]["__typename"], "Joined",
+                "{m}"
+            );
+            return;
+        }
+    }
+}
+
+/// Keeps reading `ws` (so that its stack answers pings) and hands on every
+/// text; the task ends with the socket and returns its close code.
+fn pump(mut ws: RawSocket) -> (mpsc::UnboundedReceiver<Value>, JoinHandle<Option<u16>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Text(t)) => {
+                    let _ = tx.send(serde_json::from_str(&t).unwrap());
+                }
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    });
+    (rx, task)
+}
+
+async fn leaves(server: &TestServer, viewer: &str, room: &str, user: &str) -> usize {
+    let r = gql_http(
+        server,
+        Some(&format!("dev:{viewer}")),
+        MESSAGES,
+        json!({"r": room}),
+    )
+    .await;
+    r["data"]["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no log: {r}"))
+        .iter()
+        .filter(|e| e["kind"] == "LEAVE" && e["sender"] == user)
+        .count()
+}
+
+async fn frozen_client_loses_its_seat(protocol: &str) {
+    let server = TestServer::start(FLAGS).await;
+    let room = format!("frozen-{protocol}");
+    let fwd = Forwarder::to(&server.base).await;
+    let a_ticket = ticket(&server, "a", &room, Some(2)).await;
+    let mut a = socket_at(&fwd.base(), protocol, "a").await;
+    join(&mut a, protocol, "a", &a_ticket).await;
+    let mut b = socket_at(&server.base, protocol, "b").await;
+    join(
+        &mut b,
+        protocol,
+        "b",
+        &ticket(&server, "b", &room, None).await,
+    )
+    .await;
+    let (_b_events, _b_task) = pump(b);
+    assert_eq!(
+        gql_code(&reserve(&server, "c", &room, None).await),
+        "ROOM_FULL"
+    );
+
+    fwd.freeze();
+    let frozen = Instant::now();
+    // interval + timeout + grace + 1 s.
+    let bound = Duration::from_secs(4);
+    loop {
+        let r = reserve(&server, "c", &room, None).await;
+        if r["data"]["reserveSeat"]["ticket"].is_string() {
+            break;
+        }
+        assert_eq!(gql_code(&r), "ROOM_FULL", "{r}");
+        assert!(
+            frozen.elapsed() < bound,
+            "{protocol}: a's seat still held {:?} after the freeze",
+            frozen.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The seat is free; its `leave` entry is being stored.
+    let stored = Instant::now();
+    while leaves(&server, "b", &room, "a").await == 0 {
+        assert!(
+            stored.elapsed() < Duration::from_secs(5),
+            "{protocol}: no leave"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(leaves(&server, "b", &room, "a").await, 1, "{protocol}");
+    drop(a);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_graphql_transport_ws_client_loses_its_seat() {
+    frozen_client_loses_its_seat("graphql-transport-ws").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_legacy_graphql_ws_client_loses_its_seat() {
+    frozen_client_loses_its_seat("graphql-ws").await;
+}
+
+/// Idle for 10 × (interval + timeout), answering only the pings its stack
+/// answers by itself: both protocols keep their seats; the legacy one got
+/// `ka` messages all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_that_answer_pings_keep_their_seats() {
+    let server = TestServer::start(FLAGS).await;
+    let room = "idle";
+    let first = ticket(&server, "modern", room, Some(3)).await;
+    let mut modern = socket_at(&server.base, "graphql-transport-ws", "modern").await;
+    join(&mut modern, "graphql-transport-ws", "m", &first).await;
+    let mut legacy = socket_at(&server.base, "graphql-ws", "legacy").await;
+    join(
+        &mut legacy,
+        "graphql-ws",
+        "l",
+        &ticket(&server, "legacy", room, None).await,
+    )
+    .await;
+    let (_modern_events, modern_task) = pump(modern);
+    let (mut legacy_events, legacy_task) = pump(legacy);
+
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(!modern_task.is_finished() && !legacy_task.is_finished());
+    let r = gql_http(&server, Some("dev:modern"), ROOM, json!({"r": room})).await;
+    assert_eq!(r["data"]["room"]["occupancy"], 2, "{r}");
+    assert_eq!(leaves(&server, "modern", room, "modern").await, 0);
+    assert_eq!(leaves(&server, "modern", room, "legacy").await, 0);
+    let mut kas = 0;
+    while let Ok(m) = legacy_events.try_recv() {
+        if m["type"] == "ka" {
+            kas += 1;
+        }
+    }
+    assert!(kas >= 5, "{kas} ka messages in 20 s at a 1 s interval");
+    server.stop().await;
+}
+
+/// The protocol's own ping is answered before and after init on a fresh
+/// socket with the heartbeat on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_ping_gets_a_pong() {
+    let server = TestServer::start(FLAGS).await;
+    let mut ws = gql_socket(&server, "graphql-transport-ws").await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    server.stop().await;
+}

@@ -1,0 +1,40 @@
+//! The GraphQL-over-HTTP spec's public audit suite — npm `graphql-http`'s
+//! `auditServer`, code no one here wrote — against the real `/graphql`
+//! (`tests/js/graphql_http_audit.mjs`). Right: 0 errors and 0 warnings.
+//! Needs Node and `npm ci` in `tests/js`; without them the test says it was
+//! skipped.
+
+use std::{path::Path, process::Command};
+
+use parlor_tests::{TestServer, run_node};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_over_http_passes_the_graphql_http_audit() {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    if !js.join("node_modules/graphql-http").exists()
+        || Command::new("node").arg("--version").output().is_err()
+    {
+        eprintln!(
+            "SKIPPED graphql_over_http_passes_the_graphql_http_audit: run `npm ci` in tests/js (needs Node)"
+        );
+        return;
+    }
+    let server = TestServer::start(&[]).await;
+    // Anonymous, and with a user's token on every request.
+    for token in [None, Some("dev:auditor")] {
+        let mut args = vec![server.base.clone()];
+        args.extend(token.map(str::to_owned));
+        let (ok, said) = run_node("graphql_http_audit.mjs", args, Vec::new()).await;
+        println!("token {token:?}:\n{said}");
+        let summary = said
+            .lines()
+            .find(|l| l.starts_with("audit: "))
+            .unwrap_or_else(|| panic!("no audit summary:\n{said}"));
+        assert!(
+            summary.ends_with(" 0 warnings, 0 errors"),
+            "token {token:?}: {summary}\n{said}"
+        );
+        assert!(ok, "{said}");
+    }
+    server.stop().await;
+}
