@@ -388,32 +388,128 @@ async fn every_rejection_is_a_contract_json_error() {
     let mut socket = ann.connect().await.unwrap();
     socket.join(&t.ticket, None).await.unwrap();
 
-    let cases: Vec<(Method, &str, Option<Vec<u8>>, u16, &str, &str)> = vec![
+    // (method, path, body, status, code, what)
+    type Case = (
+        Method,
+        &'static str,
+        Option<Vec<u8>>,
+        u16,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         // Path: a room id that does not percent-decode to UTF-8.
-        (Method::POST, "/v1/rooms/a%FF/reservations", Some(b"{}".to_vec()), 400, "INVALID_INPUT", "path, reserve"),
-        (Method::GET, "/v1/rooms/a%FF", None, 400, "INVALID_INPUT", "path, room"),
-        (Method::GET, "/v1/rooms/a%FF/messages", None, 400, "INVALID_INPUT", "path, history"),
-        (Method::POST, "/v1/rooms/a%FF/messages", Some(br#"{"client_id":"c","body":"b"}"#.to_vec()), 400, "INVALID_INPUT", "path, send"),
+        (
+            Method::POST,
+            "/v1/rooms/a%FF/reservations",
+            Some(b"{}".to_vec()),
+            400,
+            "INVALID_INPUT",
+            "path, reserve",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/a%FF",
+            None,
+            400,
+            "INVALID_INPUT",
+            "path, room",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/a%FF/messages",
+            None,
+            400,
+            "INVALID_INPUT",
+            "path, history",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/a%FF/messages",
+            Some(br#"{"client_id":"c","body":"b"}"#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "path, send",
+        ),
         // Query.
-        (Method::GET, "/v1/rooms/edge/messages?after_seq=%FF", None, 400, "INVALID_INPUT", "query, not UTF-8"),
-        (Method::GET, "/v1/rooms/edge/messages?after_seq=abc", None, 400, "INVALID_INPUT", "query, not a number"),
-        (Method::GET, "/v1/rooms/edge/messages?limit=-1", None, 400, "INVALID_INPUT", "query, negative limit"),
-        (Method::GET, "/v1/rooms/edge/messages?limit=501", None, 400, "INVALID_INPUT", "query, limit too big"),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?after_seq=%FF",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, not UTF-8",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?after_seq=abc",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, not a number",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?limit=-1",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, negative limit",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?limit=501",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, limit too big",
+        ),
         // Body.
-        (Method::POST, "/v1/rooms/edge/reservations", Some(br#"{"create": "#.to_vec()), 400, "INVALID_INPUT", "body, truncated JSON"),
-        (Method::POST, "/v1/rooms/edge/messages", Some(vec![0xFF, 0xFE]), 400, "INVALID_INPUT", "body, not UTF-8"),
-        (Method::POST, "/v1/rooms/edge/messages", Some(br#"{"client_id": 5}"#.to_vec()), 400, "INVALID_INPUT", "body, wrong shape"),
-        (Method::POST, "/v1/rooms/edge/messages", Some(vec![b' '; 3 * 1024 * 1024]), 413, "MESSAGE_TOO_LARGE", "body over the limit"),
+        (
+            Method::POST,
+            "/v1/rooms/edge/reservations",
+            Some(br#"{"create": "#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "body, truncated JSON",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(vec![0xFF, 0xFE]),
+            400,
+            "INVALID_INPUT",
+            "body, not UTF-8",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(br#"{"client_id": 5}"#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "body, wrong shape",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(vec![b' '; 3 * 1024 * 1024]),
+            413,
+            "MESSAGE_TOO_LARGE",
+            "body over the limit",
+        ),
         // Method.
-        (Method::DELETE, "/v1/rooms/edge", None, 405, "INVALID_INPUT", "method"),
+        (
+            Method::DELETE,
+            "/v1/rooms/edge",
+            None,
+            405,
+            "INVALID_INPUT",
+            "method",
+        ),
     ];
     for (method, path, body, status, want, what) in cases {
         let (got, kind, v) = raw(&server, method, path, body).await;
-        assert_eq!(
-            (got, code(&v)),
-            (status, want),
-            "{what}: {kind} {v}"
-        );
+        assert_eq!((got, code(&v)), (status, want), "{what}: {kind} {v}");
         assert!(kind.starts_with("application/json"), "{what}: {kind}");
         assert!(v["error"]["message"].is_string(), "{what}: {v}");
     }

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use parlor_tests::{
-    Forwarder, RawSocket, TestServer, join_raw, next_json, reserve_raw, send,
-    until,
+    Forwarder, RawSocket, TestServer, join_raw, next_json, reserve_raw, send, until,
 };
 use parlor_ws::client::{Client, ResumingRoom};
 use serde_json::{Value, json};
@@ -77,7 +76,11 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
     let fwd = Forwarder::to(&server.base).await;
     // (Ann's one ticket: an unused second one would hold the seat until
     // it expired.)
-    let ticket = server.client("ann").reserve("lively", Some(2)).await.unwrap();
+    let ticket = server
+        .client("ann")
+        .reserve("lively", Some(2))
+        .await
+        .unwrap();
 
     // Ann through the forwarder, her socket read all along (so tungstenite
     // answers pings) until the freeze; Bob directly.
@@ -91,7 +94,10 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
     join_raw(&server, &mut bob, "bob", "lively", None).await;
     let (mut bob, bob_reader) = reading(bob);
     let (status, body) = reserve_raw(&server, Some("dev:cat"), "lively", json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("ROOM_FULL")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("ROOM_FULL"))
+    );
 
     // Still alive a few intervals later: the pings are answered.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -119,7 +125,11 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
     let (status, body) = reserve_raw(&server, Some("dev:cat"), "lively", json!({})).await;
     assert_eq!(status, 201, "the freed seat can be reserved: {body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&server, "bob", "lively", "leave", "ann").await, 1, "exactly one leave");
+    assert_eq!(
+        count(&server, "bob", "lively", "leave", "ann").await,
+        1,
+        "exactly one leave"
+    );
     assert_eq!(count(&server, "bob", "lively", "join", "ann").await, 1);
     reader.abort();
     bob_reader.abort();
@@ -129,7 +139,11 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_peer_that_answers_pings_keeps_its_seat() {
     let server = TestServer::start(SHORT).await;
-    server.client("ivy").reserve("quiet", Some(2)).await.unwrap();
+    server
+        .client("ivy")
+        .reserve("quiet", Some(2))
+        .await
+        .unwrap();
     let mut ivy = server.raw_as("ivy").await;
     join_raw(&server, &mut ivy, "ivy", "quiet", None).await;
 

@@ -22,7 +22,10 @@ async fn hello(server: &TestServer, token: &str) -> (RawSocket, Value) {
 
 /// A JWT for `user` valid for 2 s, and its `exp` as a time.
 fn short_jwt(user: &str) -> (String, SystemTime) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let token = jwt(Some(user), 2, JWT_SECRET);
     (token, UNIX_EPOCH + Duration::from_secs(now + 2))
 }
@@ -123,7 +126,11 @@ async fn an_expired_token_closes_4401_as_lost_and_a_fresh_one_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_before_exp_keeps_the_socket() {
     let server = TestServer::start(&[]).await;
-    server.client("cat").reserve("renew", Some(2)).await.unwrap();
+    server
+        .client("cat")
+        .reserve("renew", Some(2))
+        .await
+        .unwrap();
     let (token, exp) = short_jwt("cat");
     let (mut cat, _) = hello(&server, &token).await;
     join_raw(&server, &mut cat, "cat", "renew", None).await;

@@ -587,7 +587,11 @@ async fn a_text_frame_that_is_not_utf8_closes_1007_as_a_lost_connection() {
         coding::{Data, OpCode},
     };
     let server = TestServer::start(&["--reconnect-grace", "5s"]).await;
-    server.client("watch").reserve("bytes", Some(3)).await.unwrap();
+    server
+        .client("watch")
+        .reserve("bytes", Some(3))
+        .await
+        .unwrap();
     let mut watch = server.raw_as("watch").await;
     join_raw(&server, &mut watch, "watch", "bytes", None).await;
     let mut ann = server.raw_as("ann").await;
@@ -629,7 +633,11 @@ async fn a_text_frame_that_is_not_utf8_closes_1007_as_a_lost_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_after_seq_outside_0_to_2_pow_63_minus_1_is_invalid_input() {
     let server = TestServer::start(&[]).await;
-    server.client("ann").reserve("range", Some(3)).await.unwrap();
+    server
+        .client("ann")
+        .reserve("range", Some(3))
+        .await
+        .unwrap();
     let mut ann = server.raw_as("ann").await;
     for (after, why) in [
         (json!(9_223_372_036_854_775_808_u64), "2^63"),

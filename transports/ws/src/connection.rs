@@ -367,8 +367,10 @@ impl Session {
     fn expired(&self) -> bool {
         let expired = self.expires.is_some_and(|at| at <= Instant::now());
         if expired {
-            self.out
-                .close(close::TOKEN_EXPIRED, "token expired: reconnect with a fresh one");
+            self.out.close(
+                close::TOKEN_EXPIRED,
+                "token expired: reconnect with a fresh one",
+            );
         }
         expired
     }
@@ -417,9 +419,7 @@ impl Session {
             Ok(principal) if principal.user == self.user => {
                 self.expires = principal.expires_at.map(deadline_of);
                 let expires_at = principal.expires_at.map(|t| t.to_string());
-                self.out
-                    .frame(&ServerFrame::Refreshed { expires_at })
-                    .await;
+                self.out.frame(&ServerFrame::Refreshed { expires_at }).await;
             }
             Ok(_) => {
                 let err = Error::new(

@@ -61,7 +61,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(ApiQuery(value)),
-            Err(e) => Err(rejected(e.status(), format!("bad query: {}", e.body_text()))),
+            Err(e) => Err(rejected(
+                e.status(),
+                format!("bad query: {}", e.body_text()),
+            )),
         }
     }
 }

@@ -9,7 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use parlor_engine::{
-    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, RoomId, RoomSpec, SeqRange, UserId,
+    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, RoomId, RoomSpec,
+    SeqRange, UserId,
 };
 use serde::de::DeserializeOwned;
 
