@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::{
     net::TcpStream,
-    time::{Duration, Instant, sleep_until, timeout},
+    time::{Duration, Instant, sleep_until, timeout, timeout_at},
 };
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async_with_config,
@@ -622,10 +622,15 @@ impl ResumingRoom {
     pub async fn send(&mut self, client_id: &str, body: &str) {
         self.unacked
             .push_back((client_id.to_owned(), body.to_owned()));
-        if let Some(socket) = &mut self.socket
-            && socket.send(&self.room, client_id, body).await.is_err()
-        {
-            self.socket = None;
+        if let Some(socket) = &mut self.socket {
+            // A write that cannot proceed (a vanished network, the kernel's
+            // buffer full) is a lost socket too, not a wait forever.
+            let patience = socket.heartbeat().map_or(REQUEST_TIMEOUT, |h| h.silence);
+            let sent = timeout(patience, socket.send(&self.room, client_id, body)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                self.socket = None;
+                self.went_silent = true;
+            }
         }
     }
 
@@ -664,8 +669,10 @@ impl ResumingRoom {
             if Instant::now() >= self.next_probe {
                 self.next_probe = Instant::now() + heartbeat.interval;
                 // A probe that cannot be written means the socket is gone.
-                if socket.ping().await.is_err() {
+                let written = timeout_at(lost_at, socket.ping()).await;
+                if !matches!(written, Ok(Ok(()))) {
                     self.socket = None;
+                    self.went_silent = true;
                     return None;
                 }
             }

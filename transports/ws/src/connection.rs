@@ -18,6 +18,12 @@
 //! moment. The reader holds each room's `SeatGuard`; when the loop ends, a
 //! client close with code 1000 leaves every room, and any other ending drops
 //! the guards, sending the seats to grace.
+//!
+//! Liveness: the writer pings every `ping_interval`; the reader notes when
+//! anything last arrived and keeps one timer, for the earlier of "silent for
+//! `ping_interval + ping_timeout`" (close 1001, lost) and the credential's
+//! expiry (close 4401, lost). The timer is re-armed only when it fires or
+//! the credential is renewed, so traffic costs no timer work.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -127,9 +133,6 @@ struct Session {
     expires: Option<Instant>,
     /// When a frame (of any kind) last arrived.
     last_heard: Instant,
-    /// `ping_interval + ping_timeout`: this long without a frame, the peer
-    /// is lost.
-    silence: Duration,
     /// The seats of the rooms joined; the writer follows their entries.
     rooms: HashMap<RoomId, SeatGuard>,
     /// Sends queued in the engine and not yet answered, in the order they
@@ -169,7 +172,6 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
     // heap only while it runs, so an idle connection's task stays small.
     if let Some(principal) = Box::pin(hello(&state, &out, &mut stream)).await {
         let mut session = Session {
-            silence: state.config.ping_interval + state.config.ping_timeout,
             state,
             out,
             user: principal.user,
@@ -340,7 +342,7 @@ impl Session {
                     if self.expired() {
                         return Ending::Lost;
                     }
-                    if self.last_heard.elapsed() >= self.silence {
+                    if self.last_heard.elapsed() >= self.silence() {
                         tracing::debug!(user = %self.user, "ping timeout: connection lost");
                         self.out.close(close::GOING_AWAY, "ping timeout");
                         return Ending::Lost;
@@ -356,10 +358,16 @@ impl Session {
         }
     }
 
+    /// `ping_interval + ping_timeout`: this long without a frame, the peer
+    /// is lost.
+    fn silence(&self) -> Duration {
+        self.state.config.ping_interval + self.state.config.ping_timeout
+    }
+
     /// When the reader's timer should next look: the silence limit, or the
     /// credential's expiry if that is sooner.
     fn next_check(&self) -> Instant {
-        let silent = self.last_heard + self.silence;
+        let silent = self.last_heard + self.silence();
         self.expires.map_or(silent, |at| at.min(silent))
     }
 
