@@ -415,6 +415,11 @@ pub struct Heartbeat {
 }
 
 /// A WebSocket that has said `hello`.
+///
+/// The server's ping frames are answered while the socket is read
+/// ([`next_event`](Socket::next_event)); a socket nobody reads for longer
+/// than the server's `ping_interval + ping_timeout` is closed by the server
+/// as lost (its seats go to grace).
 pub struct Socket {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Events read while waiting for a specific answer.
@@ -549,6 +554,13 @@ impl Socket {
 
 /// One room that survives disconnects: reconnects, resumes after its last
 /// seq, re-sends unacked messages with their original `client_id`.
+///
+/// While [`next_entry`](ResumingRoom::next_entry) waits, it probes the
+/// server with `{"type":"ping"}` every `ping_interval_ms` (from `welcome`)
+/// and treats a server silent for longer than `ping_interval_ms +
+/// ping_timeout_ms` as lost: it drops the socket (and its pooled HTTP
+/// connections) and resumes on a new one. Keep calling `next_entry`: the
+/// socket is read, and the server's pings answered, only then.
 pub struct ResumingRoom {
     /// Where it reconnects: the first that answers, in turn (several nodes
     /// of a cluster, say).
