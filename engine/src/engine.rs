@@ -12,7 +12,7 @@ use tokio::{runtime::Handle, sync::oneshot, time::Instant};
 
 use crate::{
     config::EngineConfig,
-    entry::{Entry, EntryKind, MAX_HISTORY_LIMIT, NewEntry, Seq, SeqRange, Timestamp},
+    entry::{Entry, EntryKind, MAX_HISTORY_LIMIT, NewEntry, Seq, SeqRange, Timestamp, check_seq},
     entry_stream::EntryStream,
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
@@ -514,6 +514,7 @@ impl Inner {
         let Some(after) = after_seq else {
             return Ok(());
         };
+        check_seq("after_seq", after)?;
         self.refresh_last_seq(room).await?;
         if after > room.log.last_seq() {
             return Err(Error::new(
@@ -632,6 +633,12 @@ fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<(
 }
 
 fn validate_range(range: &SeqRange) -> Result<()> {
+    if let Some(after) = range.after {
+        check_seq("after_seq", after)?;
+    }
+    if let Some(before) = range.before {
+        check_seq("before_seq", before)?;
+    }
     if !(1..=MAX_HISTORY_LIMIT).contains(&range.limit) {
         return Err(Error::new(
             ErrorKind::InvalidInput,

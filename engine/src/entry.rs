@@ -10,6 +10,23 @@ use crate::ids::{RoomId, UserId};
 /// A position in a room log. The first entry is 1; 0 means "before the first".
 pub type Seq = u64;
 
+/// The largest seq a request may name: 2^63 - 1. Stores keep seqs as signed
+/// 64-bit integers (SQL `BIGINT`), so a larger number is refused as
+/// `INVALID_INPUT` rather than wrapping to a negative bound.
+pub const MAX_SEQ: Seq = i64::MAX as Seq;
+
+/// `INVALID_INPUT` unless `seq` is in `0..=MAX_SEQ`; `name` says which
+/// parameter it was (`after_seq`, …).
+pub fn check_seq(name: &str, seq: Seq) -> crate::error::Result<()> {
+    if seq > MAX_SEQ {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorKind::InvalidInput,
+            format!("{name} must be between 0 and {MAX_SEQ}"),
+        ));
+    }
+    Ok(())
+}
+
 /// What an entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {

@@ -347,3 +347,209 @@ async fn concurrent_reserves_admit_exactly_the_free_seats() {
     }
     server.stop().await;
 }
+
+/// A raw request; the status, the content type and the body as JSON (Null
+/// when it is not JSON).
+async fn raw(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, String, Value) {
+    let mut req = server
+        .http()
+        .request(method, format!("{}{path}", server.base))
+        .bearer_auth("dev:ann");
+    if let Some(body) = body {
+        req = req.header("content-type", "application/json").body(body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = r.bytes().await.unwrap();
+    (
+        status,
+        kind,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_is_a_contract_json_error() {
+    use reqwest::Method;
+    let server = TestServer::start(&[]).await;
+    let ann = server.client("ann");
+    let t = ann.reserve("edge", Some(3)).await.unwrap();
+    let mut socket = ann.connect().await.unwrap();
+    socket.join(&t.ticket, None).await.unwrap();
+
+    // (method, path, body, status, code, what)
+    type Case = (
+        Method,
+        &'static str,
+        Option<Vec<u8>>,
+        u16,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        // Path: a room id that does not percent-decode to UTF-8.
+        (
+            Method::POST,
+            "/v1/rooms/a%FF/reservations",
+            Some(b"{}".to_vec()),
+            400,
+            "INVALID_INPUT",
+            "path, reserve",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/a%FF",
+            None,
+            400,
+            "INVALID_INPUT",
+            "path, room",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/a%FF/messages",
+            None,
+            400,
+            "INVALID_INPUT",
+            "path, history",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/a%FF/messages",
+            Some(br#"{"client_id":"c","body":"b"}"#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "path, send",
+        ),
+        // Query.
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?after_seq=%FF",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, not UTF-8",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?after_seq=abc",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, not a number",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?limit=-1",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, negative limit",
+        ),
+        (
+            Method::GET,
+            "/v1/rooms/edge/messages?limit=501",
+            None,
+            400,
+            "INVALID_INPUT",
+            "query, limit too big",
+        ),
+        // Body.
+        (
+            Method::POST,
+            "/v1/rooms/edge/reservations",
+            Some(br#"{"create": "#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "body, truncated JSON",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(vec![0xFF, 0xFE]),
+            400,
+            "INVALID_INPUT",
+            "body, not UTF-8",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(br#"{"client_id": 5}"#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "body, wrong shape",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(vec![b' '; 3 * 1024 * 1024]),
+            413,
+            "MESSAGE_TOO_LARGE",
+            "body over the limit",
+        ),
+        // Method.
+        (
+            Method::DELETE,
+            "/v1/rooms/edge",
+            None,
+            405,
+            "INVALID_INPUT",
+            "method",
+        ),
+    ];
+    for (method, path, body, status, want, what) in cases {
+        let (got, kind, v) = raw(&server, method, path, body).await;
+        assert_eq!((got, code(&v)), (status, want), "{what}: {kind} {v}");
+        assert!(kind.starts_with("application/json"), "{what}: {kind}");
+        assert!(v["error"]["message"].is_string(), "{what}: {v}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_seqs_outside_0_to_2_pow_63_minus_1_are_invalid_input() {
+    let server = TestServer::start(&[]).await;
+    let ann = server.client("ann");
+    let t = ann.reserve("range", Some(3)).await.unwrap();
+    let mut socket = ann.connect().await.unwrap();
+    socket.join(&t.ticket, None).await.unwrap();
+    for i in 2..=6 {
+        let e = ann.send("range", &format!("c{i}"), "m").await.unwrap();
+        assert_eq!(e.seq, i);
+    }
+    let count = |v: &Value| v["messages"].as_array().map_or(0, Vec::len);
+    let at = |q: &str| format!("/v1/rooms/range/messages?{q}");
+    let refused = [
+        "after_seq=9223372036854775808",
+        "before_seq=9223372036854775808",
+        "after_seq=18446744073709551615",
+        "after_seq=18446744073709551616",
+        "after_seq=-1",
+        "before_seq=-1",
+    ];
+    for q in refused {
+        let (s, v) = get(&server, Some("dev:ann"), &at(q)).await;
+        assert_eq!((s, code(&v)), (400, "INVALID_INPUT"), "{q}: {v}");
+    }
+    let accepted = [
+        ("after_seq=9223372036854775807", 0),
+        ("before_seq=9223372036854775807", 6),
+        ("after_seq=0", 6),
+        ("before_seq=0", 0),
+    ];
+    for (q, n) in accepted {
+        let (s, v) = get(&server, Some("dev:ann"), &at(q)).await;
+        assert_eq!((s, count(&v)), (200, n), "{q}: {v}");
+    }
+    server.stop().await;
+}

@@ -62,7 +62,8 @@ async fn hello_rules() {
     send(&mut ws, json!({"type": "hello", "token": "dev:ann"})).await;
     assert_eq!(
         next_json(&mut ws).await,
-        json!({"type": "welcome", "user_id": "ann"})
+        json!({"type": "welcome", "user_id": "ann", "ping_interval_ms": 25000,
+               "ping_timeout_ms": 20000, "expires_at": null})
     );
 
     // A bad token: an error frame, then 4401.
@@ -576,5 +577,92 @@ async fn origins_and_rate_limits() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429, "the same bucket over HTTP");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_frame_that_is_not_utf8_closes_1007_as_a_lost_connection() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame as RawFrame,
+        coding::{Data, OpCode},
+    };
+    let server = TestServer::start(&["--reconnect-grace", "5s"]).await;
+    server
+        .client("watch")
+        .reserve("bytes", Some(3))
+        .await
+        .unwrap();
+    let mut watch = server.raw_as("watch").await;
+    join_raw(&server, &mut watch, "watch", "bytes", None).await;
+    let mut ann = server.raw_as("ann").await;
+    let joined = join_raw(&server, &mut ann, "ann", "bytes", None).await;
+    assert_eq!(next_kind(&mut watch).await, ("join".into(), "ann".into()));
+
+    // FF FE as a text frame: RFC 6455 §8.1 says fail with 1007.
+    let frame = RawFrame::message(vec![0xFF, 0xFE], OpCode::Data(Data::Text), true);
+    ann.send(Message::Frame(frame)).await.unwrap();
+    assert!(
+        matches!(next_frame(&mut ann).await, Frame::Closed(Some(1007))),
+        "close 1007"
+    );
+
+    // A close the client caused is a lost connection: grace, no leave;
+    // a resume finds the seat and appends no second join.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let watcher = server.client("watch");
+    let log = watcher.history("bytes", 0, 500).await.unwrap();
+    assert!(
+        !log.iter().any(|e| e.kind == "leave" && e.sender == "ann"),
+        "no leave entry: {log:?}"
+    );
+    let mut ann = server.raw_as("ann").await;
+    let after = joined["last_seq"].as_u64().unwrap();
+    let rejoined = join_raw(&server, &mut ann, "ann", "bytes", Some(after)).await;
+    assert_eq!(rejoined["members"], json!(["ann", "watch"]));
+    let log = watcher.history("bytes", 0, 500).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.sender == "ann" && e.kind != "text")
+            .count(),
+        1,
+        "one join, no leave: {log:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_after_seq_outside_0_to_2_pow_63_minus_1_is_invalid_input() {
+    let server = TestServer::start(&[]).await;
+    server
+        .client("ann")
+        .reserve("range", Some(3))
+        .await
+        .unwrap();
+    let mut ann = server.raw_as("ann").await;
+    for (after, why) in [
+        (json!(9_223_372_036_854_775_808_u64), "2^63"),
+        (json!(u64::MAX), "2^64 - 1"),
+        (json!(-1), "negative"),
+        // In range, but past the room's last seq.
+        (json!(9_223_372_036_854_775_807_u64), "2^63 - 1"),
+    ] {
+        let ticket = server
+            .client("ann")
+            .reserve("range", None)
+            .await
+            .unwrap()
+            .ticket;
+        send(
+            &mut ann,
+            json!({"type": "join", "ticket": ticket, "after_seq": after}),
+        )
+        .await;
+        let e = next_json(&mut ann).await;
+        assert_eq!(e["type"], "error", "{why}: {e}");
+        assert_eq!(e["code"], "INVALID_INPUT", "{why}: {e}");
+    }
+    // The socket stayed; 0 is a valid after_seq.
+    let joined = join_raw(&server, &mut ann, "ann", "range", Some(0)).await;
+    assert_eq!(joined["room_id"], "range");
     server.stop().await;
 }

@@ -35,7 +35,7 @@ mod errors;
 mod events;
 mod routes;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::Router;
 use parlor_engine::{Authenticator, ChatEngine};
@@ -48,14 +48,31 @@ pub struct SseTransport {
 struct SseState {
     engine: Arc<dyn ChatEngine>,
     auth: Arc<dyn Authenticator>,
+    /// How often an open stream gets a `: ping` comment line.
+    ping_interval: Duration,
 }
 
 impl SseTransport {
     /// A transport over `engine`, checking tokens with `auth`.
     pub fn new(engine: Arc<dyn ChatEngine>, auth: Arc<dyn Authenticator>) -> Self {
         SseTransport {
-            state: Arc::new(SseState { engine, auth }),
+            state: Arc::new(SseState {
+                engine,
+                auth,
+                ping_interval: Duration::from_secs(25),
+            }),
         }
+    }
+
+    /// How often every open stream gets a `: ping` comment line (25 s, as
+    /// the WebSocket transports' `--ping-interval`). A keep-alive only: it
+    /// keeps proxies (60 s idle cut-off in nginx) from closing a quiet
+    /// stream and lets a reader see the server is there; nothing answers it
+    /// (an `EventSource` ignores comment lines).
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        let state = Arc::get_mut(&mut self.state).expect("set before the router is built");
+        state.ping_interval = every.max(Duration::from_millis(1));
+        self
     }
 
     /// The routes under `/sse/v1`.

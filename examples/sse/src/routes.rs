@@ -1,7 +1,7 @@
 //! The HTTP side: authentication, opening the stream (reserve + commit),
 //! sending and leaving.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -18,9 +18,6 @@ use parlor_engine::{ErrorKind, RoomId, RoomSpec, Seq, UserId};
 use serde::Deserialize;
 
 use crate::{SseState, errors::ApiError, events};
-
-/// How often an idle stream gets a comment line, so proxies keep it open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub(crate) fn router(state: Arc<SseState>) -> Router {
     Router::new()
@@ -85,7 +82,9 @@ async fn open_stream(
     tracing::debug!(%room, %user, ?after_seq, "sse stream opened");
     let stream = events::events(membership).boxed();
     Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        // `: ping` every interval while the stream is quiet (axum restarts
+        // the timer on each event).
+        .keep_alive(KeepAlive::new().interval(state.ping_interval).text("ping"))
         .into_response())
 }
 

@@ -63,13 +63,22 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
+        Server::start_with(None).await
+    }
+
+    /// With a `ping_interval` of the transport's when given.
+    async fn start_with(ping_interval: Option<Duration>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("sse.db").display());
         let store = SeaOrmStore::open(&url).await.unwrap();
         let engine = Engine::start(Arc::new(store), EngineConfig::default())
             .await
             .unwrap();
-        let app = SseTransport::new(Arc::new(engine), Arc::new(DevTokens)).router();
+        let mut sse = SseTransport::new(Arc::new(engine), Arc::new(DevTokens));
+        if let Some(every) = ping_interval {
+            sse = sse.ping_interval(every);
+        }
+        let app = sse.router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -287,4 +296,30 @@ async fn errors_carry_the_contract_codes() {
     .map(|e| e.data["kind"].as_str().unwrap().to_owned())
     .collect();
     assert_eq!(kinds, ["join", "text", "leave", "join"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_stream_gets_a_ping_comment_every_interval() {
+    let server = Server::start_with(Some(Duration::from_millis(200))).await;
+    let mut reader = server.stream("ann", "?capacity=2", None).await;
+    let joined = reader.next().await;
+    assert_eq!(joined.event, "joined");
+    // Raw bytes for 1.5 s: a `: ping` comment line about every 200 ms.
+    let mut raw = std::mem::take(&mut reader.buffer);
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(until, reader.bytes.next()).await {
+        raw.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    let pings = raw.matches(": ping\n\n").count();
+    assert!(pings >= 3, "pings in 1.5 s: {pings} in {raw:?}");
+    assert!(
+        raw.lines().all(|l| l.is_empty() || l == ": ping"),
+        "nothing but keep-alives on a quiet stream: {raw:?}"
+    );
+    // The keep-alive needs no answer: the stream still delivers.
+    let (status, _) = server.send("ann", "c-1", "hi").await;
+    assert_eq!(status, 201);
+    reader.buffer.clear();
+    let entry = reader.next().await;
+    assert_eq!(entry.data["body"], "hi");
 }

@@ -5,7 +5,10 @@
 //! - [`ResumingRoom`]: one room that survives disconnects and server
 //!   restarts: it reconnects with backoff and jitter, re-joins after the last
 //!   seq it saw, and re-sends unacked messages in order under their original
-//!   `client_id`. Every entry comes out once, in seq order.
+//!   `client_id`. Every entry comes out once, in seq order. It probes the
+//!   server with `{"type":"ping"}` every `ping_interval_ms` of the
+//!   `welcome`, and a server silent for longer than interval + timeout is
+//!   lost: it reconnects (a frozen network sends no FIN and no RST).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), parlor_ws::client::ClientError> {
@@ -17,12 +20,15 @@
 //! # drop(entry); Ok(()) }
 //! ```
 
-use std::{collections::VecDeque, fmt, time::Duration};
+use std::{collections::VecDeque, fmt};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::{
+    net::TcpStream,
+    time::{Duration, Instant, sleep_until, timeout, timeout_at},
+};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async_with_config,
     tungstenite::{
@@ -35,6 +41,10 @@ use tokio_tungstenite::{
 /// the free part of the buffer before every read, which costs more than the
 /// read itself for the few-hundred-byte frames a chat receives.
 const READ_BUFFER: usize = 8 * 1024;
+
+/// The longest an HTTP call or a WebSocket handshake may take. Why: over a
+/// network that vanished (no FIN, no RST) a request never ends by itself.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What went wrong, as the client sees it.
 #[derive(Debug)]
@@ -184,6 +194,23 @@ pub enum Event {
     Welcome {
         /// Who the server thinks we are.
         user_id: String,
+        /// How often the server pings, in ms (absent from older servers).
+        #[serde(default)]
+        ping_interval_ms: Option<u64>,
+        /// How much longer than the interval a silent peer is given, in ms.
+        #[serde(default)]
+        ping_timeout_ms: Option<u64>,
+        /// When the token expires (RFC 3339), if it does.
+        #[serde(default)]
+        expires_at: Option<String>,
+    },
+    /// The answer to `{"type":"ping"}`.
+    Pong,
+    /// A `refresh` was accepted.
+    Refreshed {
+        /// The new token's expiry (RFC 3339), if it expires.
+        #[serde(default)]
+        expires_at: Option<String>,
     },
     /// A join succeeded.
     Joined(Joined),
@@ -241,9 +268,18 @@ impl Client {
     /// of `token`.
     pub fn new(base: &str, token: &str) -> Self {
         Client {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
+        }
+    }
+
+    /// The same client with a new connection pool: after a server fell
+    /// silent, pooled connections to it are as dead as the socket was.
+    fn with_fresh_connections(&self) -> Self {
+        Client {
+            http: http_client(),
+            ..self.clone()
         }
     }
 
@@ -321,15 +357,34 @@ impl Client {
     pub async fn connect(&self) -> Result<Socket, ClientError> {
         let url = format!("{}/v1/ws", self.base.replacen("http", "ws", 1));
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        let (ws, _) = connect_async_with_config(url, Some(config), false).await?;
+        let opening = connect_async_with_config(url, Some(config), false);
+        let (ws, _) = timeout(REQUEST_TIMEOUT, opening)
+            .await
+            .map_err(|_| ClientError::Closed(None))??;
         let mut socket = Socket {
             ws,
             pending: VecDeque::new(),
+            last_heard: Instant::now(),
+            heartbeat: None,
         };
         socket
             .send_json(json!({"type": "hello", "token": self.token}))
             .await?;
-        match socket.next_event().await? {
+        let welcome = timeout(REQUEST_TIMEOUT, socket.next_event())
+            .await
+            .map_err(|_| ClientError::Closed(None))??;
+        match welcome {
+            Event::Welcome {
+                ping_interval_ms: Some(interval),
+                ping_timeout_ms: Some(timeout),
+                ..
+            } => {
+                socket.heartbeat = Some(Heartbeat {
+                    interval: Duration::from_millis(interval.max(1)),
+                    silence: Duration::from_millis(interval.saturating_add(timeout)),
+                });
+                Ok(socket)
+            }
             Event::Welcome { .. } => Ok(socket),
             Event::Error(e) => Err(ClientError::Api {
                 status: 0,
@@ -343,14 +398,62 @@ impl Client {
     }
 }
 
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+/// The server's heartbeat, from its `welcome`.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    /// How often to probe (the server's `ping_interval_ms`).
+    pub interval: Duration,
+    /// Silent for longer than this (interval + timeout), the server is lost.
+    pub silence: Duration,
+}
+
 /// A WebSocket that has said `hello`.
+///
+/// The server's ping frames are answered while the socket is read
+/// ([`next_event`](Socket::next_event)); a socket nobody reads for longer
+/// than the server's `ping_interval + ping_timeout` is closed by the server
+/// as lost (its seats go to grace).
 pub struct Socket {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Events read while waiting for a specific answer.
     pending: VecDeque<Event>,
+    /// When anything (a frame of any kind, pings included) last arrived.
+    last_heard: Instant,
+    /// The server's heartbeat, if its `welcome` gave one.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Socket {
+    /// The server's heartbeat (from `welcome`); `None` from a server that
+    /// gave none.
+    pub fn heartbeat(&self) -> Option<Heartbeat> {
+        self.heartbeat
+    }
+
+    /// When anything last arrived from the server.
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
+    /// Sends `{"type":"ping"}`; the server answers [`Event::Pong`].
+    pub async fn ping(&mut self) -> Result<(), ClientError> {
+        self.send_json(json!({"type": "ping"})).await
+    }
+
+    /// Renews the token in place; the server answers [`Event::Refreshed`]
+    /// (or an `UNAUTHENTICATED` error, and the old expiry stands).
+    pub async fn refresh(&mut self, token: &str) -> Result<(), ClientError> {
+        self.send_json(json!({"type": "refresh", "token": token}))
+            .await
+    }
+
     /// Sends one JSON frame.
     pub async fn send_json(&mut self, frame: Value) -> Result<(), ClientError> {
         self.ws.send(Message::text(frame.to_string())).await?;
@@ -416,9 +519,12 @@ impl Socket {
         self.read().await
     }
 
+    /// Cancel-safe: a frame is taken off the stream only as it is returned.
     async fn read(&mut self) -> Result<Event, ClientError> {
         loop {
-            match self.ws.next().await {
+            let message = self.ws.next().await;
+            self.last_heard = Instant::now();
+            match message {
                 Some(Ok(Message::Text(text))) => {
                     return serde_json::from_str(&text)
                         .map_err(|e| ClientError::Protocol(format!("{e}: {text}")));
@@ -448,6 +554,13 @@ impl Socket {
 
 /// One room that survives disconnects: reconnects, resumes after its last
 /// seq, re-sends unacked messages with their original `client_id`.
+///
+/// While [`next_entry`](ResumingRoom::next_entry) waits, it probes the
+/// server with `{"type":"ping"}` every `ping_interval_ms` (from `welcome`)
+/// and treats a server silent for longer than `ping_interval_ms +
+/// ping_timeout_ms` as lost: it drops the socket (and its pooled HTTP
+/// connections) and resumes on a new one. Keep calling `next_entry`: the
+/// socket is read, and the server's pings answered, only then.
 pub struct ResumingRoom {
     /// Where it reconnects: the first that answers, in turn (several nodes
     /// of a cluster, say).
@@ -460,6 +573,11 @@ pub struct ResumingRoom {
     unacked: VecDeque<(String, String)>,
     /// How many times the socket was re-established.
     reconnects: u32,
+    /// When to send the next `ping` probe.
+    next_probe: Instant,
+    /// Whether the last socket was lost to silence (then HTTP connections
+    /// are renewed too).
+    went_silent: bool,
 }
 
 /// How many reconnect attempts before giving up.
@@ -484,7 +602,10 @@ impl ResumingRoom {
             last_seq: joined.last_seq,
             unacked: VecDeque::new(),
             reconnects: 0,
-        })
+            next_probe: Instant::now(),
+            went_silent: false,
+        }
+        .probing_from_now())
     }
 
     /// Adds another server to reconnect through when the current one does
@@ -513,10 +634,60 @@ impl ResumingRoom {
     pub async fn send(&mut self, client_id: &str, body: &str) {
         self.unacked
             .push_back((client_id.to_owned(), body.to_owned()));
-        if let Some(socket) = &mut self.socket
-            && socket.send(&self.room, client_id, body).await.is_err()
-        {
-            self.socket = None;
+        if let Some(socket) = &mut self.socket {
+            // A write that cannot proceed (a vanished network, the kernel's
+            // buffer full) is a lost socket too, not a wait forever.
+            let patience = socket.heartbeat().map_or(REQUEST_TIMEOUT, |h| h.silence);
+            let sent = timeout(patience, socket.send(&self.room, client_id, body)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                self.socket = None;
+                self.went_silent = true;
+            }
+        }
+    }
+
+    fn probing_from_now(mut self) -> Self {
+        self.schedule_probe();
+        self
+    }
+
+    fn schedule_probe(&mut self) {
+        if let Some(heartbeat) = self.socket.as_ref().and_then(Socket::heartbeat) {
+            self.next_probe = Instant::now() + heartbeat.interval;
+        }
+    }
+
+    /// The next event of the current socket, probing it with `ping` while
+    /// it is quiet; `None` once the server was silent for longer than its
+    /// interval + timeout (the socket is then dropped).
+    async fn next_event_or_silence(&mut self) -> Option<Result<Event, ClientError>> {
+        loop {
+            let socket = self.socket.as_mut()?;
+            let Some(heartbeat) = socket.heartbeat() else {
+                return Some(socket.next_event().await);
+            };
+            let lost_at = socket.last_heard() + heartbeat.silence;
+            let wake = self.next_probe.min(lost_at);
+            tokio::select! {
+                event = socket.next_event() => return Some(event),
+                _ = sleep_until(wake) => {}
+            }
+            if Instant::now() >= lost_at {
+                tracing::debug!(room = %self.room, "server silent: reconnecting");
+                self.socket = None;
+                self.went_silent = true;
+                return None;
+            }
+            if Instant::now() >= self.next_probe {
+                self.next_probe = Instant::now() + heartbeat.interval;
+                // A probe that cannot be written means the socket is gone.
+                let written = timeout_at(lost_at, socket.ping()).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    self.socket = None;
+                    self.went_silent = true;
+                    return None;
+                }
+            }
         }
     }
 
@@ -525,11 +696,14 @@ impl ResumingRoom {
     /// `Err(Api)` and is dropped from the unacked queue.
     pub async fn next_entry(&mut self) -> Result<Entry, ClientError> {
         loop {
-            let Some(socket) = &mut self.socket else {
+            if self.socket.is_none() {
                 self.reconnect().await?;
                 continue;
+            }
+            let Some(event) = self.next_event_or_silence().await else {
+                continue;
             };
-            match socket.next_event().await {
+            match event {
                 Ok(Event::Entry(entry)) if entry.room_id == self.room => {
                     if entry.seq <= self.last_seq {
                         continue;
@@ -570,15 +744,24 @@ impl ResumingRoom {
         let mut delay = Duration::from_millis(50);
         let mut last_error = None;
         for _ in 0..RECONNECT_ATTEMPTS {
+            if std::mem::take(&mut self.went_silent) {
+                for client in &mut self.clients {
+                    *client = client.with_fresh_connections();
+                }
+            }
             match self.try_resume().await {
                 Ok(socket) => {
                     self.socket = Some(socket);
                     self.reconnects += 1;
+                    self.schedule_probe();
                     return Ok(());
                 }
                 Err(e) => {
                     last_error = Some(e);
                     self.current = (self.current + 1) % self.clients.len();
+                    // A timed-out attempt may have left a dead pooled
+                    // connection behind.
+                    self.went_silent = true;
                 }
             }
             // Backoff with jitter, so a restarted server is not hit by every

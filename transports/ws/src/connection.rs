@@ -18,8 +18,14 @@
 //! moment. The reader holds each room's `SeatGuard`; when the loop ends, a
 //! client close with code 1000 leaves every room, and any other ending drops
 //! the guards, sending the seats to grace.
+//!
+//! Liveness: the writer pings every `ping_interval`; the reader notes when
+//! anything last arrived and keeps one timer, for the earlier of "silent for
+//! `ping_interval + ping_timeout`" (close 1001, lost) and the credential's
+//! expiry (close 4401, lost). The timer is re-armed only when it fires or
+//! the credential is renewed, so traffic costs no timer work.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     extract::{
@@ -29,10 +35,10 @@ use axum::{
     response::Response,
 };
 use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesOrdered};
-use parlor_engine::{Entry, Error, ErrorKind, RoomId, SeatGuard, UserId};
+use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp, UserId};
 use tokio::{
     sync::{mpsc, oneshot, watch},
-    time::{sleep, timeout},
+    time::{Duration, Instant, sleep, sleep_until, timeout},
 };
 
 use crate::{
@@ -123,6 +129,10 @@ struct Session {
     state: Arc<WsState>,
     out: Outbound,
     user: UserId,
+    /// When the credential expires (then: close 4401, lost), if it does.
+    expires: Option<Instant>,
+    /// When a frame (of any kind) last arrived.
+    last_heard: Instant,
     /// The seats of the rooms joined; the writer follows their entries.
     rooms: HashMap<RoomId, SeatGuard>,
     /// Sends queued in the engine and not yet answered, in the order they
@@ -160,11 +170,13 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
 
     // The per-frame work is boxed (here and in `read_loop`): it lives on the
     // heap only while it runs, so an idle connection's task stays small.
-    if let Some(user) = Box::pin(hello(&state, &out, &mut stream)).await {
+    if let Some(principal) = Box::pin(hello(&state, &out, &mut stream)).await {
         let mut session = Session {
             state,
             out,
-            user,
+            user: principal.user,
+            expires: principal.expires_at.map(deadline_of),
+            last_heard: Instant::now(),
             rooms: HashMap::new(),
             in_flight: FuturesOrdered::new(),
         };
@@ -178,8 +190,47 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
 
 type Inbound = futures_util::stream::SplitStream<WebSocket>;
 
+/// The `welcome` frame for `principal`.
+fn welcome(state: &WsState, principal: &Principal) -> Message {
+    text(&ServerFrame::Welcome {
+        user_id: principal.user.as_str(),
+        ping_interval_ms: millis(state.config.ping_interval),
+        ping_timeout_ms: millis(state.config.ping_timeout),
+        expires_at: principal.expires_at.map(|t| t.to_string()),
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The monotonic instant of a wall-clock expiry (now, if it has passed).
+fn deadline_of(at: Timestamp) -> Instant {
+    let left = at.millis().saturating_sub(Timestamp::now().millis());
+    Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+}
+
+/// The close a read error calls for, when the client caused it: tungstenite
+/// reports these as errors, and RFC 6455 §7.4.1 names their codes. `None`:
+/// the peer is gone (reset, I/O error), nobody to tell.
+fn close_for(err: &axum::Error) -> Option<(u16, &'static str)> {
+    // axum wraps tungstenite's error opaquely; its text is all there is.
+    let text = err.to_string();
+    if text.contains("Space limit exceeded") {
+        // tungstenite's own size limit (twice ours) tripped.
+        Some((close::TOO_BIG, "frame too large"))
+    } else if text.contains("UTF-8") {
+        Some((close::INVALID_DATA, "text frame is not UTF-8"))
+    } else if text.contains("protocol error") {
+        Some((close::PROTOCOL, "protocol error"))
+    } else {
+        None
+    }
+}
+
 /// Waits for a valid `hello`; closes with 4401 if none comes in time.
-async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<UserId> {
+/// `{"type":"ping"}` is answered before `hello` too (the deadline stands).
+async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<Principal> {
     let deadline = sleep(state.config.hello_timeout);
     tokio::pin!(deadline);
     loop {
@@ -194,21 +245,30 @@ async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<
             Some(Ok(Message::Text(text))) => serde_json::from_str::<ClientFrame>(&text).ok(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => None,
-            _ => return None,
+            Some(Err(err)) => {
+                if let Some((code, reason)) = close_for(&err) {
+                    out.close(code, reason);
+                }
+                return None;
+            }
+            Some(Ok(Message::Close(_))) | None => return None,
         };
-        let Some(ClientFrame::Hello { token }) = hello else {
-            let err = Error::new(ErrorKind::Unauthenticated, "the first frame must be hello");
-            out.error(&err, None, None, None).await;
-            continue;
+        let token = match hello {
+            Some(ClientFrame::Hello { token }) => token,
+            Some(ClientFrame::Ping) => {
+                out.frame(&ServerFrame::Pong).await;
+                continue;
+            }
+            _ => {
+                let err = Error::new(ErrorKind::Unauthenticated, "the first frame must be hello");
+                out.error(&err, None, None, None).await;
+                continue;
+            }
         };
         match state.auth.authenticate(&token).await {
             Ok(principal) => {
-                let user = principal.user;
-                out.frame(&ServerFrame::Welcome {
-                    user_id: user.as_str(),
-                })
-                .await;
-                return Some(user);
+                out.push(Outgoing::Frame(welcome(state, &principal))).await;
+                return Some(principal);
             }
             Err(err) => {
                 out.error(&err, None, None, None).await;
@@ -230,37 +290,64 @@ impl Session {
             self.out.close(close::GOING_AWAY, "server shutting down");
             return Ending::Lost;
         }
+        let check = sleep_until(self.next_check());
+        tokio::pin!(check);
         loop {
             tokio::select! {
-                frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        if text.len() > self.state.config.max_frame_bytes {
-                            self.out.close(close::TOO_BIG, "frame too large");
+                frame = stream.next() => {
+                    self.last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            if text.len() > self.state.config.max_frame_bytes {
+                                self.out.close(close::TOO_BIG, "frame too large");
+                                return Ending::Lost;
+                            }
+                            // Checked per frame, not only by the timer: a
+                            // send that arrives after the expiry is never
+                            // acked, however late the timer fires.
+                            if self.expired() {
+                                return Ending::Lost;
+                            }
+                            let expires = self.expires;
+                            Box::pin(self.handle(&text)).await;
+                            if self.expires != expires {
+                                check.as_mut().reset(self.next_check());
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            self.out.error(&Error::new(ErrorKind::InvalidInput, "binary frames are not supported"), None, None, None).await;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(frame))) => {
+                            return match frame {
+                                Some(f) if f.code == close::NORMAL => Ending::Left,
+                                _ => Ending::Lost,
+                            };
+                        }
+                        Some(Err(err)) => {
+                            // A close the client caused (1007, 1009, 1002)
+                            // is still a lost connection, not a leave.
+                            if let Some((code, reason)) = close_for(&err) {
+                                self.out.close(code, reason);
+                            }
                             return Ending::Lost;
                         }
-                        Box::pin(self.handle(&text)).await;
+                        None => return Ending::Lost,
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        self.out.error(&Error::new(ErrorKind::InvalidInput, "binary frames are not supported"), None, None, None).await;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(frame))) => {
-                        return match frame {
-                            Some(f) if f.code == close::NORMAL => Ending::Left,
-                            _ => Ending::Lost,
-                        };
-                    }
-                    Some(Err(err)) => {
-                        // tungstenite's own size limit (twice ours) tripped.
-                        if err.to_string().contains("Space limit exceeded") {
-                            self.out.close(close::TOO_BIG, "frame too large");
-                        }
-                        return Ending::Lost;
-                    }
-                    None => return Ending::Lost,
-                },
+                }
                 Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.answer(answer).await;
+                }
+                _ = &mut check => {
+                    if self.expired() {
+                        return Ending::Lost;
+                    }
+                    if self.last_heard.elapsed() >= self.silence() {
+                        tracing::debug!(user = %self.user, "ping timeout: connection lost");
+                        self.out.close(close::GOING_AWAY, "ping timeout");
+                        return Ending::Lost;
+                    }
+                    check.as_mut().reset(self.next_check());
                 }
                 _ = closing.changed() => return Ending::Lost,
                 _ = shutdown.changed() => {
@@ -269,6 +356,31 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `ping_interval + ping_timeout`: this long without a frame, the peer
+    /// is lost.
+    fn silence(&self) -> Duration {
+        self.state.config.ping_interval + self.state.config.ping_timeout
+    }
+
+    /// When the reader's timer should next look: the silence limit, or the
+    /// credential's expiry if that is sooner.
+    fn next_check(&self) -> Instant {
+        let silent = self.last_heard + self.silence();
+        self.expires.map_or(silent, |at| at.min(silent))
+    }
+
+    /// Whether the credential has expired; if so, asks for close 4401.
+    fn expired(&self) -> bool {
+        let expired = self.expires.is_some_and(|at| at <= Instant::now());
+        if expired {
+            self.out.close(
+                close::TOKEN_EXPIRED,
+                "token expired: reconnect with a fresh one",
+            );
+        }
+        expired
     }
 
     async fn handle(&mut self, text: &str) {
@@ -301,6 +413,32 @@ impl Session {
                 body,
             } => self.send(&room_id, &client_id, &body).await,
             ClientFrame::Leave { room_id } => self.leave(&room_id).await,
+            ClientFrame::Ping => {
+                self.out.frame(&ServerFrame::Pong).await;
+            }
+            ClientFrame::Refresh { token } => self.refresh(&token).await,
+        }
+    }
+
+    /// Renews the credential in place: same user, new expiry. A token for
+    /// another user, or an invalid one, is refused and the old expiry stands.
+    async fn refresh(&mut self, token: &str) {
+        match self.state.auth.authenticate(token).await {
+            Ok(principal) if principal.user == self.user => {
+                self.expires = principal.expires_at.map(deadline_of);
+                let expires_at = principal.expires_at.map(|t| t.to_string());
+                self.out.frame(&ServerFrame::Refreshed { expires_at }).await;
+            }
+            Ok(_) => {
+                let err = Error::new(
+                    ErrorKind::Unauthenticated,
+                    "the refresh token is for another user",
+                );
+                self.out.error(&err, None, None, None).await;
+            }
+            Err(err) => {
+                self.out.error(&err, None, None, None).await;
+            }
         }
     }
 

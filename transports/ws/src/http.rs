@@ -4,16 +4,19 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{FromRequestParts, Path, Query, State},
+    extract::{FromRequestParts, State},
     http::{StatusCode, header::AUTHORIZATION, request::Parts},
     response::{IntoResponse, Response},
 };
-use parlor_engine::{DEFAULT_HISTORY_LIMIT, Error, ErrorKind, RoomId, RoomSpec, SeqRange, UserId};
+use parlor_engine::{
+    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, RoomId, RoomSpec,
+    SeqRange, UserId,
+};
 use serde::de::DeserializeOwned;
 
 use crate::{
     errors::ApiError,
+    extract::{ApiBody, ApiPath, ApiQuery},
     state::WsState,
     wire::{EntryJson, MessagesJson, ReservationJson, ReserveBody, RoomJson, SendBody},
 };
@@ -46,7 +49,7 @@ fn room_id(raw: &str) -> Result<RoomId, ApiError> {
 
 /// A JSON body, or `INVALID_INPUT` saying what is wrong with it; an empty
 /// body reads as `{}` where `empty` is given.
-fn json_body<T: DeserializeOwned>(body: &Bytes, empty: Option<T>) -> Result<T, ApiError> {
+fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace)
         && let Some(empty) = empty
     {
@@ -63,8 +66,8 @@ fn json_body<T: DeserializeOwned>(body: &Bytes, empty: Option<T>) -> Result<T, A
 pub(crate) async fn reserve(
     State(state): State<Arc<WsState>>,
     User(user): User,
-    Path(room): Path<String>,
-    body: Bytes,
+    ApiPath(room): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let body: ReserveBody = json_body(&body, Some(ReserveBody::default()))?;
@@ -83,7 +86,7 @@ pub(crate) async fn reserve(
 pub(crate) async fn room(
     State(state): State<Arc<WsState>>,
     User(_): User,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let info = state
@@ -94,29 +97,40 @@ pub(crate) async fn room(
     Ok(Json(RoomJson::from(&info)).into_response())
 }
 
-fn seq_param(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+/// A numeric query parameter. Parsed as `u64` and never wrapped or
+/// clamped: a negative or non-numeric value, or one past `u64`, is
+/// `INVALID_INPUT` here; the engine refuses seqs past 2^63 - 1.
+fn number_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    range: &str,
+) -> Result<Option<u64>, ApiError> {
     match query.get(name).map(String::as_str) {
         None | Some("") => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| {
             ApiError(Error::new(
                 ErrorKind::InvalidInput,
-                format!("{name} must be a non-negative integer"),
+                format!("{name} must be an integer between {range}"),
             ))
         }),
     }
 }
 
+fn seq_param(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    number_param(query, name, &format!("0 and {MAX_SEQ}"))
+}
+
 pub(crate) async fn messages(
     State(state): State<Arc<WsState>>,
     User(user): User,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    ApiPath(room): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let range = SeqRange {
         after: seq_param(&query, "after_seq")?,
         before: seq_param(&query, "before_seq")?,
-        limit: seq_param(&query, "limit")?
+        limit: number_param(&query, "limit", &format!("1 and {MAX_HISTORY_LIMIT}"))?
             .map_or(DEFAULT_HISTORY_LIMIT, |l| l.min(u64::from(u32::MAX)) as u32),
     };
     let entries = state.engine.history(&user, &room, range).await?;
@@ -127,8 +141,8 @@ pub(crate) async fn messages(
 pub(crate) async fn send(
     State(state): State<Arc<WsState>>,
     User(user): User,
-    Path(room): Path<String>,
-    body: Bytes,
+    ApiPath(room): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let body: SendBody = json_body(&body, None)?;
@@ -142,4 +156,16 @@ pub(crate) async fn send(
         .await?;
     state.send_latency.observe(started.elapsed().as_secs_f64());
     Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
+}
+
+/// A route asked with a method it does not have: 405 (axum adds `Allow`),
+/// with the contract's JSON error body like every other refusal.
+pub(crate) async fn method_not_allowed() -> Response {
+    let err = ApiError(Error::new(
+        ErrorKind::InvalidInput,
+        "method not allowed on this path",
+    ));
+    let mut response = err.into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
 }

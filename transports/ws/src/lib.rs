@@ -34,6 +34,7 @@ pub mod client;
 mod config;
 mod connection;
 mod errors;
+mod extract;
 mod frames;
 mod http;
 mod origin;
@@ -90,6 +91,7 @@ impl WsTransport {
                 "/v1/rooms/{room_id}/messages",
                 get(http::messages).post(http::send),
             )
+            .method_not_allowed_fallback(http::method_not_allowed)
             .with_state(state);
         self.origin_policy().protect(routes)
     }

@@ -6,15 +6,22 @@
 //! A socket write that cannot proceed for `slow_client_patience` means the
 //! client stopped reading: the connection closes with 4409, and the client,
 //! which loses nothing, resumes after its last seq.
+//!
+//! It also sends a ping frame every `ping_interval` (one timer, re-armed as
+//! it fires): the peer's WebSocket stack answers with a pong, which the
+//! reader counts as a sign of life, and proxies see traffic.
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::{
+    body::Bytes,
+    extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
+};
 use futures_util::{SinkExt, stream::SplitSink};
 use parlor_engine::{Entry, EntryStream, Error, ErrorKind, RoomId};
 use tokio::{
     sync::{mpsc, oneshot, watch},
-    time::{Duration, timeout},
+    time::{Duration, Instant, sleep, timeout},
 };
 
 use crate::{room_feeds::RoomFeeds, state::WsState, wire::ServerFrame};
@@ -23,9 +30,14 @@ use crate::{room_feeds::RoomFeeds, state::WsState, wire::ServerFrame};
 pub(crate) mod close {
     pub(crate) const NORMAL: u16 = 1000;
     pub(crate) const GOING_AWAY: u16 = 1001;
+    pub(crate) const PROTOCOL: u16 = 1002;
+    pub(crate) const INVALID_DATA: u16 = 1007;
     pub(crate) const TOO_BIG: u16 = 1009;
     pub(crate) const INTERNAL: u16 = 1011;
     pub(crate) const NO_HELLO: u16 = 4401;
+    /// The credential expired without a `refresh` (same code as no hello:
+    /// the connection is no longer authenticated).
+    pub(crate) const TOKEN_EXPIRED: u16 = 4401;
     pub(crate) const TOO_SLOW: u16 = 4409;
 }
 
@@ -125,14 +137,24 @@ impl Writer {
     /// close is asked for on `closing`, then closes the socket.
     pub(crate) async fn run(mut self, mut closing: watch::Receiver<Option<(u16, &'static str)>>) {
         let patience = self.closer.state.config.slow_client_patience;
+        let every = self.closer.state.config.ping_interval;
         {
             // One wait for the close, not a new one per frame written.
             let closed = closing.changed();
             tokio::pin!(closed);
+            let ping = sleep(every);
+            tokio::pin!(ping);
             loop {
                 let first = tokio::select! {
                     biased;
                     _ = &mut closed => break,
+                    // Before the queue and the feeds: a busy socket is
+                    // pinged too, so a client that only reads still answers
+                    // with pongs the reader can see.
+                    _ = &mut ping => {
+                        ping.as_mut().reset(Instant::now() + every);
+                        Some(Message::Ping(Bytes::new()))
+                    }
                     item = self.queue.recv() => match item {
                         Some(item) => self.take(item),
                         None => break,

@@ -23,6 +23,14 @@ pub(crate) enum ClientFrame {
     Leave {
         room_id: String,
     },
+    /// A heartbeat a browser's JavaScript can see (it never sees ping
+    /// frames): answered with `pong`, before `hello` too.
+    Ping,
+    /// Renews the connection's credential in place (`docs/protocol.md`,
+    /// "Token renewal").
+    Refresh {
+        token: String,
+    },
 }
 
 /// An entry as JSON, on HTTP and (with `"type":"entry"`) on the WebSocket.
@@ -59,6 +67,18 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
 pub(crate) enum ServerFrame<'a> {
     Welcome {
         user_id: &'a str,
+        /// How often the server sends a ping frame, in ms.
+        ping_interval_ms: u64,
+        /// How much longer than the interval a silent peer is given, in ms:
+        /// the server is lost once silent for interval + timeout.
+        ping_timeout_ms: u64,
+        /// When the credential expires (RFC 3339), or null.
+        expires_at: Option<String>,
+    },
+    Pong,
+    Refreshed {
+        /// The renewed credential's expiry (RFC 3339), or null.
+        expires_at: Option<String>,
     },
     Joined {
         room_id: &'a str,
