@@ -89,6 +89,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use ids::{RoomId, UserId};
 pub use membership::{Joined, Membership, SeatGuard};
 pub use pending_send::PendingSend;
-pub use ports::{Authenticator, Bus, Principal, Cluster, InProcessBus, PendingClaims, SeatLeases, Store};
+pub use ports::{
+    Authenticator, Bus, Cluster, InProcessBus, PendingClaims, Principal, SeatLeases, Store,
+};
 pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};
