@@ -17,7 +17,7 @@ pub const MAX_SEQ: Seq = i64::MAX as Seq;
 
 /// `INVALID_INPUT` unless `seq` is in `0..=MAX_SEQ`; `name` says which
 /// parameter it was (`after_seq`, …).
-pub fn check_seq(name: &str, seq: Seq) -> crate::error::Result<()> {
+pub(crate) fn check_seq(name: &str, seq: Seq) -> crate::error::Result<()> {
     if seq > MAX_SEQ {
         return Err(crate::error::Error::new(
             crate::error::ErrorKind::InvalidInput,
@@ -71,6 +71,10 @@ impl fmt::Display for EntryKind {
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The last millisecond RFC 3339 can write, 9999-12-31T23:59:59.999Z:
+    /// later times (a token that "never" expires) are held at it.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
+
     /// Now, by the server's wall clock.
     pub fn now() -> Self {
         let ms = SystemTime::now()
@@ -89,7 +93,10 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     /// RFC 3339, UTC, milliseconds: `2026-11-21T10:00:00.123Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(self.0.max(0) as u64);
+        // Clamped, so that formatting never fails (humantime refuses years
+        // past 9999, and a `Display` error would panic in `to_string`).
+        let ms = self.0.clamp(0, Timestamp::MAX.0) as u64;
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
         write!(f, "{}", humantime::format_rfc3339_millis(t))
     }
 }

@@ -82,7 +82,7 @@ pub use config::EngineConfig;
 pub use engine::{ChatEngine, Engine, Reservation};
 pub use entry::{
     DEFAULT_HISTORY_LIMIT, Entry, EntryKind, MAX_HISTORY_LIMIT, MAX_SEQ, NewEntry, Seq, SeqRange,
-    Timestamp, check_seq,
+    Timestamp,
 };
 pub use entry_stream::EntryStream;
 pub use error::{Error, ErrorKind, Result};

@@ -359,6 +359,49 @@ pub async fn gql_next(ws: &mut RawSocket, id: &str) -> Value {
     }
 }
 
+/// Whether `test` can run its Node script: Node, and `npm ci` done in
+/// `tests/js` (`package` installed there). Otherwise it prints a `SKIPPED`
+/// line and returns false — or, when `PARLOR_REQUIRE_JS` is set (`.ci/run`
+/// sets it once it installed the tools), panics, so that a suite CI must run
+/// can never pass by skipping.
+#[allow(clippy::print_stderr, reason = "the test's SKIPPED line, for CI logs")]
+pub fn node_ready(test: &str, package: &str) -> bool {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    let node = std::process::Command::new("node").arg("--version").output();
+    if node.is_ok() && js.join("node_modules").join(package).exists() {
+        return true;
+    }
+    let why = format!("SKIPPED {test}: needs Node and `npm ci` in tests/js (for {package})");
+    assert!(
+        std::env::var_os("PARLOR_REQUIRE_JS").is_none(),
+        "{why}, and PARLOR_REQUIRE_JS is set"
+    );
+    eprintln!("{why}");
+    false
+}
+
+/// Chromium's path for `test`'s browser script (`PARLOR_CHROMIUM`, default
+/// Debian's `/usr/bin/chromium`) when it and playwright-core are here;
+/// otherwise `None` after a `SKIPPED` line, or a panic under
+/// `PARLOR_REQUIRE_JS` (see [`node_ready`]).
+#[allow(clippy::print_stderr, reason = "the test's SKIPPED line, for CI logs")]
+pub fn chromium_ready(test: &str) -> Option<String> {
+    if !node_ready(test, "playwright-core") {
+        return None;
+    }
+    let chromium = std::env::var("PARLOR_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if std::path::Path::new(&chromium).exists() {
+        return Some(chromium);
+    }
+    let why = format!("SKIPPED {test}: needs Chromium at {chromium} (PARLOR_CHROMIUM)");
+    assert!(
+        std::env::var_os("PARLOR_REQUIRE_JS").is_none(),
+        "{why}, and PARLOR_REQUIRE_JS is set"
+    );
+    eprintln!("{why}");
+    None
+}
+
 /// Runs `tests/js/<script>` with Node and `args` (and `env`), off the async
 /// threads; returns whether it succeeded and all it printed.
 pub async fn run_node(

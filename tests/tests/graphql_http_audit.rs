@@ -4,19 +4,14 @@
 //! Needs Node and `npm ci` in `tests/js`; without them the test says it was
 //! skipped.
 
-use std::{path::Path, process::Command};
-
-use parlor_tests::{TestServer, run_node};
+use parlor_tests::{TestServer, node_ready, run_node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_over_http_passes_the_graphql_http_audit() {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    if !js.join("node_modules/graphql-http").exists()
-        || Command::new("node").arg("--version").output().is_err()
-    {
-        eprintln!(
-            "SKIPPED graphql_over_http_passes_the_graphql_http_audit: run `npm ci` in tests/js (needs Node)"
-        );
+    if !node_ready(
+        "graphql_over_http_passes_the_graphql_http_audit",
+        "graphql-http",
+    ) {
         return;
     }
     let server = TestServer::start(&[]).await;

@@ -387,7 +387,7 @@ async fn an_expiring_token_closes_4403_as_a_loss_and_a_fresh_one_resumes() {
     gql_join(&mut watch, "w", &watcher, None).await;
     gql_next(&mut watch, "w").await;
 
-    let short = jwt(Some("alice"), 2, JWT_SECRET);
+    let short = jwt(Some("alice"), 5, JWT_SECRET);
     let mut alice = gql_socket(&server, "graphql-transport-ws").await;
     send(
         &mut alice,

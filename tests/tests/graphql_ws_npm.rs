@@ -3,19 +3,11 @@
 //! Node and `npm ci` in `tests/js` (`.ci/run` does both); without them the
 //! test says it was skipped.
 
-use std::{path::Path, process::Command};
-
-use parlor_tests::{TestServer, run_node};
+use parlor_tests::{TestServer, node_ready, run_node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graphql_ws_npm_client_talks_to_parlor() {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    if !js.join("node_modules/graphql-ws").exists()
-        || Command::new("node").arg("--version").output().is_err()
-    {
-        eprintln!(
-            "SKIPPED the_graphql_ws_npm_client_talks_to_parlor: run `npm ci` in tests/js (needs Node)"
-        );
+    if !node_ready("the_graphql_ws_npm_client_talks_to_parlor", "graphql-ws") {
         return;
     }
     let server = TestServer::start(&[]).await;

@@ -20,14 +20,15 @@ async fn hello(server: &TestServer, token: &str) -> (RawSocket, Value) {
     (ws, welcome)
 }
 
-/// A JWT for `user` valid for 2 s, and its `exp` as a time.
+/// A JWT for `user` valid for 5 s (long enough for hello, reserve and join
+/// on a loaded machine), and its `exp` as a time.
 fn short_jwt(user: &str) -> (String, SystemTime) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let token = jwt(Some(user), 2, JWT_SECRET);
-    (token, UNIX_EPOCH + Duration::from_secs(now + 2))
+    let token = jwt(Some(user), 5, JWT_SECRET);
+    (token, UNIX_EPOCH + Duration::from_secs(now + 5))
 }
 
 /// Sleeps until `at` (by the wall clock) plus `extra`.
@@ -80,12 +81,11 @@ async fn an_expired_token_closes_4401_as_lost_and_a_fresh_one_resumes() {
         ),
     )
     .await;
-    let closed_at = SystemTime::now();
-    loop {
+    let closed_at = loop {
         match next_frame(&mut ann).await {
             Frame::Closed(code) => {
                 assert_eq!(code, Some(4401));
-                break;
+                break SystemTime::now();
             }
             Frame::Json(v) => {
                 assert_ne!(v["type"], "ack", "a send after exp was acked: {v}");
@@ -94,7 +94,7 @@ async fn an_expired_token_closes_4401_as_lost_and_a_fresh_one_resumes() {
                 }
             }
         }
-    }
+    };
     assert!(
         closed_at.duration_since(exp).unwrap_or_default() < Duration::from_secs(3),
         "closed shortly after exp"
@@ -150,5 +150,26 @@ async fn a_refresh_before_exp_keeps_the_socket() {
     assert_eq!(ack["client_id"], "c-1");
     send(&mut cat, json!({"type": "ping"})).await;
     until(&mut cat, "pong").await;
+    server.stop().await;
+}
+
+/// A token that "never" expires (an `exp` past the year 9999, as some
+/// deployments mint) is welcomed with the last time RFC 3339 can write, and
+/// the socket works: no panic formatting or arming the expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exp_past_the_year_9999_is_welcomed_and_works() {
+    let server = TestServer::start(&[]).await;
+    let forever = jwt(Some("eve"), 1_000_000_000_000, JWT_SECRET);
+    let (mut ws, welcome) = hello(&server, &forever).await;
+    assert_eq!(
+        welcome["expires_at"], "9999-12-31T23:59:59.999Z",
+        "{welcome}"
+    );
+    send(&mut ws, json!({"type": "refresh", "token": forever})).await;
+    let refreshed = next_json(&mut ws).await;
+    assert_eq!(refreshed["type"], "refreshed", "{refreshed}");
+    assert_eq!(refreshed["expires_at"], "9999-12-31T23:59:59.999Z");
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
     server.stop().await;
 }

@@ -250,7 +250,9 @@ fn check_times(claims: &Claims, now: Timestamp, leeway: Duration) -> Result<Time
             return Err(unauthenticated("the token is not valid yet (nbf)"));
         }
     }
-    Ok(Timestamp(exp))
+    // A far-future `exp` ("never expires") is held at the last time RFC 3339
+    // can write, so that it can be printed and turned into a timer.
+    Ok(Timestamp(exp).min(Timestamp::MAX))
 }
 
 fn reason(e: &jsonwebtoken::errors::Error) -> String {
@@ -397,6 +399,24 @@ mod tests {
             check_times(&claims(1_000_000_000.001), at, leeway).unwrap(),
             Timestamp(1_000_000_000_001)
         );
+    }
+
+    #[tokio::test]
+    async fn an_exp_past_the_year_9999_is_held_at_timestamp_max() {
+        let auth = JwtAuthenticator::hs256(b"k");
+        // jsonwebtoken reads `exp` as an integer: one beyond u64 is missing.
+        let huge = hs(b"k", json!({"sub": "alice", "exp": 1e300}));
+        assert!(refused(&auth, &huge).await.contains("exp"));
+        for exp in [json!(253_402_300_800_i64), json!(9_007_199_254_740_991_i64)] {
+            let t = hs(b"k", json!({"sub": "alice", "exp": exp}));
+            let principal = auth.authenticate(&t).await.unwrap();
+            assert_eq!(principal.expires_at, Some(Timestamp::MAX), "{exp}");
+            // Printable (a `Display` error would panic in `to_string`).
+            assert_eq!(
+                principal.expires_at.unwrap().to_string(),
+                "9999-12-31T23:59:59.999Z"
+            );
+        }
     }
 
     #[tokio::test]

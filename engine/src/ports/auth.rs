@@ -1,6 +1,8 @@
 //! The [`Authenticator`] port: who is making a request, and for how long
 //! their credential holds.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::{entry::Timestamp, error::Result, ids::UserId};
@@ -35,6 +37,16 @@ impl Principal {
         self.expires_at = Some(at);
         self
     }
+
+    /// How long the credential still holds at `now` (zero once expired);
+    /// `None` for one that never expires. Transports arm their expiry timer
+    /// with it, on their own monotonic clock.
+    pub fn time_left(&self, now: Timestamp) -> Option<Duration> {
+        self.expires_at.map(|at| {
+            let ms = at.millis().saturating_sub(now.millis()).max(0);
+            Duration::from_millis(ms as u64)
+        })
+    }
 }
 
 /// Turns a bearer token into a [`Principal`]. Transports call it with the
@@ -45,4 +57,24 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Who `token` stands for, or `UNAUTHENTICATED` (a bad, expired or
     /// not-yet-valid token).
     async fn authenticate(&self, token: &str) -> Result<Principal>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_saturates_at_zero_and_is_none_without_expiry() {
+        let alice = Principal::new(UserId::new("alice").unwrap());
+        assert_eq!(alice.time_left(Timestamp(5_000)), None);
+        let alice = alice.expiring_at(Timestamp(5_000));
+        assert_eq!(
+            alice.time_left(Timestamp(3_500)),
+            Some(Duration::from_millis(1_500))
+        );
+        assert_eq!(alice.time_left(Timestamp(5_000)), Some(Duration::ZERO));
+        assert_eq!(alice.time_left(Timestamp(i64::MAX)), Some(Duration::ZERO));
+        let far = Principal::new(UserId::new("bob").unwrap()).expiring_at(Timestamp::MAX);
+        assert!(far.time_left(Timestamp(i64::MIN)).is_some());
+    }
 }

@@ -214,6 +214,21 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Why the heartbeat flags cannot work, if they cannot: a zero
+    /// `--ping-timeout` would close every socket whose pong is a moment
+    /// late, and a zero interval would ping without pause.
+    pub(crate) fn check_heartbeat(&self) -> Result<(), String> {
+        if self.ping_interval.is_zero() || self.ping_timeout.is_zero() {
+            return Err(
+                "--ping-interval and --ping-timeout must be above zero (defaults 25s and 20s)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// What makes this server one node of a cluster.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterSettings {
@@ -313,6 +328,19 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.allowed_origins, vec!["https://a", "https://b"]);
+    }
+
+    #[test]
+    fn heartbeat_flags_must_be_above_zero() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap().check_heartbeat()
+        };
+        assert!(parse(&[]).is_ok());
+        assert!(parse(&["--ping-interval", "1s", "--ping-timeout", "1s"]).is_ok());
+        assert!(parse(&["--ping-timeout", "0s"]).is_err());
+        assert!(parse(&["--ping-interval", "0s"]).is_err());
     }
 
     #[test]

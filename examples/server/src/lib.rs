@@ -174,6 +174,7 @@ pub async fn serve(
 ) -> Result<(), StartError> {
     let auth = authenticator(&config)?;
     let cluster = config.cluster().map_err(StartError::Config)?;
+    config.check_heartbeat().map_err(StartError::Config)?;
     tracing::info!(database = %config::redacted(&config.database_url), "opening storage");
     let mut store = SeaOrmStore::open(&config.database_url)
         .await

@@ -70,8 +70,11 @@ impl SseTransport {
     /// stream and lets a reader see the server is there; nothing answers it
     /// (an `EventSource` ignores comment lines).
     pub fn ping_interval(mut self, every: Duration) -> Self {
-        let state = Arc::get_mut(&mut self.state).expect("set before the router is built");
-        state.ping_interval = every.max(Duration::from_millis(1));
+        self.state = Arc::new(SseState {
+            engine: Arc::clone(&self.state.engine),
+            auth: Arc::clone(&self.state.auth),
+            ping_interval: every.max(Duration::from_millis(1)),
+        });
         self
     }
 

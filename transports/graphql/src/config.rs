@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The longest [`ping_interval`](GraphqlConfig::ping_interval) or
+/// [`ping_timeout`](GraphqlConfig::ping_timeout) accepted: 1 day.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
+
 /// GraphQL transport settings. `Default` is production-safe: introspection
 /// off, depth and complexity limited.
 #[derive(Debug, Clone)]
@@ -71,15 +75,16 @@ impl GraphqlConfig {
         self
     }
 
-    /// Sets [`GraphqlConfig::ping_interval`] (at least 1 ms).
+    /// Sets [`GraphqlConfig::ping_interval`], held within 1 ms ..= 1 day (a timer
+    /// must stay within what the clock can add).
     pub fn ping_interval(mut self, every: Duration) -> Self {
-        self.ping_interval = every.max(Duration::from_millis(1));
+        self.ping_interval = every.clamp(Duration::from_millis(1), MAX_HEARTBEAT);
         self
     }
 
-    /// Sets [`GraphqlConfig::ping_timeout`].
+    /// Sets [`GraphqlConfig::ping_timeout`], held within 0 ..= 1 day.
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
-        self.ping_timeout = timeout;
+        self.ping_timeout = timeout.min(MAX_HEARTBEAT);
         self
     }
 

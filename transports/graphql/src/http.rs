@@ -51,13 +51,7 @@ enum Media {
 
 impl Media {
     fn from_headers(headers: &HeaderMap) -> Media {
-        let accept = headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        if accept.contains("application/graphql-response+json") {
+        if accepts(headers, "application/graphql-response+json") {
             Media::GraphqlResponse
         } else {
             Media::Json
@@ -72,11 +66,17 @@ impl Media {
     }
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
+/// Whether any `Accept` header line names `media`.
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
     headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(media))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    accepts(headers, "text/html")
 }
 
 /// A request error of ours (before execution): `status` with one GraphQL

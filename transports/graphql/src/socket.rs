@@ -110,6 +110,11 @@ struct Link {
     expires: AtomicU64,
     initialized: AtomicBool,
     acked: AtomicBool,
+    /// Whether async-graphql waits for room in the outgoing queue. It then
+    /// reads nothing (it sends each message before reading the next), so
+    /// the client's pongs wait unread: no silence is judged meanwhile. A
+    /// dead peer still ends: its writes stall, and the writer closes 1013.
+    queue_full: AtomicBool,
     /// The client closed with 1000: a failed write after it is no loss.
     clean: AtomicBool,
     /// The close the guard decided on.
@@ -210,6 +215,11 @@ impl Link {
         }
     }
 
+    /// Whether the token from `connection_init` has expired.
+    fn expired(&self) -> bool {
+        self.now() >= self.expires.load(Ordering::Relaxed)
+    }
+
     /// The next time the writer must wake, given the next ping is due at
     /// `next_ping`.
     fn next_wake(&self, next_ping: u64, init_timeout: u64, lost_after: u64) -> u64 {
@@ -260,6 +270,11 @@ where
                 .last_seen
                 .store(self.link.now(), Ordering::Relaxed);
             let verdict = match &message {
+                // Checked per message, not only by the writer's timer: an
+                // operation that arrives after the expiry never runs.
+                Message::Text(_) | Message::Binary(_) if self.link.expired() => {
+                    Some(close::TOKEN_EXPIRED)
+                }
                 Message::Text(text) => self.link.check(text.as_bytes()),
                 Message::Binary(bytes) => self.link.check(bytes),
                 // Traffic only (counted above); tungstenite answers pings.
@@ -301,14 +316,10 @@ async fn authenticate(
     let token = header.strip_prefix("Bearer ").unwrap_or(header).trim();
     match auth.authenticate(token).await {
         Ok(principal) => {
-            if let Some(expires_at) = principal.expires_at {
-                let left = expires_at
-                    .millis()
-                    .saturating_sub(Timestamp::now().millis());
-                let at = link
-                    .now()
-                    .saturating_add(u64::try_from(left).unwrap_or_default());
-                link.expires.store(at, Ordering::Relaxed);
+            if let Some(left) = principal.time_left(Timestamp::now()) {
+                let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                link.expires
+                    .store(link.now().saturating_add(left), Ordering::Relaxed);
             }
             link.acked.store(true, Ordering::Release);
             let mut data = Data::default();
@@ -342,6 +353,7 @@ async fn serve(
         expires: AtomicU64::new(u64::MAX),
         initialized: AtomicBool::new(false),
         acked: AtomicBool::new(false),
+        queue_full: AtomicBool::new(false),
         clean: AtomicBool::new(false),
         close: Mutex::new(None),
         running: Mutex::new(HashMap::new()),
@@ -356,15 +368,15 @@ async fn serve(
     data.insert(Arc::clone(&socket_state));
     let auth = Arc::clone(&state.auth);
     let authenticating = Arc::clone(&link);
-    let protocol_task = GraphQLWebSocket::new_with_pair(
-        to_client.sink_map_err(|_| ()),
-        guarded,
-        state.schema.clone(),
-        protocol,
-    )
-    .with_data(data)
-    .on_connection_init(move |payload| authenticate(auth, authenticating, payload))
-    .serve();
+    let to_client = Queue {
+        inner: to_client,
+        link: Arc::clone(&link),
+    };
+    let protocol_task =
+        GraphQLWebSocket::new_with_pair(to_client, guarded, state.schema.clone(), protocol)
+            .with_data(data)
+            .on_connection_init(move |payload| authenticate(auth, authenticating, payload))
+            .serve();
 
     let mut shutdown = state.shutdown.clone();
     let stopping = async move {
@@ -400,6 +412,44 @@ async fn serve(
     let _ = timeout(CLOSE_GRACE, sink.close()).await;
 }
 
+/// async-graphql's end of the outgoing queue: notes in [`Link::queue_full`]
+/// while it waits for room.
+struct Queue {
+    inner: mpsc::Sender<Message>,
+    link: Arc<Link>,
+}
+
+impl Queue {
+    fn note(&self, polled: Poll<Result<(), mpsc::SendError>>) -> Poll<Result<(), ()>> {
+        self.link
+            .queue_full
+            .store(polled.is_pending(), Ordering::Release);
+        polled.map_err(|_| ())
+    }
+}
+
+impl futures_util::Sink<Message> for Queue {
+    type Error = ();
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        let polled = self.inner.poll_ready_unpin(cx);
+        self.note(polled)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), ()> {
+        self.inner.start_send_unpin(item).map_err(|_| ())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        let polled = self.inner.poll_flush_unpin(cx);
+        self.note(polled)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        self.inner.poll_close_unpin(cx).map_err(|_| ())
+    }
+}
+
 /// Drains async-graphql's queue into the socket and keeps the heartbeat;
 /// returns the close it decided on (`None`: the queue ended).
 async fn write(
@@ -425,11 +475,11 @@ async fn write(
                 if !link.initialized.load(Ordering::Acquire) && now >= init_timeout {
                     return Some(close::INIT_TIMEOUT);
                 }
-                if now >= link.expires.load(Ordering::Relaxed) {
+                if link.expired() {
                     return Some(close::TOKEN_EXPIRED);
                 }
                 let silent = now.saturating_sub(link.last_seen.load(Ordering::Relaxed));
-                if silent >= lost_after {
+                if silent >= lost_after && !link.queue_full.load(Ordering::Acquire) {
                     return Some(close::PING_TIMEOUT);
                 }
                 if now >= next_ping {

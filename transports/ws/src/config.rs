@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::rate_limit::RateLimit;
 
+/// The longest [`ping_interval`](WsConfig::ping_interval) or
+/// [`ping_timeout`](WsConfig::ping_timeout) accepted: 1 day.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
+
 /// Transport settings. `Default` gives the contract's defaults.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -100,15 +104,16 @@ impl WsConfig {
         self
     }
 
-    /// Sets [`WsConfig::ping_interval`] (at least 1 ms).
+    /// Sets [`WsConfig::ping_interval`], held within 1 ms ..= 1 day (a timer
+    /// must stay within what the clock can add).
     pub fn ping_interval(mut self, every: Duration) -> Self {
-        self.ping_interval = every.max(Duration::from_millis(1));
+        self.ping_interval = every.clamp(Duration::from_millis(1), MAX_HEARTBEAT);
         self
     }
 
-    /// Sets [`WsConfig::ping_timeout`].
+    /// Sets [`WsConfig::ping_timeout`], held within 0 ..= 1 day.
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
-        self.ping_timeout = timeout;
+        self.ping_timeout = timeout.min(MAX_HEARTBEAT);
         self
     }
 }

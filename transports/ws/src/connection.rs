@@ -174,8 +174,8 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
         let mut session = Session {
             state,
             out,
+            expires: deadline_of(&principal),
             user: principal.user,
-            expires: principal.expires_at.map(deadline_of),
             last_heard: Instant::now(),
             rooms: HashMap::new(),
             in_flight: FuturesOrdered::new(),
@@ -204,10 +204,12 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The monotonic instant of a wall-clock expiry (now, if it has passed).
-fn deadline_of(at: Timestamp) -> Instant {
-    let left = at.millis().saturating_sub(Timestamp::now().millis());
-    Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+/// The monotonic instant of `principal`'s expiry (now, if it has passed),
+/// at most a year away (re-armed at each wake); `None` if it never expires.
+fn deadline_of(principal: &Principal) -> Option<Instant> {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let left = principal.time_left(Timestamp::now())?;
+    Some(Instant::now() + left.min(FAR))
 }
 
 /// The close a read error calls for, when the client caused it: tungstenite
@@ -221,7 +223,9 @@ fn close_for(err: &axum::Error) -> Option<(u16, &'static str)> {
         Some((close::TOO_BIG, "frame too large"))
     } else if text.contains("UTF-8") {
         Some((close::INVALID_DATA, "text frame is not UTF-8"))
-    } else if text.contains("protocol error") {
+    } else if text.contains("protocol error") && !text.contains("without closing handshake") {
+        // (A reset without a close handshake is worded as a protocol
+        // error too, but nobody is left to read a close frame.)
         Some((close::PROTOCOL, "protocol error"))
     } else {
         None
@@ -294,6 +298,17 @@ impl Session {
         tokio::pin!(check);
         loop {
             tokio::select! {
+                // Biased, the timer last: a frame already read is seen
+                // before the silence check judges (after a long `handle`).
+                biased;
+                _ = closing.changed() => return Ending::Lost,
+                _ = shutdown.changed() => {
+                    self.out.close(close::GOING_AWAY, "server shutting down");
+                    return Ending::Lost;
+                }
+                Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.answer(answer).await;
+                }
                 frame = stream.next() => {
                     self.last_heard = Instant::now();
                     match frame {
@@ -335,9 +350,6 @@ impl Session {
                         None => return Ending::Lost,
                     }
                 }
-                Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.answer(answer).await;
-                }
                 _ = &mut check => {
                     if self.expired() {
                         return Ending::Lost;
@@ -348,11 +360,6 @@ impl Session {
                         return Ending::Lost;
                     }
                     check.as_mut().reset(self.next_check());
-                }
-                _ = closing.changed() => return Ending::Lost,
-                _ = shutdown.changed() => {
-                    self.out.close(close::GOING_AWAY, "server shutting down");
-                    return Ending::Lost;
                 }
             }
         }
@@ -425,7 +432,7 @@ impl Session {
     async fn refresh(&mut self, token: &str) {
         match self.state.auth.authenticate(token).await {
             Ok(principal) if principal.user == self.user => {
-                self.expires = principal.expires_at.map(deadline_of);
+                self.expires = deadline_of(&principal);
                 let expires_at = principal.expires_at.map(|t| t.to_string());
                 self.out.frame(&ServerFrame::Refreshed { expires_at }).await;
             }

@@ -184,10 +184,18 @@ async fn check(State(policy): State<OriginPolicy>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// The host and scheme a trusted proxy says the client used.
+/// The host and scheme a trusted proxy says the client used, both from one
+/// source: `X-Forwarded-Host` (with `X-Forwarded-Proto`) when present — what
+/// nginx and most load balancers set, overwriting what the client sent —
+/// else RFC 7239 `Forwarded`. Never a host from one and a scheme from the
+/// other, since a proxy that sets one may pass the client's other through.
 fn forwarded(headers: &HeaderMap) -> Option<(String, Option<String>)> {
     let last =
         |name: &str| last_element(headers, name).map(|v| v.trim().trim_matches('"').to_owned());
+    if let Some(host) = last("x-forwarded-host") {
+        let proto = last("x-forwarded-proto").filter(|p| !p.is_empty());
+        return Some((host, proto));
+    }
     let rfc7239 = last_element(headers, "forwarded").map(|element| {
         let mut host = None;
         let mut proto = None;
@@ -204,10 +212,8 @@ fn forwarded(headers: &HeaderMap) -> Option<(String, Option<String>)> {
         }
         (host, proto)
     });
-    let (host, proto) = rfc7239.unwrap_or_default();
-    let host = host.or_else(|| last("x-forwarded-host"))?;
-    let proto = proto.or_else(|| last("x-forwarded-proto"));
-    Some((host, proto.filter(|p| !p.is_empty())))
+    let (host, proto) = rfc7239?;
+    Some((host?, proto.filter(|p| !p.is_empty())))
 }
 
 /// The last comma-separated element over every line of header `name`.
@@ -337,6 +343,19 @@ mod tests {
             trusting.allows(&rfc7239),
             "the nearest proxy's element counts"
         );
+        // A client's own `Forwarded` passed through a proxy that sets only
+        // X-Forwarded-*: the proxy's headers win, whole.
+        let mixed = headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "chat.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "host=evil.example;proto=http"),
+        ]);
+        assert!(!trusting.allows(&mixed), "one source for host and scheme");
+        let mut mixed_ok = mixed.clone();
+        mixed_ok.insert("origin", "https://chat.example.com".parse().unwrap());
+        assert!(trusting.allows(&mixed_ok));
         let no_forwarding = headers(&[("origin", "http://upstream:1"), ("host", "upstream:1")]);
         assert!(
             trusting.allows(&no_forwarding),
