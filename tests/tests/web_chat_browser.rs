@@ -1,12 +1,12 @@
 //! The web chat in headless Chromium, driven by playwright-core:
-//! `tests/js/web_chat.mjs`, `tests/js/cors.mjs` and `tests/js/liveness.mjs`
-//! (see each for what it checks). Needs Node, `npm ci` in `tests/js` and
+//! `tests/js/web_chat.mjs`, `tests/js/cors.mjs`, `tests/js/liveness.mjs`
+//! and `tests/js/token_renewal.mjs` (see each for what it checks). Needs Node, `npm ci` in `tests/js` and
 //! Debian's `chromium` (`.ci/run` installs all three); without them each
 //! test says it was skipped. Screenshots go to `target/e2e/`.
 
 use std::path::Path;
 
-use parlor_tests::{TestServer, run_node};
+use parlor_tests::{JWT_SECRET, TestServer, run_node};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -138,5 +138,26 @@ async fn the_page_notices_a_silent_server_and_resumes() {
     eprintln!("{said}");
     assert!(ok, "the browser test failed:\n{said}");
     assert!(said.contains("liveness: ok"), "{said}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_renews_its_token_and_resumes_after_expiry() {
+    let Some(chromium) = browser("the_page_renews_its_token_and_resumes_after_expiry") else {
+        return;
+    };
+    // The script signs 5 s JWTs with the server's secret; a grace that
+    // outlasts the wait between expiry and the fresh token, so the seat
+    // resumes (no `leave`).
+    let server = TestServer::start(&["--reconnect-grace", "120s"]).await;
+    let (ok, said) = run_node(
+        "token_renewal.mjs",
+        vec![server.base.clone(), JWT_SECRET.into()],
+        vec![("PARLOR_CHROMIUM".into(), chromium)],
+    )
+    .await;
+    eprintln!("{said}");
+    assert!(ok, "the browser test failed:\n{said}");
+    assert!(said.contains("token renewal: ok"), "{said}");
     server.stop().await;
 }

@@ -12,6 +12,8 @@
 //   order with their original client ids (the server keeps sends idempotent);
 // - the socket reconnects by itself with backoff and jitter and resumes every
 //   room after the last seq it holds;
+// - an expiring token is renewed in place (`getToken`, `refresh`); one that
+//   expired anyway costs a reconnect with a fresh token, not a sign-out;
 // - a server gone silent (a network that vanished without a word, a frozen
 //   proxy) is noticed: the client pings, and a socket that hears nothing for
 //   longer than the server's ping interval + timeout is dropped and reopened;
@@ -56,6 +58,11 @@ const HISTORY_PAGE = 50;
  * the server's own defaults, --ping-interval and --ping-timeout). */
 const PING_INTERVAL_MS = 25_000;
 const PING_TIMEOUT_MS = 20_000;
+/* Token renewal with getToken: 30 s before expires_at, or with a fifth of
+ * the time left for a short-lived token; never sooner than 1 s from now, so
+ * a clock askew that makes every token look expired cannot spin. */
+const RENEW_AHEAD_MS = 30_000;
+const RENEW_MIN_MS = 1_000;
 
 /* A client id that grows with time, as a UUIDv7 does: 48 bits of
  * milliseconds, then 80 random bits. The server indexes client ids per
@@ -70,17 +77,25 @@ function newClientId() {
 
 /**
  * One user's connection to a Parlor server: one WebSocket shared by every
- * room, re-opened whenever it is lost. Events: `status` (see `status`).
+ * room, re-opened whenever it is lost. Events: `status` (see `status`) and
+ * `token-expired` (the token ran out; `refresh(token)` reconnects).
  */
 export class ParlorClient extends EventTarget {
   /**
    * @param {object} options
    * @param {string} options.token  a JWT, or `dev:<user>` under --dev-auth
    * @param {string} [options.baseUrl]  the server's http(s) origin; the page's by default
+   * @param {() => Promise<string>} [options.getToken]  gives a fresh token for the same
+   *   user: asked before each reconnect, and shortly before the token expires to renew
+   *   it in place
    */
-  constructor({ token, baseUrl = location.origin }) {
+  constructor({ token, baseUrl = location.origin, getToken = null }) {
     super();
     this.token = token;
+    this.getToken = getToken;
+    /** When the token in use expires, in ms since the epoch, or null if it
+     * does not. From `welcome` and `refreshed` (`expires_at`). */
+    this.expiresAt = null;
     this.baseUrl = baseUrl.replace(/\/$/, "");
     /** "connecting" | "online" | "reconnecting" | "offline" | "signed-out" | "closed" */
     this.status = "connecting";
@@ -102,6 +117,14 @@ export class ParlorClient extends EventTarget {
     this._closed = false;
     this._welcomed = false;
     this._waiters = [];
+    this._helloToken = null; // the token the current socket said hello with
+    this._expiryOf = null; // the token expiresAt is about
+    this._expiredToken = null; // the last token `token-expired` was fired for
+    this._renewal = null; // the timer that renews the token in place
+    this._refreshes = []; // refresh frames sent, unanswered: {token, previous, waiters}
+    this._tokenWaiters = []; // refresh() calls waiting for the next welcome
+    this._waitingForToken = false; // the token expired: refresh(token) reconnects
+    this._reopening = false; // a reconnect is waiting for getToken()
     this._onOnline = () => this._reconnectNow();
     this._onOffline = () => this._drop("offline");
     addEventListener("online", this._onOnline);
@@ -115,10 +138,33 @@ export class ParlorClient extends EventTarget {
     return welcomed;
   }
 
+  /**
+   * Renews the token: `token` (a fresh one for the same user) is used from
+   * now on, for reconnects and HTTP calls, and a live socket gets it at once
+   * in a `refresh` frame, so the server does not close it at the old
+   * token's expiry. Resolves with the new `expiresAt` once the server took
+   * it (`refreshed`, or the `welcome` of the next connection); rejects with
+   * a ParlorError (UNAUTHENTICATED) if a live socket refused it — the
+   * previous token then stays in use, and so does its expiry. After
+   * `token-expired`, this is what reconnects.
+   */
+  refresh(token) {
+    const previous = this.token;
+    this.token = token;
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      if (this._sendRefresh(token, previous, [waiter])) return;
+      // No live socket: the next hello carries the token.
+      this._tokenWaiters.push(waiter);
+      if (this._waitingForToken) this._reconnectNow();
+    });
+  }
+
   /** Closes for good with 1000, which leaves every room at once. */
   close() {
     this._closed = true;
     clearTimeout(this._timer);
+    clearTimeout(this._renewal);
     this._stopHeartbeat();
     removeEventListener("online", this._onOnline);
     removeEventListener("offline", this._onOffline);
@@ -174,6 +220,63 @@ export class ParlorClient extends EventTarget {
     return true;
   }
 
+  /** Sends `refresh`; the server answers refreshes in order (`refreshed` or
+   * an UNAUTHENTICATED error naming nothing), so a queue pairs them. */
+  _sendRefresh(token, previous, waiters) {
+    if (!this._send({ type: "refresh", token })) return false;
+    this._refreshes.push({ token, previous, waiters });
+    return true;
+  }
+
+  /** Notes when `token` expires (`at`: RFC 3339, or null) and plans its renewal. */
+  _tokenExpires(token, at) {
+    this._expiryOf = token;
+    this.expiresAt = at ? Date.parse(at) : null;
+    clearTimeout(this._renewal);
+    this._renewal = null;
+    if (!this.getToken || this.expiresAt === null) return;
+    const left = this.expiresAt - Date.now();
+    const ahead = Math.min(RENEW_AHEAD_MS, left / 5);
+    this._renewal = setTimeout(() => this._renew(), Math.max(RENEW_MIN_MS, left - ahead));
+  }
+
+  /* Renews in place with a token from getToken(). If that fails, nothing
+   * more is tried here: the server closes at the expiry (4401, lost) and the
+   * reconnect asks getToken() again. */
+  async _renew() {
+    this._renewal = null;
+    const token = await this._askToken();
+    if (!token || token === this.token || this._closed) return;
+    try {
+      await this.refresh(token);
+    } catch (err) {
+      console.warn(`parlor: the server refused the renewed token: ${err.message}`);
+    }
+  }
+
+  /** A token from getToken(), or null when it gave none or failed. */
+  async _askToken() {
+    try {
+      return (await this.getToken()) || null;
+    } catch (err) {
+      console.warn(`parlor: getToken failed: ${err?.message || err}`);
+      return null;
+    }
+  }
+
+  /** Whether the token in use is past the expiry the server gave for it:
+   * a hello with it would be refused, and that is final. */
+  _tokenSpent() {
+    return this._expiryOf === this.token && this.expiresAt !== null && Date.now() >= this.expiresAt;
+  }
+
+  /** Fires `token-expired`, once per token. */
+  _tokenExpired() {
+    if (this._expiredToken === this._expiryOf) return;
+    this._expiredToken = this._expiryOf;
+    this.dispatchEvent(new CustomEvent("token-expired"));
+  }
+
   get _online() {
     return this.status === "online";
   }
@@ -194,14 +297,17 @@ export class ParlorClient extends EventTarget {
     this._ws = ws;
     this._welcomed = false;
     this._refusal = null;
-    ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: this.token }));
+    ws.onopen = () => {
+      this._helloToken = this.token;
+      ws.send(JSON.stringify({ type: "hello", token: this.token }));
+    };
     ws.onmessage = (event) => {
       if (ws !== this._ws) return;
       this._heardAt = Date.now();
       this._unansweredSince = null;
       this._frame(JSON.parse(event.data));
     };
-    ws.onclose = (event) => this._lost(ws, event.code);
+    ws.onclose = (event) => this._lost(ws, event.code, event.reason);
     this._startHeartbeat();
   }
 
@@ -262,22 +368,68 @@ export class ParlorClient extends EventTarget {
   _reconnectNow() {
     if (this._closed || this._ws) return;
     this._attempt = 0;
+    this._reopen();
+  }
+
+  /* Reconnects, with a fresh token from getToken() when there is one. A
+   * token known to have expired is not offered to the server (it would
+   * refuse it, for good): the client waits for a new one instead. */
+  async _reopen() {
+    if (this._closed || this._ws || this._reopening) return;
+    if (this.getToken) {
+      this._reopening = true;
+      const token = await this._askToken();
+      this._reopening = false;
+      if (token) this.token = token;
+      if (this._closed || this._ws) return;
+    }
+    if (this._tokenSpent()) {
+      this._tokenExpired();
+      if (this.getToken) this._retry(); // ask it again after the backoff
+      else this._waitingForToken = true; // refresh(token) reconnects
+      return;
+    }
+    this._waitingForToken = false;
     this._open();
   }
 
-  _lost(ws, code) {
+  /* Exponential backoff with full jitter, so a restarted server is not hit
+   * by every client at the same instant. */
+  _retry() {
+    clearTimeout(this._timer);
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this._attempt);
+    this._attempt += 1;
+    this._timer = setTimeout(() => this._reopen(), ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  _lost(ws, code, reason = "") {
     if (ws !== this._ws) return;
+    const welcomed = this._welcomed;
     this._ws = null;
     this._welcomed = false;
     this._stopHeartbeat();
+    clearTimeout(this._renewal);
+    // A refresh the socket took with it may or may not have been seen: the
+    // next hello carries its token anyway.
+    for (const sent of this._refreshes.splice(0)) this._tokenWaiters.push(...sent.waiters);
     for (const room of this.rooms.values()) room._disconnected();
-    if (code === 4401) {
-      // The token was refused: trying again cannot help.
+    // 4401 has two meanings (docs/protocol.md). Before `welcome` the token
+    // was refused: trying again cannot help. After it, the token expired
+    // without a refresh (reason "token expired: …"): a lost connection,
+    // which a fresh token resumes within the reconnect grace.
+    const expired = code === 4401 && (welcomed || reason.startsWith("token expired"));
+    if (code === 4401 && !expired) {
       this._closed = true;
       this._setStatus("signed-out");
       const err = this._refusal || new ParlorError("UNAUTHENTICATED");
       for (const waiter of this._waiters.splice(0)) waiter.reject(err);
+      for (const waiter of this._tokenWaiters.splice(0)) waiter.reject(err);
       return;
+    }
+    if (expired) {
+      // The server's clock is the one that counts.
+      this.expiresAt = Math.min(this.expiresAt ?? Infinity, Date.now());
+      this._tokenExpired();
     }
     if (this._closed) return;
     if (!navigator.onLine) {
@@ -285,11 +437,8 @@ export class ParlorClient extends EventTarget {
       return;
     }
     this._setStatus(this.userId ? "reconnecting" : "connecting");
-    // Exponential backoff with full jitter, so a restarted server is not hit
-    // by every client at the same instant.
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this._attempt);
-    this._attempt += 1;
-    this._timer = setTimeout(() => this._open(), ceiling / 2 + (Math.random() * ceiling) / 2);
+    if (expired) this._reopen(); // at once, if a new token is at hand
+    else this._retry();
   }
 
   _frame(frame) {
@@ -301,10 +450,19 @@ export class ParlorClient extends EventTarget {
         if (frame.ping_timeout_ms >= 0) this.pingTimeoutMs = frame.ping_timeout_ms;
         this._startHeartbeat();
         this._attempt = 0;
+        this._tokenExpires(this._helloToken, frame.expires_at);
         this._setStatus("online");
         for (const waiter of this._waiters.splice(0)) waiter.resolve(this);
+        this._welcomeTokenWaiters();
         for (const room of this.rooms.values()) room._resume();
         break;
+      case "refreshed": {
+        const sent = this._refreshes.shift();
+        if (!sent) break;
+        this._tokenExpires(sent.token, frame.expires_at);
+        for (const waiter of sent.waiters) waiter.resolve(this.expiresAt);
+        break;
+      }
       case "joined":
         this.rooms.get(frame.room_id)?._joined(frame);
         break;
@@ -325,10 +483,29 @@ export class ParlorClient extends EventTarget {
     }
   }
 
+  /** The refresh() calls that waited for this welcome. One made while the
+   * socket was saying hello with an older token renews it now. */
+  _welcomeTokenWaiters() {
+    const waiters = this._tokenWaiters.splice(0);
+    if (this.token === this._helloToken) {
+      for (const waiter of waiters) waiter.resolve(this.expiresAt);
+    } else {
+      this._sendRefresh(this.token, this._helloToken, waiters);
+    }
+  }
+
   _error(frame) {
     const err = new ParlorError(frame.code, frame.message);
     if (!this._welcomed && frame.code === "UNAUTHENTICATED") {
       this._refusal = err; // close 4401 follows
+      return;
+    }
+    if (frame.code === "UNAUTHENTICATED" && !frame.ticket && !frame.room_id && !frame.client_id) {
+      // A refused `refresh`: the old token and its expiry stand.
+      const sent = this._refreshes.shift();
+      if (!sent) return;
+      if (this.token === sent.token) this.token = sent.previous;
+      for (const waiter of sent.waiters) waiter.reject(err);
       return;
     }
     const room = frame.ticket
