@@ -6,30 +6,16 @@
 
 use std::path::Path;
 
-use parlor_tests::{JWT_SECRET, TestServer, run_node};
+use parlor_tests::{JWT_SECRET, TestServer, chromium_ready, run_node};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
     task::JoinHandle,
 };
 
-/// Chromium's path, or `None` (and a `SKIPPED` line) without a browser.
-#[allow(clippy::print_stderr, reason = "the test's SKIPPED line, for CI logs")]
-fn browser(test: &str) -> Option<String> {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    let chromium = std::env::var("PARLOR_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !js.join("node_modules/playwright-core").exists() || !Path::new(&chromium).exists() {
-        eprintln!(
-            "SKIPPED {test}: needs `npm ci` in tests/js and Chromium at {chromium} (PARLOR_CHROMIUM)"
-        );
-        return None;
-    }
-    Some(chromium)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_in_a_browser_through_an_outage() {
-    let Some(chromium) = browser("two_people_chat_in_a_browser_through_an_outage") else {
+    let Some(chromium) = chromium_ready("two_people_chat_in_a_browser_through_an_outage") else {
         return;
     };
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
@@ -92,7 +78,7 @@ async fn static_site() -> (u16, JoinHandle<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_another_origin_calls_the_api() {
-    let Some(chromium) = browser("a_page_on_another_origin_calls_the_api") else {
+    let Some(chromium) = chromium_ready("a_page_on_another_origin_calls_the_api") else {
         return;
     };
     let (port, site) = static_site().await;
@@ -115,7 +101,7 @@ async fn a_page_on_another_origin_calls_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_notices_a_silent_server_and_resumes() {
-    let Some(chromium) = browser("the_page_notices_a_silent_server_and_resumes") else {
+    let Some(chromium) = chromium_ready("the_page_notices_a_silent_server_and_resumes") else {
         return;
     };
     // Short heartbeat settings (the welcome passes them to parlor.js); a
@@ -143,7 +129,8 @@ async fn the_page_notices_a_silent_server_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_renews_its_token_and_resumes_after_expiry() {
-    let Some(chromium) = browser("the_page_renews_its_token_and_resumes_after_expiry") else {
+    let Some(chromium) = chromium_ready("the_page_renews_its_token_and_resumes_after_expiry")
+    else {
         return;
     };
     // The script signs 5 s JWTs with the server's secret; a grace that
