@@ -14,29 +14,16 @@
 // server); the bundled chat at / still connects with --allowed-origin set,
 // and shows why a join failed.
 
-import { chromium } from "playwright-core";
+import { launch, step } from "./browser.mjs";
 
 const [base, closedBase, pageOrigin] = process.argv.slice(2);
 if (!base || !closedBase || !pageOrigin) {
   throw new Error("usage: node cors.mjs <server-base> <closed-server-base> <page-origin>");
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.PARLOR_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    // The static site listens on 127.0.0.1 only; the page's origin keeps
-    // the name `localhost`.
-    "--host-resolver-rules=MAP localhost 127.0.0.1",
-  ],
-});
-
-const step = (what) => console.log(`· ${what}`);
+// The static site listens on 127.0.0.1 only; the page's origin keeps
+// the name `localhost`.
+const browser = await launch(["--host-resolver-rules=MAP localhost 127.0.0.1"]);
 
 function assert(ok, message) {
   if (!ok) throw new Error(message);

@@ -8,23 +8,13 @@
 //    GraphiQL.createFetcher: the Authorization header (the server runs with
 //    --dev-auth) is there, and a fetch with it is accepted by /graphql.
 // Exits non-zero, saying why, on any failure.
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const base = process.argv[2];
 if (!base) throw new Error("usage: node graphql_graphiql.mjs <base-url>");
 const MISSING = "GraphiQL could not load its scripts from unpkg.com";
 
-const browser = await chromium.launch({
-  executablePath: process.env.PARLOR_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 async function page(cdn) {
   const context = await browser.newContext();

@@ -12,7 +12,7 @@
 // room and holds what bob sent meanwhile, once each, in order.
 
 import net from "node:net";
-import { chromium } from "playwright-core";
+import { launch, step } from "./browser.mjs";
 
 const [base] = process.argv.slice(2);
 if (!base) throw new Error("usage: node liveness.mjs <server-base>");
@@ -68,21 +68,10 @@ function stop(pair) {
   pair.upstream.pause();
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.PARLOR_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 const hop = forwarder(base);
 const hopBase = `http://127.0.0.1:${await hop.listen()}`;
 
-const step = (what) => console.log(`· ${what}`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function assert(ok, message) {

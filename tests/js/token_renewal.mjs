@@ -19,24 +19,13 @@
 //   for good.
 
 import { createHmac } from "node:crypto";
-import { chromium } from "playwright-core";
+import { launch, step } from "./browser.mjs";
 
 const [base, secret] = process.argv.slice(2);
 if (!base || !secret) throw new Error("usage: node token_renewal.mjs <server-base> <jwt-secret>");
 
-const browser = await chromium.launch({
-  executablePath: process.env.PARLOR_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 
-const step = (what) => console.log(`· ${what}`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function assert(ok, message) {

@@ -11,27 +11,14 @@
 
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launch, step } from "./browser.mjs";
 
 const [base, shots] = process.argv.slice(2);
 if (!base || !shots) throw new Error("usage: node web_chat.mjs <base-url> <screenshot-dir>");
 mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.PARLOR_CHROMIUM || "/usr/bin/chromium",
-  // Without these, Chromium keeps dialling Google's services, which this
-  // closed network refuses.
-  args: [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 
-const step = (what) => console.log(`· ${what}`);
 const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
 
 async function open(user) {
