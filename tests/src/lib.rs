@@ -1,6 +1,6 @@
 //! # parlor-tests
 //!
-//! End-to-end tests of CONTRACT §1–§7 through real sockets: each test starts
+//! End-to-end tests of docs/contract.md §1–§9 through real sockets: each test starts
 //! the real server ([`parlor_server::serve`]) on `127.0.0.1:0` over a fresh
 //! SQLite file and talks to it with real clients — the Rust client of
 //! `parlor-ws` and raw tokio-tungstenite sockets for the protocol's edges.
@@ -158,6 +158,18 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no metric {line_prefix} in\n{text}"))
     }
 
+    /// How many entries of `kind` (`join`, `leave`, `text`) `user` has in
+    /// `room`'s log, as `member` reads it over HTTP (the first 500).
+    pub async fn count_entries(&self, member: &str, room: &str, kind: &str, user: &str) -> usize {
+        self.client(member)
+            .history(room, 0, 500)
+            .await
+            .expect("history")
+            .iter()
+            .filter(|e| e.kind == kind && e.sender == user)
+            .count()
+    }
+
     /// Graceful stop; waits until `serve` returned.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -297,6 +309,44 @@ pub async fn gql_http(
         req = req.bearer_auth(t);
     }
     req.send().await.unwrap().json().await.unwrap()
+}
+
+/// GraphQL `reserveSeat` for `room` with `token` (creating the room with
+/// `create` as its capacity, when given): the whole response.
+pub async fn gql_reserve_as(
+    server: &TestServer,
+    token: &str,
+    room: &str,
+    create: Option<u32>,
+) -> Value {
+    const RESERVE: &str =
+        "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
+    let c = create.map(|capacity| json!({"capacity": capacity}));
+    gql_http(server, Some(token), RESERVE, json!({"r": room, "c": c})).await
+}
+
+/// The ticket of [`gql_reserve_as`]; panics with the response when there is none.
+pub async fn gql_ticket_as(
+    server: &TestServer,
+    token: &str,
+    room: &str,
+    create: Option<u32>,
+) -> String {
+    let r = gql_reserve_as(server, token, room, create).await;
+    r["data"]["reserveSeat"]["ticket"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ticket: {r}"))
+        .to_owned()
+}
+
+/// [`gql_ticket_as`] with `user`'s dev token.
+pub async fn gql_ticket(
+    server: &TestServer,
+    user: &str,
+    room: &str,
+    create: Option<u32>,
+) -> String {
+    gql_ticket_as(server, &format!("dev:{user}"), room, create).await
 }
 
 /// The first error's `extensions.code` of a GraphQL response.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use parlor_tests::{
-    Forwarder, RawSocket, TestServer, gql_code, gql_http, gql_socket, next_json, send,
+    Forwarder, RawSocket, TestServer, gql_code, gql_http, gql_reserve_as, gql_socket, gql_ticket,
+    next_json, send,
 };
 use serde_json::{Value, json};
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -23,29 +24,7 @@ const FLAGS: &[&str] = &[
     "--reconnect-grace",
     "1s",
 ];
-const RESERVE: &str =
-    "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
-const MESSAGES: &str = "query($r: ID!) { messages(roomId: $r) { seq kind sender } }";
 const ROOM: &str = "query($r: ID!) { room(id: $r) { occupancy } }";
-
-async fn reserve(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> Value {
-    let c = create.map(|capacity| json!({"capacity": capacity}));
-    gql_http(
-        server,
-        Some(&format!("dev:{user}")),
-        RESERVE,
-        json!({"r": room, "c": c}),
-    )
-    .await
-}
-
-async fn ticket(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> String {
-    let r = reserve(server, user, room, create).await;
-    r["data"]["reserveSeat"]["ticket"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no ticket: {r}"))
-        .to_owned()
-}
 
 /// A GraphQL socket to `base` speaking `protocol`, initialised as `user`.
 async fn socket_at(base: &str, protocol: &str, user: &str) -> RawSocket {
@@ -103,27 +82,11 @@ fn pump(mut ws: RawSocket) -> (mpsc::UnboundedReceiver<Value>, JoinHandle<Option
     (rx, task)
 }
 
-async fn leaves(server: &TestServer, viewer: &str, room: &str, user: &str) -> usize {
-    let r = gql_http(
-        server,
-        Some(&format!("dev:{viewer}")),
-        MESSAGES,
-        json!({"r": room}),
-    )
-    .await;
-    r["data"]["messages"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no log: {r}"))
-        .iter()
-        .filter(|e| e["kind"] == "LEAVE" && e["sender"] == user)
-        .count()
-}
-
 async fn frozen_client_loses_its_seat(protocol: &str) {
     let server = TestServer::start(FLAGS).await;
     let room = format!("frozen-{protocol}");
     let fwd = Forwarder::to(&server.base).await;
-    let a_ticket = ticket(&server, "a", &room, Some(2)).await;
+    let a_ticket = gql_ticket(&server, "a", &room, Some(2)).await;
     let mut a = socket_at(&fwd.base(), protocol, "a").await;
     join(&mut a, protocol, "a", &a_ticket).await;
     let mut b = socket_at(&server.base, protocol, "b").await;
@@ -131,12 +94,12 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
         &mut b,
         protocol,
         "b",
-        &ticket(&server, "b", &room, None).await,
+        &gql_ticket(&server, "b", &room, None).await,
     )
     .await;
     let (_b_events, _b_task) = pump(b);
     assert_eq!(
-        gql_code(&reserve(&server, "c", &room, None).await),
+        gql_code(&gql_reserve_as(&server, "dev:c", &room, None).await),
         "ROOM_FULL"
     );
 
@@ -145,7 +108,7 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
     // interval + timeout + grace + 1 s.
     let bound = Duration::from_secs(4);
     loop {
-        let r = reserve(&server, "c", &room, None).await;
+        let r = gql_reserve_as(&server, "dev:c", &room, None).await;
         if r["data"]["reserveSeat"]["ticket"].is_string() {
             break;
         }
@@ -159,7 +122,7 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
     }
     // The seat is free; its `leave` entry is being stored.
     let stored = Instant::now();
-    while leaves(&server, "b", &room, "a").await == 0 {
+    while server.count_entries("b", &room, "leave", "a").await == 0 {
         assert!(
             stored.elapsed() < Duration::from_secs(5),
             "{protocol}: no leave"
@@ -167,7 +130,11 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(leaves(&server, "b", &room, "a").await, 1, "{protocol}");
+    assert_eq!(
+        server.count_entries("b", &room, "leave", "a").await,
+        1,
+        "{protocol}"
+    );
     drop(a);
     server.stop().await;
 }
@@ -189,7 +156,7 @@ async fn a_frozen_legacy_graphql_ws_client_loses_its_seat() {
 async fn idle_clients_that_answer_pings_keep_their_seats() {
     let server = TestServer::start(FLAGS).await;
     let room = "idle";
-    let first = ticket(&server, "modern", room, Some(3)).await;
+    let first = gql_ticket(&server, "modern", room, Some(3)).await;
     let mut modern = socket_at(&server.base, "graphql-transport-ws", "modern").await;
     join(&mut modern, "graphql-transport-ws", "m", &first).await;
     let mut legacy = socket_at(&server.base, "graphql-ws", "legacy").await;
@@ -197,7 +164,7 @@ async fn idle_clients_that_answer_pings_keep_their_seats() {
         &mut legacy,
         "graphql-ws",
         "l",
-        &ticket(&server, "legacy", room, None).await,
+        &gql_ticket(&server, "legacy", room, None).await,
     )
     .await;
     let (_modern_events, modern_task) = pump(modern);
@@ -207,8 +174,18 @@ async fn idle_clients_that_answer_pings_keep_their_seats() {
     assert!(!modern_task.is_finished() && !legacy_task.is_finished());
     let r = gql_http(&server, Some("dev:modern"), ROOM, json!({"r": room})).await;
     assert_eq!(r["data"]["room"]["occupancy"], 2, "{r}");
-    assert_eq!(leaves(&server, "modern", room, "modern").await, 0);
-    assert_eq!(leaves(&server, "modern", room, "legacy").await, 0);
+    assert_eq!(
+        server
+            .count_entries("modern", room, "leave", "modern")
+            .await,
+        0
+    );
+    assert_eq!(
+        server
+            .count_entries("modern", room, "leave", "legacy")
+            .await,
+        0
+    );
     let mut kas = 0;
     while let Ok(m) = legacy_events.try_recv() {
         if m["type"] == "ka" {

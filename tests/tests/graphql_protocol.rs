@@ -11,28 +11,13 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use parlor_tests::{
     JWT_SECRET, RawSocket, TestServer, gql_code, gql_http, gql_join, gql_next, gql_socket,
-    gql_socket_as, jwt, next_json, send,
+    gql_socket_as, gql_ticket, gql_ticket_as, jwt, next_json, send,
 };
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const RESERVE: &str =
-    "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
 const MESSAGES: &str = "query($r: ID!, $a: Int, $b: Int) { messages(roomId: $r, afterSeq: $a, beforeSeq: $b) { seq kind sender } }";
 const ROOM: &str = "query($r: ID!) { room(id: $r) { occupancy } }";
-
-async fn ticket_as(server: &TestServer, token: &str, room: &str, create: Option<u32>) -> String {
-    let c = create.map(|capacity| json!({"capacity": capacity}));
-    let r = gql_http(server, Some(token), RESERVE, json!({"r": room, "c": c})).await;
-    r["data"]["reserveSeat"]["ticket"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no ticket: {r}"))
-        .to_owned()
-}
-
-async fn ticket(server: &TestServer, user: &str, room: &str, create: Option<u32>) -> String {
-    ticket_as(server, &format!("dev:{user}"), room, create).await
-}
 
 /// The close the server sends next (skipping other frames): code and reason.
 async fn closed(ws: &mut RawSocket) -> (u16, String) {
@@ -177,11 +162,11 @@ async fn no_connection_init_is_4408_whatever_else_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_id_subscribed_again_is_4409_and_a_loss() {
     let server = TestServer::start(&["--reconnect-grace", "2s"]).await;
-    let watcher = ticket(&server, "watch", "dupa", Some(5)).await;
+    let watcher = gql_ticket(&server, "watch", "dupa", Some(5)).await;
     let mut watch = gql_socket_as(&server, "watch").await;
     gql_join(&mut watch, "w", &watcher, None).await;
     gql_next(&mut watch, "w").await;
-    let other = ticket(&server, "watch", "dupb", Some(5)).await;
+    let other = gql_ticket(&server, "watch", "dupb", Some(5)).await;
     gql_join(&mut watch, "w2", &other, None).await;
     gql_next(&mut watch, "w2").await;
 
@@ -189,7 +174,7 @@ async fn a_running_id_subscribed_again_is_4409_and_a_loss() {
     gql_join(
         &mut ann,
         "s1",
-        &ticket(&server, "ann", "dupa", None).await,
+        &gql_ticket(&server, "ann", "dupa", None).await,
         None,
     )
     .await;
@@ -197,7 +182,7 @@ async fn a_running_id_subscribed_again_is_4409_and_a_loss() {
     gql_join(
         &mut ann,
         "s1",
-        &ticket(&server, "ann", "dupb", None).await,
+        &gql_ticket(&server, "ann", "dupb", None).await,
         None,
     )
     .await;
@@ -236,7 +221,7 @@ async fn an_id_is_free_again_after_complete() {
     gql_join(
         &mut ann,
         "s1",
-        &ticket(&server, "ann", "reuse", Some(3)).await,
+        &gql_ticket(&server, "ann", "reuse", Some(3)).await,
         None,
     )
     .await;
@@ -252,7 +237,7 @@ async fn an_id_is_free_again_after_complete() {
     gql_join(
         &mut ann,
         "s1",
-        &ticket(&server, "ann", "reuse", None).await,
+        &gql_ticket(&server, "ann", "reuse", None).await,
         None,
     )
     .await;
@@ -282,7 +267,7 @@ async fn an_id_is_free_again_after_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_for_the_clients_fault_is_a_loss_not_a_leave() {
     let server = TestServer::start(&["--reconnect-grace", "10s"]).await;
-    let watcher = ticket(&server, "watch", "bad", Some(5)).await;
+    let watcher = gql_ticket(&server, "watch", "bad", Some(5)).await;
     let mut watch = gql_socket_as(&server, "watch").await;
     gql_join(&mut watch, "w", &watcher, None).await;
     gql_next(&mut watch, "w").await;
@@ -292,7 +277,7 @@ async fn a_close_for_the_clients_fault_is_a_loss_not_a_leave() {
         .enumerate()
     {
         let mut ann = gql_socket_as(&server, "ann").await;
-        let t = ticket(&server, "ann", "bad", None).await;
+        let t = gql_ticket(&server, "ann", "bad", None).await;
         let after = if round == 0 { None } else { Some(0) };
         gql_join(&mut ann, "s", &t, after).await;
         let joined = gql_next(&mut ann, "s").await;
@@ -312,7 +297,7 @@ async fn a_close_for_the_clients_fault_is_a_loss_not_a_leave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seqs_outside_32_bits_are_invalid_input_never_wrapped() {
     let server = TestServer::start(&[]).await;
-    let t = ticket(&server, "ann", "range", Some(3)).await;
+    let t = gql_ticket(&server, "ann", "range", Some(3)).await;
     let mut ann = gql_socket_as(&server, "ann").await;
     gql_join(&mut ann, "s", &t, None).await;
     gql_next(&mut ann, "s").await;
@@ -355,7 +340,7 @@ async fn seqs_outside_32_bits_are_invalid_input_never_wrapped() {
     // joinRoom's afterSeq too.
     let mut bob = gql_socket_as(&server, "bob").await;
     for after in [json!(-1), json!(2147483648_i64)] {
-        let t = ticket(&server, "bob", "range", None).await;
+        let t = gql_ticket(&server, "bob", "range", None).await;
         send(&mut bob, json!({"id": "j", "type": "subscribe", "payload": {"query": parlor_tests::JOIN_ROOM, "variables": {"t": t, "a": after}}})).await;
         let m = loop {
             let m = next_json(&mut bob).await;
@@ -382,7 +367,7 @@ async fn seqs_outside_32_bits_are_invalid_input_never_wrapped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expiring_token_closes_4403_as_a_loss_and_a_fresh_one_resumes() {
     let server = TestServer::start(&["--reconnect-grace", "10s"]).await;
-    let watcher = ticket(&server, "watch", "exp", Some(5)).await;
+    let watcher = gql_ticket(&server, "watch", "exp", Some(5)).await;
     let mut watch = gql_socket_as(&server, "watch").await;
     gql_join(&mut watch, "w", &watcher, None).await;
     gql_next(&mut watch, "w").await;
@@ -395,7 +380,7 @@ async fn an_expiring_token_closes_4403_as_a_loss_and_a_fresh_one_resumes() {
     )
     .await;
     assert_eq!(next_json(&mut alice).await["type"], "connection_ack");
-    let t = ticket_as(&server, &short, "exp", None).await;
+    let t = gql_ticket_as(&server, &short, "exp", None).await;
     gql_join(&mut alice, "a", &t, None).await;
     assert_eq!(gql_next(&mut alice, "a").await["__typename"], "Joined");
     assert_eq!(gql_next(&mut watch, "w").await["kind"], "JOIN");
@@ -432,7 +417,7 @@ async fn an_expiring_token_closes_4403_as_a_loss_and_a_fresh_one_resumes() {
     )
     .await;
     assert_eq!(next_json(&mut alice).await["type"], "connection_ack");
-    let t = ticket_as(&server, &fresh, "exp", None).await;
+    let t = gql_ticket_as(&server, &fresh, "exp", None).await;
     gql_join(&mut alice, "a", &t, Some(last)).await;
     assert_eq!(gql_next(&mut alice, "a").await["__typename"], "Joined");
     let missed = gql_next(&mut alice, "a").await;
@@ -487,7 +472,7 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_resumes() {
     gql_join(
         &mut slow,
         "s",
-        &ticket(&server, "slow", "gflood", None).await,
+        &gql_ticket(&server, "slow", "gflood", None).await,
         None,
     )
     .await;
@@ -544,7 +529,7 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_resumes() {
     gql_join(
         &mut again,
         "s",
-        &ticket(&server, "slow", "gflood", None).await,
+        &gql_ticket(&server, "slow", "gflood", None).await,
         Some(last),
     )
     .await;
@@ -577,13 +562,19 @@ async fn the_legacy_protocol_closes_on_invalid_messages_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_close_1000_is_a_leave_and_another_code_a_loss() {
     let server = TestServer::start(&["--reconnect-grace", "10s"]).await;
-    let watcher = ticket(&server, "watch", "cl", Some(5)).await;
+    let watcher = gql_ticket(&server, "watch", "cl", Some(5)).await;
     let mut watch = gql_socket_as(&server, "watch").await;
     gql_join(&mut watch, "w", &watcher, None).await;
     gql_next(&mut watch, "w").await;
     for (user, code) in [("one", 1000_u16), ("other", 4000)] {
         let mut ws = gql_socket_as(&server, user).await;
-        gql_join(&mut ws, "s", &ticket(&server, user, "cl", None).await, None).await;
+        gql_join(
+            &mut ws,
+            "s",
+            &gql_ticket(&server, user, "cl", None).await,
+            None,
+        )
+        .await;
         gql_next(&mut ws, "s").await;
         assert_eq!(gql_next(&mut watch, "w").await["kind"], "JOIN");
         ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {

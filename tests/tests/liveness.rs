@@ -1,4 +1,4 @@
-//! Liveness on the raw WebSocket (issue 18 §1): the server pings every
+//! Liveness on the raw WebSocket (docs/contract.md §8): the server pings every
 //! `--ping-interval`; a peer silent for interval + timeout is lost (seats to
 //! grace, then one `leave`), a peer that answers pings keeps its seat; the
 //! JSON `ping`/`pong` a browser can see; and the Rust `ResumingRoom`, which
@@ -58,18 +58,6 @@ fn reading(mut ws: RawSocket) -> (mpsc::UnboundedReceiver<Value>, tokio::task::J
     (rx, task)
 }
 
-/// `user`'s entries of `kind` in the room's log, read by `member`.
-async fn count(server: &TestServer, member: &str, room: &str, kind: &str, user: &str) -> usize {
-    server
-        .client(member)
-        .history(room, 0, 500)
-        .await
-        .expect("history")
-        .iter()
-        .filter(|e| e.kind == kind && e.sender == user)
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
     let server = TestServer::start(SHORT).await;
@@ -101,7 +89,10 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
 
     // Still alive a few intervals later: the pings are answered.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(count(&server, "bob", "lively", "leave", "ann").await, 0);
+    assert_eq!(
+        server.count_entries("bob", "lively", "leave", "ann").await,
+        0
+    );
 
     fwd.freeze();
     let frozen = Instant::now();
@@ -126,11 +117,14 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
     assert_eq!(status, 201, "the freed seat can be reserved: {body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        count(&server, "bob", "lively", "leave", "ann").await,
+        server.count_entries("bob", "lively", "leave", "ann").await,
         1,
         "exactly one leave"
     );
-    assert_eq!(count(&server, "bob", "lively", "join", "ann").await, 1);
+    assert_eq!(
+        server.count_entries("bob", "lively", "join", "ann").await,
+        1
+    );
     reader.abort();
     bob_reader.abort();
     server.stop().await;
@@ -168,7 +162,10 @@ async fn an_idle_peer_that_answers_pings_keeps_its_seat() {
     .await;
     let (ack, _) = until(&mut ivy, "ack").await;
     assert_eq!(ack["client_id"], "c-1");
-    assert_eq!(count(&server, "ivy", "quiet", "leave", "ivy").await, 0);
+    assert_eq!(
+        server.count_entries("ivy", "quiet", "leave", "ivy").await,
+        0
+    );
     let room = server.client("ivy").room("quiet").await.unwrap();
     assert_eq!(room["occupancy"], 1, "{room}");
     server.stop().await;

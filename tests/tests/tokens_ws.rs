@@ -1,4 +1,4 @@
-//! Token expiry on a live raw WebSocket (issue 18 §5): at the JWT's `exp`
+//! Token expiry on a live raw WebSocket (docs/contract.md §8): at the JWT's `exp`
 //! without renewal the socket is closed with 4401 as a *lost* connection
 //! (seats to grace, no `leave`), so a reconnect with a fresh token resumes;
 //! `{"type":"refresh"}` renews in place, and a refresh for another user or
@@ -37,17 +37,6 @@ async fn sleep_past(at: SystemTime, extra: Duration) {
         .duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO);
     tokio::time::sleep(left + extra).await;
-}
-
-async fn entries_of(server: &TestServer, room: &str, kind: &str, user: &str) -> usize {
-    server
-        .client("bob")
-        .history(room, 0, 500)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.kind == kind && e.sender == user)
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +91,7 @@ async fn an_expired_token_closes_4401_as_lost_and_a_fresh_one_resumes() {
 
     // Lost, not left: the seat is in grace, no leave entry.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(entries_of(&server, "exp", "leave", "ann").await, 0);
+    assert_eq!(server.count_entries("bob", "exp", "leave", "ann").await, 0);
     assert_eq!(
         server.client("bob").room("exp").await.unwrap()["occupancy"],
         2
@@ -113,8 +102,8 @@ async fn an_expired_token_closes_4401_as_lost_and_a_fresh_one_resumes() {
     let (mut ann, _) = hello(&server, &fresh).await;
     let rejoined = join_raw(&server, &mut ann, "ann", "exp", Some(last_seq)).await;
     assert_eq!(rejoined["members"], json!(["ann", "bob"]));
-    assert_eq!(entries_of(&server, "exp", "join", "ann").await, 1);
-    assert_eq!(entries_of(&server, "exp", "leave", "ann").await, 0);
+    assert_eq!(server.count_entries("bob", "exp", "join", "ann").await, 1);
+    assert_eq!(server.count_entries("bob", "exp", "leave", "ann").await, 0);
     let log = server.client("bob").history("exp", 0, 500).await.unwrap();
     assert!(
         log.iter().all(|e| e.client_id.as_deref() != Some("late")),
