@@ -1,4 +1,4 @@
-//! [`EngineConfig`]: the knobs of CONTRACT §2–§3, with the contract's defaults.
+//! [`EngineConfig`]: the knobs of docs/contract.md §2–§3, with the contract's defaults.
 
 use std::time::Duration;
 

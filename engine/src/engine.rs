@@ -43,7 +43,7 @@ pub struct Reservation {
 }
 
 /// The chat engine as transports see it: object-safe, held as
-/// `Arc<dyn ChatEngine>`. Every method keeps CONTRACT §2–§3.
+/// `Arc<dyn ChatEngine>`. Every method keeps docs/contract.md §2–§3.
 #[async_trait]
 pub trait ChatEngine: Send + Sync + 'static {
     /// Phase 1: reserve a seat in `room` (creating it, pending, if absent and

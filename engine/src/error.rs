@@ -1,13 +1,13 @@
 //! The one error type of the engine boundary.
 //!
 //! Every failure a caller can see is an [`Error`] whose [`ErrorKind`] maps 1:1
-//! to a CONTRACT §7 code. The message is safe to show a client; the `source`
+//! to a docs/contract.md §7 code. The message is safe to show a client; the `source`
 //! (a storage backend's error, say) is for logs only and never leaves the
 //! server, which is why transports print `message()`, not `source()`.
 
 use std::fmt;
 
-/// What went wrong, as a client needs to know it. `code()` is the CONTRACT §7
+/// What went wrong, as a client needs to know it. `code()` is the docs/contract.md §7
 /// string; transports map kinds to HTTP statuses and close codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -41,7 +41,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The CONTRACT §7 code.
+    /// The docs/contract.md §7 code.
     pub fn code(self) -> &'static str {
         match self {
             ErrorKind::Unauthenticated => "UNAUTHENTICATED",
@@ -119,7 +119,7 @@ impl Error {
         self.kind
     }
 
-    /// The CONTRACT §7 code.
+    /// The docs/contract.md §7 code.
     pub fn code(&self) -> &'static str {
         self.kind.code()
     }

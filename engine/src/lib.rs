@@ -1,7 +1,7 @@
 //! # parlor-engine
 //!
 //! The core of Parlor, a chat engine whose transports and storage are
-//! plug-ins. This crate holds the rules of CONTRACT §2–§3 — the two-phase join
+//! plug-ins. This crate holds the rules of docs/contract.md §2–§3 — the two-phase join
 //! with a hard capacity, the gap-free room log, exactly-once delivery with
 //! resume — behind one object-safe trait, [`ChatEngine`]. It knows nothing of
 //! HTTP, GraphQL or SQL: transports (`parlor-ws`, `parlor-graphql`) hold an

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::{error::ErrorKind, ids::UserId, ticket::TicketKey};
 
-/// A seat's state, as CONTRACT §2 names it.
+/// A seat's state, as docs/contract.md §2 names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SeatState {
     /// A ticket was issued and not yet used.

@@ -1,4 +1,4 @@
-//! CONTRACT §2 ticket rules: single use, the user's own, unforgeable,
+//! docs/contract.md §2 ticket rules: single use, the user's own, unforgeable,
 //! expired told apart from invalid, and a leave invalidates unused tickets.
 //! Plus the input rules of §3 (ids, bodies, ranges) and NOT_A_MEMBER.
 

@@ -1,4 +1,4 @@
-//! CONTRACT §6 over real GraphQL sockets: every query, mutation and the
+//! docs/contract.md §6 over real GraphQL sockets: every query, mutation and the
 //! joinRoom subscription over `graphql-transport-ws` (and the legacy
 //! `graphql-ws`), each error code with `extensions.code`, resume with
 //! afterSeq after a drop, init timeout, depth limit — and messages crossing

@@ -1,4 +1,4 @@
-//! CONTRACT §1, §2, §4, §7 over real HTTP: auth, validation, reservations,
+//! docs/contract.md §1, §2, §4, §7 over real HTTP: auth, validation, reservations,
 //! pending rooms, history, sends — and 60 concurrent reserves for 5 seats.
 
 use std::time::Duration;

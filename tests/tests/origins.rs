@@ -1,4 +1,4 @@
-//! Origins and CORS over the real server (issue 18 §6): the server's own
+//! Origins and CORS over the real server (docs/contract.md §9): the server's own
 //! origin is always allowed beside `--allowed-origin`; a listed origin gets
 //! CORS answers (preflight included) on `/v1` and `/graphql`; a foreign one
 //! gets 403 `FORBIDDEN` on `/v1`, `/graphql` and both WebSocket upgrades;

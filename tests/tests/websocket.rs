@@ -1,4 +1,4 @@
-//! CONTRACT §2, §3, §5 over real WebSockets: hello and 4401, tickets,
+//! docs/contract.md §2, §3, §5 over real WebSockets: hello and 4401, tickets,
 //! join / send / ack / order, duplicates, limits, leave vs close 1000 vs an
 //! abrupt drop (grace, resume), 1009, 4409, origin, rate limits, bad frames.
 

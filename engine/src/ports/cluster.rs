@@ -1,5 +1,5 @@
 //! The cluster ports: what several engines sharing one database need to keep
-//! CONTRACT §2 across nodes. [`SeatLeases`] makes the database the authority
+//! docs/contract.md §2 across nodes. [`SeatLeases`] makes the database the authority
 //! for seats; [`PendingClaims`] keeps one user's pending room from being
 //! created by another user on another node.
 //!

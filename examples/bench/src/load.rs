@@ -1,5 +1,5 @@
 //! The load side of the wire scenarios: reserve (HTTP), then a socket that
-//! says hello and joins — over the raw WebSocket (CONTRACT §4–§5), GraphQL
+//! says hello and joins — over the raw WebSocket (docs/contract.md §4–§5), GraphQL
 //! over `graphql-transport-ws` (§6), or the raw baseline, which needs no
 //! reservation. Only that subset is used, so any server that speaks it can be
 //! measured with `--url`.

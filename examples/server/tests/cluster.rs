@@ -1,5 +1,5 @@
 //! Three `parlor-server` processes on one Postgres and one Redis — a cluster
-//! — keep CONTRACT §2–§3: exact capacity with reserves spread over the nodes,
+//! — keep docs/contract.md §2–§3: exact capacity with reserves spread over the nodes,
 //! a ticket reserved on one node committed on another, every entry delivered
 //! once and in order to subscribers on every node, nothing lost or doubled
 //! when a node is SIGKILLed mid-stream (its abandoned seats freed with one

@@ -25,7 +25,7 @@ impl From<ErrorKind> for ApiError {
     }
 }
 
-/// CONTRACT §7's status for each code.
+/// The status of each code, from docs/contract.md §7.
 fn status(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::errors;
 
-/// The entry as JSON, with the fields and names of CONTRACT §3.
+/// The entry as JSON, with the fields and names of docs/contract.md §3.
 pub(crate) fn entry_json(entry: &Entry) -> serde_json::Value {
     json!({
         "room_id": entry.room_id.as_str(),

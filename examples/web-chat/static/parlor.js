@@ -1,5 +1,5 @@
 // parlor.js — a small browser client for Parlor's HTTP + raw WebSocket
-// transport (CONTRACT §4–§5). A plain ES module with no dependencies and no
+// transport (docs/contract.md §4–§5). A plain ES module with no dependencies and no
 // build step: copy it next to your page and `import` it. README.md beside it
 // documents the API.
 //

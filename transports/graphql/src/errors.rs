@@ -1,4 +1,4 @@
-//! Engine errors → GraphQL errors with `extensions.code` (CONTRACT §7), and
+//! Engine errors → GraphQL errors with `extensions.code` (docs/contract.md §7), and
 //! [`ErrorCodes`], which gives every error the schema itself raises (parse,
 //! validation, depth and complexity limits) a code too.
 

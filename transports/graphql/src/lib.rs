@@ -1,6 +1,6 @@
 //! # parlor-graphql
 //!
-//! Parlor's GraphQL transport (CONTRACT §6): an async-graphql 7 schema over
+//! Parlor's GraphQL transport (docs/contract.md §6): an async-graphql 7 schema over
 //! any `Arc<dyn ChatEngine>`, served by axum — `/graphql` over HTTP as the
 //! GraphQL-over-HTTP spec says (POST, GET for queries, GraphiQL for
 //! browsers), and subscriptions on `/graphql/ws` over `graphql-transport-ws`

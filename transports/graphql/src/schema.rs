@@ -1,4 +1,4 @@
-//! The schema of CONTRACT §6: types, queries, mutations, and the `joinRoom`
+//! The schema of docs/contract.md §6: types, queries, mutations, and the `joinRoom`
 //! subscription. The types are public so embedders can name `ParlorSchema`.
 
 use std::sync::{

@@ -11,7 +11,7 @@ fn docs_schema_matches_the_served_schema() {
         "docs/schema.graphql is out of date; regenerate it with \
          `cargo run -p parlor-server -- --print-schema > docs/schema.graphql`"
     );
-    // The contract's names, as written (CONTRACT §6).
+    // The contract's names, as written (docs/contract.md §6).
     for needle in [
         "type Query {",
         "type Mutation {",

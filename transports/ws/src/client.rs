@@ -54,7 +54,7 @@ pub enum ClientError {
     Api {
         /// HTTP status (0 on the WebSocket).
         status: u16,
-        /// The CONTRACT §7 code.
+        /// The docs/contract.md §7 code.
         code: String,
         /// The server's message.
         message: String,
@@ -174,7 +174,7 @@ pub struct Ack {
 /// An `error` frame.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorFrame {
-    /// The CONTRACT §7 code.
+    /// The docs/contract.md §7 code.
     pub code: String,
     /// Why.
     pub message: String,

@@ -1,4 +1,4 @@
-//! One WebSocket connection (CONTRACT §5).
+//! One WebSocket connection (docs/contract.md §5).
 //!
 //! Two tasks share a socket:
 //! - the **reader** (this function's loop): `hello`, then `join` / `send` /

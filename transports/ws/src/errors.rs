@@ -1,4 +1,4 @@
-//! Engine error kinds → HTTP statuses and JSON error bodies (CONTRACT §7).
+//! Engine error kinds → HTTP statuses and JSON error bodies (docs/contract.md §7).
 //! This is the only place the transport maps codes.
 
 use axum::{

@@ -1,5 +1,5 @@
 //! The HTTP routes' extractors, with axum's rejections turned into the
-//! contract's JSON errors (CONTRACT §4, §7): a path that does not decode
+//! contract's JSON errors (docs/contract.md §4, §7): a path that does not decode
 //! (`/v1/rooms/a%FF`), a query that does not parse, or a body that cannot be
 //! read is `400 INVALID_INPUT` (a body over the limit: `413
 //! MESSAGE_TOO_LARGE`), never axum's plain-text answer. Every route takes

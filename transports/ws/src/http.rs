@@ -1,4 +1,4 @@
-//! The HTTP routes of CONTRACT §4.
+//! The HTTP routes of docs/contract.md §4.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 

@@ -1,7 +1,7 @@
 //! # parlor-ws
 //!
 //! Parlor's raw WebSocket + HTTP transport: an axum 0.8 [`Router`] over any
-//! `Arc<dyn ChatEngine>`, serving CONTRACT §4 (HTTP: reserve, room, history,
+//! `Arc<dyn ChatEngine>`, serving docs/contract.md §4 (HTTP: reserve, room, history,
 //! send) and §5 (the `/v1/ws` socket: `hello`, `join`, `send`, `leave`).
 //! It depends on `parlor-engine` only; the engine knows nothing of it. Error
 //! kinds become HTTP statuses, error frames and close codes here and only

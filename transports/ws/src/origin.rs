@@ -35,8 +35,8 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 /// server's own (scheme://host[:port] matching the request's `Host`, or with
 /// [`trust_forwarded`](OriginPolicy::trust_forwarded) the proxy's forwarded
 /// host and scheme) or one of the listed ones (`*` allows every origin);
-/// otherwise it gets 403 `{"error":{"code":"FORBIDDEN",…}}` (CONTRACT §7)
-/// and no CORS headers. Listed origins also get CORS answers (the Fetch
+/// otherwise it gets 403 `{"error":{"code":"FORBIDDEN",…}}` and no CORS
+/// headers (docs/contract.md §7, §9). Listed origins also get CORS answers (the Fetch
 /// standard's preflight and `Access-Control-Allow-Origin`).
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {

@@ -1,4 +1,4 @@
-//! The socket's writer task (CONTRACT §5): the only writer of a connection's
+//! The socket's writer task (docs/contract.md §5): the only writer of a connection's
 //! socket. It writes, in turn, what the reader queues (welcome, joined,
 //! acks, errors, left: [`Outgoing`]) and the entries of the rooms the
 //! connection is in ([`RoomFeeds`]), and on a close request the close frame.
@@ -26,7 +26,7 @@ use tokio::{
 
 use crate::{room_feeds::RoomFeeds, state::WsState, wire::ServerFrame};
 
-/// Close codes of CONTRACT §5.
+/// Close codes of docs/contract.md §5.
 pub(crate) mod close {
     pub(crate) const NORMAL: u16 = 1000;
     pub(crate) const GOING_AWAY: u16 = 1001;

@@ -1,9 +1,9 @@
-//! The JSON shapes of CONTRACT §4–§5: what clients send and what they get.
+//! The JSON shapes of docs/contract.md §4–§5: what clients send and what they get.
 
 use parlor_engine::{Entry, Joined, Reservation, RoomInfo};
 use serde::{Deserialize, Serialize};
 
-/// A frame from the client (CONTRACT §5).
+/// A frame from the client (docs/contract.md §5).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ClientFrame {
@@ -61,7 +61,7 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
     }
 }
 
-/// A frame to the client (CONTRACT §5).
+/// A frame to the client (docs/contract.md §5).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ServerFrame<'a> {
