@@ -53,7 +53,6 @@
 //! The `testkit` feature adds an in-memory [`Store`] (a test double, never
 //! for production) and the Store conformance suite every backend runs.
 
-pub mod auth;
 mod cluster_node;
 mod config;
 mod engine;

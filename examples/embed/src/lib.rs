@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use axum::{Router, routing::get};
-use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+use parlor_engine::{Engine, EngineConfig};
 use parlor_graphql::{GraphqlConfig, GraphqlTransport};
 use parlor_seaorm::SeaOrmStore;
 
@@ -23,10 +23,10 @@ use parlor_seaorm::SeaOrmStore;
 pub async fn app(database_url: &str) -> parlor_engine::Result<Router> {
     let store = SeaOrmStore::open(database_url).await?;
     let engine = Engine::start(Arc::new(store), EngineConfig::default()).await?;
-    // Dev tokens (`dev:<user>`) keep this short: use JwtAuthenticator for real users.
+    // Dev tokens (`dev:<user>`) keep this short: use parlor_auth::JwtAuthenticator for real users.
     let chat = GraphqlTransport::new(
         Arc::new(engine),
-        Arc::new(DevTokens),
+        Arc::new(parlor_auth::DevTokens),
         GraphqlConfig::default(),
     );
     Ok(Router::new()

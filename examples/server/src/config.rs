@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-use parlor_engine::auth::JwtRules;
+use parlor_auth::JwtRules;
 
 /// Parlor's reference server.
 #[derive(Debug, Clone, Parser)]

@@ -22,10 +22,8 @@ mod metrics;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use parlor_engine::{
-    Authenticator, Cluster, Engine, EngineConfig,
-    auth::{AnyOf, DevTokens, JwtAuthenticator},
-};
+use parlor_auth::{AnyOf, DevTokens, JwtAuthenticator, KeyError};
+use parlor_engine::{Authenticator, Cluster, Engine, EngineConfig};
 use parlor_graphql::{GraphqlConfig, GraphqlTransport};
 use parlor_redis::Redis;
 use parlor_seaorm::SeaOrmStore;
@@ -73,7 +71,7 @@ fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> 
     }
     // Key files are read once, here: one that cannot be read or holds no
     // usable key stops the start, naming the flag and the file.
-    type Load = fn(&str) -> Result<JwtAuthenticator, parlor_engine::auth::KeyError>;
+    type Load = fn(&str) -> Result<JwtAuthenticator, KeyError>;
     let files: [(&str, Option<&std::path::Path>, Load); 2] = [
         (
             "--jwt-public-key",

@@ -25,7 +25,7 @@
 //! ```
 //! # async fn demo(engine: std::sync::Arc<dyn parlor_engine::ChatEngine>) {
 //! use std::sync::Arc;
-//! let sse = parlor_sse::SseTransport::new(engine, Arc::new(parlor_engine::auth::DevTokens));
+//! let sse = parlor_sse::SseTransport::new(engine, Arc::new(parlor_auth::DevTokens));
 //! let app: axum::Router = axum::Router::new().merge(sse.router());
 //! # let _ = app;
 //! # }

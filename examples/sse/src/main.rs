@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+use parlor_auth::DevTokens;
+use parlor_engine::{Engine, EngineConfig};
 use parlor_seaorm::SeaOrmStore;
 use parlor_sse::SseTransport;
 

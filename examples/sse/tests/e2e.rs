@@ -5,7 +5,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures_util::{StreamExt, stream::BoxStream};
-use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+use parlor_auth::DevTokens;
+use parlor_engine::{Engine, EngineConfig};
 use parlor_seaorm::SeaOrmStore;
 use parlor_sse::SseTransport;
 use serde_json::{Value, json};

@@ -18,7 +18,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+//! use parlor_auth::DevTokens;
+//! use parlor_engine::{Engine, EngineConfig};
 //! use parlor_graphql::{GraphqlConfig, GraphqlTransport};
 //! # use parlor_engine::testkit::MemoryStore;
 //!

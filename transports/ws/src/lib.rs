@@ -13,7 +13,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use parlor_engine::{Engine, EngineConfig, auth::DevTokens};
+//! use parlor_auth::DevTokens;
+//! use parlor_engine::{Engine, EngineConfig};
 //! use parlor_ws::{WsConfig, WsTransport};
 //! # use parlor_engine::testkit::MemoryStore;
 //!

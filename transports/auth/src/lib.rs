@@ -1,7 +1,35 @@
-//! The built-in [`Authenticator`]s: [`JwtAuthenticator`] (HS256 secrets,
-//! RSA and EC public keys, JWK Sets; claims checked by [`JwtRules`]),
-//! [`DevTokens`] (`dev:<user>`, for development only) and [`AnyOf`], which
-//! tries several in order.
+//! # parlor-auth
+//!
+//! Parlor's built-in [`Authenticator`]s, the identity checks the transports
+//! run on every bearer token: [`JwtAuthenticator`] (HS256 secrets, RSA and
+//! EC public keys, JWK Sets; claims checked by [`JwtRules`]), [`DevTokens`]
+//! (`dev:<user>`, for development only) and [`AnyOf`], which tries several
+//! in order. Every refusal is `UNAUTHENTICATED` with a short reason.
+//!
+//! It depends on `parlor-engine` only, for the port: the engine holds the
+//! [`Authenticator`] trait and no JWT library, and the transports take any
+//! `Arc<dyn Authenticator>`, so an integrator's own sessions plug in the
+//! same way (`docs/plugins.md`, "An authenticator").
+//!
+//! ```
+//! use std::sync::Arc;
+//! use parlor_auth::{AnyOf, DevTokens, JwtAuthenticator, JwtRules};
+//! use parlor_engine::{Authenticator, ErrorKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let jwt = JwtAuthenticator::hs256(b"a shared secret")
+//!     .with_rules(JwtRules::default().audience("parlor"));
+//! // Dev tokens are for development only: `dev:<user>` is that user.
+//! let auth: Arc<dyn Authenticator> = Arc::new(AnyOf(vec![Arc::new(jwt), Arc::new(DevTokens)]));
+//!
+//! let principal = auth.authenticate("dev:alice").await.unwrap();
+//! assert_eq!(principal.user.as_str(), "alice");
+//! assert_eq!(principal.expires_at, None); // a dev token never expires
+//! let refused = auth.authenticate("not a token").await.unwrap_err();
+//! assert_eq!(refused.kind(), ErrorKind::Unauthenticated);
+//! # }
+//! ```
 
 mod jwt;
 mod keys;
@@ -9,12 +37,7 @@ mod keys;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-
-use crate::{
-    error::{Error, ErrorKind, Result},
-    ids::UserId,
-    ports::{Authenticator, Principal},
-};
+use parlor_engine::{Authenticator, Error, ErrorKind, Principal, Result, UserId};
 
 pub use jwt::{DEFAULT_LEEWAY, JwtAuthenticator, JwtRules};
 pub use keys::KeyError;

@@ -6,17 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jsonwebtoken::{Validation, decode, decode_header, errors::ErrorKind as JwtErrorKind};
+use parlor_engine::{Authenticator, Principal, Result, Timestamp, UserId};
 use serde::Deserialize;
 
-use super::{
+use crate::{
     keys::{self, KeyError, VerifyingKey},
     unauthenticated,
-};
-use crate::{
-    entry::Timestamp,
-    error::Result,
-    ids::UserId,
-    ports::{Authenticator, Principal},
 };
 
 /// The default [`JwtRules::leeway`]: 5 s.
@@ -293,10 +288,10 @@ impl Authenticator for JwtAuthenticator {
 #[cfg(test)]
 mod tests {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use parlor_engine::ErrorKind;
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::error::ErrorKind;
 
     // The test keys of the end-to-end suite (tests/fixtures/make.sh).
     const RSA_PRIVATE: &[u8] = include_bytes!("../../../tests/fixtures/rsa_private.der");

@@ -1,4 +1,4 @@
-//! Verification keys for [`JwtAuthenticator`](super::JwtAuthenticator): an
+//! Verification keys for [`JwtAuthenticator`](crate::JwtAuthenticator): an
 //! HMAC secret, a PEM public key, or the keys of a JWK Set, each with the
 //! algorithms it may verify.
 //!
