@@ -60,6 +60,25 @@ impl ErrorKind {
         }
     }
 
+    /// The HTTP status that answers this code on every HTTP-speaking
+    /// transport: part of the contract's table (docs/contract.md §7), so it
+    /// lives beside [`code`](Self::code) as a plain number, and each
+    /// transport turns it into its framework's status type.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden | ErrorKind::TicketInvalid | ErrorKind::NotAMember => 403,
+            ErrorKind::InvalidInput => 400,
+            ErrorKind::RoomNotFound => 404,
+            ErrorKind::RoomFull | ErrorKind::RoomPending => 409,
+            ErrorKind::TicketExpired => 410,
+            ErrorKind::MessageTooLarge => 413,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+
     /// Whether the same request may succeed if retried later unchanged.
     pub fn is_temporary(self) -> bool {
         matches!(

@@ -90,6 +90,7 @@ pub use membership::{Joined, Membership, SeatGuard};
 pub use pending_send::PendingSend;
 pub use ports::{
     Authenticator, Bus, Cluster, InProcessBus, PendingClaims, Principal, SeatLeases, Store,
+    bearer_token,
 };
 pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

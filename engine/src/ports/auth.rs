@@ -49,6 +49,16 @@ impl Principal {
     }
 }
 
+/// The token of an `Authorization` value `Bearer <token>`, trimmed; `None`
+/// for another scheme or an empty token. The scheme name is matched without
+/// regard to case (RFC 9110 §11.1; RFC 6750 §2.1 defines `Bearer`). Every
+/// transport reads its header (or `connection_init` field) through this.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Turns a bearer token into a [`Principal`]. Transports call it with the
 /// token from `Authorization: Bearer …`, a `hello` or `refresh` frame or a
 /// `connection_init` payload, and answer `UNAUTHENTICATED` on any error.
@@ -62,6 +72,16 @@ pub trait Authenticator: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_whatever_the_schemes_case() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER dev:alice"), Some("dev:alice"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
 
     #[test]
     fn time_left_saturates_at_zero_and_is_none_without_expiry() {

@@ -10,7 +10,7 @@ mod bus;
 mod cluster;
 mod store;
 
-pub use auth::{Authenticator, Principal};
+pub use auth::{Authenticator, Principal, bearer_token};
 pub use bus::{Bus, InProcessBus, LiveEntries};
 pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated};
 pub use store::{Appended, CreateOutcome, Store};

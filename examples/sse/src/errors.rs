@@ -1,5 +1,5 @@
-//! Engine errors → HTTP statuses and the contract's JSON error body. Each
-//! transport maps codes itself; this one has no other place that does.
+//! Engine errors → HTTP responses with the contract's JSON error body; the
+//! status of each code comes from the engine's table (`ErrorKind::http_status`).
 
 use axum::{
     Json,
@@ -25,22 +25,9 @@ impl From<ErrorKind> for ApiError {
     }
 }
 
-/// The status of each code, from docs/contract.md §7.
+/// The status of each code ([`ErrorKind::http_status`], docs/contract.md §7).
 fn status(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden | ErrorKind::TicketInvalid | ErrorKind::NotAMember => {
-            StatusCode::FORBIDDEN
-        }
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::RoomNotFound => StatusCode::NOT_FOUND,
-        ErrorKind::RoomFull | ErrorKind::RoomPending => StatusCode::CONFLICT,
-        ErrorKind::TicketExpired => StatusCode::GONE,
-        ErrorKind::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The error as the `data` of an SSE `error` event, or an HTTP body.

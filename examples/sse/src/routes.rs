@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use futures_util::StreamExt;
-use parlor_engine::{ErrorKind, RoomId, RoomSpec, Seq, UserId};
+use parlor_engine::{ErrorKind, RoomId, RoomSpec, Seq, UserId, bearer_token};
 use serde::Deserialize;
 
 use crate::{SseState, errors::ApiError, events};
@@ -37,7 +37,7 @@ async fn user(
     let header = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let token = header.or(query_token).ok_or(ErrorKind::Unauthenticated)?;
     Ok(state.auth.authenticate(token).await?.user)
 }

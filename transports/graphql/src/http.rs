@@ -32,7 +32,7 @@ use axum::{
     },
     response::{Html, IntoResponse, Response},
 };
-use parlor_engine::ErrorKind;
+use parlor_engine::{ErrorKind, bearer_token};
 use serde_json::{Value, json};
 
 use crate::{GraphqlState, schema::Viewer};
@@ -234,9 +234,9 @@ async fn execute(
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     if let Some(token) = token
-        && let Ok(principal) = state.auth.authenticate(token.trim()).await
+        && let Ok(principal) = state.auth.authenticate(token).await
     {
         request = request.data(Viewer(principal.user));
     }

@@ -45,7 +45,7 @@ use axum::{
 };
 use futures_channel::mpsc;
 use futures_util::{SinkExt, Stream, StreamExt, stream::SplitSink};
-use parlor_engine::{Authenticator, ErrorKind, Timestamp};
+use parlor_engine::{Authenticator, ErrorKind, Timestamp, bearer_token};
 use serde_json::Value;
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -313,7 +313,8 @@ async fn authenticate(
         .iter()
         .find_map(|k| payload.get(k).and_then(Value::as_str))
         .unwrap_or_default();
-    let token = header.strip_prefix("Bearer ").unwrap_or(header).trim();
+    // The token alone is taken too, as async-graphql's examples send it.
+    let token = bearer_token(header).unwrap_or(header.trim());
     match auth.authenticate(token).await {
         Ok(principal) => {
             if let Some(left) = principal.time_left(Timestamp::now()) {

@@ -9,22 +9,10 @@ use axum::{
 use parlor_engine::{Error, ErrorKind};
 use serde_json::json;
 
-/// The HTTP status for an error kind.
+/// The HTTP status for an error kind ([`ErrorKind::http_status`], the
+/// contract's table).
 pub(crate) fn status(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden | ErrorKind::TicketInvalid | ErrorKind::NotAMember => {
-            StatusCode::FORBIDDEN
-        }
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::RoomNotFound => StatusCode::NOT_FOUND,
-        ErrorKind::RoomFull | ErrorKind::RoomPending => StatusCode::CONFLICT,
-        ErrorKind::TicketExpired => StatusCode::GONE,
-        ErrorKind::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An engine error as an HTTP response: `{"error": {"code", "message"}}`.

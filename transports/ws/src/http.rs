@@ -10,7 +10,7 @@ use axum::{
 };
 use parlor_engine::{
     DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, RoomId, RoomSpec,
-    SeqRange, UserId,
+    SeqRange, UserId, bearer_token,
 };
 use serde::de::DeserializeOwned;
 
@@ -32,14 +32,14 @@ impl FromRequestParts<Arc<WsState>> for User {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Unauthenticated,
                     "an Authorization: Bearer token is required",
                 )
             })?;
-        Ok(User(state.authenticate(token.trim()).await?))
+        Ok(User(state.authenticate(token).await?))
     }
 }
 
