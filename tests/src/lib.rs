@@ -121,15 +121,7 @@ impl TestServer {
 
     /// A raw socket that said hello as `user` (welcome consumed).
     pub async fn raw_as(&self, user: &str) -> RawSocket {
-        let mut ws = self.raw().await;
-        send(
-            &mut ws,
-            json!({"type": "hello", "token": format!("dev:{user}")}),
-        )
-        .await;
-        let welcome = next_json(&mut ws).await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        ws
+        hello_at(&self.base, user).await.0
     }
 
     /// A plain HTTP client.
@@ -179,6 +171,86 @@ impl TestServer {
             .await
             .expect("server task")
             .expect("server ran");
+    }
+}
+
+/// A raw socket to `base` (the server, or a [`Forwarder`] before it) that
+/// said hello as `user`; returns it and the `welcome`.
+pub async fn hello_at(base: &str, user: &str) -> (RawSocket, Value) {
+    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+    let mut ws = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect")
+        .0;
+    send(
+        &mut ws,
+        json!({"type": "hello", "token": format!("dev:{user}")}),
+    )
+    .await;
+    let welcome = next_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
+/// Server flags for heartbeat tests: 1 s ping interval, 1 s ping timeout,
+/// 1 s reconnect grace.
+pub const SHORT_HEARTBEAT: &[&str] = &[
+    "--ping-interval",
+    "1s",
+    "--ping-timeout",
+    "1s",
+    "--reconnect-grace",
+    "1s",
+];
+
+/// Text frames [`read_in_background`] holds for the test; a test that reads
+/// none of them still has room for a few minutes of heartbeat traffic.
+const BACKGROUND_FRAMES: usize = 1024;
+
+/// Reads `ws` from a task, so that its stack answers pings while the test
+/// waits; the text frames come out of the channel as JSON (bounded: when
+/// the test leaves [`BACKGROUND_FRAMES`] unread, the reading pauses). The
+/// task ends with the socket and returns its close code.
+pub fn read_in_background(
+    mut ws: RawSocket,
+) -> (tokio::sync::mpsc::Receiver<Value>, JoinHandle<Option<u16>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(BACKGROUND_FRAMES);
+    let task = tokio::spawn(async move {
+        while let Some(message) = ws.next().await {
+            match message {
+                Ok(Message::Text(text)) => {
+                    let _ = tx.send(serde_json::from_str(&text).unwrap()).await;
+                }
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    });
+    (rx, task)
+}
+
+/// Sends more than the kernel can buffer between the server and a client
+/// that stopped reading: 8 tasks × 200 texts of 3 900 bytes (~6.5 MB; the
+/// server's send buffer grows to 4 MiB here) into `room` as `user`, over HTTP.
+pub async fn flood(server: &TestServer, user: &str, room: &str) {
+    let senders: Vec<_> = (0..8)
+        .map(|s| {
+            let client = server.client(user);
+            let room = room.to_owned();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    client
+                        .send(&room, &format!("s{s}-{i}"), &"y".repeat(3900))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
     }
 }
 

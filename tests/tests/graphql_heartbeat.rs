@@ -7,23 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use parlor_tests::{
-    Forwarder, RawSocket, TestServer, gql_code, gql_http, gql_reserve_as, gql_socket, gql_ticket,
-    next_json, send,
+    Forwarder, RawSocket, SHORT_HEARTBEAT, TestServer, gql_code, gql_http, gql_reserve_as,
+    gql_socket, gql_ticket, next_json, read_in_background, send,
 };
-use serde_json::{Value, json};
-use tokio::{sync::mpsc, task::JoinHandle};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const FLAGS: &[&str] = &[
-    "--ping-interval",
-    "1s",
-    "--ping-timeout",
-    "1s",
-    "--reconnect-grace",
-    "1s",
-];
 const ROOM: &str = "query($r: ID!) { room(id: $r) { occupancy } }";
 
 /// A GraphQL socket to `base` speaking `protocol`, initialised as `user`.
@@ -62,28 +52,8 @@ async fn join(ws: &mut RawSocket, protocol: &str, id: &str, ticket: &str) {
     }
 }
 
-/// Keeps reading `ws` (so that its stack answers pings) and hands on every
-/// text; the task ends with the socket and returns its close code.
-fn pump(mut ws: RawSocket) -> (mpsc::UnboundedReceiver<Value>, JoinHandle<Option<u16>>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Text(t)) => {
-                    let _ = tx.send(serde_json::from_str(&t).unwrap());
-                }
-                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    });
-    (rx, task)
-}
-
 async fn frozen_client_loses_its_seat(protocol: &str) {
-    let server = TestServer::start(FLAGS).await;
+    let server = TestServer::start(SHORT_HEARTBEAT).await;
     let room = format!("frozen-{protocol}");
     let fwd = Forwarder::to(&server.base).await;
     let a_ticket = gql_ticket(&server, "a", &room, Some(2)).await;
@@ -97,7 +67,7 @@ async fn frozen_client_loses_its_seat(protocol: &str) {
         &gql_ticket(&server, "b", &room, None).await,
     )
     .await;
-    let (_b_events, _b_task) = pump(b);
+    let (_b_events, _b_task) = read_in_background(b);
     assert_eq!(
         gql_code(&gql_reserve_as(&server, "dev:c", &room, None).await),
         "ROOM_FULL"
@@ -154,7 +124,7 @@ async fn a_frozen_legacy_graphql_ws_client_loses_its_seat() {
 /// `ka` messages all along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_clients_that_answer_pings_keep_their_seats() {
-    let server = TestServer::start(FLAGS).await;
+    let server = TestServer::start(SHORT_HEARTBEAT).await;
     let room = "idle";
     let first = gql_ticket(&server, "modern", room, Some(3)).await;
     let mut modern = socket_at(&server.base, "graphql-transport-ws", "modern").await;
@@ -167,8 +137,8 @@ async fn idle_clients_that_answer_pings_keep_their_seats() {
         &gql_ticket(&server, "legacy", room, None).await,
     )
     .await;
-    let (_modern_events, modern_task) = pump(modern);
-    let (mut legacy_events, legacy_task) = pump(legacy);
+    let (_modern_events, modern_task) = read_in_background(modern);
+    let (mut legacy_events, legacy_task) = read_in_background(legacy);
 
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(!modern_task.is_finished() && !legacy_task.is_finished());
@@ -200,7 +170,7 @@ async fn idle_clients_that_answer_pings_keep_their_seats() {
 /// socket with the heartbeat on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protocol_ping_gets_a_pong() {
-    let server = TestServer::start(FLAGS).await;
+    let server = TestServer::start(SHORT_HEARTBEAT).await;
     let mut ws = gql_socket(&server, "graphql-transport-ws").await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(next_json(&mut ws).await["type"], "pong");

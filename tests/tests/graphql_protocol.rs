@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use parlor_tests::{
-    JWT_SECRET, RawSocket, TestServer, gql_code, gql_http, gql_join, gql_next, gql_socket,
+    JWT_SECRET, RawSocket, TestServer, flood, gql_code, gql_http, gql_join, gql_next, gql_socket,
     gql_socket_as, gql_ticket, gql_ticket_as, jwt, next_json, send,
 };
 use serde_json::{Value, json};
@@ -479,23 +479,7 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_resumes() {
     let joined = gql_next(&mut slow, "s").await;
     let start = joined["lastSeq"].as_u64().unwrap();
 
-    // More than the kernel can buffer between the two.
-    let senders: Vec<_> = (0..8)
-        .map(|s| {
-            let client = server.client("loud");
-            tokio::spawn(async move {
-                for i in 0..200 {
-                    client
-                        .send("gflood", &format!("s{s}-{i}"), &"y".repeat(3900))
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for s in senders {
-        s.await.unwrap();
-    }
+    flood(&server, "loud", "gflood").await;
     // Patience is 2 s; then read what was delivered, then the close.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut last = start;

@@ -9,58 +9,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use parlor_tests::{
-    Forwarder, RawSocket, TestServer, join_raw, next_json, reserve_raw, send, until,
+    Forwarder, SHORT_HEARTBEAT, TestServer, hello_at, join_raw, next_json, read_in_background,
+    reserve_raw, send, until,
 };
 use parlor_ws::client::{Client, ResumingRoom};
-use serde_json::{Value, json};
-use tokio::{sync::mpsc, time::timeout};
+use serde_json::json;
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
-
-/// 1 s interval, 1 s timeout, 1 s grace.
-const SHORT: &[&str] = &[
-    "--ping-interval",
-    "1s",
-    "--ping-timeout",
-    "1s",
-    "--reconnect-grace",
-    "1s",
-];
-
-/// A raw socket to `base` (perhaps a forwarder) that said hello as `user`;
-/// returns it and the `welcome`.
-async fn raw_at(base: &str, user: &str) -> (RawSocket, Value) {
-    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
-    let mut ws = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect")
-        .0;
-    send(
-        &mut ws,
-        json!({"type": "hello", "token": format!("dev:{user}")}),
-    )
-    .await;
-    let welcome = next_json(&mut ws).await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    (ws, welcome)
-}
-
-/// Reads `ws` from a task, so that its pings are answered while the test
-/// waits; the text frames come out of the channel as JSON.
-fn reading(mut ws: RawSocket) -> (mpsc::UnboundedReceiver<Value>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        while let Some(Ok(message)) = ws.next().await {
-            if let Message::Text(text) = message {
-                let _ = tx.send(serde_json::from_str(&text).unwrap());
-            }
-        }
-    });
-    (rx, task)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
-    let server = TestServer::start(SHORT).await;
+    let server = TestServer::start(SHORT_HEARTBEAT).await;
     let fwd = Forwarder::to(&server.base).await;
     // (Ann's one ticket: an unused second one would hold the seat until
     // it expired.)
@@ -72,7 +31,7 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
 
     // Ann through the forwarder, her socket read all along (so tungstenite
     // answers pings) until the freeze; Bob directly.
-    let (mut ann, welcome) = raw_at(&fwd.base(), "ann").await;
+    let (mut ann, welcome) = hello_at(&fwd.base(), "ann").await;
     assert_eq!(welcome["ping_interval_ms"], 1000, "{welcome}");
     assert_eq!(welcome["ping_timeout_ms"], 1000, "{welcome}");
     send(&mut ann, json!({"type": "join", "ticket": ticket.ticket})).await;
@@ -80,7 +39,7 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
     let reader = tokio::spawn(async move { while ann.next().await.is_some() {} });
     let mut bob = server.raw_as("bob").await;
     join_raw(&server, &mut bob, "bob", "lively", None).await;
-    let (mut bob, bob_reader) = reading(bob);
+    let (mut bob, bob_reader) = read_in_background(bob);
     let (status, body) = reserve_raw(&server, Some("dev:cat"), "lively", json!({})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -132,7 +91,7 @@ async fn a_frozen_peer_loses_its_seat_and_a_waiting_user_gets_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_peer_that_answers_pings_keeps_its_seat() {
-    let server = TestServer::start(SHORT).await;
+    let server = TestServer::start(SHORT_HEARTBEAT).await;
     server
         .client("ivy")
         .reserve("quiet", Some(2))
@@ -173,7 +132,7 @@ async fn an_idle_peer_that_answers_pings_keeps_its_seat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_ping_is_answered_before_and_after_hello() {
-    let server = TestServer::start(SHORT).await;
+    let server = TestServer::start(SHORT_HEARTBEAT).await;
     let mut ws = server.raw().await;
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(next_json(&mut ws).await, json!({"type": "pong"}));

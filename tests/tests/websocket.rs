@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use parlor_tests::{Frame, RawSocket, TestServer, join_raw, next_frame, next_json, send, until};
+use parlor_tests::{
+    Frame, RawSocket, TestServer, flood, join_raw, next_frame, next_json, send, until,
+};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, protocol::CloseFrame};
 
@@ -443,24 +445,7 @@ async fn a_client_that_stops_reading_is_closed_with_4409_and_resumes() {
     let joined = join_raw(&server, &mut slow, "slow", "flood", None).await;
     let start = joined["last_seq"].as_u64().unwrap();
 
-    // More than the kernel can buffer between the two (the server's send
-    // buffer grows to 4 MiB here): ~6.5 MB of frames.
-    let senders: Vec<_> = (0..8)
-        .map(|s| {
-            let client = server.client("loud");
-            tokio::spawn(async move {
-                for i in 0..200 {
-                    client
-                        .send("flood", &format!("s{s}-{i}"), &"y".repeat(3900))
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for s in senders {
-        s.await.unwrap();
-    }
+    flood(&server, "loud", "flood").await;
     // The server gives up on it once its queue stays full (2 s patience).
     for _ in 0..100 {
         if server.metric("parlor_too_slow_closes_total").await >= 1.0 {
