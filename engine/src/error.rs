@@ -153,10 +153,12 @@ impl Error {
         self.kind.is_temporary()
     }
 
-    /// The message to send a client, logging what the client must not see.
-    /// An `INTERNAL` error is logged in full under a fresh trace id and only
-    /// that id goes out; an `UNAVAILABLE` one logs its backend cause.
-    pub fn client_message(&self) -> String {
+    /// Logs what the client must not see, and returns the message the client
+    /// may: an `INTERNAL` error is logged in full (`error` level) under a
+    /// fresh trace id and only that id goes out; an `UNAVAILABLE` one logs its
+    /// backend cause (`warn`) and sends its own message; any other kind logs
+    /// nothing and sends its message. Call it once per error sent.
+    pub fn log_and_client_message(&self) -> String {
         match self.kind {
             ErrorKind::Internal => {
                 let trace_id = format!("{:016x}", rand::random::<u64>());
@@ -225,7 +227,7 @@ mod tests {
         );
         assert!(!ErrorKind::RoomFull.is_temporary());
         let bug = Error::internal(std::io::Error::other("table secret_table is gone"));
-        let said = bug.client_message();
+        let said = bug.log_and_client_message();
         assert!(said.starts_with("internal error (trace id ") && !said.contains("secret_table"));
     }
 }

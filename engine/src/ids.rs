@@ -1,9 +1,15 @@
-//! Validated identifiers: [`UserId`] and [`RoomId`].
+//! Identifiers: [`UserId`] and [`RoomId`] (validated names), and [`SeatId`].
 //!
 //! Both are `Arc<str>` inside, so the engine clones them freely (every seat,
 //! entry and ticket hold names one) without allocating.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use crate::error::{Error, ErrorKind};
 
@@ -83,6 +89,39 @@ id_type!(
     "room id",
     &[]
 );
+
+/// One seat, told apart from every other seat of the process — also a
+/// later seat of the same user in the same room, so a guard of an older seat
+/// releases nothing. A cluster node names its seat rows by it (column
+/// `parlor_seats.seat`). Ids are unique within a process, not only within a
+/// room: a room may be unloaded and loaded again while an old seat's row is
+/// still being dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeatId(u64);
+
+impl SeatId {
+    /// Wraps a stored id (a storage crate reading its rows back).
+    pub fn new(raw: u64) -> Self {
+        SeatId(raw)
+    }
+
+    /// The raw id, for storage.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// An id never used before in this process.
+    pub(crate) fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SeatId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for SeatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -10,12 +10,13 @@ use std::{collections::BTreeMap, sync::Weak};
 
 use tokio::time::MissedTickBehavior;
 
-use crate::{engine::Inner, ids::RoomId};
+use crate::{ids::RoomId, join::end_every_seat, state::EngineState};
 
 /// The most orphaned seats freed per round.
 const ORPHANS_PER_ROUND: u32 = 500;
 
-pub(crate) async fn run(engine: Weak<Inner>) {
+/// Runs until the engine is dropped; a no-op on a single node.
+pub(crate) async fn run(engine: Weak<EngineState>) {
     let Some(period) = engine
         .upgrade()
         .and_then(|e| e.cluster.as_ref().map(|c| c.lease_ttl / 3))
@@ -26,10 +27,10 @@ pub(crate) async fn run(engine: Weak<Inner>) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(inner) = engine.upgrade() else {
+        let Some(state) = engine.upgrade() else {
             return;
         };
-        let Some(cluster) = &inner.cluster else {
+        let Some(cluster) = &state.cluster else {
             return;
         };
         match cluster
@@ -43,7 +44,7 @@ pub(crate) async fn run(engine: Weak<Inner>) {
                 // holding on to them would overfill rooms. Every local seat
                 // ends; its clients join again, counted afresh.
                 tracing::error!(node = %cluster.node_id, "this node's lease lapsed; ending its seats");
-                inner.end_every_seat();
+                end_every_seat(&state);
             }
             Err(err) => {
                 // After a ttl without renewal other nodes free our seats.
@@ -62,10 +63,10 @@ pub(crate) async fn run(engine: Weak<Inner>) {
                         .push(std::sync::Arc::new(entry));
                 }
                 for (room, entries) in by_room {
-                    if let (Some(live), Some(last)) = (inner.directory.get(&room), entries.last()) {
+                    if let (Some(live), Some(last)) = (state.directory.get(&room), entries.last()) {
                         live.log.observe(last.seq);
                     }
-                    inner.bus.publish(&room, &entries).await;
+                    state.bus.publish(&room, &entries).await;
                 }
             }
             Ok(_) => {}

@@ -36,7 +36,7 @@
 //! # async fn main() -> parlor_engine::Result<()> {
 //! # let store = Arc::new(MemoryStore::default());
 //! // `store` is any Store: parlor_seaorm::SeaOrmStore in a real server.
-//! let engine = Engine::start(store, EngineConfig::default()).await?;
+//! let engine = Engine::builder(store).config(EngineConfig::default()).start().await?;
 //! let alice = UserId::new("alice")?;
 //! let room = RoomId::new("lobby")?;
 //!
@@ -53,23 +53,25 @@
 //! The `testkit` feature adds an in-memory [`Store`] (a test double, never
 //! for production) and the Store conformance suite every backend runs.
 
-mod cluster_node;
+mod append;
 mod config;
 mod engine;
 mod entry;
 mod entry_stream;
 mod error;
 mod ids;
+mod join;
 mod lease_keeper;
 mod live_room;
 mod membership;
-mod pending_send;
 pub mod ports;
+mod reads;
 mod reservations;
 mod room;
 mod room_directory;
 mod room_log;
 mod seat_ledger;
+mod state;
 mod stats;
 mod store_writer;
 mod ticket;
@@ -77,17 +79,18 @@ mod ticket;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use append::PendingSend;
 pub use config::EngineConfig;
-pub use engine::{ChatEngine, Engine, Reservation};
+pub use engine::{ChatEngine, Engine, EngineBuilder};
 pub use entry::{
     DEFAULT_HISTORY_LIMIT, Entry, EntryKind, MAX_HISTORY_LIMIT, MAX_SEQ, NewEntry, Seq, SeqRange,
     Timestamp,
 };
 pub use entry_stream::EntryStream;
 pub use error::{Error, ErrorKind, Result};
-pub use ids::{RoomId, UserId};
-pub use membership::{Joined, Membership, SeatGuard};
-pub use pending_send::PendingSend;
+pub use ids::{RoomId, SeatId, UserId};
+pub use join::{Joined, Reservation, SeatGuard};
+pub use membership::Membership;
 pub use ports::{
     Authenticator, Bus, Cluster, InProcessBus, PendingClaims, Principal, SeatLeases, Store,
     bearer_token,

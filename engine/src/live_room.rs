@@ -29,7 +29,7 @@ impl LiveRoom {
     pub(crate) fn from_stored(room: StoredRoom, append_queue: usize) -> Self {
         let stored = OnceCell::new_with(Some(()));
         LiveRoom {
-            log: RoomLog::new(room.id.clone(), room.last_seq, append_queue),
+            log: RoomLog::new(room.last_seq, append_queue),
             id: room.id,
             title: Mutex::new(room.title),
             ledger: Mutex::new(SeatLedger::stored(room.capacity)),
@@ -44,7 +44,7 @@ impl LiveRoom {
         append_queue: usize,
     ) -> Self {
         LiveRoom {
-            log: RoomLog::new(id.clone(), 0, append_queue),
+            log: RoomLog::new(0, append_queue),
             id,
             title: Mutex::new(spec.title),
             ledger: Mutex::new(ledger),

@@ -6,14 +6,15 @@
 //! one critical section. Methods return what the caller must do next (append
 //! a `leave`, start a grace timer) instead of doing I/O themselves.
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::collections::HashMap;
 
 use tokio::sync::watch;
 
-use crate::{error::ErrorKind, ids::UserId, ticket::TicketKey};
+use crate::{
+    error::ErrorKind,
+    ids::{SeatId, UserId},
+    ticket::TicketKey,
+};
 
 /// A seat's state, as docs/contract.md §2 names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub(crate) enum SeatState {
 struct Seat {
     /// Tells this seat apart from a later seat of the same user: a guard of
     /// an older seat releases nothing.
-    epoch: u64,
+    id: SeatId,
     /// Flips to true when the seat is taken away from every connection at
     /// once (a leave of the room); their entry streams end.
     ended: watch::Sender<bool>,
@@ -39,15 +40,15 @@ struct Seat {
     /// Live committed connections.
     connections: u32,
     /// The grace period's id while in grace (a stale timer finds another id).
-    grace: Option<u64>,
+    grace: Option<GraceId>,
     /// The log holds a `join` for this seat and no `leave` yet.
     member: bool,
 }
 
 impl Seat {
-    fn new(epoch: u64, ticket: TicketKey) -> Self {
+    fn new(id: SeatId, ticket: TicketKey) -> Self {
         Seat {
-            epoch,
+            id,
             ended: watch::Sender::new(false),
             tickets: vec![ticket],
             connections: 0,
@@ -71,34 +72,33 @@ impl Seat {
     }
 }
 
-/// Seat ids are unique in the process, not only in one ledger: a cluster
-/// node names its seat rows by them, and a room may be unloaded and loaded
-/// again while an old seat's row is still being dropped.
-static NEXT_SEAT: AtomicU64 = AtomicU64::new(1);
-
-/// A seat id never used before in this process.
-pub(crate) fn fresh_seat() -> u64 {
-    NEXT_SEAT.fetch_add(1, Ordering::Relaxed)
-}
+/// Names one grace period of a ledger; a timer whose period was ended by a
+/// re-commit finds another id (or none) and does nothing.
+pub(crate) type GraceId = u64;
 
 /// What the caller of a release must do after the critical section.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Released {
-    /// The seat was freed.
-    pub(crate) freed: bool,
-    /// The freed seat's id (0 when none was freed).
-    pub(crate) seat: u64,
+pub(crate) struct ReleaseFollowUp {
+    /// The seat that was freed, if one was.
+    pub(crate) freed_seat: Option<SeatId>,
     /// Append a `leave` entry for the user (the seat had joined the log).
     pub(crate) append_leave: bool,
-    /// Start a grace timer with this id.
-    pub(crate) grace: Option<u64>,
+    /// Start a grace timer for this period.
+    pub(crate) grace: Option<GraceId>,
     /// Unused tickets that were invalidated (drop them from the cache).
     pub(crate) invalidated: Vec<TicketKey>,
 }
 
+impl ReleaseFollowUp {
+    /// Whether the seat was freed.
+    pub(crate) fn freed(&self) -> bool {
+        self.freed_seat.is_some()
+    }
+}
+
 /// How a connection let go of its seat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Letting {
+pub(crate) enum Departure {
     /// An explicit leave (or close 1000): free the seat now if it was the last
     /// connection, and invalidate unused tickets.
     Leave,
@@ -106,11 +106,11 @@ pub(crate) enum Letting {
     Lost,
 }
 
-/// What a consumed ticket gives its connection: the seat's epoch (for its
-/// guard) and the signal that the seat was taken away.
+/// What a committed connection holds of its seat: the seat's id (for its
+/// guard) and the signal that the seat was taken away from every connection.
 #[derive(Debug)]
-pub(crate) struct Claim {
-    pub(crate) epoch: u64,
+pub(crate) struct ConnectedSeat {
+    pub(crate) seat: SeatId,
     pub(crate) ended: watch::Receiver<bool>,
 }
 
@@ -130,8 +130,8 @@ pub(crate) struct SeatLedger {
     /// Set when the room left the directory; callers holding it must look again.
     retired: bool,
     seats: HashMap<UserId, Seat>,
-    /// Ids for grace periods and seats, never reused within the ledger.
-    next_id: u64,
+    /// The last grace period's id; never reused within the ledger.
+    last_grace: GraceId,
 }
 
 impl SeatLedger {
@@ -142,7 +142,7 @@ impl SeatLedger {
             pending_creator: None,
             retired: false,
             seats: HashMap::new(),
-            next_id: 0,
+            last_grace: 0,
         }
     }
 
@@ -151,7 +151,7 @@ impl SeatLedger {
         let mut ledger = SeatLedger::stored(capacity);
         ledger
             .seats
-            .insert(creator.clone(), Seat::new(fresh_seat(), ticket));
+            .insert(creator.clone(), Seat::new(SeatId::fresh(), ticket));
         ledger.pending_creator = Some(creator);
         ledger
     }
@@ -195,7 +195,7 @@ impl SeatLedger {
         &mut self,
         user: &UserId,
         ticket: TicketKey,
-    ) -> Result<Option<u64>, ErrorKind> {
+    ) -> Result<Option<SeatId>, ErrorKind> {
         debug_assert!(!self.retired, "callers re-look-up retired rooms");
         if let Some(creator) = &self.pending_creator
             && creator != user
@@ -209,31 +209,31 @@ impl SeatLedger {
         if self.occupancy() >= self.capacity {
             return Err(ErrorKind::RoomFull);
         }
-        let epoch = fresh_seat();
-        self.seats.insert(user.clone(), Seat::new(epoch, ticket));
+        let id = SeatId::fresh();
+        self.seats.insert(user.clone(), Seat::new(id, ticket));
         debug_assert!(self.occupancy() <= self.capacity);
-        Ok(Some(epoch))
+        Ok(Some(id))
     }
 
     /// The seat of `user` for one more live connection, without a ticket of
     /// this ledger: a cluster node committing a ticket another node reserved
     /// (the database already seated the user, as `seat` when it is new).
-    pub(crate) fn adopt(&mut self, user: &UserId, seat: u64) -> Claim {
+    pub(crate) fn adopt(&mut self, user: &UserId, seat: SeatId) -> ConnectedSeat {
         let seat = self.seats.entry(user.clone()).or_insert_with(|| Seat {
             tickets: Vec::new(),
             ..Seat::new(seat, [0; 16])
         });
         seat.connections += 1;
         seat.grace = None;
-        Claim {
-            epoch: seat.epoch,
+        ConnectedSeat {
+            seat: seat.id,
             ended: seat.ended.subscribe(),
         }
     }
 
     /// The id of `user`'s seat, if they hold one.
-    pub(crate) fn seat_of(&self, user: &UserId) -> Option<u64> {
-        self.seats.get(user).map(|s| s.epoch)
+    pub(crate) fn seat_of(&self, user: &UserId) -> Option<SeatId> {
+        self.seats.get(user).map(|s| s.id)
     }
 
     /// Phase 2: use `ticket` for one new live connection of `user`. A seat in
@@ -242,7 +242,7 @@ impl SeatLedger {
         &mut self,
         user: &UserId,
         ticket: &TicketKey,
-    ) -> Result<Claim, ConsumeError> {
+    ) -> Result<ConnectedSeat, ConsumeError> {
         let seat = self.seats.get_mut(user).ok_or(ConsumeError::Unknown)?;
         let at = seat
             .tickets
@@ -252,8 +252,8 @@ impl SeatLedger {
         seat.tickets.swap_remove(at);
         seat.connections += 1;
         seat.grace = None;
-        Ok(Claim {
-            epoch: seat.epoch,
+        Ok(ConnectedSeat {
+            seat: seat.id,
             ended: seat.ended.subscribe(),
         })
     }
@@ -270,23 +270,23 @@ impl SeatLedger {
         }
     }
 
-    /// One live connection of `user`'s seat `epoch` lets go. A no-op when
+    /// One live connection of `user`'s seat `id` lets go. A no-op when
     /// that seat is gone (left from elsewhere, perhaps taken again since).
-    pub(crate) fn release(&mut self, user: &UserId, epoch: u64, how: Letting) -> Released {
-        let mut out = Released::default();
-        let Some(seat) = self.seats.get_mut(user).filter(|s| s.epoch == epoch) else {
+    pub(crate) fn release(&mut self, user: &UserId, id: SeatId, how: Departure) -> ReleaseFollowUp {
+        let mut out = ReleaseFollowUp::default();
+        let Some(seat) = self.seats.get_mut(user).filter(|s| s.id == id) else {
             return out;
         };
         debug_assert!(seat.connections > 0, "release without a connection");
         seat.connections = seat.connections.saturating_sub(1);
         match how {
-            Letting::Leave => out.invalidated = std::mem::take(&mut seat.tickets),
-            Letting::Lost if seat.connections == 0 => {
-                self.next_id += 1;
-                seat.grace = Some(self.next_id);
-                out.grace = Some(self.next_id);
+            Departure::Leave => out.invalidated = std::mem::take(&mut seat.tickets),
+            Departure::Lost if seat.connections == 0 => {
+                self.last_grace += 1;
+                seat.grace = Some(self.last_grace);
+                out.grace = Some(self.last_grace);
             }
-            Letting::Lost => {}
+            Departure::Lost => {}
         }
         self.free_if_vacant(user, &mut out);
         out
@@ -294,12 +294,11 @@ impl SeatLedger {
 
     /// `user` leaves the room from every connection at once: the seat is
     /// freed now, its unused tickets invalidated, its streams told to end.
-    pub(crate) fn leave_everywhere(&mut self, user: &UserId) -> Released {
-        let mut out = Released::default();
+    pub(crate) fn leave_everywhere(&mut self, user: &UserId) -> ReleaseFollowUp {
+        let mut out = ReleaseFollowUp::default();
         if let Some(seat) = self.seats.remove(user) {
             seat.ended.send_replace(true);
-            out.freed = true;
-            out.seat = seat.epoch;
+            out.freed_seat = Some(seat.id);
             out.append_leave = seat.member;
             out.invalidated = seat.tickets;
         }
@@ -307,8 +306,8 @@ impl SeatLedger {
     }
 
     /// Grace `id` of `user` ran out: free the seat unless it was re-committed.
-    pub(crate) fn end_grace(&mut self, user: &UserId, id: u64) -> Released {
-        let mut out = Released::default();
+    pub(crate) fn end_grace(&mut self, user: &UserId, id: GraceId) -> ReleaseFollowUp {
+        let mut out = ReleaseFollowUp::default();
         if let Some(seat) = self.seats.get_mut(user)
             && seat.grace == Some(id)
         {
@@ -320,8 +319,8 @@ impl SeatLedger {
 
     /// `ticket` of `user` expired (or was dropped): the seat it held goes if
     /// nothing else holds it. A no-op for a ticket already consumed.
-    pub(crate) fn drop_ticket(&mut self, user: &UserId, ticket: &TicketKey) -> Released {
-        let mut out = Released::default();
+    pub(crate) fn drop_ticket(&mut self, user: &UserId, ticket: &TicketKey) -> ReleaseFollowUp {
+        let mut out = ReleaseFollowUp::default();
         if let Some(seat) = self.seats.get_mut(user)
             && let Some(at) = seat.tickets.iter().position(|t| t == ticket)
         {
@@ -331,11 +330,10 @@ impl SeatLedger {
         out
     }
 
-    fn free_if_vacant(&mut self, user: &UserId, out: &mut Released) {
+    fn free_if_vacant(&mut self, user: &UserId, out: &mut ReleaseFollowUp) {
         if self.seats.get(user).is_some_and(Seat::is_vacant) {
             let seat = self.seats.remove(user).expect("checked");
-            out.freed = true;
-            out.seat = seat.epoch;
+            out.freed_seat = Some(seat.id);
             out.append_leave = seat.member;
         }
     }
@@ -410,16 +408,16 @@ mod tests {
 
         let claim = l.consume(&a, &[1; 16]).unwrap();
         assert!(l.mark_member(&a));
-        let r = l.release(&a, claim.epoch, Letting::Lost);
+        let r = l.release(&a, claim.seat, Departure::Lost);
         // Grace holds the seat; so does the unused ticket [4].
         let grace = r.grace.expect("last connection lost: grace");
-        assert!(!r.freed);
+        assert!(!r.freed());
         assert_eq!(l.reserve(&c, [5; 16]), Err(ErrorKind::RoomFull));
         // Re-commit from grace: no new join.
         l.consume(&a, &[4; 16]).unwrap();
         assert!(!l.mark_member(&a));
         // The stale grace timer finds nothing to do.
-        assert_eq!(l.end_grace(&a, grace), Released::default());
+        assert_eq!(l.end_grace(&a, grace), ReleaseFollowUp::default());
         assert_eq!(
             l.consume(&a, &[4; 16]).unwrap_err(),
             ConsumeError::Unknown,
@@ -435,8 +433,8 @@ mod tests {
         let claim = l.consume(&a, &[1; 16]).unwrap();
         l.mark_member(&a);
         l.reserve(&a, [2; 16]).unwrap();
-        let r = l.release(&a, claim.epoch, Letting::Leave);
-        assert!(r.freed && r.append_leave);
+        let r = l.release(&a, claim.seat, Departure::Leave);
+        assert!(r.freed() && r.append_leave);
         assert_eq!(r.invalidated, vec![[2; 16]]);
         assert_eq!(l.occupancy(), 0);
         assert!(l.retire_if_vacant());
@@ -449,16 +447,16 @@ mod tests {
         l.reserve(&a, [1; 16]).unwrap();
         let claim = l.consume(&a, &[1; 16]).unwrap();
         l.mark_member(&a);
-        let g = l.release(&a, claim.epoch, Letting::Lost).grace.unwrap();
+        let g = l.release(&a, claim.seat, Departure::Lost).grace.unwrap();
         let r = l.end_grace(&a, g);
-        assert!(r.freed && r.append_leave);
+        assert!(r.freed() && r.append_leave);
 
         l.reserve(&b, [2; 16]).unwrap();
         let r = l.drop_ticket(&b, &[2; 16]);
-        assert!(r.freed && !r.append_leave);
+        assert!(r.freed() && !r.append_leave);
         assert_eq!(
             l.drop_ticket(&b, &[2; 16]),
-            Released::default(),
+            ReleaseFollowUp::default(),
             "idempotent"
         );
     }
@@ -474,15 +472,18 @@ mod tests {
         l.mark_member(&a);
         l.reserve(&a, [3; 16]).unwrap();
         let r = l.leave_everywhere(&a);
-        assert!(r.freed && r.append_leave);
+        assert!(r.freed() && r.append_leave);
         assert_eq!(r.invalidated, vec![[3; 16]]);
         assert!(*one.ended.borrow() && *two.ended.borrow());
         // A new seat for the same user; the old guards release nothing.
         l.reserve(&a, [4; 16]).unwrap();
         let fresh = l.consume(&a, &[4; 16]).unwrap();
-        assert_eq!(l.release(&a, one.epoch, Letting::Lost), Released::default());
+        assert_eq!(
+            l.release(&a, one.seat, Departure::Lost),
+            ReleaseFollowUp::default()
+        );
         assert!(l.is_joined(&a));
-        assert!(l.release(&a, fresh.epoch, Letting::Leave).freed);
+        assert!(l.release(&a, fresh.seat, Departure::Leave).freed());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use common::{join, room, user};
 use parlor_engine::{
     ChatEngine, Cluster, Engine, EngineConfig, Entry, EntryKind, ErrorKind, InProcessBus,
-    PendingClaims, Result, RoomId, RoomSpec, SeatLeases, Timestamp, UserId, ports::Seated,
+    PendingClaims, Result, RoomId, RoomSpec, SeatId, SeatLeases, Timestamp, UserId, ports::Seated,
     testkit::MemoryStore,
 };
 
@@ -28,7 +28,7 @@ use parlor_engine::{
 /// what is tested is how the engine uses the answers.
 #[derive(Default)]
 struct Leases {
-    rows: Mutex<HashSet<(RoomId, UserId, u64)>>,
+    rows: Mutex<HashSet<(RoomId, UserId, SeatId)>>,
     capacity: Mutex<usize>,
     /// The next renewal reports a lapsed lease.
     lapse: AtomicBool,
@@ -50,7 +50,7 @@ impl SeatLeases for Leases {
         Ok(())
     }
 
-    async fn take(&self, room: &RoomId, user: &UserId, _node: &str, seat: u64) -> Result<()> {
+    async fn take(&self, room: &RoomId, user: &UserId, _node: &str, seat: SeatId) -> Result<()> {
         let mut rows = self.rows.lock().unwrap();
         if rows.len() >= *self.capacity.lock().unwrap() {
             return Err(ErrorKind::RoomFull.into());
@@ -59,11 +59,11 @@ impl SeatLeases for Leases {
         Ok(())
     }
 
-    async fn adopt(&self, _: &RoomId, _: &UserId, _: &str, _: u64) -> Result<bool> {
+    async fn adopt(&self, _: &RoomId, _: &UserId, _: &str, _: SeatId) -> Result<bool> {
         Ok(false)
     }
 
-    async fn release(&self, room: &RoomId, user: &UserId, _node: &str, seat: u64) -> Result<()> {
+    async fn release(&self, room: &RoomId, user: &UserId, _node: &str, seat: SeatId) -> Result<()> {
         self.rows
             .lock()
             .unwrap()
@@ -112,7 +112,11 @@ async fn node(capacity: usize) -> (Engine, Arc<MemoryStore>, Arc<Leases>) {
         lease_ttl: Duration::from_millis(300),
     };
     let bus = Arc::new(InProcessBus::new(64));
-    let engine = Engine::start_clustered(store.clone(), bus, cluster, EngineConfig::default())
+    let engine = Engine::builder(store.clone())
+        .bus(bus)
+        .cluster(cluster)
+        .config(EngineConfig::default())
+        .start()
         .await
         .unwrap();
     (engine, store, leases)

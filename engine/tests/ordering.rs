@@ -100,7 +100,9 @@ async fn appends_in_several_lanes_keep_every_room_in_order() {
     let mut rng = rng("appends_in_several_lanes_keep_every_room_in_order");
     let store = Arc::new(MemoryStore::default());
     store.set_append_lanes(4);
-    let engine = Engine::start(store.clone(), EngineConfig::default().append_batch_max(8))
+    let engine = Engine::builder(store.clone())
+        .config(EngineConfig::default().append_batch_max(8))
+        .start()
         .await
         .unwrap();
     let mut rooms = Vec::new();

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::{
     entry::{Entry, Timestamp},
     error::Result,
-    ids::{RoomId, UserId},
+    ids::{RoomId, SeatId, UserId},
 };
 
 /// Seats as rows in the shared database, beside the room logs.
@@ -42,14 +42,14 @@ pub trait SeatLeases: Send + Sync + 'static {
     /// seat anywhere in the room keeps that seat and is not counted again;
     /// otherwise `ROOM_FULL` when the room's live seats reach its capacity,
     /// `ROOM_NOT_FOUND` when the room is not stored.
-    async fn take(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<()>;
+    async fn take(&self, room: &RoomId, user: &UserId, node: &str, seat: SeatId) -> Result<()>;
 
     /// Like `take`, but only for a user who already holds a live seat in the
     /// room (a ticket reserved on another node); false when they hold none.
-    async fn adopt(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<bool>;
+    async fn adopt(&self, room: &RoomId, user: &UserId, node: &str, seat: SeatId) -> Result<bool>;
 
     /// Drops `node`'s row for (room, user) if it is still seat `seat`.
-    async fn release(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<()>;
+    async fn release(&self, room: &RoomId, user: &UserId, node: &str, seat: SeatId) -> Result<()>;
 
     /// Who holds a live seat in `room`, on any node.
     async fn seated(&self, room: &RoomId) -> Result<Seated>;

@@ -20,7 +20,11 @@ pub fn room(name: impl AsRef<str>) -> RoomId {
 
 pub async fn engine_with(config: EngineConfig) -> (Engine, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::default());
-    let engine = Engine::start(store.clone(), config).await.unwrap();
+    let engine = Engine::builder(store.clone())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
     (engine, store)
 }
 

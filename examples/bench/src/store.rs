@@ -32,7 +32,7 @@ pub(crate) async fn engine(database_url: Option<&str>, config: EngineConfig) -> 
         "sqlite"
     };
     let store = SeaOrmStore::open(&url).await.expect("open storage");
-    let engine = Engine::start(Arc::new(store), config)
+    let engine = Engine::builder(Arc::new(store)).config(config).start()
         .await
         .expect("start the engine");
     BenchEngine {

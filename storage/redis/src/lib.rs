@@ -29,7 +29,7 @@
 //!     lease_ttl: std::time::Duration::from_secs(10),
 //! };
 //! let bus = Arc::new(redis.bus("node-a", config.live_buffer).await?);
-//! let engine = Engine::start_clustered(Arc::new(store), bus, cluster, config).await?;
+//! let engine = Engine::builder(Arc::new(store)).bus(bus).cluster(cluster).config(config).start().await?;
 //! # drop(engine); Ok(()) }
 //! ```
 

@@ -1,0 +1,332 @@
+//! The append path, end to end (docs/contract.md §3): a send is checked,
+//! queued on its room's log behind every send queued before it, stored in a
+//! group commit, then acked and published.
+//!
+//! 1. [`submit`] validates the send, finds the room where `user` is joined
+//!    (here, or in a cluster through another node), waits for room in the
+//!    room's send queue, and queues the entry under the ledger lock, so a
+//!    leave cannot slip between the membership check and the queueing. It
+//!    returns a [`PendingSend`] at once.
+//! 2. The room's append task ([`run`]) takes everything waiting (up to
+//!    `append_batch_max`) and hands it to the engine's one `StoreWriter`,
+//!    which stores every room's waiting batch in **one** transaction. One
+//!    task per room means the store sees each room's entries in queue order;
+//!    a queue drained in batches turns N waiting senders into one commit.
+//!    The task exists only while there is work (see `room_log.rs`), so an
+//!    idle room costs no task.
+//! 3. After the commit the task advances `last_seq`, acks each sender and
+//!    publishes the new entries (or holds them briefly for the next commit:
+//!    [`Unpublished`]).
+//!
+//! A failed transaction fails its text entries back (`UNAVAILABLE`: the
+//! client retries with the same `client_id`) but keeps `join`/`leave` entries
+//! at the head of the queue and retries them with backoff: the seat ledger has
+//! already acted on them, and the log must follow.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{
+    sync::{OwnedSemaphorePermit, oneshot},
+    time::Instant,
+};
+
+use crate::{
+    config::EngineConfig,
+    entry::{Entry, EntryKind, NewEntry},
+    error::{Error, ErrorKind, Result},
+    ids::{RoomId, UserId},
+    live_room::LiveRoom,
+    ports::Appended,
+    room_log::{AckSender, AppendRequest, AppendResult},
+    state::EngineState,
+    stats::GaugeGuard,
+    store_writer::Refused,
+};
+
+/// A send that is queued in its room's log and not yet durable — what
+/// `ChatEngine::submit` returns. Resolves to the stored entry once it is
+/// durable, or to why it was not (`UNAVAILABLE` after a failed commit).
+/// Dropping it does not withdraw the send: the entry is stored either way.
+#[derive(Debug)]
+pub struct PendingSend(oneshot::Receiver<AppendResult>);
+
+impl Future for PendingSend {
+    type Output = Result<Arc<Entry>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|stored| match stored {
+            Ok(Ok(Some(entry))) => Ok(entry),
+            Ok(Err(err)) => Err(err),
+            // A text entry always changes the log; no answer is a bug.
+            Ok(Ok(None)) | Err(_) => Err(ErrorKind::Internal.into()),
+        })
+    }
+}
+
+/// Step 1: checks a send and queues it on the room's log.
+///
+/// Errors: `INVALID_INPUT` / `MESSAGE_TOO_LARGE` for a bad send,
+/// `NOT_A_MEMBER` when `user` holds no joined seat in the room (on any node
+/// of a cluster).
+pub(crate) async fn submit(
+    state: &Arc<EngineState>,
+    user: &UserId,
+    room_id: &RoomId,
+    client_id: &str,
+    body: &str,
+) -> Result<PendingSend> {
+    validate_send(&state.config, client_id, body)?;
+    loop {
+        let here = state
+            .directory
+            .get(room_id)
+            .filter(|room| room.ledger().is_joined(user));
+        let (room, joined_here) = match here {
+            Some(room) => (room, true),
+            None => (state.seated_elsewhere(room_id, user).await?, false),
+        };
+        let permit = room.log.send_permit().await;
+        let (ack, stored) = oneshot::channel();
+        let ledger = room.ledger();
+        if ledger.is_retired() {
+            continue; // unloaded meanwhile: look again
+        }
+        if joined_here && !ledger.is_joined(user) {
+            return Err(ErrorKind::NotAMember.into());
+        }
+        let entry = NewEntry::text(room_id.clone(), user.clone(), client_id, body);
+        enqueue(
+            state,
+            &room,
+            AppendRequest {
+                entry,
+                ack: Some(ack),
+                permit: Some(permit),
+            },
+        );
+        drop(ledger);
+        return Ok(PendingSend(stored));
+    }
+}
+
+/// The send rules of docs/contract.md §3: a `client_id` of 1–64 characters,
+/// a body of at most `max_message_bytes` bytes that is not blank, no U+0000.
+fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<()> {
+    if client_id.is_empty() || client_id.chars().count() > 64 {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "client_id must be 1-64 characters",
+        ));
+    }
+    if body.len() > config.max_message_bytes {
+        return Err(Error::new(
+            ErrorKind::MessageTooLarge,
+            format!("the body is over {} bytes", config.max_message_bytes),
+        ));
+    }
+    if body.trim().is_empty() {
+        return Err(Error::new(ErrorKind::InvalidInput, "the body is empty"));
+    }
+    // Postgres text cannot hold U+0000 and SQLite's text functions stop at
+    // it: refused here, a stored message always reads back as it was sent.
+    if body.contains('\0') || client_id.contains('\0') {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the body and client_id may not contain U+0000",
+        ));
+    }
+    Ok(())
+}
+
+/// Queues a `join` or `leave`; the receiver resolves once it is stored.
+/// The join path calls it under the ledger lock, so the log orders the entry
+/// with the seat decisions around it.
+pub(crate) fn append_membership(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    user: &UserId,
+    kind: EntryKind,
+) -> oneshot::Receiver<AppendResult> {
+    let (ack, done) = oneshot::channel();
+    let entry = NewEntry::membership(room.id.clone(), user.clone(), kind);
+    enqueue(
+        state,
+        room,
+        AppendRequest {
+            entry,
+            ack: Some(ack),
+            permit: None,
+        },
+    );
+    done
+}
+
+/// Queues `request` on `room`'s log, starting its task if the log was idle.
+fn enqueue(state: &Arc<EngineState>, room: &Arc<LiveRoom>, request: AppendRequest) {
+    if room.log.push(request) {
+        // Counted from the spawn, not from the task's first poll, so
+        // `Engine::flush` never mistakes queued work for none.
+        let task = state.counters.room_tasks.enter();
+        state
+            .runtime
+            .spawn(run(Arc::clone(state), Arc::clone(room), task));
+    }
+}
+
+/// Step 2: the room's append task; drains the log in batches until it is
+/// empty.
+async fn run(state: Arc<EngineState>, room: Arc<LiveRoom>, _task: GaugeGuard) {
+    let mut backoff = Duration::from_millis(50);
+    let mut unpublished = Unpublished::default();
+    while let Some(batch) = room.log.take_batch(state.config.append_batch_max) {
+        let (entries, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|r| {
+                let reply = Reply {
+                    ack: r.ack,
+                    permit: r.permit,
+                };
+                (r.entry, reply)
+            })
+            .unzip();
+        match state.writer.append(entries).await {
+            Ok(outcomes) => {
+                backoff = Duration::from_millis(50);
+                deliver(&state, &room, outcomes, replies, &mut unpublished).await;
+            }
+            Err(Refused { error, entries }) => {
+                tracing::debug!(room = %room.id, code = error.code(), batch = entries.len(), "append failed");
+                unpublished.publish(&state, &room).await;
+                fail(&room, entries, replies, &error, &mut backoff).await;
+            }
+        }
+    }
+    unpublished.publish(&state, &room).await;
+    state.directory.unload_if_idle(&room);
+}
+
+/// What goes back to one request's sender once its entry is settled: the
+/// ack, and the permit that bounds the room's queued sends (released on
+/// drop).
+struct Reply {
+    ack: Option<AckSender>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Step 3 after a commit: advance the head, hand new entries to
+/// [`Unpublished`], ack every sender.
+async fn deliver(
+    state: &EngineState,
+    room: &LiveRoom,
+    outcomes: Vec<Appended>,
+    replies: Vec<Reply>,
+    unpublished: &mut Unpublished,
+) {
+    let mut fresh = Vec::with_capacity(outcomes.len());
+    let mut acks = Vec::with_capacity(outcomes.len());
+    for (outcome, reply) in outcomes.into_iter().zip(replies) {
+        let entry = match outcome {
+            Appended::New(e) => {
+                let e = Arc::new(e);
+                fresh.push(Arc::clone(&e));
+                e
+            }
+            Appended::Existing(e) => Arc::new(e),
+            Appended::Unchanged => {
+                if let Some(ack) = reply.ack {
+                    let _ = ack.send(Ok(None));
+                }
+                continue;
+            }
+        };
+        if let Some(ack) = reply.ack {
+            acks.push((ack, entry));
+        }
+    }
+    if let Some(newest) = fresh.last() {
+        room.log.observe(newest.seq);
+        state
+            .counters
+            .entries_appended
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+    }
+    unpublished.add(fresh, state, room).await;
+    for (ack, entry) in acks {
+        // The sender may have gone; the entry is stored either way.
+        let _ = ack.send(Ok(Some(entry)));
+    }
+}
+
+/// After a failed commit: text entries fail back to their senders; `join`
+/// and `leave` entries go back to the head of the queue, retried after
+/// `backoff` (doubled each time, at most 2 s).
+async fn fail(
+    room: &LiveRoom,
+    entries: Vec<NewEntry>,
+    replies: Vec<Reply>,
+    err: &Error,
+    backoff: &mut Duration,
+) {
+    let mut keep = Vec::new();
+    for (entry, Reply { ack, permit }) in entries.into_iter().zip(replies) {
+        if entry.kind == EntryKind::Text {
+            if let Some(ack) = ack {
+                let _ = ack.send(Err(Error::new(err.kind(), err.message())));
+            }
+        } else {
+            keep.push(AppendRequest { entry, ack, permit });
+        }
+    }
+    if !keep.is_empty() {
+        room.log.requeue_front(keep);
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// New entries that are stored but not yet published.
+///
+/// Why hold any: a burst of sends to a room spreads over a few commits (the
+/// first commits alone while the rest arrive), and every publish wakes every
+/// subscriber and costs each of their sockets a write. While more sends wait
+/// to be stored, a room holds what it stored for up to
+/// `EngineConfig::publish_hold`, so the burst reaches N subscribers with N
+/// socket writes, not N per commit. Acks are sent at once: the entries are
+/// durable. A new subscriber misses nothing held: it reads storage up to
+/// `last_seq`, which already counts them.
+#[derive(Default)]
+struct Unpublished {
+    entries: Vec<Arc<Entry>>,
+    /// When the oldest of them was stored.
+    since: Option<Instant>,
+}
+
+impl Unpublished {
+    /// Adds `fresh` and publishes everything held, unless the room may hold
+    /// it for the next commit.
+    async fn add(&mut self, fresh: Vec<Arc<Entry>>, state: &EngineState, room: &LiveRoom) {
+        self.entries.extend(fresh);
+        if self.entries.is_empty() {
+            return;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= state.config.publish_hold || !room.log.has_waiting() {
+            self.publish(state, room).await;
+        }
+    }
+
+    /// Publishes everything held, in seq order.
+    async fn publish(&mut self, state: &EngineState, room: &LiveRoom) {
+        if !self.entries.is_empty() {
+            state.bus.publish(&room.id, &self.entries).await;
+            self.entries.clear();
+        }
+        self.since = None;
+    }
+}

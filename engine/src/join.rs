@@ -1,0 +1,643 @@
+//! The two-phase join, end to end (docs/contract.md §2): reserve a seat and
+//! get a ticket, commit the ticket when the connection's stream starts, and
+//! release the seat on every way out.
+//!
+//! - **Reserve** ([`reserve`]): the room's `SeatLedger` takes the seat under
+//!   its lock (the only capacity check); a room that does not exist yet is a
+//!   *pending* room in memory, held by its creator's seat. The ticket goes
+//!   into the reservation cache, whose eviction frees the seat
+//!   ([`ticket_gone`]). In a cluster the database counts the seat too.
+//! - **Commit** ([`commit`]): the ticket is consumed and the `join` queued in
+//!   one critical section, so the log follows the ledger's order; a pending
+//!   room is written first. [`finish_commit`] waits for the `join`, then
+//!   opens the entry stream. A cluster node may commit a ticket another node
+//!   reserved ([`commit_reserved_elsewhere`]).
+//! - **Release** ([`release`]): the one way a seat changes on the way out —
+//!   a connection lost or left ([`SeatGuard`]), a ticket gone, a grace period
+//!   over, a leave of the room. It queues the `leave` the ledger asks for
+//!   under the same lock, then does the follow-ups: a grace timer, emptying
+//!   the ticket cache, dropping the cluster's seat row, unloading the room.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::oneshot, time::Instant};
+
+use crate::{
+    append::append_membership,
+    entry::{EntryKind, Seq, Timestamp, check_seq},
+    entry_stream::EntryStream,
+    error::{Error, ErrorKind, Result},
+    ids::{RoomId, SeatId, UserId},
+    live_room::LiveRoom,
+    ports::CreateOutcome,
+    reservations::Hold,
+    room::RoomSpec,
+    room_log::AppendResult,
+    seat_ledger::{ConnectedSeat, Departure, ReleaseFollowUp, SeatLedger},
+    state::EngineState,
+    ticket::{TicketKey, VerifiedTicket},
+};
+
+/// A reserved seat's ticket (phase 1 of the join).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Opaque, single-use; commit it within the ttl.
+    pub ticket: String,
+    /// The room.
+    pub room_id: RoomId,
+    /// When the reservation lapses (server wall clock).
+    pub expires_at: Timestamp,
+}
+
+/// What a client learns when its commit succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The room.
+    pub room_id: RoomId,
+    /// Its seats.
+    pub capacity: u32,
+    /// Seats held in any state, this one included.
+    pub occupancy: u32,
+    /// The room's newest seq, this commit's own `join` included.
+    pub last_seq: Seq,
+    /// Users whose seats are joined or in grace, sorted.
+    pub members: Vec<UserId>,
+}
+
+/// A committed connection, in parts: what `Membership` is made of.
+pub(crate) type Committed = (Joined, EntryStream, SeatGuard);
+
+/// How long an explicit leave waits for its `leave` entry before returning
+/// (the entry stays queued and is written either way).
+const LEAVE_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// Tries to drop a cluster seat row (about two minutes with the backoff).
+const RELEASE_ATTEMPTS: u32 = 30;
+
+/// Phase 1: reserve a seat in `room_id` (creating the room, pending, when it
+/// is absent and `create` is given) and mint its ticket.
+///
+/// Errors: `INVALID_INPUT` for a bad spec, `ROOM_NOT_FOUND`, `ROOM_FULL`,
+/// `ROOM_PENDING` (another user is creating it), storage errors.
+pub(crate) async fn reserve(
+    state: &Arc<EngineState>,
+    user: &UserId,
+    room_id: &RoomId,
+    create: Option<RoomSpec>,
+) -> Result<Reservation> {
+    if let Some(spec) = &create {
+        spec.validate(state.config.max_capacity)?;
+    }
+    let ttl = state.config.reservation_ttl;
+    let deadline = Instant::now() + ttl;
+    let (key, ticket) = state.tickets.mint(deadline, room_id, user);
+    let (room, new_seat) = loop {
+        let (room, seated) = room_for_reserve(state, user, room_id, create.as_ref(), key).await?;
+        if seated {
+            break (room, None);
+        }
+        let mut ledger = room.ledger();
+        if ledger.is_retired() {
+            continue; // unloaded meanwhile: look again
+        }
+        // A pending room's seat is only its creator's: nothing to count.
+        let new_seat = ledger.reserve(user, key)?.filter(|_| !ledger.is_pending());
+        drop(ledger);
+        break (room, new_seat);
+    };
+    let mut uncached = UncachedTicket {
+        state,
+        room: &room,
+        user,
+        key,
+        armed: true,
+    };
+    if let (Some(cluster), Some(seat)) = (&state.cluster, new_seat) {
+        // The local ledger only knows this node's seats; the database
+        // decides for the cluster. On refusal the guard frees the seat.
+        cluster
+            .leases
+            .take(room_id, user, &cluster.node_id, seat)
+            .await?;
+    }
+    let hold = Hold {
+        room: Arc::clone(&room),
+        user: user.clone(),
+        key,
+        deadline,
+    };
+    state.reservations.insert(Arc::new(hold)).await;
+    uncached.armed = false;
+    let expires_at = Timestamp(Timestamp::now().millis() + ttl.as_millis() as i64);
+    Ok(Reservation {
+        ticket,
+        room_id: room_id.clone(),
+        expires_at,
+    })
+}
+
+/// The room for a reserve: in memory, else loaded from storage, else (with
+/// `create`) a new pending room already holding `user`'s seat. Returns the
+/// room and whether the seat is already taken.
+async fn room_for_reserve(
+    state: &EngineState,
+    user: &UserId,
+    id: &RoomId,
+    create: Option<&RoomSpec>,
+    key: TicketKey,
+) -> Result<(Arc<LiveRoom>, bool)> {
+    if let Some(room) = state.stored_room(id).await? {
+        return Ok((room, false));
+    }
+    let spec = create.ok_or(ErrorKind::RoomNotFound)?;
+    if let Some(cluster) = &state.cluster
+        && !cluster
+            .claims
+            .claim(id, user, state.config.reservation_ttl)
+            .await?
+    {
+        return Err(ErrorKind::RoomPending.into());
+    }
+    let ledger = SeatLedger::pending(spec.capacity, user.clone(), key);
+    let queue = state.config.append_queue;
+    let fresh = Arc::new(LiveRoom::pending(id.clone(), spec.clone(), ledger, queue));
+    let room = state.directory.insert_if_absent(Arc::clone(&fresh));
+    let seated = Arc::ptr_eq(&room, &fresh);
+    Ok((room, seated))
+}
+
+/// Drops a ticket's seat if the reserve is abandoned before the ticket is in
+/// the reservation cache (so a cancelled request leaks nothing).
+struct UncachedTicket<'a> {
+    state: &'a Arc<EngineState>,
+    room: &'a Arc<LiveRoom>,
+    user: &'a UserId,
+    key: TicketKey,
+    armed: bool,
+}
+
+impl Drop for UncachedTicket<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            ticket_gone(self.state, self.room, self.user, &self.key);
+        }
+    }
+}
+
+/// Phase 2: use `ticket` as `user`'s live connection, streaming entries
+/// after `after_seq` (or after the room's last seq).
+///
+/// Errors: `TICKET_INVALID` (forged, used, another user's), `TICKET_EXPIRED`,
+/// `INVALID_INPUT` for an `after_seq` beyond the room's head, `ROOM_FULL`
+/// (a cluster filled meanwhile), storage errors.
+pub(crate) async fn commit(
+    state: &Arc<EngineState>,
+    user: &UserId,
+    ticket: &str,
+    after_seq: Option<Seq>,
+) -> Result<Committed> {
+    let verified = state
+        .tickets
+        .verify(ticket, user)
+        .ok_or(ErrorKind::TicketInvalid)?;
+    let expired = || Instant::now() >= verified.deadline;
+    let refused = |expired: bool| -> Error {
+        if expired {
+            ErrorKind::TicketExpired
+        } else {
+            ErrorKind::TicketInvalid
+        }
+        .into()
+    };
+    if expired() {
+        state.reservations.invalidate(&verified.key).await;
+        return Err(ErrorKind::TicketExpired.into());
+    }
+    if let Some(cluster) = &state.cluster
+        && !cluster
+            .leases
+            .use_ticket(&verified.key, verified.expires_at)
+            .await?
+    {
+        return Err(ErrorKind::TicketInvalid.into());
+    }
+    let Some(hold) = state.reservations.get(&verified.key).await else {
+        if state.cluster.is_some() && !expired() {
+            return commit_reserved_elsewhere(state, user, verified, after_seq).await;
+        }
+        return Err(refused(expired()));
+    };
+    if hold.user != *user {
+        return Err(ErrorKind::TicketInvalid.into());
+    }
+    let room = Arc::clone(&hold.room);
+    drop(hold);
+    check_after_seq(state, &room, after_seq).await?;
+
+    // Consume the ticket and, for a stored room, queue the join — one
+    // critical section, so the log follows the ledger's order.
+    let (pending, mut join_ack, connected) = {
+        let mut ledger = room.ledger();
+        if expired() {
+            drop(ledger);
+            ticket_gone(state, &room, user, &verified.key);
+            return Err(ErrorKind::TicketExpired.into());
+        }
+        let connected = ledger
+            .consume(user, &verified.key)
+            .map_err(|_| refused(expired()))?;
+        let pending = ledger.is_pending();
+        let join = (!pending && ledger.mark_member(user))
+            .then(|| append_membership(state, &room, user, EntryKind::Join));
+        (pending, join, connected)
+    };
+    // From here every way out of this function releases the connection.
+    let guard = SeatGuard::new(state, &room, user, connected.seat);
+    state.reservations.invalidate(&verified.key).await;
+
+    if pending {
+        if let Err(err) = store_pending_room(state, &room, user, connected.seat).await {
+            guard.abandon();
+            return Err(err);
+        }
+        let mut ledger = room.ledger();
+        ledger.mark_stored();
+        if ledger.mark_member(user) {
+            join_ack = Some(append_membership(state, &room, user, EntryKind::Join));
+        }
+    }
+    finish_commit(state, room, guard, connected, join_ack, after_seq).await
+}
+
+/// Commits a ticket that another node of the cluster reserved: the database
+/// still seats its user, so this node takes a row for the same seat and a
+/// local seat without a ticket.
+async fn commit_reserved_elsewhere(
+    state: &Arc<EngineState>,
+    user: &UserId,
+    ticket: VerifiedTicket,
+    after_seq: Option<Seq>,
+) -> Result<Committed> {
+    let cluster = state.cluster.as_ref().expect("only in a cluster");
+    loop {
+        let room = state
+            .stored_room(&ticket.room)
+            .await?
+            .ok_or(ErrorKind::TicketInvalid)?;
+        check_after_seq(state, &room, after_seq).await?;
+        let seat = room.ledger().seat_of(user).unwrap_or_else(SeatId::fresh);
+        if !cluster
+            .leases
+            .adopt(&room.id, user, &cluster.node_id, seat)
+            .await?
+        {
+            // Its seat was freed (a leave, or the ticket's node died).
+            return Err(ErrorKind::TicketInvalid.into());
+        }
+        let (connected, join_ack) = {
+            let mut ledger = room.ledger();
+            if ledger.is_retired() {
+                continue; // unloaded meanwhile: look again
+            }
+            let connected = ledger.adopt(user, seat);
+            let join = ledger
+                .mark_member(user)
+                .then(|| append_membership(state, &room, user, EntryKind::Join));
+            (connected, join)
+        };
+        let guard = SeatGuard::new(state, &room, user, connected.seat);
+        return finish_commit(state, room, guard, connected, join_ack, after_seq).await;
+    }
+}
+
+/// `INVALID_INPUT` unless `after_seq` is a seq and at most the room's head.
+async fn check_after_seq(
+    state: &EngineState,
+    room: &LiveRoom,
+    after_seq: Option<Seq>,
+) -> Result<()> {
+    let Some(after) = after_seq else {
+        return Ok(());
+    };
+    check_seq("after_seq", after)?;
+    state.refresh_last_seq(room).await?;
+    if after > room.log.last_seq() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "after_seq is beyond the room's last seq",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a pending room to storage, once however many commits ask; in a
+/// cluster, then seats its creator (`user`, as `seat`) in the database.
+async fn store_pending_room(
+    state: &EngineState,
+    room: &LiveRoom,
+    user: &UserId,
+    seat: SeatId,
+) -> Result<()> {
+    room.stored
+        .get_or_try_init(|| async {
+            match state.store.create_room(&room.as_stored()).await? {
+                CreateOutcome::Created => {}
+                CreateOutcome::AlreadyExists(stored) => {
+                    // Created meanwhile by another path: the stored room is
+                    // the truth. Only the creator is seated, so any capacity
+                    // (≥ 1) still holds.
+                    tracing::info!(room = %room.id, "pending room was already stored; adopting it");
+                    room.ledger().set_capacity(stored.capacity);
+                    room.set_title(stored.title);
+                }
+            }
+            Ok::<(), Error>(())
+        })
+        .await?;
+    if let Some(cluster) = &state.cluster {
+        // Counted like any seat: a room created meanwhile by another node
+        // may already be full.
+        cluster
+            .leases
+            .take(&room.id, user, &cluster.node_id, seat)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The end of every commit: wait for the `join`, then open the stream.
+async fn finish_commit(
+    state: &EngineState,
+    room: Arc<LiveRoom>,
+    guard: SeatGuard,
+    connected: ConnectedSeat,
+    join_ack: Option<oneshot::Receiver<AppendResult>>,
+    after_seq: Option<Seq>,
+) -> Result<Committed> {
+    if let Some(ack) = join_ack {
+        // Storage trouble: the join stays queued and is retried; this commit
+        // gives up and its seat goes to grace.
+        match tokio::time::timeout(state.config.reservation_ttl, ack).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(err))) => return Err(err),
+            Ok(Err(_)) | Err(_) => return Err(ErrorKind::Unavailable.into()),
+        }
+    }
+
+    // Subscribe before reading last_seq: whatever is stored after this point
+    // reaches the live feed, whatever before is in the backlog.
+    let live = state.bus.subscribe(&room.id);
+    state.refresh_last_seq(&room).await?;
+    let last_seq = room.log.last_seq();
+    let joined = match &state.cluster {
+        // Seats on every node: the database's count.
+        Some(cluster) => {
+            let seated = cluster.leases.seated(&room.id).await?;
+            Joined {
+                room_id: room.id.clone(),
+                capacity: room.ledger().capacity(),
+                occupancy: seated.occupancy,
+                last_seq,
+                members: seated.members,
+            }
+        }
+        None => {
+            let ledger = room.ledger();
+            Joined {
+                room_id: room.id.clone(),
+                capacity: ledger.capacity(),
+                occupancy: ledger.occupancy(),
+                last_seq,
+                members: ledger.members(),
+            }
+        }
+    };
+    let entries = EntryStream::new(
+        Arc::clone(&state.store),
+        Arc::clone(&state.bus),
+        room.id.clone(),
+        live,
+        after_seq.unwrap_or(last_seq),
+        last_seq,
+        state.config.reorder_wait,
+        connected.ended,
+        state.counters.subscribers.enter(),
+    );
+    Ok((joined, entries, guard))
+}
+
+/// Holds one live connection's claim on a seat. Drop = connection lost
+/// (grace); [`SeatGuard::leave`] = explicit leave.
+pub struct SeatGuard {
+    state: Arc<EngineState>,
+    room: Arc<LiveRoom>,
+    user: UserId,
+    /// Which seat of `user` this connection holds: after a leave and a new
+    /// join, a stale guard releases nothing.
+    seat: SeatId,
+    armed: bool,
+}
+
+impl SeatGuard {
+    fn new(state: &Arc<EngineState>, room: &Arc<LiveRoom>, user: &UserId, seat: SeatId) -> Self {
+        SeatGuard {
+            state: Arc::clone(state),
+            room: Arc::clone(room),
+            user: user.clone(),
+            seat,
+            armed: true,
+        }
+    }
+
+    /// The room this seat is in.
+    pub fn room_id(&self) -> &RoomId {
+        &self.room.id
+    }
+
+    /// The user holding it.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// Explicit leave: frees the seat now if this was the user's last
+    /// connection in the room. Returns once the `leave` entry (if any) is
+    /// stored, or after a few seconds of storage trouble (it stays queued and
+    /// is written).
+    pub async fn leave(mut self) -> Result<()> {
+        self.armed = false;
+        let outcome = self.let_go(Departure::Leave);
+        wait_for_leave(outcome.leave_ack).await
+    }
+
+    /// Frees the seat at once, as a leave does, without waiting: for a commit
+    /// that failed before the client saw it.
+    fn abandon(mut self) {
+        self.armed = false;
+        self.let_go(Departure::Leave);
+    }
+
+    fn let_go(&self, how: Departure) -> Release {
+        let (user, seat) = (&self.user, self.seat);
+        release(&self.state, &self.room, user, |ledger| {
+            ledger.release(user, seat, how)
+        })
+    }
+}
+
+impl Drop for SeatGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.let_go(Departure::Lost);
+        }
+    }
+}
+
+impl std::fmt::Debug for SeatGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeatGuard")
+            .field("room", &self.room.id)
+            .field("user", &self.user)
+            .field("seat", &self.seat)
+            .finish()
+    }
+}
+
+/// `user` leaves `room_id` from every connection at once: the seat is freed,
+/// a `leave` appended, unused tickets invalidated, every entry stream of the
+/// seat ends. False when the user held no seat there.
+pub(crate) async fn leave_room(
+    state: &Arc<EngineState>,
+    user: &UserId,
+    room_id: &RoomId,
+) -> Result<bool> {
+    let Some(room) = state.directory.get(room_id) else {
+        return Ok(false);
+    };
+    let outcome = release(state, &room, user, |ledger| ledger.leave_everywhere(user));
+    wait_for_leave(outcome.leave_ack).await?;
+    Ok(outcome.freed)
+}
+
+/// Waits up to [`LEAVE_ACK_WAIT`] for a `leave` entry to be stored; a
+/// storage error it reports is returned, a timeout is not an error.
+async fn wait_for_leave(ack: Option<oneshot::Receiver<AppendResult>>) -> Result<()> {
+    if let Some(ack) = ack
+        && let Ok(Ok(stored)) = tokio::time::timeout(LEAVE_ACK_WAIT, ack).await
+    {
+        stored?;
+    }
+    Ok(())
+}
+
+/// A ticket left the reservation cache (used, expired or invalidated): its
+/// seat goes if nothing else holds it.
+pub(crate) fn ticket_gone(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    user: &UserId,
+    key: &TicketKey,
+) {
+    release(state, room, user, |ledger| ledger.drop_ticket(user, key));
+}
+
+/// Every seat held here ends at once, as if each user left (a cluster node
+/// whose lease lapsed).
+pub(crate) fn end_every_seat(state: &Arc<EngineState>) {
+    for room in state.directory.snapshot() {
+        let users = room.ledger().seated_users();
+        for user in users {
+            release(state, &room, &user, |ledger| ledger.leave_everywhere(&user));
+        }
+    }
+}
+
+/// What a release did.
+struct Release {
+    /// A seat was freed.
+    freed: bool,
+    /// Resolves once the `leave` entry is stored, when one was appended.
+    leave_ack: Option<oneshot::Receiver<AppendResult>>,
+}
+
+/// The one way a seat changes on the way out: `change` runs on the room's
+/// ledger, the `leave` it calls for is queued under the same lock (so the log
+/// orders it with the seat decisions around it), then the follow-ups that
+/// need no lock run.
+fn release(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    user: &UserId,
+    change: impl FnOnce(&mut SeatLedger) -> ReleaseFollowUp,
+) -> Release {
+    let (follow_up, leave_ack) = {
+        let mut ledger = room.ledger();
+        let follow_up = change(&mut ledger);
+        let ack = follow_up
+            .append_leave
+            .then(|| append_membership(state, room, user, EntryKind::Leave));
+        (follow_up, ack)
+    };
+    let freed = follow_up.freed();
+    follow_up_release(state, room, user, follow_up);
+    Release { freed, leave_ack }
+}
+
+/// The follow-ups of a release that need no ledger lock.
+fn follow_up_release(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    user: &UserId,
+    follow_up: ReleaseFollowUp,
+) {
+    if let Some(grace) = follow_up.grace {
+        let weak = Arc::downgrade(state);
+        let (room, user) = (Arc::clone(room), user.clone());
+        let period = state.config.reconnect_grace;
+        let timer = state.counters.grace_timers.enter();
+        state.runtime.spawn(async move {
+            let _timer = timer;
+            tokio::time::sleep(period).await;
+            if let Some(state) = weak.upgrade() {
+                release(&state, &room, &user, |ledger| {
+                    ledger.end_grace(&user, grace)
+                });
+            }
+        });
+    }
+    if !follow_up.invalidated.is_empty() {
+        // Already gone from the ledger; this only empties the cache early.
+        let weak = Arc::downgrade(state);
+        state.runtime.spawn(async move {
+            if let Some(state) = weak.upgrade() {
+                for key in follow_up.invalidated {
+                    state.reservations.invalidate(&key).await;
+                }
+            }
+        });
+    }
+    let Some(seat) = follow_up.freed_seat else {
+        return;
+    };
+    if let Some(cluster) = &state.cluster {
+        let (cluster, room, user) = (cluster.clone(), room.id.clone(), user.clone());
+        state.runtime.spawn(async move {
+            // A row left behind would count as a seat for as long as this
+            // node lives: retry through a database blip. (A late delete is
+            // safe: it names this seat's id only.)
+            let node = &cluster.node_id;
+            let mut backoff = Duration::from_millis(100);
+            for _ in 0..RELEASE_ATTEMPTS {
+                match cluster.leases.release(&room, &user, node, seat).await {
+                    Ok(()) => return,
+                    Err(err) => {
+                        tracing::warn!(%room, code = err.code(), "could not drop a seat row; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            tracing::error!(%room, "gave up dropping a seat row: it counts until this node restarts");
+        });
+    }
+    state.directory.unload_if_idle(room);
+}
