@@ -1,5 +1,18 @@
-//! The append transaction: a batch of entries, from any number of rooms,
-//! stored with a fixed number of statements however many rooms it spans.
+//! The whole append, from a batch to an answer per entry:
+//!
+//! - **the fast path** (SQLite): a batch of new texts in rooms whose heads
+//!   this store knows is one INSERT, with no transaction ([`KnownHeads`]);
+//! - otherwise **one transaction**, begun `IMMEDIATE`, for the whole batch;
+//! - **a retry** when a unique index refuses the batch: a client id stored
+//!   before (or by another writer meanwhile), or a known head another
+//!   writer moved. The first try expects no stored duplicate, as a send is
+//!   usually new; the next ones look for them first.
+//!
+//! [`Dialect`], chosen once at connect, is the one place that picks
+//! SQLite's SQL (`append_sqlite`) or Postgres's (`append_postgres`).
+//!
+//! The transaction stores a batch from any number of rooms with a fixed
+//! number of statements however many rooms it spans:
 //!
 //! 0. when the batch carries joins or leaves: the rooms' rows are locked, and
 //!    one SELECT of open members (and, in a cluster, one of live seats) drops
@@ -16,24 +29,151 @@
 //! three hundred round trips; a batch of texts costs two here (one on
 //! SQLite, which sends steps 2 and 3 as one call). Steps 1–3 have SQL that
 //! does not change with the batch: the rows travel as arrays on Postgres
-//! (`append_postgres`) and as JSON on SQLite (`append_sqlite`).
+//! and as JSON on SQLite.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
+use parlor_engine::{Entry, EntryKind, NewEntry, Result, ports::Appended};
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
 #[cfg(feature = "postgres")]
-use crate::append_postgres;
-use crate::{append_sqlite, entity::member, store::to_entry};
+use crate::{append_postgres, cluster};
+use crate::{
+    append_sqlite::{self, KnownHeads},
+    entity::{entry, member},
+    rows::to_entry,
+    translate::{is_unique_violation, room_not_stored, translate, translate_append},
+};
 
-type Key<'a> = (&'a str, &'a str, &'a str);
+/// How often an append is tried when it meets a stored idempotency key:
+/// once expecting none, then looking first (twice, as a concurrent writer,
+/// another node, may take a key between the look and the insert).
+const APPEND_ATTEMPTS: usize = 3;
 
-fn key(e: &NewEntry) -> Option<Key<'_>> {
+/// Append transactions in flight at once on Postgres: enough to overlap
+/// commits, few enough to leave the pool's other connections to reads.
+#[cfg(feature = "postgres")]
+const POSTGRES_APPEND_LANES: usize = 4;
+
+/// The SQL dialect of the append, chosen once at connect from the
+/// database's backend. Its `impl` is the one place that switches on the
+/// dialect: the append's steps call it and never ask which database they
+/// are on.
+#[derive(Debug, Clone)]
+pub(crate) enum Dialect {
+    /// SQLite, with each room's head as this store's appends left it (for
+    /// the fast path). The rows travel as JSON.
+    Sqlite(Arc<KnownHeads>),
+    /// Postgres: the rows travel as arrays; rooms are locked, and a cluster's
+    /// live seats read, before a join or leave is decided.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+// Without the `postgres` feature, SQLite's arms leave some arguments unread.
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+impl Dialect {
+    /// The dialect of a connection to `backend`. Only SQLite and Postgres
+    /// are built in, and SQLite's SQL is the default.
+    pub(crate) fn of(backend: DbBackend) -> Self {
+        #[cfg(feature = "postgres")]
+        if backend == DbBackend::Postgres {
+            return Dialect::Postgres;
+        }
+        Dialect::Sqlite(Arc::default())
+    }
+
+    /// How many appends the engine may have in flight at once. SQLite has a
+    /// single writer, so more would only queue.
+    pub(crate) fn append_lanes(&self) -> usize {
+        match self {
+            Dialect::Sqlite(_) => 1,
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => POSTGRES_APPEND_LANES,
+        }
+    }
+
+    /// The heads the fast path numbers from, on SQLite.
+    fn known_heads(&self) -> Option<&KnownHeads> {
+        match self {
+            Dialect::Sqlite(heads) => Some(heads),
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => None,
+        }
+    }
+
+    /// Locks the batch's rooms until commit, so that membership and seats
+    /// cannot change while they are read.
+    async fn lock_rooms(
+        &self,
+        txn: &impl ConnectionTrait,
+        batch: &[NewEntry],
+    ) -> Result<(), DbErr> {
+        match self {
+            // One writer at a time already.
+            Dialect::Sqlite(_) => Ok(()),
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => append_postgres::lock_rooms(txn, batch).await,
+        }
+    }
+
+    /// Which of `pairs` hold a live seat on a node other than `except`.
+    async fn live_seats(
+        &self,
+        txn: &impl ConnectionTrait,
+        pairs: &HashSet<(&str, &str)>,
+        except: Option<&str>,
+    ) -> Result<HashSet<(String, String)>, DbErr> {
+        match self {
+            // A single node: its seats live in the engine, none in the database.
+            Dialect::Sqlite(_) => Ok(HashSet::new()),
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => cluster::live_seats(txn, pairs.iter(), except).await,
+        }
+    }
+
+    /// The stored entries among `keys`.
+    async fn stored_texts(
+        &self,
+        txn: &impl ConnectionTrait,
+        keys: &[IdempotencyKey<'_>],
+    ) -> Result<Vec<entry::Model>, DbErr> {
+        match self {
+            Dialect::Sqlite(_) => append_sqlite::stored_texts(txn, keys).await,
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => append_postgres::stored_texts(txn, keys).await,
+        }
+    }
+
+    /// Steps 2–3: reserves each room's seqs and inserts `entries`, each at
+    /// its room's new head minus its `back`; returns the new heads.
+    async fn reserve_and_insert<'a>(
+        &self,
+        txn: &impl ConnectionTrait,
+        per_room: &[(&str, i64)],
+        entries: impl Iterator<Item = (&'a NewEntry, i64)>,
+    ) -> Result<HashMap<String, i64>, DbErr> {
+        match self {
+            Dialect::Sqlite(_) => append_sqlite::reserve_and_insert(txn, per_room, entries).await,
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => append_postgres::reserve_and_insert(txn, per_room, entries).await,
+        }
+    }
+}
+
+/// A text's idempotency key: (room, sender, client_id), unique among
+/// stored entries.
+type IdempotencyKey<'a> = (&'a str, &'a str, &'a str);
+
+fn idempotency_key(e: &NewEntry) -> Option<IdempotencyKey<'_>> {
     match (e.kind, e.client_id.as_deref()) {
         (EntryKind::Text, Some(client_id)) => {
             Some((e.room_id.as_str(), e.sender.as_str(), client_id))
@@ -57,7 +197,7 @@ pub(crate) enum SeatCheck<'a> {
 /// Whether an append first looks for texts stored before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Duplicates {
-    /// Look them up, and answer each with its stored twin.
+    /// Look them up, and answer each with the entry stored before.
     LookUp,
     /// Expect none: the unique (client_id, sender, room) index is the check,
     /// and a stored duplicate fails the transaction with a unique violation
@@ -66,16 +206,87 @@ pub(crate) enum Duplicates {
     Unexpected,
 }
 
-/// Appends `batch` within `txn` (the caller commits) and answers each entry.
+/// Appends `batch` through `writes` and answers each entry: the fast path
+/// when it applies, else a transaction per attempt until one commits.
 pub(crate) async fn append(
+    writes: &DatabaseConnection,
+    dialect: &Dialect,
+    seats: SeatCheck<'_>,
+    batch: &[NewEntry],
+) -> Result<Vec<Appended>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The first attempt expects no stored duplicate (the usual case) and
+    // lets the unique index find one; the next attempts look first.
+    let mut duplicates = Duplicates::Unexpected;
+    let mut attempt = 1;
+    if let Some(heads) = dialect.known_heads() {
+        match append_sqlite::append_at_known_heads(writes, heads, batch).await {
+            Ok(Some(out)) => return Ok(out),
+            Ok(None) => {}
+            // A stored duplicate, or a head another writer moved.
+            Err(err) if is_unique_violation(&err) => {
+                duplicates = Duplicates::LookUp;
+                attempt += 1;
+            }
+            Err(err) => return Err(translate(err)),
+        }
+    }
+    loop {
+        match append_once(writes, dialect, seats, batch, duplicates).await {
+            Ok(out) => {
+                if let Some(heads) = dialect.known_heads() {
+                    let new = out.iter().filter(|o| o.is_new());
+                    heads.learn(new.filter_map(Appended::entry));
+                }
+                return Ok(out);
+            }
+            // A client id this batch repeats was stored before, or
+            // another writer stored it between our read and our insert:
+            // the next attempt finds it.
+            Err(err) if is_unique_violation(&err) && attempt < APPEND_ATTEMPTS => {
+                duplicates = Duplicates::LookUp;
+                attempt += 1;
+            }
+            Err(err) => return Err(translate_append(err)),
+        }
+    }
+}
+
+/// One attempt: [`append_in`] within a transaction of its own, committed.
+async fn append_once(
+    writes: &DatabaseConnection,
+    dialect: &Dialect,
+    seats: SeatCheck<'_>,
+    batch: &[NewEntry],
+    duplicates: Duplicates,
+) -> Result<Vec<Appended>, DbErr> {
+    // IMMEDIATE takes SQLite's write lock at BEGIN, waiting for it as
+    // long as the busy timeout allows: a transaction that read first
+    // and then wrote could not wait, it would fail at once with BUSY
+    // while another connection to the file writes. (Postgres ignores it.)
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let txn = writes.begin_with_options(options).await?;
+    let out = append_in(&txn, dialect, batch, seats, duplicates).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Appends `batch` within `txn` (the caller commits) and answers each entry.
+pub(crate) async fn append_in(
     txn: &impl ConnectionTrait,
+    dialect: &Dialect,
     batch: &[NewEntry],
     seats: SeatCheck<'_>,
     duplicates: Duplicates,
 ) -> Result<Vec<Appended>, DbErr> {
-    let keep = membership_changes(txn, batch, seats).await?;
+    let keep = membership_changes(txn, dialect, batch, seats).await?;
     if keep.iter().all(|&k| k) {
-        return append_changes(txn, batch, duplicates).await;
+        return write_entries(txn, dialect, batch, duplicates).await;
     }
     // Rare (a join or leave someone else already logged): copy what is kept.
     let kept: Vec<NewEntry> = batch
@@ -84,7 +295,9 @@ pub(crate) async fn append(
         .filter(|(_, k)| **k)
         .map(|(e, _)| e.clone())
         .collect();
-    let mut stored = append_changes(txn, &kept, duplicates).await?.into_iter();
+    let mut stored = write_entries(txn, dialect, &kept, duplicates)
+        .await?
+        .into_iter();
     Ok(keep
         .into_iter()
         .map(|k| {
@@ -102,6 +315,7 @@ pub(crate) async fn append(
 /// holds no live seat that `seats` counts — taken in batch order.
 async fn membership_changes(
     txn: &impl ConnectionTrait,
+    dialect: &Dialect,
     batch: &[NewEntry],
     seats: SeatCheck<'_>,
 ) -> Result<Vec<bool>, DbErr> {
@@ -114,14 +328,7 @@ async fn membership_changes(
     if pairs.is_empty() {
         return Ok(keep);
     }
-    let postgres = is_postgres(txn);
-    // On Postgres, lock the batch's rooms until commit: membership and seats
-    // cannot change under us while they are read. (SQLite has one writer at
-    // a time already.)
-    #[cfg(feature = "postgres")]
-    if postgres {
-        append_postgres::lock_rooms(txn, batch).await?;
-    }
+    dialect.lock_rooms(txn, batch).await?;
     let tuples = || pairs.iter().map(|&(r, u)| (r.to_owned(), u.to_owned()));
     let mut open: HashSet<(String, String)> = member::Entity::find()
         .filter(
@@ -138,9 +345,8 @@ async fn membership_changes(
         .collect();
     let seated = match seats {
         SeatCheck::None => HashSet::new(),
-        SeatCheck::OtherThan(_) | SeatCheck::Any if !postgres => HashSet::new(),
-        SeatCheck::OtherThan(node) => live_seats(txn, pairs.iter(), Some(node)).await?,
-        SeatCheck::Any => live_seats(txn, pairs.iter(), None).await?,
+        SeatCheck::OtherThan(node) => dialect.live_seats(txn, &pairs, Some(node)).await?,
+        SeatCheck::Any => dialect.live_seats(txn, &pairs, None).await?,
     };
     for (i, e) in batch.iter().enumerate() {
         if e.kind == EntryKind::Text {
@@ -156,63 +362,21 @@ async fn membership_changes(
     Ok(keep)
 }
 
-/// Which of `pairs` hold a live seat (on a node other than `except`).
-pub(crate) async fn live_seats<'a>(
+/// Writes entries that all change the log (steps 1–4) and answers each.
+async fn write_entries(
     txn: &impl ConnectionTrait,
-    pairs: impl Iterator<Item = &'a (&'a str, &'a str)>,
-    except: Option<&str>,
-) -> Result<HashSet<(String, String)>, DbErr> {
-    let mut values: Vec<Value> = Vec::new();
-    let mut tuples = Vec::new();
-    for &(room, user) in pairs {
-        values.push(room.into());
-        values.push(user.into());
-        tuples.push(format!("(${}, ${})", values.len() - 1, values.len()));
-    }
-    let mut sql = format!(
-        "SELECT DISTINCT s.room_id, s.user_id FROM parlor_seats s \
-         JOIN parlor_nodes n ON n.id = s.node_id \
-         WHERE n.expires_ms > {NOW_MS} AND (s.room_id, s.user_id) IN ({})",
-        tuples.join(", ")
-    );
-    if let Some(node) = except {
-        values.push(node.into());
-        sql.push_str(&format!(" AND s.node_id <> ${}", values.len()));
-    }
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?;
-    rows.into_iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect()
-}
-
-fn is_postgres(txn: &impl ConnectionTrait) -> bool {
-    txn.get_database_backend() == DbBackend::Postgres
-}
-
-/// The database's clock in Unix milliseconds: every node reads the same one.
-pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
-
-/// Appends entries that all change the log.
-async fn append_changes(
-    txn: &impl ConnectionTrait,
+    dialect: &Dialect,
     batch: &[NewEntry],
     duplicates: Duplicates,
 ) -> Result<Vec<Appended>, DbErr> {
     let mut out: Vec<Option<Appended>> = vec![None; batch.len()];
 
     // 1. Texts stored before.
-    let keys: Vec<Key<'_>> = batch.iter().filter_map(key).collect();
-    let rows = match () {
-        _ if keys.is_empty() || duplicates == Duplicates::Unexpected => Vec::new(),
-        #[cfg(feature = "postgres")]
-        _ if is_postgres(txn) => append_postgres::stored_texts(txn, &keys).await?,
-        _ => append_sqlite::stored_texts(txn, &keys).await?,
+    let keys: Vec<IdempotencyKey<'_>> = batch.iter().filter_map(idempotency_key).collect();
+    let rows = if keys.is_empty() || duplicates == Duplicates::Unexpected {
+        Vec::new()
+    } else {
+        dialect.stored_texts(txn, &keys).await?
     };
     let mut stored: HashMap<(String, String, String), Entry> = HashMap::new();
     for row in rows {
@@ -225,44 +389,45 @@ async fn append_changes(
         stored.insert(k, e);
     }
 
-    // New entries per room, in batch order; a duplicate (stored, or earlier
-    // in this batch) is answered with its twin.
-    let mut fresh: Vec<usize> = Vec::new();
-    let mut twins: Vec<(usize, usize)> = Vec::new();
-    let mut in_batch: HashMap<Key<'_>, usize> = HashMap::new();
+    // What to insert, per room, in batch order. A text whose key is stored
+    // is answered with the stored entry; one whose key an earlier entry of
+    // this batch has is a repeat, answered with what that entry gets.
+    let mut to_insert: Vec<usize> = Vec::new();
+    let mut repeats: Vec<Repeat> = Vec::new();
+    let mut first_with_key: HashMap<IdempotencyKey<'_>, usize> = HashMap::new();
     let mut per_room: Vec<(&str, i64)> = Vec::new();
     for (i, e) in batch.iter().enumerate() {
-        if let Some(k) = key(e) {
+        if let Some(k) = idempotency_key(e) {
             // (Duplicates are rare: skip building the owned key when none was found.)
-            let twin = if stored.is_empty() {
+            let earlier = if stored.is_empty() {
                 None
             } else {
                 stored.get(&(k.0.to_owned(), k.1.to_owned(), k.2.to_owned()))
             };
-            if let Some(twin) = twin {
-                out[i] = Some(Appended::Existing(twin.clone()));
+            if let Some(earlier) = earlier {
+                out[i] = Some(Appended::Existing(earlier.clone()));
                 continue;
             }
-            if let Some(&first) = in_batch.get(&k) {
-                twins.push((i, first));
+            if let Some(&first) = first_with_key.get(&k) {
+                repeats.push(Repeat { at: i, first });
                 continue;
             }
-            in_batch.insert(k, i);
+            first_with_key.insert(k, i);
         }
-        fresh.push(i);
+        to_insert.push(i);
         match per_room.iter_mut().find(|(r, _)| *r == e.room_id.as_str()) {
             Some((_, n)) => *n += 1,
             None => per_room.push((e.room_id.as_str(), 1)),
         }
     }
-    if fresh.is_empty() {
-        return fill_twins(out, twins);
+    if to_insert.is_empty() {
+        return answer_repeats(out, repeats);
     }
 
     // Each entry's place from its room's end of the batch: its seq will be
     // the room's new head minus `back`.
     let mut left: HashMap<&str, i64> = per_room.iter().copied().collect();
-    let backs: Vec<i64> = fresh
+    let backs: Vec<i64> = to_insert
         .iter()
         .map(|&i| {
             let n = left
@@ -277,16 +442,12 @@ async fn append_changes(
     // locks serialize writers of a room (across nodes too) until this
     // transaction ends; Postgres takes them in id order, so concurrent
     // writers cannot deadlock.
-    let rows = fresh
+    let rows = to_insert
         .iter()
         .zip(&backs)
         .map(|(&i, &back)| (&batch[i], back));
-    let heads = match () {
-        #[cfg(feature = "postgres")]
-        _ if is_postgres(txn) => append_postgres::reserve_and_insert(txn, &per_room, rows).await?,
-        _ => append_sqlite::reserve_and_insert(txn, &per_room, rows).await?,
-    };
-    for (&i, &back) in fresh.iter().zip(&backs) {
+    let heads = dialect.reserve_and_insert(txn, &per_room, rows).await?;
+    for (&i, &back) in to_insert.iter().zip(&backs) {
         let room_id = batch[i].room_id.as_str();
         let head = heads.get(room_id).ok_or_else(|| room_not_stored(room_id))?;
         out[i] = Some(Appended::New(batch[i].clone().at((head - back) as u64)));
@@ -295,7 +456,7 @@ async fn append_changes(
     // 4. Open members follow the log: the last join or leave of each
     // (room, user) in the batch decides.
     let mut last: HashMap<(&str, &str), EntryKind> = HashMap::new();
-    for &i in &fresh {
+    for &i in &to_insert {
         let e = &batch[i];
         if e.kind != EntryKind::Text {
             last.insert((e.room_id.as_str(), e.sender.as_str()), e.kind);
@@ -331,25 +492,31 @@ async fn append_changes(
             .exec(txn)
             .await?;
     }
-    fill_twins(out, twins)
+    answer_repeats(out, repeats)
 }
 
-/// An append to a room that is not stored: the store refuses the batch.
-pub(crate) fn room_not_stored(room_id: &str) -> DbErr {
-    DbErr::RecordNotFound(format!("room {room_id} is not stored"))
+/// A text that repeats the idempotency key of an earlier entry of the same
+/// batch (a client sending twice before an answer): it is not stored again.
+struct Repeat {
+    /// Its index in the batch.
+    at: usize,
+    /// The index of the batch's first entry with that key.
+    first: usize,
 }
 
-fn fill_twins(
+/// Answers each repeat with the entry its first occurrence got, and hands
+/// back the answers (by now every entry has one).
+fn answer_repeats(
     mut out: Vec<Option<Appended>>,
-    twins: Vec<(usize, usize)>,
+    repeats: Vec<Repeat>,
 ) -> Result<Vec<Appended>, DbErr> {
-    for (i, first) in twins {
-        let twin = out[first]
+    for Repeat { at, first } in repeats {
+        let entry = out[first]
             .as_ref()
             .and_then(Appended::entry)
             .expect("answered above")
             .clone();
-        out[i] = Some(Appended::Existing(twin));
+        out[at] = Some(Appended::Existing(entry));
     }
     Ok(out
         .into_iter()

@@ -6,8 +6,8 @@
 //! is a new statement for Postgres at every size — parsed, planned and
 //! prepared again, an extra round trip each time. With arrays, each statement
 //! is prepared once per connection and a transaction costs one round trip per
-//! step (docs/benchmarks.md, step 12). SQLite, in-process, keeps the builder
-//! queries of `append`.
+//! step (docs/benchmarks.md, step 12). SQLite's counterparts, with the rows
+//! as JSON, are in the SQLite module; the append's dialect switch picks one.
 
 use std::collections::HashMap;
 
@@ -17,7 +17,7 @@ use sea_orm::{
 
 use parlor_engine::NewEntry;
 
-use crate::{append::room_not_stored, entity::entry};
+use crate::{entity::entry, translate::room_not_stored};
 
 /// One array parameter of `values`.
 fn array(values: impl IntoIterator<Item = Value>, ty: ArrayType) -> Value {
@@ -63,7 +63,7 @@ pub(crate) async fn stored_texts(
 }
 
 /// Reserves each room's seqs and inserts `entries`; returns the rooms' new
-/// heads. Arguments as for `append_sqlite::reserve_and_insert`: each entry's
+/// heads. Arguments as for SQLite's `reserve_and_insert`: each entry's
 /// seq is its room's new head minus its `back`.
 pub(crate) async fn reserve_and_insert<'a>(
     txn: &impl ConnectionTrait,

@@ -21,7 +21,8 @@ use parlor_engine::{
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value};
 
 use crate::{
-    append::{self, Duplicates, NOW_MS, SeatCheck},
+    append::{self, Duplicates, SeatCheck},
+    cluster::{NOW_MS, live_seats},
     store::SeaOrmStore,
     translate::translate,
 };
@@ -234,7 +235,7 @@ impl SeatLeases for SeaOrmStore {
     async fn is_seated(&self, room: &RoomId, user: &UserId) -> Result<bool> {
         self.postgres_only()?;
         let pair = (room.as_str(), user.as_str());
-        let live = append::live_seats(&self.reads, [pair].iter(), None)
+        let live = live_seats(&self.reads, [pair].iter(), None)
             .await
             .map_err(translate)?;
         Ok(!live.is_empty())
@@ -284,9 +285,15 @@ impl SeatLeases for SeaOrmStore {
             // SELECT keeps its member, and a leave another node wrote since
             // is not written twice.
             let txn = self.writes.begin().await.map_err(translate)?;
-            let out = append::append(&txn, &leaves, SeatCheck::Any, Duplicates::LookUp)
-                .await
-                .map_err(translate)?;
+            let out = append::append_in(
+                &txn,
+                &self.dialect,
+                &leaves,
+                SeatCheck::Any,
+                Duplicates::LookUp,
+            )
+            .await
+            .map_err(translate)?;
             txn.commit().await.map_err(translate)?;
             left.extend(out.into_iter().filter_map(|o| match o {
                 Appended::New(entry) => Some(entry),

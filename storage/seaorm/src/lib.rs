@@ -23,6 +23,26 @@
 //! `last_seq`, and the (room_id, seq) key turns a head another writer moved
 //! into a retry the long way.
 //!
+//! ## Where things are
+//!
+//! Lowest layer first: a module names only modules listed before it.
+//! - `translate` — database errors → engine errors, unique-violation
+//!   detection, and the "room not stored" error an append raises;
+//! - `entity`, `migration` — the tables' SeaORM entities, and the schema
+//!   migrations ([`Migrator`]);
+//! - `rows` — stored rows ↔ engine types;
+//! - `cluster` — the database clock and the live-seat lookup (Postgres SQL
+//!   that both the append and the leases run);
+//! - `append_sqlite`, `append_postgres` — each dialect's fixed-SQL batch
+//!   statements; `append_sqlite` also keeps the fast path's known heads;
+//! - `append` — the whole append: fast path, `BEGIN IMMEDIATE`, retry on a
+//!   unique violation, and `Dialect`, the one switch between the two
+//!   dialects' SQL, chosen once at connect;
+//! - `store` — [`SeaOrmStore`]: connecting, migrating, and the `Store` port,
+//!   whose append calls `append`;
+//! - `leases` — `SeatLeases` for [`SeaOrmStore`] (Postgres), on `store`,
+//!   `append` and `cluster`.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use parlor_engine::{Engine, EngineConfig};
@@ -38,9 +58,11 @@ mod append;
 #[cfg(feature = "postgres")]
 mod append_postgres;
 mod append_sqlite;
+mod cluster;
 mod entity;
 mod leases;
 mod migration;
+mod rows;
 mod store;
 mod translate;
 

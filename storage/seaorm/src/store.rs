@@ -4,29 +4,22 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parlor_engine::{
-    Entry, EntryKind, Error, ErrorKind, NewEntry, Result, RoomId, SeqRange, StoredRoom, Timestamp,
-    UserId,
+    Entry, Error, ErrorKind, NewEntry, Result, RoomId, SeqRange, StoredRoom, UserId,
     ports::{Appended, CreateOutcome, Store},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
-    append::{self, Duplicates, SeatCheck},
-    append_sqlite::{self, KnownHeads},
+    append::{self, Dialect, SeatCheck},
     entity::{entry, member, room},
     migration::Migrator,
-    translate::translate,
+    rows::{room_row, to_entry, to_member, to_room},
+    translate::{is_unique_violation, translate},
 };
-
-/// How often an append is tried when it meets a stored idempotency key:
-/// once expecting none, then looking first (twice, as a concurrent writer,
-/// another node, may take a key between the look and the insert).
-const APPEND_ATTEMPTS: usize = 3;
 
 /// Rooms and room logs in a SQL database through SeaORM.
 ///
@@ -41,15 +34,15 @@ pub struct SeaOrmStore {
     pub(crate) writes: DatabaseConnection,
     /// The cluster node this store appends for (see [`SeaOrmStore::for_node`]).
     pub(crate) node: Option<Arc<str>>,
-    /// SQLite only: rooms' heads as this store's appends left them.
-    heads: Option<Arc<KnownHeads>>,
+    /// Which SQL the append speaks, chosen at connect.
+    pub(crate) dialect: Dialect,
 }
 
 impl SeaOrmStore {
     /// Connects to `url` (`sqlite://parlor.db?mode=rwc`, `postgres://…`).
     /// Does not migrate; call [`SeaOrmStore::migrate`].
     pub async fn connect(url: &str) -> Result<Self> {
-        if url.starts_with("sqlite:") {
+        let (reads, writes) = if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             // An in-memory SQLite database exists per connection: one pool of one.
             let writes = connect(url, 1).await?;
@@ -58,21 +51,17 @@ impl SeaOrmStore {
             } else {
                 connect(url, 4).await?
             };
-            Ok(SeaOrmStore {
-                reads,
-                writes,
-                node: None,
-                heads: Some(Arc::default()),
-            })
+            (reads, writes)
         } else {
             let pool = connect(url, 16).await?;
-            Ok(SeaOrmStore {
-                reads: pool.clone(),
-                writes: pool,
-                node: None,
-                heads: None,
-            })
-        }
+            (pool.clone(), pool)
+        };
+        Ok(SeaOrmStore {
+            dialect: Dialect::of(writes.get_database_backend()),
+            reads,
+            writes,
+            node: None,
+        })
     }
 
     /// This store as node `node` of a cluster: a `leave` it appends is
@@ -105,34 +94,7 @@ impl SeaOrmStore {
     pub fn backend(&self) -> DbBackend {
         self.writes.get_database_backend()
     }
-
-    async fn append_once(
-        &self,
-        batch: &[NewEntry],
-        duplicates: Duplicates,
-    ) -> Result<Vec<Appended>, DbErr> {
-        // IMMEDIATE takes SQLite's write lock at BEGIN, waiting for it as
-        // long as the busy timeout allows: a transaction that read first
-        // and then wrote could not wait, it would fail at once with BUSY
-        // while another connection to the file writes. (Postgres ignores it.)
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
-        let txn = self.writes.begin_with_options(options).await?;
-        let seats = match &self.node {
-            Some(node) => SeatCheck::OtherThan(node),
-            None => SeatCheck::None,
-        };
-        let out = append::append(&txn, batch, seats, duplicates).await?;
-        txn.commit().await?;
-        Ok(out)
-    }
 }
-
-/// Append transactions in flight at once on Postgres: enough to overlap
-/// commits, few enough to leave the pool's other connections to reads.
-const POSTGRES_APPEND_LANES: usize = 4;
 
 /// WAL pages between automatic checkpoints (SQLite's default is 1 000).
 #[cfg(feature = "sqlite")]
@@ -168,47 +130,10 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
     Database::connect(options).await.map_err(translate)
 }
 
-fn corrupt(what: &str) -> DbErr {
-    DbErr::Custom(format!("stored row has an invalid {what}"))
-}
-
-pub(crate) fn to_entry(row: entry::Model) -> Result<Entry, DbErr> {
-    Ok(Entry {
-        room_id: RoomId::new(&row.room_id).map_err(|_| corrupt("room id"))?,
-        seq: u64::try_from(row.seq).map_err(|_| corrupt("seq"))?,
-        id: row.id.parse().map_err(|_| corrupt("entry id"))?,
-        kind: EntryKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
-        sender: UserId::new(&row.sender).map_err(|_| corrupt("sender"))?,
-        client_id: row.client_id,
-        body: row.body,
-        created_at: Timestamp(row.created_at),
-    })
-}
-
-fn to_room(row: room::Model) -> Result<StoredRoom, DbErr> {
-    Ok(StoredRoom {
-        id: RoomId::new(&row.id).map_err(|_| corrupt("room id"))?,
-        capacity: u32::try_from(row.capacity).map_err(|_| corrupt("capacity"))?,
-        title: row.title,
-        last_seq: u64::try_from(row.last_seq).map_err(|_| corrupt("last seq"))?,
-    })
-}
-
-fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
 #[async_trait]
 impl Store for SeaOrmStore {
     async fn create_room(&self, new: &StoredRoom) -> Result<CreateOutcome> {
-        let row = room::ActiveModel {
-            id: Set(new.id.to_string()),
-            capacity: Set(new.capacity as i32),
-            title: Set(new.title.clone()),
-            last_seq: Set(0),
-            created_at: Set(Timestamp::now().millis()),
-        };
-        match room::Entity::insert(row)
+        match room::Entity::insert(room_row(new))
             .exec_without_returning(&self.writes)
             .await
         {
@@ -232,51 +157,12 @@ impl Store for SeaOrmStore {
     }
 
     async fn append(&self, batch: &[NewEntry]) -> Result<Vec<Appended>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The first attempt expects no stored duplicate (the usual case) and
-        // lets the unique index find one; the next attempts look first.
-        let mut duplicates = Duplicates::Unexpected;
-        let mut attempt = 1;
-        if let Some(heads) = &self.heads {
-            match append_sqlite::append_at_known_heads(&self.writes, heads, batch).await {
-                Ok(Some(out)) => return Ok(out),
-                Ok(None) => {}
-                // A stored duplicate, or a head another writer moved.
-                Err(err) if is_unique_violation(&err) => {
-                    duplicates = Duplicates::LookUp;
-                    attempt += 1;
-                }
-                Err(err) => return Err(translate(err)),
-            }
-        }
-        loop {
-            match self.append_once(batch, duplicates).await {
-                Ok(out) => {
-                    if let Some(heads) = &self.heads {
-                        let new = out.iter().filter(|o| o.is_new());
-                        heads.learn(new.filter_map(Appended::entry));
-                    }
-                    return Ok(out);
-                }
-                // A client id this batch repeats was stored before, or
-                // another writer stored it between our read and our insert:
-                // the next attempt finds it.
-                Err(err) if is_unique_violation(&err) && attempt < APPEND_ATTEMPTS => {
-                    duplicates = Duplicates::LookUp;
-                    attempt += 1;
-                }
-                Err(DbErr::RecordNotFound(what)) => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        "append to a room that is not stored",
-                    )
-                    .with_source(DbErr::RecordNotFound(what)));
-                }
-                Err(err) => return Err(translate(err)),
-            }
-        }
+        // A cluster node's `leave` waits while another node seats the user.
+        let seats = match &self.node {
+            Some(node) => SeatCheck::OtherThan(node),
+            None => SeatCheck::None,
+        };
+        append::append(&self.writes, &self.dialect, seats, batch).await
     }
 
     async fn entries(&self, room_id: &RoomId, range: SeqRange) -> Result<Vec<Entry>> {
@@ -315,19 +201,11 @@ impl Store for SeaOrmStore {
             .await
             .map_err(translate)?;
         rows.into_iter()
-            .map(|m| {
-                Ok((
-                    RoomId::new(&m.room_id).map_err(|_| translate(corrupt("room id")))?,
-                    UserId::new(&m.user_id).map_err(|_| translate(corrupt("user id")))?,
-                ))
-            })
+            .map(|m| to_member(m).map_err(translate))
             .collect()
     }
 
     fn append_lanes(&self) -> usize {
-        match self.backend() {
-            DbBackend::Postgres => POSTGRES_APPEND_LANES,
-            _ => 1,
-        }
+        self.dialect.append_lanes()
     }
 }

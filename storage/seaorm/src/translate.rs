@@ -1,4 +1,5 @@
-//! Database errors → engine errors, in one place.
+//! Database errors → engine errors, in one place, and the few database
+//! errors the rest of the crate tests for or raises.
 //!
 //! Anything that means "try again" (unreachable, pool exhausted, SQLite busy
 //! or locked, Postgres serialization failure, deadlock or shutdown) becomes a
@@ -6,8 +7,8 @@
 //! goes along as the error's *source*, for logs; clients only ever see the
 //! engine's message.
 
-use parlor_engine::Error;
-use sea_orm::{DbErr, RuntimeErr, sqlx};
+use parlor_engine::{Error, ErrorKind};
+use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
 
 /// Translates a SeaORM error.
 pub(crate) fn translate(err: DbErr) -> Error {
@@ -16,6 +17,32 @@ pub(crate) fn translate(err: DbErr) -> Error {
     } else {
         Error::internal(err)
     }
+}
+
+/// Translates an append's error: a room that is not stored (see
+/// [`room_not_stored`]) is the caller's mistake, the rest as [`translate`].
+pub(crate) fn translate_append(err: DbErr) -> Error {
+    match err {
+        DbErr::RecordNotFound(_) => Error::new(
+            ErrorKind::InvalidInput,
+            "append to a room that is not stored",
+        )
+        .with_source(err),
+        err => translate(err),
+    }
+}
+
+/// Whether a unique index refused the statement. Callers read it as news,
+/// not failure: a room id already taken, a send already stored (its
+/// idempotency key), or a head another writer moved (the entries' key).
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// An append to a room that is not stored: the store refuses the batch
+/// ([`translate_append`] reports it to the caller).
+pub(crate) fn room_not_stored(room_id: &str) -> DbErr {
+    DbErr::RecordNotFound(format!("room {room_id} is not stored"))
 }
 
 fn is_temporary(err: &DbErr) -> bool {

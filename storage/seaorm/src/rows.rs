@@ -1,0 +1,56 @@
+//! Stored rows ↔ engine types. A stored row that the engine's types refuse
+//! (an invalid id, a negative seq) is an error, never skipped: it means the
+//! database was written by something else.
+
+use parlor_engine::{Entry, EntryKind, RoomId, StoredRoom, Timestamp, UserId};
+use sea_orm::{ActiveValue::Set, DbErr};
+
+use crate::entity::{entry, member, room};
+
+fn corrupt(what: &str) -> DbErr {
+    DbErr::Custom(format!("stored row has an invalid {what}"))
+}
+
+/// A stored log entry.
+pub(crate) fn to_entry(row: entry::Model) -> Result<Entry, DbErr> {
+    Ok(Entry {
+        room_id: RoomId::new(&row.room_id).map_err(|_| corrupt("room id"))?,
+        seq: u64::try_from(row.seq).map_err(|_| corrupt("seq"))?,
+        id: row.id.parse().map_err(|_| corrupt("entry id"))?,
+        kind: EntryKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+        sender: UserId::new(&row.sender).map_err(|_| corrupt("sender"))?,
+        client_id: row.client_id,
+        body: row.body,
+        created_at: Timestamp(row.created_at),
+    })
+}
+
+/// A stored room.
+pub(crate) fn to_room(row: room::Model) -> Result<StoredRoom, DbErr> {
+    Ok(StoredRoom {
+        id: RoomId::new(&row.id).map_err(|_| corrupt("room id"))?,
+        capacity: u32::try_from(row.capacity).map_err(|_| corrupt("capacity"))?,
+        title: row.title,
+        last_seq: u64::try_from(row.last_seq).map_err(|_| corrupt("last seq"))?,
+    })
+}
+
+/// An open membership: (room, user).
+pub(crate) fn to_member(row: member::Model) -> Result<(RoomId, UserId), DbErr> {
+    Ok((
+        RoomId::new(&row.room_id).map_err(|_| corrupt("room id"))?,
+        UserId::new(&row.user_id).map_err(|_| corrupt("user id"))?,
+    ))
+}
+
+/// The row of a room being created: its log starts empty (`last_seq` 0,
+/// whatever `new` says), created now.
+pub(crate) fn room_row(new: &StoredRoom) -> room::ActiveModel {
+    room::ActiveModel {
+        id: Set(new.id.to_string()),
+        capacity: Set(new.capacity as i32),
+        title: Set(new.title.clone()),
+        last_seq: Set(0),
+        created_at: Set(Timestamp::now().millis()),
+    }
+}
