@@ -373,7 +373,8 @@ fn the_seaorm_store_has_no_import_circles() {
 
 #[test]
 fn the_checker_sees_every_way_of_naming() {
-    let text = "use crate::{a::X, b::{c::Y, Z}};\nfn f() { super::d::g(); }\n/// [x](crate::e::H)\n";
+    let text =
+        "use crate::{a::X, b::{c::Y, Z}};\nfn f() { super::d::g(); }\n/// [x](crate::e::H)\n";
     let mut named: Vec<String> = named_paths(text)
         .into_iter()
         .map(|(_, prefix, p)| format!("{prefix}::{}", p.join("::")))

@@ -32,7 +32,9 @@ pub(crate) async fn engine(database_url: Option<&str>, config: EngineConfig) -> 
         "sqlite"
     };
     let store = SeaOrmStore::open(&url).await.expect("open storage");
-    let engine = Engine::builder(Arc::new(store)).config(config).start()
+    let engine = Engine::builder(Arc::new(store))
+        .config(config)
+        .start()
         .await
         .expect("start the engine");
     BenchEngine {

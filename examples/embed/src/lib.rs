@@ -22,7 +22,10 @@ use parlor_seaorm::SeaOrmStore;
 /// Your app: your routes, plus chat at `/graphql` and `/graphql/ws`.
 pub async fn app(database_url: &str) -> parlor_engine::Result<Router> {
     let store = SeaOrmStore::open(database_url).await?;
-    let engine = Engine::builder(Arc::new(store)).config(EngineConfig::default()).start().await?;
+    let engine = Engine::builder(Arc::new(store))
+        .config(EngineConfig::default())
+        .start()
+        .await?;
     // Dev tokens (`dev:<user>`) keep this short: use parlor_auth::JwtAuthenticator for real users.
     let chat = GraphqlTransport::new(
         Arc::new(engine),

@@ -127,8 +127,12 @@ async fn start_node(
         lease_ttl: settings.lease_ttl,
     };
     let engine_config = engine_config.ticket_secret(settings.secret);
-    Engine::builder(Arc::new(store.clone())).bus(Arc::new(bus)).cluster(cluster).config(engine_config).start()
-    .await
+    Engine::builder(Arc::new(store.clone()))
+        .bus(Arc::new(bus))
+        .cluster(cluster)
+        .config(engine_config)
+        .start()
+        .await
 }
 
 #[derive(Clone)]
@@ -178,7 +182,12 @@ pub async fn serve(
         .max_message_bytes(config.max_message_bytes)
         .max_capacity(config.max_capacity);
     let engine = match cluster {
-        None => Engine::builder(Arc::new(store.clone())).config(engine_config).start().await,
+        None => {
+            Engine::builder(Arc::new(store.clone()))
+                .config(engine_config)
+                .start()
+                .await
+        }
         Some(settings) => {
             store = store.for_node(&settings.node_id);
             start_node(&store, settings, engine_config).await

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parlor_engine::{
-    Entry, EntryKind, Error, ErrorKind, NewEntry, Result, RoomId, SeatLeases, Timestamp, UserId,
+    Entry, EntryKind, Error, ErrorKind, NewEntry, Result, RoomId, SeatId, SeatLeases, Timestamp,
+    UserId,
     ports::{Appended, Seated},
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value};
@@ -85,7 +86,7 @@ impl SeaOrmStore {
         room: &RoomId,
         user: &UserId,
         node: &str,
-        seat: u64,
+        seat: SeatId,
     ) -> Result<(), DbErr> {
         txn.execute_raw(stmt(
             "INSERT INTO parlor_seats (room_id, user_id, node_id, seat) VALUES ($1, $2, $3, $4) \
@@ -94,7 +95,7 @@ impl SeaOrmStore {
                 room.as_str().into(),
                 user.as_str().into(),
                 node.into(),
-                (seat as i64).into(),
+                (seat.get() as i64).into(),
             ],
         ))
         .await?;
@@ -106,7 +107,7 @@ impl SeaOrmStore {
         room: &RoomId,
         user: &UserId,
         node: &str,
-        seat: u64,
+        seat: SeatId,
         only_if_seated: bool,
     ) -> Result<bool> {
         self.postgres_only()?;
@@ -172,17 +173,17 @@ impl SeatLeases for SeaOrmStore {
         Ok(())
     }
 
-    async fn take(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<()> {
+    async fn take(&self, room: &RoomId, user: &UserId, node: &str, seat: SeatId) -> Result<()> {
         self.take_or_adopt(room, user, node, seat, false)
             .await
             .map(drop)
     }
 
-    async fn adopt(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<bool> {
+    async fn adopt(&self, room: &RoomId, user: &UserId, node: &str, seat: SeatId) -> Result<bool> {
         self.take_or_adopt(room, user, node, seat, true).await
     }
 
-    async fn release(&self, room: &RoomId, user: &UserId, node: &str, seat: u64) -> Result<()> {
+    async fn release(&self, room: &RoomId, user: &UserId, node: &str, seat: SeatId) -> Result<()> {
         self.postgres_only()?;
         self.writes
             .execute_raw(stmt(
@@ -192,7 +193,7 @@ impl SeatLeases for SeaOrmStore {
                     room.as_str().into(),
                     user.as_str().into(),
                     node.into(),
-                    (seat as i64).into(),
+                    (seat.get() as i64).into(),
                 ],
             ))
             .await

@@ -50,7 +50,7 @@
 //!
 //! # async fn demo() -> parlor_engine::Result<()> {
 //! let store = SeaOrmStore::open("sqlite://parlor.db?mode=rwc").await?;
-//! let engine = Engine::start(Arc::new(store), EngineConfig::default()).await?;
+//! let engine = Engine::builder(Arc::new(store)).config(EngineConfig::default()).start().await?;
 //! # drop(engine); Ok(()) }
 //! ```
 

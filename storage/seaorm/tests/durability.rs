@@ -44,12 +44,11 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
     // First life: two members, 200 acked messages, then a crash (no leave).
     let mut acked: HashMap<u64, Entry> = HashMap::new();
     {
-        let engine = Engine::start(
-            Arc::new(SeaOrmStore::open(&url).await.unwrap()),
-            EngineConfig::default(),
-        )
-        .await
-        .unwrap();
+        let engine = Engine::builder(Arc::new(SeaOrmStore::open(&url).await.unwrap()))
+            .config(EngineConfig::default())
+            .start()
+            .await
+            .unwrap();
         // An independent reader: what it sees is what is committed.
         let witness = SeaOrmStore::connect(&url).await.unwrap();
         let t = engine
@@ -104,7 +103,9 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
 
     // Second life on the same file.
     let store = SeaOrmStore::open(&url).await.unwrap();
-    let engine = Engine::start(Arc::new(store.clone()), EngineConfig::default())
+    let engine = Engine::builder(Arc::new(store.clone()))
+        .config(EngineConfig::default())
+        .start()
         .await
         .unwrap();
     let log = all_entries(&store, &room).await;
@@ -149,12 +150,11 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
     assert_eq!(ack.seq, 206);
     m.leave().await.unwrap();
     drop(engine);
-    let _third = Engine::start(
-        Arc::new(SeaOrmStore::open(&url).await.unwrap()),
-        EngineConfig::default(),
-    )
-    .await
-    .unwrap();
+    let _third = Engine::builder(Arc::new(SeaOrmStore::open(&url).await.unwrap()))
+        .config(EngineConfig::default())
+        .start()
+        .await
+        .unwrap();
     assert_eq!(
         all_entries(&store, &room).await.len(),
         207,
@@ -163,7 +163,9 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
 }
 
 async fn many_rooms_stay_gap_free(store: SeaOrmStore, prefix: &str) {
-    let engine = Engine::start(Arc::new(store.clone()), EngineConfig::default())
+    let engine = Engine::builder(Arc::new(store.clone()))
+        .config(EngineConfig::default())
+        .start()
         .await
         .unwrap();
     let rooms: Vec<RoomId> = (0..8)

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use parlor_engine::{
-    EntryKind, ErrorKind, NewEntry, RoomId, SeatLeases, Store, StoredRoom, UserId,
+    EntryKind, ErrorKind, NewEntry, RoomId, SeatId, SeatLeases, Store, StoredRoom, UserId,
     ports::{Appended, Seated},
 };
 use parlor_seaorm::SeaOrmStore;
@@ -61,7 +61,12 @@ async fn concurrent_takes_on_three_nodes_admit_exactly_capacity() {
             let (store, id, node) = (store.clone(), id.clone(), nodes[(u % 3) as usize].clone());
             tasks.push(tokio::spawn(async move {
                 store
-                    .take(&id, &user(&format!("u{u}")), &node, u64::from(u) + 1)
+                    .take(
+                        &id,
+                        &user(&format!("u{u}")),
+                        &node,
+                        SeatId::new(u64::from(u) + 1),
+                    )
                     .await
             }));
         }
@@ -78,7 +83,10 @@ async fn concurrent_takes_on_three_nodes_admit_exactly_capacity() {
         assert_eq!(seated.occupancy, capacity, "round {round}");
         assert!(seated.members.is_empty(), "nobody joined the log yet");
         // A seated user takes again (another node) without being counted twice.
-        store.take(&id, &admitted[0], &nodes[2], 999).await.unwrap();
+        store
+            .take(&id, &admitted[0], &nodes[2], SeatId::new(999))
+            .await
+            .unwrap();
         assert_eq!(store.seated(&id).await.unwrap().occupancy, capacity);
     }
 }
@@ -101,12 +109,12 @@ async fn a_seat_lives_on_while_any_node_holds_it(store: &SeaOrmStore) {
     let ann = user("ann");
 
     assert!(
-        !store.adopt(&id, &ann, &b, 7).await.unwrap(),
+        !store.adopt(&id, &ann, &b, SeatId::new(7)).await.unwrap(),
         "nothing to adopt"
     );
-    store.take(&id, &ann, &a, 1).await.unwrap();
+    store.take(&id, &ann, &a, SeatId::new(1)).await.unwrap();
     assert!(
-        store.adopt(&id, &ann, &b, 7).await.unwrap(),
+        store.adopt(&id, &ann, &b, SeatId::new(7)).await.unwrap(),
         "B commits A's ticket"
     );
     let join = NewEntry::membership(id.clone(), ann.clone(), EntryKind::Join);
@@ -119,15 +127,15 @@ async fn a_seat_lives_on_while_any_node_holds_it(store: &SeaOrmStore) {
     );
 
     // A lets go; B still holds the seat: no leave yet.
-    store.release(&id, &ann, &a, 1).await.unwrap();
+    store.release(&id, &ann, &a, SeatId::new(1)).await.unwrap();
     assert_eq!(
         store_a.append(std::slice::from_ref(&leave)).await.unwrap()[0],
         Appended::Unchanged
     );
     // A stale release (an older seat id) drops nothing.
-    store.release(&id, &ann, &b, 6).await.unwrap();
+    store.release(&id, &ann, &b, SeatId::new(6)).await.unwrap();
     assert_eq!(store.seated(&id).await.unwrap().members, vec![ann.clone()]);
-    store.release(&id, &ann, &b, 7).await.unwrap();
+    store.release(&id, &ann, &b, SeatId::new(7)).await.unwrap();
     let store_b = store.clone().for_node(&b);
     assert!(store_b.append(&[leave]).await.unwrap()[0].is_new());
     assert_eq!(store.seated(&id).await.unwrap(), Seated::default());
@@ -147,12 +155,15 @@ async fn a_dead_nodes_seats_are_freed_once_by_concurrent_sweepers(store: &SeaOrm
         .map(|(i, u)| (user(u), i as u64 + 1))
         .collect();
     for (u, seat) in &joins {
-        store.take(&id, u, &dead, *seat).await.unwrap();
+        store.take(&id, u, &dead, SeatId::new(*seat)).await.unwrap();
         let join = NewEntry::membership(id.clone(), u.clone(), EntryKind::Join);
         store.append(&[join]).await.unwrap();
     }
     // cat comes back through the live node before the dead one lapses.
-    store.take(&id, &user("cat"), &alive, 9).await.unwrap();
+    store
+        .take(&id, &user("cat"), &alive, SeatId::new(9))
+        .await
+        .unwrap();
     assert_eq!(store.seated(&id).await.unwrap().occupancy, 3);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.seated(&id).await.unwrap().members, vec![user("cat")]);
