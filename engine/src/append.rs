@@ -72,7 +72,7 @@ impl Future for PendingSend {
 /// Step 1: checks a send and queues it on the room's log.
 ///
 /// Errors: `INVALID_INPUT` / `MESSAGE_TOO_LARGE` for a bad send,
-/// `NOT_A_MEMBER` when `user` holds no joined seat in the room (on any node
+/// `RATE_LIMITED` over the user's send rate, `NOT_A_MEMBER` when `user` holds no joined seat in the room (on any node
 /// of a cluster).
 pub(crate) async fn submit(
     state: &Arc<EngineState>,
@@ -82,6 +82,7 @@ pub(crate) async fn submit(
     body: &str,
 ) -> Result<PendingSend> {
     validate_send(&state.config, client_id, body)?;
+    state.limits.send(user)?;
     loop {
         let here = state
             .directory

@@ -20,6 +20,7 @@ use crate::{
     ids::{RoomId, UserId},
     join::{self, Reservation},
     lease_keeper,
+    limits::UserLimits,
     membership::Membership,
     ports::{Bus, Cluster, InProcessBus, Store},
     reads,
@@ -204,6 +205,11 @@ fn launch(
                 }
             }),
             tickets: TicketMint::new(config.ticket_secret.as_deref()),
+            limits: UserLimits::new(
+                config.send_rate,
+                config.reservation_rate,
+                config.create_rate,
+            ),
             writer: StoreWriter::start(
                 Arc::clone(&store),
                 config.append_batch_max,

@@ -77,7 +77,8 @@ const RELEASE_ATTEMPTS: u32 = 30;
 /// Phase 1: reserve a seat in `room_id` (creating the room, pending, when it
 /// is absent and `create` is given) and mint its ticket.
 ///
-/// Errors: `INVALID_INPUT` for a bad spec, `ROOM_NOT_FOUND`, `ROOM_FULL`,
+/// Errors: `INVALID_INPUT` for a bad spec, `RATE_LIMITED` over the user's
+/// reservation or creation rate, `ROOM_NOT_FOUND`, `ROOM_FULL`,
 /// `ROOM_PENDING` (another user is creating it), storage errors.
 pub(crate) async fn reserve(
     state: &Arc<EngineState>,
@@ -88,6 +89,7 @@ pub(crate) async fn reserve(
     if let Some(spec) = &create {
         spec.validate(state.config.max_capacity)?;
     }
+    state.limits.reserve(user)?;
     let ttl = state.config.reservation_ttl;
     let deadline = Instant::now() + ttl;
     let (key, ticket) = state.tickets.mint(deadline, room_id, user);
@@ -150,6 +152,7 @@ async fn room_for_reserve(
         return Ok((room, false));
     }
     let spec = create.ok_or(ErrorKind::RoomNotFound)?;
+    state.limits.create(user)?;
     if let Some(cluster) = &state.cluster
         && !cluster
             .claims
@@ -160,7 +163,13 @@ async fn room_for_reserve(
     }
     let ledger = SeatLedger::pending(spec.capacity, user.clone(), key);
     let queue = state.config.append_queue;
-    let fresh = Arc::new(LiveRoom::pending(id.clone(), spec.clone(), ledger, queue));
+    let fresh = Arc::new(LiveRoom::pending(
+        id.clone(),
+        spec.clone(),
+        user.clone(),
+        ledger,
+        queue,
+    ));
     let room = state.directory.insert_if_absent(Arc::clone(&fresh));
     let seated = Arc::ptr_eq(&room, &fresh);
     Ok((room, seated))
@@ -347,8 +356,7 @@ async fn store_pending_room(
                     // the truth. Only the creator is seated, so any capacity
                     // (≥ 1) still holds.
                     tracing::info!(room = %room.id, "pending room was already stored; adopting it");
-                    room.ledger().set_capacity(stored.capacity);
-                    room.set_title(stored.title);
+                    room.adopt_stored(&stored);
                 }
             }
             Ok::<(), Error>(())

@@ -62,6 +62,7 @@ mod error;
 mod ids;
 mod join;
 mod lease_keeper;
+mod limits;
 mod live_room;
 mod membership;
 pub mod ports;
@@ -90,6 +91,7 @@ pub use entry_stream::EntryStream;
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{RoomId, SeatId, UserId};
 pub use join::{Joined, Reservation, SeatGuard};
+pub use limits::RateLimit;
 pub use membership::Membership;
 pub use ports::{
     Authenticator, Bus, Cluster, InProcessBus, PendingClaims, Principal, SeatLeases, Store,

@@ -71,7 +71,7 @@ pub(crate) async fn room_info(state: &EngineState, id: &RoomId) -> Result<Option
             }
             return Ok(Some(RoomInfo {
                 room_id: id.clone(),
-                title: room.title(),
+                title: room.facts().title,
                 capacity: ledger.capacity(),
                 occupancy: ledger.occupancy(),
                 last_seq: room.log.last_seq(),

@@ -14,6 +14,7 @@ use crate::{
     config::EngineConfig,
     error::{ErrorKind, Result},
     ids::{RoomId, UserId},
+    limits::UserLimits,
     live_room::LiveRoom,
     ports::{Bus, Cluster, Store},
     reservations::Reservations,
@@ -33,6 +34,8 @@ pub(crate) struct EngineState {
     /// Unused tickets; a ticket leaving it frees its seat.
     pub(crate) reservations: Reservations,
     pub(crate) tickets: TicketMint,
+    /// Per-user rates of sends, reservations and room creations.
+    pub(crate) limits: UserLimits,
     pub(crate) counters: Arc<Counters>,
     /// Every room's appends go through it: one transaction at a time.
     pub(crate) writer: StoreWriter,

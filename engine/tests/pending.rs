@@ -17,6 +17,7 @@ async fn a_pending_room_is_not_stored_and_vanishes_at_expiry() {
     let spec = Some(RoomSpec {
         capacity: 3,
         title: Some("Fresh".into()),
+        private: false,
     });
 
     assert_eq!(

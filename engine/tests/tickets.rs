@@ -116,7 +116,8 @@ async fn bad_input_is_refused_with_the_contract_codes() {
     assert_eq!(
         bad(RoomSpec {
             capacity: 2,
-            title: Some("t".repeat(201))
+            title: Some("t".repeat(201)),
+            private: false,
         })
         .await,
         ErrorKind::InvalidInput
@@ -134,6 +135,7 @@ async fn bad_input_is_refused_with_the_contract_codes() {
             Some(RoomSpec {
                 capacity: 2,
                 title: Some("é".repeat(200)),
+                private: false,
             }),
         )
         .await
