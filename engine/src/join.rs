@@ -24,12 +24,13 @@ use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
     append::append_membership,
+    authorization::authorize,
     entry::{EntryKind, Seq, Timestamp, check_seq},
     entry_stream::EntryStream,
     error::{Error, ErrorKind, Result},
     ids::{RoomId, SeatId, UserId},
     live_room::LiveRoom,
-    ports::CreateOutcome,
+    ports::{Action, CreateOutcome, Principal},
     reservations::Hold,
     room::RoomSpec,
     room_log::AppendResult,
@@ -78,14 +79,17 @@ const RELEASE_ATTEMPTS: u32 = 30;
 /// is absent and `create` is given) and mint its ticket.
 ///
 /// Errors: `INVALID_INPUT` for a bad spec, `RATE_LIMITED` over the user's
-/// reservation or creation rate, `ROOM_NOT_FOUND`, `ROOM_FULL`,
+/// reservation or creation rate, the room policy's refusal of `create` or
+/// `join` (`FORBIDDEN`; `ROOM_NOT_FOUND` in a private room),
+/// `ROOM_NOT_FOUND`, `ROOM_FULL`,
 /// `ROOM_PENDING` (another user is creating it), storage errors.
 pub(crate) async fn reserve(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     room_id: &RoomId,
     create: Option<RoomSpec>,
 ) -> Result<Reservation> {
+    let user = &principal.user;
     if let Some(spec) = &create {
         spec.validate(state.config.max_capacity)?;
     }
@@ -94,10 +98,20 @@ pub(crate) async fn reserve(
     let deadline = Instant::now() + ttl;
     let (key, ticket) = state.tickets.mint(deadline, room_id, user);
     let (room, new_seat) = loop {
-        let (room, seated) = room_for_reserve(state, user, room_id, create.as_ref(), key).await?;
+        let (room, seated) =
+            room_for_reserve(state, principal, room_id, create.as_ref(), key).await?;
         if seated {
             break (room, None);
         }
+        // Asked before the ledger is touched: a refusal holds nothing.
+        authorize(
+            state,
+            principal,
+            room_id,
+            Some(&room.as_stored()),
+            Action::Join,
+        )
+        .await?;
         let mut ledger = room.ledger();
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
@@ -143,7 +157,7 @@ pub(crate) async fn reserve(
 /// room and whether the seat is already taken.
 async fn room_for_reserve(
     state: &EngineState,
-    user: &UserId,
+    principal: &Principal,
     id: &RoomId,
     create: Option<&RoomSpec>,
     key: TicketKey,
@@ -151,8 +165,10 @@ async fn room_for_reserve(
     if let Some(room) = state.stored_room(id).await? {
         return Ok((room, false));
     }
+    let user = &principal.user;
     let spec = create.ok_or(ErrorKind::RoomNotFound)?;
     state.limits.create(user)?;
+    authorize(state, principal, id, None, Action::Create).await?;
     if let Some(cluster) = &state.cluster
         && !cluster
             .claims
@@ -201,10 +217,11 @@ impl Drop for UncachedTicket<'_> {
 /// (a cluster filled meanwhile), storage errors.
 pub(crate) async fn commit(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     ticket: &str,
     after_seq: Option<Seq>,
 ) -> Result<Committed> {
+    let user = &principal.user;
     let verified = state
         .tickets
         .verify(ticket, user)
@@ -232,7 +249,7 @@ pub(crate) async fn commit(
     }
     let Some(hold) = state.reservations.get(&verified.key).await else {
         if state.cluster.is_some() && !expired() {
-            return commit_reserved_elsewhere(state, user, verified, after_seq).await;
+            return commit_reserved_elsewhere(state, principal, verified, after_seq).await;
         }
         return Err(refused(expired()));
     };
@@ -242,6 +259,7 @@ pub(crate) async fn commit(
     let room = Arc::clone(&hold.room);
     drop(hold);
     check_after_seq(state, &room, after_seq).await?;
+    let send_refusal = ask_policy(state, principal, &room).await?;
 
     // Consume the ticket and, for a stored room, queue the join — one
     // critical section, so the log follows the ledger's order.
@@ -255,6 +273,7 @@ pub(crate) async fn commit(
         let connected = ledger
             .consume(user, &verified.key)
             .map_err(|_| refused(expired()))?;
+        ledger.set_send_refusal(user, send_refusal.as_ref());
         let pending = ledger.is_pending();
         let join = (!pending && ledger.mark_member(user))
             .then(|| append_membership(state, &room, user, EntryKind::Join));
@@ -283,10 +302,11 @@ pub(crate) async fn commit(
 /// local seat without a ticket.
 async fn commit_reserved_elsewhere(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     ticket: VerifiedTicket,
     after_seq: Option<Seq>,
 ) -> Result<Committed> {
+    let user = &principal.user;
     let cluster = state.cluster.as_ref().expect("only in a cluster");
     loop {
         let room = state
@@ -294,6 +314,7 @@ async fn commit_reserved_elsewhere(
             .await?
             .ok_or(ErrorKind::TicketInvalid)?;
         check_after_seq(state, &room, after_seq).await?;
+        let send_refusal = ask_policy(state, principal, &room).await?;
         let seat = room.ledger().seat_of(user).unwrap_or_else(SeatId::fresh);
         if !cluster
             .leases
@@ -309,6 +330,7 @@ async fn commit_reserved_elsewhere(
                 continue; // unloaded meanwhile: look again
             }
             let connected = ledger.adopt(user, seat);
+            ledger.set_send_refusal(user, send_refusal.as_ref());
             let join = ledger
                 .mark_member(user)
                 .then(|| append_membership(state, &room, user, EntryKind::Join));
@@ -317,6 +339,26 @@ async fn commit_reserved_elsewhere(
         let guard = SeatGuard::new(state, &room, user, connected.seat);
         return finish_commit(state, room, guard, connected, join_ack, after_seq).await;
     }
+}
+
+/// The policy's questions at commit: `join` again (a grant may have been
+/// withdrawn since the reserve), and `send`, whose answer the seat keeps so
+/// that a message costs no policy call. Returns the refusal of `send`, if
+/// any.
+///
+/// Errors: the refusal of `join`; storage errors.
+async fn ask_policy(
+    state: &EngineState,
+    principal: &Principal,
+    room: &LiveRoom,
+) -> Result<Option<Error>> {
+    let facts = room.as_stored();
+    authorize(state, principal, &room.id, Some(&facts), Action::Join).await?;
+    Ok(
+        authorize(state, principal, &room.id, Some(&facts), Action::Send)
+            .await
+            .err(),
+    )
 }
 
 /// `INVALID_INPUT` unless `after_seq` is a seq and at most the room's head.

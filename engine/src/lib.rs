@@ -54,6 +54,7 @@
 //! for production) and the Store conformance suite every backend runs.
 
 mod append;
+mod authorization;
 mod config;
 mod engine;
 mod entry;
@@ -65,6 +66,8 @@ mod lease_keeper;
 mod limits;
 mod live_room;
 mod membership;
+mod moderation;
+pub mod policies;
 pub mod ports;
 mod reads;
 mod reservations;
@@ -94,8 +97,8 @@ pub use join::{Joined, Reservation, SeatGuard};
 pub use limits::RateLimit;
 pub use membership::Membership;
 pub use ports::{
-    Authenticator, Bus, Cluster, InProcessBus, PendingClaims, Principal, SeatLeases, Store,
-    bearer_token,
+    Action, Authenticator, Bus, Claims, Cluster, Decision, InProcessBus, PendingClaims,
+    PolicyRequest, Principal, RoomPolicy, SeatLeases, Store, bearer_token,
 };
 pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

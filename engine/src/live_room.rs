@@ -92,14 +92,15 @@ impl LiveRoom {
         };
     }
 
-    /// The room as storage would describe it, before its first entry.
+    /// The room as storage describes it (for a pending room: what its
+    /// INSERT writes).
     pub(crate) fn as_stored(&self) -> StoredRoom {
         let facts = self.facts();
         StoredRoom {
             id: self.id.clone(),
             capacity: self.ledger().capacity(),
             title: facts.title,
-            last_seq: 0,
+            last_seq: self.log.last_seq(),
             owner: facts.owner,
             private: facts.private,
         }
