@@ -285,6 +285,8 @@ async fn two_writers_on_one_file_keep_every_log_gap_free() {
             capacity: 10,
             title: None,
             last_seq: 0,
+            owner: None,
+            private: false,
         };
         stores[0].create_room(&new).await.unwrap();
     }
