@@ -1,49 +1,26 @@
 //! A committed seat as a stream of SSE events: `joined`, then one `entry`
 //! event per log entry with `id: <seq>`, so the browser's `Last-Event-ID`
-//! is exactly the resume point.
+//! is exactly the resume point. The events' data are the contract's JSON
+//! shapes from `parlor-wire`, as the other JSON transports send them.
 
 use std::{convert::Infallible, sync::Arc};
 
 use axum::response::sse::Event;
 use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{Entry, ErrorKind, Joined, Membership};
-use serde_json::json;
-
-use crate::errors;
-
-/// The entry as JSON, with the fields and names of docs/contract.md §3.
-pub(crate) fn entry_json(entry: &Entry) -> serde_json::Value {
-    json!({
-        "room_id": entry.room_id.as_str(),
-        "seq": entry.seq,
-        "id": entry.id,
-        "kind": entry.kind.as_str(),
-        "sender": entry.sender.as_str(),
-        "client_id": entry.client_id,
-        "body": entry.body,
-        "created_at": entry.created_at.to_string(),
-    })
-}
+use parlor_wire::{EntryJson, ErrorBody, JoinedJson, to_text};
 
 fn joined_event(joined: &Joined) -> Event {
-    let members: Vec<&str> = joined.members.iter().map(|m| m.as_str()).collect();
-    Event::default().event("joined").data(
-        json!({
-            "room_id": joined.room_id.as_str(),
-            "capacity": joined.capacity,
-            "occupancy": joined.occupancy,
-            "last_seq": joined.last_seq,
-            "members": members,
-        })
-        .to_string(),
-    )
+    Event::default()
+        .event("joined")
+        .data(to_text(&JoinedJson::from(joined)))
 }
 
 fn entry_event(entry: &Arc<Entry>) -> Event {
     Event::default()
         .id(entry.seq.to_string())
         .event("entry")
-        .data(entry_json(entry).to_string())
+        .data(to_text(&EntryJson::from(&**entry)))
 }
 
 /// `joined`, then entries until the seat is gone. Dropping the stream (the
@@ -63,7 +40,7 @@ pub(crate) fn events(membership: Membership) -> impl Stream<Item = Result<Event,
             Err(err) => Some((
                 Ok(Event::default()
                     .event("error")
-                    .data(errors::body(&err).to_string())),
+                    .data(to_text(&ErrorBody::from(&err)))),
                 None,
             )),
         }

@@ -2,8 +2,11 @@
 //!
 //! A third transport, written outside the core crates to prove the plug-in
 //! boundary: it uses nothing but `parlor-engine`'s public API (the
-//! [`ChatEngine`] trait and the [`Authenticator`] port) and axum. The stream
-//! is Server-Sent Events; sending and leaving are plain HTTP.
+//! [`ChatEngine`] trait and the [`Authenticator`] port), axum, and
+//! `parlor-wire` for the contract's JSON (entries, the facts of a join, the
+//! error body, HTTP error answers) — the same encoding as the raw WebSocket
+//! and its HTTP routes. The stream is Server-Sent Events; sending and
+//! leaving are plain HTTP.
 //!
 //! | request | answer |
 //! |---|---|
@@ -31,7 +34,6 @@
 //! # }
 //! ```
 
-mod errors;
 mod events;
 mod routes;
 

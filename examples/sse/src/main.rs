@@ -14,7 +14,10 @@ use parlor_sse::SseTransport;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt::init();
     let store = SeaOrmStore::open("sqlite://parlor-sse.db?mode=rwc").await?;
-    let engine = Engine::start(Arc::new(store), EngineConfig::default()).await?;
+    let engine = Engine::builder(Arc::new(store))
+        .config(EngineConfig::default())
+        .start()
+        .await?;
     let sse = SseTransport::new(Arc::new(engine.clone()), Arc::new(DevTokens));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8090").await?;
     tracing::warn!("dev tokens are on: any client can be any user");

@@ -15,9 +15,10 @@ use axum::{
 };
 use futures_util::StreamExt;
 use parlor_engine::{ErrorKind, RoomId, RoomSpec, Seq, UserId, bearer_token};
+use parlor_wire::{ApiError, EntryJson};
 use serde::Deserialize;
 
-use crate::{SseState, errors::ApiError, events};
+use crate::{SseState, events};
 
 pub(crate) fn router(state: Arc<SseState>) -> Router {
     Router::new()
@@ -113,7 +114,7 @@ async fn send(
         .engine
         .send(&user, &room, &body.client_id, &body.body)
         .await?;
-    Ok((StatusCode::CREATED, Json(events::entry_json(&entry))).into_response())
+    Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
 }
 
 async fn leave(

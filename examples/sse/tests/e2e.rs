@@ -72,7 +72,9 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("sse.db").display());
         let store = SeaOrmStore::open(&url).await.unwrap();
-        let engine = Engine::start(Arc::new(store), EngineConfig::default())
+        let engine = Engine::builder(Arc::new(store))
+            .config(EngineConfig::default())
+            .start()
             .await
             .unwrap();
         let mut sse = SseTransport::new(Arc::new(engine), Arc::new(DevTokens));

@@ -48,7 +48,7 @@ impl Default for GraphqlConfig {
             max_complexity: 500,
             introspection: false,
             max_subscriptions: 100,
-            slow_client_patience: Duration::from_secs(2),
+            slow_client_patience: parlor_wire::burst::SLOW_CLIENT_PATIENCE,
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             graphiql_token: None,

@@ -14,7 +14,7 @@ use parlor_engine::{Error, ErrorKind};
 
 /// An engine error as a GraphQL error with `extensions.code`.
 pub(crate) fn gql(err: Error) -> async_graphql::Error {
-    async_graphql::Error::new(err.client_message())
+    async_graphql::Error::new(err.log_and_client_message())
         .extend_with(|_, ext| ext.set("code", err.code()))
 }
 

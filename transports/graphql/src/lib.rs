@@ -26,7 +26,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let store = Arc::new(MemoryStore::default());
-//! let engine = Engine::start(store, EngineConfig::default()).await?;
+//! let engine = Engine::builder(store).config(EngineConfig::default()).start().await?;
 //! let graphql = GraphqlTransport::new(Arc::new(engine), Arc::new(DevTokens), GraphqlConfig::default());
 //! let app: axum::Router = graphql.router(); // mount it in your axum app
 //! # drop(app);

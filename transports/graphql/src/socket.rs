@@ -14,8 +14,9 @@
 //!   `{"type":"ka"}`), and a close 1001 when nothing at all arrived for
 //!   `ping_interval + ping_timeout`; 4408 without `connection_init` in time;
 //!   4403 when the token from `connection_init` expires;
-//! - a writer that drains async-graphql's bounded queue in bursts and closes
-//!   with 1013 when the client stays unable to take frames.
+//! - a writer that drains async-graphql's bounded queue in bursts (the
+//!   burst write of `parlor_wire::burst`, shared with the raw WebSocket) and
+//!   closes with 1013 when the client stays unable to take frames.
 //!
 //! How the socket ends decides what happens to its seats: a client close
 //! with 1000 (or a client `complete`) is a leave; every other end, and every
@@ -44,26 +45,17 @@ use axum::{
     response::Response,
 };
 use futures_channel::mpsc;
-use futures_util::{SinkExt, Stream, StreamExt, stream::SplitSink};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use parlor_engine::{Authenticator, ErrorKind, Timestamp, bearer_token};
+use parlor_wire::burst::{self, Burst, Ready, WRITE_BUFFER};
 use serde_json::Value;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until};
 
 use crate::{
     GraphqlState,
     close::{self, Close},
     schema::{SocketState, Viewer},
 };
-
-/// Bytes of frames the writer gathers before the socket write is forced.
-const WRITE_BUFFER: usize = 4 * 1024;
-/// Messages the writer takes from its queue for one flush: a fan-out hands
-/// a socket several events at once, and one write each made the send
-/// syscall the server's largest cost.
-const BURST: usize = 64;
-
-/// How long the writer tries to deliver a close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The legacy protocol's keep-alive message (`GQL_CONNECTION_KEEP_ALIVE`).
 /// async-graphql 7 has none of its own: its `keepalive_timeout` closes an
@@ -403,14 +395,13 @@ async fn serve(
         }
         link.close.lock().unwrap_or_else(|e| e.into_inner()).take()
     };
-    if let Some(close) = close {
-        let frame = CloseFrame {
+    let frame = close.map(|close| {
+        Message::Close(Some(CloseFrame {
             code: close.code,
             reason: Utf8Bytes::from(close::fit(&close.reason)),
-        };
-        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
-    }
-    let _ = timeout(CLOSE_GRACE, sink.close()).await;
+        }))
+    });
+    burst::finish(&mut sink, [], frame).await;
 }
 
 /// async-graphql's end of the outgoing queue: notes in [`Link::queue_full`]
@@ -454,7 +445,7 @@ impl futures_util::Sink<Message> for Queue {
 /// Drains async-graphql's queue into the socket and keeps the heartbeat;
 /// returns the close it decided on (`None`: the queue ended).
 async fn write(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut (impl Sink<Message> + Unpin),
     mut outgoing: mpsc::Receiver<Message>,
     link: &Link,
     config: &crate::GraphqlConfig,
@@ -485,36 +476,30 @@ async fn write(
                 }
                 if now >= next_ping {
                     next_ping = now.saturating_add(interval);
-                    let beat = async {
-                        sink.feed(Message::Ping(Default::default())).await?;
-                        if link.legacy && link.acked.load(Ordering::Acquire) {
-                            sink.feed(Message::Text(Utf8Bytes::from_static(KA))).await?;
-                        }
-                        sink.flush().await
-                    };
-                    match timeout(patience, beat).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return link.broken(),
-                        Err(_) => return Some(close::TOO_SLOW),
+                    // The ping frame, and the legacy keep-alive after the ack.
+                    let mut ka = (link.legacy && link.acked.load(Ordering::Acquire))
+                        .then(|| Message::Text(Utf8Bytes::from_static(KA)));
+                    let ping = Message::Ping(Default::default());
+                    let beat = burst::write_burst(sink, patience, ping, || {
+                        ka.take().map_or(Ready::Done, Ready::Frame)
+                    });
+                    match beat.await {
+                        Burst::Written => {}
+                        Burst::Failed(_) => return link.broken(),
+                        Burst::Stalled => return Some(close::TOO_SLOW),
                     }
                 }
             }
             first = outgoing.next() => {
-                let first = first?;
-                let burst = async {
-                    sink.feed(rewrite(first, link)).await?;
-                    for _ in 1..BURST {
-                        match outgoing.try_recv() {
-                            Ok(message) => sink.feed(rewrite(message, link)).await?,
-                            Err(_) => break,
-                        }
-                    }
-                    sink.flush().await
+                let first = rewrite(first?, link);
+                let more = || match outgoing.try_recv() {
+                    Ok(message) => Ready::Frame(rewrite(message, link)),
+                    Err(_) => Ready::Done,
                 };
-                match timeout(patience, burst).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return link.broken(),
-                    Err(_) => return Some(close::TOO_SLOW),
+                match burst::write_burst(sink, patience, first, more).await {
+                    Burst::Written => {}
+                    Burst::Failed(_) => return link.broken(),
+                    Burst::Stalled => return Some(close::TOO_SLOW),
                 }
             }
         }

@@ -26,7 +26,7 @@ pub struct WsConfig {
     /// Origins allowed to open sockets and call the API (with CORS), in
     /// addition to the server's own, which is always allowed; `*` allows
     /// every origin. Requests without an `Origin` (non-browser clients) are
-    /// always allowed. See [`OriginPolicy`](crate::OriginPolicy).
+    /// always allowed. See [`parlor_wire::OriginPolicy`].
     pub allowed_origins: Vec<String>,
     /// Take the server's own origin from a reverse proxy's `Forwarded` /
     /// `X-Forwarded-Host` / `X-Forwarded-Proto` headers (off: they are
@@ -51,7 +51,7 @@ impl Default for WsConfig {
             hello_timeout: Duration::from_secs(10),
             max_frame_bytes: 64 * 1024,
             outbound_queue: 1024,
-            slow_client_patience: Duration::from_secs(2),
+            slow_client_patience: parlor_wire::burst::SLOW_CLIENT_PATIENCE,
             allowed_origins: Vec::new(),
             trust_forwarded: false,
             rate_limit: RateLimit::default(),

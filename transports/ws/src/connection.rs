@@ -24,18 +24,24 @@
 //! `ping_interval + ping_timeout`" (close 1001, lost) and the credential's
 //! expiry (close 4401, lost). The timer is re-armed only when it fires or
 //! the credential is renewed, so traffic costs no timer work.
+//!
+//! The session ([`serve`]) knows no socket: it reads messages from any
+//! stream and writes them to any sink. [`upgrade`] gives it the halves of
+//! the upgraded WebSocket; its tests (`connection/tests.rs`) give it an
+//! in-memory channel pair.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, fmt::Display, sync::Arc};
 
 use axum::{
     extract::{
         State,
-        ws::{Message, WebSocket, WebSocketUpgrade},
+        ws::{Message, WebSocketUpgrade},
     },
     response::Response,
 };
-use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesOrdered};
+use futures_util::{FutureExt, Sink, Stream, StreamExt, future::BoxFuture, stream::FuturesOrdered};
 use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp, UserId};
+use parlor_wire::burst::WRITE_BUFFER;
 use tokio::{
     sync::{mpsc, oneshot, watch},
     time::{Duration, Instant, sleep, sleep_until, timeout},
@@ -46,9 +52,6 @@ use crate::{
     state::WsState,
     wire::{ClientFrame, ServerFrame},
 };
-
-/// Bytes of frames the writer gathers before the socket write is forced.
-const WRITE_BUFFER: usize = 4 * 1024;
 
 /// `GET /v1/ws`.
 pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsState>>) -> Response {
@@ -63,7 +66,10 @@ pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsStat
         .write_buffer_size(WRITE_BUFFER)
         .max_frame_size(limit.saturating_mul(2))
         .max_message_size(limit.saturating_mul(2))
-        .on_upgrade(move |socket| run(state, socket))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            serve(state, sink, stream)
+        })
 }
 
 /// The reader's side of the outbound queue.
@@ -152,9 +158,17 @@ struct Answer {
     stored: Result<Arc<Entry>, Error>,
 }
 
-async fn run(state: Arc<WsState>, socket: WebSocket) {
+/// Serves one connection: reads the client's messages from `stream`,
+/// writes the server's to `sink` (from a task of its own), until the
+/// connection ends; then settles its seats (a client close with 1000
+/// leaves, any other end is a loss). Returns once the writer is done too.
+pub(crate) async fn serve<Si, St, E>(state: Arc<WsState>, sink: Si, mut stream: St)
+where
+    Si: Sink<Message> + Unpin + Send + 'static,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: Display,
+{
     let _connection = state.connections.enter();
-    let (sink, mut stream) = socket.split();
     let (queue, outbound) = mpsc::channel(state.config.outbound_queue);
     let (closing, closing_rx) = watch::channel(None);
     let closer = Closer {
@@ -188,8 +202,6 @@ async fn run(state: Arc<WsState>, socket: WebSocket) {
     let _ = writer.await;
 }
 
-type Inbound = futures_util::stream::SplitStream<WebSocket>;
-
 /// The `welcome` frame for `principal`.
 fn welcome(state: &WsState, principal: &Principal) -> Message {
     text(&ServerFrame::Welcome {
@@ -215,7 +227,7 @@ fn deadline_of(principal: &Principal) -> Option<Instant> {
 /// The close a read error calls for, when the client caused it: tungstenite
 /// reports these as errors, and RFC 6455 §7.4.1 names their codes. `None`:
 /// the peer is gone (reset, I/O error), nobody to tell.
-fn close_for(err: &axum::Error) -> Option<(u16, &'static str)> {
+fn close_for(err: &impl Display) -> Option<(u16, &'static str)> {
     // axum wraps tungstenite's error opaquely; its text is all there is.
     let text = err.to_string();
     if text.contains("Space limit exceeded") {
@@ -234,7 +246,11 @@ fn close_for(err: &axum::Error) -> Option<(u16, &'static str)> {
 
 /// Waits for a valid `hello`; closes with 4401 if none comes in time.
 /// `{"type":"ping"}` is answered before `hello` too (the deadline stands).
-async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<Principal> {
+async fn hello<E: Display>(
+    state: &WsState,
+    out: &Outbound,
+    stream: &mut (impl Stream<Item = Result<Message, E>> + Unpin),
+) -> Option<Principal> {
     let deadline = sleep(state.config.hello_timeout);
     tokio::pin!(deadline);
     loop {
@@ -284,9 +300,9 @@ async fn hello(state: &WsState, out: &Outbound, stream: &mut Inbound) -> Option<
 }
 
 impl Session {
-    async fn read_loop(
+    async fn read_loop<E: Display>(
         &mut self,
-        stream: &mut Inbound,
+        stream: &mut (impl Stream<Item = Result<Message, E>> + Unpin),
         mut closing: watch::Receiver<Option<(u16, &'static str)>>,
     ) -> Ending {
         let mut shutdown = self.state.shutdown.clone();
@@ -565,3 +581,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

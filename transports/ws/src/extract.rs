@@ -13,7 +13,7 @@ use axum::{
 use parlor_engine::{Error, ErrorKind};
 use serde::de::DeserializeOwned;
 
-use crate::errors::ApiError;
+use parlor_wire::ApiError;
 
 /// An axum rejection (its status and text) as a contract error: a server
 /// error stays `INTERNAL` (a routing bug, logged), a 413 is

@@ -12,13 +12,13 @@ use parlor_engine::{
     DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, RoomId, RoomSpec,
     SeqRange, UserId, bearer_token,
 };
+use parlor_wire::{ApiError, EntryJson, MessagesJson, ReservationJson, RoomJson};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    errors::ApiError,
     extract::{ApiBody, ApiPath, ApiQuery},
     state::WsState,
-    wire::{EntryJson, MessagesJson, ReservationJson, ReserveBody, RoomJson, SendBody},
+    wire::{ReserveBody, SendBody},
 };
 
 /// The authenticated user of an HTTP request (`Authorization: Bearer …`).
@@ -134,8 +134,7 @@ pub(crate) async fn messages(
             .map_or(DEFAULT_HISTORY_LIMIT, |l| l.min(u64::from(u32::MAX)) as u32),
     };
     let entries = state.engine.history(&user, &room, range).await?;
-    let messages = entries.iter().map(EntryJson::from).collect();
-    Ok(Json(MessagesJson { messages }).into_response())
+    Ok(Json(MessagesJson::from(&entries[..])).into_response())
 }
 
 pub(crate) async fn send(

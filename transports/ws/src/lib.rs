@@ -3,9 +3,10 @@
 //! Parlor's raw WebSocket + HTTP transport: an axum 0.8 [`Router`] over any
 //! `Arc<dyn ChatEngine>`, serving docs/contract.md §4 (HTTP: reserve, room, history,
 //! send) and §5 (the `/v1/ws` socket: `hello`, `join`, `send`, `leave`).
-//! It depends on `parlor-engine` only; the engine knows nothing of it. Error
-//! kinds become HTTP statuses, error frames and close codes here and only
-//! here.
+//! It depends on `parlor-engine`, and on `parlor-wire` for what it shares with
+//! the other web transports (the contract's JSON shapes, HTTP error answers,
+//! the origin policy, the burst writer); the engine knows nothing of it.
+//! Error kinds become error frames and close codes here and only here.
 //!
 //! With the `client` feature it also carries a Rust client
 //! ([`client::Client`], [`client::ResumingRoom`]) for bots, tests and the
@@ -21,7 +22,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let store = Arc::new(MemoryStore::default());
-//! let engine = Engine::start(store, EngineConfig::default()).await?;
+//! let engine = Engine::builder(store).config(EngineConfig::default()).start().await?;
 //! let transport = WsTransport::new(Arc::new(engine), Arc::new(DevTokens), WsConfig::default());
 //! let app: axum::Router = transport.router(); // mount it in your axum app
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -34,11 +35,9 @@
 pub mod client;
 mod config;
 mod connection;
-mod errors;
 mod extract;
 mod frames;
 mod http;
-mod origin;
 mod rate_limit;
 mod room_feeds;
 mod socket_writer;
@@ -52,10 +51,10 @@ use axum::{
     routing::{get, post},
 };
 use parlor_engine::{Authenticator, ChatEngine, HistogramSnapshot};
+use parlor_wire::OriginPolicy;
 use tokio::sync::watch;
 
 pub use config::WsConfig;
-pub use origin::OriginPolicy;
 pub use rate_limit::RateLimit;
 use state::WsState;
 
@@ -97,9 +96,10 @@ impl WsTransport {
         self.origin_policy().protect(routes)
     }
 
-    /// The origin policy of [`WsConfig::allowed_origins`] and
-    /// [`WsConfig::trust_forwarded`], for the server to protect the other
-    /// routes it mounts (GraphQL) with the same rules.
+    /// The origin policy ([`parlor_wire::OriginPolicy`]) of
+    /// [`WsConfig::allowed_origins`] and [`WsConfig::trust_forwarded`], for
+    /// the server to protect the other routes it mounts (GraphQL) with the
+    /// same rules.
     pub fn origin_policy(&self) -> OriginPolicy {
         let config = &self.state.config;
         OriginPolicy::new(&config.allowed_origins).trust_forwarded(config.trust_forwarded)

@@ -122,7 +122,9 @@ mod tests {
 
     #[tokio::test]
     async fn feeds_follow_rooms_in_turn_and_stop_when_told() {
-        let engine = Engine::start(Arc::new(MemoryStore::default()), EngineConfig::default())
+        let engine = Engine::builder(Arc::new(MemoryStore::default()))
+            .config(EngineConfig::default())
+            .start()
             .await
             .unwrap();
         let ann = UserId::new("ann").unwrap();

@@ -10,18 +10,24 @@
 //! It also sends a ping frame every `ping_interval` (one timer, re-armed as
 //! it fires): the peer's WebSocket stack answers with a pong, which the
 //! reader counts as a sign of life, and proxies see traffic.
+//!
+//! The writing itself — a burst of what is ready, one flush, the patience,
+//! the last frames and the close — is `parlor_wire::burst`, shared with the
+//! GraphQL socket. The writer takes any [`Sink`] of messages: the socket's
+//! half in production, an in-memory channel in the session's tests.
 
 use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
+    extract::ws::{CloseFrame, Message, Utf8Bytes},
 };
-use futures_util::{SinkExt, stream::SplitSink};
+use futures_util::Sink;
 use parlor_engine::{Entry, EntryStream, Error, ErrorKind, RoomId};
+use parlor_wire::burst::{self, Burst, Ready};
 use tokio::{
     sync::{mpsc, oneshot, watch},
-    time::{Duration, Instant, sleep, timeout},
+    time::{Instant, sleep},
 };
 
 use crate::{room_feeds::RoomFeeds, state::WsState, wire::ServerFrame};
@@ -40,13 +46,6 @@ pub(crate) mod close {
     pub(crate) const TOKEN_EXPIRED: u16 = 4401;
     pub(crate) const TOO_SLOW: u16 = 4409;
 }
-
-/// Frames the writer takes from its queue and feeds for one flush.
-const BURST: usize = 64;
-
-/// How long the writer keeps trying to deliver a close frame to a client that
-/// is not reading, before it drops the socket.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// What the reader hands the writer, in order.
 pub(crate) enum Outgoing {
@@ -99,8 +98,7 @@ pub(crate) fn error_frame(
     ticket: Option<&str>,
 ) -> Message {
     text(&ServerFrame::Error {
-        code: err.code(),
-        message: &err.client_message(),
+        error: err.into(),
         room_id,
         client_id,
         ticket,
@@ -108,8 +106,13 @@ pub(crate) fn error_frame(
 }
 
 /// The writer: the socket's only writer, of the queue and the rooms' feeds.
-pub(crate) struct Writer {
-    sink: SplitSink<WebSocket, Message>,
+pub(crate) struct Writer<S> {
+    sink: S,
+    source: Source,
+}
+
+/// What the writer writes from: the reader's queue and the rooms' feeds.
+struct Source {
     queue: mpsc::Receiver<Outgoing>,
     feeds: RoomFeeds,
     closer: Closer,
@@ -118,26 +121,27 @@ pub(crate) struct Writer {
     then_close: Option<(u16, &'static str)>,
 }
 
-impl Writer {
-    pub(crate) fn new(
-        sink: SplitSink<WebSocket, Message>,
-        queue: mpsc::Receiver<Outgoing>,
-        closer: Closer,
-    ) -> Self {
+impl<S> Writer<S>
+where
+    S: Sink<Message> + Unpin,
+{
+    pub(crate) fn new(sink: S, queue: mpsc::Receiver<Outgoing>, closer: Closer) -> Self {
         Writer {
             sink,
-            queue,
-            feeds: RoomFeeds::default(),
-            closer,
-            then_close: None,
+            source: Source {
+                queue,
+                feeds: RoomFeeds::default(),
+                closer,
+                then_close: None,
+            },
         }
     }
 
     /// Writes until the queue closes (every reader handle dropped) or a
     /// close is asked for on `closing`, then closes the socket.
     pub(crate) async fn run(mut self, mut closing: watch::Receiver<Option<(u16, &'static str)>>) {
-        let patience = self.closer.state.config.slow_client_patience;
-        let every = self.closer.state.config.ping_interval;
+        let patience = self.source.closer.state.config.slow_client_patience;
+        let every = self.source.closer.state.config.ping_interval;
         {
             // One wait for the close, not a new one per frame written.
             let closed = closing.changed();
@@ -145,6 +149,7 @@ impl Writer {
             let ping = sleep(every);
             tokio::pin!(ping);
             loop {
+                let source = &mut self.source;
                 let first = tokio::select! {
                     biased;
                     _ = &mut closed => break,
@@ -155,27 +160,40 @@ impl Writer {
                         ping.as_mut().reset(Instant::now() + every);
                         Some(Message::Ping(Bytes::new()))
                     }
-                    item = self.queue.recv() => match item {
-                        Some(item) => self.take(item),
+                    item = source.queue.recv() => match item {
+                        Some(item) => source.take(item),
                         None => break,
                     },
-                    (room_id, next) = self.feeds.next() => Some(self.entry(room_id, next)),
+                    (room_id, next) = source.feeds.next() => Some(source.entry(room_id, next)),
                 };
                 let Some(first) = first else { continue };
+                let sink = &mut self.sink;
+                // A failed feed ends the burst (the close follows); the
+                // check comes after each look, so the first one is made.
+                let mut looked = false;
+                let more = || {
+                    if looked && source.then_close.is_some() {
+                        return Ready::Done;
+                    }
+                    looked = true;
+                    source.ready()
+                };
                 tokio::select! {
                     biased;
                     _ = &mut closed => break,
-                    // (The timer starts only if the write does not finish at
-                    // once: `timeout` polls the write first.)
-                    written = timeout(patience, self.write_burst(first)) => match written {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return,
+                    // One flush for `first` and what else is ready (up to
+                    // `burst::BURST` frames): a fan-out hands a connection
+                    // several entries at once, and one write per frame made
+                    // the send syscall the server's largest cost.
+                    written = burst::write_burst(sink, patience, first, more) => match written {
+                        Burst::Written => {}
+                        Burst::Failed(_) => return,
                         // The client stopped reading.
-                        Err(_) => self.closer.too_slow(),
+                        Burst::Stalled => source.closer.too_slow(),
                     },
                 }
-                if let Some((code, reason)) = self.then_close.take() {
-                    self.closer.close(code, reason);
+                if let Some((code, reason)) = source.then_close.take() {
+                    source.closer.close(code, reason);
                 }
             }
         }
@@ -185,6 +203,39 @@ impl Writer {
         Box::pin(self.close(requested)).await;
     }
 
+    async fn close(self, requested: Option<(u16, &'static str)>) {
+        let Writer {
+            mut sink,
+            source: Source { mut queue, .. },
+        } = self;
+        // Take what is queued now, so that a reader waiting for an
+        // `Unfollow` answer is released at once.
+        queue.close();
+        let mut queued = Vec::new();
+        while let Ok(item) = queue.try_recv() {
+            if let Outgoing::Frame(message) | Outgoing::Follow(message, _) = item {
+                queued.push(message);
+            }
+        }
+        drop(queue);
+        let Some((code, reason)) = requested else {
+            return burst::finish(&mut sink, [], None).await;
+        };
+        // A slow client's backlog is dropped (it resumes from its seq); any
+        // other close first delivers what was queued, such as the error
+        // frame that explains it.
+        if code == close::TOO_SLOW {
+            queued.clear();
+        }
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        burst::finish(&mut sink, queued, Some(Message::Close(Some(frame)))).await;
+    }
+}
+
+impl Source {
     /// Acts on a queued item; its frame, if it has one.
     fn take(&mut self, item: Outgoing) -> Option<Message> {
         match item {
@@ -222,63 +273,15 @@ impl Writer {
         }
     }
 
-    /// Writes `first` and what else is ready (up to [`BURST`] frames) with
-    /// one flush. Why: a fan-out hands a connection several entries at once,
-    /// and one write per frame made the send syscall the server's largest
-    /// cost; an idle connection still gets each frame at once.
-    async fn write_burst(&mut self, first: Message) -> Result<(), axum::Error> {
-        self.sink.feed(first).await?;
-        for _ in 1..BURST {
-            let next = match self.queue.try_recv() {
-                Ok(item) => self.take(item),
-                Err(_) => match self.feeds.ready() {
-                    Some((room_id, next)) => Some(self.entry(room_id, next)),
-                    None => break,
-                },
-            };
-            if let Some(message) = next {
-                self.sink.feed(message).await?;
-            }
-            if self.then_close.is_some() {
-                break;
-            }
+    /// What else is ready for the burst in hand: the queue first, then the
+    /// feeds.
+    fn ready(&mut self) -> Ready<Message> {
+        match self.queue.try_recv() {
+            Ok(item) => self.take(item).map_or(Ready::Nothing, Ready::Frame),
+            Err(_) => match self.feeds.ready() {
+                Some((room_id, next)) => Ready::Frame(self.entry(room_id, next)),
+                None => Ready::Done,
+            },
         }
-        self.sink.flush().await
-    }
-
-    async fn close(self, requested: Option<(u16, &'static str)>) {
-        let Writer {
-            mut sink,
-            mut queue,
-            ..
-        } = self;
-        // Take what is queued now, so that a reader waiting for an
-        // `Unfollow` answer is released at once.
-        queue.close();
-        let mut queued = Vec::new();
-        while let Ok(item) = queue.try_recv() {
-            if let Outgoing::Frame(message) | Outgoing::Follow(message, _) = item {
-                queued.push(message);
-            }
-        }
-        drop(queue);
-        if let Some((code, reason)) = requested {
-            // A slow client's backlog is dropped (it resumes from its seq); any
-            // other close first delivers what was queued, such as the error
-            // frame that explains it.
-            if code != close::TOO_SLOW {
-                for message in queued {
-                    if !matches!(timeout(CLOSE_GRACE, sink.send(message)).await, Ok(Ok(()))) {
-                        return;
-                    }
-                }
-            }
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
-        }
-        let _ = timeout(CLOSE_GRACE, sink.close()).await;
     }
 }

@@ -5,7 +5,9 @@ use std::sync::{Arc, atomic::AtomicU64};
 use parlor_engine::{Authenticator, ChatEngine, Gauge, Histogram, UserId};
 use tokio::sync::watch;
 
-use crate::{config::WsConfig, errors::ApiError, frames::FrameCache, rate_limit::RateLimiter};
+use parlor_wire::ApiError;
+
+use crate::{config::WsConfig, frames::FrameCache, rate_limit::RateLimiter};
 
 /// Send→ack latency buckets, in seconds.
 const LATENCY_BOUNDS: &[f64] = &[

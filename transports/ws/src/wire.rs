@@ -1,6 +1,9 @@
-//! The JSON shapes of docs/contract.md §4–§5: what clients send and what they get.
+//! The raw WebSocket's frames (docs/contract.md §5) and the HTTP request
+//! bodies (§4). What they carry — entries, the facts of a join, errors, the
+//! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
-use parlor_engine::{Entry, Joined, Reservation, RoomInfo};
+use parlor_engine::{Entry, Joined};
+use parlor_wire::{EntryJson, ErrorJson, JoinedJson};
 use serde::{Deserialize, Serialize};
 
 /// A frame from the client (docs/contract.md §5).
@@ -33,34 +36,6 @@ pub(crate) enum ClientFrame {
     },
 }
 
-/// An entry as JSON, on HTTP and (with `"type":"entry"`) on the WebSocket.
-#[derive(Debug, Serialize)]
-pub(crate) struct EntryJson<'a> {
-    pub(crate) room_id: &'a str,
-    pub(crate) seq: u64,
-    pub(crate) id: String,
-    pub(crate) kind: &'static str,
-    pub(crate) sender: &'a str,
-    pub(crate) client_id: Option<&'a str>,
-    pub(crate) body: Option<&'a str>,
-    pub(crate) created_at: String,
-}
-
-impl<'a> From<&'a Entry> for EntryJson<'a> {
-    fn from(e: &'a Entry) -> Self {
-        EntryJson {
-            room_id: e.room_id.as_str(),
-            seq: e.seq,
-            id: e.id.to_string(),
-            kind: e.kind.as_str(),
-            sender: e.sender.as_str(),
-            client_id: e.client_id.as_deref(),
-            body: e.body.as_deref(),
-            created_at: e.created_at.to_string(),
-        }
-    }
-}
-
 /// A frame to the client (docs/contract.md §5).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -80,13 +55,7 @@ pub(crate) enum ServerFrame<'a> {
         /// The renewed credential's expiry (RFC 3339), or null.
         expires_at: Option<String>,
     },
-    Joined {
-        room_id: &'a str,
-        capacity: u32,
-        occupancy: u32,
-        last_seq: u64,
-        members: Vec<&'a str>,
-    },
+    Joined(JoinedJson<'a>),
     Entry(EntryJson<'a>),
     Ack {
         room_id: &'a str,
@@ -99,8 +68,9 @@ pub(crate) enum ServerFrame<'a> {
         room_id: &'a str,
     },
     Error {
-        code: &'static str,
-        message: &'a str,
+        /// `code` and `message`.
+        #[serde(flatten)]
+        error: ErrorJson,
         #[serde(skip_serializing_if = "Option::is_none")]
         room_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,19 +82,13 @@ pub(crate) enum ServerFrame<'a> {
 
 impl ServerFrame<'_> {
     pub(crate) fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("frames always serialize")
+        parlor_wire::to_text(self)
     }
 }
 
 impl<'a> ServerFrame<'a> {
     pub(crate) fn joined(j: &'a Joined) -> Self {
-        ServerFrame::Joined {
-            room_id: j.room_id.as_str(),
-            capacity: j.capacity,
-            occupancy: j.occupancy,
-            last_seq: j.last_seq,
-            members: j.members.iter().map(|m| m.as_str()).collect(),
-        }
+        ServerFrame::Joined(j.into())
     }
 
     pub(crate) fn ack(e: &'a Entry) -> Self {
@@ -161,45 +125,70 @@ pub(crate) struct SendBody {
     pub(crate) body: String,
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct ReservationJson<'a> {
-    pub(crate) ticket: &'a str,
-    pub(crate) room_id: &'a str,
-    pub(crate) expires_at: String,
-}
+#[cfg(test)]
+mod tests {
+    use parlor_engine::{Error, ErrorKind, NewEntry, RoomId, Timestamp, UserId};
 
-impl<'a> From<&'a Reservation> for ReservationJson<'a> {
-    fn from(r: &'a Reservation) -> Self {
-        ReservationJson {
-            ticket: &r.ticket,
-            room_id: r.room_id.as_str(),
-            expires_at: r.expires_at.to_string(),
-        }
+    use super::*;
+
+    /// The frames' exact text: the shapes from `parlor-wire` keep the
+    /// contract's field order behind `"type"`.
+    #[test]
+    fn frames_read_as_the_contract_writes_them() {
+        let mut entry = NewEntry::text(
+            RoomId::new("lobby").unwrap(),
+            UserId::new("ann").unwrap(),
+            "c-1",
+            "hi",
+        )
+        .at(16);
+        entry.created_at = Timestamp::MAX;
+        let at = "9999-12-31T23:59:59.999Z";
+        let id = entry.id;
+        assert_eq!(
+            ServerFrame::Entry((&entry).into()).to_json(),
+            format!(
+                r#"{{"type":"entry","room_id":"lobby","seq":16,"id":"{id}","kind":"text","sender":"ann","client_id":"c-1","body":"hi","created_at":"{at}"}}"#
+            )
+        );
+        assert_eq!(
+            ServerFrame::ack(&entry).to_json(),
+            format!(
+                r#"{{"type":"ack","room_id":"lobby","client_id":"c-1","seq":16,"id":"{id}","created_at":"{at}"}}"#
+            )
+        );
+        let joined = Joined {
+            room_id: RoomId::new("lobby").unwrap(),
+            capacity: 10,
+            occupancy: 2,
+            last_seq: 15,
+            members: vec![UserId::new("alice").unwrap(), UserId::new("bob").unwrap()],
+        };
+        assert_eq!(
+            ServerFrame::joined(&joined).to_json(),
+            r#"{"type":"joined","room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"members":["alice","bob"]}"#
+        );
+        let err = Error::new(ErrorKind::NotAMember, "not a member");
+        let frame = |room_id, client_id, ticket| {
+            ServerFrame::Error {
+                error: (&err).into(),
+                room_id,
+                client_id,
+                ticket,
+            }
+            .to_json()
+        };
+        assert_eq!(
+            frame(Some("x"), Some("c-2"), None),
+            r#"{"type":"error","code":"NOT_A_MEMBER","message":"not a member","room_id":"x","client_id":"c-2"}"#
+        );
+        assert_eq!(
+            frame(None, None, Some("t")),
+            r#"{"type":"error","code":"NOT_A_MEMBER","message":"not a member","ticket":"t"}"#
+        );
+        assert_eq!(
+            ServerFrame::Left { room_id: "lobby" }.to_json(),
+            r#"{"type":"left","room_id":"lobby"}"#
+        );
     }
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct RoomJson<'a> {
-    pub(crate) room_id: &'a str,
-    pub(crate) title: Option<&'a str>,
-    pub(crate) capacity: u32,
-    pub(crate) occupancy: u32,
-    pub(crate) last_seq: u64,
-}
-
-impl<'a> From<&'a RoomInfo> for RoomJson<'a> {
-    fn from(r: &'a RoomInfo) -> Self {
-        RoomJson {
-            room_id: r.room_id.as_str(),
-            title: r.title.as_deref(),
-            capacity: r.capacity,
-            occupancy: r.occupancy,
-            last_seq: r.last_seq,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct MessagesJson<'a> {
-    pub(crate) messages: Vec<EntryJson<'a>>,
 }

@@ -3,8 +3,9 @@
 //! CORS answers that let an allowed page on another origin call the API.
 //!
 //! One policy, one layer ([`OriginPolicy::protect`]): the raw transport
-//! wraps its own router in it, and a server wraps any other router it mounts
-//! (the reference server: `/graphql` and `/graphql/ws`) in the same one.
+//! (`parlor-ws`) wraps its own router in it, and a server wraps any other
+//! router it mounts (the reference server: `/graphql` and `/graphql/ws` of
+//! `parlor-graphql`) in the same one.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +22,7 @@ use axum::{
 use parlor_engine::{Error, ErrorKind};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::errors::ApiError;
+use crate::ApiError;
 
 /// How long a browser may cache a preflight answer (10 min, Chromium's cap
 /// is 2 h): pages repeat the same calls, and each preflight is a round trip.
@@ -32,7 +33,7 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 /// A request without `Origin` (curl, bots, native apps) is always allowed:
 /// the check only keeps a browser page from another site from acting with a
 /// user's token. A request with `Origin` is allowed when the origin is the
-/// server's own (scheme://host[:port] matching the request's `Host`, or with
+/// server's own (`scheme://host[:port]` matching the request's `Host`, or with
 /// [`trust_forwarded`](OriginPolicy::trust_forwarded) the proxy's forwarded
 /// host and scheme) or one of the listed ones (`*` allows every origin);
 /// otherwise it gets 403 `{"error":{"code":"FORBIDDEN",…}}` and no CORS
