@@ -40,11 +40,11 @@
 //! let alice = UserId::new("alice")?;
 //! let room = RoomId::new("lobby")?;
 //!
-//! let ticket = engine.reserve(&alice, &room, Some(RoomSpec::with_capacity(10))).await?;
-//! let mut membership = engine.commit(&alice, &ticket.ticket, None).await?;
+//! let ticket = engine.reserve(&Principal::new(alice.clone()), &room, Some(RoomSpec::with_capacity(10))).await?;
+//! let mut membership = engine.commit(&Principal::new(alice.clone()), &ticket.ticket, None).await?;
 //! assert_eq!(membership.joined().last_seq, 1); // alice's join
 //!
-//! let ack = engine.send(&alice, &room, "c-1", "hello").await?;
+//! let ack = engine.send(&Principal::new(alice.clone()), &room, "c-1", "hello").await?;
 //! assert_eq!(membership.next_entry().await?.seq, ack.seq);
 //! membership.leave().await?;
 //! # Ok(()) }
