@@ -29,14 +29,24 @@ struct Counting {
 
 impl Counting {
     fn asked(&self, action: Action) -> usize {
-        self.asked.lock().unwrap().get(&action).copied().unwrap_or(0)
+        self.asked
+            .lock()
+            .unwrap()
+            .get(&action)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
 #[async_trait]
 impl RoomPolicy for Counting {
     async fn decide(&self, request: &PolicyRequest<'_>) -> Decision {
-        *self.asked.lock().unwrap().entry(request.action).or_default() += 1;
+        *self
+            .asked
+            .lock()
+            .unwrap()
+            .entry(request.action)
+            .or_default() += 1;
         if request.action == Action::Send && self.mute.contains(&request.principal.user) {
             return Decision::forbidden(Action::Send);
         }
@@ -82,7 +92,10 @@ async fn a_seat_remembers_the_send_answer_so_messages_cost_no_question() {
     for i in 0..50 {
         let refused = engine.send(&bob, &id, &format!("b{i}"), "hi").await;
         assert_eq!(refused.unwrap_err().kind(), ErrorKind::Forbidden);
-        engine.send(&ann, &id, &format!("a{i}"), "hi").await.unwrap();
+        engine
+            .send(&ann, &id, &format!("a{i}"), "hi")
+            .await
+            .unwrap();
     }
     assert_eq!(policy.asked(Action::Send), 1, "no question per message");
     let log = engine
@@ -113,7 +126,10 @@ async fn history_needs_a_member_or_the_owner_and_an_absent_room_is_not_found() {
         .await
         .unwrap();
     // The owner reads without a seat.
-    engine.history(&ann, &id, SeqRange::default()).await.unwrap();
+    engine
+        .history(&ann, &id, SeqRange::default())
+        .await
+        .unwrap();
     let t = engine.reserve(&bob, &id, None).await.unwrap();
     assert_eq!(
         engine
@@ -125,9 +141,15 @@ async fn history_needs_a_member_or_the_owner_and_an_absent_room_is_not_found() {
         "a reservation is not enough"
     );
     let seat = engine.commit(&bob, &t.ticket, None).await.unwrap();
-    engine.history(&bob, &id, SeqRange::default()).await.unwrap();
+    engine
+        .history(&bob, &id, SeqRange::default())
+        .await
+        .unwrap();
     drop(seat); // grace still counts
-    engine.history(&bob, &id, SeqRange::default()).await.unwrap();
+    engine
+        .history(&bob, &id, SeqRange::default())
+        .await
+        .unwrap();
     assert_eq!(
         engine
             .history(&bob, &room("nowhere"), SeqRange::default())
@@ -157,7 +179,12 @@ async fn a_private_room_is_invisible_to_strangers_and_open_to_the_invited() {
     assert_eq!(engine.room(&sam, &id).await.unwrap(), None);
     assert!(engine.room(&olga, &id).await.unwrap().is_some());
     assert_eq!(
-        not_found(engine.history(&sam, &id, SeqRange::default()).await.map(|_| ())),
+        not_found(
+            engine
+                .history(&sam, &id, SeqRange::default())
+                .await
+                .map(|_| ())
+        ),
         Some(ErrorKind::RoomNotFound)
     );
     assert_eq!(
@@ -166,14 +193,23 @@ async fn a_private_room_is_invisible_to_strangers_and_open_to_the_invited() {
         "a stranger cannot invite, nor learn the room exists"
     );
 
-    engine.set_invite(&olga, &id, &user("sam"), true).await.unwrap();
+    engine
+        .set_invite(&olga, &id, &user("sam"), true)
+        .await
+        .unwrap();
     let t = engine.reserve(&sam, &id, None).await.unwrap();
     let _sam_seat = engine.commit(&sam, &t.ticket, None).await.unwrap();
     engine.send(&sam, &id, "s1", "hello").await.unwrap();
-    engine.history(&sam, &id, SeqRange::default()).await.unwrap();
+    engine
+        .history(&sam, &id, SeqRange::default())
+        .await
+        .unwrap();
     assert!(engine.room(&sam, &id).await.unwrap().is_some());
 
-    engine.set_invite(&olga, &id, &user("sam"), false).await.unwrap();
+    engine
+        .set_invite(&olga, &id, &user("sam"), false)
+        .await
+        .unwrap();
     assert_eq!(
         not_found(engine.reserve(&sam, &id, None).await.map(|_| ())),
         Some(ErrorKind::RoomNotFound),
@@ -221,7 +257,10 @@ async fn reservations_and_creations_are_limited_per_user_with_a_time_to_wait() {
     assert_eq!(refused.kind(), ErrorKind::RateLimited);
     assert_eq!(refused.retry_after_duration(), Some(Duration::from_secs(1)));
     // Another user has buckets of their own.
-    engine.reserve(&who("bob"), &room("a1"), None).await.unwrap();
+    engine
+        .reserve(&who("bob"), &room("a1"), None)
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_secs(1)).await;
     engine.reserve(&ann, &room("a1"), None).await.unwrap();
 }

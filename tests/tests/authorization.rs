@@ -3,9 +3,7 @@
 //! The `claims` policy with JWT grants, `open` history rules, private rooms
 //! and invitations, and the per-user limits shared by every transport.
 
-use parlor_tests::{
-    JWT_SECRET, RawSocket, TestServer, gql_code, gql_http, next_json, send, until,
-};
+use parlor_tests::{JWT_SECRET, RawSocket, TestServer, gql_code, gql_http, next_json, send, until};
 use serde_json::{Value, json};
 
 /// An HS256 JWT for `sub`, valid for an hour, carrying `rooms` grants.
@@ -80,7 +78,13 @@ async fn socket(server: &TestServer, token: &str) -> RawSocket {
 }
 
 /// Reserves (201 expected) and joins on `ws`; returns `joined`.
-async fn join(server: &TestServer, ws: &mut RawSocket, token: &str, room: &str, create: Value) -> Value {
+async fn join(
+    server: &TestServer,
+    ws: &mut RawSocket,
+    token: &str,
+    room: &str,
+    create: Value,
+) -> Value {
     let (status, body) = reserve(server, token, room, create).await;
     assert_eq!(status, 201, "reserve {room}: {body}");
     send(ws, json!({"type": "join", "ticket": body["ticket"]})).await;
@@ -124,7 +128,10 @@ fn texts_by(history: &Value, user: &str) -> usize {
 #[tokio::test]
 async fn claims_grant_rooms_and_actions_on_every_transport() {
     let server = TestServer::start(&["--authorization", "claims"]).await;
-    let cara = token("cara", json!([{"match": "team-*", "allow": ["create", "join", "read", "send"]}]));
+    let cara = token(
+        "cara",
+        json!([{"match": "team-*", "allow": ["create", "join", "read", "send"]}]),
+    );
     let bob = token(
         "bob",
         json!([
@@ -135,7 +142,14 @@ async fn claims_grant_rooms_and_actions_on_every_transport() {
     let eve = token("eve", json!([]));
 
     let mut cara_ws = socket(&server, &cara).await;
-    join(&server, &mut cara_ws, &cara, "team-a", json!({"capacity": 10})).await;
+    join(
+        &server,
+        &mut cara_ws,
+        &cara,
+        "team-a",
+        json!({"capacity": 10}),
+    )
+    .await;
 
     // bob may join and read team-a …
     let mut bob_ws = socket(&server, &bob).await;
@@ -158,7 +172,10 @@ async fn claims_grant_rooms_and_actions_on_every_transport() {
         Some(json!({"client_id": "h1", "body": "hi"})),
     )
     .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
     let answer = gql_send(&server, &bob, "team-a", "g1").await;
     assert_eq!(gql_code(&answer), "FORBIDDEN", "{answer}");
     let (_, page) = history(&server, &cara, "team-a").await;
@@ -167,19 +184,40 @@ async fn claims_grant_rooms_and_actions_on_every_transport() {
     assert_eq!(ws_send(&mut cara_ws, "team-a", "c1").await["type"], "ack");
 
     // In his direct room bob may create, join and send.
-    join(&server, &mut bob_ws, &bob, "dm-bob-carol", json!({"capacity": 2})).await;
-    assert_eq!(ws_send(&mut bob_ws, "dm-bob-carol", "d1").await["type"], "ack");
+    join(
+        &server,
+        &mut bob_ws,
+        &bob,
+        "dm-bob-carol",
+        json!({"capacity": 2}),
+    )
+    .await;
+    assert_eq!(
+        ws_send(&mut bob_ws, "dm-bob-carol", "d1").await["type"],
+        "ack"
+    );
     assert!(gql_send(&server, &bob, "dm-bob-carol", "d2").await["errors"].is_null());
 
     // Without a grant: FORBIDDEN on reserve, history and the room's facts.
     let (status, body) = reserve(&server, &eve, "team-a", Value::Null).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
     assert_eq!(history(&server, &eve, "team-a").await.0, 403);
     assert_eq!(facts(&server, &eve, "team-a").await.0, 403);
     // Creating needs `create`.
     let (status, body) = reserve(&server, &bob, "team-b", json!({"capacity": 2})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("create"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("create")
+    );
 }
 
 #[tokio::test]
@@ -192,16 +230,26 @@ async fn open_history_needs_a_member_not_a_reservation() {
     let (status, ticket) = reserve(&server, bob, "hist", Value::Null).await;
     assert_eq!(status, 201);
     let (status, body) = history(&server, bob, "hist").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("NOT_A_MEMBER")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("NOT_A_MEMBER"))
+    );
 
     let mut bob_ws = socket(&server, bob).await;
-    send(&mut bob_ws, json!({"type": "join", "ticket": ticket["ticket"]})).await;
+    send(
+        &mut bob_ws,
+        json!({"type": "join", "ticket": ticket["ticket"]}),
+    )
+    .await;
     until(&mut bob_ws, "joined").await;
     let (status, page) = history(&server, bob, "hist").await;
     assert_eq!(status, 200, "{page}");
     // A room that does not exist at all: ROOM_NOT_FOUND, not NOT_A_MEMBER.
     let (status, body) = history(&server, bob, "nowhere").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ROOM_NOT_FOUND")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("ROOM_NOT_FOUND"))
+    );
 }
 
 #[tokio::test]
@@ -209,16 +257,35 @@ async fn a_private_room_does_not_exist_for_strangers_and_admits_the_invited() {
     let server = TestServer::start(&[]).await;
     let (olga, sam, tia) = ("dev:olga", "dev:sam", "dev:tia");
     let mut olga_ws = socket(&server, olga).await;
-    join(&server, &mut olga_ws, olga, "secret", json!({"capacity": 5, "private": true})).await;
+    join(
+        &server,
+        &mut olga_ws,
+        olga,
+        "secret",
+        json!({"capacity": 5, "private": true}),
+    )
+    .await;
 
     // To a stranger it looks exactly like a room that does not exist.
     for room in ["secret", "absent"] {
         let (status, body) = reserve(&server, sam, room, Value::Null).await;
-        assert_eq!((status, &body["error"]["code"]), (404, &json!("ROOM_NOT_FOUND")), "{room}");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("ROOM_NOT_FOUND")),
+            "{room}"
+        );
         let (status, body) = facts(&server, sam, room).await;
-        assert_eq!((status, &body["error"]["code"]), (404, &json!("ROOM_NOT_FOUND")), "{room}");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("ROOM_NOT_FOUND")),
+            "{room}"
+        );
         let (status, body) = history(&server, sam, room).await;
-        assert_eq!((status, &body["error"]["code"]), (404, &json!("ROOM_NOT_FOUND")), "{room}");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("ROOM_NOT_FOUND")),
+            "{room}"
+        );
         let room_query = gql_http(
             &server,
             Some(sam),
@@ -243,11 +310,20 @@ async fn a_private_room_does_not_exist_for_strangers_and_admits_the_invited() {
     assert_eq!(history(&server, sam, "secret").await.0, 200);
 
     // Withdrawn: the next reserve is refused as if the room did not exist.
-    let (status, _, _) =
-        call(&server, reqwest::Method::DELETE, invite, olga, Some(json!({}))).await;
+    let (status, _, _) = call(
+        &server,
+        reqwest::Method::DELETE,
+        invite,
+        olga,
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(status, 204);
     let (status, body) = reserve(&server, sam, "secret", Value::Null).await;
-    assert_eq!((status, &body["error"]["code"]), (404, &json!("ROOM_NOT_FOUND")));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("ROOM_NOT_FOUND"))
+    );
 
     // GraphQL invites the same way.
     let invited = gql_http(
@@ -292,16 +368,20 @@ async fn one_set_of_limits_for_every_transport() {
 
     // 100 GraphQL sends in a burst: the bucket's 10, then RATE_LIMITED with
     // a time to wait.
-    let answers = futures_util::future::join_all(
-        (0..100).map(|i| gql_send(&server, ann, "busy", &format!("g{i}"))),
-    )
+    let answers = futures_util::future::join_all((0..100).map(|i| {
+        let server = &server;
+        async move { gql_send(server, ann, "busy", &format!("g{i}")).await }
+    }))
     .await;
     let limited: Vec<&Value> = answers
         .iter()
         .filter(|a| gql_code(a) == "RATE_LIMITED")
         .collect();
     let sent = answers.iter().filter(|a| a["errors"].is_null()).count();
-    assert!((10..=12).contains(&sent), "about the burst got through: {sent}");
+    assert!(
+        (10..=12).contains(&sent),
+        "about the burst got through: {sent}"
+    );
     assert_eq!(sent + limited.len(), 100);
     let wait = limited[0]["errors"][0]["extensions"]["retryAfterMs"]
         .as_u64()
@@ -340,7 +420,10 @@ async fn one_set_of_limits_for_every_transport() {
     let path = "/v1/rooms/busy/reservations";
     let (status, body, retry) =
         call(&server, reqwest::Method::POST, path, bob, Some(json!({}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("RATE_LIMITED")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("RATE_LIMITED"))
+    );
     assert!(body["error"]["retry_after_ms"].as_u64().unwrap() > 0);
     assert_eq!(retry.as_deref(), Some("1"));
     let answer = gql_http(
@@ -356,9 +439,20 @@ async fn one_set_of_limits_for_every_transport() {
     // to spare, so the creation bucket is what refuses).
     let cid = "dev:cid";
     for room in ["c1", "c2"] {
-        assert_eq!(reserve(&server, cid, room, json!({"capacity": 2})).await.0, 201);
+        assert_eq!(
+            reserve(&server, cid, room, json!({"capacity": 2})).await.0,
+            201
+        );
     }
     let (status, body) = reserve(&server, cid, "c3", json!({"capacity": 2})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("RATE_LIMITED")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("room creations"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("RATE_LIMITED"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("room creations")
+    );
 }

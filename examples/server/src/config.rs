@@ -116,10 +116,21 @@ pub struct Config {
     pub create_burst: f64,
 
     /// Who may do what in which room: `open` (any signed-in user, public
-    /// rooms; private rooms for their owner and invited users) or `claims`
-    /// (grants in the token's `rooms` claim). docs/contract.md §2.
+    /// rooms; private rooms for their owner and invited users), `claims`
+    /// (grants in the token's `rooms` claim) or `hook` (ask
+    /// `--authz-hook-url`). docs/contract.md §2.
     #[arg(long, env = "PARLOR_AUTHORIZATION", value_enum, default_value_t = Authorization::Open)]
     pub authorization: Authorization,
+
+    /// For `--authorization hook`: the integrator's endpoint (plain HTTP)
+    /// that answers `{"allow", "ttl_ms"}` for each question.
+    #[arg(long, env = "PARLOR_AUTHZ_HOOK_URL")]
+    pub authz_hook_url: Option<String>,
+
+    /// How long to wait for the hook; past it the question is refused with
+    /// `UNAVAILABLE` (fail closed).
+    #[arg(long, env = "PARLOR_AUTHZ_HOOK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub authz_hook_timeout: std::time::Duration,
 
     /// Largest WebSocket text frame, in bytes (larger closes with 1009).
     #[arg(long, env = "PARLOR_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
@@ -523,4 +534,6 @@ pub enum Authorization {
     Open,
     /// `parlor_engine::policies::ClaimsPolicy`.
     Claims,
+    /// `parlor_auth::HookPolicy` on `--authz-hook-url`.
+    Hook,
 }

@@ -22,7 +22,7 @@ mod metrics;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use parlor_auth::{AnyOf, DevTokens, JwtAuthenticator, KeyError};
+use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError};
 use parlor_engine::{
     Authenticator, Cluster, Engine, EngineConfig, RateLimit, RoomPolicy,
     policies::{ClaimsPolicy, OpenPolicy},
@@ -112,6 +112,22 @@ fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> 
     }
 }
 
+/// The room policy `--authorization` names.
+fn room_policy(config: &Config) -> Result<Arc<dyn RoomPolicy>, StartError> {
+    Ok(match config.authorization {
+        Authorization::Open => Arc::new(OpenPolicy),
+        Authorization::Claims => Arc::new(ClaimsPolicy),
+        Authorization::Hook => {
+            let url = config.authz_hook_url.clone().ok_or_else(|| {
+                StartError::Config("--authorization hook needs --authz-hook-url".into())
+            })?;
+            let hook = HookPolicy::new(url, config.authz_hook_timeout)
+                .map_err(|e| StartError::Config(e.message().to_owned()))?;
+            Arc::new(hook)
+        }
+    })
+}
+
 /// Starts the engine as one node of a cluster (Postgres + Redis).
 async fn start_node(
     store: &SeaOrmStore,
@@ -192,10 +208,7 @@ pub async fn serve(
             config.reservation_burst,
         ))
         .create_rate(RateLimit::new(config.create_rate, config.create_burst));
-    let policy: Arc<dyn RoomPolicy> = match config.authorization {
-        Authorization::Open => Arc::new(OpenPolicy),
-        Authorization::Claims => Arc::new(ClaimsPolicy),
-    };
+    let policy = room_policy(&config)?;
     let engine = match cluster {
         None => {
             Engine::builder(Arc::new(store.clone()))
