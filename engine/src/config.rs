@@ -48,6 +48,10 @@ pub struct EngineConfig {
     /// Room creations per user (`None`: unlimited; the server: 1/s, bursts
     /// of 10, `--create-rate`, `--create-burst`).
     pub create_rate: Option<RateLimit>,
+    /// Pending rooms one user may hold at once (`None`: unlimited; the
+    /// server: 10, `--max-pending-rooms`). Beyond it a create is
+    /// `RATE_LIMITED`.
+    pub max_pending_rooms: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +71,7 @@ impl Default for EngineConfig {
             send_rate: None,
             reservation_rate: None,
             create_rate: None,
+            max_pending_rooms: None,
         }
     }
 }
@@ -129,6 +134,12 @@ impl EngineConfig {
     /// Sets [`EngineConfig::create_rate`].
     pub fn create_rate(mut self, limit: RateLimit) -> Self {
         self.create_rate = Some(limit);
+        self
+    }
+
+    /// Sets [`EngineConfig::max_pending_rooms`].
+    pub fn max_pending_rooms(mut self, max: u32) -> Self {
+        self.max_pending_rooms = Some(max);
         self
     }
 

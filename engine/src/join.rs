@@ -168,6 +168,15 @@ async fn room_for_reserve(
     let user = &principal.user;
     let spec = create.ok_or(ErrorKind::RoomNotFound)?;
     state.limits.create(user)?;
+    if let Some(max) = state.config.max_pending_rooms
+        && state.directory.pending_rooms_of(user) >= max as usize
+    {
+        return Err(Error::new(
+            ErrorKind::RateLimited,
+            format!("at most {max} rooms may be pending at once; commit or wait for one to lapse"),
+        )
+        .retry_after(state.config.reservation_ttl));
+    }
     authorize(state, principal, id, None, Action::Create).await?;
     if let Some(cluster) = &state.cluster
         && !cluster

@@ -172,6 +172,12 @@ impl SeatLedger {
         self.pending_creator.is_some()
     }
 
+    /// Whether this is a pending room that `user` is creating (and it is
+    /// still in the directory).
+    pub(crate) fn is_pending_by(&self, user: &UserId) -> bool {
+        !self.retired && self.pending_creator.as_ref() == Some(user)
+    }
+
     pub(crate) fn mark_stored(&mut self) {
         self.pending_creator = None;
     }

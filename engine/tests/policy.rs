@@ -258,9 +258,30 @@ async fn reservations_and_creations_are_limited_per_user_with_a_time_to_wait() {
     assert_eq!(refused.retry_after_duration(), Some(Duration::from_secs(1)));
     // Another user has buckets of their own.
     engine
-        .reserve(&who("bob"), &room("a1"), None)
+        .reserve(&who("bob"), &room("b1"), Some(RoomSpec::with_capacity(2)))
         .await
         .unwrap();
     tokio::time::advance(Duration::from_secs(1)).await;
     engine.reserve(&ann, &room("a1"), None).await.unwrap();
+}
+
+#[tokio::test]
+async fn pending_rooms_per_user_are_bounded() {
+    let config = EngineConfig::default().max_pending_rooms(2);
+    let engine = engine_with(Arc::new(OpenPolicy), config).await;
+    let ann = who("ann");
+    let spec = || Some(RoomSpec::with_capacity(2));
+    let first = engine.reserve(&ann, &room("p1"), spec()).await.unwrap();
+    engine.reserve(&ann, &room("p2"), spec()).await.unwrap();
+    let refused = engine.reserve(&ann, &room("p3"), spec()).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::RateLimited);
+    assert!(refused.retry_after_duration().is_some());
+    // Another user is not held by ann's pending rooms.
+    engine
+        .reserve(&who("bob"), &room("p3"), spec())
+        .await
+        .unwrap();
+    // Committing stores a pending room: ann may create again.
+    let _seat = engine.commit(&ann, &first.ticket, None).await.unwrap();
+    engine.reserve(&ann, &room("p4"), spec()).await.unwrap();
 }

@@ -5,6 +5,14 @@
 
 use parlor_tests::{JWT_SECRET, RawSocket, TestServer, gql_code, gql_http, next_json, send, until};
 use serde_json::{Value, json};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 /// An HS256 JWT for `sub`, valid for an hour, carrying `rooms` grants.
 fn token(sub: &str, rooms: Value) -> String {
@@ -455,4 +463,91 @@ async fn one_set_of_limits_for_every_transport() {
             .unwrap()
             .contains("room creations")
     );
+}
+
+/// The integrator's backend for `--authorization hook`: ann may do
+/// everything, bob may join and read; answers hold for a minute. Counts each
+/// (user, room, action) it is asked; `down` makes it hang.
+#[derive(Default)]
+struct Hook {
+    asked: Mutex<HashMap<String, usize>>,
+    down: AtomicBool,
+}
+
+async fn hook_answer(
+    axum::extract::State(hook): axum::extract::State<Arc<Hook>>,
+    axum::Json(q): axum::Json<Value>,
+) -> axum::Json<Value> {
+    if hook.down.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let key = format!("{} {} {}", q["user"], q["room_id"], q["action"]);
+    *hook.asked.lock().unwrap().entry(key).or_default() += 1;
+    let allow = q["user"] == "ann"
+        || (q["user"] == "bob" && ["join", "read"].contains(&q["action"].as_str().unwrap()));
+    axum::Json(json!({"allow": allow, "ttl_ms": 60_000}))
+}
+
+#[tokio::test]
+async fn a_hook_decides_once_per_ttl_and_fails_closed() {
+    let hook = Arc::new(Hook::default());
+    let app = axum::Router::new()
+        .route("/authz", axum::routing::post(hook_answer))
+        .with_state(Arc::clone(&hook));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/authz", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = TestServer::start(&[
+        "--authorization",
+        "hook",
+        "--authz-hook-url",
+        &url,
+        "--authz-hook-timeout",
+        "300ms",
+    ])
+    .await;
+    let (ann, bob, cat) = ("dev:ann", "dev:bob", "dev:cat");
+    let mut ann_ws = socket(&server, ann).await;
+    join(&server, &mut ann_ws, ann, "hooked", json!({"capacity": 5})).await;
+
+    let mut bob_ws = socket(&server, bob).await;
+    assert_eq!(reserve(&server, bob, "hooked", Value::Null).await.0, 201);
+    join(&server, &mut bob_ws, bob, "hooked", Value::Null).await;
+    assert_eq!(history(&server, bob, "hooked").await.0, 200);
+    assert_eq!(history(&server, bob, "hooked").await.0, 200);
+    for i in 0..5 {
+        let refused = ws_send(&mut bob_ws, "hooked", &format!("b{i}")).await;
+        assert_eq!(refused["code"], "FORBIDDEN", "{refused}");
+    }
+    // Each question once within its ttl, however often it came up: ann
+    // created the room (create; then she is its owner and never asked),
+    // bob joined twice and committed (join), read twice (read), sent five
+    // times (send, asked once at commit).
+    let asked = hook.asked.lock().unwrap().clone();
+    let expected: HashMap<String, usize> = [
+        "\"ann\" \"hooked\" \"create\"",
+        "\"bob\" \"hooked\" \"join\"",
+        "\"bob\" \"hooked\" \"read\"",
+        "\"bob\" \"hooked\" \"send\"",
+    ]
+    .into_iter()
+    .map(|k| (k.to_owned(), 1))
+    .collect();
+    assert_eq!(asked, expected);
+
+    // The backend stops answering: every new question is UNAVAILABLE and
+    // nothing is admitted.
+    hook.down.store(true, Ordering::SeqCst);
+    let (status, body) = reserve(&server, cat, "hooked", Value::Null).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("UNAVAILABLE"))
+    );
+    let (status, body) = reserve(&server, cat, "elsewhere", json!({"capacity": 2})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("UNAVAILABLE"))
+    );
+    let (_, room) = facts(&server, ann, "hooked").await;
+    assert_eq!(room["occupancy"], 2, "cat holds no seat: {room}");
 }

@@ -115,6 +115,10 @@ pub struct Config {
     #[arg(long, env = "PARLOR_CREATE_BURST", default_value_t = 10.0)]
     pub create_burst: f64,
 
+    /// Rooms one user may have pending (created, not yet committed) at once.
+    #[arg(long, env = "PARLOR_MAX_PENDING_ROOMS", default_value_t = 10)]
+    pub max_pending_rooms: u32,
+
     /// Who may do what in which room: `open` (any signed-in user, public
     /// rooms; private rooms for their owner and invited users), `claims`
     /// (grants in the token's `rooms` claim) or `hook` (ask

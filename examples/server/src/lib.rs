@@ -207,7 +207,8 @@ pub async fn serve(
             config.reservation_rate,
             config.reservation_burst,
         ))
-        .create_rate(RateLimit::new(config.create_rate, config.create_burst));
+        .create_rate(RateLimit::new(config.create_rate, config.create_burst))
+        .max_pending_rooms(config.max_pending_rooms);
     let policy = room_policy(&config)?;
     let engine = match cluster {
         None => {
