@@ -29,7 +29,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId};
+//! use parlor_engine::{ChatEngine, Engine, EngineConfig, Principal, RoomId, RoomSpec, UserId};
 //! # use parlor_engine::testkit::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -37,14 +37,15 @@
 //! # let store = Arc::new(MemoryStore::default());
 //! // `store` is any Store: parlor_seaorm::SeaOrmStore in a real server.
 //! let engine = Engine::builder(store).config(EngineConfig::default()).start().await?;
-//! let alice = UserId::new("alice")?;
+//! // Who asks: what an `Authenticator` returns (user id, token claims).
+//! let alice = Principal::new(UserId::new("alice")?);
 //! let room = RoomId::new("lobby")?;
 //!
-//! let ticket = engine.reserve(&Principal::new(alice.clone()), &room, Some(RoomSpec::with_capacity(10))).await?;
-//! let mut membership = engine.commit(&Principal::new(alice.clone()), &ticket.ticket, None).await?;
+//! let ticket = engine.reserve(&alice, &room, Some(RoomSpec::with_capacity(10))).await?;
+//! let mut membership = engine.commit(&alice, &ticket.ticket, None).await?;
 //! assert_eq!(membership.joined().last_seq, 1); // alice's join
 //!
-//! let ack = engine.send(&Principal::new(alice.clone()), &room, "c-1", "hello").await?;
+//! let ack = engine.send(&alice, &room, "c-1", "hello").await?;
 //! assert_eq!(membership.next_entry().await?.seq, ack.seq);
 //! membership.leave().await?;
 //! # Ok(()) }
