@@ -48,6 +48,9 @@ struct StreamQuery {
     after_seq: Option<Seq>,
     capacity: Option<u32>,
     title: Option<String>,
+    /// With `capacity`: create the room private (docs/contract.md §2).
+    #[serde(default)]
+    private: bool,
     access_token: Option<String>,
 }
 
@@ -73,7 +76,7 @@ async fn open_stream(
     let create = query.capacity.map(|capacity| RoomSpec {
         capacity,
         title: query.title,
-        private: false,
+        private: query.private,
     });
     // Both phases at once: the seat is held only while this stream is open.
     let reservation = state.engine.reserve(&who, &room, create).await?;
