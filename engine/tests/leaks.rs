@@ -93,8 +93,12 @@ async fn churn_leaves_nothing_behind() {
         "reserved {}, committed {}, left {}, dropped {}, forgot {}, waits {}",
         outcomes[0], outcomes[1], outcomes[2], outcomes[3], outcomes[4], outcomes[5]
     );
+    // Each kind must have run often enough to matter. Commits, leaves and
+    // drops depend on how many tickets survive the waits, so their counts
+    // swing by a factor of two between seeds (seed 15778027546843484149:
+    // 90 drops): the floor sits far below that spread, not at its middle.
     assert!(
-        outcomes.iter().all(|&n| n > 100),
+        outcomes.iter().all(|&n| n > 30),
         "every kind of step ran: {outcomes:?}"
     );
 
