@@ -37,12 +37,13 @@ use tokio::{
 };
 
 use crate::{
+    authorization::authorize,
     config::EngineConfig,
     entry::{Entry, EntryKind, NewEntry},
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
     live_room::LiveRoom,
-    ports::Appended,
+    ports::{Action, Appended, Principal},
     room_log::{AckSender, AppendRequest, AppendResult},
     state::EngineState,
     stats::GaugeGuard,
@@ -72,16 +73,20 @@ impl Future for PendingSend {
 /// Step 1: checks a send and queues it on the room's log.
 ///
 /// Errors: `INVALID_INPUT` / `MESSAGE_TOO_LARGE` for a bad send,
-/// `NOT_A_MEMBER` when `user` holds no joined seat in the room (on any node
-/// of a cluster).
+/// `RATE_LIMITED` over the user's send rate, `NOT_A_MEMBER` when the user
+/// holds no joined seat in the room (on any node of a cluster), the room
+/// policy's refusal of `send` (`FORBIDDEN`; remembered by the seat at
+/// commit, asked anew only for a user seated through another node).
 pub(crate) async fn submit(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     room_id: &RoomId,
     client_id: &str,
     body: &str,
 ) -> Result<PendingSend> {
+    let user = &principal.user;
     validate_send(&state.config, client_id, body)?;
+    state.limits.send(user)?;
     loop {
         let here = state
             .directory
@@ -89,7 +94,12 @@ pub(crate) async fn submit(
             .filter(|room| room.ledger().is_joined(user));
         let (room, joined_here) = match here {
             Some(room) => (room, true),
-            None => (state.seated_elsewhere(room_id, user).await?, false),
+            None => {
+                let room = state.seated_elsewhere(room_id, user).await?;
+                let facts = room.as_stored();
+                authorize(state, principal, room_id, Some(&facts), Action::Send).await?;
+                (room, false)
+            }
         };
         let permit = room.log.send_permit().await;
         let (ack, stored) = oneshot::channel();
@@ -97,8 +107,8 @@ pub(crate) async fn submit(
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
         }
-        if joined_here && !ledger.is_joined(user) {
-            return Err(ErrorKind::NotAMember.into());
+        if joined_here {
+            ledger.may_send(user)?;
         }
         let entry = NewEntry::text(room_id.clone(), user.clone(), client_id, body);
         enqueue(

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::limits::RateLimit;
+
 /// Engine settings. `Default` gives the contract's defaults.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -36,6 +38,20 @@ pub struct EngineConfig {
     /// The key tickets are signed with. `None` draws a random one at start;
     /// nodes of a cluster share one so any node can check any ticket.
     pub ticket_secret: Option<Vec<u8>>,
+    /// Sends per user, over every transport together (`None`: unlimited).
+    /// The reference server sets 20/s, bursts of 40 (`--rate-limit`,
+    /// `--rate-burst`).
+    pub send_rate: Option<RateLimit>,
+    /// Reservations per user (`None`: unlimited; the server: 5/s, bursts of
+    /// 20, `--reservation-rate`, `--reservation-burst`).
+    pub reservation_rate: Option<RateLimit>,
+    /// Room creations per user (`None`: unlimited; the server: 1/s, bursts
+    /// of 10, `--create-rate`, `--create-burst`).
+    pub create_rate: Option<RateLimit>,
+    /// Pending rooms one user may hold at once (`None`: unlimited; the
+    /// server: 10, `--max-pending-rooms`). Beyond it a create is
+    /// `RATE_LIMITED`.
+    pub max_pending_rooms: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +68,10 @@ impl Default for EngineConfig {
             reorder_wait: Duration::from_millis(100),
             publish_hold: Duration::from_millis(2),
             ticket_secret: None,
+            send_rate: None,
+            reservation_rate: None,
+            create_rate: None,
+            max_pending_rooms: None,
         }
     }
 }
@@ -96,6 +116,30 @@ impl EngineConfig {
     /// Sets [`EngineConfig::publish_hold`].
     pub fn publish_hold(mut self, hold: Duration) -> Self {
         self.publish_hold = hold;
+        self
+    }
+
+    /// Sets [`EngineConfig::send_rate`].
+    pub fn send_rate(mut self, limit: RateLimit) -> Self {
+        self.send_rate = Some(limit);
+        self
+    }
+
+    /// Sets [`EngineConfig::reservation_rate`].
+    pub fn reservation_rate(mut self, limit: RateLimit) -> Self {
+        self.reservation_rate = Some(limit);
+        self
+    }
+
+    /// Sets [`EngineConfig::create_rate`].
+    pub fn create_rate(mut self, limit: RateLimit) -> Self {
+        self.create_rate = Some(limit);
+        self
+    }
+
+    /// Sets [`EngineConfig::max_pending_rooms`].
+    pub fn max_pending_rooms(mut self, max: u32) -> Self {
+        self.max_pending_rooms = Some(max);
         self
     }
 

@@ -20,8 +20,11 @@ use crate::{
     ids::{RoomId, UserId},
     join::{self, Reservation},
     lease_keeper,
+    limits::UserLimits,
     membership::Membership,
-    ports::{Bus, Cluster, InProcessBus, Store},
+    moderation,
+    policies::OpenPolicy,
+    ports::{Bus, Cluster, InProcessBus, Principal, RoomPolicy, Store},
     reads,
     reservations::Reservations,
     room::{RoomInfo, RoomSpec},
@@ -39,9 +42,13 @@ use crate::{
 pub trait ChatEngine: Send + Sync + 'static {
     /// Phase 1: reserve a seat in `room` (creating it, pending, if absent and
     /// `create` is given) and get a ticket for it.
+    ///
+    /// Errors: `RATE_LIMITED`, the room policy's refusal of `create` or
+    /// `join` (`FORBIDDEN`; `ROOM_NOT_FOUND` for a private room),
+    /// `ROOM_NOT_FOUND`, `ROOM_FULL`, `ROOM_PENDING`, `INVALID_INPUT`.
     async fn reserve(
         &self,
-        user: &UserId,
+        who: &Principal,
         room: &RoomId,
         create: Option<RoomSpec>,
     ) -> Result<Reservation>;
@@ -49,9 +56,10 @@ pub trait ChatEngine: Send + Sync + 'static {
     /// Phase 2: use `ticket` as `user`'s live connection. The returned
     /// [`Membership`] streams entries after `after_seq` (or after the room's
     /// last seq) and holds the seat until it is left or dropped.
+    /// The policy is asked `join` again, and `send` once for the seat.
     async fn commit(
         &self,
-        user: &UserId,
+        who: &Principal,
         ticket: &str,
         after_seq: Option<Seq>,
     ) -> Result<Membership>;
@@ -63,7 +71,7 @@ pub trait ChatEngine: Send + Sync + 'static {
     /// lets them share a commit. Waits only while the room's queue is full.
     async fn submit(
         &self,
-        user: &UserId,
+        who: &Principal,
         room: &RoomId,
         client_id: &str,
         body: &str,
@@ -73,12 +81,12 @@ pub trait ChatEngine: Send + Sync + 'static {
     /// (room, user, `client_id`).
     async fn send(
         &self,
-        user: &UserId,
+        who: &Principal,
         room: &RoomId,
         client_id: &str,
         body: &str,
     ) -> Result<Arc<Entry>> {
-        self.submit(user, room, client_id, body).await?.await
+        self.submit(who, room, client_id, body).await?.await
     }
 
     /// Leaves `room` from every connection of `user` at once: the seat is
@@ -86,11 +94,29 @@ pub trait ChatEngine: Send + Sync + 'static {
     /// stream of that seat ends. False when the user held no seat there.
     async fn leave(&self, user: &UserId, room: &RoomId) -> Result<bool>;
 
-    /// A page of the room log; needs a seat in the room.
-    async fn history(&self, user: &UserId, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>>;
+    /// A page of the room log. Needs the policy's `read`, and a joined seat
+    /// (grace counts) or being the room's owner (`NOT_A_MEMBER`);
+    /// `ROOM_NOT_FOUND` for an absent room or a private one the caller may
+    /// not see.
+    async fn history(&self, who: &Principal, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>>;
 
-    /// The room, if it is stored (a pending room is not).
-    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>>;
+    /// The room, if it is stored (a pending room is not) and the caller may
+    /// see it (`None` for a private room the policy refuses them).
+    async fn room(&self, who: &Principal, room: &RoomId) -> Result<Option<RoomInfo>>;
+
+    /// Invites `user` to `room` (`invited = true`) or withdraws the
+    /// invitation; needs the policy's `moderate` (a room's owner always may).
+    /// Invitations admit users to private rooms.
+    ///
+    /// Errors: `ROOM_NOT_FOUND` (absent, or private and not visible to the
+    /// caller), `FORBIDDEN`, storage errors.
+    async fn set_invite(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        invited: bool,
+    ) -> Result<()>;
 
     /// Counters, for tests and metrics.
     fn stats(&self) -> EngineStats;
@@ -124,6 +150,7 @@ pub struct EngineBuilder {
     config: EngineConfig,
     bus: Option<Arc<dyn Bus>>,
     cluster: Option<Cluster>,
+    policy: Arc<dyn RoomPolicy>,
 }
 
 impl EngineBuilder {
@@ -138,6 +165,14 @@ impl EngineBuilder {
     /// every node shares (`parlor-redis`).
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = Some(bus);
+        self
+    }
+
+    /// Who may do what in which room (default: [`OpenPolicy`]). The built-in
+    /// policies are in [`policies`](crate::policies); `docs/plugins.md` shows
+    /// how to write one.
+    pub fn policy(mut self, policy: Arc<dyn RoomPolicy>) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -166,6 +201,7 @@ impl EngineBuilder {
             config,
             bus,
             cluster,
+            policy,
         } = self;
         match &cluster {
             Some(cluster) => {
@@ -179,7 +215,7 @@ impl EngineBuilder {
         }
         let bus = bus.unwrap_or_else(|| Arc::new(InProcessBus::new(config.live_buffer)));
         let clustered = cluster.is_some();
-        let state = launch(store, bus, config, cluster);
+        let state = launch(store, bus, policy, config, cluster);
         if clustered {
             tokio::spawn(lease_keeper::run(Arc::downgrade(&state)));
         }
@@ -191,6 +227,7 @@ impl EngineBuilder {
 fn launch(
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    policy: Arc<dyn RoomPolicy>,
     config: EngineConfig,
     cluster: Option<Cluster>,
 ) -> Arc<EngineState> {
@@ -204,6 +241,11 @@ fn launch(
                 }
             }),
             tickets: TicketMint::new(config.ticket_secret.as_deref()),
+            limits: UserLimits::new(
+                config.send_rate,
+                config.reservation_rate,
+                config.create_rate,
+            ),
             writer: StoreWriter::start(
                 Arc::clone(&store),
                 config.append_batch_max,
@@ -212,6 +254,7 @@ fn launch(
             ),
             store,
             bus,
+            policy,
             config,
             cluster,
             directory: RoomDirectory::default(),
@@ -231,6 +274,7 @@ impl Engine {
             config: EngineConfig::default(),
             bus: None,
             cluster: None,
+            policy: Arc::new(OpenPolicy),
         }
     }
 
@@ -308,43 +352,53 @@ async fn close_open_members(store: &dyn Store) -> Result<()> {
 impl ChatEngine for Engine {
     async fn reserve(
         &self,
-        user: &UserId,
+        who: &Principal,
         room: &RoomId,
         create: Option<RoomSpec>,
     ) -> Result<Reservation> {
-        join::reserve(&self.state, user, room, create).await
+        join::reserve(&self.state, who, room, create).await
     }
 
     async fn commit(
         &self,
-        user: &UserId,
+        who: &Principal,
         ticket: &str,
         after_seq: Option<Seq>,
     ) -> Result<Membership> {
-        let committed = join::commit(&self.state, user, ticket, after_seq).await?;
+        let committed = join::commit(&self.state, who, ticket, after_seq).await?;
         Ok(Membership::from_parts(committed))
     }
 
     async fn submit(
         &self,
-        user: &UserId,
+        who: &Principal,
         room: &RoomId,
         client_id: &str,
         body: &str,
     ) -> Result<PendingSend> {
-        append::submit(&self.state, user, room, client_id, body).await
+        append::submit(&self.state, who, room, client_id, body).await
     }
 
     async fn leave(&self, user: &UserId, room: &RoomId) -> Result<bool> {
         join::leave_room(&self.state, user, room).await
     }
 
-    async fn history(&self, user: &UserId, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>> {
-        reads::history(&self.state, user, room, range).await
+    async fn history(&self, who: &Principal, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>> {
+        reads::history(&self.state, who, room, range).await
     }
 
-    async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>> {
-        reads::room_info(&self.state, room).await
+    async fn room(&self, who: &Principal, room: &RoomId) -> Result<Option<RoomInfo>> {
+        reads::room_info(&self.state, who, room).await
+    }
+
+    async fn set_invite(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        invited: bool,
+    ) -> Result<()> {
+        moderation::set_invite(&self.state, who, room, user, invited).await
     }
 
     fn stats(&self) -> EngineStats {

@@ -277,6 +277,8 @@ mod tests {
                 capacity: 10,
                 title: None,
                 last_seq: 0,
+                owner: None,
+                private: false,
             })
             .await
             .unwrap();

@@ -100,6 +100,8 @@ impl fmt::Display for ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// For `RATE_LIMITED`: how long until the same request may succeed.
+    retry_after: Option<std::time::Duration>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -112,6 +114,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            retry_after: None,
             source: None,
         }
     }
@@ -131,6 +134,19 @@ impl Error {
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
+    }
+
+    /// Says when the same request may succeed (a `RATE_LIMITED` refusal).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// How long to wait before retrying, when the error says
+    /// (`retry_after_ms` in error frames and bodies, `Retry-After` in whole
+    /// seconds rounded up on HTTP 429, `extensions.retryAfterMs` on GraphQL).
+    pub fn retry_after_duration(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// What went wrong.

@@ -24,12 +24,13 @@ use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
     append::append_membership,
+    authorization::authorize,
     entry::{EntryKind, Seq, Timestamp, check_seq},
     entry_stream::EntryStream,
     error::{Error, ErrorKind, Result},
     ids::{RoomId, SeatId, UserId},
     live_room::LiveRoom,
-    ports::CreateOutcome,
+    ports::{Action, CreateOutcome, Principal},
     reservations::Hold,
     room::RoomSpec,
     room_log::AppendResult,
@@ -77,25 +78,40 @@ const RELEASE_ATTEMPTS: u32 = 30;
 /// Phase 1: reserve a seat in `room_id` (creating the room, pending, when it
 /// is absent and `create` is given) and mint its ticket.
 ///
-/// Errors: `INVALID_INPUT` for a bad spec, `ROOM_NOT_FOUND`, `ROOM_FULL`,
+/// Errors: `INVALID_INPUT` for a bad spec, `RATE_LIMITED` over the user's
+/// reservation or creation rate, the room policy's refusal of `create` or
+/// `join` (`FORBIDDEN`; `ROOM_NOT_FOUND` in a private room),
+/// `ROOM_NOT_FOUND`, `ROOM_FULL`,
 /// `ROOM_PENDING` (another user is creating it), storage errors.
 pub(crate) async fn reserve(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     room_id: &RoomId,
     create: Option<RoomSpec>,
 ) -> Result<Reservation> {
+    let user = &principal.user;
     if let Some(spec) = &create {
         spec.validate(state.config.max_capacity)?;
     }
+    state.limits.reserve(user)?;
     let ttl = state.config.reservation_ttl;
     let deadline = Instant::now() + ttl;
     let (key, ticket) = state.tickets.mint(deadline, room_id, user);
     let (room, new_seat) = loop {
-        let (room, seated) = room_for_reserve(state, user, room_id, create.as_ref(), key).await?;
+        let (room, seated) =
+            room_for_reserve(state, principal, room_id, create.as_ref(), key).await?;
         if seated {
             break (room, None);
         }
+        // Asked before the ledger is touched: a refusal holds nothing.
+        authorize(
+            state,
+            principal,
+            room_id,
+            Some(&room.as_stored()),
+            Action::Join,
+        )
+        .await?;
         let mut ledger = room.ledger();
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
@@ -141,7 +157,7 @@ pub(crate) async fn reserve(
 /// room and whether the seat is already taken.
 async fn room_for_reserve(
     state: &EngineState,
-    user: &UserId,
+    principal: &Principal,
     id: &RoomId,
     create: Option<&RoomSpec>,
     key: TicketKey,
@@ -149,7 +165,19 @@ async fn room_for_reserve(
     if let Some(room) = state.stored_room(id).await? {
         return Ok((room, false));
     }
+    let user = &principal.user;
     let spec = create.ok_or(ErrorKind::RoomNotFound)?;
+    state.limits.create(user)?;
+    if let Some(max) = state.config.max_pending_rooms
+        && state.directory.pending_rooms_of(user) >= max as usize
+    {
+        return Err(Error::new(
+            ErrorKind::RateLimited,
+            format!("at most {max} rooms may be pending at once; commit or wait for one to lapse"),
+        )
+        .retry_after(state.config.reservation_ttl));
+    }
+    authorize(state, principal, id, None, Action::Create).await?;
     if let Some(cluster) = &state.cluster
         && !cluster
             .claims
@@ -160,7 +188,13 @@ async fn room_for_reserve(
     }
     let ledger = SeatLedger::pending(spec.capacity, user.clone(), key);
     let queue = state.config.append_queue;
-    let fresh = Arc::new(LiveRoom::pending(id.clone(), spec.clone(), ledger, queue));
+    let fresh = Arc::new(LiveRoom::pending(
+        id.clone(),
+        spec.clone(),
+        user.clone(),
+        ledger,
+        queue,
+    ));
     let room = state.directory.insert_if_absent(Arc::clone(&fresh));
     let seated = Arc::ptr_eq(&room, &fresh);
     Ok((room, seated))
@@ -192,10 +226,11 @@ impl Drop for UncachedTicket<'_> {
 /// (a cluster filled meanwhile), storage errors.
 pub(crate) async fn commit(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     ticket: &str,
     after_seq: Option<Seq>,
 ) -> Result<Committed> {
+    let user = &principal.user;
     let verified = state
         .tickets
         .verify(ticket, user)
@@ -223,7 +258,7 @@ pub(crate) async fn commit(
     }
     let Some(hold) = state.reservations.get(&verified.key).await else {
         if state.cluster.is_some() && !expired() {
-            return commit_reserved_elsewhere(state, user, verified, after_seq).await;
+            return commit_reserved_elsewhere(state, principal, verified, after_seq).await;
         }
         return Err(refused(expired()));
     };
@@ -233,6 +268,7 @@ pub(crate) async fn commit(
     let room = Arc::clone(&hold.room);
     drop(hold);
     check_after_seq(state, &room, after_seq).await?;
+    let send_refusal = ask_policy(state, principal, &room).await?;
 
     // Consume the ticket and, for a stored room, queue the join — one
     // critical section, so the log follows the ledger's order.
@@ -246,6 +282,7 @@ pub(crate) async fn commit(
         let connected = ledger
             .consume(user, &verified.key)
             .map_err(|_| refused(expired()))?;
+        ledger.set_send_refusal(user, send_refusal.as_ref());
         let pending = ledger.is_pending();
         let join = (!pending && ledger.mark_member(user))
             .then(|| append_membership(state, &room, user, EntryKind::Join));
@@ -274,10 +311,11 @@ pub(crate) async fn commit(
 /// local seat without a ticket.
 async fn commit_reserved_elsewhere(
     state: &Arc<EngineState>,
-    user: &UserId,
+    principal: &Principal,
     ticket: VerifiedTicket,
     after_seq: Option<Seq>,
 ) -> Result<Committed> {
+    let user = &principal.user;
     let cluster = state.cluster.as_ref().expect("only in a cluster");
     loop {
         let room = state
@@ -285,6 +323,7 @@ async fn commit_reserved_elsewhere(
             .await?
             .ok_or(ErrorKind::TicketInvalid)?;
         check_after_seq(state, &room, after_seq).await?;
+        let send_refusal = ask_policy(state, principal, &room).await?;
         let seat = room.ledger().seat_of(user).unwrap_or_else(SeatId::fresh);
         if !cluster
             .leases
@@ -300,6 +339,7 @@ async fn commit_reserved_elsewhere(
                 continue; // unloaded meanwhile: look again
             }
             let connected = ledger.adopt(user, seat);
+            ledger.set_send_refusal(user, send_refusal.as_ref());
             let join = ledger
                 .mark_member(user)
                 .then(|| append_membership(state, &room, user, EntryKind::Join));
@@ -308,6 +348,26 @@ async fn commit_reserved_elsewhere(
         let guard = SeatGuard::new(state, &room, user, connected.seat);
         return finish_commit(state, room, guard, connected, join_ack, after_seq).await;
     }
+}
+
+/// The policy's questions at commit: `join` again (a grant may have been
+/// withdrawn since the reserve), and `send`, whose answer the seat keeps so
+/// that a message costs no policy call. Returns the refusal of `send`, if
+/// any.
+///
+/// Errors: the refusal of `join`; storage errors.
+async fn ask_policy(
+    state: &EngineState,
+    principal: &Principal,
+    room: &LiveRoom,
+) -> Result<Option<Error>> {
+    let facts = room.as_stored();
+    authorize(state, principal, &room.id, Some(&facts), Action::Join).await?;
+    Ok(
+        authorize(state, principal, &room.id, Some(&facts), Action::Send)
+            .await
+            .err(),
+    )
 }
 
 /// `INVALID_INPUT` unless `after_seq` is a seq and at most the room's head.
@@ -347,8 +407,7 @@ async fn store_pending_room(
                     // the truth. Only the creator is seated, so any capacity
                     // (≥ 1) still holds.
                     tracing::info!(room = %room.id, "pending room was already stored; adopting it");
-                    room.ledger().set_capacity(stored.capacity);
-                    room.set_title(stored.title);
+                    room.adopt_stored(&stored);
                 }
             }
             Ok::<(), Error>(())

@@ -29,7 +29,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId};
+//! use parlor_engine::{ChatEngine, Engine, EngineConfig, Principal, RoomId, RoomSpec, UserId};
 //! # use parlor_engine::testkit::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -37,7 +37,8 @@
 //! # let store = Arc::new(MemoryStore::default());
 //! // `store` is any Store: parlor_seaorm::SeaOrmStore in a real server.
 //! let engine = Engine::builder(store).config(EngineConfig::default()).start().await?;
-//! let alice = UserId::new("alice")?;
+//! // Who asks: what an `Authenticator` returns (user id, token claims).
+//! let alice = Principal::new(UserId::new("alice")?);
 //! let room = RoomId::new("lobby")?;
 //!
 //! let ticket = engine.reserve(&alice, &room, Some(RoomSpec::with_capacity(10))).await?;
@@ -54,6 +55,7 @@
 //! for production) and the Store conformance suite every backend runs.
 
 mod append;
+mod authorization;
 mod config;
 mod engine;
 mod entry;
@@ -62,8 +64,11 @@ mod error;
 mod ids;
 mod join;
 mod lease_keeper;
+mod limits;
 mod live_room;
 mod membership;
+mod moderation;
+pub mod policies;
 pub mod ports;
 mod reads;
 mod reservations;
@@ -90,10 +95,11 @@ pub use entry_stream::EntryStream;
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{RoomId, SeatId, UserId};
 pub use join::{Joined, Reservation, SeatGuard};
+pub use limits::RateLimit;
 pub use membership::Membership;
 pub use ports::{
-    Authenticator, Bus, Cluster, InProcessBus, PendingClaims, Principal, SeatLeases, Store,
-    bearer_token,
+    Action, Authenticator, Bus, Claims, Cluster, Decision, InProcessBus, PendingClaims,
+    PolicyRequest, Principal, RoomPolicy, SeatLeases, Store, bearer_token,
 };
 pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

@@ -8,16 +8,25 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::OnceCell;
 
 use crate::{
-    ids::RoomId,
+    ids::{RoomId, UserId},
     room::{RoomSpec, StoredRoom},
     room_log::RoomLog,
     seat_ledger::SeatLedger,
 };
 
+/// What a room says about itself besides its seats and log: the facts a
+/// room policy is asked with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoomFacts {
+    pub(crate) title: Option<String>,
+    pub(crate) owner: Option<UserId>,
+    pub(crate) private: bool,
+}
+
 /// A room in memory.
 pub(crate) struct LiveRoom {
     pub(crate) id: RoomId,
-    title: Mutex<Option<String>>,
+    facts: Mutex<RoomFacts>,
     ledger: Mutex<SeatLedger>,
     pub(crate) log: RoomLog,
     /// Resolves once a pending room is in storage; shared by concurrent
@@ -31,22 +40,32 @@ impl LiveRoom {
         LiveRoom {
             log: RoomLog::new(room.last_seq, append_queue),
             id: room.id,
-            title: Mutex::new(room.title),
+            facts: Mutex::new(RoomFacts {
+                title: room.title,
+                owner: room.owner,
+                private: room.private,
+            }),
             ledger: Mutex::new(SeatLedger::stored(room.capacity)),
             stored,
         }
     }
 
+    /// A room not stored yet, created by `owner` (who holds its one seat).
     pub(crate) fn pending(
         id: RoomId,
         spec: RoomSpec,
+        owner: UserId,
         ledger: SeatLedger,
         append_queue: usize,
     ) -> Self {
         LiveRoom {
             log: RoomLog::new(0, append_queue),
             id,
-            title: Mutex::new(spec.title),
+            facts: Mutex::new(RoomFacts {
+                title: spec.title,
+                owner: Some(owner),
+                private: spec.private,
+            }),
             ledger: Mutex::new(ledger),
             stored: OnceCell::new(),
         }
@@ -58,21 +77,32 @@ impl LiveRoom {
             .expect("a ledger critical section panicked")
     }
 
-    pub(crate) fn title(&self) -> Option<String> {
-        self.title.lock().expect("title lock").clone()
+    pub(crate) fn facts(&self) -> RoomFacts {
+        self.facts.lock().expect("facts lock").clone()
     }
 
-    pub(crate) fn set_title(&self, title: Option<String>) {
-        *self.title.lock().expect("title lock") = title;
+    /// Takes the stored room's facts (a pending room that turned out to be
+    /// stored already).
+    pub(crate) fn adopt_stored(&self, stored: &StoredRoom) {
+        self.ledger().set_capacity(stored.capacity);
+        *self.facts.lock().expect("facts lock") = RoomFacts {
+            title: stored.title.clone(),
+            owner: stored.owner.clone(),
+            private: stored.private,
+        };
     }
 
-    /// The room as storage would describe it.
+    /// The room as storage describes it (for a pending room: what its
+    /// INSERT writes).
     pub(crate) fn as_stored(&self) -> StoredRoom {
+        let facts = self.facts();
         StoredRoom {
             id: self.id.clone(),
             capacity: self.ledger().capacity(),
-            title: self.title(),
-            last_seq: 0,
+            title: facts.title,
+            last_seq: self.log.last_seq(),
+            owner: facts.owner,
+            private: facts.private,
         }
     }
 }

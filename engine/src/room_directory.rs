@@ -18,7 +18,12 @@ use std::{
 
 use tokio::sync::OnceCell;
 
-use crate::{error::Result, ids::RoomId, live_room::LiveRoom, room::StoredRoom};
+use crate::{
+    error::Result,
+    ids::{RoomId, UserId},
+    live_room::LiveRoom,
+    room::StoredRoom,
+};
 
 /// A storage read of one room, shared by everyone waiting for it.
 type Load = Arc<OnceCell<Option<StoredRoom>>>;
@@ -77,6 +82,18 @@ impl RoomDirectory {
             drop(ledger);
             rooms.remove(&room.id);
         }
+    }
+
+    /// How many pending rooms `creator` holds (one pass over the rooms in
+    /// memory, under the directory lock then each ledger's: the documented
+    /// lock order). Asked only when a user creates a room, which is rate
+    /// limited, so the pass is not on a hot path.
+    pub(crate) fn pending_rooms_of(&self, creator: &UserId) -> usize {
+        let rooms = self.rooms.lock().expect("directory lock");
+        rooms
+            .values()
+            .filter(|room| room.ledger().is_pending_by(creator))
+            .count()
     }
 
     pub(crate) fn snapshot(&self) -> Vec<Arc<LiveRoom>> {

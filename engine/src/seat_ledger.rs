@@ -6,12 +6,12 @@
 //! one critical section. Methods return what the caller must do next (append
 //! a `leave`, start a grace timer) instead of doing I/O themselves.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use tokio::sync::watch;
 
 use crate::{
-    error::ErrorKind,
+    error::{Error, ErrorKind},
     ids::{SeatId, UserId},
     ticket::TicketKey,
 };
@@ -43,6 +43,9 @@ struct Seat {
     grace: Option<GraceId>,
     /// The log holds a `join` for this seat and no `leave` yet.
     member: bool,
+    /// Why the room policy refused this seat's sends when it last
+    /// committed (`None`: allowed), so a send costs no policy call.
+    send_refusal: Option<(ErrorKind, Arc<str>)>,
 }
 
 impl Seat {
@@ -54,6 +57,7 @@ impl Seat {
             connections: 0,
             grace: None,
             member: false,
+            send_refusal: None,
         }
     }
 
@@ -166,6 +170,12 @@ impl SeatLedger {
 
     pub(crate) fn is_pending(&self) -> bool {
         self.pending_creator.is_some()
+    }
+
+    /// Whether this is a pending room that `user` is creating (and it is
+    /// still in the directory).
+    pub(crate) fn is_pending_by(&self, user: &UserId) -> bool {
+        !self.retired && self.pending_creator.as_ref() == Some(user)
     }
 
     pub(crate) fn mark_stored(&mut self) {
@@ -343,9 +353,34 @@ impl SeatLedger {
         self.seats.keys().cloned().collect()
     }
 
-    /// Whether `user` holds a seat in any state.
-    pub(crate) fn holds_seat(&self, user: &UserId) -> bool {
-        self.seats.contains_key(user)
+    /// Remembers what the room policy said about `user`'s sends at their
+    /// latest commit (`None`: allowed).
+    pub(crate) fn set_send_refusal(&mut self, user: &UserId, refusal: Option<&Error>) {
+        if let Some(seat) = self.seats.get_mut(user) {
+            seat.send_refusal = refusal.map(|e| (e.kind(), Arc::from(e.message())));
+        }
+    }
+
+    /// Whether `user` may send here now: a joined seat whose latest commit
+    /// was allowed to send.
+    ///
+    /// Errors: `NOT_A_MEMBER` without a joined seat; the policy's refusal.
+    pub(crate) fn may_send(&self, user: &UserId) -> Result<(), Error> {
+        match self.seats.get(user) {
+            Some(seat) if seat.connections > 0 => match &seat.send_refusal {
+                None => Ok(()),
+                Some((kind, message)) => Err(Error::new(*kind, message.as_ref())),
+            },
+            _ => Err(ErrorKind::NotAMember.into()),
+        }
+    }
+
+    /// Whether `user` is a member: a joined seat or one in grace (what
+    /// reading the history takes; a reservation alone is not enough).
+    pub(crate) fn is_member(&self, user: &UserId) -> bool {
+        self.seats
+            .get(user)
+            .is_some_and(|s| s.state() != SeatState::Reserved)
     }
 
     /// Whether `user` has a live connection (a joined seat).

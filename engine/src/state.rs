@@ -14,9 +14,11 @@ use crate::{
     config::EngineConfig,
     error::{ErrorKind, Result},
     ids::{RoomId, UserId},
+    limits::UserLimits,
     live_room::LiveRoom,
-    ports::{Bus, Cluster, Store},
+    ports::{Bus, Cluster, RoomPolicy, Store},
     reservations::Reservations,
+    room::StoredRoom,
     room_directory::RoomDirectory,
     stats::Counters,
     store_writer::StoreWriter,
@@ -28,11 +30,15 @@ pub(crate) struct EngineState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) config: EngineConfig,
+    /// Who may do what (asked through `authorization::authorize`).
+    pub(crate) policy: Arc<dyn RoomPolicy>,
     /// The rooms in memory.
     pub(crate) directory: RoomDirectory,
     /// Unused tickets; a ticket leaving it frees its seat.
     pub(crate) reservations: Reservations,
     pub(crate) tickets: TicketMint,
+    /// Per-user rates of sends, reservations and room creations.
+    pub(crate) limits: UserLimits,
     pub(crate) counters: Arc<Counters>,
     /// Every room's appends go through it: one transaction at a time.
     pub(crate) writer: StoreWriter,
@@ -91,5 +97,19 @@ impl EngineState {
         self.stored_room(room_id)
             .await?
             .ok_or_else(|| ErrorKind::NotAMember.into())
+    }
+
+    /// The room's facts: from memory when it is loaded (a pending room is
+    /// not stored: `None`), else from storage.
+    pub(crate) async fn stored_facts(&self, id: &RoomId) -> Result<Option<StoredRoom>> {
+        if let Some(room) = self.directory.get(id) {
+            let ledger = room.ledger();
+            if !ledger.is_retired() {
+                let pending = ledger.is_pending();
+                drop(ledger);
+                return Ok((!pending).then(|| room.as_stored()));
+            }
+        }
+        self.store.room(id).await
     }
 }

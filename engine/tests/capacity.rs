@@ -20,6 +20,7 @@ use std::{
 
 use common::*;
 use parlor_engine::{ChatEngine, Engine, EngineConfig, ErrorKind};
+use parlor_engine::{Principal, UserId};
 use rand::Rng;
 
 const ROUNDS: usize = 200;
@@ -47,7 +48,12 @@ async fn occupancy_never_exceeds_capacity() {
             // their short grace has run).
             let mut occupancy = u32::MAX;
             for _ in 0..2000 {
-                occupancy = engine.room(&id).await.unwrap().unwrap().occupancy;
+                occupancy = engine
+                    .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .occupancy;
                 if occupancy == 0 {
                     break;
                 }
@@ -81,7 +87,11 @@ async fn run_round(
         tokio::spawn(async move {
             let mut observations = 0u32;
             while !done.load(Ordering::Acquire) {
-                let info = engine.room(&id).await.unwrap().unwrap();
+                let info = engine
+                    .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert!(
                     info.occupancy <= capacity,
                     "observed occupancy {} > {capacity}",
@@ -111,7 +121,10 @@ async fn run_round(
             let mut rng = rand::rngs::SmallRng::seed_from_u64(task_seed);
             let who = user(format!("u{i}"));
             tokio::time::sleep(Duration::from_micros(rng.random_range(0..500))).await;
-            let ticket = match engine.reserve(&who, &id, None).await {
+            let ticket = match engine
+                .reserve(&Principal::new(who.clone()), &id, None)
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => {
                     assert_eq!(e.kind(), ErrorKind::RoomFull, "only ROOM_FULL may refuse");
@@ -120,7 +133,7 @@ async fn run_round(
             };
             tokio::time::sleep(Duration::from_micros(rng.random_range(0..500))).await;
             let membership = engine
-                .commit(&who, &ticket.ticket, None)
+                .commit(&Principal::new(who.clone()), &ticket.ticket, None)
                 .await
                 .expect("a reserved seat commits");
             let now = live.fetch_add(1, Ordering::AcqRel) + 1;

@@ -18,6 +18,7 @@ use std::{
 
 use async_trait::async_trait;
 use common::{join, room, user};
+use parlor_engine::Principal;
 use parlor_engine::{
     ChatEngine, Cluster, Engine, EngineConfig, Entry, EntryKind, ErrorKind, InProcessBus,
     PendingClaims, Result, RoomId, RoomSpec, SeatId, SeatLeases, Timestamp, UserId, ports::Seated,
@@ -127,18 +128,31 @@ async fn the_database_decides_capacity_and_seat_rows_follow_seats() {
     let (engine, _store, leases) = node(2).await; // the cluster has room for 2
     let r = room("r");
     let t = engine
-        .reserve(&user("ann"), &r, Some(RoomSpec::with_capacity(10)))
+        .reserve(
+            &Principal::new((user("ann")).clone()),
+            &r,
+            Some(RoomSpec::with_capacity(10)),
+        )
         .await
         .unwrap();
-    let ann = engine.commit(&user("ann"), &t.ticket, None).await.unwrap();
+    let ann = engine
+        .commit(&Principal::new((user("ann")).clone()), &t.ticket, None)
+        .await
+        .unwrap();
     assert_eq!(
         leases.rows(),
         1,
         "the creator is seated in the database at commit"
     );
 
-    engine.reserve(&user("bob"), &r, None).await.unwrap();
-    let refused = engine.reserve(&user("cat"), &r, None).await.unwrap_err();
+    engine
+        .reserve(&Principal::new((user("bob")).clone()), &r, None)
+        .await
+        .unwrap();
+    let refused = engine
+        .reserve(&Principal::new((user("cat")).clone()), &r, None)
+        .await
+        .unwrap_err();
     assert_eq!(
         refused.kind(),
         ErrorKind::RoomFull,
@@ -164,10 +178,17 @@ async fn a_node_whose_lease_lapsed_ends_every_seat_it_held() {
     let (engine, store, leases) = node(10).await;
     let r = room("r");
     let t = engine
-        .reserve(&user("ann"), &r, Some(RoomSpec::with_capacity(10)))
+        .reserve(
+            &Principal::new((user("ann")).clone()),
+            &r,
+            Some(RoomSpec::with_capacity(10)),
+        )
         .await
         .unwrap();
-    let mut ann = engine.commit(&user("ann"), &t.ticket, None).await.unwrap();
+    let mut ann = engine
+        .commit(&Principal::new((user("ann")).clone()), &t.ticket, None)
+        .await
+        .unwrap();
     let mut bob = join(&engine, &user("bob"), &r).await;
     assert_eq!(leases.rows(), 2);
 
@@ -201,6 +222,9 @@ async fn a_node_whose_lease_lapsed_ends_every_seat_it_held() {
     leaves.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(leaves, [leave("ann"), leave("bob")], "one leave each");
     // A new reserve is counted afresh.
-    engine.reserve(&user("ann"), &r, None).await.unwrap();
+    engine
+        .reserve(&Principal::new((user("ann")).clone()), &r, None)
+        .await
+        .unwrap();
     assert_eq!(leases.rows(), 1);
 }

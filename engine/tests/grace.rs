@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, EntryKind};
 
 #[tokio::test(start_paused = true)]
@@ -28,7 +29,11 @@ async fn grace_keeps_the_seat_and_ends_with_one_leave() {
     assert_eq!(engine.stats().seats_grace, 1);
     // Capacity 1: the seat in grace still counts.
     assert_eq!(
-        engine.reserve(&bob, &id, None).await.unwrap_err().code(),
+        engine
+            .reserve(&Principal::new(bob.clone()), &id, None)
+            .await
+            .unwrap_err()
+            .code(),
         "ROOM_FULL"
     );
 

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, EntryKind, ErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -27,7 +28,12 @@ async fn duplicates_yield_one_entry_and_one_delivery() {
                 tokio::spawn(async move {
                     // Even a changed body on a retry keeps the original.
                     engine
-                        .send(&alice, &id, &client_id, &format!("try {i}"))
+                        .send(
+                            &Principal::new(alice.clone()),
+                            &id,
+                            &client_id,
+                            &format!("try {i}"),
+                        )
                         .await
                         .unwrap()
                 })
@@ -45,7 +51,12 @@ async fn duplicates_yield_one_entry_and_one_delivery() {
         );
         // A later retry too.
         let again = engine
-            .send(&alice, &id, &client_id, "late retry")
+            .send(
+                &Principal::new(alice.clone()),
+                &id,
+                &client_id,
+                "late retry",
+            )
             .await
             .unwrap();
         assert_eq!((again.seq, again.id), (first.seq, first.id));
@@ -83,7 +94,10 @@ async fn a_send_during_an_outage_is_refused_then_retried_once() {
     let mut m = join(&engine, &alice, &id).await;
 
     store.set_unavailable(true);
-    let err = engine.send(&alice, &id, "c-1", "hello").await.unwrap_err();
+    let err = engine
+        .send(&Principal::new(alice.clone()), &id, "c-1", "hello")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.is_temporary());
     assert!(
@@ -92,8 +106,14 @@ async fn a_send_during_an_outage_is_refused_then_retried_once() {
     );
     store.set_unavailable(false);
 
-    let ack = engine.send(&alice, &id, "c-1", "hello").await.unwrap();
-    let again = engine.send(&alice, &id, "c-1", "hello").await.unwrap();
+    let ack = engine
+        .send(&Principal::new(alice.clone()), &id, "c-1", "hello")
+        .await
+        .unwrap();
+    let again = engine
+        .send(&Principal::new(alice.clone()), &id, "c-1", "hello")
+        .await
+        .unwrap();
     assert_eq!(ack.id, again.id);
     assert_eq!(m.next_entry().await.unwrap().id, ack.id);
     let texts = store

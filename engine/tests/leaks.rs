@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, ErrorKind, Membership, Reservation, RoomSpec, UserId};
 use rand::{Rng, seq::IndexedRandom};
 
@@ -31,7 +32,7 @@ async fn churn_leaves_nothing_behind() {
                 let spec = rng
                     .random_bool(0.5)
                     .then(|| RoomSpec::with_capacity(rng.random_range(1..=6)));
-                match engine.reserve(&who, id, spec).await {
+                match engine.reserve(&Principal::new(who.clone()), id, spec).await {
                     Ok(t) => {
                         tickets.push((who, t));
                         outcomes[0] += 1;
@@ -48,7 +49,10 @@ async fn churn_leaves_nothing_behind() {
             // commit a held ticket
             4..=5 if !tickets.is_empty() => {
                 let (who, t) = tickets.swap_remove(rng.random_range(0..tickets.len()));
-                match engine.commit(&who, &t.ticket, None).await {
+                match engine
+                    .commit(&Principal::new(who.clone()), &t.ticket, None)
+                    .await
+                {
                     Ok(m) => {
                         memberships.push((who, m));
                         outcomes[1] += 1;
@@ -89,8 +93,12 @@ async fn churn_leaves_nothing_behind() {
         "reserved {}, committed {}, left {}, dropped {}, forgot {}, waits {}",
         outcomes[0], outcomes[1], outcomes[2], outcomes[3], outcomes[4], outcomes[5]
     );
+    // Each kind must have run often enough to matter. Commits, leaves and
+    // drops depend on how many tickets survive the waits, so their counts
+    // swing by a factor of two between seeds (seed 15778027546843484149:
+    // 90 drops): the floor sits far below that spread, not at its middle.
     assert!(
-        outcomes.iter().all(|&n| n > 100),
+        outcomes.iter().all(|&n| n > 30),
         "every kind of step ran: {outcomes:?}"
     );
 

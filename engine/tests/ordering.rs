@@ -11,6 +11,7 @@ use common::*;
 use parlor_engine::{
     ChatEngine, Engine, EngineConfig, EntryKind, RoomId, Seq, testkit::MemoryStore,
 };
+use parlor_engine::{Principal, UserId};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use tokio::sync::watch;
 
@@ -46,7 +47,12 @@ async fn every_subscriber_sees_every_entry_once_in_order() {
                     tokio::time::sleep(Duration::from_micros(rng.random_range(0..2000))).await;
                 }
                 let ack = engine
-                    .send(&who, &id, &format!("m{m}"), &format!("{s}:{m}"))
+                    .send(
+                        &Principal::new(who.clone()),
+                        &id,
+                        &format!("m{m}"),
+                        &format!("{s}:{m}"),
+                    )
                     .await
                     .unwrap();
                 assert!(ack.seq > last, "a sender's own acks rise");
@@ -59,7 +65,12 @@ async fn every_subscriber_sees_every_entry_once_in_order() {
     for s in senders {
         memberships.push(s.await.unwrap());
     }
-    let end = engine.room(&id).await.unwrap().unwrap().last_seq;
+    let end = engine
+        .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seq;
     end_tx.send(Some(end)).unwrap();
 
     let mut resumed = 0;
@@ -124,7 +135,7 @@ async fn appends_in_several_lanes_keep_every_room_in_order() {
                         tokio::time::sleep(Duration::from_micros(rng.random_range(0..1000))).await;
                     }
                     let ack = engine
-                        .send(&who, &id, &format!("m{m}"), "hi")
+                        .send(&Principal::new(who.clone()), &id, &format!("m{m}"), "hi")
                         .await
                         .unwrap();
                     assert!(ack.seq > last, "a sender's own acks rise");
@@ -164,11 +175,22 @@ async fn subscribe(
     let mut rng = SmallRng::seed_from_u64(seed);
     let who = user(format!("sub{n}"));
     tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
-    let ticket = engine.reserve(&who, &id, None).await.unwrap();
+    let ticket = engine
+        .reserve(&Principal::new(who.clone()), &id, None)
+        .await
+        .unwrap();
     // Some start from an earlier point of the log than their join.
-    let here = engine.room(&id).await.unwrap().unwrap().last_seq;
+    let here = engine
+        .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seq;
     let after = rng.random_bool(0.3).then(|| rng.random_range(0..=here));
-    let mut m = engine.commit(&who, &ticket.ticket, after).await.unwrap();
+    let mut m = engine
+        .commit(&Principal::new(who.clone()), &ticket.ticket, after)
+        .await
+        .unwrap();
     let start = after.unwrap_or(m.joined().last_seq);
     let mut seen: Vec<Seq> = Vec::new();
     let mut resumes = 0;
@@ -183,8 +205,14 @@ async fn subscribe(
             drop(m);
             resumes += 1;
             tokio::time::sleep(Duration::from_micros(rng.random_range(0..3000))).await;
-            let t = engine.reserve(&who, &id, None).await.unwrap();
-            m = engine.commit(&who, &t.ticket, Some(last)).await.unwrap();
+            let t = engine
+                .reserve(&Principal::new(who.clone()), &id, None)
+                .await
+                .unwrap();
+            m = engine
+                .commit(&Principal::new(who.clone()), &t.ticket, Some(last))
+                .await
+                .unwrap();
             continue;
         }
         tokio::select! {

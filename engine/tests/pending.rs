@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::*;
 use parlor_engine::{ChatEngine, EngineConfig, EntryKind, ErrorKind, RoomSpec, Store};
+use parlor_engine::{Principal, UserId};
 
 #[tokio::test(start_paused = true)]
 async fn a_pending_room_is_not_stored_and_vanishes_at_expiry() {
@@ -17,38 +18,57 @@ async fn a_pending_room_is_not_stored_and_vanishes_at_expiry() {
     let spec = Some(RoomSpec {
         capacity: 3,
         title: Some("Fresh".into()),
+        private: false,
     });
 
     assert_eq!(
-        engine.reserve(&alice, &id, None).await.unwrap_err().kind(),
+        engine
+            .reserve(&Principal::new(alice.clone()), &id, None)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::RoomNotFound
     );
-    let first = engine.reserve(&alice, &id, spec.clone()).await.unwrap();
+    let first = engine
+        .reserve(&Principal::new(alice.clone()), &id, spec.clone())
+        .await
+        .unwrap();
     assert!(
         store.room(&id).await.unwrap().is_none(),
         "pending is memory only"
     );
     assert!(
-        engine.room(&id).await.unwrap().is_none(),
+        engine
+            .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+            .await
+            .unwrap()
+            .is_none(),
         "and not visible as a room"
     );
     assert_eq!(engine.stats().pending_rooms, 1);
     assert_eq!(
         engine
-            .reserve(&bob, &id, spec.clone())
+            .reserve(&Principal::new(bob.clone()), &id, spec.clone())
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::RoomPending
     );
     assert_eq!(
-        engine.reserve(&bob, &id, None).await.unwrap_err().kind(),
+        engine
+            .reserve(&Principal::new(bob.clone()), &id, None)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::RoomPending
     );
 
     // The creator again: a fresh ticket for the same seat.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let second = engine.reserve(&alice, &id, spec.clone()).await.unwrap();
+    let second = engine
+        .reserve(&Principal::new(alice.clone()), &id, spec.clone())
+        .await
+        .unwrap();
     assert_ne!(first.ticket, second.ticket);
     assert_eq!(engine.stats().seats(), 1);
 
@@ -58,7 +78,7 @@ async fn a_pending_room_is_not_stored_and_vanishes_at_expiry() {
     assert_eq!(engine.stats().pending_rooms, 1);
     assert_eq!(
         engine
-            .commit(&alice, &first.ticket, None)
+            .commit(&Principal::new(alice.clone()), &first.ticket, None)
             .await
             .unwrap_err()
             .kind(),
@@ -73,7 +93,7 @@ async fn a_pending_room_is_not_stored_and_vanishes_at_expiry() {
     assert_eq!(store.create_calls(), 0, "nothing was ever written");
     assert_eq!(
         engine
-            .commit(&alice, &second.ticket, None)
+            .commit(&Principal::new(alice.clone()), &second.ticket, None)
             .await
             .unwrap_err()
             .kind(),
@@ -82,10 +102,17 @@ async fn a_pending_room_is_not_stored_and_vanishes_at_expiry() {
 
     // Now bob may create it.
     let t = engine
-        .reserve(&bob, &id, Some(RoomSpec::with_capacity(2)))
+        .reserve(
+            &Principal::new(bob.clone()),
+            &id,
+            Some(RoomSpec::with_capacity(2)),
+        )
         .await
         .unwrap();
-    let m = engine.commit(&bob, &t.ticket, None).await.unwrap();
+    let m = engine
+        .commit(&Principal::new(bob.clone()), &t.ticket, None)
+        .await
+        .unwrap();
     let stored = store.room(&id).await.unwrap().unwrap();
     assert_eq!((stored.capacity, stored.last_seq), (2, 1));
     assert_eq!(
@@ -111,7 +138,7 @@ async fn concurrent_commits_create_a_pending_room_once() {
         for _ in 0..16 {
             tickets.push(
                 engine
-                    .reserve(&alice, &id, Some(spec.clone()))
+                    .reserve(&Principal::new(alice.clone()), &id, Some(spec.clone()))
                     .await
                     .unwrap()
                     .ticket,
@@ -122,7 +149,11 @@ async fn concurrent_commits_create_a_pending_room_once() {
             .into_iter()
             .map(|t| {
                 let (engine, alice) = (engine.clone(), alice.clone());
-                tokio::spawn(async move { engine.commit(&alice, &t, None).await })
+                tokio::spawn(async move {
+                    engine
+                        .commit(&Principal::new(alice.clone()), &t, None)
+                        .await
+                })
             })
             .collect();
         let mut memberships = Vec::new();

@@ -18,6 +18,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, Engine, EngineConfig, EntryKind, Membership, RoomId, UserId};
 use tokio::time::Instant;
 
@@ -86,7 +87,10 @@ async fn send_at(
     ms: impl Fn() -> u64,
 ) -> u64 {
     tokio::time::sleep(Duration::from_millis(at)).await;
-    engine.send(&sender, &id, body, body).await.unwrap();
+    engine
+        .send(&Principal::new(sender.clone()), &id, body, body)
+        .await
+        .unwrap();
     ms()
 }
 
@@ -113,7 +117,12 @@ async fn a_lone_send_is_published_at_once() {
     let start = Instant::now();
     let ack = room
         .engine
-        .send(&room.sender, &room.id, "only", "only")
+        .send(
+            &Principal::new(room.sender.clone()),
+            &room.id,
+            "only",
+            "only",
+        )
         .await
         .unwrap();
     let entry = room.subscriber.next_entry().await.unwrap();

@@ -15,6 +15,7 @@ use std::{
 
 use common::*;
 use parlor_engine::{ChatEngine, EngineConfig, Seq};
+use parlor_engine::{Principal, UserId};
 use rand::Rng;
 
 async fn seam_rounds(config: EngineConfig, rounds: usize, name: &str) {
@@ -39,7 +40,12 @@ async fn seam_rounds(config: EngineConfig, rounds: usize, name: &str) {
                     let mut n = base;
                     while !stop.load(Ordering::Acquire) {
                         engine
-                            .send(&writer, &id, &format!("w{lane}-{n}"), "x")
+                            .send(
+                                &Principal::new(writer.clone()),
+                                &id,
+                                &format!("w{lane}-{n}"),
+                                "x",
+                            )
                             .await
                             .unwrap();
                         n += 1;
@@ -50,11 +56,19 @@ async fn seam_rounds(config: EngineConfig, rounds: usize, name: &str) {
             .collect();
         tokio::time::sleep(Duration::from_micros(rng.random_range(0..2000))).await;
         let reader = user(format!("reader{round}"));
-        let head = engine.room(&id).await.unwrap().unwrap().last_seq;
+        let head = engine
+            .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seq;
         let after = head.saturating_sub(rng.random_range(0..600));
-        let t = engine.reserve(&reader, &id, None).await.unwrap();
+        let t = engine
+            .reserve(&Principal::new(reader.clone()), &id, None)
+            .await
+            .unwrap();
         let mut m = engine
-            .commit(&reader, &t.ticket, Some(after))
+            .commit(&Principal::new(reader.clone()), &t.ticket, Some(after))
             .await
             .unwrap();
         let mut seen: Vec<Seq> = Vec::new();
@@ -70,7 +84,12 @@ async fn seam_rounds(config: EngineConfig, rounds: usize, name: &str) {
         for pump in pumps {
             next_msg = next_msg.max(pump.await.unwrap());
         }
-        let end = engine.room(&id).await.unwrap().unwrap().last_seq;
+        let end = engine
+            .room(&Principal::new(UserId::new("observer").unwrap()), &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seq;
         while seen.last().copied().unwrap_or(after) < end {
             seen.push(m.next_entry().await.unwrap().seq);
         }

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, EngineConfig, ErrorKind, RoomSpec, SeqRange};
 
 #[tokio::test(start_paused = true)]
@@ -16,15 +17,29 @@ async fn tickets_are_single_use_personal_and_unforgeable() {
     let (ann, bob) = (user("ann"), user("bob"));
     let code = |r: Result<parlor_engine::Membership, parlor_engine::Error>| r.unwrap_err().kind();
 
-    let t = engine.reserve(&ann, &id, None).await.unwrap();
+    let t = engine
+        .reserve(&Principal::new(ann.clone()), &id, None)
+        .await
+        .unwrap();
     assert_eq!(
-        code(engine.commit(&bob, &t.ticket, None).await),
+        code(
+            engine
+                .commit(&Principal::new(bob.clone()), &t.ticket, None)
+                .await
+        ),
         ErrorKind::TicketInvalid,
         "another user's"
     );
-    let m = engine.commit(&ann, &t.ticket, None).await.unwrap();
+    let m = engine
+        .commit(&Principal::new(ann.clone()), &t.ticket, None)
+        .await
+        .unwrap();
     assert_eq!(
-        code(engine.commit(&ann, &t.ticket, None).await),
+        code(
+            engine
+                .commit(&Principal::new(ann.clone()), &t.ticket, None)
+                .await
+        ),
         ErrorKind::TicketInvalid,
         "reused"
     );
@@ -32,36 +47,65 @@ async fn tickets_are_single_use_personal_and_unforgeable() {
     forged[3] = if forged[3] == b'x' { b'y' } else { b'x' };
     let forged = String::from_utf8(forged).unwrap();
     assert_eq!(
-        code(engine.commit(&ann, &forged, None).await),
+        code(
+            engine
+                .commit(&Principal::new(ann.clone()), &forged, None)
+                .await
+        ),
         ErrorKind::TicketInvalid,
         "forged"
     );
     assert_eq!(
-        code(engine.commit(&ann, "garbage", None).await),
+        code(
+            engine
+                .commit(&Principal::new(ann.clone()), "garbage", None)
+                .await
+        ),
         ErrorKind::TicketInvalid
     );
     assert!(t.ticket.len() >= 22, "at least 128 bits");
 
     // A leave invalidates the user's unused tickets for the room.
-    let unused = engine.reserve(&ann, &id, None).await.unwrap();
+    let unused = engine
+        .reserve(&Principal::new(ann.clone()), &id, None)
+        .await
+        .unwrap();
     m.leave().await.unwrap();
     assert_eq!(
-        code(engine.commit(&ann, &unused.ticket, None).await),
+        code(
+            engine
+                .commit(&Principal::new(ann.clone()), &unused.ticket, None)
+                .await
+        ),
         ErrorKind::TicketInvalid
     );
 
     // Expired is told apart, before and after the sweep.
-    let late = engine.reserve(&bob, &id, None).await.unwrap();
+    let late = engine
+        .reserve(&Principal::new(bob.clone()), &id, None)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(15)).await;
     assert_eq!(
-        code(engine.commit(&bob, &late.ticket, None).await),
+        code(
+            engine
+                .commit(&Principal::new(bob.clone()), &late.ticket, None)
+                .await
+        ),
         ErrorKind::TicketExpired
     );
-    let late = engine.reserve(&bob, &id, None).await.unwrap();
+    let late = engine
+        .reserve(&Principal::new(bob.clone()), &id, None)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
     engine.run_maintenance().await;
     assert_eq!(
-        code(engine.commit(&bob, &late.ticket, None).await),
+        code(
+            engine
+                .commit(&Principal::new(bob.clone()), &late.ticket, None)
+                .await
+        ),
         ErrorKind::TicketExpired
     );
     settle().await;
@@ -75,11 +119,18 @@ async fn tickets_from_another_engine_secret_are_invalid() {
     let ann = user("ann");
     let id = room("x");
     let t = a
-        .reserve(&ann, &id, Some(RoomSpec::with_capacity(1)))
+        .reserve(
+            &Principal::new(ann.clone()),
+            &id,
+            Some(RoomSpec::with_capacity(1)),
+        )
         .await
         .unwrap();
     assert_eq!(
-        b.commit(&ann, &t.ticket, None).await.unwrap_err().kind(),
+        b.commit(&Principal::new(ann.clone()), &t.ticket, None)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::TicketInvalid
     );
 }
@@ -99,7 +150,7 @@ async fn bad_input_is_refused_with_the_contract_codes() {
         let (ann, id) = (ann.clone(), id.clone());
         async move {
             engine
-                .reserve(&ann, &id, Some(spec))
+                .reserve(&Principal::new(ann.clone()), &id, Some(spec))
                 .await
                 .unwrap_err()
                 .kind()
@@ -116,7 +167,8 @@ async fn bad_input_is_refused_with_the_contract_codes() {
     assert_eq!(
         bad(RoomSpec {
             capacity: 2,
-            title: Some("t".repeat(201))
+            title: Some("t".repeat(201)),
+            private: false,
         })
         .await,
         ErrorKind::InvalidInput
@@ -129,22 +181,26 @@ async fn bad_input_is_refused_with_the_contract_codes() {
 
     let t = engine
         .reserve(
-            &ann,
+            &Principal::new(ann.clone()),
             &id,
             Some(RoomSpec {
                 capacity: 2,
                 title: Some("é".repeat(200)),
+                private: false,
             }),
         )
         .await
         .unwrap();
-    let mut m = engine.commit(&ann, &t.ticket, None).await.unwrap();
+    let mut m = engine
+        .commit(&Principal::new(ann.clone()), &t.ticket, None)
+        .await
+        .unwrap();
     let send = |client_id: &'static str, body: String| {
         let engine = engine.clone();
         let (ann, id) = (ann.clone(), id.clone());
         async move {
             engine
-                .send(&ann, &id, client_id, &body)
+                .send(&Principal::new(ann.clone()), &id, client_id, &body)
                 .await
                 .map(|e| e.seq)
                 .map_err(|e| e.kind())
@@ -186,34 +242,47 @@ async fn bad_input_is_refused_with_the_contract_codes() {
     // Not a member: no seat at all, or a seat that is only reserved.
     let bob = user("bob");
     assert_eq!(
-        engine.send(&bob, &id, "c", "hi").await.unwrap_err().kind(),
-        ErrorKind::NotAMember
-    );
-    assert_eq!(
         engine
-            .history(&bob, &id, SeqRange::default())
+            .send(&Principal::new(bob.clone()), &id, "c", "hi")
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::NotAMember
     );
-    engine.reserve(&bob, &id, None).await.unwrap();
     assert_eq!(
-        engine.send(&bob, &id, "c", "hi").await.unwrap_err().kind(),
+        engine
+            .history(&Principal::new(bob.clone()), &id, SeqRange::default())
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotAMember
     );
+    engine
+        .reserve(&Principal::new(bob.clone()), &id, None)
+        .await
+        .unwrap();
     assert_eq!(
         engine
-            .history(&bob, &id, SeqRange::default())
+            .send(&Principal::new(bob.clone()), &id, "c", "hi")
             .await
-            .unwrap()
-            .len(),
-        2,
-        "history needs any seat"
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotAMember
+    );
+    // docs/contract.md §3 (issue 20): history needs a member's seat; a
+    // reservation alone is not enough.
+    assert_eq!(
+        engine
+            .history(&Principal::new(bob.clone()), &id, SeqRange::default())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotAMember,
+        "history needs a member, not a reservation"
     );
     assert_eq!(
         engine
-            .send(&ann, &room("nowhere"), "c", "hi")
+            .send(&Principal::new(ann.clone()), &room("nowhere"), "c", "hi")
             .await
             .unwrap_err()
             .kind(),
@@ -226,7 +295,7 @@ async fn bad_input_is_refused_with_the_contract_codes() {
     };
     assert_eq!(
         engine
-            .history(&ann, &id, limit(0))
+            .history(&Principal::new(ann.clone()), &id, limit(0))
             .await
             .unwrap_err()
             .kind(),
@@ -234,22 +303,29 @@ async fn bad_input_is_refused_with_the_contract_codes() {
     );
     assert_eq!(
         engine
-            .history(&ann, &id, limit(501))
+            .history(&Principal::new(ann.clone()), &id, limit(501))
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::InvalidInput
     );
     assert_eq!(
-        engine.history(&ann, &id, limit(500)).await.unwrap().len(),
+        engine
+            .history(&Principal::new(ann.clone()), &id, limit(500))
+            .await
+            .unwrap()
+            .len(),
         2
     );
 
     // after_seq beyond the log is refused, and holds nothing.
-    let t = engine.reserve(&ann, &id, None).await.unwrap();
+    let t = engine
+        .reserve(&Principal::new(ann.clone()), &id, None)
+        .await
+        .unwrap();
     assert_eq!(
         engine
-            .commit(&ann, &t.ticket, Some(99))
+            .commit(&Principal::new(ann.clone()), &t.ticket, Some(99))
             .await
             .unwrap_err()
             .kind(),

@@ -66,6 +66,13 @@ impl TestServer {
         if !extra.contains(&"--rate-limit") {
             args.extend_from_slice(&["--rate-limit", "100000", "--rate-burst", "100000"]);
         }
+        if !extra.contains(&"--reservation-rate") {
+            args.extend_from_slice(&["--reservation-rate", "100000"]);
+            args.extend_from_slice(&["--reservation-burst", "100000"]);
+        }
+        if !extra.contains(&"--create-rate") {
+            args.extend_from_slice(&["--create-rate", "100000", "--create-burst", "100000"]);
+        }
         args.extend_from_slice(auth);
         args.extend_from_slice(extra);
         let config = parlor_server::Config::from_args(args).expect("valid flags");

@@ -7,7 +7,11 @@ use async_trait::async_trait;
 
 use crate::{entry::Timestamp, error::Result, ids::UserId};
 
-/// Who a credential stands for.
+/// A token's claims (a JWT's payload as a JSON object; empty for tokens
+/// that carry none, such as dev tokens).
+pub type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// Who a credential stands for, and what it says.
 ///
 /// `expires_at` is when the credential stops holding (a JWT's `exp`), or
 /// `None` for one that does not expire (dev tokens, sessions an integrator
@@ -21,6 +25,9 @@ pub struct Principal {
     pub user: UserId,
     /// When the credential expires (milliseconds since the Unix epoch), if it does.
     pub expires_at: Option<Timestamp>,
+    /// Everything the credential says, kept for the room policy (the
+    /// `claims` policy reads its `rooms` grants from here).
+    pub claims: Claims,
 }
 
 impl Principal {
@@ -29,7 +36,14 @@ impl Principal {
         Principal {
             user,
             expires_at: None,
+            claims: Claims::new(),
         }
+    }
+
+    /// The same principal, with `claims`.
+    pub fn with_claims(mut self, claims: Claims) -> Self {
+        self.claims = claims;
+        self
     }
 
     /// The same principal, with a credential that expires at `at`.

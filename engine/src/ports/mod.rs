@@ -1,16 +1,19 @@
 //! The ports: what the engine needs from the outside, as traits.
 //!
 //! Storage crates implement [`Store`]; fan-out backends implement [`Bus`];
-//! identity plug-ins implement [`Authenticator`]; a cluster adds
+//! identity plug-ins implement [`Authenticator`]; who may do what is a
+//! [`RoomPolicy`]; a cluster adds
 //! [`SeatLeases`] and [`PendingClaims`].
 //! The engine never names a concrete backend.
 
-mod auth;
+pub(crate) mod auth;
 mod bus;
 mod cluster;
+pub(crate) mod policy;
 mod store;
 
-pub use auth::{Authenticator, Principal, bearer_token};
+pub use auth::{Authenticator, Claims, Principal, bearer_token};
 pub use bus::{Bus, InProcessBus, LiveEntries};
 pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated};
+pub use policy::{Action, Decision, PolicyRequest, RoomPolicy};
 pub use store::{Appended, CreateOutcome, Store};

@@ -62,6 +62,8 @@ impl Appended {
 ///   `leave` of a closed one is answered `Unchanged` and writes nothing, so
 ///   whichever node (or restart) reports a membership change, it is logged
 ///   once.
+/// - `create_room` keeps `owner` and `private` as given; `room` returns them.
+/// - Invitations are a set of (room, user) pairs of stored rooms.
 /// - Backend errors are translated: unreachable, busy or locked become
 ///   `UNAVAILABLE` (temporary); nothing backend-specific leaks in the message.
 #[async_trait]
@@ -81,6 +83,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every (room, user) whose latest membership entry is a `join`.
     async fn open_members(&self) -> Result<Vec<(RoomId, UserId)>>;
+
+    /// Invites `user` to `room` (`invited = true`) or withdraws the
+    /// invitation (`false`). Idempotent: inviting twice keeps one invitation,
+    /// withdrawing an absent one is no error. A room that is not stored:
+    /// `ROOM_NOT_FOUND`.
+    async fn set_invite(&self, room: &RoomId, user: &UserId, invited: bool) -> Result<()>;
+
+    /// Whether `user` holds an invitation to `room`.
+    async fn is_invited(&self, room: &RoomId, user: &UserId) -> Result<bool>;
 
     /// How many `append` transactions the engine may have in flight at once
     /// (never two batches of the same room). A store with one writer (SQLite)

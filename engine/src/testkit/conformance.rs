@@ -33,6 +33,8 @@ pub async fn run(store: Arc<dyn Store>) {
     open_members_follow_the_log(store.as_ref(), p).await;
     fields_round_trip(store.as_ref(), p).await;
     concurrent_appends_stay_gap_free(Arc::clone(&store), p).await;
+    owner_and_privacy_round_trip(store.as_ref(), p).await;
+    invitations_are_a_set_per_room(store.as_ref(), p).await;
 }
 
 fn room_id(prefix: &str, name: &str) -> RoomId {
@@ -50,6 +52,8 @@ async fn new_room(store: &dyn Store, prefix: &str, name: &str) -> RoomId {
         capacity: 10,
         title: Some(format!("room {name}")),
         last_seq: 0,
+        owner: Some(user("owner")),
+        private: false,
     };
     assert_eq!(
         store.create_room(&room).await.expect("create"),
@@ -74,6 +78,8 @@ async fn create_is_an_insert(store: &dyn Store, p: &str) {
         capacity: 99,
         title: None,
         last_seq: 0,
+        owner: Some(user("intruder")),
+        private: true,
     };
     match store
         .create_room(&again)
@@ -341,5 +347,63 @@ async fn concurrent_appends_stay_gap_free(store: Arc<dyn Store>, p: &str) {
         seqs,
         (1..=(writers * per) as u64).collect::<Vec<_>>(),
         "gap-free under concurrent writers"
+    );
+}
+
+async fn owner_and_privacy_round_trip(store: &dyn Store, p: &str) {
+    let id = room_id(p, "private");
+    let room = StoredRoom {
+        id: id.clone(),
+        capacity: 3,
+        title: None,
+        last_seq: 0,
+        owner: Some(user("olga")),
+        private: true,
+    };
+    store.create_room(&room).await.expect("create");
+    let stored = store.room(&id).await.unwrap().expect("stored");
+    assert_eq!(stored.owner, Some(user("olga")));
+    assert!(stored.private);
+    let public = new_room(store, p, "public").await;
+    assert!(!store.room(&public).await.unwrap().unwrap().private);
+    let ownerless = StoredRoom {
+        id: room_id(p, "ownerless"),
+        owner: None,
+        ..room
+    };
+    store.create_room(&ownerless).await.expect("create");
+    assert_eq!(
+        store.room(&ownerless.id).await.unwrap().unwrap().owner,
+        None
+    );
+}
+
+async fn invitations_are_a_set_per_room(store: &dyn Store, p: &str) {
+    let a = new_room(store, p, "invite-a").await;
+    let b = new_room(store, p, "invite-b").await;
+    let (ivy, jo) = (user("ivy"), user("jo"));
+    assert!(!store.is_invited(&a, &ivy).await.unwrap());
+    store.set_invite(&a, &ivy, true).await.expect("invite");
+    store
+        .set_invite(&a, &ivy, true)
+        .await
+        .expect("invite twice");
+    assert!(store.is_invited(&a, &ivy).await.unwrap());
+    assert!(!store.is_invited(&b, &ivy).await.unwrap(), "per room");
+    assert!(!store.is_invited(&a, &jo).await.unwrap(), "per user");
+    store.set_invite(&a, &ivy, false).await.expect("withdraw");
+    store
+        .set_invite(&a, &ivy, false)
+        .await
+        .expect("withdraw twice");
+    assert!(!store.is_invited(&a, &ivy).await.unwrap());
+    let absent = room_id(p, "invite-absent");
+    assert_eq!(
+        store
+            .set_invite(&absent, &ivy, true)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::RoomNotFound
     );
 }

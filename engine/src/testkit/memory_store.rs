@@ -33,6 +33,7 @@ struct RoomData {
 struct State {
     rooms: HashMap<RoomId, RoomData>,
     open: BTreeSet<(RoomId, UserId)>,
+    invites: BTreeSet<(RoomId, UserId)>,
 }
 
 /// An in-memory [`Store`]: a test double, never for production.
@@ -204,6 +205,27 @@ impl Store for MemoryStore {
         self.enter().await?;
         let state = self.state.lock().expect("memory store lock");
         Ok(state.open.iter().cloned().collect())
+    }
+
+    async fn set_invite(&self, room: &RoomId, user: &UserId, invited: bool) -> Result<()> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        if state.rooms.get(room).is_none_or(|r| r.room.is_none()) {
+            return Err(ErrorKind::RoomNotFound.into());
+        }
+        let pair = (room.clone(), user.clone());
+        if invited {
+            state.invites.insert(pair);
+        } else {
+            state.invites.remove(&pair);
+        }
+        Ok(())
+    }
+
+    async fn is_invited(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.invites.contains(&(room.clone(), user.clone())))
     }
 
     fn append_lanes(&self) -> usize {

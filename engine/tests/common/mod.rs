@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use parlor_engine::Principal;
 use parlor_engine::{
     ChatEngine, Engine, EngineConfig, EngineStats, EntryKind, Membership, RoomId, RoomSpec, UserId,
     testkit::MemoryStore,
@@ -49,11 +50,15 @@ pub async fn stored_room(engine: &Engine, name: &str, capacity: u32) -> RoomId {
     let id = room(name);
     let owner = user("owner");
     let t = engine
-        .reserve(&owner, &id, Some(RoomSpec::with_capacity(capacity)))
+        .reserve(
+            &Principal::new(owner.clone()),
+            &id,
+            Some(RoomSpec::with_capacity(capacity)),
+        )
         .await
         .unwrap();
     engine
-        .commit(&owner, &t.ticket, None)
+        .commit(&Principal::new(owner.clone()), &t.ticket, None)
         .await
         .unwrap()
         .leave()
@@ -64,8 +69,14 @@ pub async fn stored_room(engine: &Engine, name: &str, capacity: u32) -> RoomId {
 
 /// Reserve + commit in one go.
 pub async fn join(engine: &Engine, who: &UserId, id: &RoomId) -> Membership {
-    let t = engine.reserve(who, id, None).await.unwrap();
-    engine.commit(who, &t.ticket, None).await.unwrap()
+    let t = engine
+        .reserve(&Principal::new(who.clone()), id, None)
+        .await
+        .unwrap();
+    engine
+        .commit(&Principal::new(who.clone()), &t.ticket, None)
+        .await
+        .unwrap()
 }
 
 /// Lets every ttl pass (under paused time) and the engine settle.

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, EngineConfig, RoomId, RoomSpec, UserId};
 
 use crate::{
@@ -121,10 +122,13 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
         for s in 0..p.senders {
             let user = UserId::new(&format!("u{r}-{s}")).unwrap();
             let create = (s == 0).then(|| RoomSpec::with_capacity(p.senders as u32));
-            let ticket = engine.reserve(&user, &room, create).await.expect("reserve");
+            let ticket = engine
+                .reserve(&Principal::new(user.clone()), &room, create)
+                .await
+                .expect("reserve");
             members.push(
                 engine
-                    .commit(&user, &ticket.ticket, None)
+                    .commit(&Principal::new(user.clone()), &ticket.ticket, None)
                     .await
                     .expect("commit"),
             );
@@ -145,7 +149,12 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     engine
-                        .send(&user, &room, &client_ids.make(i), &body)
+                        .send(
+                            &Principal::new(user.clone()),
+                            &room,
+                            &client_ids.make(i),
+                            &body,
+                        )
                         .await
                         .expect("send");
                     latencies.push_micros(sent.elapsed().as_micros() as u64);

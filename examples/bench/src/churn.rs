@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, EngineConfig, EngineStats, RoomId, UserId};
 
 use crate::{
@@ -111,15 +112,27 @@ async fn cycles(
                     let i = i + offset;
                     let room = &rooms[(i as usize) % rooms.len()];
                     let user = UserId::new(&format!("u{}", i % 5_000)).unwrap();
-                    let ticket = engine.reserve(&user, room, None).await.expect("reserve");
+                    let ticket = engine
+                        .reserve(&Principal::new(user.clone()), room, None)
+                        .await
+                        .expect("reserve");
                     match i % 4 {
                         0 => {} // never committed: the reservation expires
                         kind => {
-                            let membership = engine.commit(&user, &ticket.ticket, None).await;
+                            let membership = engine
+                                .commit(&Principal::new(user.clone()), &ticket.ticket, None)
+                                .await;
                             // Another worker's leave may have invalidated the ticket.
                             let Ok(membership) = membership else { continue };
                             if kind == 3 {
-                                let _ = engine.send(&user, room, &format!("c{i}"), "churn").await;
+                                let _ = engine
+                                    .send(
+                                        &Principal::new(user.clone()),
+                                        room,
+                                        &format!("c{i}"),
+                                        "churn",
+                                    )
+                                    .await;
                             }
                             if kind == 1 {
                                 drop(membership); // lost: grace, then freed

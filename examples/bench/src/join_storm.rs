@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Instant};
 
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, EngineConfig, ErrorKind, RoomId, UserId};
 use tokio::sync::Barrier;
 
@@ -39,7 +40,10 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let started = Instant::now();
-                    let admitted = match engine.reserve(&user, &room, None).await {
+                    let admitted = match engine
+                        .reserve(&Principal::new(user.clone()), &room, None)
+                        .await
+                    {
                         Ok(_) => true,
                         Err(e) if e.kind() == ErrorKind::RoomFull => false,
                         Err(e) => panic!("reserve: {e}"),

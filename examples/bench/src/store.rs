@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use parlor_engine::Principal;
 use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId};
 use parlor_seaorm::SeaOrmStore;
 
@@ -58,11 +59,15 @@ pub(crate) fn run_prefix() -> String {
 pub(crate) async fn empty_room(engine: &Engine, room: &RoomId, capacity: u32) {
     let owner = UserId::new("owner").unwrap();
     let ticket = engine
-        .reserve(&owner, room, Some(RoomSpec::with_capacity(capacity)))
+        .reserve(
+            &Principal::new(owner.clone()),
+            room,
+            Some(RoomSpec::with_capacity(capacity)),
+        )
         .await
         .expect("create");
     let membership = engine
-        .commit(&owner, &ticket.ticket, None)
+        .commit(&Principal::new(owner.clone()), &ticket.ticket, None)
         .await
         .expect("commit");
     membership.leave().await.expect("leave");

@@ -91,13 +91,50 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// Sends per second per user.
+    /// Sends per second per user, over every transport together.
     #[arg(long, env = "PARLOR_RATE_LIMIT", default_value_t = 20.0)]
     pub rate_limit: f64,
 
     /// Burst of sends a user may make at once.
     #[arg(long, env = "PARLOR_RATE_BURST", default_value_t = 40.0)]
     pub rate_burst: f64,
+
+    /// Reservations per second per user (HTTP, GraphQL and SSE alike).
+    #[arg(long, env = "PARLOR_RESERVATION_RATE", default_value_t = 5.0)]
+    pub reservation_rate: f64,
+
+    /// Burst of reservations a user may make at once.
+    #[arg(long, env = "PARLOR_RESERVATION_BURST", default_value_t = 20.0)]
+    pub reservation_burst: f64,
+
+    /// Room creations per second per user.
+    #[arg(long, env = "PARLOR_CREATE_RATE", default_value_t = 1.0)]
+    pub create_rate: f64,
+
+    /// Burst of room creations a user may make at once.
+    #[arg(long, env = "PARLOR_CREATE_BURST", default_value_t = 10.0)]
+    pub create_burst: f64,
+
+    /// Rooms one user may have pending (created, not yet committed) at once.
+    #[arg(long, env = "PARLOR_MAX_PENDING_ROOMS", default_value_t = 10)]
+    pub max_pending_rooms: u32,
+
+    /// Who may do what in which room: `open` (any signed-in user, public
+    /// rooms; private rooms for their owner and invited users), `claims`
+    /// (grants in the token's `rooms` claim) or `hook` (ask
+    /// `--authz-hook-url`). docs/contract.md §2.
+    #[arg(long, env = "PARLOR_AUTHORIZATION", value_enum, default_value_t = Authorization::Open)]
+    pub authorization: Authorization,
+
+    /// For `--authorization hook`: the integrator's endpoint (plain HTTP)
+    /// that answers `{"allow", "ttl_ms"}` for each question.
+    #[arg(long, env = "PARLOR_AUTHZ_HOOK_URL")]
+    pub authz_hook_url: Option<String>,
+
+    /// How long to wait for the hook; past it the question is refused with
+    /// `UNAVAILABLE` (fail closed).
+    #[arg(long, env = "PARLOR_AUTHZ_HOOK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub authz_hook_timeout: std::time::Duration,
 
     /// Largest WebSocket text frame, in bytes (larger closes with 1009).
     #[arg(long, env = "PARLOR_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
@@ -491,4 +528,16 @@ mod tests {
                 .is_ok()
         );
     }
+}
+
+/// The room policies `--authorization` chooses from (fixed names: tests and
+/// deployments outside the project use them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Authorization {
+    /// `parlor_engine::policies::OpenPolicy`.
+    Open,
+    /// `parlor_engine::policies::ClaimsPolicy`.
+    Claims,
+    /// `parlor_auth::HookPolicy` on `--authz-hook-url`.
+    Hook,
 }

@@ -22,15 +22,18 @@ mod metrics;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use parlor_auth::{AnyOf, DevTokens, JwtAuthenticator, KeyError};
-use parlor_engine::{Authenticator, Cluster, Engine, EngineConfig};
+use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError};
+use parlor_engine::{
+    Authenticator, Cluster, Engine, EngineConfig, RateLimit, RoomPolicy,
+    policies::{ClaimsPolicy, OpenPolicy},
+};
 use parlor_graphql::{GraphqlConfig, GraphqlTransport};
 use parlor_redis::Redis;
 use parlor_seaorm::SeaOrmStore;
-use parlor_ws::{RateLimit, WsConfig, WsTransport};
+use parlor_ws::{WsConfig, WsTransport};
 use tokio::net::TcpListener;
 
-pub use config::Config;
+pub use config::{Authorization, Config};
 
 /// Why the server did not start.
 #[derive(Debug)]
@@ -109,11 +112,28 @@ fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> 
     }
 }
 
+/// The room policy `--authorization` names.
+fn room_policy(config: &Config) -> Result<Arc<dyn RoomPolicy>, StartError> {
+    Ok(match config.authorization {
+        Authorization::Open => Arc::new(OpenPolicy),
+        Authorization::Claims => Arc::new(ClaimsPolicy),
+        Authorization::Hook => {
+            let url = config.authz_hook_url.clone().ok_or_else(|| {
+                StartError::Config("--authorization hook needs --authz-hook-url".into())
+            })?;
+            let hook = HookPolicy::new(url, config.authz_hook_timeout)
+                .map_err(|e| StartError::Config(e.message().to_owned()))?;
+            Arc::new(hook)
+        }
+    })
+}
+
 /// Starts the engine as one node of a cluster (Postgres + Redis).
 async fn start_node(
     store: &SeaOrmStore,
     settings: config::ClusterSettings,
     engine_config: EngineConfig,
+    policy: Arc<dyn RoomPolicy>,
 ) -> parlor_engine::Result<Engine> {
     tracing::info!(node = %settings.node_id, redis = %config::redacted(&settings.redis_url), "joining the cluster");
     let redis = Redis::connect(&settings.redis_url).await?;
@@ -131,6 +151,7 @@ async fn start_node(
         .bus(Arc::new(bus))
         .cluster(cluster)
         .config(engine_config)
+        .policy(policy)
         .start()
         .await
 }
@@ -180,17 +201,26 @@ pub async fn serve(
         .reservation_ttl(config.reservation_ttl)
         .reconnect_grace(config.reconnect_grace)
         .max_message_bytes(config.max_message_bytes)
-        .max_capacity(config.max_capacity);
+        .max_capacity(config.max_capacity)
+        .send_rate(RateLimit::new(config.rate_limit, config.rate_burst))
+        .reservation_rate(RateLimit::new(
+            config.reservation_rate,
+            config.reservation_burst,
+        ))
+        .create_rate(RateLimit::new(config.create_rate, config.create_burst))
+        .max_pending_rooms(config.max_pending_rooms);
+    let policy = room_policy(&config)?;
     let engine = match cluster {
         None => {
             Engine::builder(Arc::new(store.clone()))
                 .config(engine_config)
+                .policy(policy)
                 .start()
                 .await
         }
         Some(settings) => {
             store = store.for_node(&settings.node_id);
-            start_node(&store, settings, engine_config).await
+            start_node(&store, settings, engine_config, policy).await
         }
     }
     .map_err(StartError::Storage)?;
@@ -200,11 +230,7 @@ pub async fn serve(
         .outbound_queue(config.outbound_queue)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
-        .trust_forwarded(config.trust_forwarded)
-        .rate_limit(RateLimit {
-            per_second: config.rate_limit,
-            burst: config.rate_burst,
-        });
+        .trust_forwarded(config.trust_forwarded);
     for origin in &config.allowed_origins {
         ws_config = ws_config.allow_origin(origin.clone());
     }

@@ -10,7 +10,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /sse/v1/rooms/{room}/events?after_seq=&capacity=&title=` | `text/event-stream`: `joined`, then `entry` events with `id: <seq>` |
+//! | `GET /sse/v1/rooms/{room}/events?after_seq=&capacity=&title=&private=` | `text/event-stream`: `joined`, then `entry` events with `id: <seq>` |
 //! | `POST /sse/v1/rooms/{room}/messages` `{"client_id", "body"}` | 201 entry |
 //! | `POST /sse/v1/rooms/{room}/leave` | 204 |
 //!

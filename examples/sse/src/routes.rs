@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use futures_util::StreamExt;
-use parlor_engine::{ErrorKind, RoomId, RoomSpec, Seq, UserId, bearer_token};
+use parlor_engine::{ErrorKind, Principal, RoomId, RoomSpec, Seq, bearer_token};
 use parlor_wire::{ApiError, EntryJson};
 use serde::Deserialize;
 
@@ -30,17 +30,17 @@ pub(crate) fn router(state: Arc<SseState>) -> Router {
 
 /// The token from `Authorization: Bearer …`, or from `access_token` for
 /// `EventSource`, which cannot set headers.
-async fn user(
+async fn caller(
     state: &SseState,
     headers: &HeaderMap,
     query_token: Option<&str>,
-) -> Result<UserId, ApiError> {
+) -> Result<Principal, ApiError> {
     let header = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     let token = header.or(query_token).ok_or(ErrorKind::Unauthenticated)?;
-    Ok(state.auth.authenticate(token).await?.user)
+    Ok(state.auth.authenticate(token).await?)
 }
 
 #[derive(Deserialize)]
@@ -48,6 +48,9 @@ struct StreamQuery {
     after_seq: Option<Seq>,
     capacity: Option<u32>,
     title: Option<String>,
+    /// With `capacity`: create the room private (docs/contract.md §2).
+    #[serde(default)]
+    private: bool,
     access_token: Option<String>,
 }
 
@@ -57,7 +60,7 @@ async fn open_stream(
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let user = user(&state, &headers, query.access_token.as_deref()).await?;
+    let who = caller(&state, &headers, query.access_token.as_deref()).await?;
     let room = RoomId::new(&room_id)?;
     // A reconnecting EventSource says where it was; that wins over the URL's
     // after_seq, which still names the first join's point.
@@ -73,14 +76,15 @@ async fn open_stream(
     let create = query.capacity.map(|capacity| RoomSpec {
         capacity,
         title: query.title,
+        private: query.private,
     });
     // Both phases at once: the seat is held only while this stream is open.
-    let reservation = state.engine.reserve(&user, &room, create).await?;
+    let reservation = state.engine.reserve(&who, &room, create).await?;
     let membership = state
         .engine
-        .commit(&user, &reservation.ticket, after_seq)
+        .commit(&who, &reservation.ticket, after_seq)
         .await?;
-    tracing::debug!(%room, %user, ?after_seq, "sse stream opened");
+    tracing::debug!(%room, user = %who.user, ?after_seq, "sse stream opened");
     let stream = events::events(membership).boxed();
     Ok(Sse::new(stream)
         // `: ping` every interval while the stream is quiet (axum restarts
@@ -102,7 +106,7 @@ async fn send(
     headers: HeaderMap,
     body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let user = user(&state, &headers, None).await?;
+    let who = caller(&state, &headers, None).await?;
     let room = RoomId::new(&room_id)?;
     let Json(body) = body.map_err(|e| {
         parlor_engine::Error::new(
@@ -112,7 +116,7 @@ async fn send(
     })?;
     let entry = state
         .engine
-        .send(&user, &room, &body.client_id, &body.body)
+        .send(&who, &room, &body.client_id, &body.body)
         .await?;
     Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
 }
@@ -122,9 +126,9 @@ async fn leave(
     Path(room_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let user = user(&state, &headers, None).await?;
+    let who = caller(&state, &headers, None).await?;
     let room = RoomId::new(&room_id)?;
-    if state.engine.leave(&user, &room).await? {
+    if state.engine.leave(&who.user, &room).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ErrorKind::NotAMember.into())

@@ -8,11 +8,15 @@
 //! (`UNAVAILABLE` for "retry", `INTERNAL` otherwise) whose client-facing text
 //! never contains the database's own.
 //!
-//! Three tables, created by the bundled migrations:
-//! - `parlor_rooms` — id, capacity, title, and `last_seq`, the log's head;
+//! Four tables, created by the bundled migrations (besides the cluster's
+//! seat leases, see `leases`):
+//! - `parlor_rooms` — id, capacity, title, owner (NULL for rooms stored
+//!   before rooms had owners), whether it is private, and `last_seq`, the
+//!   log's head;
 //! - `parlor_entries` — the room logs, keyed by (room_id, seq), with a unique
 //!   (client_id, sender, room_id) that makes sends idempotent;
-//! - `parlor_members` — open memberships, so a restart can close them.
+//! - `parlor_members` — open memberships, so a restart can close them;
+//! - `parlor_invites` — (room_id, user_id) invitations to stored rooms.
 //!
 //! A room is created with an INSERT, never an upsert: a duplicate id is
 //! reported as [`CreateOutcome::AlreadyExists`](parlor_engine::ports::CreateOutcome).
@@ -27,7 +31,8 @@
 //!
 //! Lowest layer first: a module names only modules listed before it.
 //! - `translate` — database errors → engine errors, unique-violation
-//!   detection, and the "room not stored" error an append raises;
+//!   detection, the "room not stored" error an append raises, and the
+//!   `ROOM_NOT_FOUND` of an invitation to a room that is not stored;
 //! - `entity`, `migration` — the tables' SeaORM entities, and the schema
 //!   migrations ([`Migrator`]);
 //! - `rows` — stored rows ↔ engine types;

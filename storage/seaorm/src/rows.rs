@@ -5,7 +5,7 @@
 use parlor_engine::{Entry, EntryKind, RoomId, StoredRoom, Timestamp, UserId};
 use sea_orm::{ActiveValue::Set, DbErr};
 
-use crate::entity::{entry, member, room};
+use crate::entity::{entry, invite, member, room};
 
 fn corrupt(what: &str) -> DbErr {
     DbErr::Custom(format!("stored row has an invalid {what}"))
@@ -32,6 +32,13 @@ pub(crate) fn to_room(row: room::Model) -> Result<StoredRoom, DbErr> {
         capacity: u32::try_from(row.capacity).map_err(|_| corrupt("capacity"))?,
         title: row.title,
         last_seq: u64::try_from(row.last_seq).map_err(|_| corrupt("last seq"))?,
+        owner: row
+            .owner_id
+            .as_deref()
+            .map(UserId::new)
+            .transpose()
+            .map_err(|_| corrupt("owner id"))?,
+        private: row.private,
     })
 }
 
@@ -52,5 +59,15 @@ pub(crate) fn room_row(new: &StoredRoom) -> room::ActiveModel {
         title: Set(new.title.clone()),
         last_seq: Set(0),
         created_at: Set(Timestamp::now().millis()),
+        owner_id: Set(new.owner.as_ref().map(ToString::to_string)),
+        private: Set(new.private),
+    }
+}
+
+/// The row of an invitation of `user` to `room`.
+pub(crate) fn invite_row(room: &RoomId, user: &UserId) -> invite::ActiveModel {
+    invite::ActiveModel {
+        room_id: Set(room.to_string()),
+        user_id: Set(user.to_string()),
     }
 }

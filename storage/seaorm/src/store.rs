@@ -15,10 +15,10 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::{
     append::{self, Dialect, SeatCheck},
-    entity::{entry, member, room},
+    entity::{entry, invite, member, room},
     migration::Migrator,
-    rows::{room_row, to_entry, to_member, to_room},
-    translate::{is_unique_violation, translate},
+    rows::{invite_row, room_row, to_entry, to_member, to_room},
+    translate::{is_unique_violation, translate, translate_invite},
 };
 
 /// Rooms and room logs in a SQL database through SeaORM.
@@ -203,6 +203,36 @@ impl Store for SeaOrmStore {
         rows.into_iter()
             .map(|m| to_member(m).map_err(translate))
             .collect()
+    }
+
+    async fn set_invite(&self, room: &RoomId, user: &UserId, invited: bool) -> Result<()> {
+        if invited {
+            // The foreign key refuses a room that is not stored; a second
+            // invitation meets the primary key and changes nothing.
+            invite::Entity::insert(invite_row(room, user))
+                .on_conflict_do_nothing()
+                .exec_without_returning(&self.writes)
+                .await
+                .map_err(translate_invite)?;
+            return Ok(());
+        }
+        let deleted = invite::Entity::delete_by_id((room.to_string(), user.to_string()))
+            .exec(&self.writes)
+            .await
+            .map_err(translate)?;
+        // Nothing withdrawn: no error, unless the room itself is not stored.
+        if deleted.rows_affected == 0 && self.room(room).await?.is_none() {
+            return Err(ErrorKind::RoomNotFound.into());
+        }
+        Ok(())
+    }
+
+    async fn is_invited(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        let row = invite::Entity::find_by_id((room.to_string(), user.to_string()))
+            .one(&self.reads)
+            .await
+            .map_err(translate)?;
+        Ok(row.is_some())
     }
 
     fn append_lanes(&self) -> usize {

@@ -32,6 +32,20 @@ pub(crate) fn translate_append(err: DbErr) -> Error {
     }
 }
 
+/// Translates an invitation's error: a room the invitations' foreign key
+/// does not find is the caller's `ROOM_NOT_FOUND`, the rest as
+/// [`translate`].
+pub(crate) fn translate_invite(err: DbErr) -> Error {
+    if matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        Error::from(ErrorKind::RoomNotFound).with_source(err)
+    } else {
+        translate(err)
+    }
+}
+
 /// Whether a unique index refused the statement. Callers read it as news,
 /// not failure: a room id already taken, a send already stored (its
 /// idempotency key), or a head another writer moved (the entries' key).

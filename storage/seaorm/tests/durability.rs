@@ -7,6 +7,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
+use parlor_engine::Principal;
 use parlor_engine::{
     ChatEngine, Engine, EngineConfig, Entry, EntryKind, RoomId, RoomSpec, SeqRange, Store, UserId,
 };
@@ -52,12 +53,25 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
         // An independent reader: what it sees is what is committed.
         let witness = SeaOrmStore::connect(&url).await.unwrap();
         let t = engine
-            .reserve(&alice, &room, Some(RoomSpec::with_capacity(5)))
+            .reserve(
+                &Principal::new(alice.clone()),
+                &room,
+                Some(RoomSpec::with_capacity(5)),
+            )
             .await
             .unwrap();
-        let ma = engine.commit(&alice, &t.ticket, None).await.unwrap();
-        let t = engine.reserve(&bob, &room, None).await.unwrap();
-        let mb = engine.commit(&bob, &t.ticket, None).await.unwrap();
+        let ma = engine
+            .commit(&Principal::new(alice.clone()), &t.ticket, None)
+            .await
+            .unwrap();
+        let t = engine
+            .reserve(&Principal::new(bob.clone()), &room, None)
+            .await
+            .unwrap();
+        let mb = engine
+            .commit(&Principal::new(bob.clone()), &t.ticket, None)
+            .await
+            .unwrap();
 
         let senders: Vec<_> = (0..10)
             .map(|s| {
@@ -71,7 +85,12 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
                     let mut mine = Vec::new();
                     for m in 0..20 {
                         let ack = engine
-                            .send(&who, &room, &format!("s{s}-m{m}"), &format!("body {s}/{m}"))
+                            .send(
+                                &Principal::new(who.clone()),
+                                &room,
+                                &format!("s{s}-m{m}"),
+                                &format!("body {s}/{m}"),
+                            )
                             .await
                             .unwrap();
                         let seen = witness
@@ -136,15 +155,26 @@ async fn acked_entries_survive_and_open_joins_are_closed_once() {
     assert!(store.open_members().await.unwrap().is_empty());
 
     // The seq continues; a third start appends nothing more.
-    let t = engine.reserve(&alice, &room, None).await.unwrap();
-    let m = engine.commit(&alice, &t.ticket, None).await.unwrap();
+    let t = engine
+        .reserve(&Principal::new(alice.clone()), &room, None)
+        .await
+        .unwrap();
+    let m = engine
+        .commit(&Principal::new(alice.clone()), &t.ticket, None)
+        .await
+        .unwrap();
     assert_eq!(
         m.joined().last_seq,
         205,
         "alice's new join continues the seq"
     );
     let ack = engine
-        .send(&alice, &room, "after-restart", "hello again")
+        .send(
+            &Principal::new(alice.clone()),
+            &room,
+            "after-restart",
+            "hello again",
+        )
         .await
         .unwrap();
     assert_eq!(ack.seq, 206);
@@ -178,22 +208,32 @@ async fn many_rooms_stay_gap_free(store: SeaOrmStore, prefix: &str) {
             tasks.push(tokio::spawn(async move {
                 let who = user(&format!("w{s}"));
                 let t = engine
-                    .reserve(&who, &room, Some(RoomSpec::with_capacity(10)))
+                    .reserve(
+                        &Principal::new(who.clone()),
+                        &room,
+                        Some(RoomSpec::with_capacity(10)),
+                    )
                     .await;
                 // The first reserve creates (pending); others wait for it.
                 let t = match t {
                     Ok(t) => t,
                     Err(_) => loop {
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        if let Ok(t) = engine.reserve(&who, &room, None).await {
+                        if let Ok(t) = engine
+                            .reserve(&Principal::new(who.clone()), &room, None)
+                            .await
+                        {
                             break t;
                         }
                     },
                 };
-                let m = engine.commit(&who, &t.ticket, None).await.unwrap();
+                let m = engine
+                    .commit(&Principal::new(who.clone()), &t.ticket, None)
+                    .await
+                    .unwrap();
                 for i in 0..40 {
                     engine
-                        .send(&who, &room, &format!("c{i}"), "x")
+                        .send(&Principal::new(who.clone()), &room, &format!("c{i}"), "x")
                         .await
                         .unwrap();
                 }
@@ -285,6 +325,8 @@ async fn two_writers_on_one_file_keep_every_log_gap_free() {
             capacity: 10,
             title: None,
             last_seq: 0,
+            owner: None,
+            private: false,
         };
         stores[0].create_room(&new).await.unwrap();
     }

@@ -38,6 +38,8 @@ async fn room(store: &SeaOrmStore, capacity: u32) -> RoomId {
         capacity,
         title: None,
         last_seq: 0,
+        owner: None,
+        private: false,
     };
     store.create_room(&room).await.unwrap();
     id

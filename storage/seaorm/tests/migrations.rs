@@ -1,9 +1,11 @@
 //! The migrations that reorder the idempotency index (`m0003`, `m0005`), up
 //! and down on a SQLite file: entries stay, and so does their uniqueness.
-//! (Postgres runs them up in every suite that opens it; down is not run
-//! there, since the suites share one database.)
+//! And `m0006` (owners, private rooms, invitations) on a database with rooms
+//! stored before it. (Postgres runs them up in every suite that opens it;
+//! down is not run there, since the suites share one database.)
 
-use parlor_seaorm::Migrator;
+use parlor_engine::{ErrorKind, RoomId, Store, UserId};
+use parlor_seaorm::{Migrator, SeaOrmStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 use sea_orm_migration::MigratorTrait;
 
@@ -68,8 +70,8 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     );
     send(&db, 2, "b").await.unwrap();
 
-    // Back past m0005, m0004 and m0003: the first index again.
-    Migrator::down(&db, Some(3)).await.unwrap();
+    // Back past m0006, m0005, m0004 and m0003: the first index again.
+    Migrator::down(&db, Some(4)).await.unwrap();
     assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "b").await.is_err(), "still unique after down");
@@ -78,4 +80,86 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     assert_eq!(indexes(&db).await, ["parlor_entries_client_id_first"]);
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "a").await.is_err(), "still unique after up");
+}
+
+/// The names of the columns of `table`.
+async fn columns(db: &DatabaseConnection, table: &str) -> Vec<String> {
+    let sql = format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid");
+    let rows = db
+        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn owners_and_invitations_come_to_rooms_stored_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("parlor.db").display()
+    );
+    let db = Database::connect(&url).await.unwrap();
+
+    // The schema before m0006, with a stored room.
+    Migrator::up(&db, Some(5)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO parlor_rooms (id, capacity, last_seq, created_at) VALUES ('r', 10, 0, 0)",
+    )
+    .await
+    .unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    let store = SeaOrmStore::connect(&url).await.unwrap();
+    let r = RoomId::new("r").unwrap();
+    let ivy = UserId::new("ivy").unwrap();
+    let stored = store.room(&r).await.unwrap().expect("still stored");
+    assert_eq!((stored.owner, stored.private), (None, false));
+    store.set_invite(&r, &ivy, true).await.unwrap();
+    assert!(store.is_invited(&r, &ivy).await.unwrap());
+    let absent = RoomId::new("absent").unwrap();
+    assert_eq!(
+        store
+            .set_invite(&absent, &ivy, true)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::RoomNotFound
+    );
+    assert_eq!(
+        store
+            .set_invite(&absent, &ivy, false)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::RoomNotFound
+    );
+    drop(store);
+
+    // Down: the columns and the table go, the room stays; up again.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(
+        columns(&db, "parlor_rooms").await,
+        ["id", "capacity", "title", "last_seq", "created_at"]
+    );
+    assert!(columns(&db, "parlor_invites").await.is_empty());
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        columns(&db, "parlor_rooms").await,
+        [
+            "id",
+            "capacity",
+            "title",
+            "last_seq",
+            "created_at",
+            "owner_id",
+            "private"
+        ]
+    );
+    let store = SeaOrmStore::connect(&url).await.unwrap();
+    let stored = store.room(&r).await.unwrap().expect("still stored");
+    assert_eq!((stored.owner, stored.private), (None, false));
+    assert!(!store.is_invited(&r, &ivy).await.unwrap());
 }

@@ -119,6 +119,10 @@ struct Claims {
     exp: Option<f64>,
     #[serde(default)]
     nbf: Option<f64>,
+    /// Every other claim, kept for the room policy (`rooms` grants, an org
+    /// id…): `Principal::claims` holds the whole payload.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
 }
 
 impl JwtAuthenticator {
@@ -278,10 +282,20 @@ impl Authenticator for JwtAuthenticator {
         let data = decode::<Claims>(token, &checked.key.key, &checked.validation)
             .map_err(|e| unauthenticated(&reason(&e)))?;
         let expires_at = check_times(&data.claims, Timestamp::now(), self.rules.leeway)?;
-        let sub = data.claims.sub.as_deref().unwrap_or_default();
+        let claims = data.claims;
+        let sub = claims.sub.as_deref().unwrap_or_default();
         let user = UserId::new(sub)
             .map_err(|_| unauthenticated("the token's sub is not a valid user id"))?;
-        Ok(Principal::new(user).expiring_at(expires_at))
+        let mut payload = claims.rest;
+        payload.insert("sub".into(), sub.into());
+        for (name, value) in [("exp", claims.exp), ("nbf", claims.nbf)] {
+            if let Some(value) = value.and_then(serde_json::Number::from_f64) {
+                payload.insert(name.into(), value.into());
+            }
+        }
+        Ok(Principal::new(user)
+            .expiring_at(expires_at)
+            .with_claims(payload))
     }
 }
 
@@ -341,6 +355,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_claim_is_kept_for_the_room_policy() {
+        let auth = JwtAuthenticator::hs256(b"s3cret");
+        let exp = now() + 60;
+        let rooms = json!([{"match": "team-*", "allow": ["join", "read"]}]);
+        let token = hs(
+            b"s3cret",
+            json!({"sub": "bob", "exp": exp, "rooms": rooms, "org": "acme"}),
+        );
+        let principal = auth.authenticate(&token).await.unwrap();
+        assert_eq!(principal.claims["rooms"], rooms);
+        assert_eq!(principal.claims["org"], "acme");
+        assert_eq!(principal.claims["sub"], "bob");
+        assert_eq!(principal.claims["exp"].as_f64(), Some(exp as f64));
+    }
+
+    #[tokio::test]
     async fn jwt_needs_a_good_signature_sub_and_exp() {
         let auth = JwtAuthenticator::hs256(b"s3cret");
         let exp = now() + 60;
@@ -385,6 +415,7 @@ mod tests {
             sub: Some("a".into()),
             exp: Some(exp),
             nbf: None,
+            rest: Default::default(),
         };
         let at = Timestamp(1_000_000_000_000);
         let leeway = Duration::from_secs(60);
@@ -449,6 +480,7 @@ mod tests {
             sub: Some("a".into()),
             exp: Some(2_000_000_000.0),
             nbf: Some(nbf),
+            rest: Default::default(),
         };
         let at = Timestamp(1_000_000_000_000);
         let leeway = Duration::from_millis(5000);

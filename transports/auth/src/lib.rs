@@ -1,7 +1,8 @@
 //! # parlor-auth
 //!
 //! Parlor's built-in [`Authenticator`]s, the identity checks the transports
-//! run on every bearer token: [`JwtAuthenticator`] (HS256 secrets, RSA and
+//! run on every bearer token, and [`HookPolicy`], the room policy that asks
+//! the integrator's backend (`--authorization hook`). The authenticators: [`JwtAuthenticator`] (HS256 secrets, RSA and
 //! EC public keys, JWK Sets; claims checked by [`JwtRules`]), [`DevTokens`]
 //! (`dev:<user>`, for development only) and [`AnyOf`], which tries several
 //! in order. Every refusal is `UNAUTHENTICATED` with a short reason.
@@ -31,6 +32,7 @@
 //! # }
 //! ```
 
+mod hook;
 mod jwt;
 mod keys;
 
@@ -39,6 +41,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parlor_engine::{Authenticator, Error, ErrorKind, Principal, Result, UserId};
 
+pub use hook::{DEFAULT_HOOK_TIMEOUT, HookPolicy, MAX_HOOK_TTL};
 pub use jwt::{DEFAULT_LEEWAY, JwtAuthenticator, JwtRules};
 pub use keys::KeyError;
 

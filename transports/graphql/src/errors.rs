@@ -12,10 +12,16 @@ use async_graphql::{
 use futures_util::StreamExt;
 use parlor_engine::{Error, ErrorKind};
 
-/// An engine error as a GraphQL error with `extensions.code`.
+/// An engine error as a GraphQL error with `extensions.code` (and
+/// `extensions.retryAfterMs` when it says when to retry: `RATE_LIMITED`).
 pub(crate) fn gql(err: Error) -> async_graphql::Error {
-    async_graphql::Error::new(err.log_and_client_message())
-        .extend_with(|_, ext| ext.set("code", err.code()))
+    let retry_after_ms = err.retry_after_duration().map(|d| d.as_millis() as u64);
+    async_graphql::Error::new(err.log_and_client_message()).extend_with(|_, ext| {
+        ext.set("code", err.code());
+        if let Some(ms) = retry_after_ms {
+            ext.set("retryAfterMs", ms);
+        }
+    })
 }
 
 fn with_code(mut error: ServerError) -> ServerError {

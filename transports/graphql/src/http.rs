@@ -238,7 +238,7 @@ async fn execute(
     if let Some(token) = token
         && let Ok(principal) = state.auth.authenticate(token).await
     {
-        request = request.data(Viewer(principal.user));
+        request = request.data(Viewer(principal));
     }
     let response = state.schema.execute(request).await;
     // A request error: nothing ran, so there is no data and no error has

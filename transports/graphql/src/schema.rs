@@ -11,8 +11,8 @@ use async_graphql::{
 };
 use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{
-    ChatEngine, DEFAULT_HISTORY_LIMIT, EntryKind as Kind, EntryStream, ErrorKind, RoomId, RoomSpec,
-    SeatGuard, Seq, SeqRange, UserId,
+    ChatEngine, DEFAULT_HISTORY_LIMIT, EntryKind as Kind, EntryStream, ErrorKind, Principal,
+    RoomId, RoomSpec, SeatGuard, Seq, SeqRange, UserId,
 };
 
 use crate::{config::GraphqlConfig, errors::gql};
@@ -20,9 +20,10 @@ use crate::{config::GraphqlConfig, errors::gql};
 /// The schema type.
 pub type ParlorSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Who is asking (from `Authorization` or `connection_init`).
+/// Who is asking (from `Authorization` or `connection_init`), with their
+/// token's claims for the room policy.
 #[derive(Debug, Clone)]
-pub(crate) struct Viewer(pub(crate) UserId);
+pub(crate) struct Viewer(pub(crate) Principal);
 
 /// One socket's shared state: how it ended and how many subscriptions it holds.
 #[derive(Debug, Default)]
@@ -38,7 +39,7 @@ pub(crate) struct Shared {
     pub(crate) config: GraphqlConfig,
 }
 
-fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a UserId> {
+fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal> {
     ctx.data_opt::<Viewer>()
         .map(|v| &v.0)
         .ok_or_else(|| gql(ErrorKind::Unauthenticated.into()))
@@ -154,6 +155,10 @@ pub struct Room {
 pub struct CreateRoom {
     capacity: i32,
     title: Option<String>,
+    /// A private room: to anyone its policy does not admit, it does not
+    /// exist.
+    #[graphql(default)]
+    private: bool,
 }
 
 /// Queries.
@@ -163,8 +168,12 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// A stored room (a pending one is not a room yet).
     async fn room(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Room>> {
-        viewer(ctx)?;
-        let info = shared(ctx).engine.room(&room_id(&id)?).await.map_err(gql)?;
+        let who = viewer(ctx)?;
+        let info = shared(ctx)
+            .engine
+            .room(who, &room_id(&id)?)
+            .await
+            .map_err(gql)?;
         Ok(info.map(|r| Room {
             id: ID(r.room_id.to_string()),
             title: r.title,
@@ -225,6 +234,7 @@ impl MutationRoot {
                         ))
                     })?,
                     title: c.title,
+                    private: c.private,
                 })
             })
             .transpose()?;
@@ -258,16 +268,44 @@ impl MutationRoot {
         Ok(Entry::from(&*entry))
     }
 
+    /// Invites `userId` to the room (needs `moderate`; the room's owner has
+    /// it). Invitations admit users to private rooms. True when done.
+    async fn invite_to_room(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<bool> {
+        set_invite(ctx, &room_id, &user_id, true).await
+    }
+
+    /// Withdraws `userId`'s invitation to the room: their next reserve of a
+    /// private room is refused. True when done.
+    async fn uninvite_from_room(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        user_id: ID,
+    ) -> Result<bool> {
+        set_invite(ctx, &room_id, &user_id, false).await
+    }
+
     /// Leaves the room from every connection: the seat is freed now and every
     /// `joinRoom` of the user in that room completes.
     async fn leave_room(&self, ctx: &Context<'_>, room_id: ID) -> Result<bool> {
         let user = viewer(ctx)?;
         shared(ctx)
             .engine
-            .leave(user, &self::room_id(&room_id)?)
+            .leave(&user.user, &self::room_id(&room_id)?)
             .await
             .map_err(gql)
     }
+}
+
+async fn set_invite(ctx: &Context<'_>, room: &ID, user: &ID, invited: bool) -> Result<bool> {
+    let who = viewer(ctx)?;
+    let user = UserId::new(user).map_err(gql)?;
+    shared(ctx)
+        .engine
+        .set_invite(who, &room_id(room)?, &user, invited)
+        .await
+        .map_err(gql)?;
+    Ok(true)
 }
 
 /// Subscriptions.

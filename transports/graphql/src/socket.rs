@@ -316,7 +316,7 @@ async fn authenticate(
             }
             link.acked.store(true, Ordering::Release);
             let mut data = Data::default();
-            data.insert(Viewer(principal.user));
+            data.insert(Viewer(principal));
             Ok(data)
         }
         Err(err) => Err(crate::errors::gql(

@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
     response::{IntoResponse, Response},
 };
 use parlor_engine::{Error, ErrorKind};
@@ -37,7 +37,16 @@ impl From<ErrorKind> for ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// With `Retry-After` (whole seconds, rounded up: RFC 9110, section
+    /// 10.2.3) when the error says when to retry (`RATE_LIMITED`).
     fn into_response(self) -> Response {
-        (status(self.0.kind()), Json(ErrorBody::from(&self.0))).into_response()
+        let mut response = (status(self.0.kind()), Json(ErrorBody::from(&self.0))).into_response();
+        if let Some(wait) = self.0.retry_after_duration() {
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds as u64));
+        }
+        response
     }
 }

@@ -138,6 +138,9 @@ impl<'a> From<&'a [Entry]> for MessagesJson<'a> {
 pub struct ErrorJson {
     code: &'static str,
     message: String,
+    /// For `RATE_LIMITED`: milliseconds until the same request may succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 impl From<&Error> for ErrorJson {
@@ -145,6 +148,7 @@ impl From<&Error> for ErrorJson {
         ErrorJson {
             code: err.code(),
             message: err.log_and_client_message(),
+            retry_after_ms: err.retry_after_duration().map(|d| d.as_millis() as u64),
         }
     }
 }

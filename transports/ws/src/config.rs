@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::rate_limit::RateLimit;
-
 /// The longest [`ping_interval`](WsConfig::ping_interval) or
 /// [`ping_timeout`](WsConfig::ping_timeout) accepted: 1 day.
 const MAX_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
@@ -32,8 +30,6 @@ pub struct WsConfig {
     /// `X-Forwarded-Host` / `X-Forwarded-Proto` headers (off: they are
     /// ignored, since a client could forge them).
     pub trust_forwarded: bool,
-    /// The per-user send rate.
-    pub rate_limit: RateLimit,
     /// How often the server sends a WebSocket ping frame (25 s). The peer's
     /// WebSocket stack answers by itself; the pings also keep proxies (60 s
     /// idle cut-off in nginx and most load balancers) from closing a quiet
@@ -54,7 +50,6 @@ impl Default for WsConfig {
             slow_client_patience: parlor_wire::burst::SLOW_CLIENT_PATIENCE,
             allowed_origins: Vec::new(),
             trust_forwarded: false,
-            rate_limit: RateLimit::default(),
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
         }
@@ -95,12 +90,6 @@ impl WsConfig {
     /// Sets [`WsConfig::trust_forwarded`].
     pub fn trust_forwarded(mut self, trust: bool) -> Self {
         self.trust_forwarded = trust;
-        self
-    }
-
-    /// Sets [`WsConfig::rate_limit`].
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
-        self.rate_limit = limit;
         self
     }
 

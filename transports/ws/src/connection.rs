@@ -40,7 +40,7 @@ use axum::{
     response::Response,
 };
 use futures_util::{FutureExt, Sink, Stream, StreamExt, future::BoxFuture, stream::FuturesOrdered};
-use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp, UserId};
+use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp};
 use parlor_wire::burst::WRITE_BUFFER;
 use tokio::{
     sync::{mpsc, oneshot, watch},
@@ -134,7 +134,9 @@ enum Ending {
 struct Session {
     state: Arc<WsState>,
     out: Outbound,
-    user: UserId,
+    /// Who is connected, with their token's claims (the room policy reads
+    /// them); replaced by a `refresh` for the same user.
+    principal: Principal,
     /// When the credential expires (then: close 4401, lost), if it does.
     expires: Option<Instant>,
     /// When a frame (of any kind) last arrived.
@@ -189,7 +191,7 @@ where
             state,
             out,
             expires: deadline_of(&principal),
-            user: principal.user,
+            principal,
             last_heard: Instant::now(),
             rooms: HashMap::new(),
             in_flight: FuturesOrdered::new(),
@@ -371,7 +373,7 @@ impl Session {
                         return Ending::Lost;
                     }
                     if self.last_heard.elapsed() >= self.silence() {
-                        tracing::debug!(user = %self.user, "ping timeout: connection lost");
+                        tracing::debug!(user = %self.principal.user, "ping timeout: connection lost");
                         self.out.close(close::GOING_AWAY, "ping timeout");
                         return Ending::Lost;
                     }
@@ -447,9 +449,10 @@ impl Session {
     /// another user, or an invalid one, is refused and the old expiry stands.
     async fn refresh(&mut self, token: &str) {
         match self.state.auth.authenticate(token).await {
-            Ok(principal) if principal.user == self.user => {
+            Ok(principal) if principal.user == self.principal.user => {
                 self.expires = deadline_of(&principal);
                 let expires_at = principal.expires_at.map(|t| t.to_string());
+                self.principal = principal;
                 self.out.frame(&ServerFrame::Refreshed { expires_at }).await;
             }
             Ok(_) => {
@@ -467,7 +470,11 @@ impl Session {
 
     async fn join(&mut self, ticket: &str, after_seq: Option<u64>) {
         let state = &self.state;
-        match state.engine.commit(&self.user, ticket, after_seq).await {
+        match state
+            .engine
+            .commit(&self.principal, ticket, after_seq)
+            .await
+        {
             Ok(membership) => {
                 let (joined, entries, guard) = membership.into_parts();
                 // Joining a room this connection is in again re-subscribes:
@@ -495,11 +502,10 @@ impl Session {
         let started = Instant::now();
         let queued = match RoomId::new(room_id) {
             Err(err) => Err(err),
-            Ok(_) if !self.state.limiter.allow(&self.user) => Err(ErrorKind::RateLimited.into()),
             Ok(room) => {
                 self.state
                     .engine
-                    .submit(&self.user, &room, client_id, body)
+                    .submit(&self.principal, &room, client_id, body)
                     .await
             }
         };

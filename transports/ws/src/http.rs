@@ -9,8 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use parlor_engine::{
-    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, RoomId, RoomSpec,
-    SeqRange, UserId, bearer_token,
+    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, Principal, RoomId,
+    RoomSpec, SeqRange, UserId, bearer_token,
 };
 use parlor_wire::{ApiError, EntryJson, MessagesJson, ReservationJson, RoomJson};
 use serde::de::DeserializeOwned;
@@ -18,13 +18,13 @@ use serde::de::DeserializeOwned;
 use crate::{
     extract::{ApiBody, ApiPath, ApiQuery},
     state::WsState,
-    wire::{ReserveBody, SendBody},
+    wire::{InviteBody, ReserveBody, SendBody},
 };
 
 /// The authenticated user of an HTTP request (`Authorization: Bearer …`).
-pub(crate) struct User(pub(crate) UserId);
+pub(crate) struct Caller(pub(crate) Principal);
 
-impl FromRequestParts<Arc<WsState>> for User {
+impl FromRequestParts<Arc<WsState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<WsState>) -> Result<Self, ApiError> {
@@ -39,7 +39,7 @@ impl FromRequestParts<Arc<WsState>> for User {
                     "an Authorization: Bearer token is required",
                 )
             })?;
-        Ok(User(state.authenticate(token).await?))
+        Ok(Caller(state.authenticate(token).await?))
     }
 }
 
@@ -65,7 +65,7 @@ fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, Ap
 
 pub(crate) async fn reserve(
     State(state): State<Arc<WsState>>,
-    User(user): User,
+    Caller(who): Caller,
     ApiPath(room): ApiPath<String>,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
@@ -74,8 +74,9 @@ pub(crate) async fn reserve(
     let create = body.create.map(|c| RoomSpec {
         capacity: c.capacity,
         title: c.title,
+        private: c.private,
     });
-    let reservation = state.engine.reserve(&user, &room, create).await?;
+    let reservation = state.engine.reserve(&who, &room, create).await?;
     Ok((
         StatusCode::CREATED,
         Json(ReservationJson::from(&reservation)),
@@ -85,13 +86,13 @@ pub(crate) async fn reserve(
 
 pub(crate) async fn room(
     State(state): State<Arc<WsState>>,
-    User(_): User,
+    Caller(who): Caller,
     ApiPath(room): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let info = state
         .engine
-        .room(&room)
+        .room(&who, &room)
         .await?
         .ok_or(ErrorKind::RoomNotFound)?;
     Ok(Json(RoomJson::from(&info)).into_response())
@@ -122,7 +123,7 @@ fn seq_param(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>,
 
 pub(crate) async fn messages(
     State(state): State<Arc<WsState>>,
-    User(user): User,
+    Caller(who): Caller,
     ApiPath(room): ApiPath<String>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -133,28 +134,61 @@ pub(crate) async fn messages(
         limit: number_param(&query, "limit", &format!("1 and {MAX_HISTORY_LIMIT}"))?
             .map_or(DEFAULT_HISTORY_LIMIT, |l| l.min(u64::from(u32::MAX)) as u32),
     };
-    let entries = state.engine.history(&user, &room, range).await?;
+    let entries = state.engine.history(&who, &room, range).await?;
     Ok(Json(MessagesJson::from(&entries[..])).into_response())
 }
 
 pub(crate) async fn send(
     State(state): State<Arc<WsState>>,
-    User(user): User,
+    Caller(who): Caller,
     ApiPath(room): ApiPath<String>,
     ApiBody(body): ApiBody,
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let body: SendBody = json_body(&body, None)?;
-    if !state.limiter.allow(&user) {
-        return Err(ErrorKind::RateLimited.into());
-    }
     let started = Instant::now();
     let entry = state
         .engine
-        .send(&user, &room, &body.client_id, &body.body)
+        .send(&who, &room, &body.client_id, &body.body)
         .await?;
     state.send_latency.observe(started.elapsed().as_secs_f64());
     Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
+}
+
+/// `PUT /v1/rooms/{room_id}/invites/{user_id}`: invites the user (needs
+/// `moderate`; a room's owner has it). 204; an empty body reads as `{}`.
+pub(crate) async fn invite(
+    state: State<Arc<WsState>>,
+    caller: Caller,
+    path: ApiPath<(String, String)>,
+    body: ApiBody,
+) -> Result<Response, ApiError> {
+    set_invite(state, caller, path, body, true).await
+}
+
+/// `DELETE /v1/rooms/{room_id}/invites/{user_id}`: withdraws the
+/// invitation; the user's next reserve of a private room is refused. 204.
+pub(crate) async fn uninvite(
+    state: State<Arc<WsState>>,
+    caller: Caller,
+    path: ApiPath<(String, String)>,
+    body: ApiBody,
+) -> Result<Response, ApiError> {
+    set_invite(state, caller, path, body, false).await
+}
+
+async fn set_invite(
+    State(state): State<Arc<WsState>>,
+    Caller(who): Caller,
+    ApiPath((room, user)): ApiPath<(String, String)>,
+    ApiBody(body): ApiBody,
+    invited: bool,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let user = UserId::new(&user)?;
+    let _: InviteBody = json_body(&body, Some(InviteBody::default()))?;
+    state.engine.set_invite(&who, &room, &user, invited).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A route asked with a method it does not have: 405 (axum adds `Allow`),

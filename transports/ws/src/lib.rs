@@ -38,7 +38,6 @@ mod connection;
 mod extract;
 mod frames;
 mod http;
-mod rate_limit;
 mod room_feeds;
 mod socket_writer;
 mod state;
@@ -48,14 +47,13 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use parlor_engine::{Authenticator, ChatEngine, HistogramSnapshot};
 use parlor_wire::OriginPolicy;
 use tokio::sync::watch;
 
 pub use config::WsConfig;
-pub use rate_limit::RateLimit;
 use state::WsState;
 
 /// The transport: build it once, mount its [`router`](WsTransport::router),
@@ -90,6 +88,10 @@ impl WsTransport {
             .route(
                 "/v1/rooms/{room_id}/messages",
                 get(http::messages).post(http::send),
+            )
+            .route(
+                "/v1/rooms/{room_id}/invites/{user_id}",
+                put(http::invite).delete(http::uninvite),
             )
             .method_not_allowed_fallback(http::method_not_allowed)
             .with_state(state);

@@ -85,7 +85,7 @@ mod tests {
     use std::time::Duration;
 
     use parlor_engine::{
-        ChatEngine, Engine, EngineConfig, EntryKind, RoomSpec, SeatGuard, UserId,
+        ChatEngine, Engine, EngineConfig, EntryKind, Principal, RoomSpec, SeatGuard, UserId,
         testkit::MemoryStore,
     };
 
@@ -94,12 +94,16 @@ mod tests {
     async fn join(engine: &Engine, user: &UserId, room: &str) -> (EntryStream, SeatGuard) {
         let room = RoomId::new(room).unwrap();
         let ticket = engine
-            .reserve(user, &room, Some(RoomSpec::with_capacity(4)))
+            .reserve(
+                &Principal::new(user.clone()),
+                &room,
+                Some(RoomSpec::with_capacity(4)),
+            )
             .await
             .unwrap()
             .ticket;
         let (_, entries, seat) = engine
-            .commit(user, &ticket, None)
+            .commit(&Principal::new(user.clone()), &ticket, None)
             .await
             .unwrap()
             .into_parts();
@@ -138,11 +142,21 @@ mod tests {
         let (a, b) = (RoomId::new("a").unwrap(), RoomId::new("b").unwrap());
         for i in 0..20 {
             engine
-                .send(&ann, &a, &format!("a{i}"), &format!("a{i}"))
+                .send(
+                    &Principal::new(ann.clone()),
+                    &a,
+                    &format!("a{i}"),
+                    &format!("a{i}"),
+                )
                 .await
                 .unwrap();
             engine
-                .send(&ann, &b, &format!("b{i}"), &format!("b{i}"))
+                .send(
+                    &Principal::new(ann.clone()),
+                    &b,
+                    &format!("b{i}"),
+                    &format!("b{i}"),
+                )
                 .await
                 .unwrap();
         }
@@ -165,12 +179,21 @@ mod tests {
         let (again, seat) = join(&engine, &ann, "a").await;
         feeds.follow(Box::new(again));
         seats.push(seat);
-        engine.send(&ann, &a, "a-late", "a-late").await.unwrap();
+        engine
+            .send(&Principal::new(ann.clone()), &a, "a-late", "a-late")
+            .await
+            .unwrap();
         assert_eq!(texts(&mut feeds).await, [("a".into(), "a-late".into())]);
 
         feeds.unfollow(&a);
-        engine.send(&ann, &a, "a-gone", "a-gone").await.unwrap();
-        engine.send(&ann, &b, "b-last", "b-last").await.unwrap();
+        engine
+            .send(&Principal::new(ann.clone()), &a, "a-gone", "a-gone")
+            .await
+            .unwrap();
+        engine
+            .send(&Principal::new(ann.clone()), &b, "b-last", "b-last")
+            .await
+            .unwrap();
         assert_eq!(texts(&mut feeds).await, [("b".into(), "b-last".into())]);
     }
 }

@@ -2,12 +2,12 @@
 
 use std::sync::{Arc, atomic::AtomicU64};
 
-use parlor_engine::{Authenticator, ChatEngine, Gauge, Histogram, UserId};
+use parlor_engine::{Authenticator, ChatEngine, Gauge, Histogram, Principal};
 use tokio::sync::watch;
 
 use parlor_wire::ApiError;
 
-use crate::{config::WsConfig, frames::FrameCache, rate_limit::RateLimiter};
+use crate::{config::WsConfig, frames::FrameCache};
 
 /// Send→ack latency buckets, in seconds.
 const LATENCY_BOUNDS: &[f64] = &[
@@ -18,7 +18,6 @@ pub(crate) struct WsState {
     pub(crate) engine: Arc<dyn ChatEngine>,
     pub(crate) auth: Arc<dyn Authenticator>,
     pub(crate) config: WsConfig,
-    pub(crate) limiter: RateLimiter,
     pub(crate) frames: FrameCache,
     pub(crate) connections: Gauge,
     pub(crate) send_latency: Histogram,
@@ -38,7 +37,6 @@ impl WsState {
         WsState {
             engine,
             auth,
-            limiter: RateLimiter::new(config.rate_limit),
             config,
             frames: FrameCache::new(),
             connections: Gauge::default(),
@@ -49,7 +47,7 @@ impl WsState {
     }
 
     /// `token` → user, or `UNAUTHENTICATED`.
-    pub(crate) async fn authenticate(&self, token: &str) -> Result<UserId, ApiError> {
-        Ok(self.auth.authenticate(token).await?.user)
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        Ok(self.auth.authenticate(token).await?)
     }
 }

@@ -116,7 +116,17 @@ pub(crate) struct CreateBody {
     pub(crate) capacity: u32,
     #[serde(default)]
     pub(crate) title: Option<String>,
+    /// A private room (docs/contract.md §2).
+    #[serde(default)]
+    pub(crate) private: bool,
 }
+
+/// `PUT`/`DELETE /v1/rooms/{id}/invites/{user}` body: nothing yet (an empty
+/// body reads as `{}`; unknown fields are refused, so a later field cannot
+/// be silently ignored by an older server).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InviteBody {}
 
 /// `POST /v1/rooms/{id}/messages` body.
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,13 @@ impl ServerProcess {
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // These suites test crashes and clusters, not the per-user
+            // limits (tests/tests/authorization.rs does): generous ones.
+            .env("PARLOR_RESERVATION_RATE", "100000")
+            .env("PARLOR_RESERVATION_BURST", "100000")
+            .env("PARLOR_CREATE_RATE", "100000")
+            .env("PARLOR_CREATE_BURST", "100000")
+            .env("PARLOR_MAX_PENDING_ROOMS", "100000")
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn parlor-server");

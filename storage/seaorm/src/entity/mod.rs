@@ -1,8 +1,10 @@
-//! SeaORM entities (2.0 format) for Parlor's three tables.
+//! SeaORM entities (2.0 format) for Parlor's rooms, entries, open members
+//! and invitations.
 //!
 //! The derive macros generate `pub` items inside these crate-private modules.
 #![allow(unreachable_pub, missing_docs)]
 
 pub(crate) mod entry;
+pub(crate) mod invite;
 pub(crate) mod member;
 pub(crate) mod room;

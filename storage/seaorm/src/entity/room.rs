@@ -1,5 +1,6 @@
 //! `parlor_rooms`: one row per stored room; `last_seq` is the log's head,
-//! advanced inside each append transaction.
+//! advanced inside each append transaction. `owner_id` is NULL for rooms
+//! stored before rooms had owners.
 
 use sea_orm::entity::prelude::*;
 
@@ -13,6 +14,8 @@ pub struct Model {
     pub title: Option<String>,
     pub last_seq: i64,
     pub created_at: i64,
+    pub owner_id: Option<String>,
+    pub private: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -9,6 +9,7 @@ mod m0002_cluster_seats;
 mod m0003_client_id_index_order;
 mod m0004_sqlite_head_trigger;
 mod m0005_client_id_first;
+mod m0006_owners_privacy_invites;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_client_id_index_order::Migration),
             Box::new(m0004_sqlite_head_trigger::Migration),
             Box::new(m0005_client_id_first::Migration),
+            Box::new(m0006_owners_privacy_invites::Migration),
         ]
     }
 

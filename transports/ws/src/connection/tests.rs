@@ -16,6 +16,7 @@ use axum::extract::ws::Message;
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use parlor_auth::DevTokens;
+use parlor_engine::Principal;
 use parlor_engine::{
     ChatEngine, Engine, EngineConfig, EntryKind, Membership, RoomId, RoomSpec, SeqRange, UserId,
     testkit::MemoryStore,
@@ -28,7 +29,7 @@ use tokio::{
 };
 
 use super::serve;
-use crate::{RateLimit, WsConfig, state::WsState};
+use crate::{WsConfig, state::WsState};
 
 /// An engine and the transport's state, without a router or a listener.
 struct Server {
@@ -86,7 +87,11 @@ impl Server {
     /// A ticket for `user` in `room` (created with 8 seats if absent).
     async fn ticket(&self, user: &str, room: &str) -> String {
         self.engine
-            .reserve(&uid(user), &rid(room), Some(RoomSpec::with_capacity(8)))
+            .reserve(
+                &Principal::new((uid(user)).clone()),
+                &rid(room),
+                Some(RoomSpec::with_capacity(8)),
+            )
             .await
             .unwrap()
             .ticket
@@ -96,13 +101,20 @@ impl Server {
     /// another transport.
     async fn member(&self, user: &str, room: &str) -> Membership {
         let ticket = self.ticket(user, room).await;
-        self.engine.commit(&uid(user), &ticket, None).await.unwrap()
+        self.engine
+            .commit(&Principal::new((uid(user)).clone()), &ticket, None)
+            .await
+            .unwrap()
     }
 
     /// The room's log, read by `reader` (who needs a seat).
     async fn log(&self, reader: &str, room: &str) -> Vec<parlor_engine::Entry> {
         self.engine
-            .history(&uid(reader), &rid(room), SeqRange::after(0, 500))
+            .history(
+                &Principal::new((uid(reader)).clone()),
+                &rid(room),
+                SeqRange::after(0, 500),
+            )
             .await
             .unwrap()
     }
@@ -264,11 +276,8 @@ async fn without_a_valid_hello_in_time_the_socket_closes_with_4401() {
 
 #[tokio::test(start_paused = true)]
 async fn pipelined_sends_are_answered_in_the_order_sent() {
-    let config = WsConfig::default().rate_limit(RateLimit {
-        per_second: 1000.0,
-        burst: 1000.0,
-    });
-    let server = Server::start(config).await;
+    // The engine of `Server::start` has no send limit (EngineConfig's default).
+    let server = Server::start(WsConfig::default()).await;
     let mut ann = server.hello("ann", 1024).await;
     let joined = ann.join(&server.ticket("ann", "talk").await, None).await;
     let last_seq = joined["last_seq"].as_u64().unwrap();
@@ -349,7 +358,12 @@ async fn a_socket_that_takes_nothing_for_the_patience_is_closed_with_4409_as_a_l
     for i in 0..100 {
         server
             .engine
-            .send(&uid("bob"), &rid("flood"), &format!("b{i}"), "x")
+            .send(
+                &Principal::new((uid("bob")).clone()),
+                &rid("flood"),
+                &format!("b{i}"),
+                "x",
+            )
             .await
             .unwrap();
     }
@@ -377,7 +391,15 @@ async fn a_socket_that_takes_nothing_for_the_patience_is_closed_with_4409_as_a_l
     slow.session.await.unwrap();
 
     // A loss, not a leave: the seat waits in grace, no `leave` entry.
-    let room = server.engine.room(&rid("flood")).await.unwrap().unwrap();
+    let room = server
+        .engine
+        .room(
+            &Principal::new(UserId::new("observer").unwrap()),
+            &rid("flood"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(room.occupancy, 2);
     let log = server.log("bob", "flood").await;
     assert!(!log.iter().any(|e| e.kind == EntryKind::Leave), "{log:?}");
@@ -407,7 +429,12 @@ async fn after_leave_no_entry_of_the_room_follows_left() {
     let sending = tokio::spawn(async move {
         for i in 0..200 {
             engine
-                .send(&uid("bob"), &rid("talk"), &format!("b{i}"), "x")
+                .send(
+                    &Principal::new((uid("bob")).clone()),
+                    &rid("talk"),
+                    &format!("b{i}"),
+                    "x",
+                )
                 .await
                 .unwrap();
             tokio::task::yield_now().await;
@@ -438,7 +465,10 @@ async fn after_leave_no_entry_of_the_room_follows_left() {
     assert_eq!(
         server
             .engine
-            .room(&rid("talk"))
+            .room(
+                &Principal::new(UserId::new("observer").unwrap()),
+                &rid("talk")
+            )
             .await
             .unwrap()
             .unwrap()
@@ -477,7 +507,12 @@ async fn a_leave_from_elsewhere_ends_the_room_with_left_and_nothing_after() {
     for i in 0..10 {
         server
             .engine
-            .send(&uid("bob"), &rid("talk"), &format!("b{i}"), "x")
+            .send(
+                &Principal::new((uid("bob")).clone()),
+                &rid("talk"),
+                &format!("b{i}"),
+                "x",
+            )
             .await
             .unwrap();
     }

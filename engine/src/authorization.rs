@@ -1,0 +1,67 @@
+//! The engine's side of "who may do what" (docs/contract.md §2): the rules
+//! it keeps whatever the policy, then the question to the [`RoomPolicy`]
+//! port. Every action of the join, append and read paths goes through
+//! [`authorize`]; transports never decide.
+//!
+//! 1. A room's owner may do everything in it (the owner is its first
+//!    moderator).
+//! 2. In a private room, a user a moderator invited may create, join, read
+//!    and send.
+//! 3. Otherwise the policy decides. A refusal in a private room is
+//!    `ROOM_NOT_FOUND` whatever the policy said (only `UNAVAILABLE` passes
+//!    as it is), so a private room's existence never leaks — except for
+//!    `send`, which is asked of a user who holds a seat there and so knows
+//!    the room exists.
+
+use crate::{
+    error::{ErrorKind, Result},
+    ids::RoomId,
+    ports::{
+        auth::Principal,
+        policy::{Action, Decision, PolicyRequest},
+    },
+    room::StoredRoom,
+    state::EngineState,
+};
+
+/// Allows `action` in `room_id` (`room`: its stored facts, `None` only for a
+/// room being created) or says why not.
+///
+/// Errors: whatever the policy denies with (`FORBIDDEN`, `NOT_A_MEMBER`,
+/// `ROOM_NOT_FOUND`, `UNAVAILABLE`); `ROOM_NOT_FOUND` for any refusal in a
+/// private room but `UNAVAILABLE` and `send`'s; storage errors of the
+/// invitation lookup.
+pub(crate) async fn authorize(
+    state: &EngineState,
+    principal: &Principal,
+    room_id: &RoomId,
+    room: Option<&StoredRoom>,
+    action: Action,
+) -> Result<()> {
+    let private = room.is_some_and(|r| r.private);
+    let hide_refusal = private && action != Action::Send;
+    if let Some(room) = room {
+        if room.owner.as_ref() == Some(&principal.user) {
+            return Ok(());
+        }
+        if private
+            && action != Action::Moderate
+            && state.store.is_invited(room_id, &principal.user).await?
+        {
+            return Ok(());
+        }
+    }
+    let request = PolicyRequest {
+        principal,
+        room_id,
+        room,
+        action,
+    };
+    match state.policy.decide(&request).await {
+        Decision::Allow => Ok(()),
+        Decision::Deny(err) if hide_refusal && err.kind() != ErrorKind::Unavailable => {
+            Err(ErrorKind::RoomNotFound.into())
+        }
+        Decision::Deny(err) => Err(err),
+    }
+}
