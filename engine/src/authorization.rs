@@ -8,10 +8,11 @@
 //! 2. In a private room, a user a moderator invited may create, join, read
 //!    and send.
 //! 3. Otherwise the policy decides. A refusal in a private room is
-//!    `ROOM_NOT_FOUND` whatever the policy said (only `UNAVAILABLE` passes
-//!    as it is), so a private room's existence never leaks — except for
-//!    `send`, which is asked of a user who holds a seat there and so knows
-//!    the room exists.
+//!    `ROOM_NOT_FOUND` whatever the policy said — `UNAVAILABLE` included,
+//!    which would otherwise tell a stranger during a hook outage that the id
+//!    is taken — so a private room's existence never leaks. The exception is
+//!    `send`, asked only of a user who holds a seat there and so knows the
+//!    room exists: its refusal passes as the policy gave it.
 
 use crate::{
     error::{ErrorKind, Result},
@@ -29,8 +30,7 @@ use crate::{
 ///
 /// Errors: whatever the policy denies with (`FORBIDDEN`, `NOT_A_MEMBER`,
 /// `ROOM_NOT_FOUND`, `UNAVAILABLE`); `ROOM_NOT_FOUND` for any refusal in a
-/// private room but `UNAVAILABLE` and `send`'s; storage errors of the
-/// invitation lookup.
+/// private room but `send`'s; storage errors of the invitation lookup.
 pub(crate) async fn authorize(
     state: &EngineState,
     principal: &Principal,
@@ -59,9 +59,7 @@ pub(crate) async fn authorize(
     };
     match state.policy.decide(&request).await {
         Decision::Allow => Ok(()),
-        Decision::Deny(err) if hide_refusal && err.kind() != ErrorKind::Unavailable => {
-            Err(ErrorKind::RoomNotFound.into())
-        }
+        Decision::Deny(_) if hide_refusal => Err(ErrorKind::RoomNotFound.into()),
         Decision::Deny(err) => Err(err),
     }
 }

@@ -248,13 +248,22 @@ pub(crate) async fn commit(
         state.reservations.invalidate(&verified.key).await;
         return Err(ErrorKind::TicketExpired.into());
     }
-    if let Some(cluster) = &state.cluster
-        && !cluster
+    if let Some(cluster) = &state.cluster {
+        // `use_ticket` spends the ticket cluster-wide for good: first ask
+        // what may refuse this commit, so a refusal leaves the ticket
+        // usable, as on one node. (The answers are asked again below, on
+        // the room the commit takes.)
+        if let Some(room) = state.stored_room(&verified.room).await? {
+            check_after_seq(state, &room, after_seq).await?;
+            ask_policy(state, principal, &room).await?;
+        }
+        if !cluster
             .leases
             .use_ticket(&verified.key, verified.expires_at)
             .await?
-    {
-        return Err(ErrorKind::TicketInvalid.into());
+        {
+            return Err(ErrorKind::TicketInvalid.into());
+        }
     }
     let Some(hold) = state.reservations.get(&verified.key).await else {
         if state.cluster.is_some() && !expired() {
@@ -296,6 +305,18 @@ pub(crate) async fn commit(
         if let Err(err) = store_pending_room(state, &room, user, connected.seat).await {
             guard.abandon();
             return Err(err);
+        }
+        if room.facts().owner.as_ref() != Some(user) {
+            // Another path stored the room meanwhile, under another owner
+            // (a creator on another node): the policy's answers were about
+            // this user's own room, so ask again on the stored facts.
+            match ask_policy(state, principal, &room).await {
+                Ok(send_refusal) => room.ledger().set_send_refusal(user, send_refusal.as_ref()),
+                Err(err) => {
+                    guard.abandon();
+                    return Err(err);
+                }
+            }
         }
         let mut ledger = room.ledger();
         ledger.mark_stored();

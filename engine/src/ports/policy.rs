@@ -9,8 +9,8 @@
 //! policy: a room's owner may do everything in it; a user a moderator
 //! invited to a private room may create, join, read and send there; to
 //! anyone a policy refuses, a private room does not exist (`ROOM_NOT_FOUND`,
-//! whatever the refusal said, except `UNAVAILABLE`); history needs a joined
-//! seat (grace counts) or being the owner.
+//! whatever the refusal said, but for `send`, asked only of a seated user);
+//! history needs a joined seat (grace counts) or being the owner.
 //!
 //! Like Phoenix's `join/3`, Colyseus's `onAuth` or Centrifugo's channel
 //! permissions, a policy is a plain function of who and what: write one in a

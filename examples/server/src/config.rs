@@ -264,6 +264,54 @@ impl Config {
         }
         Ok(())
     }
+
+    /// Why the limit and authorization flags cannot work, if they cannot: a
+    /// rate that is not a positive number would panic or refuse everything,
+    /// a burst below 1 refuses every action, and a hook URL must be plain
+    /// HTTP (this build has no TLS client) and go with `--authorization
+    /// hook`.
+    pub(crate) fn check_authorization(&self) -> Result<(), String> {
+        let rates = [
+            (
+                "--rate-limit",
+                self.rate_limit,
+                "--rate-burst",
+                self.rate_burst,
+            ),
+            (
+                "--reservation-rate",
+                self.reservation_rate,
+                "--reservation-burst",
+                self.reservation_burst,
+            ),
+            (
+                "--create-rate",
+                self.create_rate,
+                "--create-burst",
+                self.create_burst,
+            ),
+        ];
+        for (rate_flag, rate, burst_flag, burst) in rates {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!("{rate_flag} must be a number above zero"));
+            }
+            if !(burst.is_finite() && burst >= 1.0) {
+                return Err(format!("{burst_flag} must be a number of at least 1"));
+            }
+        }
+        match (&self.authorization, &self.authz_hook_url) {
+            (Authorization::Hook, None) => {
+                Err("--authorization hook needs --authz-hook-url".into())
+            }
+            (Authorization::Hook, Some(url)) if !url.starts_with("http://") => Err(
+                "--authz-hook-url must be an http:// URL (put TLS in front of it on the backend's side)".into(),
+            ),
+            (Authorization::Open | Authorization::Claims, Some(_)) => {
+                Err("--authz-hook-url is only used with --authorization hook".into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What makes this server one node of a cluster.
@@ -378,6 +426,40 @@ mod tests {
         assert!(parse(&["--ping-interval", "1s", "--ping-timeout", "1s"]).is_ok());
         assert!(parse(&["--ping-timeout", "0s"]).is_err());
         assert!(parse(&["--ping-interval", "0s"]).is_err());
+    }
+
+    #[test]
+    fn limit_and_authorization_flags_are_checked_at_start() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap().check_authorization()
+        };
+        assert!(parse(&[]).is_ok());
+        assert!(parse(&["--authorization", "claims"]).is_ok());
+        for bad in [
+            &["--rate-limit", "NaN"][..],
+            &["--rate-limit", "0"],
+            &["--reservation-burst", "0.5"],
+            &["--create-rate", "-1"],
+            &["--authorization", "hook"],
+            &[
+                "--authorization",
+                "hook",
+                "--authz-hook-url",
+                "https://x/authz",
+            ],
+            &["--authz-hook-url", "http://x/authz"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let hook = [
+            "--authorization",
+            "hook",
+            "--authz-hook-url",
+            "http://127.0.0.1:9/a",
+        ];
+        assert!(parse(&hook).is_ok());
     }
 
     #[test]

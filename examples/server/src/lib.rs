@@ -118,9 +118,8 @@ fn room_policy(config: &Config) -> Result<Arc<dyn RoomPolicy>, StartError> {
         Authorization::Open => Arc::new(OpenPolicy),
         Authorization::Claims => Arc::new(ClaimsPolicy),
         Authorization::Hook => {
-            let url = config.authz_hook_url.clone().ok_or_else(|| {
-                StartError::Config("--authorization hook needs --authz-hook-url".into())
-            })?;
+            // `check_authorization` made sure it is there.
+            let url = config.authz_hook_url.clone().unwrap_or_default();
             let hook = HookPolicy::new(url, config.authz_hook_timeout)
                 .map_err(|e| StartError::Config(e.message().to_owned()))?;
             Arc::new(hook)
@@ -193,6 +192,7 @@ pub async fn serve(
     let auth = authenticator(&config)?;
     let cluster = config.cluster().map_err(StartError::Config)?;
     config.check_heartbeat().map_err(StartError::Config)?;
+    config.check_authorization().map_err(StartError::Config)?;
     tracing::info!(database = %config::redacted(&config.database_url), "opening storage");
     let mut store = SeaOrmStore::open(&config.database_url)
         .await

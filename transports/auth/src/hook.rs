@@ -73,11 +73,19 @@ pub struct HookPolicy {
 }
 
 impl HookPolicy {
-    /// Asks `url`, waiting at most `timeout` per question.
+    /// Asks `url` (plain `http://`: this client has no TLS), waiting at most
+    /// `timeout` per question.
     ///
-    /// Errors: the HTTP client cannot be built (no TLS backend for an
-    /// `https` URL, say): `INVALID_INPUT`.
+    /// Errors: `INVALID_INPUT` for a URL that is not `http://`, or when the
+    /// HTTP client cannot be built.
     pub fn new(url: impl Into<String>, timeout: Duration) -> Result<HookPolicy, Error> {
+        let url = url.into();
+        if !url.starts_with("http://") {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "the hook URL must be http://",
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -89,7 +97,7 @@ impl HookPolicy {
                 .with_source(e)
             })?;
         Ok(HookPolicy {
-            url: url.into(),
+            url,
             http,
             answers: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)

@@ -289,8 +289,13 @@ impl Authenticator for JwtAuthenticator {
         let mut payload = claims.rest;
         payload.insert("sub".into(), sub.into());
         for (name, value) in [("exp", claims.exp), ("nbf", claims.nbf)] {
-            if let Some(value) = value.and_then(serde_json::Number::from_f64) {
-                payload.insert(name.into(), value.into());
+            // As the token wrote it: a whole NumericDate stays an integer.
+            let number = value.and_then(|v| match v.fract() == 0.0 && v.abs() < 9.0e15 {
+                true => Some(serde_json::Number::from(v as i64)),
+                false => serde_json::Number::from_f64(v),
+            });
+            if let Some(number) = number {
+                payload.insert(name.into(), number.into());
             }
         }
         Ok(Principal::new(user)
@@ -367,7 +372,7 @@ mod tests {
         assert_eq!(principal.claims["rooms"], rooms);
         assert_eq!(principal.claims["org"], "acme");
         assert_eq!(principal.claims["sub"], "bob");
-        assert_eq!(principal.claims["exp"].as_f64(), Some(exp as f64));
+        assert_eq!(principal.claims["exp"], exp, "an integer, as in the token");
     }
 
     #[tokio::test]
