@@ -441,7 +441,7 @@ mod tests {
             &["--rate-limit", "NaN"][..],
             &["--rate-limit", "0"],
             &["--reservation-burst", "0.5"],
-            &["--create-rate", "-1"],
+            &["--create-rate=-1"],
             &["--authorization", "hook"],
             &[
                 "--authorization",
