@@ -248,14 +248,15 @@ pub(crate) async fn commit(
         state.reservations.invalidate(&verified.key).await;
         return Err(ErrorKind::TicketExpired.into());
     }
+    // The policy's answer for the ticket's room, once asked.
+    let mut asked = None;
     if let Some(cluster) = &state.cluster {
         // `use_ticket` spends the ticket cluster-wide for good: first ask
         // what may refuse this commit, so a refusal leaves the ticket
-        // usable, as on one node. (The answers are asked again below, on
-        // the room the commit takes.)
+        // usable, as on one node.
         if let Some(room) = state.stored_room(&verified.room).await? {
             check_after_seq(state, &room, after_seq).await?;
-            ask_policy(state, principal, &room).await?;
+            asked = Some(ask_policy(state, principal, &room).await?);
         }
         if !cluster
             .leases
@@ -267,7 +268,7 @@ pub(crate) async fn commit(
     }
     let Some(hold) = state.reservations.get(&verified.key).await else {
         if state.cluster.is_some() && !expired() {
-            return commit_reserved_elsewhere(state, principal, verified, after_seq).await;
+            return commit_reserved_elsewhere(state, principal, verified, after_seq, asked).await;
         }
         return Err(refused(expired()));
     };
@@ -276,8 +277,13 @@ pub(crate) async fn commit(
     }
     let room = Arc::clone(&hold.room);
     drop(hold);
-    check_after_seq(state, &room, after_seq).await?;
-    let send_refusal = ask_policy(state, principal, &room).await?;
+    let send_refusal = match asked {
+        Some(send_refusal) => send_refusal,
+        None => {
+            check_after_seq(state, &room, after_seq).await?;
+            ask_policy(state, principal, &room).await?
+        }
+    };
 
     // Consume the ticket and, for a stored room, queue the join — one
     // critical section, so the log follows the ledger's order.
@@ -329,12 +335,14 @@ pub(crate) async fn commit(
 
 /// Commits a ticket that another node of the cluster reserved: the database
 /// still seats its user, so this node takes a row for the same seat and a
-/// local seat without a ticket.
+/// local seat without a ticket. `asked`: the policy's `send` answer when
+/// `commit` already asked it (with `after_seq` checked).
 async fn commit_reserved_elsewhere(
     state: &Arc<EngineState>,
     principal: &Principal,
     ticket: VerifiedTicket,
     after_seq: Option<Seq>,
+    mut asked: Option<Option<Error>>,
 ) -> Result<Committed> {
     let user = &principal.user;
     let cluster = state.cluster.as_ref().expect("only in a cluster");
@@ -343,8 +351,13 @@ async fn commit_reserved_elsewhere(
             .stored_room(&ticket.room)
             .await?
             .ok_or(ErrorKind::TicketInvalid)?;
-        check_after_seq(state, &room, after_seq).await?;
-        let send_refusal = ask_policy(state, principal, &room).await?;
+        let send_refusal = match asked.take() {
+            Some(send_refusal) => send_refusal,
+            None => {
+                check_after_seq(state, &room, after_seq).await?;
+                ask_policy(state, principal, &room).await?
+            }
+        };
         let seat = room.ledger().seat_of(user).unwrap_or_else(SeatId::fresh);
         if !cluster
             .leases

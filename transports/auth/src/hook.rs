@@ -17,7 +17,7 @@
 //! (`--authz-hook-timeout`, 2 s) is a refusal with `UNAVAILABLE`: the policy
 //! fails closed and never allows. Failures are not cached.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::{Expiry, future::Cache};
@@ -161,10 +161,8 @@ impl RoomPolicy for HookPolicy {
         );
         match self.answers.try_get_with(key, self.ask(request)).await {
             Ok(answer) => Decision::allow_if(answer.allow, request.action),
-            Err(error) => {
-                let error: Arc<Error> = error;
-                Decision::Deny(Error::new(error.kind(), error.message()))
-            }
+            // moka shares one failure among the waiters: copy it out.
+            Err(error) => Decision::Deny(Error::new(error.kind(), error.message())),
         }
     }
 }
