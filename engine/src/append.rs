@@ -39,7 +39,7 @@ use tokio::{
 use crate::{
     authorization::authorize,
     config::EngineConfig,
-    entry::{Entry, EntryKind, NewEntry},
+    entry::{Data, Entry, EntryKind, LeaveReason, Message, NewEntry},
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
     live_room::LiveRoom,
@@ -70,22 +70,28 @@ impl Future for PendingSend {
     }
 }
 
-/// Step 1: checks a send and queues it on the room's log.
+/// Step 1: checks a send and queues it on the room's log. A user's message
+/// is a `text` entry and needs a joined seat; a service's is a `system`
+/// entry and needs only an open stored room.
 ///
 /// Errors: `INVALID_INPUT` / `MESSAGE_TOO_LARGE` for a bad send,
 /// `RATE_LIMITED` over the user's send rate, `NOT_A_MEMBER` when the user
 /// holds no joined seat in the room (on any node of a cluster), the room
 /// policy's refusal of `send` (`FORBIDDEN`; remembered by the seat at
-/// commit, asked anew only for a user seated through another node).
+/// commit, asked anew only for a user seated through another node); for a
+/// service, `ROOM_NOT_FOUND` or `ROOM_CLOSED`.
 pub(crate) async fn submit(
     state: &Arc<EngineState>,
     principal: &Principal,
     room_id: &RoomId,
     client_id: &str,
-    body: &str,
+    message: Message,
 ) -> Result<PendingSend> {
     let user = &principal.user;
-    validate_send(&state.config, client_id, body)?;
+    validate_send(&state.config, client_id, &message, principal.service)?;
+    if principal.service {
+        return submit_system(state, principal, room_id, client_id, message).await;
+    }
     state.limits.send(user)?;
     loop {
         let here = state
@@ -110,7 +116,13 @@ pub(crate) async fn submit(
         if joined_here {
             ledger.may_send(user)?;
         }
-        let entry = NewEntry::text(room_id.clone(), user.clone(), client_id, body);
+        let entry = NewEntry::message(
+            room_id.clone(),
+            EntryKind::Text,
+            user.clone(),
+            client_id,
+            message,
+        );
         enqueue(
             state,
             &room,
@@ -125,15 +137,95 @@ pub(crate) async fn submit(
     }
 }
 
-/// The send rules of docs/contract.md §3: a `client_id` of 1–64 characters,
-/// a body of at most `max_message_bytes` bytes that is not blank, no U+0000.
-fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<()> {
+/// A service's message: a `system` entry in a stored, open room, queued
+/// like any send (same order, same group commit, same idempotency by
+/// (room, sender, `client_id`)), with no seat and no rate limit — the
+/// integrator's backend is trusted and meters itself.
+async fn submit_system(
+    state: &Arc<EngineState>,
+    principal: &Principal,
+    room_id: &RoomId,
+    client_id: &str,
+    message: Message,
+) -> Result<PendingSend> {
+    loop {
+        let room = state
+            .stored_room(room_id)
+            .await?
+            .ok_or(ErrorKind::RoomNotFound)?;
+        if room.facts().closed {
+            return Err(ErrorKind::RoomClosed.into());
+        }
+        let permit = room.log.send_permit().await;
+        let (ack, stored) = oneshot::channel();
+        let ledger = room.ledger();
+        if ledger.is_retired() {
+            continue; // unloaded meanwhile: look again
+        }
+        let entry = NewEntry::message(
+            room_id.clone(),
+            EntryKind::System,
+            principal.user.clone(),
+            client_id,
+            message.clone(),
+        );
+        enqueue(
+            state,
+            &room,
+            AppendRequest {
+                entry,
+                ack: Some(ack),
+                permit: Some(permit),
+            },
+        );
+        drop(ledger);
+        return Ok(PendingSend(stored));
+    }
+}
+
+/// The send rules of docs/contract.md §3: a `client_id` of 1–64 characters;
+/// a body of at most `max_message_bytes` bytes that is not blank, no U+0000
+/// (required for a user's text; a service's system entry needs a body, data
+/// or both); data of at most `max_data_bytes` bytes of JSON.
+fn validate_send(
+    config: &EngineConfig,
+    client_id: &str,
+    message: &Message,
+    service: bool,
+) -> Result<()> {
     if client_id.is_empty() || client_id.chars().count() > 64 {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "client_id must be 1-64 characters",
         ));
     }
+    // Postgres text cannot hold U+0000 and SQLite's text functions stop at
+    // it: refused here, a stored message always reads back as it was sent.
+    if client_id.contains('\0') {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the body and client_id may not contain U+0000",
+        ));
+    }
+    match message.body.as_deref() {
+        Some(body) => check_body(config, body)?,
+        None if service => {
+            if message.data.is_none() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "a system message needs a body, data or both",
+                ));
+            }
+        }
+        None => return Err(Error::new(ErrorKind::InvalidInput, "the body is empty")),
+    }
+    if let Some(data) = &message.data {
+        check_data(config, data)?;
+    }
+    Ok(())
+}
+
+fn check_body(config: &EngineConfig, body: &str) -> Result<()> {
     if body.len() > config.max_message_bytes {
         return Err(Error::new(
             ErrorKind::MessageTooLarge,
@@ -143,9 +235,7 @@ fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<(
     if body.trim().is_empty() {
         return Err(Error::new(ErrorKind::InvalidInput, "the body is empty"));
     }
-    // Postgres text cannot hold U+0000 and SQLite's text functions stop at
-    // it: refused here, a stored message always reads back as it was sent.
-    if body.contains('\0') || client_id.contains('\0') {
+    if body.contains('\0') {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "the body and client_id may not contain U+0000",
@@ -154,17 +244,35 @@ fn validate_send(config: &EngineConfig, client_id: &str, body: &str) -> Result<(
     Ok(())
 }
 
+/// `MESSAGE_TOO_LARGE` past `max_data_bytes` of serialized JSON. (A U+0000
+/// inside is fine: JSON text escapes it, so stores keep it as written.)
+fn check_data(config: &EngineConfig, data: &Data) -> Result<()> {
+    let text = serde_json::to_string(data).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "data must be a JSON object")
+    })?;
+    if text.len() > config.max_data_bytes {
+        return Err(Error::new(
+            ErrorKind::MessageTooLarge,
+            format!("data is over {} bytes", config.max_data_bytes),
+        ));
+    }
+    Ok(())
+}
+
 /// Queues a `join` or `leave`; the receiver resolves once it is stored.
 /// The join path calls it under the ledger lock, so the log orders the entry
 /// with the seat decisions around it.
+/// `reason` says why a `leave` took the seat away (a kick, a close).
 pub(crate) fn append_membership(
     state: &Arc<EngineState>,
     room: &Arc<LiveRoom>,
     user: &UserId,
     kind: EntryKind,
+    reason: Option<LeaveReason>,
 ) -> oneshot::Receiver<AppendResult> {
     let (ack, done) = oneshot::channel();
-    let entry = NewEntry::membership(room.id.clone(), user.clone(), kind);
+    let mut entry = NewEntry::membership(room.id.clone(), user.clone(), kind);
+    entry.reason = reason;
     enqueue(
         state,
         room,
@@ -285,7 +393,7 @@ async fn fail(
 ) {
     let mut keep = Vec::new();
     for (entry, Reply { ack, permit }) in entries.into_iter().zip(replies) {
-        if entry.kind == EntryKind::Text {
+        if entry.kind.is_message() {
             if let Some(ack) = ack {
                 let _ = ack.send(Err(Error::new(err.kind(), err.message())));
             }

@@ -3,11 +3,13 @@
 //! port. Every action of the join, append and read paths goes through
 //! [`authorize`]; transports never decide.
 //!
-//! 1. A room's owner may do everything in it (the owner is its first
-//!    moderator).
-//! 2. In a private room, a user a moderator invited may create, join, read
-//!    and send.
-//! 3. Otherwise the policy decides. A refusal in a private room is
+//! 1. A service (an API key) and a room's owner may do everything in it.
+//! 2. Otherwise the policy decides; where it refuses, the engine's own
+//!    grants still allow: a room's moderators may do everything in it, and
+//!    in a private room a user a moderator invited may create, join, read
+//!    and send. (Looked up only on a refusal, so an allowed action costs no
+//!    storage read.)
+//! 3. Otherwise the refusal stands. A refusal in a private room is
 //!    `ROOM_NOT_FOUND` whatever the policy said — `UNAVAILABLE` included,
 //!    which would otherwise tell a stranger during a hook outage that the id
 //!    is taken — so a private room's existence never leaks. The exception is
@@ -38,18 +40,13 @@ pub(crate) async fn authorize(
     room: Option<&StoredRoom>,
     action: Action,
 ) -> Result<()> {
+    if principal.service {
+        return Ok(());
+    }
     let private = room.is_some_and(|r| r.private);
     let hide_refusal = private && action != Action::Send;
-    if let Some(room) = room {
-        if room.owner.as_ref() == Some(&principal.user) {
-            return Ok(());
-        }
-        if private
-            && action != Action::Moderate
-            && state.store.is_invited(room_id, &principal.user).await?
-        {
-            return Ok(());
-        }
+    if room.is_some_and(|r| r.owner.as_ref() == Some(&principal.user)) {
+        return Ok(());
     }
     let request = PolicyRequest {
         principal,
@@ -57,9 +54,23 @@ pub(crate) async fn authorize(
         room,
         action,
     };
-    match state.policy.decide(&request).await {
-        Decision::Allow => Ok(()),
-        Decision::Deny(_) if hide_refusal => Err(ErrorKind::RoomNotFound.into()),
-        Decision::Deny(err) => Err(err),
+    let refusal = match state.policy.decide(&request).await {
+        Decision::Allow => return Ok(()),
+        Decision::Deny(err) => err,
+    };
+    // Grants the engine keeps, looked up only when the policy refused, so
+    // that an allowed action costs no storage read.
+    if room.is_some() {
+        let user = &principal.user;
+        if state.store.is_moderator(room_id, user).await? {
+            return Ok(());
+        }
+        if private && action != Action::Moderate && state.store.is_invited(room_id, user).await? {
+            return Ok(());
+        }
     }
+    if hide_refusal {
+        return Err(ErrorKind::RoomNotFound.into());
+    }
+    Err(refusal)
 }

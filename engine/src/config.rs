@@ -19,6 +19,8 @@ pub struct EngineConfig {
     pub max_capacity: u32,
     /// The largest message body, in bytes of UTF-8 (4096).
     pub max_message_bytes: usize,
+    /// The largest `data` of a message, in bytes of serialized JSON (4096).
+    pub max_data_bytes: usize,
     /// The most entries one append transaction carries (group commit).
     pub append_batch_max: usize,
     /// The most sends waiting on one room's log before senders wait.
@@ -64,6 +66,7 @@ impl Default for EngineConfig {
             reconnect_grace: Duration::from_secs(10),
             max_capacity: 10_000,
             max_message_bytes: 4096,
+            max_data_bytes: 4096,
             append_batch_max: 256,
             append_queue: 4096,
             live_buffer: 1024,
@@ -101,6 +104,12 @@ impl EngineConfig {
     /// Sets [`EngineConfig::max_message_bytes`].
     pub fn max_message_bytes(mut self, max: usize) -> Self {
         self.max_message_bytes = max;
+        self
+    }
+
+    /// Sets [`EngineConfig::max_data_bytes`].
+    pub fn max_data_bytes(mut self, max: usize) -> Self {
+        self.max_data_bytes = max;
         self
     }
 

@@ -15,11 +15,11 @@ use tokio::{runtime::Handle, time::Instant};
 use crate::{
     append::{self, PendingSend},
     config::EngineConfig,
-    entry::{Entry, EntryKind, NewEntry, Seq, SeqRange},
+    entry::{Entry, EntryKind, Message, NewEntry, Seq, SeqRange},
     error::Result,
     ids::{RoomId, UserId},
     join::{self, Reservation},
-    lease_keeper,
+    lease_keeper, lifecycle,
     limits::UserLimits,
     membership::Membership,
     moderation,
@@ -27,7 +27,7 @@ use crate::{
     ports::{Bus, Cluster, InProcessBus, Principal, RoomPolicy, Store},
     reads,
     reservations::Reservations,
-    room::{RoomInfo, RoomSpec},
+    room::{Ban, Member, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec},
     room_directory::RoomDirectory,
     seat_ledger::SeatCounts,
     state::EngineState,
@@ -64,21 +64,28 @@ pub trait ChatEngine: Send + Sync + 'static {
         after_seq: Option<Seq>,
     ) -> Result<Membership>;
 
-    /// Queues a text entry behind every send queued before it in the room,
+    /// Queues a message behind every send queued before it in the room,
     /// and returns as soon as it is queued; the [`PendingSend`] resolves once
-    /// it is durable. A transport that submits a connection's sends one after
-    /// another, without waiting for each to be stored, keeps their order and
-    /// lets them share a commit. Waits only while the room's queue is full.
+    /// it is durable. A user's message is a `text` entry and needs a joined
+    /// seat; a service's is a `system` entry and needs none. A transport that
+    /// submits a connection's sends one after another, without waiting for
+    /// each to be stored, keeps their order and lets them share a commit.
+    /// Waits only while the room's queue is full. Idempotent by (room,
+    /// sender, `client_id`).
+    ///
+    /// Errors: `INVALID_INPUT`, `MESSAGE_TOO_LARGE` (body or data),
+    /// `RATE_LIMITED`, `NOT_A_MEMBER`, the policy's refusal of `send`; for a
+    /// service `ROOM_NOT_FOUND` or `ROOM_CLOSED`.
     async fn submit(
         &self,
         who: &Principal,
         room: &RoomId,
         client_id: &str,
-        body: &str,
+        message: Message,
     ) -> Result<PendingSend>;
 
-    /// Appends a text entry; returns once it is durable. Idempotent by
-    /// (room, user, `client_id`).
+    /// Appends a text entry of `body` alone; returns once it is durable.
+    /// Idempotent by (room, user, `client_id`).
     async fn send(
         &self,
         who: &Principal,
@@ -86,7 +93,9 @@ pub trait ChatEngine: Send + Sync + 'static {
         client_id: &str,
         body: &str,
     ) -> Result<Arc<Entry>> {
-        self.submit(who, room, client_id, body).await?.await
+        self.submit(who, room, client_id, Message::text(body))
+            .await?
+            .await
     }
 
     /// Leaves `room` from every connection of `user` at once: the seat is
@@ -116,6 +125,78 @@ pub trait ChatEngine: Send + Sync + 'static {
         room: &RoomId,
         user: &UserId,
         invited: bool,
+    ) -> Result<()>;
+
+    /// Who holds a seat in the room: joined and grace seats with since
+    /// when, sorted by user; a service also sees reserved seats. Needs the
+    /// policy's `read`.
+    ///
+    /// Errors: `ROOM_NOT_FOUND` (absent, pending, or private and hidden),
+    /// `FORBIDDEN`, storage errors.
+    async fn members(&self, who: &Principal, room: &RoomId) -> Result<Vec<Member>>;
+
+    /// A page of the rooms the caller may read, ascending by id,
+    /// keyset-paged; a service sees every open room.
+    ///
+    /// Errors: `INVALID_INPUT` (limit outside 1..=500, prefix over 64
+    /// characters), storage errors.
+    async fn rooms(&self, who: &Principal, query: RoomQuery<'_>) -> Result<RoomPage>;
+
+    /// Changes a room's title and/or capacity (`moderate`); returns its
+    /// facts as they are now. A capacity below the occupancy evicts no one.
+    ///
+    /// Errors: `INVALID_INPUT`, `ROOM_NOT_FOUND`, `FORBIDDEN`, `ROOM_CLOSED`,
+    /// storage errors.
+    async fn update_room(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        patch: &RoomPatch,
+    ) -> Result<RoomInfo>;
+
+    /// Closes a room (`moderate`): every seat is taken away with a `leave`
+    /// of reason `room_closed`, later reserves get `ROOM_CLOSED`; history
+    /// stays readable. With `purge`, the log and the room are deleted.
+    ///
+    /// Errors: `ROOM_NOT_FOUND`, `FORBIDDEN`, storage errors.
+    async fn close_room(&self, who: &Principal, room: &RoomId, purge: bool) -> Result<()>;
+
+    /// Takes `user`'s seat away (`moderate`) with a `leave` of reason
+    /// `kicked`; their streams end with `KICKED`. True when a seat was
+    /// taken. `note` is the moderator's reason, for the server's log.
+    ///
+    /// Errors: `INVALID_INPUT` (note over 500 characters), `ROOM_NOT_FOUND`,
+    /// `FORBIDDEN` (or the user is the room's owner), storage errors.
+    async fn kick(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        note: Option<&str>,
+    ) -> Result<bool>;
+
+    /// Bans `user` (`Some`: a kick, then their reserves get `FORBIDDEN`
+    /// until `until`) or lifts the ban (`None`); `moderate`.
+    ///
+    /// Errors: as [`kick`](Self::kick).
+    async fn set_ban(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        ban: Option<&Ban>,
+    ) -> Result<()>;
+
+    /// Makes `user` a moderator of the room or not: the room's owner or a
+    /// service only.
+    ///
+    /// Errors: `ROOM_NOT_FOUND`, `FORBIDDEN`, storage errors.
+    async fn set_moderator(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        moderator: bool,
     ) -> Result<()>;
 
     /// Counters, for tests and metrics.
@@ -374,9 +455,9 @@ impl ChatEngine for Engine {
         who: &Principal,
         room: &RoomId,
         client_id: &str,
-        body: &str,
+        message: Message,
     ) -> Result<PendingSend> {
-        append::submit(&self.state, who, room, client_id, body).await
+        append::submit(&self.state, who, room, client_id, message).await
     }
 
     async fn leave(&self, user: &UserId, room: &RoomId) -> Result<bool> {
@@ -399,6 +480,57 @@ impl ChatEngine for Engine {
         invited: bool,
     ) -> Result<()> {
         moderation::set_invite(&self.state, who, room, user, invited).await
+    }
+
+    async fn members(&self, who: &Principal, room: &RoomId) -> Result<Vec<Member>> {
+        reads::members(&self.state, who, room).await
+    }
+
+    async fn rooms(&self, who: &Principal, query: RoomQuery<'_>) -> Result<RoomPage> {
+        reads::rooms(&self.state, who, query).await
+    }
+
+    async fn update_room(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        patch: &RoomPatch,
+    ) -> Result<RoomInfo> {
+        lifecycle::update_room(&self.state, who, room, patch).await
+    }
+
+    async fn close_room(&self, who: &Principal, room: &RoomId, purge: bool) -> Result<()> {
+        lifecycle::close_room(&self.state, who, room, purge).await
+    }
+
+    async fn kick(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        note: Option<&str>,
+    ) -> Result<bool> {
+        moderation::kick(&self.state, who, room, user, note).await
+    }
+
+    async fn set_ban(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        ban: Option<&Ban>,
+    ) -> Result<()> {
+        moderation::set_ban(&self.state, who, room, user, ban).await
+    }
+
+    async fn set_moderator(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+        moderator: bool,
+    ) -> Result<()> {
+        moderation::set_moderator(&self.state, who, room, user, moderator).await
     }
 
     fn stats(&self) -> EngineStats {

@@ -1,5 +1,5 @@
-//! The room log's vocabulary: [`Entry`], [`EntryKind`], [`NewEntry`] and
-//! [`SeqRange`].
+//! The room log's vocabulary: [`Entry`], [`EntryKind`], [`NewEntry`],
+//! [`Message`] (what a sender writes: body and/or app data) and [`SeqRange`].
 
 use std::{fmt, time::SystemTime};
 
@@ -36,6 +36,9 @@ pub enum EntryKind {
     Join,
     /// A user's seat was freed after a join.
     Leave,
+    /// A message of the integrator's backend (a service key), which holds
+    /// no seat: its `sender` is the key's name, never a user.
+    System,
 }
 
 impl EntryKind {
@@ -45,6 +48,7 @@ impl EntryKind {
             EntryKind::Text => "text",
             EntryKind::Join => "join",
             EntryKind::Leave => "leave",
+            EntryKind::System => "system",
         }
     }
 
@@ -54,8 +58,18 @@ impl EntryKind {
             "text" => Some(EntryKind::Text),
             "join" => Some(EntryKind::Join),
             "leave" => Some(EntryKind::Leave),
+            "system" => Some(EntryKind::System),
             _ => None,
         }
+    }
+}
+
+impl EntryKind {
+    /// Whether entries of this kind are messages (`text`, `system`): they
+    /// carry a `client_id`, a body and data, and are idempotent by
+    /// (room, sender, `client_id`).
+    pub fn is_message(self) -> bool {
+        matches!(self, EntryKind::Text | EntryKind::System)
     }
 }
 
@@ -88,6 +102,15 @@ impl Timestamp {
     pub fn millis(self) -> i64 {
         self.0
     }
+
+    /// Reads RFC 3339 in UTC as this type prints it
+    /// (`2026-11-21T10:00:00.123Z`; fractions optional, `Z` required).
+    /// `None` for anything else or a time before 1970.
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let t = humantime::parse_rfc3339(text).ok()?;
+        let ms = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_millis();
+        i64::try_from(ms).ok().map(Timestamp)
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -116,8 +139,13 @@ pub struct Entry {
     pub sender: UserId,
     /// The sender's idempotency key (text only).
     pub client_id: Option<String>,
-    /// The message (text only).
+    /// The message (text; optional on system entries).
     pub body: Option<String>,
+    /// What the app attached (text and system entries; a JSON object).
+    pub data: Option<Data>,
+    /// Why a seat was taken away (`leave` entries of a kick or a close:
+    /// [`LeaveReason`]); `None` for an ordinary leave and every other kind.
+    pub reason: Option<LeaveReason>,
     /// Server time at append.
     pub created_at: Timestamp,
 }
@@ -136,8 +164,12 @@ pub struct NewEntry {
     pub sender: UserId,
     /// The idempotency key (text only).
     pub client_id: Option<String>,
-    /// The message (text only).
+    /// The message (text; optional on system entries).
     pub body: Option<String>,
+    /// What the app attached (text and system entries).
+    pub data: Option<Data>,
+    /// Why a seat was taken away (`leave` only).
+    pub reason: Option<LeaveReason>,
     /// Server time at append.
     pub created_at: Timestamp,
 }
@@ -152,13 +184,45 @@ impl NewEntry {
             sender,
             client_id: Some(client_id.to_owned()),
             body: Some(body.to_owned()),
+            data: None,
+            reason: None,
             created_at: Timestamp::now(),
         }
     }
 
+    /// A message: a `text` entry of a user, or a `system` entry of a service
+    /// (`kind`), with the message's body and data.
+    pub fn message(
+        room_id: RoomId,
+        kind: EntryKind,
+        sender: UserId,
+        client_id: &str,
+        message: Message,
+    ) -> Self {
+        debug_assert!(kind.is_message());
+        NewEntry {
+            room_id,
+            id: Uuid::now_v7(),
+            kind,
+            sender,
+            client_id: Some(client_id.to_owned()),
+            body: message.body,
+            data: message.data,
+            reason: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    /// This `leave` entry, saying why the seat was taken away.
+    pub fn because(mut self, reason: LeaveReason) -> Self {
+        debug_assert_eq!(self.kind, EntryKind::Leave);
+        self.reason = Some(reason);
+        self
+    }
+
     /// A `join` or `leave` entry.
     pub fn membership(room_id: RoomId, user: UserId, kind: EntryKind) -> Self {
-        debug_assert_ne!(kind, EntryKind::Text);
+        debug_assert!(!kind.is_message());
         NewEntry {
             room_id,
             id: Uuid::now_v7(),
@@ -166,6 +230,8 @@ impl NewEntry {
             sender: user,
             client_id: None,
             body: None,
+            data: None,
+            reason: None,
             created_at: Timestamp::now(),
         }
     }
@@ -180,7 +246,68 @@ impl NewEntry {
             sender: self.sender,
             client_id: self.client_id,
             body: self.body,
+            data: self.data,
+            reason: self.reason,
             created_at: self.created_at,
+        }
+    }
+}
+
+/// What an app attaches to a message: a JSON object, at most
+/// `EngineConfig::max_data_bytes` (4096 by default) serialized.
+pub type Data = serde_json::Map<String, serde_json::Value>;
+
+/// What a sender writes: a `text` entry needs a `body` (and may carry
+/// `data`); a `system` entry needs a `body`, `data` or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The text, 1..=`max_message_bytes` bytes of UTF-8.
+    pub body: Option<String>,
+    /// The app's JSON object.
+    pub data: Option<Data>,
+}
+
+impl Message {
+    /// A message of `body` alone.
+    pub fn text(body: impl Into<String>) -> Self {
+        Message {
+            body: Some(body.into()),
+            data: None,
+        }
+    }
+
+    /// This message with `data` attached.
+    pub fn with_data(mut self, data: Data) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// Why a seat was taken away from its user, carried by the `leave` entry
+/// and by the end of the user's streams (docs/contract.md §2, "Moderation").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaveReason {
+    /// A moderator (or the service) kicked or banned the user.
+    Kicked,
+    /// The room was closed.
+    RoomClosed,
+}
+
+impl LeaveReason {
+    /// `kicked` or `room_closed`, as on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Kicked => "kicked",
+            LeaveReason::RoomClosed => "room_closed",
+        }
+    }
+
+    /// The inverse of [`LeaveReason::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "kicked" => Some(LeaveReason::Kicked),
+            "room_closed" => Some(LeaveReason::RoomClosed),
+            _ => None,
         }
     }
 }
@@ -244,8 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_reads_what_it_prints() {
+        for t in [Timestamp(0), Timestamp(1_700_000_000_123), Timestamp::MAX] {
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t));
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"),
+            Some(Timestamp(1_700_000_000_000))
+        );
+        for bad in ["", "2023-11-14", "2023-11-14T22:13:20", "tomorrow", "1969-12-31T23:59:59Z"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn kinds_round_trip() {
-        for k in [EntryKind::Text, EntryKind::Join, EntryKind::Leave] {
+        for k in [
+            EntryKind::Text,
+            EntryKind::Join,
+            EntryKind::Leave,
+            EntryKind::System,
+        ] {
             assert_eq!(EntryKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(EntryKind::parse("TEXT"), None);

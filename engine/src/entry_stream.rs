@@ -28,10 +28,11 @@ use tokio::{
 };
 
 use crate::{
-    entry::{Entry, MAX_HISTORY_LIMIT, Seq, SeqRange},
+    entry::{Entry, LeaveReason, MAX_HISTORY_LIMIT, Seq, SeqRange},
     error::{Error, ErrorKind, Result},
     ids::RoomId,
     ports::{Bus, LiveEntries, Store},
+    seat_ledger::SeatEnd,
     stats::GaugeGuard,
 };
 
@@ -58,8 +59,9 @@ pub struct EntryStream {
     /// When the oldest of them stops waiting and storage is read instead.
     ahead_until: Option<Instant>,
     reorder_wait: Duration,
-    /// True once the seat was taken away (a leave of the room from anywhere).
-    ended: watch::Receiver<bool>,
+    /// Set once the seat was taken away (a leave of the room from anywhere, a
+    /// kick, a close).
+    ended: watch::Receiver<Option<SeatEnd>>,
     _subscriber: GaugeGuard,
 }
 
@@ -73,7 +75,7 @@ impl EntryStream {
         after: Seq,
         stored_up_to: Seq,
         reorder_wait: Duration,
-        ended: watch::Receiver<bool>,
+        ended: watch::Receiver<Option<SeatEnd>>,
         subscriber: GaugeGuard,
     ) -> Self {
         EntryStream {
@@ -103,12 +105,13 @@ impl EntryStream {
     }
 
     /// The next entry. Cancel-safe: dropping the future loses nothing.
-    /// After the user left the room from anywhere, `NOT_A_MEMBER`: the
+    /// After the user left the room from anywhere, `NOT_A_MEMBER`; after a
+    /// kick or a ban, `KICKED`; after the room closed, `ROOM_CLOSED`: the
     /// stream is over.
     pub async fn next(&mut self) -> Result<Arc<Entry>> {
         loop {
-            if *self.ended.borrow() {
-                return Err(Error::new(ErrorKind::NotAMember, "you left this room"));
+            if let Some(end) = *self.ended.borrow() {
+                return Err(ended_because(end));
             }
             if let Some(entry) = self.backlog.pop_front() {
                 if entry.seq > self.delivered {
@@ -247,6 +250,15 @@ impl std::fmt::Debug for EntryStream {
     }
 }
 
+/// The error that ends a stream whose seat was taken away.
+fn ended_because(end: SeatEnd) -> Error {
+    match end {
+        SeatEnd::Left => Error::new(ErrorKind::NotAMember, "you left this room"),
+        SeatEnd::TakenAway(LeaveReason::Kicked) => ErrorKind::Kicked.into(),
+        SeatEnd::TakenAway(LeaveReason::RoomClosed) => ErrorKind::RoomClosed.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +276,7 @@ mod tests {
         bus: Arc<InProcessBus>,
         stream: EntryStream,
         entries: Vec<Arc<Entry>>,
-        _seat: watch::Sender<bool>,
+        _seat: watch::Sender<Option<SeatEnd>>,
     }
 
     /// A room with seqs 1..=n stored, a bus, and a stream after seq 1.
@@ -279,6 +291,7 @@ mod tests {
                 last_seq: 0,
                 owner: None,
                 private: false,
+                closed: false,
             })
             .await
             .unwrap();
@@ -290,7 +303,7 @@ mod tests {
         let entries: Vec<_> = store.log(&room).into_iter().map(Arc::new).collect();
         let bus = Arc::new(InProcessBus::new(64));
         let live = bus.subscribe(&room);
-        let (seat, ended) = watch::channel(false);
+        let (seat, ended) = watch::channel(None);
         let stream = EntryStream::new(
             Arc::clone(&store) as Arc<dyn Store>,
             Arc::clone(&bus) as Arc<dyn Bus>,

@@ -36,6 +36,12 @@ pub enum ErrorKind {
     RateLimited,
     /// Storage unreachable or busy; retry (with the same `client_id`).
     Unavailable,
+    /// The room was closed (`DELETE /v1/rooms/{id}`): no new seats, no
+    /// messages; its history stays readable.
+    RoomClosed,
+    /// A moderator took the seat away: ends the user's live streams (they
+    /// may reserve again unless banned).
+    Kicked,
     /// A bug.
     Internal,
 }
@@ -56,6 +62,8 @@ impl ErrorKind {
             ErrorKind::MessageTooLarge => "MESSAGE_TOO_LARGE",
             ErrorKind::RateLimited => "RATE_LIMITED",
             ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::RoomClosed => "ROOM_CLOSED",
+            ErrorKind::Kicked => "KICKED",
             ErrorKind::Internal => "INTERNAL",
         }
     }
@@ -67,11 +75,14 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::Unauthenticated => 401,
-            ErrorKind::Forbidden | ErrorKind::TicketInvalid | ErrorKind::NotAMember => 403,
+            ErrorKind::Forbidden
+            | ErrorKind::TicketInvalid
+            | ErrorKind::NotAMember
+            | ErrorKind::Kicked => 403,
             ErrorKind::InvalidInput => 400,
             ErrorKind::RoomNotFound => 404,
             ErrorKind::RoomFull | ErrorKind::RoomPending => 409,
-            ErrorKind::TicketExpired => 410,
+            ErrorKind::TicketExpired | ErrorKind::RoomClosed => 410,
             ErrorKind::MessageTooLarge => 413,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
@@ -219,6 +230,8 @@ impl From<ErrorKind> for Error {
             ErrorKind::MessageTooLarge => "the message is too large",
             ErrorKind::RateLimited => "too many messages, slow down",
             ErrorKind::Unavailable => "storage is unavailable, retry",
+            ErrorKind::RoomClosed => "this room was closed",
+            ErrorKind::Kicked => "you were removed from this room",
             ErrorKind::Internal => "internal error",
         };
         Error::new(kind, message)

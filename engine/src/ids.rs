@@ -13,8 +13,11 @@ use std::{
 
 use crate::error::{Error, ErrorKind};
 
+/// The longest room or user id, in characters (all ASCII, so bytes too).
+pub const MAX_ID_CHARS: usize = 64;
+
 fn validate(value: &str, what: &str, extra: &[char]) -> Result<(), Error> {
-    let ok = (1..=64).contains(&value.len())
+    let ok = (1..=MAX_ID_CHARS).contains(&value.len())
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || extra.contains(&c));

@@ -25,7 +25,7 @@ use tokio::{sync::oneshot, time::Instant};
 use crate::{
     append::append_membership,
     authorization::authorize,
-    entry::{EntryKind, Seq, Timestamp, check_seq},
+    entry::{EntryKind, LeaveReason, Seq, Timestamp, check_seq},
     entry_stream::EntryStream,
     error::{Error, ErrorKind, Result},
     ids::{RoomId, SeatId, UserId},
@@ -80,8 +80,9 @@ const RELEASE_ATTEMPTS: u32 = 30;
 ///
 /// Errors: `INVALID_INPUT` for a bad spec, `RATE_LIMITED` over the user's
 /// reservation or creation rate, the room policy's refusal of `create` or
-/// `join` (`FORBIDDEN`; `ROOM_NOT_FOUND` in a private room),
-/// `ROOM_NOT_FOUND`, `ROOM_FULL`,
+/// `join` (`FORBIDDEN`; `ROOM_NOT_FOUND` in a private room), `FORBIDDEN`
+/// for a banned user or a service, `ROOM_NOT_FOUND`, `ROOM_CLOSED`,
+/// `ROOM_FULL`,
 /// `ROOM_PENDING` (another user is creating it), storage errors.
 pub(crate) async fn reserve(
     state: &Arc<EngineState>,
@@ -90,6 +91,12 @@ pub(crate) async fn reserve(
     create: Option<RoomSpec>,
 ) -> Result<Reservation> {
     let user = &principal.user;
+    if principal.service {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "a service holds no seat; it posts and moderates without one",
+        ));
+    }
     if let Some(spec) = &create {
         spec.validate(state.config.max_capacity)?;
     }
@@ -104,6 +111,7 @@ pub(crate) async fn reserve(
             break (room, None);
         }
         // Asked before the ledger is touched: a refusal holds nothing.
+        refuse_if_banned(state, room_id, user).await?;
         authorize(
             state,
             principal,
@@ -150,6 +158,18 @@ pub(crate) async fn reserve(
         room_id: room_id.clone(),
         expires_at,
     })
+}
+
+/// `FORBIDDEN` while `user` is banned from the room (docs/contract.md §2,
+/// "Moderation"); a lapsed ban is no refusal.
+async fn refuse_if_banned(state: &EngineState, room_id: &RoomId, user: &UserId) -> Result<()> {
+    match state.store.ban(room_id, user).await? {
+        Some(ban) if ban.holds_at(Timestamp::now()) => Err(Error::new(
+            ErrorKind::Forbidden,
+            "you are banned from this room",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The room for a reserve: in memory, else loaded from storage, else (with
@@ -300,7 +320,7 @@ pub(crate) async fn commit(
         ledger.set_send_refusal(user, send_refusal.as_ref());
         let pending = ledger.is_pending();
         let join = (!pending && ledger.mark_member(user))
-            .then(|| append_membership(state, &room, user, EntryKind::Join));
+            .then(|| append_membership(state, &room, user, EntryKind::Join, None));
         (pending, join, connected)
     };
     // From here every way out of this function releases the connection.
@@ -327,7 +347,7 @@ pub(crate) async fn commit(
         let mut ledger = room.ledger();
         ledger.mark_stored();
         if ledger.mark_member(user) {
-            join_ack = Some(append_membership(state, &room, user, EntryKind::Join));
+            join_ack = Some(append_membership(state, &room, user, EntryKind::Join, None));
         }
     }
     finish_commit(state, room, guard, connected, join_ack, after_seq).await
@@ -376,7 +396,7 @@ async fn commit_reserved_elsewhere(
             ledger.set_send_refusal(user, send_refusal.as_ref());
             let join = ledger
                 .mark_member(user)
-                .then(|| append_membership(state, &room, user, EntryKind::Join));
+                .then(|| append_membership(state, &room, user, EntryKind::Join, None));
             (connected, join)
         };
         let guard = SeatGuard::new(state, &room, user, connected.seat);
@@ -606,9 +626,45 @@ pub(crate) async fn leave_room(
     let Some(room) = state.directory.get(room_id) else {
         return Ok(false);
     };
-    let outcome = release(state, &room, user, |ledger| ledger.leave_everywhere(user));
+    take_seat_away(state, &room, user, None).await
+}
+
+/// Takes `user`'s seat in `room` away from every connection at once: a
+/// leave of the room (`reason` `None`), a kick, a ban or a close. The
+/// `leave` entry and the end of the user's streams carry `reason`. Waits
+/// for the `leave` as [`leave_room`] does; false when no seat was held here.
+pub(crate) async fn take_seat_away(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    user: &UserId,
+    reason: Option<LeaveReason>,
+) -> Result<bool> {
+    let outcome = release(state, room, user, |ledger| ledger.take_away(user, reason));
     wait_for_leave(outcome.leave_ack).await?;
     Ok(outcome.freed)
+}
+
+/// [`take_seat_away`] for every user of `room` at once (a close): every
+/// `leave` is queued before the first is waited for, so they share commits.
+pub(crate) async fn take_every_seat_away(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    reason: LeaveReason,
+) -> Result<()> {
+    let users = room.ledger().seated_users();
+    let acks: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let outcome = release(state, room, user, |ledger| {
+                ledger.take_away(user, Some(reason))
+            });
+            outcome.leave_ack
+        })
+        .collect();
+    for ack in acks {
+        wait_for_leave(ack).await?;
+    }
+    Ok(())
 }
 
 /// Waits up to [`LEAVE_ACK_WAIT`] for a `leave` entry to be stored; a
@@ -665,9 +721,9 @@ fn release(
     let (follow_up, leave_ack) = {
         let mut ledger = room.ledger();
         let follow_up = change(&mut ledger);
-        let ack = follow_up
-            .append_leave
-            .then(|| append_membership(state, room, user, EntryKind::Leave));
+        let ack = follow_up.append_leave.then(|| {
+            append_membership(state, room, user, EntryKind::Leave, follow_up.leave_reason)
+        });
         (follow_up, ack)
     };
     let freed = follow_up.freed();

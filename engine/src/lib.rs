@@ -64,6 +64,7 @@ mod error;
 mod ids;
 mod join;
 mod lease_keeper;
+mod lifecycle;
 mod limits;
 mod live_room;
 mod membership;
@@ -88,12 +89,12 @@ pub use append::PendingSend;
 pub use config::EngineConfig;
 pub use engine::{ChatEngine, Engine, EngineBuilder};
 pub use entry::{
-    DEFAULT_HISTORY_LIMIT, Entry, EntryKind, MAX_HISTORY_LIMIT, MAX_SEQ, NewEntry, Seq, SeqRange,
-    Timestamp,
+    DEFAULT_HISTORY_LIMIT, Data, Entry, EntryKind, LeaveReason, MAX_HISTORY_LIMIT, MAX_SEQ,
+    Message, NewEntry, Seq, SeqRange, Timestamp,
 };
 pub use entry_stream::EntryStream;
 pub use error::{Error, ErrorKind, Result};
-pub use ids::{RoomId, SeatId, UserId};
+pub use ids::{MAX_ID_CHARS, RoomId, SeatId, UserId};
 pub use join::{Joined, Reservation, SeatGuard};
 pub use limits::RateLimit;
 pub use membership::Membership;
@@ -101,5 +102,8 @@ pub use ports::{
     Action, Authenticator, Bus, Claims, Cluster, Decision, InProcessBus, PendingClaims,
     PolicyRequest, Principal, RoomPolicy, SeatLeases, Store, bearer_token,
 };
-pub use room::{MAX_TITLE_CHARS, RoomInfo, RoomSpec, StoredRoom};
+pub use room::{
+    Ban, DEFAULT_ROOM_PAGE, MAX_REASON_CHARS, MAX_ROOM_PAGE, MAX_TITLE_CHARS, Member, MemberState,
+    RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec, StoredRoom,
+};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

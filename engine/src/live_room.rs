@@ -21,6 +21,7 @@ pub(crate) struct RoomFacts {
     pub(crate) title: Option<String>,
     pub(crate) owner: Option<UserId>,
     pub(crate) private: bool,
+    pub(crate) closed: bool,
 }
 
 /// A room in memory.
@@ -37,6 +38,10 @@ pub(crate) struct LiveRoom {
 impl LiveRoom {
     pub(crate) fn from_stored(room: StoredRoom, append_queue: usize) -> Self {
         let stored = OnceCell::new_with(Some(()));
+        let mut ledger = SeatLedger::stored(room.capacity);
+        if room.closed {
+            ledger.close();
+        }
         LiveRoom {
             log: RoomLog::new(room.last_seq, append_queue),
             id: room.id,
@@ -44,8 +49,9 @@ impl LiveRoom {
                 title: room.title,
                 owner: room.owner,
                 private: room.private,
+                closed: room.closed,
             }),
-            ledger: Mutex::new(SeatLedger::stored(room.capacity)),
+            ledger: Mutex::new(ledger),
             stored,
         }
     }
@@ -65,6 +71,7 @@ impl LiveRoom {
                 title: spec.title,
                 owner: Some(owner),
                 private: spec.private,
+                closed: false,
             }),
             ledger: Mutex::new(ledger),
             stored: OnceCell::new(),
@@ -81,15 +88,29 @@ impl LiveRoom {
         self.facts.lock().expect("facts lock").clone()
     }
 
-    /// Takes the stored room's facts (a pending room that turned out to be
-    /// stored already).
+    /// Takes the stored room's facts: a pending room that turned out to be
+    /// stored already, or a room whose title, capacity or state changed
+    /// (`PATCH`, a close).
     pub(crate) fn adopt_stored(&self, stored: &StoredRoom) {
-        self.ledger().set_capacity(stored.capacity);
+        {
+            let mut ledger = self.ledger();
+            ledger.set_capacity(stored.capacity);
+            if stored.closed {
+                ledger.close();
+            }
+        }
         *self.facts.lock().expect("facts lock") = RoomFacts {
             title: stored.title.clone(),
             owner: stored.owner.clone(),
             private: stored.private,
+            closed: stored.closed,
         };
+    }
+
+    /// Records that the room was closed (its ledger is closed separately,
+    /// under its own lock).
+    pub(crate) fn mark_closed(&self) {
+        self.facts.lock().expect("facts lock").closed = true;
     }
 
     /// The room as storage describes it (for a pending room: what its
@@ -103,6 +124,7 @@ impl LiveRoom {
             last_seq: self.log.last_seq(),
             owner: facts.owner,
             private: facts.private,
+            closed: facts.closed,
         }
     }
 }

@@ -1,12 +1,19 @@
-//! Moderation (docs/contract.md §2): invitations to a room. Each action
-//! needs the room policy's `moderate`; a room's owner — its first
-//! moderator — always has it.
+//! Moderation (docs/contract.md §2, "Moderation"): invitations, kicks, bans
+//! and moderators. Each action needs the room policy's `moderate`, which a
+//! room's owner, its moderators and services always have; naming
+//! moderators is the owner's (or a service's) alone. No one may kick or ban
+//! a room's owner.
+
+use std::sync::Arc;
 
 use crate::{
-    authorization::authorize,
-    error::{ErrorKind, Result},
+    entry::LeaveReason,
+    error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
-    ports::{Action, Principal},
+    join::take_seat_away,
+    lifecycle::moderated_room,
+    ports::Principal,
+    room::{Ban, StoredRoom, check_reason},
     state::EngineState,
 };
 
@@ -23,10 +30,96 @@ pub(crate) async fn set_invite(
     user: &UserId,
     invited: bool,
 ) -> Result<()> {
-    let facts = state
-        .stored_facts(room_id)
-        .await?
-        .ok_or(ErrorKind::RoomNotFound)?;
-    authorize(state, principal, room_id, Some(&facts), Action::Moderate).await?;
+    moderated_room(state, principal, room_id).await?;
     state.store.set_invite(room_id, user, invited).await
+}
+
+/// Takes `user`'s seat away at once, with a `leave` entry of reason
+/// `kicked`; their streams end with `KICKED`. They may reserve again. True
+/// when a seat was taken. `note` (the moderator's reason) goes to the log
+/// of the server, not to the room.
+///
+/// Errors: `INVALID_INPUT` for a note over 500 characters, those of
+/// [`moderated_room`], `FORBIDDEN` for the room's owner, storage errors.
+pub(crate) async fn kick(
+    state: &Arc<EngineState>,
+    principal: &Principal,
+    room_id: &RoomId,
+    user: &UserId,
+    note: Option<&str>,
+) -> Result<bool> {
+    check_reason(note)?;
+    let facts = moderated_room(state, principal, room_id).await?;
+    refuse_owner(&facts, user)?;
+    let kicked = remove(state, room_id, user).await?;
+    tracing::info!(room = %room_id, %user, by = %principal.user, kicked, "kick");
+    Ok(kicked)
+}
+
+/// Bans `user` from the room until `ban.until` (`None`: until lifted), and
+/// kicks them if seated; while it holds, their reserves get `FORBIDDEN`.
+/// `None` lifts the ban. Stored, so it holds on every node and after a
+/// restart.
+///
+/// Errors: `INVALID_INPUT` for a reason over 500 characters, those of
+/// [`moderated_room`], `FORBIDDEN` for the room's owner, storage errors.
+pub(crate) async fn set_ban(
+    state: &Arc<EngineState>,
+    principal: &Principal,
+    room_id: &RoomId,
+    user: &UserId,
+    ban: Option<&Ban>,
+) -> Result<()> {
+    check_reason(ban.and_then(|b| b.reason.as_deref()))?;
+    let facts = moderated_room(state, principal, room_id).await?;
+    if let Some(ban) = ban {
+        refuse_owner(&facts, user)?;
+        state.store.set_ban(room_id, user, Some(ban)).await?;
+        let kicked = remove(state, room_id, user).await?;
+        tracing::info!(room = %room_id, %user, by = %principal.user, kicked, "ban");
+    } else {
+        state.store.set_ban(room_id, user, None).await?;
+        tracing::info!(room = %room_id, %user, by = %principal.user, "ban lifted");
+    }
+    Ok(())
+}
+
+/// Makes `user` a moderator of the room, or not. Only the room's owner or a
+/// service may.
+///
+/// Errors: those of [`moderated_room`], `FORBIDDEN` for anyone else,
+/// storage errors.
+pub(crate) async fn set_moderator(
+    state: &EngineState,
+    principal: &Principal,
+    room_id: &RoomId,
+    user: &UserId,
+    moderator: bool,
+) -> Result<()> {
+    let facts = moderated_room(state, principal, room_id).await?;
+    if !principal.service && facts.owner.as_ref() != Some(&principal.user) {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "only the room's owner names moderators",
+        ));
+    }
+    state.store.set_moderator(room_id, user, moderator).await
+}
+
+fn refuse_owner(facts: &StoredRoom, user: &UserId) -> Result<()> {
+    if facts.owner.as_ref() == Some(user) {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "the room's owner cannot be kicked or banned",
+        ));
+    }
+    Ok(())
+}
+
+/// Takes `user`'s seat in the room away, as a kick.
+async fn remove(state: &Arc<EngineState>, room_id: &RoomId, user: &UserId) -> Result<bool> {
+    let Some(room) = state.directory.get(room_id) else {
+        return Ok(false);
+    };
+    take_seat_away(state, &room, user, Some(LeaveReason::Kicked)).await
 }

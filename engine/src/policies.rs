@@ -155,6 +155,7 @@ mod tests {
             last_seq: 0,
             owner: None,
             private: false,
+            closed: false,
         };
         for action in Action::ALL {
             let request = PolicyRequest {

@@ -7,7 +7,8 @@ use crate::{
     error::{Error, ErrorKind, Result},
     ids::RoomId,
     ports::{Action, Principal},
-    room::{RoomInfo, StoredRoom},
+    ids::MAX_ID_CHARS,
+    room::{MAX_ROOM_PAGE, Member, RoomInfo, RoomPage, RoomQuery, StoredRoom},
     state::EngineState,
 };
 
@@ -35,7 +36,7 @@ pub(crate) async fn history(
         .directory
         .get(room_id)
         .is_some_and(|room| room.ledger().is_member(user));
-    let owner = facts.owner.as_ref() == Some(user);
+    let owner = principal.service || facts.owner.as_ref() == Some(user);
     if !member_here && !owner && !member_elsewhere(state, room_id, principal).await? {
         return Err(ErrorKind::NotAMember.into());
     }
@@ -113,5 +114,117 @@ fn info(stored: StoredRoom, occupancy: u32) -> RoomInfo {
         capacity: stored.capacity,
         occupancy,
         last_seq: stored.last_seq,
+        private: stored.private,
+        closed: stored.closed,
     }
+}
+
+/// Who holds a seat in the room, sorted by user: joined seats and seats in
+/// grace, with since when; a service also sees reserved seats. Needs the
+/// policy's `read`.
+///
+/// Errors: `ROOM_NOT_FOUND` (absent, pending, or private and hidden), the
+/// policy's refusal (`FORBIDDEN`), storage errors.
+pub(crate) async fn members(
+    state: &EngineState,
+    principal: &Principal,
+    room_id: &RoomId,
+) -> Result<Vec<Member>> {
+    let facts = state
+        .stored_facts(room_id)
+        .await?
+        .ok_or(ErrorKind::RoomNotFound)?;
+    authorize(state, principal, room_id, Some(&facts), Action::Read).await?;
+    let local = state
+        .directory
+        .get(room_id)
+        .map(|room| room.ledger().presence(principal.service))
+        .unwrap_or_default();
+    Ok(local)
+}
+
+/// How many stored pages one listing request reads at most while the
+/// policy hides every room of them: the answer then holds fewer rooms than
+/// asked and a `next` to go on from, instead of scanning without bound.
+const LISTING_SCAN_PAGES: usize = 8;
+
+/// A page of rooms, ascending by id, keyset-paged: those whose id starts
+/// with `query.prefix` and sorts after `query.after`, and that the caller
+/// may `read` (a service sees all). Closed rooms are not listed, and a
+/// pending room is not stored yet. A page may hold fewer than `limit` rooms
+/// while `next` is set (the policy hid the rest of what was read).
+///
+/// Errors: `INVALID_INPUT` for a limit outside 1..=500 or a prefix over 64
+/// characters, the policy's refusal (`FORBIDDEN` hides a room; other
+/// refusals, such as `UNAVAILABLE`, fail the page), storage errors.
+pub(crate) async fn rooms(
+    state: &EngineState,
+    principal: &Principal,
+    query: RoomQuery<'_>,
+) -> Result<RoomPage> {
+    if !(1..=MAX_ROOM_PAGE).contains(&query.limit) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("limit must be between 1 and {MAX_ROOM_PAGE}"),
+        ));
+    }
+    if query.prefix.chars().count() > MAX_ID_CHARS {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("prefix must be at most {MAX_ID_CHARS} characters"),
+        ));
+    }
+    let limit = query.limit as usize;
+    let mut page = RoomPage::default();
+    let mut after = query.after.cloned();
+    for _ in 0..LISTING_SCAN_PAGES {
+        let stored = state
+            .store
+            .rooms(query.prefix, after.as_ref(), query.limit)
+            .await?;
+        let exhausted = stored.len() < limit;
+        for room in stored {
+            after = Some(room.id.clone());
+            if !may_list(state, principal, &room).await? {
+                continue;
+            }
+            let occupancy = occupancy(state, &room.id).await?;
+            page.rooms.push(info(room, occupancy));
+            if page.rooms.len() == limit {
+                break;
+            }
+        }
+        if exhausted && page.rooms.len() < limit {
+            return Ok(page);
+        }
+        if page.rooms.len() == limit {
+            break;
+        }
+    }
+    page.next = after;
+    Ok(page)
+}
+
+/// Whether the listing shows `room` to the caller: the policy's `read`
+/// (a refusal hides it).
+async fn may_list(state: &EngineState, principal: &Principal, room: &StoredRoom) -> Result<bool> {
+    match authorize(state, principal, &room.id, Some(room), Action::Read).await {
+        Ok(()) => Ok(true),
+        Err(err) if matches!(err.kind(), ErrorKind::Forbidden | ErrorKind::RoomNotFound) => {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Seats held in the room: this node's ledger, or on a cluster the
+/// database's count over every node.
+async fn occupancy(state: &EngineState, id: &RoomId) -> Result<u32> {
+    if let Some(cluster) = &state.cluster {
+        return Ok(cluster.leases.seated(id).await?.occupancy);
+    }
+    Ok(state
+        .directory
+        .get(id)
+        .map_or(0, |room| room.ledger().occupancy()))
 }

@@ -2,7 +2,7 @@
 //! [`StoredRoom`] (what storage keeps) and [`RoomInfo`] (what clients see).
 
 use crate::{
-    entry::Seq,
+    entry::{Seq, Timestamp},
     error::{Error, ErrorKind},
     ids::{RoomId, UserId},
 };
@@ -75,6 +75,9 @@ pub struct StoredRoom {
     pub owner: Option<UserId>,
     /// Whether it is private.
     pub private: bool,
+    /// Whether it was closed (`DELETE /v1/rooms/{id}` without `purge`): it
+    /// takes no seats and no messages; its history stays readable.
+    pub closed: bool,
 }
 
 /// A room as clients see it.
@@ -90,4 +93,129 @@ pub struct RoomInfo {
     pub occupancy: u32,
     /// The seq of its newest entry.
     pub last_seq: Seq,
+    /// Whether it is private.
+    pub private: bool,
+    /// Whether it was closed.
+    pub closed: bool,
+}
+
+/// A change of a stored room's facts (`PATCH /v1/rooms/{id}`): each field
+/// given replaces the stored one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomPatch {
+    /// A new title (`Some(None)` clears it).
+    pub title: Option<Option<String>>,
+    /// A new capacity, 1..=`max_capacity`. Lowering it below the occupancy
+    /// evicts no one: new seats are refused until occupancy falls under it.
+    pub capacity: Option<u32>,
+}
+
+impl RoomPatch {
+    pub(crate) fn validate(&self, max_capacity: u32) -> Result<(), Error> {
+        let spec = RoomSpec {
+            capacity: self.capacity.unwrap_or(1),
+            title: self.title.clone().flatten(),
+            private: false,
+        };
+        spec.validate(max_capacity)
+    }
+
+    /// `room` with this patch applied.
+    pub fn apply(&self, mut room: StoredRoom) -> StoredRoom {
+        if let Some(title) = &self.title {
+            room.title = title.clone();
+        }
+        if let Some(capacity) = self.capacity {
+            room.capacity = capacity;
+        }
+        room
+    }
+}
+
+/// One page of the room listing (`GET /v1/rooms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomQuery<'a> {
+    /// Only ids starting with this ("" for all).
+    pub prefix: &'a str,
+    /// Only ids after this one (the previous page's `next`).
+    pub after: Option<&'a RoomId>,
+    /// At most this many rooms, 1..=[`MAX_ROOM_PAGE`].
+    pub limit: u32,
+}
+
+/// The most rooms one listing page returns.
+pub const MAX_ROOM_PAGE: u32 = 500;
+/// A listing page's size when none is asked for.
+pub const DEFAULT_ROOM_PAGE: u32 = 100;
+
+/// A page of rooms, ordered by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomPage {
+    /// The rooms the caller may see, ascending by id.
+    pub rooms: Vec<RoomInfo>,
+    /// Where the next page starts (pass it as `after`); `None` at the end.
+    pub next: Option<RoomId>,
+}
+
+/// A seat's state as presence shows it (docs/contract.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    /// A ticket was issued and not used yet (shown to the service only).
+    Reserved,
+    /// At least one live connection holds it.
+    Joined,
+    /// Its last connection was lost; the seat waits out the grace period.
+    Grace,
+}
+
+impl MemberState {
+    /// `reserved`, `joined` or `grace`, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Reserved => "reserved",
+            MemberState::Joined => "joined",
+            MemberState::Grace => "grace",
+        }
+    }
+}
+
+/// One seat of a room's presence list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Whose seat.
+    pub user_id: UserId,
+    /// Its state.
+    pub state: MemberState,
+    /// When it entered that state (server clock).
+    pub since: Timestamp,
+}
+
+/// A ban of a user from a room (`PUT /v1/rooms/{id}/bans/{user}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// When it lapses (`None`: never).
+    pub until: Option<Timestamp>,
+    /// The moderator's note, at most [`MAX_REASON_CHARS`] characters.
+    pub reason: Option<String>,
+}
+
+impl Ban {
+    /// Whether the ban still holds at `now`.
+    pub fn holds_at(&self, now: Timestamp) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// The longest moderator's note (a kick's or a ban's `reason`).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// `INVALID_INPUT` unless a moderator's note fits [`MAX_REASON_CHARS`].
+pub(crate) fn check_reason(reason: Option<&str>) -> Result<(), Error> {
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("reason must be at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }

@@ -11,8 +11,10 @@ use std::{collections::HashMap, sync::Arc};
 use tokio::sync::watch;
 
 use crate::{
+    entry::{LeaveReason, Timestamp},
     error::{Error, ErrorKind},
     ids::{SeatId, UserId},
+    room::{Member, MemberState},
     ticket::TicketKey,
 };
 
@@ -32,9 +34,11 @@ struct Seat {
     /// Tells this seat apart from a later seat of the same user: a guard of
     /// an older seat releases nothing.
     id: SeatId,
-    /// Flips to true when the seat is taken away from every connection at
-    /// once (a leave of the room); their entry streams end.
-    ended: watch::Sender<bool>,
+    /// Set when the seat is taken away from every connection at once (a
+    /// leave of the room, a kick, a close); their entry streams end.
+    ended: watch::Sender<Option<SeatEnd>>,
+    /// When the seat entered its current state (presence's `since`).
+    since: Timestamp,
     /// Unused, unexpired tickets for this seat.
     tickets: Vec<TicketKey>,
     /// Live committed connections.
@@ -52,13 +56,24 @@ impl Seat {
     fn new(id: SeatId, ticket: TicketKey) -> Self {
         Seat {
             id,
-            ended: watch::Sender::new(false),
+            ended: watch::Sender::new(None),
+            since: Timestamp::now(),
             tickets: vec![ticket],
             connections: 0,
             grace: None,
             member: false,
             send_refusal: None,
         }
+    }
+
+    /// Counts one more live connection; a seat that was not joined is
+    /// joined from now.
+    fn connect(&mut self) {
+        if self.connections == 0 {
+            self.since = Timestamp::now();
+        }
+        self.connections += 1;
+        self.grace = None;
     }
 
     fn state(&self) -> SeatState {
@@ -91,6 +106,17 @@ pub(crate) struct ReleaseFollowUp {
     pub(crate) grace: Option<GraceId>,
     /// Unused tickets that were invalidated (drop them from the cache).
     pub(crate) invalidated: Vec<TicketKey>,
+    /// Why the seat was taken away, for its `leave` entry (a kick, a close).
+    pub(crate) leave_reason: Option<LeaveReason>,
+}
+
+/// Why every stream of a seat ended at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeatEnd {
+    /// The user left the room (from any connection).
+    Left,
+    /// A moderator or the room's close took the seat away.
+    TakenAway(LeaveReason),
 }
 
 impl ReleaseFollowUp {
@@ -115,7 +141,7 @@ pub(crate) enum Departure {
 #[derive(Debug)]
 pub(crate) struct ConnectedSeat {
     pub(crate) seat: SeatId,
-    pub(crate) ended: watch::Receiver<bool>,
+    pub(crate) ended: watch::Receiver<Option<SeatEnd>>,
 }
 
 /// Why a ticket could not be consumed.
@@ -133,6 +159,8 @@ pub(crate) struct SeatLedger {
     pending_creator: Option<UserId>,
     /// Set when the room left the directory; callers holding it must look again.
     retired: bool,
+    /// Set when the room is closed: no seat is admitted any more.
+    closed: bool,
     seats: HashMap<UserId, Seat>,
     /// The last grace period's id; never reused within the ledger.
     last_grace: GraceId,
@@ -145,6 +173,7 @@ impl SeatLedger {
             capacity,
             pending_creator: None,
             retired: false,
+            closed: false,
             seats: HashMap::new(),
             last_grace: 0,
         }
@@ -166,6 +195,12 @@ impl SeatLedger {
 
     pub(crate) fn set_capacity(&mut self, capacity: u32) {
         self.capacity = capacity;
+    }
+
+    /// Admits no seat from now on (the room is closed); seats held are
+    /// taken away by the caller, one [`take_away`](Self::take_away) each.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
     }
 
     pub(crate) fn is_pending(&self) -> bool {
@@ -212,6 +247,9 @@ impl SeatLedger {
         {
             return Err(ErrorKind::RoomPending);
         }
+        if self.closed {
+            return Err(ErrorKind::RoomClosed);
+        }
         if let Some(seat) = self.seats.get_mut(user) {
             seat.tickets.push(ticket);
             return Ok(None);
@@ -233,8 +271,7 @@ impl SeatLedger {
             tickets: Vec::new(),
             ..Seat::new(seat, [0; 16])
         });
-        seat.connections += 1;
-        seat.grace = None;
+        seat.connect();
         ConnectedSeat {
             seat: seat.id,
             ended: seat.ended.subscribe(),
@@ -260,8 +297,7 @@ impl SeatLedger {
             .position(|t| t == ticket)
             .ok_or(ConsumeError::Unknown)?;
         seat.tickets.swap_remove(at);
-        seat.connections += 1;
-        seat.grace = None;
+        seat.connect();
         Ok(ConnectedSeat {
             seat: seat.id,
             ended: seat.ended.subscribe(),
@@ -294,6 +330,7 @@ impl SeatLedger {
             Departure::Lost if seat.connections == 0 => {
                 self.last_grace += 1;
                 seat.grace = Some(self.last_grace);
+                seat.since = Timestamp::now();
                 out.grace = Some(self.last_grace);
             }
             Departure::Lost => {}
@@ -305,12 +342,24 @@ impl SeatLedger {
     /// `user` leaves the room from every connection at once: the seat is
     /// freed now, its unused tickets invalidated, its streams told to end.
     pub(crate) fn leave_everywhere(&mut self, user: &UserId) -> ReleaseFollowUp {
+        self.take_away(user, None)
+    }
+
+    /// [`leave_everywhere`](Self::leave_everywhere), for `reason` when it is
+    /// given: the `leave` entry and the end of the streams carry it.
+    pub(crate) fn take_away(
+        &mut self,
+        user: &UserId,
+        reason: Option<LeaveReason>,
+    ) -> ReleaseFollowUp {
         let mut out = ReleaseFollowUp::default();
         if let Some(seat) = self.seats.remove(user) {
-            seat.ended.send_replace(true);
+            let end = reason.map_or(SeatEnd::Left, SeatEnd::TakenAway);
+            seat.ended.send_replace(Some(end));
             out.freed_seat = Some(seat.id);
             out.append_leave = seat.member;
             out.invalidated = seat.tickets;
+            out.leave_reason = reason;
         }
         out
     }
@@ -397,6 +446,30 @@ impl SeatLedger {
             .map(|(u, _)| u.clone())
             .collect();
         members.sort();
+        members
+    }
+
+    /// Every seat with its state and since when, sorted by user;
+    /// `reserved` seats only with `with_reserved`.
+    pub(crate) fn presence(&self, with_reserved: bool) -> Vec<Member> {
+        let mut members: Vec<Member> = self
+            .seats
+            .iter()
+            .filter_map(|(user, seat)| {
+                let state = match seat.state() {
+                    SeatState::Reserved if !with_reserved => return None,
+                    SeatState::Reserved => MemberState::Reserved,
+                    SeatState::Joined => MemberState::Joined,
+                    SeatState::Grace => MemberState::Grace,
+                };
+                Some(Member {
+                    user_id: user.clone(),
+                    state,
+                    since: seat.since,
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         members
     }
 
@@ -509,7 +582,7 @@ mod tests {
         let r = l.leave_everywhere(&a);
         assert!(r.freed() && r.append_leave);
         assert_eq!(r.invalidated, vec![[3; 16]]);
-        assert!(*one.ended.borrow() && *two.ended.borrow());
+        assert!(one.ended.borrow().is_some() && two.ended.borrow().is_some());
         // A new seat for the same user; the old guards release nothing.
         l.reserve(&a, [4; 16]).unwrap();
         let fresh = l.consume(&a, &[4; 16]).unwrap();

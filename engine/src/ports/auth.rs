@@ -28,6 +28,10 @@ pub struct Principal {
     /// Everything the credential says, kept for the room policy (the
     /// `claims` policy reads its `rooms` grants from here).
     pub claims: Claims,
+    /// An integrator's backend (an API key), not a user: `user` is the key's
+    /// name. It may do everything in every room, never holds a seat, and
+    /// its messages are `system` entries.
+    pub service: bool,
 }
 
 impl Principal {
@@ -37,6 +41,16 @@ impl Principal {
             user,
             expires_at: None,
             claims: Claims::new(),
+            service: false,
+        }
+    }
+
+    /// The service `name` (an API key's name; docs/contract.md §1,
+    /// "Services").
+    pub fn service(name: UserId) -> Self {
+        Principal {
+            service: true,
+            ..Principal::new(name)
         }
     }
 
@@ -81,6 +95,15 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Who `token` stands for, or `UNAUTHENTICATED` (a bad, expired or
     /// not-yet-valid token).
     async fn authenticate(&self, token: &str) -> Result<Principal>;
+
+    /// The service an API key stands for (header `X-Api-Key`), or
+    /// `UNAUTHENTICATED`. The default knows no keys.
+    async fn authenticate_service(&self, _key: &str) -> Result<Principal> {
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::Unauthenticated,
+            "unknown API key",
+        ))
+    }
 }
 
 #[cfg(test)]

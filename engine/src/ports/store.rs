@@ -6,7 +6,7 @@ use crate::{
     entry::{Entry, NewEntry, SeqRange},
     error::Result,
     ids::{RoomId, UserId},
-    room::StoredRoom,
+    room::{Ban, RoomPatch, StoredRoom},
 };
 
 /// What [`Store::create_room`] found.
@@ -64,6 +64,13 @@ impl Appended {
 ///   once.
 /// - `create_room` keeps `owner` and `private` as given; `room` returns them.
 /// - Invitations are a set of (room, user) pairs of stored rooms.
+/// - `rooms` pages by id with a keyset (`id > after`), never an offset, and
+///   lists open rooms only (a closed one is not listed).
+/// - `update_room` changes only what the patch names; `close_room` keeps the
+///   log (closed = true) or, with `purge`, deletes the room and everything
+///   stored about it (log, open members, invitations, moderators, bans).
+/// - Moderators and bans are sets keyed by (room, user) of stored rooms, like
+///   invitations; a ban is replaced by a later one.
 /// - Backend errors are translated: unreachable, busy or locked become
 ///   `UNAVAILABLE` (temporary); nothing backend-specific leaks in the message.
 #[async_trait]
@@ -92,6 +99,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether `user` holds an invitation to `room`.
     async fn is_invited(&self, room: &RoomId, user: &UserId) -> Result<bool>;
+
+    /// Up to `limit` open rooms whose id starts with `prefix` and sorts
+    /// after `after`, ascending by id.
+    async fn rooms(&self, prefix: &str, after: Option<&RoomId>, limit: u32)
+    -> Result<Vec<StoredRoom>>;
+
+    /// Applies `patch` to a stored room and returns it as it is now;
+    /// `None` when the room is not stored.
+    async fn update_room(&self, id: &RoomId, patch: &RoomPatch) -> Result<Option<StoredRoom>>;
+
+    /// Closes a stored room (`purge = false`: marked closed, log kept) or
+    /// deletes it with everything stored about it (`purge = true`). False
+    /// when the room is not stored (closing a closed room again is true).
+    async fn close_room(&self, id: &RoomId, purge: bool) -> Result<bool>;
+
+    /// Makes `user` a moderator of `room` (`true`) or not. Idempotent; a
+    /// room that is not stored: `ROOM_NOT_FOUND`.
+    async fn set_moderator(&self, room: &RoomId, user: &UserId, moderator: bool) -> Result<()>;
+
+    /// Whether `user` moderates `room`.
+    async fn is_moderator(&self, room: &RoomId, user: &UserId) -> Result<bool>;
+
+    /// Bans `user` from `room` (`Some`, replacing an earlier ban) or lifts
+    /// the ban (`None`; lifting an absent one is no error). A room that is
+    /// not stored: `ROOM_NOT_FOUND`.
+    async fn set_ban(&self, room: &RoomId, user: &UserId, ban: Option<&Ban>) -> Result<()>;
+
+    /// `user`'s ban from `room`, as stored (expired or not: the caller
+    /// compares `until` with its clock).
+    async fn ban(&self, room: &RoomId, user: &UserId) -> Result<Option<Ban>>;
 
     /// How many `append` transactions the engine may have in flight at once
     /// (never two batches of the same room). A store with one writer (SQLite)

@@ -18,7 +18,8 @@ use crate::{
     error::ErrorKind,
     ids::{RoomId, UserId},
     ports::{Appended, CreateOutcome, Store},
-    room::StoredRoom,
+    entry::{Data, LeaveReason, Message, Timestamp},
+    room::{Ban, RoomPatch, StoredRoom},
 };
 
 /// Runs every check against `store`.
@@ -35,6 +36,12 @@ pub async fn run(store: Arc<dyn Store>) {
     concurrent_appends_stay_gap_free(Arc::clone(&store), p).await;
     owner_and_privacy_round_trip(store.as_ref(), p).await;
     invitations_are_a_set_per_room(store.as_ref(), p).await;
+    messages_carry_data_and_system_entries_are_idempotent(store.as_ref(), p).await;
+    leave_reasons_round_trip(store.as_ref(), p).await;
+    rooms_page_by_id_with_a_prefix(store.as_ref(), p).await;
+    updates_change_only_what_they_name(store.as_ref(), p).await;
+    close_keeps_the_log_and_purge_deletes_everything(store.as_ref(), p).await;
+    moderators_and_bans_are_sets_per_room(store.as_ref(), p).await;
 }
 
 fn room_id(prefix: &str, name: &str) -> RoomId {
@@ -54,6 +61,7 @@ async fn new_room(store: &dyn Store, prefix: &str, name: &str) -> RoomId {
         last_seq: 0,
         owner: Some(user("owner")),
         private: false,
+        closed: false,
     };
     assert_eq!(
         store.create_room(&room).await.expect("create"),
@@ -80,6 +88,7 @@ async fn create_is_an_insert(store: &dyn Store, p: &str) {
         last_seq: 0,
         owner: Some(user("intruder")),
         private: true,
+        closed: false,
     };
     match store
         .create_room(&again)
@@ -359,6 +368,7 @@ async fn owner_and_privacy_round_trip(store: &dyn Store, p: &str) {
         last_seq: 0,
         owner: Some(user("olga")),
         private: true,
+        closed: false,
     };
     store.create_room(&room).await.expect("create");
     let stored = store.room(&id).await.unwrap().expect("stored");
@@ -406,4 +416,210 @@ async fn invitations_are_a_set_per_room(store: &dyn Store, p: &str) {
             .kind(),
         ErrorKind::RoomNotFound
     );
+}
+
+fn data(json: &str) -> Data {
+    serde_json::from_str(json).expect("a JSON object")
+}
+
+async fn messages_carry_data_and_system_entries_are_idempotent(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "data").await;
+    let attached = data(r#"{"mentions":["bob"],"reply_to":3,"nested":{"ok":true,"n":1.5}}"#);
+    let with_data = NewEntry::message(
+        r.clone(),
+        EntryKind::Text,
+        user("ann"),
+        "t1",
+        Message::text("hi @bob").with_data(attached.clone()),
+    );
+    let system = NewEntry::message(
+        r.clone(),
+        EntryKind::System,
+        user("billing"),
+        "s1",
+        Message {
+            body: None,
+            data: Some(data(r#"{"event":"paid"}"#)),
+        },
+    );
+    let out = store
+        .append(&[with_data.clone(), system.clone()])
+        .await
+        .unwrap();
+    assert!(out.iter().all(Appended::is_new));
+    let got = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();
+    assert_eq!(got, vec![with_data.at(1), system.clone().at(2)]);
+    let again = NewEntry::message(
+        r.clone(),
+        EntryKind::System,
+        user("billing"),
+        "s1",
+        Message::text("a different body"),
+    );
+    let out = store.append(&[again]).await.unwrap();
+    assert_eq!(
+        out,
+        vec![Appended::Existing(system.at(2))],
+        "a system entry is idempotent by (room, sender, client_id) as a text is"
+    );
+}
+
+async fn leave_reasons_round_trip(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "reasons").await;
+    let join = NewEntry::membership(r.clone(), user("kim"), EntryKind::Join);
+    let kicked =
+        NewEntry::membership(r.clone(), user("kim"), EntryKind::Leave).because(LeaveReason::Kicked);
+    let out = store.append(&[join.clone(), kicked.clone()]).await.unwrap();
+    assert!(out.iter().all(Appended::is_new));
+    let got = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();
+    assert_eq!(got, vec![join.at(1), kicked.at(2)]);
+    assert_eq!(got[1].reason, Some(LeaveReason::Kicked));
+}
+
+async fn rooms_page_by_id_with_a_prefix(store: &dyn Store, p: &str) {
+    // Ids chosen so that `_` and `-` must match literally (a LIKE pattern
+    // would read `_` as any character) and ASCII order decides.
+    let list = format!("{p}-list");
+    let names = ["b", "a_1", "a-2", "A", "ab", "a1"];
+    for name in names {
+        new_room(store, &list, name).await;
+    }
+    new_room(store, p, "listx").await; // shares the prefix up to "list"
+    let mut want: Vec<String> = names.iter().map(|n| format!("{list}-{n}")).collect();
+    want.sort();
+    let prefix = format!("{list}-");
+    let all = store.rooms(&prefix, None, 100).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, want, "every room of the prefix, ascending by id");
+    let mut paged = Vec::new();
+    let mut after: Option<RoomId> = None;
+    loop {
+        let page = store.rooms(&prefix, after.as_ref(), 4).await.unwrap();
+        assert!(page.len() <= 4);
+        paged.extend(page.iter().map(|r| r.id.to_string()));
+        if page.len() < 4 {
+            break;
+        }
+        after = page.last().map(|r| r.id.clone());
+    }
+    assert_eq!(paged, want, "pages meet with no room missing or repeated");
+    let underscore = store.rooms(&format!("{list}-a_"), None, 100).await.unwrap();
+    let ids: Vec<&str> = underscore.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec![format!("{list}-a_1")], "`_` matches itself only");
+    let first = &all[0];
+    assert_eq!(first.title.as_deref(), Some("room A"), "facts come along");
+}
+
+async fn updates_change_only_what_they_name(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "patch").await;
+    let only_capacity = RoomPatch {
+        title: None,
+        capacity: Some(3),
+    };
+    let got = store.update_room(&r, &only_capacity).await.unwrap().unwrap();
+    assert_eq!((got.capacity, got.title.as_deref()), (3, Some("room patch")));
+    let clear_title = RoomPatch {
+        title: Some(None),
+        capacity: None,
+    };
+    let got = store.update_room(&r, &clear_title).await.unwrap().unwrap();
+    assert_eq!((got.capacity, got.title.as_deref()), (3, None));
+    assert_eq!(store.room(&r).await.unwrap().unwrap(), got, "stored as returned");
+    let absent = room_id(p, "patch-absent");
+    assert_eq!(store.update_room(&absent, &clear_title).await.unwrap(), None);
+}
+
+async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "close").await;
+    store
+        .append(&[
+            NewEntry::membership(r.clone(), user("lu"), EntryKind::Join),
+            text(&r, "lu", "c1", "bye"),
+        ])
+        .await
+        .unwrap();
+    store.set_invite(&r, &user("ivy"), true).await.unwrap();
+    store.set_moderator(&r, &user("mo"), true).await.unwrap();
+    let ban = Ban {
+        until: None,
+        reason: None,
+    };
+    store.set_ban(&r, &user("bo"), Some(&ban)).await.unwrap();
+    let listed = |rooms: Vec<StoredRoom>| rooms.iter().any(|x| x.id == r);
+    assert!(listed(store.rooms(p, None, 500).await.unwrap()));
+
+    assert!(store.close_room(&r, false).await.unwrap());
+    assert!(store.close_room(&r, false).await.unwrap(), "closing twice");
+    let closed = store.room(&r).await.unwrap().expect("still stored");
+    assert!(closed.closed);
+    assert_eq!(closed.last_seq, 2);
+    assert_eq!(store.entries(&r, SeqRange::after(0, 10)).await.unwrap().len(), 2);
+    assert!(
+        !listed(store.rooms(p, None, 500).await.unwrap()),
+        "a closed room is not listed"
+    );
+
+    assert!(store.close_room(&r, true).await.unwrap());
+    assert_eq!(store.room(&r).await.unwrap(), None);
+    assert!(store.entries(&r, SeqRange::after(0, 10)).await.unwrap().is_empty());
+    assert!(!store.open_members().await.unwrap().iter().any(|(room, _)| *room == r));
+    assert!(!store.is_invited(&r, &user("ivy")).await.unwrap());
+    assert!(!store.is_moderator(&r, &user("mo")).await.unwrap());
+    assert_eq!(store.ban(&r, &user("bo")).await.unwrap(), None);
+    assert!(!store.close_room(&r, true).await.unwrap(), "gone");
+    // The id is free again: a new room starts a new log at seq 1.
+    let again = new_room(store, p, "close").await;
+    let out = store.append(&[text(&again, "lu", "c1", "hi")]).await.unwrap();
+    assert_eq!(out[0].entry().map(|e| e.seq), Some(1));
+}
+
+async fn moderators_and_bans_are_sets_per_room(store: &dyn Store, p: &str) {
+    let a = new_room(store, p, "mod-a").await;
+    let b = new_room(store, p, "mod-b").await;
+    let (mo, bo) = (user("mo"), user("bo"));
+    assert!(!store.is_moderator(&a, &mo).await.unwrap());
+    store.set_moderator(&a, &mo, true).await.unwrap();
+    store.set_moderator(&a, &mo, true).await.unwrap();
+    assert!(store.is_moderator(&a, &mo).await.unwrap());
+    assert!(!store.is_moderator(&b, &mo).await.unwrap(), "per room");
+    store.set_moderator(&a, &mo, false).await.unwrap();
+    store.set_moderator(&a, &mo, false).await.unwrap();
+    assert!(!store.is_moderator(&a, &mo).await.unwrap());
+
+    assert_eq!(store.ban(&a, &bo).await.unwrap(), None);
+    let first = Ban {
+        until: Some(Timestamp(1_900_000_000_000)),
+        reason: Some("spam — «again»".into()),
+    };
+    store.set_ban(&a, &bo, Some(&first)).await.unwrap();
+    assert_eq!(store.ban(&a, &bo).await.unwrap(), Some(first));
+    let forever = Ban {
+        until: None,
+        reason: None,
+    };
+    store.set_ban(&a, &bo, Some(&forever)).await.unwrap();
+    assert_eq!(
+        store.ban(&a, &bo).await.unwrap(),
+        Some(forever),
+        "a later ban replaces the earlier one"
+    );
+    assert_eq!(store.ban(&b, &bo).await.unwrap(), None, "per room");
+    store.set_ban(&a, &bo, None).await.unwrap();
+    store.set_ban(&a, &bo, None).await.unwrap();
+    assert_eq!(store.ban(&a, &bo).await.unwrap(), None);
+
+    let absent = room_id(p, "mod-absent");
+    for err in [
+        store.set_moderator(&absent, &mo, true).await.unwrap_err(),
+        store.set_ban(&absent, &bo, Some(&forever_ban())).await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::RoomNotFound);
+    }
+}
+
+fn forever_ban() -> Ban {
+    Ban {
+        until: None,
+        reason: None,
+    }
 }

@@ -19,7 +19,7 @@ use crate::{
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
     ports::{Appended, CreateOutcome, Store},
-    room::StoredRoom,
+    room::{Ban, RoomPatch, StoredRoom},
 };
 
 #[derive(Default)]
@@ -34,6 +34,18 @@ struct State {
     rooms: HashMap<RoomId, RoomData>,
     open: BTreeSet<(RoomId, UserId)>,
     invites: BTreeSet<(RoomId, UserId)>,
+    moderators: BTreeSet<(RoomId, UserId)>,
+    bans: HashMap<(RoomId, UserId), Ban>,
+}
+
+impl State {
+    /// `ROOM_NOT_FOUND` unless `room` is stored.
+    fn stored(&self, room: &RoomId) -> Result<()> {
+        if self.rooms.get(room).is_none_or(|r| r.room.is_none()) {
+            return Err(ErrorKind::RoomNotFound.into());
+        }
+        Ok(())
+    }
 }
 
 /// An in-memory [`Store`]: a test double, never for production.
@@ -145,7 +157,7 @@ impl Store for MemoryStore {
             let key = new
                 .client_id
                 .as_ref()
-                .filter(|_| new.kind == EntryKind::Text)
+                .filter(|_| new.kind.is_message())
                 .map(|c| (new.sender.clone(), c.clone()));
             if let Some(at) = key.as_ref().and_then(|k| data.by_client.get(k)) {
                 out.push(Appended::Existing(data.log[*at].clone()));
@@ -155,7 +167,7 @@ impl Store for MemoryStore {
             let changes = match new.kind {
                 EntryKind::Join => !state.open.contains(&pair),
                 EntryKind::Leave => state.open.contains(&pair),
-                EntryKind::Text => true,
+                EntryKind::Text | EntryKind::System => true,
             };
             if !changes {
                 out.push(Appended::Unchanged);
@@ -176,7 +188,7 @@ impl Store for MemoryStore {
                 EntryKind::Leave => {
                     state.open.remove(&pair);
                 }
-                EntryKind::Text => {}
+                EntryKind::Text | EntryKind::System => {}
             }
             out.push(Appended::New(entry));
         }
@@ -210,9 +222,7 @@ impl Store for MemoryStore {
     async fn set_invite(&self, room: &RoomId, user: &UserId, invited: bool) -> Result<()> {
         self.enter().await?;
         let mut state = self.state.lock().expect("memory store lock");
-        if state.rooms.get(room).is_none_or(|r| r.room.is_none()) {
-            return Err(ErrorKind::RoomNotFound.into());
-        }
+        state.stored(room)?;
         let pair = (room.clone(), user.clone());
         if invited {
             state.invites.insert(pair);
@@ -226,6 +236,95 @@ impl Store for MemoryStore {
         self.enter().await?;
         let state = self.state.lock().expect("memory store lock");
         Ok(state.invites.contains(&(room.clone(), user.clone())))
+    }
+
+    async fn rooms(
+        &self,
+        prefix: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRoom>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        let mut rooms: Vec<StoredRoom> = state
+            .rooms
+            .values()
+            .filter_map(|r| r.room.clone())
+            .filter(|r| !r.closed && r.id.as_str().starts_with(prefix))
+            .filter(|r| after.is_none_or(|a| r.id.as_str() > a.as_str()))
+            .collect();
+        rooms.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        rooms.truncate(limit as usize);
+        Ok(rooms)
+    }
+
+    async fn update_room(&self, id: &RoomId, patch: &RoomPatch) -> Result<Option<StoredRoom>> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        let Some(room) = state.rooms.get_mut(id).and_then(|r| r.room.as_mut()) else {
+            return Ok(None);
+        };
+        *room = patch.apply(room.clone());
+        Ok(Some(room.clone()))
+    }
+
+    async fn close_room(&self, id: &RoomId, purge: bool) -> Result<bool> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        if state.stored(id).is_err() {
+            return Ok(false);
+        }
+        if purge {
+            state.rooms.remove(id);
+            state.open.retain(|(r, _)| r != id);
+            state.invites.retain(|(r, _)| r != id);
+            state.moderators.retain(|(r, _)| r != id);
+            state.bans.retain(|(r, _), _| r != id);
+        } else if let Some(room) = state.rooms.get_mut(id).and_then(|r| r.room.as_mut()) {
+            room.closed = true;
+        }
+        Ok(true)
+    }
+
+    async fn set_moderator(&self, room: &RoomId, user: &UserId, moderator: bool) -> Result<()> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        state.stored(room)?;
+        let pair = (room.clone(), user.clone());
+        if moderator {
+            state.moderators.insert(pair);
+        } else {
+            state.moderators.remove(&pair);
+        }
+        Ok(())
+    }
+
+    async fn is_moderator(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.moderators.contains(&(room.clone(), user.clone())))
+    }
+
+    async fn set_ban(&self, room: &RoomId, user: &UserId, ban: Option<&Ban>) -> Result<()> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        state.stored(room)?;
+        let pair = (room.clone(), user.clone());
+        match ban {
+            Some(ban) => {
+                state.bans.insert(pair, ban.clone());
+            }
+            None => {
+                state.bans.remove(&pair);
+            }
+        }
+        Ok(())
+    }
+
+    async fn ban(&self, room: &RoomId, user: &UserId) -> Result<Option<Ban>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.bans.get(&(room.clone(), user.clone())).cloned())
     }
 
     fn append_lanes(&self) -> usize {

@@ -25,7 +25,7 @@ use serde::Deserialize;
 pub struct KeyError(String);
 
 impl KeyError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         KeyError(message.into())
     }
 }

@@ -35,6 +35,7 @@
 mod hook;
 mod jwt;
 mod keys;
+mod service_keys;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ use parlor_engine::{Authenticator, Error, ErrorKind, Principal, Result, UserId};
 pub use hook::{DEFAULT_HOOK_TIMEOUT, HookPolicy, MAX_HOOK_TTL};
 pub use jwt::{DEFAULT_LEEWAY, JwtAuthenticator, JwtRules};
 pub use keys::KeyError;
+pub use service_keys::{ServiceKeys, WithServiceKeys};
 
 fn unauthenticated(message: &str) -> Error {
     Error::new(ErrorKind::Unauthenticated, message)

@@ -7,15 +7,18 @@
 //! key in its frames; HTTP answers with them as they are; SSE sends them as
 //! event data.
 
-use parlor_engine::{Entry, Error, Joined, Reservation, RoomInfo};
+use parlor_engine::{Data, Entry, Error, Joined, Member, Reservation, RoomInfo, RoomPage};
 use serde::Serialize;
 
 /// A log entry (docs/contract.md §3): `{"room_id", "seq", "id", "kind",
-/// "sender", "client_id", "body", "created_at"}`.
+/// "sender", "client_id", "body", "data"?, "reason"?, "created_at"}`.
 ///
-/// `id` is the entry's UUID as hyphenated text; `kind` is `text`, `join` or
-/// `leave`; `client_id` and `body` are null for `join` and `leave`;
-/// `created_at` is the server's clock, RFC 3339 in UTC with milliseconds
+/// `id` is the entry's UUID as hyphenated text; `kind` is `text`, `join`,
+/// `leave` or `system`; `client_id` and `body` are null for `join` and
+/// `leave` (`body` may be null on `system`); `data`, the app's JSON object,
+/// is present only when the message carries one; `reason` only on a
+/// `leave` that took a seat away (`kicked`, `room_closed`); `created_at` is
+/// the server's clock, RFC 3339 in UTC with milliseconds
 /// (`2026-11-21T23:25:28.781Z`).
 #[derive(Debug, Clone, Serialize)]
 pub struct EntryJson<'a> {
@@ -26,6 +29,10 @@ pub struct EntryJson<'a> {
     sender: &'a str,
     client_id: Option<&'a str>,
     body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Data>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     created_at: String,
 }
 
@@ -39,6 +46,8 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
             sender: e.sender.as_str(),
             client_id: e.client_id.as_deref(),
             body: e.body.as_deref(),
+            data: e.data.as_ref(),
+            reason: e.reason.map(|r| r.as_str()),
             created_at: e.created_at.to_string(),
         }
     }
@@ -89,8 +98,8 @@ impl<'a> From<&'a Reservation> for ReservationJson<'a> {
 }
 
 /// A stored room (docs/contract.md §4, `GET /v1/rooms/{room_id}`):
-/// `{"room_id", "title", "capacity", "occupancy", "last_seq"}`, `title` null
-/// when the room has none.
+/// `{"room_id", "title", "capacity", "occupancy", "last_seq", "private",
+/// "closed"}`, `title` null when the room has none.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoomJson<'a> {
     room_id: &'a str,
@@ -98,6 +107,59 @@ pub struct RoomJson<'a> {
     capacity: u32,
     occupancy: u32,
     last_seq: u64,
+    private: bool,
+    closed: bool,
+}
+
+/// A page of the room listing (docs/contract.md §4, `GET /v1/rooms`):
+/// `{"rooms": [room, …], "next": <room id or null>}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomsJson<'a> {
+    rooms: Vec<RoomJson<'a>>,
+    next: Option<&'a str>,
+}
+
+impl<'a> From<&'a RoomPage> for RoomsJson<'a> {
+    fn from(page: &'a RoomPage) -> Self {
+        RoomsJson {
+            rooms: page.rooms.iter().map(RoomJson::from).collect(),
+            next: page.next.as_ref().map(|id| id.as_str()),
+        }
+    }
+}
+
+/// One seat of a room's presence (docs/contract.md §4,
+/// `GET …/members`): `{"user_id", "state", "since"}`, `state` one of
+/// `joined`, `grace`, `reserved`; `since` RFC 3339 (UTC, ms).
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberJson<'a> {
+    user_id: &'a str,
+    state: &'static str,
+    since: String,
+}
+
+impl<'a> From<&'a Member> for MemberJson<'a> {
+    fn from(m: &'a Member) -> Self {
+        MemberJson {
+            user_id: m.user_id.as_str(),
+            state: m.state.as_str(),
+            since: m.since.to_string(),
+        }
+    }
+}
+
+/// A room's presence: `{"members": [member, …]}`, sorted by user.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembersJson<'a> {
+    members: Vec<MemberJson<'a>>,
+}
+
+impl<'a> From<&'a [Member]> for MembersJson<'a> {
+    fn from(members: &'a [Member]) -> Self {
+        MembersJson {
+            members: members.iter().map(MemberJson::from).collect(),
+        }
+    }
 }
 
 impl<'a> From<&'a RoomInfo> for RoomJson<'a> {
@@ -108,6 +170,8 @@ impl<'a> From<&'a RoomInfo> for RoomJson<'a> {
             capacity: r.capacity,
             occupancy: r.occupancy,
             last_seq: r.last_seq,
+            private: r.private,
+            closed: r.closed,
         }
     }
 }
@@ -233,10 +297,12 @@ mod tests {
             capacity: 10,
             occupancy: 1,
             last_seq: 3,
+            private: false,
+            closed: true,
         };
         assert_eq!(
             to_text(&RoomJson::from(&room)),
-            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3}"#
+            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3,"private":false,"closed":true}"#
         );
         let reservation = Reservation {
             ticket: "t".into(),

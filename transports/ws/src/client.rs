@@ -129,14 +129,20 @@ pub struct Entry {
     pub seq: u64,
     /// Server-made id.
     pub id: String,
-    /// `text`, `join` or `leave`.
+    /// `text`, `join`, `leave` or `system`.
     pub kind: String,
-    /// Who.
+    /// Who (a user, or a service's name for `system`).
     pub sender: String,
-    /// The sender's idempotency key (text only).
+    /// The sender's idempotency key (text and system only).
     pub client_id: Option<String>,
-    /// The message (text only).
+    /// The message (text; optional on system).
     pub body: Option<String>,
+    /// The app's JSON object, when the message carries one.
+    #[serde(default)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Why a `leave` took the seat away (`kicked`, `room_closed`).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// RFC 3339, UTC, milliseconds.
     pub created_at: String,
 }
@@ -222,6 +228,9 @@ pub enum Event {
     Left {
         /// The room left.
         room_id: String,
+        /// Why the seat was taken away (`kicked`, `room_closed`), if it was.
+        #[serde(default)]
+        reason: Option<String>,
     },
     /// Something was refused.
     Error(ErrorFrame),

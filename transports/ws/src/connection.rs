@@ -40,7 +40,7 @@ use axum::{
     response::Response,
 };
 use futures_util::{FutureExt, Sink, Stream, StreamExt, future::BoxFuture, stream::FuturesOrdered};
-use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp};
+use parlor_engine::{Entry, Error, ErrorKind, Message, Principal, RoomId, SeatGuard, Timestamp};
 use parlor_wire::burst::WRITE_BUFFER;
 use tokio::{
     sync::{mpsc, oneshot, watch},
@@ -436,7 +436,11 @@ impl Session {
                 room_id,
                 client_id,
                 body,
-            } => self.send(&room_id, &client_id, &body).await,
+                data,
+            } => {
+                let message = Message { body, data };
+                self.send(&room_id, &client_id, message).await
+            }
             ClientFrame::Leave { room_id } => self.leave(&room_id).await,
             ClientFrame::Ping => {
                 self.out.frame(&ServerFrame::Pong).await;
@@ -493,7 +497,7 @@ impl Session {
 
     /// Queues the send in the engine and reads on: sends of one connection
     /// are pipelined — queued in order, stored together, answered in order.
-    async fn send(&mut self, room_id: &str, client_id: &str, body: &str) {
+    async fn send(&mut self, room_id: &str, client_id: &str, message: Message) {
         while self.in_flight.len() >= MAX_IN_FLIGHT {
             if let Some(answer) = self.in_flight.next().await {
                 self.answer(answer).await;
@@ -505,7 +509,7 @@ impl Session {
             Ok(room) => {
                 self.state
                     .engine
-                    .submit(&self.principal, &room, client_id, body)
+                    .submit(&self.principal, &room, client_id, message)
                     .await
             }
         };
@@ -561,7 +565,12 @@ impl Session {
                 if let Err(err) = guard.leave().await {
                     tracing::warn!(code = err.code(), "leave was not confirmed");
                 }
-                self.out.frame(&ServerFrame::Left { room_id }).await;
+                self.out
+                    .frame(&ServerFrame::Left {
+                        room_id,
+                        reason: None,
+                    })
+                    .await;
             }
             None => {
                 self.out

@@ -9,8 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use parlor_engine::{
-    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, Principal, RoomId,
-    RoomSpec, SeqRange, UserId, bearer_token,
+    DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, Message, Principal,
+    RoomId, RoomSpec, SeqRange, UserId, bearer_token,
 };
 use parlor_wire::{ApiError, EntryJson, MessagesJson, ReservationJson, RoomJson};
 use serde::de::DeserializeOwned;
@@ -18,16 +18,26 @@ use serde::de::DeserializeOwned;
 use crate::{
     extract::{ApiBody, ApiPath, ApiQuery},
     state::WsState,
-    wire::{InviteBody, ReserveBody, SendBody},
+    wire::{EmptyBody, ReserveBody, SendBody},
 };
 
-/// The authenticated user of an HTTP request (`Authorization: Bearer …`).
+/// The header a service's API key travels in (docs/contract.md §1).
+pub(crate) const API_KEY_HEADER: &str = "x-api-key";
+
+/// Who makes an HTTP request: a service (header `X-Api-Key`, which wins
+/// when both are sent) or a user (`Authorization: Bearer …`).
 pub(crate) struct Caller(pub(crate) Principal);
 
 impl FromRequestParts<Arc<WsState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<WsState>) -> Result<Self, ApiError> {
+        if let Some(key) = parts.headers.get(API_KEY_HEADER) {
+            let key = key.to_str().map_err(|_| {
+                Error::new(ErrorKind::Unauthenticated, "unknown API key")
+            })?;
+            return Ok(Caller(state.auth.authenticate_service(key).await?));
+        }
         let token = parts
             .headers
             .get(AUTHORIZATION)
@@ -43,13 +53,13 @@ impl FromRequestParts<Arc<WsState>> for Caller {
     }
 }
 
-fn room_id(raw: &str) -> Result<RoomId, ApiError> {
+pub(crate) fn room_id(raw: &str) -> Result<RoomId, ApiError> {
     Ok(RoomId::new(raw)?)
 }
 
 /// A JSON body, or `INVALID_INPUT` saying what is wrong with it; an empty
 /// body reads as `{}` where `empty` is given.
-fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace)
         && let Some(empty) = empty
     {
@@ -101,7 +111,7 @@ pub(crate) async fn room(
 /// A numeric query parameter. Parsed as `u64` and never wrapped or
 /// clamped: a negative or non-numeric value, or one past `u64`, is
 /// `INVALID_INPUT` here; the engine refuses seqs past 2^63 - 1.
-fn number_param(
+pub(crate) fn number_param(
     query: &HashMap<String, String>,
     name: &str,
     range: &str,
@@ -146,10 +156,15 @@ pub(crate) async fn send(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let body: SendBody = json_body(&body, None)?;
+    let message = Message {
+        body: body.body,
+        data: body.data,
+    };
     let started = Instant::now();
     let entry = state
         .engine
-        .send(&who, &room, &body.client_id, &body.body)
+        .submit(&who, &room, &body.client_id, message)
+        .await?
         .await?;
     state.send_latency.observe(started.elapsed().as_secs_f64());
     Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
@@ -186,7 +201,7 @@ async fn set_invite(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let user = UserId::new(&user)?;
-    let _: InviteBody = json_body(&body, Some(InviteBody::default()))?;
+    let _: EmptyBody = json_body(&body, Some(EmptyBody::default()))?;
     state.engine.set_invite(&who, &room, &user, invited).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -35,6 +35,7 @@
 pub mod client;
 mod config;
 mod connection;
+mod control;
 mod extract;
 mod frames;
 mod http;
@@ -83,7 +84,21 @@ impl WsTransport {
         let state = Arc::clone(&self.state);
         let routes = Router::new()
             .route("/v1/ws", get(connection::upgrade))
-            .route("/v1/rooms/{room_id}", get(http::room))
+            .route("/v1/rooms", get(control::list))
+            .route(
+                "/v1/rooms/{room_id}",
+                get(http::room).patch(control::update).delete(control::close),
+            )
+            .route("/v1/rooms/{room_id}/members", get(control::members))
+            .route("/v1/rooms/{room_id}/kicks/{user_id}", post(control::kick))
+            .route(
+                "/v1/rooms/{room_id}/bans/{user_id}",
+                put(control::ban).delete(control::unban),
+            )
+            .route(
+                "/v1/rooms/{room_id}/moderators/{user_id}",
+                put(control::add_moderator).delete(control::remove_moderator),
+            )
             .route("/v1/rooms/{room_id}/reservations", post(http::reserve))
             .route(
                 "/v1/rooms/{room_id}/messages",

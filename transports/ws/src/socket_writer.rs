@@ -258,10 +258,17 @@ impl Source {
             Ok(entry) => Message::Text(self.closer.state.frames.entry(&entry)),
             Err(err) => {
                 self.feeds.unfollow(&room_id);
-                if err.kind() == ErrorKind::NotAMember {
+                let reason = match err.kind() {
                     // The user left the room from elsewhere (another transport).
+                    ErrorKind::NotAMember => Some(None),
+                    ErrorKind::Kicked => Some(Some("kicked")),
+                    ErrorKind::RoomClosed => Some(Some("room_closed")),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
                     text(&ServerFrame::Left {
                         room_id: room_id.as_str(),
+                        reason,
                     })
                 } else {
                     // Storage failed while catching up: close so the client

@@ -2,7 +2,7 @@
 //! bodies (§4). What they carry — entries, the facts of a join, errors, the
 //! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
-use parlor_engine::{Entry, Joined};
+use parlor_engine::{Data, Entry, Joined};
 use parlor_wire::{EntryJson, ErrorJson, JoinedJson};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,10 @@ pub(crate) enum ClientFrame {
     Send {
         room_id: String,
         client_id: String,
-        body: String,
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        data: Option<Data>,
     },
     Leave {
         room_id: String,
@@ -66,6 +69,10 @@ pub(crate) enum ServerFrame<'a> {
     },
     Left {
         room_id: &'a str,
+        /// Why the seat was taken away (`kicked`, `room_closed`); absent
+        /// for a leave of the user's own.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     Error {
         /// `code` and `message`.
@@ -121,18 +128,62 @@ pub(crate) struct CreateBody {
     pub(crate) private: bool,
 }
 
-/// `PUT`/`DELETE /v1/rooms/{id}/invites/{user}` body: nothing yet (an empty
-/// body reads as `{}`; unknown fields are refused, so a later field cannot
-/// be silently ignored by an older server).
+/// The body of a route that takes none yet (`PUT`/`DELETE` of invites,
+/// moderators and bans, `DELETE` of a room): an empty body reads as `{}`;
+/// unknown fields are refused, so a later field cannot be silently ignored
+/// by an older server.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct InviteBody {}
+pub(crate) struct EmptyBody {}
 
-/// `POST /v1/rooms/{id}/messages` body.
+/// `POST /v1/rooms/{id}/messages` body: a user's text needs `body`; a
+/// service's system entry needs `body`, `data` or both.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SendBody {
     pub(crate) client_id: String,
-    pub(crate) body: String,
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+    #[serde(default)]
+    pub(crate) data: Option<Data>,
+}
+
+/// `PATCH /v1/rooms/{id}` body: each field given replaces the room's;
+/// `"title": null` clears the title.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchRoomBody {
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) title: Option<Option<String>>,
+    #[serde(default)]
+    pub(crate) capacity: Option<u32>,
+}
+
+/// A field that is present, null or not: `Some(None)` for `null`, `None`
+/// (the default) when absent.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// `POST /v1/rooms/{id}/kicks/{user}` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KickBody {
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+}
+
+/// `PUT /v1/rooms/{id}/bans/{user}` body: `until` in RFC 3339 UTC.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BanBody {
+    #[serde(default)]
+    pub(crate) until: Option<String>,
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -197,8 +248,20 @@ mod tests {
             r#"{"type":"error","code":"NOT_A_MEMBER","message":"not a member","ticket":"t"}"#
         );
         assert_eq!(
-            ServerFrame::Left { room_id: "lobby" }.to_json(),
+            ServerFrame::Left {
+                room_id: "lobby",
+                reason: None
+            }
+            .to_json(),
             r#"{"type":"left","room_id":"lobby"}"#
+        );
+        assert_eq!(
+            ServerFrame::Left {
+                room_id: "lobby",
+                reason: Some("kicked")
+            }
+            .to_json(),
+            r#"{"type":"left","room_id":"lobby","reason":"kicked"}"#
         );
     }
 }
