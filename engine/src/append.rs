@@ -247,9 +247,8 @@ fn check_body(config: &EngineConfig, body: &str) -> Result<()> {
 /// `MESSAGE_TOO_LARGE` past `max_data_bytes` of serialized JSON. (A U+0000
 /// inside is fine: JSON text escapes it, so stores keep it as written.)
 fn check_data(config: &EngineConfig, data: &Data) -> Result<()> {
-    let text = serde_json::to_string(data).map_err(|_| {
-        Error::new(ErrorKind::InvalidInput, "data must be a JSON object")
-    })?;
+    let text = serde_json::to_string(data)
+        .map_err(|_| Error::new(ErrorKind::InvalidInput, "data must be a JSON object"))?;
     if text.len() > config.max_data_bytes {
         return Err(Error::new(
             ErrorKind::MessageTooLarge,

@@ -379,7 +379,13 @@ mod tests {
             Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"),
             Some(Timestamp(1_700_000_000_000))
         );
-        for bad in ["", "2023-11-14", "2023-11-14T22:13:20", "tomorrow", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "",
+            "2023-11-14",
+            "2023-11-14T22:13:20",
+            "tomorrow",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
     }

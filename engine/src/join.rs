@@ -110,8 +110,16 @@ pub(crate) async fn reserve(
         if seated {
             break (room, None);
         }
-        // Asked before the ledger is touched: a refusal holds nothing.
-        refuse_if_banned(state, room_id, user).await?;
+        // A refusal holds nothing: a room loaded only for this reserve is
+        // unloaded again (a closed room, say, would stay in memory forever).
+        let refused = |err: Error| {
+            state.directory.unload_if_idle(&room);
+            err
+        };
+        // Asked before the ledger is touched.
+        refuse_if_banned(state, room_id, user)
+            .await
+            .map_err(refused)?;
         authorize(
             state,
             principal,
@@ -119,13 +127,20 @@ pub(crate) async fn reserve(
             Some(&room.as_stored()),
             Action::Join,
         )
-        .await?;
+        .await
+        .map_err(refused)?;
         let mut ledger = room.ledger();
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
         }
         // A pending room's seat is only its creator's: nothing to count.
-        let new_seat = ledger.reserve(user, key)?.filter(|_| !ledger.is_pending());
+        let new_seat = match ledger.reserve(user, key) {
+            Ok(seat) => seat.filter(|_| !ledger.is_pending()),
+            Err(kind) => {
+                drop(ledger);
+                return Err(refused(kind.into()));
+            }
+        };
         drop(ledger);
         break (room, new_seat);
     };

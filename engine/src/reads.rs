@@ -5,9 +5,9 @@ use crate::{
     authorization::authorize,
     entry::{Entry, MAX_HISTORY_LIMIT, SeqRange, check_seq},
     error::{Error, ErrorKind, Result},
+    ids::MAX_ID_CHARS,
     ids::RoomId,
     ports::{Action, Principal},
-    ids::MAX_ID_CHARS,
     room::{MAX_ROOM_PAGE, Member, RoomInfo, RoomPage, RoomQuery, StoredRoom},
     state::EngineState,
 };

@@ -102,8 +102,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` open rooms whose id starts with `prefix` and sorts
     /// after `after`, ascending by id.
-    async fn rooms(&self, prefix: &str, after: Option<&RoomId>, limit: u32)
-    -> Result<Vec<StoredRoom>>;
+    async fn rooms(
+        &self,
+        prefix: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRoom>>;
 
     /// Applies `patch` to a stored room and returns it as it is now;
     /// `None` when the room is not stored.

@@ -14,11 +14,11 @@
 use std::{collections::HashSet, sync::Arc};
 
 use crate::{
+    entry::{Data, LeaveReason, Message, Timestamp},
     entry::{EntryKind, NewEntry, SeqRange},
     error::ErrorKind,
     ids::{RoomId, UserId},
     ports::{Appended, CreateOutcome, Store},
-    entry::{Data, LeaveReason, Message, Timestamp},
     room::{Ban, RoomPatch, StoredRoom},
 };
 
@@ -516,17 +516,31 @@ async fn updates_change_only_what_they_name(store: &dyn Store, p: &str) {
         title: None,
         capacity: Some(3),
     };
-    let got = store.update_room(&r, &only_capacity).await.unwrap().unwrap();
-    assert_eq!((got.capacity, got.title.as_deref()), (3, Some("room patch")));
+    let got = store
+        .update_room(&r, &only_capacity)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.capacity, got.title.as_deref()),
+        (3, Some("room patch"))
+    );
     let clear_title = RoomPatch {
         title: Some(None),
         capacity: None,
     };
     let got = store.update_room(&r, &clear_title).await.unwrap().unwrap();
     assert_eq!((got.capacity, got.title.as_deref()), (3, None));
-    assert_eq!(store.room(&r).await.unwrap().unwrap(), got, "stored as returned");
+    assert_eq!(
+        store.room(&r).await.unwrap().unwrap(),
+        got,
+        "stored as returned"
+    );
     let absent = room_id(p, "patch-absent");
-    assert_eq!(store.update_room(&absent, &clear_title).await.unwrap(), None);
+    assert_eq!(
+        store.update_room(&absent, &clear_title).await.unwrap(),
+        None
+    );
 }
 
 async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: &str) {
@@ -553,7 +567,14 @@ async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: 
     let closed = store.room(&r).await.unwrap().expect("still stored");
     assert!(closed.closed);
     assert_eq!(closed.last_seq, 2);
-    assert_eq!(store.entries(&r, SeqRange::after(0, 10)).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .entries(&r, SeqRange::after(0, 10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(
         !listed(store.rooms(p, None, 500).await.unwrap()),
         "a closed room is not listed"
@@ -561,15 +582,31 @@ async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: 
 
     assert!(store.close_room(&r, true).await.unwrap());
     assert_eq!(store.room(&r).await.unwrap(), None);
-    assert!(store.entries(&r, SeqRange::after(0, 10)).await.unwrap().is_empty());
-    assert!(!store.open_members().await.unwrap().iter().any(|(room, _)| *room == r));
+    assert!(
+        store
+            .entries(&r, SeqRange::after(0, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .open_members()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(room, _)| *room == r)
+    );
     assert!(!store.is_invited(&r, &user("ivy")).await.unwrap());
     assert!(!store.is_moderator(&r, &user("mo")).await.unwrap());
     assert_eq!(store.ban(&r, &user("bo")).await.unwrap(), None);
     assert!(!store.close_room(&r, true).await.unwrap(), "gone");
     // The id is free again: a new room starts a new log at seq 1.
     let again = new_room(store, p, "close").await;
-    let out = store.append(&[text(&again, "lu", "c1", "hi")]).await.unwrap();
+    let out = store
+        .append(&[text(&again, "lu", "c1", "hi")])
+        .await
+        .unwrap();
     assert_eq!(out[0].entry().map(|e| e.seq), Some(1));
 }
 
@@ -611,7 +648,10 @@ async fn moderators_and_bans_are_sets_per_room(store: &dyn Store, p: &str) {
     let absent = room_id(p, "mod-absent");
     for err in [
         store.set_moderator(&absent, &mo, true).await.unwrap_err(),
-        store.set_ban(&absent, &bo, Some(&forever_ban())).await.unwrap_err(),
+        store
+            .set_ban(&absent, &bo, Some(&forever_ban()))
+            .await
+            .unwrap_err(),
     ] {
         assert_eq!(err.kind(), ErrorKind::RoomNotFound);
     }

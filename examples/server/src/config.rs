@@ -77,6 +77,25 @@ pub struct Config {
     #[arg(long, env = "PARLOR_MAX_MESSAGE_BYTES", default_value_t = 4096)]
     pub max_message_bytes: usize,
 
+    /// Largest `data` of a message (the app's JSON object), in bytes of
+    /// serialized JSON.
+    #[arg(long, env = "PARLOR_MAX_DATA_BYTES", default_value_t = 4096)]
+    pub max_data_bytes: usize,
+
+    /// A service credential `NAME=SECRET` for the integrator's backend
+    /// (repeatable; the environment variable takes them comma-separated).
+    /// A request with header `X-Api-Key: SECRET` acts as the service NAME:
+    /// every action in every room, no seat; its messages are `system`
+    /// entries. SECRET is at least 16 bytes; NAME cannot be a user's id.
+    #[arg(
+        long = "api-key",
+        env = "PARLOR_API_KEYS",
+        value_delimiter = ',',
+        value_name = "NAME=SECRET",
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
     /// Largest room capacity.
     #[arg(long, env = "PARLOR_MAX_CAPACITY", default_value_t = 10_000)]
     pub max_capacity: u32,

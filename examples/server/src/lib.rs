@@ -22,7 +22,7 @@ mod metrics;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError};
+use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError, ServiceKeys};
 use parlor_engine::{
     Authenticator, Cluster, Engine, EngineConfig, RateLimit, RoomPolicy,
     policies::{ClaimsPolicy, OpenPolicy},
@@ -103,13 +103,21 @@ fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> 
         );
         chain.push(Arc::new(DevTokens));
     }
-    match chain.len() {
-        0 => Err(StartError::Config(
+    let users: Arc<dyn Authenticator> = match chain.len() {
+        0 => return Err(StartError::Config(
             "no authentication configured: pass --jwt-secret <secret>, --jwt-public-key <file> or --jwt-jwks <file> (or PARLOR_JWT_SECRET, PARLOR_JWT_PUBLIC_KEY, PARLOR_JWT_JWKS), or --dev-auth for development".into(),
         )),
-        1 => Ok(chain.remove(0)),
-        _ => Ok(Arc::new(AnyOf(chain))),
+        1 => chain.remove(0),
+        _ => Arc::new(AnyOf(chain)),
+    };
+    let keys = ServiceKeys::parse(&config.api_keys)
+        .map_err(|e| StartError::Config(format!("--api-key: {e}")))?;
+    if keys.is_empty() {
+        return Ok(users);
     }
+    // Names only: a secret is never logged.
+    tracing::info!(services = ?keys, "API keys");
+    Ok(Arc::new(keys.guarding(users)))
 }
 
 /// The room policy `--authorization` names.
@@ -201,6 +209,7 @@ pub async fn serve(
         .reservation_ttl(config.reservation_ttl)
         .reconnect_grace(config.reconnect_grace)
         .max_message_bytes(config.max_message_bytes)
+        .max_data_bytes(config.max_data_bytes)
         .max_capacity(config.max_capacity)
         .send_rate(RateLimit::new(config.rate_limit, config.rate_burst))
         .reservation_rate(RateLimit::new(

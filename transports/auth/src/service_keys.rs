@@ -18,7 +18,7 @@ use crate::KeyError;
 
 /// The shortest secret accepted, in bytes: a key is a bearer credential
 /// with every right, so it must not be guessable.
-pub const MIN_SECRET_BYTES: usize = 16;
+pub(crate) const MIN_SECRET_BYTES: usize = 16;
 
 /// The configured service keys: (name, digest of the secret).
 #[derive(Clone, Default)]
@@ -36,9 +36,10 @@ impl ServiceKeys {
     pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Self, KeyError> {
         let mut keys = ServiceKeys::default();
         for spec in specs {
-            let (name, secret) = spec.as_ref().split_once('=').ok_or_else(|| {
-                KeyError::new("an API key is written NAME=SECRET".to_string())
-            })?;
+            let (name, secret) = spec
+                .as_ref()
+                .split_once('=')
+                .ok_or_else(|| KeyError::new("an API key is written NAME=SECRET".to_string()))?;
             let name = UserId::new(name).map_err(|_| {
                 KeyError::new(format!(
                     "API key name {name:?} must be 1-64 characters of [A-Za-z0-9_.@-]"
@@ -133,9 +134,12 @@ mod tests {
     const SECRET: &str = "s3cret-billing-0123456789";
 
     fn keys() -> WithServiceKeys {
-        ServiceKeys::parse(&[format!("billing={SECRET}"), "ops=another-secret-abcdef".into()])
-            .unwrap()
-            .guarding(Arc::new(DevTokens))
+        ServiceKeys::parse(&[
+            format!("billing={SECRET}"),
+            "ops=another-secret-abcdef".into(),
+        ])
+        .unwrap()
+        .guarding(Arc::new(DevTokens))
     }
 
     #[tokio::test]
@@ -149,7 +153,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ops.user.as_str(), "ops");
-        for wrong in ["", "s3cret", &SECRET[..SECRET.len() - 1], &format!("{SECRET}x")] {
+        for wrong in [
+            "",
+            "s3cret",
+            &SECRET[..SECRET.len() - 1],
+            &format!("{SECRET}x"),
+        ] {
             let err = auth.authenticate_service(wrong).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{wrong:?}");
         }

@@ -231,13 +231,18 @@ async fn execute(
     media: Media,
     mut request: Request,
 ) -> Response {
+    // A service's API key wins over a bearer token (docs/contract.md §1).
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
-    if let Some(token) = token
-        && let Ok(principal) = state.auth.authenticate(token).await
-    {
+    let principal = match (key, token) {
+        (Some(key), _) => state.auth.authenticate_service(key).await.ok(),
+        (None, Some(token)) => state.auth.authenticate(token).await.ok(),
+        (None, None) => None,
+    };
+    if let Some(principal) = principal {
         request = request.data(Viewer(principal));
     }
     let response = state.schema.execute(request).await;

@@ -7,12 +7,14 @@ use std::sync::{
 };
 
 use async_graphql::{
-    Context, Enum, ID, InputObject, Object, Result, Schema, SimpleObject, Subscription, Union,
+    ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, Schema,
+    SimpleObject, Subscription, Union,
 };
 use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{
-    ChatEngine, DEFAULT_HISTORY_LIMIT, EntryKind as Kind, EntryStream, ErrorKind, Principal,
-    RoomId, RoomSpec, SeatGuard, Seq, SeqRange, UserId,
+    Ban, ChatEngine, DEFAULT_HISTORY_LIMIT, DEFAULT_ROOM_PAGE, Data, EntryKind as Kind,
+    EntryStream, ErrorKind, Message, Principal, RoomId, RoomInfo, RoomPatch, RoomQuery, RoomSpec,
+    SeatGuard, Seq, SeqRange, Timestamp, UserId,
 };
 
 use crate::{config::GraphqlConfig, errors::gql};
@@ -70,7 +72,7 @@ fn int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// `TEXT`, `JOIN`, `LEAVE`.
+/// `TEXT`, `JOIN`, `LEAVE`, `SYSTEM`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum EntryKind {
     /// A message.
@@ -79,6 +81,8 @@ pub enum EntryKind {
     Join,
     /// A seat left.
     Leave,
+    /// A message of a service (the integrator's backend).
+    System,
 }
 
 /// One entry of a room log.
@@ -91,6 +95,10 @@ pub struct Entry {
     sender: String,
     client_id: Option<String>,
     body: Option<String>,
+    /// The app's JSON object, when the message carries one.
+    data: Option<Json<Data>>,
+    /// Why a `LEAVE` took the seat away: `kicked` or `room_closed`.
+    reason: Option<String>,
     created_at: String,
 }
 
@@ -104,10 +112,13 @@ impl From<&parlor_engine::Entry> for Entry {
                 Kind::Text => EntryKind::Text,
                 Kind::Join => EntryKind::Join,
                 Kind::Leave => EntryKind::Leave,
+                Kind::System => EntryKind::System,
             },
             sender: e.sender.to_string(),
             client_id: e.client_id.clone(),
             body: e.body.clone(),
+            data: e.data.clone().map(Json),
+            reason: e.reason.map(|r| r.as_str().to_owned()),
             created_at: e.created_at.to_string(),
         }
     }
@@ -142,12 +153,69 @@ pub struct Reservation {
 
 /// A stored room.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Room {
     id: ID,
     title: Option<String>,
     capacity: i32,
     occupancy: i32,
     last_seq: i32,
+    private: bool,
+    closed: bool,
+}
+
+impl From<RoomInfo> for Room {
+    fn from(r: RoomInfo) -> Self {
+        Room {
+            id: ID(r.room_id.to_string()),
+            title: r.title,
+            capacity: int(u64::from(r.capacity)),
+            occupancy: int(u64::from(r.occupancy)),
+            last_seq: int(r.last_seq),
+            private: r.private,
+            closed: r.closed,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Room {
+    /// Who holds a seat: joined and grace seats (a service also sees
+    /// reserved ones), sorted by user.
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
+        let who = viewer(ctx)?;
+        let members = shared(ctx)
+            .engine
+            .members(who, &room_id(&self.id)?)
+            .await
+            .map_err(gql)?;
+        Ok(members
+            .into_iter()
+            .map(|m| Member {
+                user_id: ID(m.user_id.to_string()),
+                state: m.state.as_str().to_owned(),
+                since: m.since.to_string(),
+            })
+            .collect())
+    }
+}
+
+/// One seat of a room's presence.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Member {
+    user_id: ID,
+    /// `joined`, `grace` or `reserved`.
+    state: String,
+    /// When the seat entered that state (RFC 3339, UTC).
+    since: String,
+}
+
+/// A page of `rooms`: ascending by id; pass `next` as `after` for the
+/// following page (null at the end).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct RoomPage {
+    rooms: Vec<Room>,
+    next: Option<ID>,
 }
 
 /// `create` of `reserveSeat`.
@@ -174,13 +242,40 @@ impl QueryRoot {
             .room(who, &room_id(&id)?)
             .await
             .map_err(gql)?;
-        Ok(info.map(|r| Room {
-            id: ID(r.room_id.to_string()),
-            title: r.title,
-            capacity: int(u64::from(r.capacity)),
-            occupancy: int(u64::from(r.occupancy)),
-            last_seq: int(r.last_seq),
-        }))
+        Ok(info.map(Room::from))
+    }
+
+    /// The rooms the viewer may read, ascending by id, `limit` (1..=500,
+    /// 100 by default) at a time; a service sees every open room.
+    async fn rooms(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] prefix: String,
+        after: Option<ID>,
+        limit: Option<i32>,
+    ) -> Result<RoomPage> {
+        let who = viewer(ctx)?;
+        let after = after.map(|a| room_id(&a)).transpose()?;
+        let limit = match limit {
+            None => DEFAULT_ROOM_PAGE,
+            Some(l) => u32::try_from(l).unwrap_or(0),
+        };
+        let page = shared(ctx)
+            .engine
+            .rooms(
+                who,
+                RoomQuery {
+                    prefix: &prefix,
+                    after: after.as_ref(),
+                    limit,
+                },
+            )
+            .await
+            .map_err(gql)?;
+        Ok(RoomPage {
+            next: page.next.map(|id| ID(id.to_string())),
+            rooms: page.rooms.into_iter().map(Room::from).collect(),
+        })
     }
 
     /// History: ascending by seq; needs a seat in the room.
@@ -251,21 +346,129 @@ impl MutationRoot {
     }
 
     /// Appends a message; returns once it is durable. Idempotent by
-    /// (room, sender, clientId).
+    /// (room, sender, clientId). A user's `TEXT` needs `body`; a service's
+    /// `SYSTEM` entry needs `body`, `data` or both.
     async fn send_message(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
         client_id: String,
-        body: String,
+        body: Option<String>,
+        data: Option<Json<Data>>,
     ) -> Result<Entry> {
         let user = viewer(ctx)?;
+        let message = Message {
+            body,
+            data: data.map(|d| d.0),
+        };
         let entry = shared(ctx)
             .engine
-            .send(user, &self::room_id(&room_id)?, &client_id, &body)
+            .submit(user, &self::room_id(&room_id)?, &client_id, message)
+            .await
+            .map_err(gql)?
             .await
             .map_err(gql)?;
         Ok(Entry::from(&*entry))
+    }
+
+    /// Changes the room's title (null clears it) and/or capacity (needs
+    /// `moderate`). A capacity below the occupancy evicts no one.
+    async fn update_room(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        title: MaybeUndefined<String>,
+        capacity: Option<i32>,
+    ) -> Result<Room> {
+        let who = viewer(ctx)?;
+        let patch = RoomPatch {
+            title: match title {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(t) => Some(Some(t)),
+            },
+            capacity: capacity.map(|c| u32::try_from(c).unwrap_or(0)),
+        };
+        let info = shared(ctx)
+            .engine
+            .update_room(who, &self::room_id(&room_id)?, &patch)
+            .await
+            .map_err(gql)?;
+        Ok(Room::from(info))
+    }
+
+    /// Closes the room: every member leaves with reason `room_closed`,
+    /// reserves get `ROOM_CLOSED`; `purge` also deletes its log.
+    async fn close_room(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        #[graphql(default)] purge: bool,
+    ) -> Result<bool> {
+        let who = viewer(ctx)?;
+        shared(ctx)
+            .engine
+            .close_room(who, &self::room_id(&room_id)?, purge)
+            .await
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// Takes the user's seat away (`leave` with reason `kicked`; their
+    /// `joinRoom` ends with `KICKED`). True when a seat was taken.
+    async fn kick_user(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        user_id: ID,
+        reason: Option<String>,
+    ) -> Result<bool> {
+        let who = viewer(ctx)?;
+        let user = UserId::new(&user_id).map_err(gql)?;
+        shared(ctx)
+            .engine
+            .kick(who, &self::room_id(&room_id)?, &user, reason.as_deref())
+            .await
+            .map_err(gql)
+    }
+
+    /// Kicks the user and refuses their reserves (`FORBIDDEN`) until
+    /// `until` (RFC 3339 UTC; forever without it). True when done.
+    async fn ban_user(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        user_id: ID,
+        until: Option<String>,
+        reason: Option<String>,
+    ) -> Result<bool> {
+        let until = until
+            .map(|u| {
+                Timestamp::parse_rfc3339(&u).ok_or_else(|| {
+                    gql(parlor_engine::Error::new(
+                        ErrorKind::InvalidInput,
+                        "until must be RFC 3339 in UTC, like 2026-12-31T23:59:59Z",
+                    ))
+                })
+            })
+            .transpose()?;
+        set_ban(ctx, &room_id, &user_id, Some(Ban { until, reason })).await
+    }
+
+    /// Lifts the user's ban. True when done.
+    async fn unban_user(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<bool> {
+        set_ban(ctx, &room_id, &user_id, None).await
+    }
+
+    /// Makes the user a moderator of the room (the owner or a service
+    /// only). True when done.
+    async fn add_moderator(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<bool> {
+        set_moderator(ctx, &room_id, &user_id, true).await
+    }
+
+    /// Makes the user no longer a moderator of the room. True when done.
+    async fn remove_moderator(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<bool> {
+        set_moderator(ctx, &room_id, &user_id, false).await
     }
 
     /// Invites `userId` to the room (needs `moderate`; the room's owner has
@@ -295,6 +498,28 @@ impl MutationRoot {
             .await
             .map_err(gql)
     }
+}
+
+async fn set_ban(ctx: &Context<'_>, room: &ID, user: &ID, ban: Option<Ban>) -> Result<bool> {
+    let who = viewer(ctx)?;
+    let user = UserId::new(user).map_err(gql)?;
+    shared(ctx)
+        .engine
+        .set_ban(who, &room_id(room)?, &user, ban.as_ref())
+        .await
+        .map_err(gql)?;
+    Ok(true)
+}
+
+async fn set_moderator(ctx: &Context<'_>, room: &ID, user: &ID, moderator: bool) -> Result<bool> {
+    let who = viewer(ctx)?;
+    let user = UserId::new(user).map_err(gql)?;
+    shared(ctx)
+        .engine
+        .set_moderator(who, &room_id(room)?, &user, moderator)
+        .await
+        .map_err(gql)?;
+    Ok(true)
 }
 
 async fn set_invite(ctx: &Context<'_>, room: &ID, user: &ID, invited: bool) -> Result<bool> {
@@ -395,7 +620,8 @@ async fn next_event(state: StreamState) -> Option<(Result<RoomEvent>, StreamStat
             Ok(RoomEvent::Entry(Entry::from(&*entry))),
             Some((entries, seat)),
         )),
-        // Left from elsewhere (leaveRoom): the subscription completes.
+        // Left from elsewhere (leaveRoom): the subscription completes. A
+        // kick (`KICKED`) or a close (`ROOM_CLOSED`) ends it with its error.
         Err(err) if err.kind() == ErrorKind::NotAMember => None,
         Err(err) => Some((Err(gql(err)), None)),
     }

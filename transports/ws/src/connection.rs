@@ -40,7 +40,7 @@ use axum::{
     response::Response,
 };
 use futures_util::{FutureExt, Sink, Stream, StreamExt, future::BoxFuture, stream::FuturesOrdered};
-use parlor_engine::{Entry, Error, ErrorKind, Message, Principal, RoomId, SeatGuard, Timestamp};
+use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp};
 use parlor_wire::burst::WRITE_BUFFER;
 use tokio::{
     sync::{mpsc, oneshot, watch},
@@ -438,7 +438,7 @@ impl Session {
                 body,
                 data,
             } => {
-                let message = Message { body, data };
+                let message = parlor_engine::Message { body, data };
                 self.send(&room_id, &client_id, message).await
             }
             ClientFrame::Leave { room_id } => self.leave(&room_id).await,
@@ -497,7 +497,7 @@ impl Session {
 
     /// Queues the send in the engine and reads on: sends of one connection
     /// are pipelined — queued in order, stored together, answered in order.
-    async fn send(&mut self, room_id: &str, client_id: &str, message: Message) {
+    async fn send(&mut self, room_id: &str, client_id: &str, message: parlor_engine::Message) {
         while self.in_flight.len() >= MAX_IN_FLIGHT {
             if let Some(answer) = self.in_flight.next().await {
                 self.answer(answer).await;

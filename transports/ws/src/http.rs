@@ -33,9 +33,9 @@ impl FromRequestParts<Arc<WsState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<WsState>) -> Result<Self, ApiError> {
         if let Some(key) = parts.headers.get(API_KEY_HEADER) {
-            let key = key.to_str().map_err(|_| {
-                Error::new(ErrorKind::Unauthenticated, "unknown API key")
-            })?;
+            let key = key
+                .to_str()
+                .map_err(|_| Error::new(ErrorKind::Unauthenticated, "unknown API key"))?;
             return Ok(Caller(state.auth.authenticate_service(key).await?));
         }
         let token = parts

@@ -87,7 +87,9 @@ impl WsTransport {
             .route("/v1/rooms", get(control::list))
             .route(
                 "/v1/rooms/{room_id}",
-                get(http::room).patch(control::update).delete(control::close),
+                get(http::room)
+                    .patch(control::update)
+                    .delete(control::close),
             )
             .route("/v1/rooms/{room_id}/members", get(control::members))
             .route("/v1/rooms/{room_id}/kicks/{user_id}", post(control::kick))
