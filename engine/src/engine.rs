@@ -25,7 +25,7 @@ use crate::{
     moderation,
     policies::OpenPolicy,
     ports::{Bus, Cluster, InProcessBus, Principal, RoomPolicy, Store},
-    reads,
+    reads, remote_removals,
     reservations::Reservations,
     room::{Ban, Member, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec},
     room_directory::RoomDirectory,
@@ -314,6 +314,7 @@ fn launch(
 ) -> Arc<EngineState> {
     let counters = Arc::new(Counters::default());
     let state = Arc::new_cyclic(|weak: &Weak<EngineState>| {
+        let follower = weak.clone();
         let weak = weak.clone();
         EngineState {
             reservations: Reservations::new(move |hold| {
@@ -338,7 +339,11 @@ fn launch(
             policy,
             config,
             cluster,
-            directory: RoomDirectory::default(),
+            directory: RoomDirectory::new(move |room| {
+                if let Some(state) = follower.upgrade() {
+                    remote_removals::follow(&state, room);
+                }
+            }),
             counters,
             runtime: Handle::current(),
         }

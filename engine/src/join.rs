@@ -117,6 +117,7 @@ pub(crate) async fn reserve(
             err
         };
         // Asked before the ledger is touched.
+        state.refresh_facts(&room).await.map_err(refused)?;
         refuse_if_banned(state, room_id, user)
             .await
             .map_err(refused)?;
@@ -290,6 +291,7 @@ pub(crate) async fn commit(
         // what may refuse this commit, so a refusal leaves the ticket
         // usable, as on one node.
         if let Some(room) = state.stored_room(&verified.room).await? {
+            state.refresh_facts(&room).await?;
             check_after_seq(state, &room, after_seq).await?;
             asked = Some(ask_policy(state, principal, &room).await?);
         }
@@ -659,6 +661,21 @@ pub(crate) async fn take_seat_away(
     Ok(outcome.freed)
 }
 
+/// Takes `user`'s seat away for a removal another node made at `made_at`
+/// (see `remote_removals.rs`), without waiting: its `leave` was appended
+/// there already, so the one the ledger asks for here changes nothing.
+pub(crate) fn take_seat_away_now(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    user: &UserId,
+    reason: LeaveReason,
+    made_at: Timestamp,
+) {
+    release(state, room, user, |ledger| {
+        ledger.take_away_taken_before(user, reason, made_at)
+    });
+}
+
 /// [`take_seat_away`] for every user of `room` at once (a close): every
 /// `leave` is queued before the first is waited for, so they share commits.
 pub(crate) async fn take_every_seat_away(
@@ -684,7 +701,7 @@ pub(crate) async fn take_every_seat_away(
 
 /// Waits up to [`LEAVE_ACK_WAIT`] for a `leave` entry to be stored; a
 /// storage error it reports is returned, a timeout is not an error.
-async fn wait_for_leave(ack: Option<oneshot::Receiver<AppendResult>>) -> Result<()> {
+pub(crate) async fn wait_for_leave(ack: Option<oneshot::Receiver<AppendResult>>) -> Result<()> {
     if let Some(ack) = ack
         && let Ok(Ok(stored)) = tokio::time::timeout(LEAVE_ACK_WAIT, ack).await
     {

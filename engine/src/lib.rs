@@ -72,6 +72,7 @@ mod moderation;
 pub mod policies;
 pub mod ports;
 mod reads;
+mod remote_removals;
 mod reservations;
 mod room;
 mod room_directory;

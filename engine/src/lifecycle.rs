@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::{
     authorization::authorize,
-    entry::LeaveReason,
+    append::append_membership,
+    entry::{EntryKind, LeaveReason},
     error::{ErrorKind, Result},
     ids::RoomId,
-    join::take_every_seat_away,
+    join::{take_every_seat_away, wait_for_leave},
     ports::{Action, Principal},
     reads,
     room::{RoomInfo, RoomPatch, StoredRoom},
@@ -87,12 +88,29 @@ pub(crate) async fn close_room(
     if !state.store.close_room(room_id, false).await? {
         return Err(ErrorKind::RoomNotFound.into());
     }
+    // In a cluster, seats held through other nodes: their rows go (the
+    // database refuses new seats in a closed room), and their `leave`
+    // entries are written here; each node frees its seats when they reach
+    // it (`remote_removals.rs`).
+    let mut elsewhere = Vec::new();
+    if let Some(cluster) = &state.cluster {
+        elsewhere = cluster.leases.seated(room_id).await?.members;
+        cluster.leases.evict(room_id, None).await?;
+    }
     if let Some(room) = state.stored_room(room_id).await? {
         // Closed under the ledger lock, then emptied: a reserve that raced
         // this either took its seat before (and loses it here) or is refused.
         room.ledger().close();
         room.mark_closed();
         take_every_seat_away(state, &room, LeaveReason::RoomClosed).await?;
+        let reason = Some(LeaveReason::RoomClosed);
+        let acks: Vec<_> = elsewhere
+            .iter()
+            .map(|user| append_membership(state, &room, user, EntryKind::Leave, reason))
+            .collect();
+        for ack in acks {
+            wait_for_leave(Some(ack)).await?;
+        }
         state.directory.unload_if_idle(&room);
     }
     if purge && !state.store.close_room(room_id, true).await? {

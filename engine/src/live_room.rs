@@ -5,7 +5,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, watch};
 
 use crate::{
     ids::{RoomId, UserId},
@@ -33,6 +33,8 @@ pub(crate) struct LiveRoom {
     /// Resolves once a pending room is in storage; shared by concurrent
     /// commits so the INSERT happens once.
     pub(crate) stored: OnceCell<()>,
+    /// Set once the room left the directory (tasks that follow it stop).
+    unloaded: watch::Sender<bool>,
 }
 
 impl LiveRoom {
@@ -53,6 +55,7 @@ impl LiveRoom {
             }),
             ledger: Mutex::new(ledger),
             stored,
+            unloaded: watch::Sender::new(false),
         }
     }
 
@@ -75,6 +78,7 @@ impl LiveRoom {
             }),
             ledger: Mutex::new(ledger),
             stored: OnceCell::new(),
+            unloaded: watch::Sender::new(false),
         }
     }
 
@@ -82,6 +86,16 @@ impl LiveRoom {
         self.ledger
             .lock()
             .expect("a ledger critical section panicked")
+    }
+
+    /// Resolves (to true) once the room left the directory.
+    pub(crate) fn unloaded(&self) -> watch::Receiver<bool> {
+        self.unloaded.subscribe()
+    }
+
+    /// Records that the room left the directory.
+    pub(crate) fn mark_unloaded(&self) {
+        self.unloaded.send_replace(true);
     }
 
     pub(crate) fn facts(&self) -> RoomFacts {

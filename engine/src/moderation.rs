@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use crate::{
-    entry::LeaveReason,
+    append::append_membership,
+    entry::{EntryKind, LeaveReason},
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
-    join::take_seat_away,
+    join::{take_seat_away, wait_for_leave},
     lifecycle::moderated_room,
     ports::Principal,
     room::{Ban, StoredRoom, check_reason},
@@ -116,10 +117,28 @@ fn refuse_owner(facts: &StoredRoom, user: &UserId) -> Result<()> {
     Ok(())
 }
 
-/// Takes `user`'s seat in the room away, as a kick.
+/// Takes `user`'s seat in the room away, as a kick. In a cluster the seat
+/// may be held through any node: every node's rows go first (so the seat
+/// stops counting and the `leave` is not held back by another node's
+/// seat), then the `leave` is appended here; the other nodes free their
+/// seats when it reaches them (`remote_removals.rs`).
 async fn remove(state: &Arc<EngineState>, room_id: &RoomId, user: &UserId) -> Result<bool> {
-    let Some(room) = state.directory.get(room_id) else {
+    let reason = Some(LeaveReason::Kicked);
+    let Some(cluster) = &state.cluster else {
+        let Some(room) = state.directory.get(room_id) else {
+            return Ok(false);
+        };
+        return take_seat_away(state, &room, user, reason).await;
+    };
+    let seated = cluster.leases.is_seated(room_id, user).await?;
+    cluster.leases.evict(room_id, Some(user)).await?;
+    let Some(room) = state.stored_room(room_id).await? else {
         return Ok(false);
     };
-    take_seat_away(state, &room, user, Some(LeaveReason::Kicked)).await
+    let here = take_seat_away(state, &room, user, reason).await?;
+    // A member through another node: its `leave` is written here (the
+    // store answers `Unchanged` when the log has it already).
+    let ack = append_membership(state, &room, user, EntryKind::Leave, reason);
+    wait_for_leave(Some(ack)).await?;
+    Ok(here || seated)
 }

@@ -8,7 +8,7 @@ use crate::{
     ids::MAX_ID_CHARS,
     ids::RoomId,
     ports::{Action, Principal},
-    room::{MAX_ROOM_PAGE, Member, RoomInfo, RoomPage, RoomQuery, StoredRoom},
+    room::{MAX_ROOM_PAGE, Member, MemberState, RoomInfo, RoomPage, RoomQuery, StoredRoom},
     state::EngineState,
 };
 
@@ -135,12 +135,45 @@ pub(crate) async fn members(
         .await?
         .ok_or(ErrorKind::RoomNotFound)?;
     authorize(state, principal, room_id, Some(&facts), Action::Read).await?;
+    // This node's seats, with their exact state.
     let local = state
         .directory
         .get(room_id)
-        .map(|room| room.ledger().presence(principal.service))
+        .map(|room| room.ledger().presence(true))
         .unwrap_or_default();
-    Ok(local)
+    let mut members = match &state.cluster {
+        None => local,
+        // Every node's seats are rows in the database: those held here keep
+        // the ledger's state; those held elsewhere are `joined` once the
+        // log has them as members (a seat in grace elsewhere reads joined),
+        // else `reserved`, since their row was taken.
+        Some(cluster) => {
+            let seated = cluster.leases.seated(room_id).await?;
+            seated
+                .seats
+                .into_iter()
+                .map(|seat| {
+                    local
+                        .iter()
+                        .find(|m| m.user_id == seat.user)
+                        .cloned()
+                        .unwrap_or(Member {
+                            state: if seat.member {
+                                MemberState::Joined
+                            } else {
+                                MemberState::Reserved
+                            },
+                            user_id: seat.user,
+                            since: seat.since,
+                        })
+                })
+                .collect()
+        }
+    };
+    if !principal.service {
+        members.retain(|m| m.state != MemberState::Reserved);
+    }
+    Ok(members)
 }
 
 /// How many stored pages one listing request reads at most while the

@@ -28,13 +28,33 @@ use crate::{
 /// A storage read of one room, shared by everyone waiting for it.
 type Load = Arc<OnceCell<Option<StoredRoom>>>;
 
-#[derive(Default)]
+/// What runs when a room comes into memory (a cluster node starts following
+/// it for removals made elsewhere: `remote_removals.rs`).
+type OnInsert = Box<dyn Fn(&Arc<LiveRoom>) + Send + Sync>;
+
 pub(crate) struct RoomDirectory {
     rooms: Mutex<HashMap<RoomId, Arc<LiveRoom>>>,
     loads: Mutex<HashMap<RoomId, Load>>,
+    on_insert: OnInsert,
+}
+
+impl Default for RoomDirectory {
+    fn default() -> Self {
+        RoomDirectory::new(|_| {})
+    }
 }
 
 impl RoomDirectory {
+    /// A directory that calls `on_insert` for each room it takes in (outside
+    /// its lock).
+    pub(crate) fn new(on_insert: impl Fn(&Arc<LiveRoom>) + Send + Sync + 'static) -> Self {
+        RoomDirectory {
+            rooms: Mutex::default(),
+            loads: Mutex::default(),
+            on_insert: Box::new(on_insert),
+        }
+    }
+
     pub(crate) fn get(&self, id: &RoomId) -> Option<Arc<LiveRoom>> {
         self.rooms.lock().expect("directory lock").get(id).cloned()
     }
@@ -64,8 +84,14 @@ impl RoomDirectory {
 
     /// Inserts `room` unless one is there already; returns whichever is in.
     pub(crate) fn insert_if_absent(&self, room: Arc<LiveRoom>) -> Arc<LiveRoom> {
-        let mut rooms = self.rooms.lock().expect("directory lock");
-        Arc::clone(rooms.entry(room.id.clone()).or_insert(room))
+        let current = {
+            let mut rooms = self.rooms.lock().expect("directory lock");
+            Arc::clone(rooms.entry(room.id.clone()).or_insert_with(|| Arc::clone(&room)))
+        };
+        if Arc::ptr_eq(&current, &room) {
+            (self.on_insert)(&current);
+        }
+        current
     }
 
     /// Drops `room` from memory if it holds no seat and its log is idle.
@@ -81,6 +107,7 @@ impl RoomDirectory {
         if room.log.is_idle() && ledger.retire_if_vacant() {
             drop(ledger);
             rooms.remove(&room.id);
+            room.mark_unloaded();
         }
     }
 

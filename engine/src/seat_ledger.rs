@@ -39,6 +39,9 @@ struct Seat {
     ended: watch::Sender<Option<SeatEnd>>,
     /// When the seat entered its current state (presence's `since`).
     since: Timestamp,
+    /// When the seat was taken (a removal made earlier elsewhere in a
+    /// cluster spares it).
+    taken: Timestamp,
     /// Unused, unexpired tickets for this seat.
     tickets: Vec<TicketKey>,
     /// Live committed connections.
@@ -58,6 +61,7 @@ impl Seat {
             id,
             ended: watch::Sender::new(None),
             since: Timestamp::now(),
+            taken: Timestamp::now(),
             tickets: vec![ticket],
             connections: 0,
             grace: None,
@@ -362,6 +366,21 @@ impl SeatLedger {
             out.leave_reason = reason;
         }
         out
+    }
+
+    /// [`take_away`](Self::take_away) for a removal another node of a
+    /// cluster made at `made_at` (the `leave` entry's time): a seat taken
+    /// after it (the user came back meanwhile) is spared.
+    pub(crate) fn take_away_taken_before(
+        &mut self,
+        user: &UserId,
+        reason: LeaveReason,
+        made_at: Timestamp,
+    ) -> ReleaseFollowUp {
+        match self.seats.get(user) {
+            Some(seat) if seat.taken <= made_at => self.take_away(user, Some(reason)),
+            _ => ReleaseFollowUp::default(),
+        }
     }
 
     /// Grace `id` of `user` ran out: free the seat unless it was re-committed.

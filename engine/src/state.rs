@@ -78,6 +78,29 @@ impl EngineState {
         Ok(())
     }
 
+    /// In a cluster another node may have changed the room (its capacity,
+    /// title, a close) or purged it: read its row afresh and take it in.
+    /// A single node changes rooms only itself and knows them already.
+    ///
+    /// Errors: `ROOM_CLOSED`, `ROOM_NOT_FOUND` (purged), storage errors.
+    pub(crate) async fn refresh_facts(&self, room: &LiveRoom) -> Result<()> {
+        // A pending room is not stored yet: nothing to refresh.
+        if self.cluster.is_none() || room.stored.get().is_none() {
+            return Ok(());
+        }
+        let stored = self
+            .store
+            .room(&room.id)
+            .await?
+            .ok_or(ErrorKind::RoomNotFound)?;
+        room.log.observe(stored.last_seq);
+        room.adopt_stored(&stored);
+        if stored.closed {
+            return Err(ErrorKind::RoomClosed.into());
+        }
+        Ok(())
+    }
+
     /// In a cluster, a user seated through another node may send and read
     /// history here (an HTTP request lands on any node): the room, if so.
     ///

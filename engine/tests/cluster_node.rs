@@ -75,7 +75,7 @@ impl SeatLeases for Leases {
     async fn seated(&self, _room: &RoomId) -> Result<Seated> {
         Ok(Seated {
             occupancy: self.rows() as u32,
-            members: Vec::new(),
+            ..Seated::default()
         })
     }
 
@@ -89,6 +89,14 @@ impl SeatLeases for Leases {
 
     async fn close_orphans(&self, _limit: u32) -> Result<Vec<Entry>> {
         Ok(Vec::new())
+    }
+
+    async fn evict(&self, room: &RoomId, user: Option<&UserId>) -> Result<()> {
+        self.rows
+            .lock()
+            .unwrap()
+            .retain(|(r, u, _)| r != room || user.is_some_and(|user| user != u));
+        Ok(())
     }
 }
 

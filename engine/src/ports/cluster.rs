@@ -64,6 +64,13 @@ pub trait SeatLeases: Send + Sync + 'static {
     /// node (their node died), at most `limit`, and returns the new entries;
     /// also forgets dead nodes' rows and expired used tickets.
     async fn close_orphans(&self, limit: u32) -> Result<Vec<Entry>>;
+
+    /// Drops the seat rows of `user` in `room` on every node (a kick, a
+    /// ban), or of every user when `user` is `None` (a close): the seats
+    /// stop counting cluster-wide at once, and a `leave` appended after this
+    /// is no longer held back by another node's seat. Each node then frees
+    /// its own ledger's seat when the `leave` reaches it through the bus.
+    async fn evict(&self, room: &RoomId, user: Option<&UserId>) -> Result<()>;
 }
 
 /// A room's live seats across the cluster.
@@ -73,6 +80,20 @@ pub struct Seated {
     pub occupancy: u32,
     /// Those of them who are members in the log (joined or in grace), sorted.
     pub members: Vec<UserId>,
+    /// Every user with a live seat, sorted, with whether they are members
+    /// and since when they hold the seat (its oldest row).
+    pub seats: Vec<SeatedUser>,
+}
+
+/// One user's live seat in [`Seated`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatedUser {
+    /// Whose seat.
+    pub user: UserId,
+    /// A member in the log (joined or in grace); else only reserved.
+    pub member: bool,
+    /// When the seat's oldest row was taken.
+    pub since: Timestamp,
 }
 
 /// Cluster-wide claims on pending rooms (a room held in one node's memory

@@ -14,6 +14,6 @@ mod store;
 
 pub use auth::{Authenticator, Claims, Principal, bearer_token};
 pub use bus::{Bus, InProcessBus, LiveEntries};
-pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated};
+pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated, SeatedUser};
 pub use policy::{Action, Decision, PolicyRequest, RoomPolicy};
 pub use store::{Appended, CreateOutcome, Store};
