@@ -31,9 +31,19 @@ pub(crate) fn events(membership: Membership) -> impl Stream<Item = Result<Event,
         let mut membership = state?;
         match membership.next_entry().await {
             Ok(entry) => Some((Ok(entry_event(&entry)), Some(membership))),
-            // Left from elsewhere: say so and end the stream.
+            // Left from elsewhere, kicked or closed: say so (with the
+            // reason a removal gives) and end the stream.
             Err(err) if err.kind() == ErrorKind::NotAMember => {
                 Some((Ok(Event::default().event("left").data("{}")), None))
+            }
+            Err(err) if matches!(err.kind(), ErrorKind::Kicked | ErrorKind::RoomClosed) => {
+                let reason = if err.kind() == ErrorKind::Kicked {
+                    "kicked"
+                } else {
+                    "room_closed"
+                };
+                let data = serde_json::json!({ "reason": reason }).to_string();
+                Some((Ok(Event::default().event("left").data(data)), None))
             }
             // Storage failed while catching up: the client reconnects with
             // Last-Event-ID once it is back, losing nothing.

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures_util::{StreamExt, stream::BoxStream};
 use parlor_auth::DevTokens;
-use parlor_engine::{Engine, EngineConfig};
+use parlor_engine::{ChatEngine, Engine, EngineConfig, Message, Principal, RoomId, UserId};
 use parlor_seaorm::SeaOrmStore;
 use parlor_sse::SseTransport;
 use serde_json::{Value, json};
@@ -59,6 +59,9 @@ impl EventReader {
 struct Server {
     base: String,
     http: reqwest::Client,
+    /// The engine behind the transport, for what an integrator's backend
+    /// does through it (system entries, kicks).
+    engine: Engine,
     _dir: tempfile::TempDir,
 }
 
@@ -77,7 +80,7 @@ impl Server {
             .start()
             .await
             .unwrap();
-        let mut sse = SseTransport::new(Arc::new(engine), Arc::new(DevTokens));
+        let mut sse = SseTransport::new(Arc::new(engine.clone()), Arc::new(DevTokens));
         if let Some(every) = ping_interval {
             sse = sse.ping_interval(every);
         }
@@ -88,6 +91,7 @@ impl Server {
         Server {
             base,
             http: reqwest::Client::new(),
+            engine,
             _dir: dir,
         }
     }
@@ -325,4 +329,53 @@ async fn a_quiet_stream_gets_a_ping_comment_every_interval() {
     reader.buffer.clear();
     let entry = reader.next().await;
     assert_eq!(entry.data["body"], "hi");
+}
+
+/// docs/contract.md §3 and §2 "Moderation" on SSE: a service's `system`
+/// entries (with `data`) reach a member in order, once; a kick ends the
+/// stream with a `left` event that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_entries_reach_sse_members_and_a_kick_says_why() {
+    let server = Server::start().await;
+    let mut alice = server.stream("alice", "?capacity=1", None).await;
+    assert_eq!(alice.next().await.event, "joined");
+    let billing = Principal::service(UserId::new("billing").unwrap());
+    let talk = RoomId::new("talk").unwrap();
+    for i in 0..200 {
+        let data = json!({"invoice": i, "paid": true});
+        let serde_json::Value::Object(data) = data else {
+            unreachable!()
+        };
+        let message = Message {
+            body: (i % 2 == 0).then(|| format!("invoice {i} paid")),
+            data: Some(data),
+        };
+        server
+            .engine
+            .submit(&billing, &talk, &format!("inv-{i}"), message)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    for i in 0..200 {
+        let e = alice.next().await;
+        assert_eq!(e.event, "entry");
+        assert_eq!(
+            (&e.data["kind"], &e.data["sender"], &e.data["data"]["invoice"]),
+            (&json!("system"), &json!("billing"), &json!(i)),
+            "{:?}",
+            e.data
+        );
+        assert_eq!(e.id.as_deref(), Some((i + 2).to_string().as_str()));
+    }
+    assert!(
+        server
+            .engine
+            .kick(&billing, &talk, &UserId::new("alice").unwrap(), None)
+            .await
+            .unwrap()
+    );
+    let left = alice.next().await;
+    assert_eq!((left.event.as_str(), &left.data), ("left", &json!({"reason": "kicked"})));
 }
