@@ -33,14 +33,14 @@ fn entry(room: &RoomId, seq: u64) -> Arc<Entry> {
         r#"{{"seq":{seq},"mentions":["bob"],"nested":{{"ok":true,"x":1.5,"none":null}},"empty":{{}}}}"#
     ))
     .unwrap();
-    let (kind, sender, client_id, body, data, reason) = if seq % 7 == 0 {
-        let reason = Some(if seq % 2 == 0 {
+    let (kind, sender, client_id, body, data, reason) = if seq.is_multiple_of(7) {
+        let reason = Some(if seq.is_multiple_of(2) {
             LeaveReason::RoomClosed
         } else {
             LeaveReason::Kicked
         });
         (EntryKind::Leave, "ann", None, None, None, reason)
-    } else if seq % 5 == 0 {
+    } else if seq.is_multiple_of(5) {
         let client_id = Some(format!("s{seq}"));
         (
             EntryKind::System,
@@ -53,7 +53,7 @@ fn entry(room: &RoomId, seq: u64) -> Arc<Entry> {
     } else {
         let client_id = Some(format!("c{seq}"));
         let body = Some(format!("héllo {seq}"));
-        let data = (seq % 3 == 0).then_some(data);
+        let data = (seq.is_multiple_of(3)).then_some(data);
         (EntryKind::Text, "ann", client_id, body, data, None)
     };
     Arc::new(Entry {
