@@ -4,7 +4,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
-use parlor_engine::{Entry, EntryKind, RoomId, Timestamp, UserId};
+use parlor_engine::{Data, Entry, EntryKind, LeaveReason, RoomId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -27,6 +27,12 @@ pub(crate) struct WireEntry {
     client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
+    /// A message's JSON object, as an object (not its text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Data>,
+    /// A `leave`'s reason, as `LeaveReason::as_str` writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     created_at: i64,
 }
 
@@ -43,6 +49,8 @@ pub(crate) fn encode(node: &str, room: &RoomId, entries: &[Arc<Entry>]) -> Vec<u
                 sender: e.sender.to_string(),
                 client_id: e.client_id.clone(),
                 body: e.body.clone(),
+                data: e.data.clone(),
+                reason: e.reason.map(|r| r.as_str().to_owned()),
                 created_at: e.created_at.millis(),
             })
             .collect(),
@@ -65,6 +73,13 @@ pub(crate) fn decode(batch: &Batch<'_>) -> Option<(RoomId, Vec<Arc<Entry>>)> {
                 sender: UserId::new(&w.sender).ok()?,
                 client_id: w.client_id.clone(),
                 body: w.body.clone(),
+                data: w.data.clone(),
+                // An unknown reason makes the batch unreadable, as an
+                // unknown kind does: never delivered as something else.
+                reason: match &w.reason {
+                    Some(r) => Some(LeaveReason::parse(r)?),
+                    None => None,
+                },
                 created_at: Timestamp(w.created_at),
             }))
         })

@@ -1,11 +1,14 @@
 //! The Redis bus and claims against a real Redis (`PARLOR_TEST_REDIS_URL`;
 //! a skip line without it): entries published on one node reach another
-//! node's subscribers once, in order, and not their own node twice; a
+//! node's subscribers once, in order, with every field (data, system
+//! entries, leave reasons), and not their own node twice; a
 //! pending room's claim excludes other users until it expires.
 
 use std::{sync::Arc, time::Duration};
 
-use parlor_engine::{Bus, Entry, EntryKind, PendingClaims, RoomId, Timestamp, UserId};
+use parlor_engine::{
+    Bus, Data, Entry, EntryKind, LeaveReason, PendingClaims, RoomId, Timestamp, UserId,
+};
 use parlor_redis::Redis;
 use tokio::time::timeout;
 
@@ -22,15 +25,47 @@ fn fresh(name: &str) -> String {
     format!("{name}-{:08x}", rand::random::<u32>())
 }
 
+/// Entry `seq` of `room`: mostly texts, some with data; every fifth a
+/// system entry with data and no body, every seventh a leave with
+/// its reason.
 fn entry(room: &RoomId, seq: u64) -> Arc<Entry> {
+    let data: Data = serde_json::from_str(&format!(
+        r#"{{"seq":{seq},"mentions":["bob"],"nested":{{"ok":true,"x":1.5,"none":null}},"empty":{{}}}}"#
+    ))
+    .unwrap();
+    let (kind, sender, client_id, body, data, reason) = if seq.is_multiple_of(7) {
+        let reason = Some(if seq.is_multiple_of(2) {
+            LeaveReason::RoomClosed
+        } else {
+            LeaveReason::Kicked
+        });
+        (EntryKind::Leave, "ann", None, None, None, reason)
+    } else if seq.is_multiple_of(5) {
+        let client_id = Some(format!("s{seq}"));
+        (
+            EntryKind::System,
+            "billing",
+            client_id,
+            None,
+            Some(data),
+            None,
+        )
+    } else {
+        let client_id = Some(format!("c{seq}"));
+        let body = Some(format!("héllo {seq}"));
+        let data = (seq.is_multiple_of(3)).then_some(data);
+        (EntryKind::Text, "ann", client_id, body, data, None)
+    };
     Arc::new(Entry {
         room_id: room.clone(),
         seq,
         id: uuid::Uuid::now_v7(),
-        kind: EntryKind::Text,
-        sender: UserId::new("ann").unwrap(),
-        client_id: Some(format!("c{seq}")),
-        body: Some(format!("héllo {seq}")),
+        kind,
+        sender: UserId::new(sender).unwrap(),
+        client_id,
+        body,
+        data,
+        reason,
         created_at: Timestamp::now(),
     })
 }

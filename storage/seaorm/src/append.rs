@@ -101,6 +101,13 @@ impl Dialect {
         }
     }
 
+    /// Forgets what the fast path knows of `room`'s head (a purged room).
+    pub(crate) fn forget_head(&self, room: &str) {
+        if let Some(heads) = self.known_heads() {
+            heads.forget_room(room);
+        }
+    }
+
     /// The heads the fast path numbers from, on SQLite.
     fn known_heads(&self) -> Option<&KnownHeads> {
         match self {
@@ -169,17 +176,15 @@ impl Dialect {
     }
 }
 
-/// A text's idempotency key: (room, sender, client_id), unique among
+/// A message's idempotency key: (room, sender, client_id), unique among
 /// stored entries.
 type IdempotencyKey<'a> = (&'a str, &'a str, &'a str);
 
+/// A message's (`text` or `system`) idempotency key; `None` for a join or
+/// leave.
 fn idempotency_key(e: &NewEntry) -> Option<IdempotencyKey<'_>> {
-    match (e.kind, e.client_id.as_deref()) {
-        (EntryKind::Text, Some(client_id)) => {
-            Some((e.room_id.as_str(), e.sender.as_str(), client_id))
-        }
-        _ => None,
-    }
+    let client_id = e.client_id.as_deref().filter(|_| e.kind.is_message())?;
+    Some((e.room_id.as_str(), e.sender.as_str(), client_id))
 }
 
 /// Whose live seats keep a `leave` from being written (the user is still
@@ -310,7 +315,7 @@ pub(crate) async fn append_in(
         .collect())
 }
 
-/// For each entry, whether it is written: texts always; a `join` only for a
+/// For each entry, whether it is written: messages always; a `join` only for a
 /// user who is not an open member, a `leave` only for one who is and who
 /// holds no live seat that `seats` counts — taken in batch order.
 async fn membership_changes(
@@ -322,7 +327,7 @@ async fn membership_changes(
     let mut keep = vec![true; batch.len()];
     let pairs: HashSet<(&str, &str)> = batch
         .iter()
-        .filter(|e| e.kind != EntryKind::Text)
+        .filter(|e| !e.kind.is_message())
         .map(|e| (e.room_id.as_str(), e.sender.as_str()))
         .collect();
     if pairs.is_empty() {
@@ -349,7 +354,7 @@ async fn membership_changes(
         SeatCheck::Any => dialect.live_seats(txn, &pairs, None).await?,
     };
     for (i, e) in batch.iter().enumerate() {
-        if e.kind == EntryKind::Text {
+        if e.kind.is_message() {
             continue;
         }
         let pair = (e.room_id.to_string(), e.sender.to_string());
@@ -458,7 +463,7 @@ async fn write_entries(
     let mut last: HashMap<(&str, &str), EntryKind> = HashMap::new();
     for &i in &to_insert {
         let e = &batch[i];
-        if e.kind != EntryKind::Text {
+        if !e.kind.is_message() {
             last.insert((e.room_id.as_str(), e.sender.as_str()), e.kind);
         }
     }

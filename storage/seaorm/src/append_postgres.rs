@@ -15,9 +15,9 @@ use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value, sea_query::ArrayType,
 };
 
-use parlor_engine::NewEntry;
+use parlor_engine::{LeaveReason, NewEntry};
 
-use crate::{entity::entry, translate::room_not_stored};
+use crate::{entity::entry, rows::data_text, translate::room_not_stored};
 
 /// One array parameter of `values`.
 fn array(values: impl IntoIterator<Item = Value>, ty: ArrayType) -> Value {
@@ -128,13 +128,17 @@ async fn insert_entries(
 ) -> Result<(), DbErr> {
     // sea-query binds no NULL inside an array, so an absent client_id or
     // body (join and leave entries) travels as '' and is stored as NULL: a
-    // text entry never has an empty one (the engine refuses both).
+    // message never has an empty one (the engine refuses both). So do an
+    // absent data and reason: a data's text is a JSON object, never '' (an
+    // empty object is '{}'), and a reason is never ''.
     const SQL: &str = "INSERT INTO parlor_entries \
-         (room_id, seq, id, kind, sender, client_id, body, created_at) \
-         SELECT room_id, seq, id, kind, sender, NULLIF(client_id, ''), NULLIF(body, ''), created_at \
+         (room_id, seq, id, kind, sender, client_id, body, created_at, data, reason) \
+         SELECT room_id, seq, id, kind, sender, NULLIF(client_id, ''), NULLIF(body, ''), \
+                created_at, NULLIF(data, ''), NULLIF(reason, '') \
          FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], \
-                     $5::text[], $6::text[], $7::text[], $8::bigint[]) \
-           AS r(room_id, seq, id, kind, sender, client_id, body, created_at)";
+                     $5::text[], $6::text[], $7::text[], $8::bigint[], \
+                     $9::text[], $10::text[]) \
+           AS r(room_id, seq, id, kind, sender, client_id, body, created_at, data, reason)";
     let big = |f: fn(&(&NewEntry, i64)) -> i64| {
         array(
             entries.iter().map(|e| Value::BigInt(Some(f(e)))),
@@ -142,6 +146,10 @@ async fn insert_entries(
         )
     };
     let string = |f: fn(&NewEntry) -> &str| texts(entries.iter().map(|(e, _)| f(e)));
+    let data = entries
+        .iter()
+        .map(|(e, _)| e.data.as_ref().map(data_text).unwrap_or(Ok(String::new())))
+        .collect::<Result<Vec<String>, DbErr>>()?;
     let values = vec![
         string(|e| e.room_id.as_str()),
         big(|&(_, seq)| seq),
@@ -151,6 +159,8 @@ async fn insert_entries(
         string(|e| e.client_id.as_deref().unwrap_or("")),
         string(|e| e.body.as_deref().unwrap_or("")),
         big(|(e, _)| e.created_at.millis()),
+        texts(data),
+        string(|e| e.reason.map_or("", LeaveReason::as_str)),
     ];
     txn.execute_raw(statement(SQL, values)).await?;
     Ok(())

@@ -22,11 +22,11 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
-use parlor_engine::{Entry, EntryKind, NewEntry, ports::Appended};
+use parlor_engine::{Entry, LeaveReason, NewEntry, ports::Appended};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value};
 use serde::Serialize;
 
-use crate::entity::entry;
+use crate::{entity::entry, rows::data_text};
 
 fn statement(sql: &str, values: impl IntoIterator<Item = String>) -> Statement {
     let values = values.into_iter().map(|v| Value::String(Some(v)));
@@ -39,6 +39,8 @@ fn json(rows: &impl Serialize) -> Result<String, DbErr> {
 
 /// An entry as the statements read it; field order is the SQL's `->>`
 /// index, and the second field is a seq or a `back`, as the statement says.
+/// The data travels as its JSON text (a JSON string in the batch), so that
+/// `->>` hands over exactly the text to store, and a JSON `null` is SQL NULL.
 type Row<'a> = (
     &'a str,
     i64,
@@ -48,10 +50,12 @@ type Row<'a> = (
     Option<&'a str>,
     Option<&'a str>,
     i64,
+    Option<String>,
+    Option<&'static str>,
 );
 
-fn row(e: &NewEntry, seq_or_back: i64) -> Row<'_> {
-    (
+fn row(e: &NewEntry, seq_or_back: i64) -> Result<Row<'_>, DbErr> {
+    Ok((
         e.room_id.as_str(),
         seq_or_back,
         e.id.to_string(),
@@ -60,7 +64,9 @@ fn row(e: &NewEntry, seq_or_back: i64) -> Row<'_> {
         e.client_id.as_deref(),
         e.body.as_deref(),
         e.created_at.millis(),
-    )
+        e.data.as_ref().map(data_text).transpose()?,
+        e.reason.map(LeaveReason::as_str),
+    ))
 }
 
 /// The stored entries among `keys` (room, sender, client_id).
@@ -90,11 +96,14 @@ pub(crate) async fn reserve_and_insert<'a>(
          FROM jsonb_each(?1) AS d WHERE parlor_rooms.id = d.value ->> 0 \
          RETURNING id, last_seq; \
          INSERT INTO parlor_entries \
-         (room_id, seq, id, kind, sender, client_id, body, created_at) \
+         (room_id, seq, id, kind, sender, client_id, body, created_at, data, reason) \
          SELECT r.id, r.last_seq - (e.value ->> 1), e.value ->> 2, e.value ->> 3, \
-                e.value ->> 4, e.value ->> 5, e.value ->> 6, e.value ->> 7 \
+                e.value ->> 4, e.value ->> 5, e.value ->> 6, e.value ->> 7, \
+                e.value ->> 8, e.value ->> 9 \
          FROM jsonb_each(?2) AS e JOIN parlor_rooms r ON r.id = e.value ->> 0";
-    let rows: Vec<Row<'_>> = entries.map(|(e, back)| row(e, back)).collect();
+    let rows = entries
+        .map(|(e, back)| row(e, back))
+        .collect::<Result<Vec<Row<'_>>, DbErr>>()?;
     txn.query_all_raw(statement(SQL, [json(&per_room)?, json(&rows)?]))
         .await?
         .into_iter()
@@ -127,7 +136,7 @@ impl KnownHeads {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Each entry's seq, when every entry is a text with a client id not
+    /// Each entry's seq, when every entry is a message with a client id not
     /// repeated in the batch, in a room whose head is known.
     fn number(&self, batch: &[NewEntry]) -> Option<Vec<i64>> {
         let heads = self.heads();
@@ -136,10 +145,7 @@ impl KnownHeads {
         batch
             .iter()
             .map(|e| {
-                let client_id = e
-                    .client_id
-                    .as_deref()
-                    .filter(|_| e.kind == EntryKind::Text)?;
+                let client_id = e.client_id.as_deref().filter(|_| e.kind.is_message())?;
                 if !keys.insert((e.room_id.as_str(), e.sender.as_str(), client_id)) {
                     return None;
                 }
@@ -171,6 +177,12 @@ impl KnownHeads {
         }
     }
 
+    /// Forgets `room`'s head: a purged room's log starts again at 1, and the
+    /// head this store knew would number it from the old one.
+    pub(crate) fn forget_room(&self, room: &str) {
+        self.heads().remove(room);
+    }
+
     fn forget(&self, batch: &[NewEntry]) {
         let mut heads = self.heads();
         for e in batch {
@@ -189,18 +201,19 @@ pub(crate) async fn append_at_known_heads(
     batch: &[NewEntry],
 ) -> Result<Option<Vec<Appended>>, DbErr> {
     const SQL: &str = "INSERT INTO parlor_entries \
-         (room_id, seq, id, kind, sender, client_id, body, created_at) \
+         (room_id, seq, id, kind, sender, client_id, body, created_at, data, reason) \
          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
-                value ->> 4, value ->> 5, value ->> 6, value ->> 7 \
+                value ->> 4, value ->> 5, value ->> 6, value ->> 7, \
+                value ->> 8, value ->> 9 \
          FROM jsonb_each(?1)";
     let Some(seqs) = heads.number(batch) else {
         return Ok(None);
     };
-    let rows: Vec<Row<'_>> = batch
+    let rows = batch
         .iter()
         .zip(&seqs)
         .map(|(e, &seq)| row(e, seq))
-        .collect();
+        .collect::<Result<Vec<Row<'_>>, DbErr>>()?;
     if let Err(err) = conn.execute_raw(statement(SQL, [json(&rows)?])).await {
         heads.forget(batch);
         return Err(err);
@@ -216,7 +229,7 @@ pub(crate) async fn append_at_known_heads(
 
 #[cfg(test)]
 mod tests {
-    use parlor_engine::{RoomId, UserId};
+    use parlor_engine::{EntryKind, RoomId, UserId};
 
     use super::*;
 

@@ -8,15 +8,18 @@
 //! (`UNAVAILABLE` for "retry", `INTERNAL` otherwise) whose client-facing text
 //! never contains the database's own.
 //!
-//! Four tables, created by the bundled migrations (besides the cluster's
+//! Six tables, created by the bundled migrations (besides the cluster's
 //! seat leases, see `leases`):
 //! - `parlor_rooms` — id, capacity, title, owner (NULL for rooms stored
-//!   before rooms had owners), whether it is private, and `last_seq`, the
-//!   log's head;
+//!   before rooms had owners), whether it is private, whether it is closed,
+//!   and `last_seq`, the log's head;
 //! - `parlor_entries` — the room logs, keyed by (room_id, seq), with a unique
-//!   (client_id, sender, room_id) that makes sends idempotent;
+//!   (client_id, sender, room_id) that makes messages idempotent; a
+//!   message's data is stored as its JSON text, a leave's reason as text;
 //! - `parlor_members` — open memberships, so a restart can close them;
-//! - `parlor_invites` — (room_id, user_id) invitations to stored rooms.
+//! - `parlor_invites`, `parlor_moderators` — (room_id, user_id) sets of
+//!   stored rooms;
+//! - `parlor_bans` — a ban per (room_id, user_id): until when, and why.
 //!
 //! A room is created with an INSERT, never an upsert: a duplicate id is
 //! reported as [`CreateOutcome::AlreadyExists`](parlor_engine::ports::CreateOutcome).
@@ -32,7 +35,8 @@
 //! Lowest layer first: a module names only modules listed before it.
 //! - `translate` — database errors → engine errors, unique-violation
 //!   detection, the "room not stored" error an append raises, and the
-//!   `ROOM_NOT_FOUND` of an invitation to a room that is not stored;
+//!   `ROOM_NOT_FOUND` of an invitation, moderator or ban of a room that is
+//!   not stored;
 //! - `entity`, `migration` — the tables' SeaORM entities, and the schema
 //!   migrations ([`Migrator`]);
 //! - `rows` — stored rows ↔ engine types;
@@ -43,8 +47,10 @@
 //! - `append` — the whole append: fast path, `BEGIN IMMEDIATE`, retry on a
 //!   unique violation, and `Dialect`, the one switch between the two
 //!   dialects' SQL, chosen once at connect;
+//! - `rooms` — the room listing (byte order on both databases), updates,
+//!   closing, and purging a room with everything stored about it;
 //! - `store` — [`SeaOrmStore`]: connecting, migrating, and the `Store` port,
-//!   whose append calls `append`;
+//!   whose append calls `append` and whose room lifecycle calls `rooms`;
 //! - `leases` — `SeatLeases` for [`SeaOrmStore`] (Postgres), on `store`,
 //!   `append` and `cluster`.
 //!
@@ -67,6 +73,7 @@ mod cluster;
 mod entity;
 mod leases;
 mod migration;
+mod rooms;
 mod rows;
 mod store;
 mod translate;

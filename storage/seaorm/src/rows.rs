@@ -2,10 +2,12 @@
 //! (an invalid id, a negative seq) is an error, never skipped: it means the
 //! database was written by something else.
 
-use parlor_engine::{Entry, EntryKind, RoomId, StoredRoom, Timestamp, UserId};
+use parlor_engine::{
+    Ban, Data, Entry, EntryKind, LeaveReason, RoomId, StoredRoom, Timestamp, UserId,
+};
 use sea_orm::{ActiveValue::Set, DbErr};
 
-use crate::entity::{entry, invite, member, room};
+use crate::entity::{ban, entry, invite, member, moderator, room};
 
 fn corrupt(what: &str) -> DbErr {
     DbErr::Custom(format!("stored row has an invalid {what}"))
@@ -21,8 +23,24 @@ pub(crate) fn to_entry(row: entry::Model) -> Result<Entry, DbErr> {
         sender: UserId::new(&row.sender).map_err(|_| corrupt("sender"))?,
         client_id: row.client_id,
         body: row.body,
+        data: row
+            .data
+            .as_deref()
+            .map(serde_json::from_str::<Data>)
+            .transpose()
+            .map_err(|_| corrupt("data"))?,
+        reason: row
+            .reason
+            .as_deref()
+            .map(|r| LeaveReason::parse(r).ok_or_else(|| corrupt("reason")))
+            .transpose()?,
         created_at: Timestamp(row.created_at),
     })
+}
+
+/// A message's data as stored: its JSON object's text.
+pub(crate) fn data_text(data: &Data) -> Result<String, DbErr> {
+    serde_json::to_string(data).map_err(|e| DbErr::Custom(format!("data to JSON: {e}")))
 }
 
 /// A stored room.
@@ -39,6 +57,7 @@ pub(crate) fn to_room(row: room::Model) -> Result<StoredRoom, DbErr> {
             .transpose()
             .map_err(|_| corrupt("owner id"))?,
         private: row.private,
+        closed: row.closed,
     })
 }
 
@@ -61,6 +80,7 @@ pub(crate) fn room_row(new: &StoredRoom) -> room::ActiveModel {
         created_at: Set(Timestamp::now().millis()),
         owner_id: Set(new.owner.as_ref().map(ToString::to_string)),
         private: Set(new.private),
+        closed: Set(new.closed),
     }
 }
 
@@ -69,5 +89,31 @@ pub(crate) fn invite_row(room: &RoomId, user: &UserId) -> invite::ActiveModel {
     invite::ActiveModel {
         room_id: Set(room.to_string()),
         user_id: Set(user.to_string()),
+    }
+}
+
+/// The row of `user` as a moderator of `room`.
+pub(crate) fn moderator_row(room: &RoomId, user: &UserId) -> moderator::ActiveModel {
+    moderator::ActiveModel {
+        room_id: Set(room.to_string()),
+        user_id: Set(user.to_string()),
+    }
+}
+
+/// The row of `user`'s ban from `room`.
+pub(crate) fn ban_row(room: &RoomId, user: &UserId, ban: &Ban) -> ban::ActiveModel {
+    ban::ActiveModel {
+        room_id: Set(room.to_string()),
+        user_id: Set(user.to_string()),
+        until_ms: Set(ban.until.map(Timestamp::millis)),
+        reason: Set(ban.reason.clone()),
+    }
+}
+
+/// A stored ban.
+pub(crate) fn to_ban(row: ban::Model) -> Ban {
+    Ban {
+        until: row.until_ms.map(Timestamp),
+        reason: row.reason,
     }
 }

@@ -4,21 +4,23 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parlor_engine::{
-    Entry, Error, ErrorKind, NewEntry, Result, RoomId, SeqRange, StoredRoom, UserId,
+    Ban, Entry, Error, ErrorKind, NewEntry, Result, RoomId, RoomPatch, SeqRange, StoredRoom,
+    UserId,
     ports::{Appended, CreateOutcome, Store},
 };
 use sea_orm::{
     ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
     append::{self, Dialect, SeatCheck},
-    entity::{entry, invite, member, room},
+    entity::{ban, entry, invite, member, moderator, room},
     migration::Migrator,
-    rows::{invite_row, room_row, to_entry, to_member, to_room},
-    translate::{is_unique_violation, translate, translate_invite},
+    rooms,
+    rows::{ban_row, invite_row, moderator_row, room_row, to_ban, to_entry, to_member, to_room},
+    translate::{is_unique_violation, translate, translate_per_room},
 };
 
 /// Rooms and room logs in a SQL database through SeaORM.
@@ -93,6 +95,16 @@ impl SeaOrmStore {
     /// The database backend in use.
     pub fn backend(&self) -> DbBackend {
         self.writes.get_database_backend()
+    }
+
+    /// After a DELETE from a per-room set (invitations, moderators, bans)
+    /// that removed `deleted` rows: nothing removed is no error, unless the
+    /// room itself is not stored (`ROOM_NOT_FOUND`, as when adding).
+    async fn removed(&self, room: &RoomId, deleted: u64) -> Result<()> {
+        if deleted == 0 && self.room(room).await?.is_none() {
+            return Err(ErrorKind::RoomNotFound.into());
+        }
+        Ok(())
     }
 }
 
@@ -213,18 +225,14 @@ impl Store for SeaOrmStore {
                 .on_conflict_do_nothing()
                 .exec_without_returning(&self.writes)
                 .await
-                .map_err(translate_invite)?;
+                .map_err(translate_per_room)?;
             return Ok(());
         }
         let deleted = invite::Entity::delete_by_id((room.to_string(), user.to_string()))
             .exec(&self.writes)
             .await
             .map_err(translate)?;
-        // Nothing withdrawn: no error, unless the room itself is not stored.
-        if deleted.rows_affected == 0 && self.room(room).await?.is_none() {
-            return Err(ErrorKind::RoomNotFound.into());
-        }
-        Ok(())
+        self.removed(room, deleted.rows_affected).await
     }
 
     async fn is_invited(&self, room: &RoomId, user: &UserId) -> Result<bool> {
@@ -233,6 +241,88 @@ impl Store for SeaOrmStore {
             .await
             .map_err(translate)?;
         Ok(row.is_some())
+    }
+
+    async fn rooms(
+        &self,
+        prefix: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRoom>> {
+        rooms::list(&self.reads, prefix, after, limit)
+            .await
+            .map_err(translate)
+    }
+
+    async fn update_room(&self, id: &RoomId, patch: &RoomPatch) -> Result<Option<StoredRoom>> {
+        rooms::update(&self.writes, id, patch)
+            .await
+            .map_err(translate)
+    }
+
+    async fn close_room(&self, id: &RoomId, purge: bool) -> Result<bool> {
+        if !purge {
+            return rooms::close(&self.writes, id).await.map_err(translate);
+        }
+        let purged = rooms::purge(&self.writes, id).await.map_err(translate)?;
+        // The id may be created again, and its new log starts at seq 1.
+        self.dialect.forget_head(id.as_str());
+        Ok(purged)
+    }
+
+    async fn set_moderator(&self, room: &RoomId, user: &UserId, moderator: bool) -> Result<()> {
+        if moderator {
+            // As an invitation: the foreign key refuses a room that is not
+            // stored, the primary key a second row.
+            moderator::Entity::insert(moderator_row(room, user))
+                .on_conflict_do_nothing()
+                .exec_without_returning(&self.writes)
+                .await
+                .map_err(translate_per_room)?;
+            return Ok(());
+        }
+        let deleted = moderator::Entity::delete_by_id((room.to_string(), user.to_string()))
+            .exec(&self.writes)
+            .await
+            .map_err(translate)?;
+        self.removed(room, deleted.rows_affected).await
+    }
+
+    async fn is_moderator(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        let row = moderator::Entity::find_by_id((room.to_string(), user.to_string()))
+            .one(&self.reads)
+            .await
+            .map_err(translate)?;
+        Ok(row.is_some())
+    }
+
+    async fn set_ban(&self, room: &RoomId, user: &UserId, ban: Option<&Ban>) -> Result<()> {
+        if let Some(ban) = ban {
+            // An upsert: a later ban replaces the earlier one whole.
+            ban::Entity::insert(ban_row(room, user, ban))
+                .on_conflict(
+                    OnConflict::columns([ban::Column::RoomId, ban::Column::UserId])
+                        .update_columns([ban::Column::UntilMs, ban::Column::Reason])
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.writes)
+                .await
+                .map_err(translate_per_room)?;
+            return Ok(());
+        }
+        let deleted = ban::Entity::delete_by_id((room.to_string(), user.to_string()))
+            .exec(&self.writes)
+            .await
+            .map_err(translate)?;
+        self.removed(room, deleted.rows_affected).await
+    }
+
+    async fn ban(&self, room: &RoomId, user: &UserId) -> Result<Option<Ban>> {
+        let row = ban::Entity::find_by_id((room.to_string(), user.to_string()))
+            .one(&self.reads)
+            .await
+            .map_err(translate)?;
+        Ok(row.map(to_ban))
     }
 
     fn append_lanes(&self) -> usize {

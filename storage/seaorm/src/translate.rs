@@ -32,10 +32,10 @@ pub(crate) fn translate_append(err: DbErr) -> Error {
     }
 }
 
-/// Translates an invitation's error: a room the invitations' foreign key
-/// does not find is the caller's `ROOM_NOT_FOUND`, the rest as
-/// [`translate`].
-pub(crate) fn translate_invite(err: DbErr) -> Error {
+/// Translates the error of a write to a per-room set (invitations,
+/// moderators, bans): a room their foreign key does not find is the
+/// caller's `ROOM_NOT_FOUND`, the rest as [`translate`].
+pub(crate) fn translate_per_room(err: DbErr) -> Error {
     if matches!(
         err.sql_err(),
         Some(SqlErr::ForeignKeyConstraintViolation(_))

@@ -327,6 +327,7 @@ async fn two_writers_on_one_file_keep_every_log_gap_free() {
             last_seq: 0,
             owner: None,
             private: false,
+            closed: false,
         };
         stores[0].create_room(&new).await.unwrap();
     }

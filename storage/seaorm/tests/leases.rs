@@ -40,6 +40,7 @@ async fn room(store: &SeaOrmStore, capacity: u32) -> RoomId {
         last_seq: 0,
         owner: None,
         private: false,
+        closed: false,
     };
     store.create_room(&room).await.unwrap();
     id

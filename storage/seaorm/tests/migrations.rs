@@ -1,10 +1,11 @@
 //! The migrations that reorder the idempotency index (`m0003`, `m0005`), up
 //! and down on a SQLite file: entries stay, and so does their uniqueness.
 //! And `m0006` (owners, private rooms, invitations) on a database with rooms
-//! stored before it. (Postgres runs them up in every suite that opens it;
+//! stored before it, and `m0007` (data, leave reasons, closed rooms,
+//! moderators, bans) on one with entries. (Postgres runs them up in every suite that opens it;
 //! down is not run there, since the suites share one database.)
 
-use parlor_engine::{ErrorKind, RoomId, Store, UserId};
+use parlor_engine::{Ban, ErrorKind, RoomId, SeqRange, Store, UserId};
 use parlor_seaorm::{Migrator, SeaOrmStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 use sea_orm_migration::MigratorTrait;
@@ -70,8 +71,8 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     );
     send(&db, 2, "b").await.unwrap();
 
-    // Back past m0006, m0005, m0004 and m0003: the first index again.
-    Migrator::down(&db, Some(4)).await.unwrap();
+    // Back past m0007, m0006, m0005, m0004 and m0003: the first index again.
+    Migrator::down(&db, Some(5)).await.unwrap();
     assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "b").await.is_err(), "still unique after down");
@@ -138,8 +139,9 @@ async fn owners_and_invitations_come_to_rooms_stored_before_them() {
     );
     drop(store);
 
-    // Down: the columns and the table go, the room stays; up again.
-    Migrator::down(&db, Some(1)).await.unwrap();
+    // Down (past m0007 too): the columns and the table go, the room
+    // stays; up again.
+    Migrator::down(&db, Some(2)).await.unwrap();
     assert_eq!(
         columns(&db, "parlor_rooms").await,
         ["id", "capacity", "title", "last_seq", "created_at"]
@@ -155,11 +157,68 @@ async fn owners_and_invitations_come_to_rooms_stored_before_them() {
             "last_seq",
             "created_at",
             "owner_id",
-            "private"
+            "private",
+            "closed"
         ]
     );
     let store = SeaOrmStore::connect(&url).await.unwrap();
     let stored = store.room(&r).await.unwrap().expect("still stored");
     assert_eq!((stored.owner, stored.private), (None, false));
     assert!(!store.is_invited(&r, &ivy).await.unwrap());
+}
+
+#[tokio::test]
+async fn data_closing_and_moderation_come_to_rooms_stored_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("parlor.db").display()
+    );
+    let db = Database::connect(&url).await.unwrap();
+
+    // The schema before m0007, with a stored room and a send.
+    Migrator::up(&db, Some(6)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO parlor_rooms (id, capacity, last_seq, created_at) VALUES ('r', 10, 1, 0); \
+         INSERT INTO parlor_entries (room_id, seq, id, kind, sender, client_id, body, created_at) \
+         VALUES ('r', 1, '0190a0a0-0000-7000-8000-000000000001', 'text', 'ann', 'a', 'hi', 0)",
+    )
+    .await
+    .unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    let store = SeaOrmStore::connect(&url).await.unwrap();
+    let r = RoomId::new("r").unwrap();
+    let bo = UserId::new("bo").unwrap();
+    let stored = store.room(&r).await.unwrap().expect("still stored");
+    assert!(!stored.closed);
+    let log = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].data.as_ref(), log[0].reason), (None, None));
+    store.set_moderator(&r, &bo, true).await.unwrap();
+    let ban = Ban {
+        until: None,
+        reason: Some("spam".into()),
+    };
+    store.set_ban(&r, &bo, Some(&ban)).await.unwrap();
+    assert_eq!(store.ban(&r, &bo).await.unwrap(), Some(ban));
+    drop(store);
+
+    // Down: the columns and tables go, the room and its entry stay; up again.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(
+        !columns(&db, "parlor_rooms")
+            .await
+            .contains(&"closed".to_owned())
+    );
+    let entry_columns = columns(&db, "parlor_entries").await;
+    assert!(!entry_columns.iter().any(|c| c == "data" || c == "reason"));
+    assert!(columns(&db, "parlor_moderators").await.is_empty());
+    assert!(columns(&db, "parlor_bans").await.is_empty());
+    assert_eq!(entries(&db).await, 1);
+    Migrator::up(&db, None).await.unwrap();
+    let store = SeaOrmStore::connect(&url).await.unwrap();
+    assert!(!store.room(&r).await.unwrap().expect("stored").closed);
+    assert!(!store.is_moderator(&r, &bo).await.unwrap());
+    assert_eq!(store.ban(&r, &bo).await.unwrap(), None);
 }

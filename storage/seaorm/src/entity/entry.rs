@@ -1,6 +1,8 @@
 //! `parlor_entries`: the room logs. The primary key (room_id, seq) makes a
 //! seq unique per room; a unique index on (client_id, sender, room_id) makes
 //! sends idempotent (NULL client ids of join/leave entries never collide).
+//! `data` is the JSON text of a message's object, `reason` why a `leave`
+//! took a seat away (both NULL when absent).
 
 use sea_orm::entity::prelude::*;
 
@@ -18,6 +20,8 @@ pub struct Model {
     pub client_id: Option<String>,
     pub body: Option<String>,
     pub created_at: i64,
+    pub data: Option<String>,
+    pub reason: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,6 +1,7 @@
 //! `parlor_rooms`: one row per stored room; `last_seq` is the log's head,
 //! advanced inside each append transaction. `owner_id` is NULL for rooms
-//! stored before rooms had owners.
+//! stored before rooms had owners; `closed` marks a room closed with its
+//! log kept.
 
 use sea_orm::entity::prelude::*;
 
@@ -16,6 +17,7 @@ pub struct Model {
     pub created_at: i64,
     pub owner_id: Option<String>,
     pub private: bool,
+    pub closed: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -10,6 +10,7 @@ mod m0003_client_id_index_order;
 mod m0004_sqlite_head_trigger;
 mod m0005_client_id_first;
 mod m0006_owners_privacy_invites;
+mod m0007_data_closing_moderation;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_sqlite_head_trigger::Migration),
             Box::new(m0005_client_id_first::Migration),
             Box::new(m0006_owners_privacy_invites::Migration),
+            Box::new(m0007_data_closing_moderation::Migration),
         ]
     }
 
