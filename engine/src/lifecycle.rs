@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use crate::{
-    authorization::authorize,
     append::append_membership,
+    authorization::authorize,
     entry::{EntryKind, LeaveReason},
     error::{ErrorKind, Result},
     ids::RoomId,

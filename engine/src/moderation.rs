@@ -1,8 +1,8 @@
 //! Moderation (docs/contract.md §2, "Moderation"): invitations, kicks, bans
 //! and moderators. Each action needs the room policy's `moderate`, which a
 //! room's owner, its moderators and services always have; naming
-//! moderators is the owner's (or a service's) alone. No one may kick or ban
-//! a room's owner.
+//! moderators is the owner's (or a service's) alone. Only a service may
+//! kick or ban a room's owner.
 
 use std::sync::Arc;
 
@@ -41,7 +41,8 @@ pub(crate) async fn set_invite(
 /// of the server, not to the room.
 ///
 /// Errors: `INVALID_INPUT` for a note over 500 characters, those of
-/// [`moderated_room`], `FORBIDDEN` for the room's owner, storage errors.
+/// [`moderated_room`], `FORBIDDEN` for the room's owner (unless a service
+/// asks), storage errors.
 pub(crate) async fn kick(
     state: &Arc<EngineState>,
     principal: &Principal,
@@ -51,7 +52,7 @@ pub(crate) async fn kick(
 ) -> Result<bool> {
     check_reason(note)?;
     let facts = moderated_room(state, principal, room_id).await?;
-    refuse_owner(&facts, user)?;
+    refuse_owner(principal, &facts, user)?;
     let kicked = remove(state, room_id, user).await?;
     tracing::info!(room = %room_id, %user, by = %principal.user, kicked, "kick");
     Ok(kicked)
@@ -74,7 +75,7 @@ pub(crate) async fn set_ban(
     check_reason(ban.and_then(|b| b.reason.as_deref()))?;
     let facts = moderated_room(state, principal, room_id).await?;
     if let Some(ban) = ban {
-        refuse_owner(&facts, user)?;
+        refuse_owner(principal, &facts, user)?;
         state.store.set_ban(room_id, user, Some(ban)).await?;
         let kicked = remove(state, room_id, user).await?;
         tracing::info!(room = %room_id, %user, by = %principal.user, kicked, "ban");
@@ -107,8 +108,8 @@ pub(crate) async fn set_moderator(
     state.store.set_moderator(room_id, user, moderator).await
 }
 
-fn refuse_owner(facts: &StoredRoom, user: &UserId) -> Result<()> {
-    if facts.owner.as_ref() == Some(user) {
+fn refuse_owner(principal: &Principal, facts: &StoredRoom, user: &UserId) -> Result<()> {
+    if !principal.service && facts.owner.as_ref() == Some(user) {
         return Err(Error::new(
             ErrorKind::Forbidden,
             "the room's owner cannot be kicked or banned",

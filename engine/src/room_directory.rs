@@ -86,7 +86,11 @@ impl RoomDirectory {
     pub(crate) fn insert_if_absent(&self, room: Arc<LiveRoom>) -> Arc<LiveRoom> {
         let current = {
             let mut rooms = self.rooms.lock().expect("directory lock");
-            Arc::clone(rooms.entry(room.id.clone()).or_insert_with(|| Arc::clone(&room)))
+            Arc::clone(
+                rooms
+                    .entry(room.id.clone())
+                    .or_insert_with(|| Arc::clone(&room)),
+            )
         };
         if Arc::ptr_eq(&current, &room) {
             (self.on_insert)(&current);

@@ -440,11 +440,6 @@ async fn a_kick_ends_the_users_streams_and_they_may_come_back() {
         "no seat: nothing to take"
     );
     let _back = join(&engine, &user("bob"), &id).await;
-    let owner = engine
-        .kick(&service(), &id, &user("alice"), None)
-        .await
-        .unwrap_err();
-    assert_eq!(owner.kind(), ErrorKind::Forbidden, "the owner stays");
 
     // Moderators: named by the owner, they may kick; others may not name.
     let named = engine
@@ -462,12 +457,24 @@ async fn a_kick_ends_the_users_streams_and_they_may_come_back() {
             .await
             .unwrap()
     );
+    let owner = engine
+        .kick(&as_user("dave"), &id, &user("alice"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(owner.kind(), ErrorKind::Forbidden, "a moderator cannot kick the owner");
+    assert!(
+        engine
+            .kick(&service(), &id, &user("alice"), None)
+            .await
+            .unwrap(),
+        "a service can"
+    );
     engine
         .set_moderator(&service(), &id, &user("dave"), false)
         .await
         .unwrap();
     let gone = engine
-        .kick(&as_user("dave"), &id, &user("alice"), None)
+        .kick(&as_user("dave"), &id, &user("carol"), None)
         .await
         .unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::Forbidden);

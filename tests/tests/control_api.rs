@@ -32,9 +32,7 @@ async fn call(
     body: Option<Value>,
 ) -> (u16, Value) {
     let url = format!("{}{path}", server.base);
-    let mut req = server
-        .http()
-        .request(method.parse().unwrap(), url);
+    let mut req = server.http().request(method.parse().unwrap(), url);
     req = match who {
         As::User(user) => req.bearer_auth(format!("dev:{user}")),
         As::Service => req.header("X-Api-Key", KEY),
@@ -79,7 +77,10 @@ async fn a_service_posts_into_a_full_room_and_every_member_gets_it() {
     let mut gql = gql_socket_as(&server, "bob").await;
     let ticket = gql_ticket(&server, "bob", "full", None).await;
     gql_join(&mut gql, "1", &ticket, None).await;
-    assert_eq!(parlor_tests::gql_next(&mut gql, "1").await["__typename"], "Joined");
+    assert_eq!(
+        parlor_tests::gql_next(&mut gql, "1").await["__typename"],
+        "Joined"
+    );
     let (status, full) = call(
         &server,
         As::User("carol"),
@@ -101,7 +102,10 @@ async fn a_service_posts_into_a_full_room_and_every_member_gets_it() {
         )
         .await;
         assert_eq!(status, 201, "{entry}");
-        assert_eq!((&entry["kind"], &entry["sender"]), (&json!("system"), &json!("billing")));
+        assert_eq!(
+            (&entry["kind"], &entry["sender"]),
+            (&json!("system"), &json!("billing"))
+        );
         sent.push(entry);
     }
     for i in [0, N / 2, N - 1] {
@@ -130,7 +134,10 @@ async fn a_service_posts_into_a_full_room_and_every_member_gets_it() {
         n += 1;
     }
     let (_, room) = call(&server, As::Service, "GET", "/v1/rooms/full", None).await;
-    assert_eq!((room["occupancy"].as_u64(), room["capacity"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (room["occupancy"].as_u64(), room["capacity"].as_u64()),
+        (Some(2), Some(2))
+    );
 
     // A user's send needs a body; data travels with it.
     let (status, entry) = call(
@@ -157,10 +164,21 @@ async fn a_service_posts_into_a_full_room_and_every_member_gets_it() {
 async fn keys_are_checked_and_a_service_name_is_no_user() {
     let server = server().await;
     let _alice = create_and_join(&server, "alice", "k", 3).await;
-    let (status, err) = call(&server, As::Key("wrong-key-0123456789"), "GET", "/v1/rooms", None).await;
+    let (status, err) = call(
+        &server,
+        As::Key("wrong-key-0123456789"),
+        "GET",
+        "/v1/rooms",
+        None,
+    )
+    .await;
     assert_eq!((status, code(&err)), (401, "UNAUTHENTICATED"));
     let (status, err) = call(&server, As::User("billing"), "GET", "/v1/rooms", None).await;
-    assert_eq!((status, code(&err)), (401, "UNAUTHENTICATED"), "a user named like a service");
+    assert_eq!(
+        (status, code(&err)),
+        (401, "UNAUTHENTICATED"),
+        "a user named like a service"
+    );
     let (status, err) = call(
         &server,
         As::Service,
@@ -169,7 +187,11 @@ async fn keys_are_checked_and_a_service_name_is_no_user() {
         None,
     )
     .await;
-    assert_eq!((status, code(&err)), (403, "FORBIDDEN"), "a service takes no seat");
+    assert_eq!(
+        (status, code(&err)),
+        (403, "FORBIDDEN"),
+        "a service takes no seat"
+    );
     let (status, page) = call(&server, As::Service, "GET", "/v1/rooms", None).await;
     assert_eq!(status, 200);
     assert_eq!(page["rooms"][0]["room_id"], "k");
@@ -188,7 +210,14 @@ async fn presence_and_listing() {
     )
     .await;
     assert_eq!(status, 201, "{reservation}");
-    let (_, members) = call(&server, As::User("alice"), "GET", "/v1/rooms/p-1/members", None).await;
+    let (_, members) = call(
+        &server,
+        As::User("alice"),
+        "GET",
+        "/v1/rooms/p-1/members",
+        None,
+    )
+    .await;
     let names: Vec<_> = members["members"]
         .as_array()
         .unwrap()
@@ -196,9 +225,17 @@ async fn presence_and_listing() {
         .map(|m| (m["user_id"].clone(), m["state"].clone()))
         .collect();
     assert_eq!(names, vec![(json!("alice"), json!("joined"))], "{members}");
-    assert!(members["members"][0]["since"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        members["members"][0]["since"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     let (_, members) = call(&server, As::Service, "GET", "/v1/rooms/p-1/members", None).await;
-    assert_eq!(members["members"][1], json!({"user_id": "bob", "state": "reserved", "since": members["members"][1]["since"]}));
+    assert_eq!(
+        members["members"][1],
+        json!({"user_id": "bob", "state": "reserved", "since": members["members"][1]["since"]})
+    );
 
     for i in 2..=7 {
         let (status, _) = call(
@@ -232,7 +269,11 @@ async fn presence_and_listing() {
             None => break,
         }
     }
-    assert_eq!(seen, ["p-1", "p-2", "p-3", "p-5", "p-6", "p-7"], "private p-4 hidden");
+    assert_eq!(
+        seen,
+        ["p-1", "p-2", "p-3", "p-5", "p-6", "p-7"],
+        "private p-4 hidden"
+    );
     let (status, err) = call(&server, As::User("x"), "GET", "/v1/rooms?limit=0", None).await;
     assert_eq!((status, code(&err)), (400, "INVALID_INPUT"));
 }
@@ -244,7 +285,14 @@ async fn kicks_bans_moderators_and_patches_over_http_and_the_socket() {
     let mut bob = server.raw_as("bob").await;
     join_raw(&server, &mut bob, "bob", "m", None).await;
 
-    let (status, err) = call(&server, As::User("bob"), "POST", "/v1/rooms/m/kicks/alice", None).await;
+    let (status, err) = call(
+        &server,
+        As::User("bob"),
+        "POST",
+        "/v1/rooms/m/kicks/alice",
+        None,
+    )
+    .await;
     assert_eq!((status, code(&err)), (403, "FORBIDDEN"));
     let (status, _) = call(
         &server,
@@ -256,18 +304,35 @@ async fn kicks_bans_moderators_and_patches_over_http_and_the_socket() {
     .await;
     assert_eq!(status, 204);
     let (left, _) = until(&mut bob, "left").await;
-    assert_eq!(left, json!({"type": "left", "room_id": "m", "reason": "kicked"}));
+    assert_eq!(
+        left,
+        json!({"type": "left", "room_id": "m", "reason": "kicked"})
+    );
     join_raw(&server, &mut bob, "bob", "m", None).await; // may come back
 
     // A ban: kicked again, then refused; lifted, admitted. No body needed.
     let (status, _) = call(&server, As::Service, "PUT", "/v1/rooms/m/bans/bob", None).await;
     assert_eq!(status, 204);
     until(&mut bob, "left").await;
-    let (status, err) = call(&server, As::User("bob"), "POST", "/v1/rooms/m/reservations", None).await;
+    let (status, err) = call(
+        &server,
+        As::User("bob"),
+        "POST",
+        "/v1/rooms/m/reservations",
+        None,
+    )
+    .await;
     assert_eq!((status, code(&err)), (403, "FORBIDDEN"));
     let (status, _) = call(&server, As::Service, "DELETE", "/v1/rooms/m/bans/bob", None).await;
     assert_eq!(status, 204);
-    let (status, _) = call(&server, As::User("bob"), "POST", "/v1/rooms/m/reservations", None).await;
+    let (status, _) = call(
+        &server,
+        As::User("bob"),
+        "POST",
+        "/v1/rooms/m/reservations",
+        None,
+    )
+    .await;
     assert_eq!(status, 201);
     let (status, err) = call(
         &server,
@@ -280,7 +345,14 @@ async fn kicks_bans_moderators_and_patches_over_http_and_the_socket() {
     assert_eq!((status, code(&err)), (400, "INVALID_INPUT"));
 
     // Moderators: the owner names one, who may then kick and patch.
-    let (status, _) = call(&server, As::User("alice"), "PUT", "/v1/rooms/m/moderators/dave", None).await;
+    let (status, _) = call(
+        &server,
+        As::User("alice"),
+        "PUT",
+        "/v1/rooms/m/moderators/dave",
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
     let (status, room) = call(
         &server,
@@ -290,24 +362,66 @@ async fn kicks_bans_moderators_and_patches_over_http_and_the_socket() {
         Some(json!({"title": "Mod room", "capacity": 1})),
     )
     .await;
-    assert_eq!((status, &room["title"], &room["capacity"]), (200, &json!("Mod room"), &json!(1)));
-    let (status, err) = call(&server, As::User("erin"), "POST", "/v1/rooms/m/reservations", None).await;
-    assert_eq!((status, code(&err)), (409, "ROOM_FULL"), "a lower capacity admits no one");
-    let (status, room) = call(&server, As::User("dave"), "PATCH", "/v1/rooms/m", Some(json!({"title": null}))).await;
-    assert_eq!((status, &room["title"], &room["capacity"]), (200, &Value::Null, &json!(1)));
-    let (status, _) = call(&server, As::Service, "DELETE", "/v1/rooms/m/moderators/dave", None).await;
+    assert_eq!(
+        (status, &room["title"], &room["capacity"]),
+        (200, &json!("Mod room"), &json!(1))
+    );
+    let (status, err) = call(
+        &server,
+        As::User("erin"),
+        "POST",
+        "/v1/rooms/m/reservations",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&err)),
+        (409, "ROOM_FULL"),
+        "a lower capacity admits no one"
+    );
+    let (status, room) = call(
+        &server,
+        As::User("dave"),
+        "PATCH",
+        "/v1/rooms/m",
+        Some(json!({"title": null})),
+    )
+    .await;
+    assert_eq!(
+        (status, &room["title"], &room["capacity"]),
+        (200, &Value::Null, &json!(1))
+    );
+    let (status, _) = call(
+        &server,
+        As::Service,
+        "DELETE",
+        "/v1/rooms/m/moderators/dave",
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
-    let (status, err) = call(&server, As::User("dave"), "PATCH", "/v1/rooms/m", Some(json!({"capacity": 9}))).await;
+    let (status, err) = call(
+        &server,
+        As::User("dave"),
+        "PATCH",
+        "/v1/rooms/m",
+        Some(json!({"capacity": 9})),
+    )
+    .await;
     assert_eq!((status, code(&err)), (403, "FORBIDDEN"));
 
     // GraphQL: the same operations.
     let kick = "mutation { kickUser(roomId: \"m\", userId: \"nobody\") }";
     let r = gql_http(&server, Some("dev:alice"), kick, json!({})).await;
     assert_eq!(r["data"]["kickUser"], false, "{r}");
-    let rooms = "{ rooms(prefix: \"m\") { rooms { id title capacity members { userId state } } next } }";
+    let rooms =
+        "{ rooms(prefix: \"m\") { rooms { id title capacity members { userId state } } next } }";
     let r = gql_http(&server, Some("dev:alice"), rooms, json!({})).await;
     assert_eq!(r["data"]["rooms"]["rooms"][0]["id"], "m", "{r}");
-    assert_eq!(r["data"]["rooms"]["rooms"][0]["members"][0]["userId"], "alice", "{r}");
+    assert_eq!(
+        r["data"]["rooms"]["rooms"][0]["members"][0]["userId"], "alice",
+        "{r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +431,10 @@ async fn a_graphql_subscription_ends_with_kicked() {
     let mut ws = gql_socket_as(&server, "bob").await;
     let ticket = gql_ticket(&server, "bob", "g", None).await;
     gql_join(&mut ws, "1", &ticket, None).await;
-    assert_eq!(parlor_tests::gql_next(&mut ws, "1").await["__typename"], "Joined");
+    assert_eq!(
+        parlor_tests::gql_next(&mut ws, "1").await["__typename"],
+        "Joined"
+    );
     let r = gql_http(
         &server,
         Some("dev:alice"),
@@ -334,7 +451,10 @@ async fn a_graphql_subscription_ends_with_kicked() {
             break m;
         }
     };
-    assert_eq!(error["payload"][0]["extensions"]["code"], "KICKED", "{error}");
+    assert_eq!(
+        error["payload"][0]["extensions"]["code"], "KICKED",
+        "{error}"
+    );
 }
 
 /// Must-show 4 over HTTP: members get `left` with `room_closed`, reserves
@@ -353,7 +473,14 @@ async fn closing_and_purging_a_room() {
         let (left, _) = until(ws, "left").await;
         assert_eq!(left["reason"], "room_closed");
     }
-    let (status, err) = call(&server, As::User("carol"), "POST", "/v1/rooms/c/reservations", None).await;
+    let (status, err) = call(
+        &server,
+        As::User("carol"),
+        "POST",
+        "/v1/rooms/c/reservations",
+        None,
+    )
+    .await;
     assert_eq!((status, code(&err)), (410, "ROOM_CLOSED"));
     let (status, err) = call(
         &server,
@@ -363,8 +490,19 @@ async fn closing_and_purging_a_room() {
         Some(json!({"create": {"capacity": 3}})),
     )
     .await;
-    assert_eq!((status, code(&err)), (410, "ROOM_CLOSED"), "a closed id is taken");
-    let (status, page) = call(&server, As::User("alice"), "GET", "/v1/rooms/c/messages?after_seq=0", None).await;
+    assert_eq!(
+        (status, code(&err)),
+        (410, "ROOM_CLOSED"),
+        "a closed id is taken"
+    );
+    let (status, page) = call(
+        &server,
+        As::User("alice"),
+        "GET",
+        "/v1/rooms/c/messages?after_seq=0",
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let leaves: Vec<_> = page["messages"]
         .as_array()
@@ -375,10 +513,24 @@ async fn closing_and_purging_a_room() {
         .collect();
     assert_eq!(leaves.len(), 2, "{page}");
     assert!(leaves.iter().all(|(_, r)| r == "room_closed"));
-    let (status, _) = call(&server, As::Service, "DELETE", "/v1/rooms/c?purge=true", None).await;
+    let (status, _) = call(
+        &server,
+        As::Service,
+        "DELETE",
+        "/v1/rooms/c?purge=true",
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
     let (status, err) = call(&server, As::Service, "GET", "/v1/rooms/c/messages", None).await;
     assert_eq!((status, code(&err)), (404, "ROOM_NOT_FOUND"));
-    let (status, err) = call(&server, As::Service, "DELETE", "/v1/rooms/c?purge=maybe", None).await;
+    let (status, err) = call(
+        &server,
+        As::Service,
+        "DELETE",
+        "/v1/rooms/c?purge=maybe",
+        None,
+    )
+    .await;
     assert_eq!((status, code(&err)), (400, "INVALID_INPUT"));
 }

@@ -42,7 +42,7 @@ pub(crate) fn events(membership: Membership) -> impl Stream<Item = Result<Event,
                 } else {
                     "room_closed"
                 };
-                let data = serde_json::json!({ "reason": reason }).to_string();
+                let data = format!(r#"{{"reason":"{reason}"}}"#);
                 Some((Ok(Event::default().event("left").data(data)), None))
             }
             // Storage failed while catching up: the client reconnects with

@@ -362,7 +362,11 @@ async fn system_entries_reach_sse_members_and_a_kick_says_why() {
         let e = alice.next().await;
         assert_eq!(e.event, "entry");
         assert_eq!(
-            (&e.data["kind"], &e.data["sender"], &e.data["data"]["invoice"]),
+            (
+                &e.data["kind"],
+                &e.data["sender"],
+                &e.data["data"]["invoice"]
+            ),
             (&json!("system"), &json!("billing"), &json!(i)),
             "{:?}",
             e.data
@@ -377,5 +381,8 @@ async fn system_entries_reach_sse_members_and_a_kick_says_why() {
             .unwrap()
     );
     let left = alice.next().await;
-    assert_eq!((left.event.as_str(), &left.data), ("left", &json!({"reason": "kicked"})));
+    assert_eq!(
+        (left.event.as_str(), &left.data),
+        ("left", &json!({"reason": "kicked"}))
+    );
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use parlor_engine::{
     Entry, EntryKind, Error, ErrorKind, NewEntry, Result, RoomId, SeatId, SeatLeases, Timestamp,
     UserId,
-    ports::{Appended, Seated},
+    ports::{Appended, Seated, SeatedUser},
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value};
 
@@ -30,6 +30,14 @@ use crate::{
 
 fn stmt(sql: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// What [`SeaOrmStore::lock_and_count`] found of a stored room.
+enum Count {
+    /// (capacity, live seats, whether the user holds one).
+    Open(i64, i64, bool),
+    /// Closed: it seats no one.
+    Closed,
 }
 
 /// Rows of live seats, joined with their node's lease.
@@ -48,15 +56,15 @@ impl SeaOrmStore {
     }
 
     /// Locks `room`'s row and answers (capacity, live seats, whether `user`
-    /// holds one); `None` when the room is not stored.
+    /// holds one), or that it is closed; `None` when the room is not stored.
     async fn lock_and_count(
         txn: &impl ConnectionTrait,
         room: &RoomId,
         user: &UserId,
-    ) -> Result<Option<(i64, i64, bool)>, DbErr> {
+    ) -> Result<Option<Count>, DbErr> {
         let Some(row) = txn
             .query_one_raw(stmt(
-                "SELECT capacity::bigint FROM parlor_rooms WHERE id = $1 FOR UPDATE",
+                "SELECT capacity::bigint, closed FROM parlor_rooms WHERE id = $1 FOR UPDATE",
                 [room.as_str().into()],
             ))
             .await?
@@ -64,6 +72,10 @@ impl SeaOrmStore {
             return Ok(None);
         };
         let capacity: i64 = row.try_get_by_index(0)?;
+        if row.try_get_by_index::<bool>(1)? {
+            // A closed room seats no one (its rows were evicted at close).
+            return Ok(Some(Count::Closed));
+        }
         let counts = txn
             .query_one_raw(stmt(
                 format!(
@@ -74,7 +86,7 @@ impl SeaOrmStore {
             ))
             .await?
             .ok_or_else(|| DbErr::Custom("COUNT returned no row".into()))?;
-        Ok(Some((
+        Ok(Some(Count::Open(
             capacity,
             counts.try_get_by_index(0)?,
             counts.try_get_by_index(1)?,
@@ -89,8 +101,11 @@ impl SeaOrmStore {
         seat: SeatId,
     ) -> Result<(), DbErr> {
         txn.execute_raw(stmt(
-            "INSERT INTO parlor_seats (room_id, user_id, node_id, seat) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (room_id, user_id, node_id) DO UPDATE SET seat = EXCLUDED.seat",
+            format!(
+                "INSERT INTO parlor_seats (room_id, user_id, node_id, seat, taken_ms) \
+                 VALUES ($1, $2, $3, $4, {NOW_MS}) \
+                 ON CONFLICT (room_id, user_id, node_id) DO UPDATE SET seat = EXCLUDED.seat"
+            ),
             [
                 room.as_str().into(),
                 user.as_str().into(),
@@ -115,12 +130,11 @@ impl SeaOrmStore {
         let counted = Self::lock_and_count(&txn, room, user)
             .await
             .map_err(translate)?;
-        let Some((capacity, seated, mine)) = counted else {
-            return if only_if_seated {
-                Ok(false)
-            } else {
-                Err(ErrorKind::RoomNotFound.into())
-            };
+        let (capacity, seated, mine) = match counted {
+            Some(Count::Open(capacity, seated, mine)) => (capacity, seated, mine),
+            _ if only_if_seated => return Ok(false),
+            None => return Err(ErrorKind::RoomNotFound.into()),
+            Some(Count::Closed) => return Err(ErrorKind::RoomClosed.into()),
         };
         if !mine {
             if only_if_seated {
@@ -207,7 +221,8 @@ impl SeatLeases for SeaOrmStore {
             .reads
             .query_all_raw(stmt(
                 format!(
-                    "SELECT s.user_id, BOOL_OR(m.user_id IS NOT NULL) FROM {LIVE_SEATS} \
+                    "SELECT s.user_id, BOOL_OR(m.user_id IS NOT NULL), MIN(s.taken_ms) \
+                     FROM {LIVE_SEATS} \
                      LEFT JOIN parlor_members m ON m.room_id = s.room_id AND m.user_id = s.user_id \
                      WHERE s.room_id = $1 AND n.expires_ms > {NOW_MS} \
                      GROUP BY s.user_id ORDER BY 1"
@@ -218,19 +233,43 @@ impl SeatLeases for SeaOrmStore {
             .map_err(translate)?;
         let mut seated = Seated {
             occupancy: rows.len() as u32,
-            members: Vec::new(),
+            ..Seated::default()
         };
         for row in rows {
+            let id: String = row.try_get_by_index(0).map_err(translate)?;
+            let user =
+                UserId::new(&id).map_err(|_| Error::new(ErrorKind::Internal, "stored user id"))?;
             let member: bool = row.try_get_by_index(1).map_err(translate)?;
+            let taken_ms: i64 = row.try_get_by_index(2).map_err(translate)?;
             if member {
-                let id: String = row.try_get_by_index(0).map_err(translate)?;
-                seated.members.push(
-                    UserId::new(&id)
-                        .map_err(|_| Error::new(ErrorKind::Internal, "stored user id"))?,
-                );
+                seated.members.push(user.clone());
             }
+            seated.seats.push(SeatedUser {
+                user,
+                member,
+                since: Timestamp(taken_ms),
+            });
         }
         Ok(seated)
+    }
+
+    async fn evict(&self, room: &RoomId, user: Option<&UserId>) -> Result<()> {
+        self.postgres_only()?;
+        let statement = match user {
+            Some(user) => stmt(
+                "DELETE FROM parlor_seats WHERE room_id = $1 AND user_id = $2",
+                [room.as_str().into(), user.as_str().into()],
+            ),
+            None => stmt(
+                "DELETE FROM parlor_seats WHERE room_id = $1",
+                [room.as_str().into()],
+            ),
+        };
+        self.writes
+            .execute_raw(statement)
+            .await
+            .map_err(translate)?;
+        Ok(())
     }
 
     async fn is_seated(&self, room: &RoomId, user: &UserId) -> Result<bool> {

@@ -57,6 +57,7 @@ async fn ask(policy: &HookPolicy, user: &str, room: &str, action: Action) -> Dec
         last_seq: 3,
         owner: Some(UserId::new("cara").unwrap()),
         private: true,
+        closed: false,
     };
     let request = PolicyRequest {
         principal: &principal,

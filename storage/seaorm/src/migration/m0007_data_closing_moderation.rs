@@ -3,7 +3,8 @@
 //! `leave` took a seat away), both NULL for the entries stored before;
 //! `parlor_rooms` gains `closed` (false for them); `parlor_moderators` and
 //! `parlor_bans` hold (room, user) pairs of stored rooms, like
-//! `parlor_invites`.
+//! `parlor_invites`; `parlor_seats` gains `taken_ms`, when a cluster seat's
+//! row was taken (presence's `since` for seats other nodes hold).
 //!
 //! On Postgres, an index on `id COLLATE "C"` of the open rooms serves the
 //! room listing, which pages in byte order whatever the database's
@@ -27,6 +28,12 @@ enum ParlorEntries {
     Table,
     Data,
     Reason,
+}
+
+#[derive(DeriveIden)]
+enum ParlorSeats {
+    Table,
+    TakenMs,
 }
 
 #[derive(DeriveIden)]
@@ -115,6 +122,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ParlorSeats::Table)
+                    .add_column(big_integer(ParlorSeats::TakenMs).default(0))
+                    .to_owned(),
+            )
+            .await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             // The listing's WHERE says `NOT closed` in the same words, so
             // the planner can use this partial index.
@@ -136,6 +151,14 @@ impl MigrationTrait for Migration {
                 .execute_unprepared(&format!("DROP INDEX IF EXISTS {LISTING_INDEX}"))
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ParlorSeats::Table)
+                    .drop_column(ParlorSeats::TakenMs)
+                    .to_owned(),
+            )
+            .await?;
         for table in [
             ParlorBans::Table.into_iden(),
             ParlorModerators::Table.into_iden(),
