@@ -461,7 +461,11 @@ async fn a_kick_ends_the_users_streams_and_they_may_come_back() {
         .kick(&as_user("dave"), &id, &user("alice"), None)
         .await
         .unwrap_err();
-    assert_eq!(owner.kind(), ErrorKind::Forbidden, "a moderator cannot kick the owner");
+    assert_eq!(
+        owner.kind(),
+        ErrorKind::Forbidden,
+        "a moderator cannot kick the owner"
+    );
     assert!(
         engine
             .kick(&service(), &id, &user("alice"), None)

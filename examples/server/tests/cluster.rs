@@ -62,7 +62,12 @@ struct Node(ServerProcess);
 
 impl Node {
     fn start(env: &Env, redis: &str, node_id: &str) -> Node {
-        Node(ServerProcess::start([
+        Node::start_with(env, redis, node_id, &[])
+    }
+
+    /// [`Node::start`] with `extra` flags.
+    fn start_with(env: &Env, redis: &str, node_id: &str, extra: &[&str]) -> Node {
+        let flags = [
             "--dev-auth",
             "--bind",
             "127.0.0.1:0",
@@ -80,7 +85,8 @@ impl Node {
             node_id,
             "--lease-ttl",
             LEASE_TTL,
-        ]))
+        ];
+        Node(ServerProcess::start(flags.iter().chain(extra)))
     }
 
     fn client(&self, user: &str) -> Client {
@@ -89,9 +95,13 @@ impl Node {
 }
 
 fn three_nodes(env: &Env, redis: &str) -> Vec<Node> {
+    three_nodes_with(env, redis, &[])
+}
+
+fn three_nodes_with(env: &Env, redis: &str, extra: &[&str]) -> Vec<Node> {
     let cluster = fresh("c");
     (0..3)
-        .map(|i| Node::start(env, redis, &format!("{cluster}-{i}")))
+        .map(|i| Node::start_with(env, redis, &format!("{cluster}-{i}"), extra))
         .collect()
 }
 
@@ -580,4 +590,293 @@ async fn a_redis_restart_mid_stream_loses_nothing() {
         log.iter().filter(|e| e.kind == "text").count(),
         4 * MESSAGES
     );
+}
+
+/// An HTTP call to `node` as the service `ops` (`X-Api-Key`) or as `user`.
+async fn call(
+    node: &Node,
+    user: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req =
+        reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", node.0.base));
+    req = match user {
+        Some(user) => req.bearer_auth(format!("dev:{user}")),
+        None => req.header("X-Api-Key", common::API_KEY),
+    };
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Waits for `socket`'s `left` of `room` and returns its reason and how
+/// long it took.
+async fn left_reason(socket: &mut Socket, room: &str) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    loop {
+        match timeout(Duration::from_secs(10), socket.next_event()).await {
+            Ok(Ok(Event::Left { room_id, reason })) if room_id == room => {
+                return (reason, started.elapsed());
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => panic!("socket lost before `left`: {err}"),
+            Err(_) => panic!("no `left` of {room} within 10 s"),
+        }
+    }
+}
+
+/// Members as the service sees them through `node`: (user, state).
+async fn presence(node: &Node, room: &str) -> Vec<(String, String)> {
+    let (status, body) = call(
+        node,
+        None,
+        "GET",
+        &format!("/v1/rooms/{room}/members"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user_id"].as_str().unwrap().to_owned(),
+                m["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// docs/contract.md §2 "Moderation" across nodes: a kick made on one node
+/// ends the user's stream on another with `kicked`; a ban made on one node
+/// refuses the user on every node, before and after a restart, until its
+/// `until`; presence and listing answer the same on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the kick's delivery time, for docs/benchmarks.md
+async fn kicks_and_bans_hold_on_every_node() {
+    let Some(env) = env("kicks_and_bans_hold_on_every_node") else {
+        return;
+    };
+    let mut nodes = three_nodes(&env, &env.redis);
+    let room = fresh("mod");
+    let _alice = create_and_join(&nodes[0], "alice", &room, 5).await;
+    let mut bob = join(&nodes[1], "bob", &room).await;
+    let mut carol = join(&nodes[2], "carol", &room).await;
+
+    for node in &nodes {
+        let seen = presence(node, &room).await;
+        let users: Vec<_> = seen.iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(users, ["alice", "bob", "carol"], "presence is cluster-wide");
+        let (status, page) = call(
+            node,
+            Some("dave"),
+            "GET",
+            &format!("/v1/rooms?prefix={room}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            page["rooms"][0]["occupancy"], 3,
+            "listing counts every node's seats"
+        );
+    }
+
+    // A kick on node 0 ends bob's stream on node 1 (timed from the request).
+    let asked = Instant::now();
+    let (status, _) = call(
+        &nodes[0],
+        None,
+        "POST",
+        &format!("/v1/rooms/{room}/kicks/bob"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (reason, _) = left_reason(&mut bob, &room).await;
+    let took = asked.elapsed();
+    assert_eq!(reason.as_deref(), Some("kicked"));
+    eprintln!("kick on node 0 reached bob's socket on node 1 in {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "a kick ends streams promptly: {took:?}"
+    );
+    let seen = presence(&nodes[2], &room).await;
+    assert!(!seen.iter().any(|(u, _)| u == "bob"), "{seen:?}");
+    let _bob_back = join(&nodes[2], "bob", &room).await; // a kick is no ban
+
+    // A ban on node 0, for a few seconds: carol's stream on node 2 ends,
+    // and every node refuses her.
+    let until = std::time::SystemTime::now() + Duration::from_secs(8);
+    let until = humantime::format_rfc3339_millis(until).to_string();
+    let (status, _) = call(
+        &nodes[0],
+        None,
+        "PUT",
+        &format!("/v1/rooms/{room}/bans/carol"),
+        Some(serde_json::json!({"until": until, "reason": "flooding"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (reason, _) = left_reason(&mut carol, &room).await;
+    assert_eq!(reason.as_deref(), Some("kicked"));
+    for node in &nodes {
+        let err = node.client("carol").reserve(&room, None).await.unwrap_err();
+        assert_eq!(err.code(), Some("FORBIDDEN"), "{err}");
+    }
+    // Still banned on a node started after the ban.
+    nodes[1].0.kill();
+    nodes[1] = Node::start(&env, &env.redis, &fresh("c-restarted"));
+    let err = nodes[1]
+        .client("carol")
+        .reserve(&room, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("FORBIDDEN"), "{err}");
+    // And admitted once `until` has passed.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    nodes[2].client("carol").reserve(&room, None).await.unwrap();
+}
+
+/// docs/contract.md §2 "Lifecycle" across nodes: a close made on one node
+/// ends every member's stream on every node with `room_closed`; every node
+/// refuses reserves with `ROOM_CLOSED`; a purge removes the room everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_room_holds_on_every_node() {
+    let Some(env) = env("closing_a_room_holds_on_every_node") else {
+        return;
+    };
+    let nodes = three_nodes(&env, &env.redis);
+    let room = fresh("close");
+    let mut sockets = vec![create_and_join(&nodes[0], "alice", &room, 9).await];
+    sockets.push(join(&nodes[1], "bob", &room).await);
+    sockets.push(join(&nodes[2], "carol", &room).await);
+    let (status, _) = call(
+        &nodes[1],
+        None,
+        "DELETE",
+        &format!("/v1/rooms/{room}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    for socket in &mut sockets {
+        let (reason, _) = left_reason(socket, &room).await;
+        assert_eq!(reason.as_deref(), Some("room_closed"));
+    }
+    for node in &nodes {
+        let err = node.client("dave").reserve(&room, None).await.unwrap_err();
+        assert_eq!(err.code(), Some("ROOM_CLOSED"), "{err}");
+        assert!(presence(node, &room).await.is_empty());
+    }
+    let log = whole_log(&nodes[2], "alice", &room).await;
+    let leaves = log.iter().filter(|e| e.kind == "leave").count();
+    assert_eq!(leaves, 3, "one leave per member, whichever node held it");
+    assert!(
+        log.iter()
+            .filter(|e| e.kind == "leave")
+            .all(|e| e.reason.as_deref() == Some("room_closed"))
+    );
+    let (status, _) = call(
+        &nodes[0],
+        None,
+        "DELETE",
+        &format!("/v1/rooms/{room}?purge=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    for node in &nodes {
+        let err = node.client("dave").reserve(&room, None).await.unwrap_err();
+        assert_eq!(err.code(), Some("ROOM_NOT_FOUND"), "{err}");
+    }
+}
+
+/// docs/contract.md §2 "Presence and listing" on three nodes under
+/// randomized churn (joins, leaves, drops to grace, kicks, spread over the
+/// nodes): after each round every node's presence lists exactly the users
+/// the test holds seats for, and the room's occupancy matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the seed, to replay a failure
+async fn presence_agrees_with_the_seats_under_churn_on_three_nodes() {
+    let Some(env) = env("presence_agrees_with_the_seats_under_churn_on_three_nodes") else {
+        return;
+    };
+    let seed: u64 = std::env::var("PARLOR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("presence_agrees_with_the_seats_under_churn_on_three_nodes: seed {seed}");
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
+    // Seats in grace stay for the whole test: the test's model holds them.
+    let nodes = three_nodes_with(&env, &env.redis, &["--reconnect-grace", "10m"]);
+    let room = fresh("churn");
+    let _owner = create_and_join(&nodes[0], "owner", &room, 50).await;
+    let mut held: BTreeMap<String, (usize, Option<Socket>)> = BTreeMap::new();
+    for round in 0..12 {
+        for _ in 0..6 {
+            let user = format!("u{}", rng.random_range(0..8));
+            let node = rng.random_range(0..3);
+            match held.remove(&user) {
+                None => {
+                    let socket = join(&nodes[node], &user, &room).await;
+                    held.insert(user, (node, Some(socket)));
+                }
+                Some((at, Some(mut socket))) => match rng.random_range(0..3) {
+                    0 => {
+                        socket.leave(&room).await.unwrap();
+                        left_reason(&mut socket, &room).await;
+                    }
+                    1 => {
+                        drop(socket); // lost: grace, still a member
+                        held.insert(user, (at, None));
+                    }
+                    _ => {
+                        let path = format!("/v1/rooms/{room}/kicks/{user}");
+                        let (status, _) = call(&nodes[node], None, "POST", &path, None).await;
+                        assert_eq!(status, 204);
+                        left_reason(&mut socket, &room).await;
+                    }
+                },
+                Some((at, None)) => {
+                    // Back from grace, through the node that holds it (a
+                    // seat in grace on one node outlives a leave made on
+                    // another until its grace ends: docs/cluster.md).
+                    let socket = join(&nodes[at], &user, &room).await;
+                    held.insert(user, (at, Some(socket)));
+                }
+            }
+        }
+        let mut want: Vec<String> = held.keys().cloned().collect();
+        want.push("owner".into());
+        want.sort();
+        // Removals made on another node reach each node through the bus.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for node in &nodes {
+            loop {
+                let seen: Vec<String> = presence(node, &room)
+                    .await
+                    .into_iter()
+                    .map(|(u, _)| u)
+                    .collect();
+                if seen == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: {seen:?} != {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let (_, facts) = call(node, None, "GET", &format!("/v1/rooms/{room}"), None).await;
+            assert_eq!(facts["occupancy"], want.len(), "round {round}");
+        }
+    }
 }

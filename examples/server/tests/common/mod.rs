@@ -11,6 +11,9 @@ use std::{
     time::Duration,
 };
 
+/// The `X-Api-Key` of the service `ops` every test server knows.
+pub const API_KEY: &str = "ops-secret-0123456789abcdef";
+
 pub struct ServerProcess {
     pub child: Child,
     /// `http://127.0.0.1:<port>`.
@@ -37,6 +40,8 @@ impl ServerProcess {
             .env("PARLOR_CREATE_RATE", "100000")
             .env("PARLOR_CREATE_BURST", "100000")
             .env("PARLOR_MAX_PENDING_ROOMS", "100000")
+            // The integrator's backend, for the control surface's suites.
+            .env("PARLOR_API_KEYS", format!("ops={API_KEY}"))
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn parlor-server");
