@@ -56,6 +56,7 @@ mod origin;
 
 pub use error::ApiError;
 pub use json::{
-    EntryJson, ErrorBody, ErrorJson, JoinedJson, MessagesJson, ReservationJson, RoomJson, to_text,
+    EntryJson, ErrorBody, ErrorCode, ErrorJson, JoinedJson, MessagesJson, ReservationJson,
+    RoomJson, to_text,
 };
 pub use origin::OriginPolicy;

@@ -2,9 +2,10 @@
 //! bodies (§4). What they carry — entries, the facts of a join, errors, the
 //! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
-use parlor_engine::{Entry, Joined};
+use parlor_engine::{Entry, Joined, MAX_TITLE_CHARS};
 use parlor_wire::{EntryJson, ErrorJson, JoinedJson};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A frame from the client (docs/contract.md §5).
 #[derive(Debug, Deserialize)]
@@ -102,19 +103,32 @@ impl<'a> ServerFrame<'a> {
     }
 }
 
-/// `POST /v1/rooms/{id}/reservations` body.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/rooms/{id}/reservations` body: `{}` (or an empty body) for a
+/// seat in a room that exists, or `{"create": {…}}` to create it if it does
+/// not. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReserveRequest)]
 pub(crate) struct ReserveBody {
+    /// Creates the room when it does not exist (ignored when it does).
     #[serde(default)]
     pub(crate) create: Option<CreateBody>,
 }
 
-#[derive(Debug, Deserialize)]
+// The literal in `title`'s attribute (utoipa takes no constants there).
+const _: () = assert!(MAX_TITLE_CHARS == 200);
+
+/// The room to create (docs/contract.md §2).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateRoom)]
 pub(crate) struct CreateBody {
+    /// Seats: 1 to the server's `--max-capacity` (10 000 by default).
+    #[schema(minimum = 1, maximum = 10_000)]
     pub(crate) capacity: u32,
+    /// At most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub(crate) title: Option<String>,
     /// A private room (docs/contract.md §2).
     #[serde(default)]
@@ -124,14 +138,22 @@ pub(crate) struct CreateBody {
 /// `PUT`/`DELETE /v1/rooms/{id}/invites/{user}` body: nothing yet (an empty
 /// body reads as `{}`; unknown fields are refused, so a later field cannot
 /// be silently ignored by an older server).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = InviteRequest)]
 pub(crate) struct InviteBody {}
 
-/// `POST /v1/rooms/{id}/messages` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/rooms/{id}/messages` body (docs/contract.md §3, Sending).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SendRequest)]
 pub(crate) struct SendBody {
+    /// The sender's id for this message, 1–64 characters: a retry with the
+    /// same `client_id` is answered with the stored entry, not stored twice.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\u0000]*$")]
     pub(crate) client_id: String,
+    /// The text: not blank, no U+0000, at most the server's
+    /// `--max-message-bytes` UTF-8 bytes (4096 by default; more is 413).
+    #[schema(pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$")]
     pub(crate) body: String,
 }
 

@@ -1,0 +1,167 @@
+//! The OpenAPI 3.1 description of the HTTP routes of docs/contract.md §4
+//! ([`ApiDoc`]), served at `GET /v1/openapi.json` and kept in
+//! `docs/openapi.json` (the drift test `tests/openapi_drift.rs` compares
+//! the two).
+//!
+//! To document a new route: give its handler a `#[utoipa::path(...)]`
+//! (method, path, `params(...)`, `request_body`, `security(("bearer" =
+//! []))`, and one response per status it can answer, each refusal with
+//! `body = ErrorBody`; a 429 with the `Retry-After` header), derive
+//! `ToSchema` on its request and answer shapes, name the handler in
+//! [`ApiDoc`]'s `paths(...)`, and regenerate `docs/openapi.json` with
+//! `PARLOR_BLESS=1 cargo test -p parlor-ws --test openapi_drift`.
+
+use std::sync::LazyLock;
+
+use axum::{
+    http::{HeaderValue, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use parlor_engine::{MAX_HISTORY_LIMIT, MAX_SEQ};
+use utoipa::{
+    IntoParams, Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::http;
+
+/// The OpenAPI document of the HTTP routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Parlor HTTP API",
+        description = "The HTTP routes of Parlor's chat engine (docs/contract.md §4). \
+            Every refusal is `{\"error\": {\"code\", \"message\"}}` with the status of its \
+            code (docs/contract.md §7, the `ErrorCode` schema). The WebSocket at `/v1/ws` \
+            (§5) and GraphQL at `/graphql` (§6, docs/schema.graphql) are described elsewhere.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        http::reserve,
+        http::room,
+        http::messages,
+        http::send,
+        http::invite,
+        http::uninvite,
+        openapi_json_route,
+    ),
+    components(schemas(parlor_wire::ErrorCode, parlor_wire::ErrorBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "rooms", description = "Rooms, seats and history (docs/contract.md §4)."),
+        (name = "meta", description = "This document."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Declares the security schemes: `bearer` (`Authorization: Bearer
+/// <token>`, docs/contract.md §1) and `api_key` (`X-Api-Key`, for service
+/// callers; declared ahead of the routes that will take it).
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token of docs/contract.md §1: a JWT, or `dev:<user>` on a server \
+                         started with --dev-auth.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "A service caller's key. Declared for the routes that will accept it; \
+                 no route takes it yet.",
+            ))),
+        );
+    }
+}
+
+/// The document as pretty JSON: what `GET /v1/openapi.json` serves and
+/// `docs/openapi.json` holds.
+pub fn openapi_json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    json.push('\n');
+    json
+}
+
+// The literals in the attributes below (utoipa takes no constants there).
+const _: () = assert!(MAX_SEQ == 9223372036854775807 && MAX_HISTORY_LIMIT == 500);
+
+/// `{room_id}` in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "only describes the path; the handlers read it themselves"
+)]
+pub(crate) struct RoomPath {
+    /// The room: 1–64 characters of `[A-Za-z0-9_-]`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
+    room_id: String,
+}
+
+/// `{room_id}` and `{user_id}` in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "only describes the path; the handlers read it themselves"
+)]
+pub(crate) struct InvitePath {
+    /// The room: 1–64 characters of `[A-Za-z0-9_-]`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
+    room_id: String,
+    /// The invited user: 1–64 characters of `[A-Za-z0-9_.@-]`.
+    #[param(pattern = "^[A-Za-z0-9_.@-]{1,64}$", min_length = 1, max_length = 64)]
+    user_id: String,
+}
+
+/// The history query of `GET …/messages` (docs/contract.md §3, History).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(
+    dead_code,
+    reason = "only describes the query; the handler reads it itself"
+)]
+pub(crate) struct HistoryQuery {
+    /// Entries with a greater seq (the oldest first).
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
+    after_seq: Option<u64>,
+    /// Entries with a smaller seq (the newest page before it).
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
+    before_seq: Option<u64>,
+    /// How many entries at most: 1–500, 100 by default.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// `GET /v1/openapi.json`: this document. No token needed.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The OpenAPI document.", content_type = "application/json"),
+        (status = 403, description = "FORBIDDEN: the request's Origin is not allowed (§9).", body = parlor_wire::ErrorBody),
+    ),
+)]
+pub(crate) async fn openapi_json_route() -> Response {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(openapi_json);
+    let mut response = DOCUMENT.as_str().into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
