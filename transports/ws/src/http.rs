@@ -72,7 +72,7 @@ fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, Ap
     path = "/v1/rooms/{room_id}/reservations",
     tag = "rooms",
     params(RoomPath),
-    request_body(content = Option<ReserveBody>, content_type = "application/json",
+    request_body(content = ref("#/components/schemas/ReserveRequest"), content_type = "application/json",
         description = "`{}` (or no body) for a room that exists, or `{\"create\": {…}}`."),
     security(("bearer" = [])),
     responses(
@@ -246,7 +246,7 @@ pub(crate) async fn send(
     path = "/v1/rooms/{room_id}/invites/{user_id}",
     tag = "rooms",
     params(InvitePath),
-    request_body(content = Option<InviteBody>, content_type = "application/json",
+    request_body(content = ref("#/components/schemas/InviteRequest"), content_type = "application/json",
         description = "`{}` or no body."),
     security(("bearer" = [])),
     responses(
@@ -276,7 +276,7 @@ pub(crate) async fn invite(
     path = "/v1/rooms/{room_id}/invites/{user_id}",
     tag = "rooms",
     params(InvitePath),
-    request_body(content = Option<InviteBody>, content_type = "application/json",
+    request_body(content = ref("#/components/schemas/InviteRequest"), content_type = "application/json",
         description = "`{}` or no body."),
     security(("bearer" = [])),
     responses(

@@ -45,7 +45,15 @@ use crate::http;
         http::uninvite,
         openapi_json_route,
     ),
-    components(schemas(parlor_wire::ErrorCode, parlor_wire::ErrorBody)),
+    // The optional bodies: named here, and referenced by `ref(...)` in their
+    // routes' `request_body`, which keeps it optional (no body reads as `{}`)
+    // without the `null` that `Option<T>` would allow.
+    components(schemas(
+        parlor_wire::ErrorCode,
+        parlor_wire::ErrorBody,
+        crate::wire::ReserveBody,
+        crate::wire::InviteBody
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "rooms", description = "Rooms, seats and history (docs/contract.md §4)."),

@@ -4,7 +4,7 @@
 
 use parlor_engine::{Entry, Joined, MAX_TITLE_CHARS};
 use parlor_wire::{EntryJson, ErrorJson, JoinedJson};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de};
 use utoipa::ToSchema;
 
 /// A frame from the client (docs/contract.md §5).
@@ -124,6 +124,7 @@ const _: () = assert!(MAX_TITLE_CHARS == 200);
 #[schema(as = CreateRoom)]
 pub(crate) struct CreateBody {
     /// Seats: 1 to the server's `--max-capacity` (10 000 by default).
+    #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub(crate) capacity: u32,
     /// At most 200 characters.
@@ -133,6 +134,48 @@ pub(crate) struct CreateBody {
     /// A private room (docs/contract.md §2).
     #[serde(default)]
     pub(crate) private: bool,
+}
+
+/// An integer field of a request body, which takes a JSON number with a
+/// zero fraction (`72.0`) as that integer: JSON and JSON Schema's `integer`
+/// do not tell `72.0` from `72`, and some clients write every number as a
+/// float. A fraction, a negative number or one past `T` is refused.
+pub(crate) fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole;
+
+    impl de::Visitor<'_> for Whole {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<u64, E> {
+            // 2^64 is exact as an f64; below it, a whole f64 converts exactly.
+            if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) {
+                Ok(n as u64)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(n), &self))
+            }
+        }
+    }
+
+    let n = deserializer.deserialize_any(Whole)?;
+    T::try_from(n).map_err(|_| {
+        de::Error::invalid_value(de::Unexpected::Unsigned(n), &"a smaller integer")
+    })
 }
 
 /// `PUT`/`DELETE /v1/rooms/{id}/invites/{user}` body: nothing yet (an empty
@@ -162,6 +205,25 @@ mod tests {
     use parlor_engine::{Error, ErrorKind, NewEntry, RoomId, Timestamp, UserId};
 
     use super::*;
+
+    /// `capacity` takes `3.0` as `3` (Schemathesis sent `72.0`, an
+    /// `integer` to JSON Schema), and refuses fractions, negatives, numbers
+    /// past `u32` and non-numbers.
+    #[test]
+    fn a_capacity_is_a_whole_number_written_either_way() {
+        let capacity = |json: &str| {
+            serde_json::from_str::<ReserveBody>(&format!(r#"{{"create":{{"capacity":{json}}}}}"#))
+                .map(|b| b.create.unwrap().capacity)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(capacity("3"), Ok(3));
+        assert_eq!(capacity("3.0"), Ok(3));
+        assert_eq!(capacity("3e1"), Ok(30));
+        assert_eq!(capacity("4294967295"), Ok(u32::MAX));
+        for bad in ["3.5", "-1", "-1.0", "4294967296", "1e30", "\"3\"", "null"] {
+            assert!(capacity(bad).is_err(), "{bad} was taken");
+        }
+    }
 
     /// The frames' exact text: the shapes from `parlor-wire` keep the
     /// contract's field order behind `"type"`.
