@@ -18,11 +18,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parlor_tests::TestServer;
+use parlor_tests::{TestServer, next_json, read_in_background, send};
+use serde_json::json;
 
 /// Cases per operation and phase: enough to find shape and status faults,
 /// small enough to finish in about a minute on two cores.
 const EXAMPLES: &str = "40";
+
+/// A room alice owns and holds a joined seat in, which the tool is given
+/// as `room_id` half the time, so that history, sends and invitations get
+/// past `ROOM_NOT_FOUND` and `NOT_A_MEMBER` to their answers.
+const ROOM: &str = "lobby";
+
+/// The tool's configuration: [`ROOM`] as a known `room_id`.
+const CONFIG: &str = r#"
+[dictionaries.rooms]
+values = ["lobby"]
+
+[parameters]
+"path.room_id" = { dictionary = "rooms", probability = 0.5 }
+"#;
 
 /// The whole run's bound; past it the tool is killed and the test fails.
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -108,8 +123,25 @@ async fn the_http_api_passes_schemathesis() {
     // The harness raises the send, reservation and creation rates; pending
     // rooms too, since the tool creates rooms it never joins.
     let server = TestServer::start(&["--max-pending-rooms", "1000000"]).await;
+    let ticket = server
+        .client("alice")
+        .reserve(ROOM, Some(1000))
+        .await
+        .expect("reserve");
+    let mut ws = server.raw_as("alice").await;
+    send(&mut ws, json!({"type": "join", "ticket": ticket.ticket})).await;
+    let joined = next_json(&mut ws).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    // Read the room's entries as they come, so that the seat stays joined.
+    let (mut frames, _reader) = read_in_background(ws);
+    tokio::spawn(async move { while frames.recv().await.is_some() {} });
+
     let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("schemathesis.toml");
+    std::fs::write(&config, CONFIG).expect("write the configuration");
     let mut args: Vec<String> = [
+        "--config-file",
+        &config.display().to_string(),
         "run",
         &format!("{}/v1/openapi.json", server.base),
         "--checks",

@@ -49,12 +49,22 @@ fn room_id(raw: &str) -> Result<RoomId, ApiError> {
 }
 
 /// A JSON body, or `INVALID_INPUT` saying what is wrong with it; an empty
-/// body reads as `{}` where `empty` is given.
+/// body reads as `{}` where `empty` is given. Every body is an object:
+/// serde's derive would also take a struct from an array (`[]` for `{}`),
+/// so anything else is refused here (a nested struct field uses
+/// [`crate::wire::object`]).
 fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace)
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_none()
         && let Some(empty) = empty
     {
         return Ok(empty);
+    }
+    if first != Some(&b'{') {
+        return Err(ApiError(Error::new(
+            ErrorKind::InvalidInput,
+            "invalid JSON body: expected a JSON object",
+        )));
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError(Error::new(
@@ -142,15 +152,16 @@ pub(crate) async fn room(
 }
 
 /// A numeric query parameter. Parsed as `u64` and never wrapped or
-/// clamped: a negative or non-numeric value, or one past `u64`, is
-/// `INVALID_INPUT` here; the engine refuses seqs past 2^63 - 1.
+/// clamped: a negative, empty (`limit=`) or non-numeric value, or one past
+/// `u64`, is `INVALID_INPUT` here (absent is the default); the engine
+/// refuses seqs past 2^63 - 1.
 fn number_param(
     query: &HashMap<String, String>,
     name: &str,
     range: &str,
 ) -> Result<Option<u64>, ApiError> {
     match query.get(name).map(String::as_str) {
-        None | Some("") => Ok(None),
+        None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| {
             ApiError(Error::new(
                 ErrorKind::InvalidInput,
