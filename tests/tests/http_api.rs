@@ -601,3 +601,20 @@ async fn history_seqs_outside_0_to_2_pow_63_minus_1_are_invalid_input() {
     }
     server.stop().await;
 }
+
+/// `GET /v1/openapi.json` answers without a token, as JSON, with the
+/// document `docs/openapi.json` holds (`parlor_ws::openapi_json`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_without_a_token() {
+    let server = TestServer::start(&[]).await;
+    let r = server
+        .http()
+        .get(format!("{}/v1/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.text().await.unwrap(), parlor_ws::openapi_json());
+    server.stop().await;
+}

@@ -22,8 +22,8 @@ use parlor_tests::{TestServer, next_json, read_in_background, send};
 use serde_json::json;
 
 /// Cases per operation and phase: enough to find shape and status faults,
-/// small enough to finish in about a minute on two cores.
-const EXAMPLES: &str = "40";
+/// small enough to finish in well under a minute on two cores.
+const EXAMPLES: &str = "100";
 
 /// A room alice owns and holds a joined seat in, which the tool is given
 /// as `room_id` half the time, so that history, sends and invitations get
