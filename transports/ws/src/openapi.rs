@@ -9,7 +9,16 @@
 //! `body = ErrorBody`; a 429 with the `Retry-After` header), derive
 //! `ToSchema` on its request and answer shapes, name the handler in
 //! [`ApiDoc`]'s `paths(...)`, and regenerate `docs/openapi.json` with
-//! `PARLOR_BLESS=1 cargo test -p parlor-ws --test openapi_drift`.
+//! `PARLOR_BLESS=1 cargo test -p parlor-ws --test openapi_drift`; then run
+//! `cargo test -p parlor-tests --test openapi_schemathesis`.
+//!
+//! What Schemathesis holds a route to: a body that may be left out is
+//! `request_body(content = ref("#/components/schemas/<Name>"), …)` with
+//! `<Name>` listed in `components(schemas(...))` (`Option<T>` would also
+//! allow `null`); path and query values carry the same limits as the code
+//! that checks them (`pattern`, `minimum`, `max_length`, …); bodies go
+//! through `http::json_body` (objects only), a nested struct field through
+//! `wire::object`, an integer field through `wire::whole_number`.
 
 use std::sync::LazyLock;
 
