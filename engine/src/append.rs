@@ -88,7 +88,7 @@ pub(crate) async fn submit(
     message: Message,
 ) -> Result<PendingSend> {
     let user = &principal.user;
-    validate_send(&state.config, client_id, &message, principal.service)?;
+    validate_send(&state.config, client_id, &message)?;
     if principal.service {
         return submit_system(state, principal, room_id, client_id, message).await;
     }
@@ -184,15 +184,9 @@ async fn submit_system(
 }
 
 /// The send rules of docs/contract.md §3: a `client_id` of 1–64 characters;
-/// a body of at most `max_message_bytes` bytes that is not blank, no U+0000
-/// (required for a user's text; a service's system entry needs a body, data
-/// or both); data of at most `max_data_bytes` bytes of JSON.
-fn validate_send(
-    config: &EngineConfig,
-    client_id: &str,
-    message: &Message,
-    service: bool,
-) -> Result<()> {
+/// a body, data or both; a body of at most `max_message_bytes` bytes that
+/// is not blank, no U+0000; data of at most `max_data_bytes` bytes of JSON.
+fn validate_send(config: &EngineConfig, client_id: &str, message: &Message) -> Result<()> {
     if client_id.is_empty() || client_id.chars().count() > 64 {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -207,17 +201,15 @@ fn validate_send(
             "the body and client_id may not contain U+0000",
         ));
     }
-    match message.body.as_deref() {
-        Some(body) => check_body(config, body)?,
-        None if service => {
-            if message.data.is_none() {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    "a system message needs a body, data or both",
-                ));
-            }
+    match (&message.body, &message.data) {
+        (Some(body), _) => check_body(config, body)?,
+        (None, Some(_)) => {}
+        (None, None) => {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a message needs a body, data or both",
+            ));
         }
-        None => return Err(Error::new(ErrorKind::InvalidInput, "the body is empty")),
     }
     if let Some(data) = &message.data {
         check_data(config, data)?;

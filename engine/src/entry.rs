@@ -103,13 +103,12 @@ impl Timestamp {
         self.0
     }
 
-    /// Reads RFC 3339 in UTC as this type prints it
-    /// (`2026-11-21T10:00:00.123Z`; fractions optional, `Z` required).
-    /// `None` for anything else or a time before 1970.
+    /// Reads an RFC 3339 date-time (`2026-11-21T10:00:00.123Z`, or with an
+    /// offset such as `+02:00`; fractions optional), to the millisecond.
+    /// `None` for anything else, or outside what [`Timestamp`] holds.
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-        let t = humantime::parse_rfc3339(text).ok()?;
-        let ms = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_millis();
-        i64::try_from(ms).ok().map(Timestamp)
+        let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+        Some(Timestamp(t.timestamp_millis()))
     }
 }
 
@@ -257,8 +256,8 @@ impl NewEntry {
 /// `EngineConfig::max_data_bytes` (4096 by default) serialized.
 pub type Data = serde_json::Map<String, serde_json::Value>;
 
-/// What a sender writes: a `text` entry needs a `body` (and may carry
-/// `data`); a `system` entry needs a `body`, `data` or both.
+/// What a sender writes: a `body`, `data` or both (a user's becomes a
+/// `text` entry, a service's a `system` entry).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     /// The text, 1..=`max_message_bytes` bytes of UTF-8.
@@ -379,13 +378,16 @@ mod tests {
             Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"),
             Some(Timestamp(1_700_000_000_000))
         );
-        for bad in [
-            "",
-            "2023-11-14",
-            "2023-11-14T22:13:20",
-            "tomorrow",
-            "1969-12-31T23:59:59Z",
-        ] {
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-15T00:13:20+02:00"),
+            Some(Timestamp(1_700_000_000_000)),
+            "offsets are read"
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("1969-12-31T23:59:59Z"),
+            Some(Timestamp(-1_000))
+        );
+        for bad in ["", "2023-11-14", "2023-11-14T22:13:20", "tomorrow"] {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
     }

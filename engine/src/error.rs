@@ -47,6 +47,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of docs/contract.md §7's table: what a
+    /// transport lists when it describes its errors (the OpenAPI document's
+    /// `ErrorCode`). A new kind goes here as well as in the matches below.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::InvalidInput,
+        ErrorKind::RoomNotFound,
+        ErrorKind::RoomFull,
+        ErrorKind::RoomPending,
+        ErrorKind::TicketInvalid,
+        ErrorKind::TicketExpired,
+        ErrorKind::RoomClosed,
+        ErrorKind::NotAMember,
+        ErrorKind::MessageTooLarge,
+        ErrorKind::RateLimited,
+        ErrorKind::Unavailable,
+        ErrorKind::Kicked,
+        ErrorKind::Internal,
+    ];
+
     /// The docs/contract.md §7 code.
     pub fn code(self) -> &'static str {
         match self {
@@ -258,5 +279,25 @@ mod tests {
         let bug = Error::internal(std::io::Error::other("table secret_table is gone"));
         let said = bug.log_and_client_message();
         assert!(said.starts_with("internal error (trace id ") && !said.contains("secret_table"));
+    }
+
+    #[test]
+    fn all_lists_each_kind_once() {
+        let codes: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        // The contract's table (docs/contract.md §7), row for row.
+        let contract = include_str!("../../docs/contract.md");
+        let table = &contract[contract.find("## 7 Error codes").unwrap()..];
+        let table = &table[..table.find("\n## 8").unwrap()];
+        for kind in ErrorKind::ALL {
+            let row = format!("| `{}` | {} |", kind.code(), kind.http_status());
+            assert!(table.contains(&row), "docs/contract.md §7 lacks `{row}`");
+        }
+        let rows = table.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(
+            rows,
+            ErrorKind::ALL.len(),
+            "a §7 code missing from ErrorKind::ALL"
+        );
     }
 }

@@ -153,7 +153,7 @@ async fn a_service_posts_system_entries_into_a_full_room_without_a_seat() {
 }
 
 #[tokio::test]
-async fn data_is_bounded_and_a_user_text_needs_a_body() {
+async fn data_is_bounded_and_a_message_needs_a_body_or_data() {
     let (engine, _) = engine().await;
     let _alice = owned_room(&engine, "alice", "d", 5).await;
     let big: Data = [(
@@ -172,7 +172,7 @@ async fn data_is_bounded_and_a_user_text_needs_a_body() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::MessageTooLarge);
-    let err = engine
+    let data_only = engine
         .submit(
             &as_user("alice"),
             &room("d"),
@@ -183,8 +183,18 @@ async fn data_is_bounded_and_a_user_text_needs_a_body() {
             },
         )
         .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        (data_only.kind, data_only.body.as_deref()),
+        (EntryKind::Text, None)
+    );
+    let err = engine
+        .submit(&as_user("alice"), &room("d"), "c4", Message::default())
+        .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "neither body nor data");
     let ok = engine
         .submit(
             &as_user("alice"),

@@ -489,6 +489,48 @@ async fn every_rejection_is_a_contract_json_error() {
             "INVALID_INPUT",
             "body, wrong shape",
         ),
+        // Every body is an object: serde takes a struct from an array too
+        // (Schemathesis found `[]` accepted as `{}`).
+        (
+            Method::PUT,
+            "/v1/rooms/edge/invites/bob",
+            Some(b"[]".to_vec()),
+            400,
+            "INVALID_INPUT",
+            "invite body, an array",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/reservations",
+            Some(b" [null]".to_vec()),
+            400,
+            "INVALID_INPUT",
+            "reserve body, an array",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/reservations",
+            Some(br#"{"create": [2]}"#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "create, an array",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/messages",
+            Some(br#"["c-1", "hi"]"#.to_vec()),
+            400,
+            "INVALID_INPUT",
+            "send body, an array",
+        ),
+        (
+            Method::POST,
+            "/v1/rooms/edge/reservations",
+            Some(b"null".to_vec()),
+            400,
+            "INVALID_INPUT",
+            "reserve body, null",
+        ),
         (
             Method::POST,
             "/v1/rooms/edge/messages",
@@ -536,6 +578,12 @@ async fn history_seqs_outside_0_to_2_pow_63_minus_1_are_invalid_input() {
         "after_seq=18446744073709551616",
         "after_seq=-1",
         "before_seq=-1",
+        // Empty is no integer either (Schemathesis found `limit=` read as
+        // absent, against the OpenAPI document's `integer`).
+        "after_seq=",
+        "before_seq=",
+        "limit=",
+        "limit=1.5",
     ];
     for q in refused {
         let (s, v) = get(&server, Some("dev:ann"), &at(q)).await;
@@ -551,5 +599,22 @@ async fn history_seqs_outside_0_to_2_pow_63_minus_1_are_invalid_input() {
         let (s, v) = get(&server, Some("dev:ann"), &at(q)).await;
         assert_eq!((s, count(&v)), (200, n), "{q}: {v}");
     }
+    server.stop().await;
+}
+
+/// `GET /v1/openapi.json` answers without a token, as JSON, with the
+/// document `docs/openapi.json` holds (`parlor_ws::openapi_json`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_without_a_token() {
+    let server = TestServer::start(&[]).await;
+    let r = server
+        .http()
+        .get(format!("{}/v1/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.text().await.unwrap(), parlor_ws::openapi_json());
     server.stop().await;
 }

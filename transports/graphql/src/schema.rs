@@ -447,7 +447,7 @@ impl MutationRoot {
                 Timestamp::parse_rfc3339(&u).ok_or_else(|| {
                     gql(parlor_engine::Error::new(
                         ErrorKind::InvalidInput,
-                        "until must be RFC 3339 in UTC, like 2026-12-31T23:59:59Z",
+                        "until must be an RFC 3339 date-time, like 2026-12-31T23:59:59Z",
                     ))
                 })
             })

@@ -7,8 +7,14 @@
 //! key in its frames; HTTP answers with them as they are; SSE sends them as
 //! event data.
 
-use parlor_engine::{Data, Entry, Error, Joined, Member, Reservation, RoomInfo, RoomPage};
+use parlor_engine::{
+    Data, Entry, Error, ErrorKind, Joined, Member, Reservation, RoomInfo, RoomPage,
+};
 use serde::Serialize;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, RefOr, Schema, Type},
+};
 
 /// A log entry (docs/contract.md §3): `{"room_id", "seq", "id", "kind",
 /// "sender", "client_id", "body", "data"?, "reason"?, "created_at"}`.
@@ -20,20 +26,47 @@ use serde::Serialize;
 /// `leave` that took a seat away (`kicked`, `room_closed`); `created_at` is
 /// the server's clock, RFC 3339 in UTC with milliseconds
 /// (`2026-11-21T23:25:28.781Z`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Entry)]
 pub struct EntryJson<'a> {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     room_id: &'a str,
     seq: u64,
+    #[schema(format = "uuid")]
     id: String,
+    #[schema(schema_with = entry_kind_schema)]
     kind: &'static str,
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,64}$")]
     sender: &'a str,
+    /// The sender's `client_id`; null for `join` and `leave`.
+    #[schema(required = true)]
     client_id: Option<&'a str>,
+    /// The text; null for `join` and `leave`.
+    #[schema(required = true)]
     body: Option<&'a str>,
+    /// The app's JSON object; present only when the message carries one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, required = false)]
     data: Option<&'a Data>,
+    /// Why a `leave` took the seat away; present only then.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = leave_reason_schema, required = false)]
     reason: Option<&'static str>,
+    #[schema(format = DateTime)]
     created_at: String,
+}
+
+/// `kind`'s schema: the contract's three kinds.
+fn entry_kind_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["text", "join", "leave", "system"]))
+}
+
+fn leave_reason_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["kicked", "room_closed"]))
 }
 
 impl<'a> From<&'a Entry> for EntryJson<'a> {
@@ -80,10 +113,14 @@ impl<'a> From<&'a Joined> for JoinedJson<'a> {
 
 /// A reservation's ticket (docs/contract.md §4, `POST …/reservations`):
 /// `{"ticket", "room_id", "expires_at"}`, `expires_at` in RFC 3339 (UTC, ms).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Reservation)]
 pub struct ReservationJson<'a> {
+    /// Opaque; `join` it on a socket (§5) before `expires_at`.
     ticket: &'a str,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     room_id: &'a str,
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
@@ -100,9 +137,13 @@ impl<'a> From<&'a Reservation> for ReservationJson<'a> {
 /// A stored room (docs/contract.md §4, `GET /v1/rooms/{room_id}`):
 /// `{"room_id", "title", "capacity", "occupancy", "last_seq", "private",
 /// "closed"}`, `title` null when the room has none.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Room)]
 pub struct RoomJson<'a> {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     room_id: &'a str,
+    /// Null when the room has none.
+    #[schema(required = true)]
     title: Option<&'a str>,
     capacity: u32,
     occupancy: u32,
@@ -113,9 +154,12 @@ pub struct RoomJson<'a> {
 
 /// A page of the room listing (docs/contract.md §4, `GET /v1/rooms`):
 /// `{"rooms": [room, …], "next": <room id or null>}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RoomPage)]
 pub struct RoomsJson<'a> {
     rooms: Vec<RoomJson<'a>>,
+    /// Where the next page starts (pass it as `after`); null at the end.
+    #[schema(required = true, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     next: Option<&'a str>,
 }
 
@@ -131,11 +175,21 @@ impl<'a> From<&'a RoomPage> for RoomsJson<'a> {
 /// One seat of a room's presence (docs/contract.md §4,
 /// `GET …/members`): `{"user_id", "state", "since"}`, `state` one of
 /// `joined`, `grace`, `reserved`; `since` RFC 3339 (UTC, ms).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Member)]
 pub struct MemberJson<'a> {
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,64}$")]
     user_id: &'a str,
+    #[schema(schema_with = member_state_schema)]
     state: &'static str,
+    #[schema(format = DateTime)]
     since: String,
+}
+
+fn member_state_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["joined", "grace", "reserved"]))
 }
 
 impl<'a> From<&'a Member> for MemberJson<'a> {
@@ -149,7 +203,8 @@ impl<'a> From<&'a Member> for MemberJson<'a> {
 }
 
 /// A room's presence: `{"members": [member, …]}`, sorted by user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Members)]
 pub struct MembersJson<'a> {
     members: Vec<MemberJson<'a>>,
 }
@@ -178,7 +233,8 @@ impl<'a> From<&'a RoomInfo> for RoomJson<'a> {
 
 /// A page of history (docs/contract.md §4, `GET …/messages`):
 /// `{"messages": [entry, …]}`, in the order given (ascending by seq).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Messages)]
 pub struct MessagesJson<'a> {
     messages: Vec<EntryJson<'a>>,
 }
@@ -198,14 +254,45 @@ impl<'a> From<&'a [Entry]> for MessagesJson<'a> {
 ///
 /// Inside [`ErrorBody`] on HTTP and SSE; flattened into the raw WebSocket's
 /// `error` frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(
+    as = Error,
+    description = "An error (docs/contract.md §7): its code, and a message safe to show."
+)]
 pub struct ErrorJson {
+    #[schema(value_type = ErrorCode)]
     code: &'static str,
+    /// Safe to show; for `INTERNAL`, only a trace id.
     message: String,
     /// For `RATE_LIMITED`: milliseconds until the same request may succeed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
     retry_after_ms: Option<u64>,
 }
+
+/// The error codes of docs/contract.md §7 ([`ErrorKind::ALL`]) as a schema:
+/// a string enum named `ErrorCode`, the `code` of [`ErrorJson`]. Only a
+/// schema; the codes themselves come from [`ErrorKind::code`].
+pub struct ErrorCode;
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!(
+                "A docs/contract.md §7 code, and the HTTP status that answers it: {}.",
+                ErrorKind::ALL
+                    .iter()
+                    .map(|k| format!("{} {}", k.code(), k.http_status()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+            .enum_values(Some(ErrorKind::ALL.iter().map(|k| k.code())))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 impl From<&Error> for ErrorJson {
     fn from(err: &Error) -> Self {
@@ -219,7 +306,8 @@ impl From<&Error> for ErrorJson {
 
 /// The body of every refusal (docs/contract.md §4): `{"error": {"code",
 /// "message"}}`; also the data of SSE's `error` event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(description = "The body of every refusal (docs/contract.md §4).")]
 pub struct ErrorBody {
     error: ErrorJson,
 }

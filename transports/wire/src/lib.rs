@@ -16,7 +16,8 @@
 //!   raw WebSocket's writer and the GraphQL socket's writer.
 //!
 //! How it fits: `parlor-ws`, `parlor-graphql` and `parlor-sse` depend on it,
-//! and it depends on `parlor-engine` (plus axum, serde and tower-http),
+//! and it depends on `parlor-engine` (plus axum, serde, tower-http, and utoipa
+//! for the shapes' OpenAPI schemas),
 //! never the reverse: the engine knows no transport. What is one
 //! transport's own — the raw WebSocket's frames, GraphQL's schema types and
 //! `extensions.code`, close codes — stays in that transport.
@@ -56,7 +57,7 @@ mod origin;
 
 pub use error::ApiError;
 pub use json::{
-    EntryJson, ErrorBody, ErrorJson, JoinedJson, MemberJson, MembersJson, MessagesJson,
+    EntryJson, ErrorBody, ErrorCode, ErrorJson, JoinedJson, MemberJson, MembersJson, MessagesJson,
     ReservationJson, RoomJson, RoomsJson, to_text,
 };
 pub use origin::OriginPolicy;

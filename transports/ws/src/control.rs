@@ -16,17 +16,33 @@ use parlor_engine::{
     Ban, DEFAULT_ROOM_PAGE, Error, ErrorKind, MAX_ROOM_PAGE, RoomId, RoomPatch, RoomQuery,
     Timestamp, UserId,
 };
-use parlor_wire::{ApiError, MembersJson, RoomJson, RoomsJson};
+use parlor_wire::{ApiError, ErrorBody, MembersJson, RoomJson, RoomsJson};
 
 use crate::{
     extract::{ApiBody, ApiPath, ApiQuery},
     http::{Caller, json_body, number_param, room_id},
+    openapi::{CloseQuery, ListQuery, RoomPath, UserPath},
     state::WsState,
     wire::{BanBody, EmptyBody, KickBody, PatchRoomBody},
 };
 
 /// `GET /v1/rooms?prefix=&after=&limit=`: a page of the rooms the caller
 /// may read, ascending by id; `next` is where the following page starts.
+#[utoipa::path(
+    get,
+    path = "/v1/rooms",
+    tag = "rooms",
+    params(ListQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of rooms, ascending by id.", body = RoomsJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id, query or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the Origin is not allowed.", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -53,6 +69,22 @@ pub(crate) async fn list(
 }
 
 /// `GET /v1/rooms/{room_id}/members`: the room's presence.
+#[utoipa::path(
+    get,
+    path = "/v1/rooms/{room_id}/members",
+    tag = "rooms",
+    params(RoomPath),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Who holds a seat, sorted by user.", body = MembersJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id, query or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the room policy refuses `read`, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn members(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -65,6 +97,26 @@ pub(crate) async fn members(
 
 /// `PATCH /v1/rooms/{room_id}` with `{"title"?, "capacity"?}`: 200 and the
 /// room's facts as they are now.
+#[utoipa::path(
+    patch,
+    path = "/v1/rooms/{room_id}",
+    tag = "rooms",
+    params(RoomPath),
+    request_body(content = ref("#/components/schemas/PatchRoomRequest"), content_type = "application/json",
+        description = "Every field is optional: no body reads as `{}`."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The room as it is now.", body = RoomJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, title, capacity or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 410, description = "ROOM_CLOSED: the room was closed.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn update(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -82,6 +134,25 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /v1/rooms/{room_id}[?purge=true]`: closes the room (204).
+#[utoipa::path(
+    delete,
+    path = "/v1/rooms/{room_id}",
+    tag = "rooms",
+    params(RoomPath, CloseQuery),
+    request_body(content = ref("#/components/schemas/EmptyRequest"), content_type = "application/json",
+        description = "`{}` or no body."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Closed (with `purge`: deleted)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id, query or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn close(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -111,6 +182,25 @@ fn room_and_user((room, user): (String, String)) -> Result<(RoomId, UserId), Api
 }
 
 /// `POST /v1/rooms/{room_id}/kicks/{user_id}` with `{"reason"?}`: 204.
+#[utoipa::path(
+    post,
+    path = "/v1/rooms/{room_id}/kicks/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/KickRequest"), content_type = "application/json",
+        description = "Every field is optional: no body reads as `{}`."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "The seat, if any, was taken away."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id or body (a reason over 500 characters).", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, the user is its owner, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn kick(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -128,6 +218,25 @@ pub(crate) async fn kick(
 
 /// `PUT /v1/rooms/{room_id}/bans/{user_id}` with `{"until"?, "reason"?}`:
 /// 204.
+#[utoipa::path(
+    put,
+    path = "/v1/rooms/{room_id}/bans/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/BanRequest"), content_type = "application/json",
+        description = "Every field is optional: no body reads as `{}`."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Banned (and kicked)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id or body (until not RFC 3339 UTC, a reason over 500 characters).", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, the user is its owner, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn ban(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -142,7 +251,7 @@ pub(crate) async fn ban(
             Timestamp::parse_rfc3339(&until).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidInput,
-                    "until must be RFC 3339 in UTC, like 2026-12-31T23:59:59Z",
+                    "until must be an RFC 3339 date-time, like 2026-12-31T23:59:59Z",
                 )
             })
         })
@@ -156,6 +265,25 @@ pub(crate) async fn ban(
 }
 
 /// `DELETE /v1/rooms/{room_id}/bans/{user_id}`: lifts the ban (204).
+#[utoipa::path(
+    delete,
+    path = "/v1/rooms/{room_id}/bans/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/EmptyRequest"), content_type = "application/json",
+        description = "`{}` or no body."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Lifted (or there was none)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id, query or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn unban(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -186,6 +314,25 @@ async fn set_moderator(
 }
 
 /// `PUT /v1/rooms/{room_id}/moderators/{user_id}` (owner or service).
+#[utoipa::path(
+    put,
+    path = "/v1/rooms/{room_id}/moderators/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/EmptyRequest"), content_type = "application/json",
+        description = "`{}` or no body."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "A moderator now (or already)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id, query or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only the room's owner or a service names moderators, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn add_moderator(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -196,6 +343,25 @@ pub(crate) async fn add_moderator(
 }
 
 /// `DELETE /v1/rooms/{room_id}/moderators/{user_id}` (owner or service).
+#[utoipa::path(
+    delete,
+    path = "/v1/rooms/{room_id}/moderators/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/EmptyRequest"), content_type = "application/json",
+        description = "`{}` or no body."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "No longer a moderator (or never was)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id, query or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: only the room's owner or a service names moderators, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn remove_moderator(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,

@@ -12,11 +12,12 @@ use parlor_engine::{
     DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, Message, Principal,
     RoomId, RoomSpec, SeqRange, UserId, bearer_token,
 };
-use parlor_wire::{ApiError, EntryJson, MessagesJson, ReservationJson, RoomJson};
+use parlor_wire::{ApiError, EntryJson, ErrorBody, MessagesJson, ReservationJson, RoomJson};
 use serde::de::DeserializeOwned;
 
 use crate::{
     extract::{ApiBody, ApiPath, ApiQuery},
+    openapi::{HistoryQuery, RoomPath, UserPath},
     state::WsState,
     wire::{EmptyBody, ReserveBody, SendBody},
 };
@@ -58,12 +59,22 @@ pub(crate) fn room_id(raw: &str) -> Result<RoomId, ApiError> {
 }
 
 /// A JSON body, or `INVALID_INPUT` saying what is wrong with it; an empty
-/// body reads as `{}` where `empty` is given.
+/// body reads as `{}` where `empty` is given. Every body is an object:
+/// serde's derive would also take a struct from an array (`[]` for `{}`),
+/// so anything else is refused here (a nested struct field uses
+/// [`crate::wire::object`]).
 pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace)
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_none()
         && let Some(empty) = empty
     {
         return Ok(empty);
+    }
+    if first != Some(&b'{') {
+        return Err(ApiError(Error::new(
+            ErrorKind::InvalidInput,
+            "invalid JSON body: expected a JSON object",
+        )));
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError(Error::new(
@@ -73,6 +84,32 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> R
     })
 }
 
+/// `POST /v1/rooms/{room_id}/reservations`: a seat's ticket, for `join` on
+/// the socket (docs/contract.md §4, §5); with `create`, the room is created
+/// if it does not exist. An empty body reads as `{}`.
+#[utoipa::path(
+    post,
+    path = "/v1/rooms/{room_id}/reservations",
+    tag = "rooms",
+    params(RoomPath),
+    request_body(content = ref("#/components/schemas/ReserveRequest"), content_type = "application/json",
+        description = "`{}` (or no body) for a room that exists, or `{\"create\": {…}}`."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The reservation.", body = ReservationJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, body, capacity or title.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the room policy refuses, the user is banned, a service asked for a seat, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room and no `create`, or a private room the caller may not see.", body = ErrorBody),
+        (status = 409, description = "ROOM_FULL, or ROOM_PENDING: another user's creation of the room is pending.", body = ErrorBody),
+        (status = 410, description = "ROOM_CLOSED: the room was closed.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: over the reservation or creation rate, or too many pending rooms.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the same request may succeed."))),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn reserve(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -94,6 +131,23 @@ pub(crate) async fn reserve(
         .into_response())
 }
 
+/// `GET /v1/rooms/{room_id}`: the room's facts.
+#[utoipa::path(
+    get,
+    path = "/v1/rooms/{room_id}",
+    tag = "rooms",
+    params(RoomPath),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The room.", body = RoomJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the room policy refuses, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn room(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -109,15 +163,16 @@ pub(crate) async fn room(
 }
 
 /// A numeric query parameter. Parsed as `u64` and never wrapped or
-/// clamped: a negative or non-numeric value, or one past `u64`, is
-/// `INVALID_INPUT` here; the engine refuses seqs past 2^63 - 1.
+/// clamped: a negative, empty (`limit=`) or non-numeric value, or one past
+/// `u64`, is `INVALID_INPUT` here (absent is the default); the engine
+/// refuses seqs past 2^63 - 1.
 pub(crate) fn number_param(
     query: &HashMap<String, String>,
     name: &str,
     range: &str,
 ) -> Result<Option<u64>, ApiError> {
     match query.get(name).map(String::as_str) {
-        None | Some("") => Ok(None),
+        None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| {
             ApiError(Error::new(
                 ErrorKind::InvalidInput,
@@ -131,6 +186,24 @@ fn seq_param(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>,
     number_param(query, name, &format!("0 and {MAX_SEQ}"))
 }
 
+/// `GET /v1/rooms/{room_id}/messages`: a page of history, ascending by
+/// seq (docs/contract.md §3, History); for a member of the room.
+#[utoipa::path(
+    get,
+    path = "/v1/rooms/{room_id}/messages",
+    tag = "rooms",
+    params(RoomPath, HistoryQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The page.", body = MessagesJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, seq or limit.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER: no member's seat in the room; FORBIDDEN: the room policy refuses, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn messages(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -148,6 +221,30 @@ pub(crate) async fn messages(
     Ok(Json(MessagesJson::from(&entries[..])).into_response())
 }
 
+/// `POST /v1/rooms/{room_id}/messages`: sends a text as the caller, who
+/// holds a joined seat (docs/contract.md §3, Sending); a retry with the same
+/// `client_id` answers the stored entry.
+#[utoipa::path(
+    post,
+    path = "/v1/rooms/{room_id}/messages",
+    tag = "rooms",
+    params(RoomPath),
+    request_body(content = SendBody, content_type = "application/json"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The stored entry.", body = EntryJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, body or client_id.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER: no joined seat in the room; FORBIDDEN: the room policy refuses, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 410, description = "ROOM_CLOSED: the room was closed (a service's message).", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a text over max_message_bytes, data over max_data_bytes, or a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: over the send rate; retry with the same client_id.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the same request may succeed."))),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage unreachable, nothing stored; retry with the same client_id.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn send(
     State(state): State<Arc<WsState>>,
     Caller(who): Caller,
@@ -172,6 +269,25 @@ pub(crate) async fn send(
 
 /// `PUT /v1/rooms/{room_id}/invites/{user_id}`: invites the user (needs
 /// `moderate`; a room's owner has it). 204; an empty body reads as `{}`.
+#[utoipa::path(
+    put,
+    path = "/v1/rooms/{room_id}/invites/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/EmptyRequest"), content_type = "application/json",
+        description = "`{}` or no body."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Invited (or already invited)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn invite(
     state: State<Arc<WsState>>,
     caller: Caller,
@@ -183,6 +299,25 @@ pub(crate) async fn invite(
 
 /// `DELETE /v1/rooms/{room_id}/invites/{user_id}`: withdraws the
 /// invitation; the user's next reserve of a private room is refused. 204.
+#[utoipa::path(
+    delete,
+    path = "/v1/rooms/{room_id}/invites/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    request_body(content = ref("#/components/schemas/EmptyRequest"), content_type = "application/json",
+        description = "`{}` or no body."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Withdrawn (or there was none)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id, user id or body.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the caller may not moderate the room, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn uninvite(
     state: State<Arc<WsState>>,
     caller: Caller,

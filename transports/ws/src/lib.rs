@@ -39,6 +39,7 @@ mod control;
 mod extract;
 mod frames;
 mod http;
+mod openapi;
 mod room_feeds;
 mod socket_writer;
 mod state;
@@ -55,6 +56,7 @@ use parlor_wire::OriginPolicy;
 use tokio::sync::watch;
 
 pub use config::WsConfig;
+pub use openapi::{ApiDoc, openapi_json};
 use state::WsState;
 
 /// The transport: build it once, mount its [`router`](WsTransport::router),
@@ -78,12 +80,14 @@ impl WsTransport {
         }
     }
 
-    /// The routes: `/v1/ws` and `/v1/rooms/…`, behind the origin check and
+    /// The routes: `/v1/ws`, `/v1/rooms/…` and `/v1/openapi.json` (the
+    /// [`ApiDoc`] of the HTTP routes), behind the origin check and
     /// its CORS answers ([`origin_policy`](WsTransport::origin_policy)).
     pub fn router(&self) -> Router {
         let state = Arc::clone(&self.state);
         let routes = Router::new()
             .route("/v1/ws", get(connection::upgrade))
+            .route("/v1/openapi.json", get(openapi::openapi_json_route))
             .route("/v1/rooms", get(control::list))
             .route(
                 "/v1/rooms/{room_id}",

@@ -2,9 +2,15 @@
 //! bodies (§4). What they carry — entries, the facts of a join, errors, the
 //! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
-use parlor_engine::{Data, Entry, Joined};
+use parlor_engine::{Data, Entry, Joined, MAX_TITLE_CHARS};
 use parlor_wire::{EntryJson, ErrorJson, JoinedJson};
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize, de};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, RefOr, Schema, Type, schema::AnyOfBuilder},
+};
 
 /// A frame from the client (docs/contract.md §5).
 #[derive(Debug, Deserialize)]
@@ -109,35 +115,110 @@ impl<'a> ServerFrame<'a> {
     }
 }
 
-/// `POST /v1/rooms/{id}/reservations` body.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/rooms/{id}/reservations` body: `{}` (or an empty body) for a
+/// seat in a room that exists, or `{"create": {…}}` to create it if it does
+/// not. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReserveRequest)]
 pub(crate) struct ReserveBody {
-    #[serde(default)]
+    /// Creates the room when it does not exist (ignored when it does).
+    #[serde(default, deserialize_with = "object")]
     pub(crate) create: Option<CreateBody>,
 }
 
-#[derive(Debug, Deserialize)]
+// The literal in `title`'s attribute (utoipa takes no constants there).
+const _: () = assert!(MAX_TITLE_CHARS == 200);
+
+/// The room to create (docs/contract.md §2).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateRoom)]
 pub(crate) struct CreateBody {
+    /// Seats: 1 to the server's `--max-capacity` (10 000 by default).
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub(crate) capacity: u32,
+    /// At most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub(crate) title: Option<String>,
     /// A private room (docs/contract.md §2).
     #[serde(default)]
     pub(crate) private: bool,
 }
 
+/// A nested object of a request body (or null): refuses the array that
+/// serde's derive would also take for a struct (`[5]` for `{"capacity":
+/// 5}`), which the OpenAPI document does not allow.
+pub(crate) fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let Some(map) =
+        Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
+    else {
+        return Ok(None);
+    };
+    T::deserialize(serde_json::Value::Object(map))
+        .map(Some)
+        .map_err(de::Error::custom)
+}
+
+/// An integer field of a request body, which takes a JSON number with a
+/// zero fraction (`72.0`) as that integer: JSON and JSON Schema's `integer`
+/// do not tell `72.0` from `72`, and some clients write every number as a
+/// float. A fraction, a negative number or one past `T` is refused.
+pub(crate) fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole;
+
+    impl de::Visitor<'_> for Whole {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<u64, E> {
+            // 2^64 is exact as an f64; below it, a whole f64 converts exactly.
+            if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) {
+                Ok(n as u64)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(n), &self))
+            }
+        }
+    }
+
+    let n = deserializer.deserialize_any(Whole)?;
+    T::try_from(n)
+        .map_err(|_| de::Error::invalid_value(de::Unexpected::Unsigned(n), &"a smaller integer"))
+}
+
 /// The body of a route that takes none yet (`PUT`/`DELETE` of invites,
 /// moderators and bans, `DELETE` of a room): an empty body reads as `{}`;
 /// unknown fields are refused, so a later field cannot be silently ignored
 /// by an older server.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EmptyRequest)]
 pub(crate) struct EmptyBody {}
 
-/// `POST /v1/rooms/{id}/messages` body: a user's text needs `body`; a
-/// service's system entry needs `body`, `data` or both.
+/// `POST /v1/rooms/{id}/messages` body (docs/contract.md §3, Sending): a
+/// user's text needs `body`; a service's system entry needs `body`, `data`
+/// or both.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SendBody {
     pub(crate) client_id: String,
@@ -147,14 +228,78 @@ pub(crate) struct SendBody {
     pub(crate) data: Option<Data>,
 }
 
+/// The schema of [`SendBody`], written out because a message needs a body,
+/// data or both: `anyOf` an object that requires `body` and one that
+/// requires `data` (the derive cannot say "at least one of").
+impl PartialSchema for SendBody {
+    fn schema() -> RefOr<Schema> {
+        let message = |required: &str| {
+            ObjectBuilder::new()
+                .property(
+                    "client_id",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(64))
+                        .pattern(Some("^[^\\u0000]*$"))
+                        .description(Some(
+                            "The sender's id for this message, 1–64 characters: a retry \
+                             with the same client_id is answered with the stored entry.",
+                        )),
+                )
+                .property(
+                    "body",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"))
+                        .description(Some(
+                            "The text: not blank, no U+0000, at most the server's \
+                             --max-message-bytes UTF-8 bytes (4096 by default; more is 413).",
+                        )),
+                )
+                .property(
+                    "data",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .description(Some(
+                            "The app's JSON object (mentions, reply-to, attachment links), at \
+                         most the server's --max-data-bytes (4096 by default) serialized.",
+                        )),
+                )
+                .required("client_id")
+                .required(required)
+        };
+        AnyOfBuilder::new()
+            .item(message("body"))
+            .item(message("data"))
+            .description(Some(
+                "A message: a body, data or both. A user's is a `text` entry; a \
+                 service's (X-Api-Key) is a `system` entry (docs/contract.md §3).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SendBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SendRequest")
+    }
+}
+
 /// `PATCH /v1/rooms/{id}` body: each field given replaces the room's;
-/// `"title": null` clears the title.
-#[derive(Debug, Default, Deserialize)]
+/// `"title": null` clears the title. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PatchRoomRequest)]
 pub(crate) struct PatchRoomBody {
+    /// A new title, at most 200 characters; null clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub(crate) title: Option<Option<String>>,
-    #[serde(default)]
+    /// A new capacity, 1 to the server's `--max-capacity`. Below the
+    /// occupancy it evicts no one; new seats wait until members leave.
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub(crate) capacity: Option<u32>,
 }
 
@@ -162,27 +307,48 @@ pub(crate) struct PatchRoomBody {
 /// (the default) when absent.
 fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
-    D: serde::Deserializer<'de>,
+    D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
     T::deserialize(d).map(Some)
 }
 
-/// `POST /v1/rooms/{id}/kicks/{user}` body.
-#[derive(Debug, Default, Deserialize)]
+/// [`whole_number`] for an optional field: absent (the default) or null
+/// is none.
+fn some_whole_number<'de, D>(d: D) -> Result<Option<u32>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => whole_number(n).map(Some).map_err(de::Error::custom),
+    }
+}
+
+/// `POST /v1/rooms/{id}/kicks/{user}` body. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KickRequest)]
 pub(crate) struct KickBody {
+    /// The moderator's note, at most 500 characters, for the server's log.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub(crate) reason: Option<String>,
 }
 
-/// `PUT /v1/rooms/{id}/bans/{user}` body: `until` in RFC 3339 UTC.
-#[derive(Debug, Default, Deserialize)]
+/// `PUT /v1/rooms/{id}/bans/{user}` body. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BanRequest)]
 pub(crate) struct BanBody {
+    /// When the ban lapses, an RFC 3339 date-time (`2026-12-31T23:59:59Z`;
+    /// any offset); without it the ban holds until lifted.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub(crate) until: Option<String>,
+    /// The moderator's note, at most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub(crate) reason: Option<String>,
 }
 
@@ -191,6 +357,50 @@ mod tests {
     use parlor_engine::{Error, ErrorKind, NewEntry, RoomId, Timestamp, UserId};
 
     use super::*;
+
+    /// `capacity` takes `3.0` as `3` (Schemathesis sent `72.0`, an
+    /// `integer` to JSON Schema), and refuses fractions, negatives, numbers
+    /// past `u32` and non-numbers.
+    /// `create` is an object or null, never the array serde would take
+    /// for a struct (Schemathesis found `[]` taken as `{}`; the top level is
+    /// checked in `http::json_body`).
+    #[test]
+    fn create_is_an_object() {
+        let read = |json: &str| serde_json::from_str::<ReserveBody>(json);
+        assert_eq!(
+            read(r#"{"create":{"capacity":2}}"#)
+                .unwrap()
+                .create
+                .unwrap()
+                .capacity,
+            2
+        );
+        assert!(read(r#"{"create":null}"#).unwrap().create.is_none());
+        assert!(read(r#"{}"#).unwrap().create.is_none());
+        for bad in [
+            r#"{"create":[2]}"#,
+            r#"{"create":[2,"t",true]}"#,
+            r#"{"create":{"capacity":2,"x":1}}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad} was taken");
+        }
+    }
+
+    #[test]
+    fn a_capacity_is_a_whole_number_written_either_way() {
+        let capacity = |json: &str| {
+            serde_json::from_str::<ReserveBody>(&format!(r#"{{"create":{{"capacity":{json}}}}}"#))
+                .map(|b| b.create.unwrap().capacity)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(capacity("3"), Ok(3));
+        assert_eq!(capacity("3.0"), Ok(3));
+        assert_eq!(capacity("3e1"), Ok(30));
+        assert_eq!(capacity("4294967295"), Ok(u32::MAX));
+        for bad in ["3.5", "-1", "-1.0", "4294967296", "1e30", "\"3\"", "null"] {
+            assert!(capacity(bad).is_err(), "{bad} was taken");
+        }
+    }
 
     /// The frames' exact text: the shapes from `parlor-wire` keep the
     /// contract's field order behind `"type"`.
