@@ -279,8 +279,25 @@ async fn presence_and_listing() {
         ["p-1", "p-2", "p-3", "p-5", "p-6", "p-7"],
         "private p-4 hidden"
     );
-    let (status, err) = call(&server, As::User("x"), "GET", "/v1/rooms?limit=0", None).await;
-    assert_eq!((status, code(&err)), (400, "INVALID_INPUT"));
+    let long_prefix = format!("prefix={}", "p".repeat(65));
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "limit=",
+        "after=",
+        "after=a%20b",
+        &long_prefix,
+    ] {
+        let (status, err) = call(
+            &server,
+            As::User("x"),
+            "GET",
+            &format!("/v1/rooms?{bad}"),
+            None,
+        )
+        .await;
+        assert_eq!((status, code(&err)), (400, "INVALID_INPUT"), "{bad}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,10 +48,8 @@ pub(crate) async fn list(
     Caller(who): Caller,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let after = match query.get("after").map(String::as_str) {
-        None | Some("") => None,
-        Some(after) => Some(room_id(after)?),
-    };
+    // An empty `after=` is no room id: refused, as the document says.
+    let after = query.get("after").map(|a| room_id(a)).transpose()?;
     let limit = number_param(&query, "limit", &format!("1 and {MAX_ROOM_PAGE}"))?
         .map_or(DEFAULT_ROOM_PAGE, |l| l.min(u64::from(u32::MAX)) as u32);
     let page = state
