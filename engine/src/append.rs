@@ -153,8 +153,15 @@ async fn submit_system(
             .stored_room(room_id)
             .await?
             .ok_or(ErrorKind::RoomNotFound)?;
-        if room.facts().closed {
-            return Err(ErrorKind::RoomClosed.into());
+        // In a cluster another node may have closed it: read its row.
+        let open = match state.refresh_facts(&room).await {
+            Ok(()) if room.facts().closed => Err(ErrorKind::RoomClosed.into()),
+            other => other,
+        };
+        if let Err(err) = open {
+            // Loaded only for this message, perhaps: unload it again.
+            state.directory.unload_if_idle(&room);
+            return Err(err);
         }
         let permit = room.log.send_permit().await;
         let (ack, stored) = oneshot::channel();

@@ -60,11 +60,11 @@ impl ErrorKind {
         ErrorKind::TicketInvalid,
         ErrorKind::TicketExpired,
         ErrorKind::RoomClosed,
+        ErrorKind::Kicked,
         ErrorKind::NotAMember,
         ErrorKind::MessageTooLarge,
         ErrorKind::RateLimited,
         ErrorKind::Unavailable,
-        ErrorKind::Kicked,
         ErrorKind::Internal,
     ];
 

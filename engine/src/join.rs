@@ -118,9 +118,6 @@ pub(crate) async fn reserve(
         };
         // Asked before the ledger is touched.
         state.refresh_facts(&room).await.map_err(refused)?;
-        refuse_if_banned(state, room_id, user)
-            .await
-            .map_err(refused)?;
         authorize(
             state,
             principal,
@@ -152,6 +149,10 @@ pub(crate) async fn reserve(
         key,
         armed: true,
     };
+    // Read after the seat is taken (a refusal frees it through the guard):
+    // a ban stored meanwhile is either read here, or its kick, which runs
+    // after it is stored, finds this seat and takes it away.
+    refuse_if_banned(state, room_id, user).await?;
     if let (Some(cluster), Some(seat)) = (&state.cluster, new_seat) {
         // The local ledger only knows this node's seats; the database
         // decides for the cluster. On refusal the guard frees the seat.
@@ -314,6 +315,15 @@ pub(crate) async fn commit(
     }
     let room = Arc::clone(&hold.room);
     drop(hold);
+    if let Some(cluster) = &state.cluster
+        && room.stored.get().is_some()
+        && !cluster.leases.is_seated(&room.id, user).await?
+    {
+        // Its rows are gone: a kick, a ban or a close made on another
+        // node, which this node hears of only for members. The seat goes.
+        release(state, &room, user, |ledger| ledger.take_away(user, None));
+        return Err(ErrorKind::TicketInvalid.into());
+    }
     let send_refusal = match asked {
         Some(send_refusal) => send_refusal,
         None => {
@@ -330,6 +340,11 @@ pub(crate) async fn commit(
             drop(ledger);
             ticket_gone(state, &room, user, &verified.key);
             return Err(ErrorKind::TicketExpired.into());
+        }
+        if ledger.is_closed() {
+            drop(ledger);
+            ticket_gone(state, &room, user, &verified.key);
+            return Err(ErrorKind::RoomClosed.into());
         }
         let connected = ledger
             .consume(user, &verified.key)
@@ -409,6 +424,9 @@ async fn commit_reserved_elsewhere(
             if ledger.is_retired() {
                 continue; // unloaded meanwhile: look again
             }
+            if ledger.is_closed() {
+                return Err(ErrorKind::RoomClosed.into());
+            }
             let connected = ledger.adopt(user, seat);
             ledger.set_send_refusal(user, send_refusal.as_ref());
             let join = ledger
@@ -422,7 +440,7 @@ async fn commit_reserved_elsewhere(
 }
 
 /// The policy's questions at commit: `join` again (a grant may have been
-/// withdrawn since the reserve), and `send`, whose answer the seat keeps so
+/// withdrawn since the reserve; in a cluster, a ban too), and `send`, whose answer the seat keeps so
 /// that a message costs no policy call. Returns the refusal of `send`, if
 /// any.
 ///
@@ -434,6 +452,11 @@ async fn ask_policy(
 ) -> Result<Option<Error>> {
     let facts = room.as_stored();
     authorize(state, principal, &room.id, Some(&facts), Action::Join).await?;
+    if state.cluster.is_some() {
+        // A ban made on another node while this ticket waited: that node
+        // dropped the seat's rows, but this node's ledger never heard.
+        refuse_if_banned(state, &room.id, &principal.user).await?;
+    }
     Ok(
         authorize(state, principal, &room.id, Some(&facts), Action::Send)
             .await
@@ -661,18 +684,19 @@ pub(crate) async fn take_seat_away(
     Ok(outcome.freed)
 }
 
-/// Takes `user`'s seat away for a removal another node made at `made_at`
-/// (see `remote_removals.rs`), without waiting: its `leave` was appended
-/// there already, so the one the ledger asks for here changes nothing.
+/// Takes `user`'s seat away for a removal another node made, unless the
+/// seat was taken after `taken_before` (see `remote_removals.rs`), without
+/// waiting: its `leave` was appended there already, so the one the ledger
+/// asks for here is answered `Unchanged`.
 pub(crate) fn take_seat_away_now(
     state: &Arc<EngineState>,
     room: &Arc<LiveRoom>,
     user: &UserId,
     reason: LeaveReason,
-    made_at: Timestamp,
+    taken_before: Timestamp,
 ) {
     release(state, room, user, |ledger| {
-        ledger.take_away_taken_before(user, reason, made_at)
+        ledger.take_away_taken_before(user, reason, taken_before)
     });
 }
 

@@ -3,15 +3,18 @@
 //! `moderate` (the owner, the room's moderators and services have it). A
 //! pending room does not exist yet: it can be neither changed nor closed.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use crate::{
     append::append_membership,
     authorization::authorize,
     entry::{EntryKind, LeaveReason},
-    error::{ErrorKind, Result},
+    error::{Error, ErrorKind, Result},
     ids::RoomId,
     join::{take_every_seat_away, wait_for_leave},
+    live_room::LiveRoom,
     ports::{Action, Principal},
     reads,
     room::{RoomInfo, RoomPatch, StoredRoom},
@@ -100,8 +103,15 @@ pub(crate) async fn close_room(
     if let Some(room) = state.stored_room(room_id).await? {
         // Closed under the ledger lock, then emptied: a reserve that raced
         // this either took its seat before (and loses it here) or is refused.
-        room.ledger().close();
+        let here = {
+            let mut ledger = room.ledger();
+            ledger.close();
+            ledger.seated_users()
+        };
         room.mark_closed();
+        for user in here.iter().chain(&elsewhere) {
+            room.mark_removed_here(user);
+        }
         take_every_seat_away(state, &room, LeaveReason::RoomClosed).await?;
         let reason = Some(LeaveReason::RoomClosed);
         let acks: Vec<_> = elsewhere
@@ -111,11 +121,36 @@ pub(crate) async fn close_room(
         for ack in acks {
             wait_for_leave(Some(ack)).await?;
         }
+        if purge {
+            wait_until_idle(&room).await?;
+        }
         state.directory.unload_if_idle(&room);
     }
     if purge && !state.store.close_room(room_id, true).await? {
         return Err(ErrorKind::RoomNotFound.into());
     }
     tracing::info!(room = %room_id, by = %principal.user, purge, "room closed");
+    Ok(())
+}
+
+/// How long a purge waits for the room's queued entries to be written.
+const PURGE_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until nothing of `room` is queued for storage: an entry written
+/// after its room was purged would fail its whole batch (and other rooms'
+/// entries with it) for good.
+///
+/// Errors: `UNAVAILABLE` when storage keeps the queue from emptying.
+async fn wait_until_idle(room: &LiveRoom) -> Result<()> {
+    let deadline = Instant::now() + PURGE_WAIT;
+    while !room.log.is_idle() {
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the room's last entries are still being stored; retry the purge",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(())
 }

@@ -3,16 +3,24 @@
 //! Lock order, everywhere: directory → ledger → inbox. No lock is held
 //! across an `.await`.
 
-use std::sync::{Mutex, MutexGuard};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
 
 use tokio::sync::{OnceCell, watch};
 
 use crate::{
+    entry::Timestamp,
     ids::{RoomId, UserId},
     room::{RoomSpec, StoredRoom},
     room_log::RoomLog,
     seat_ledger::SeatLedger,
 };
+
+/// How far apart a removal's mark and its `leave` entry's time may be for
+/// the entry to count as this node's own (both read this node's clock).
+const OWN_REMOVAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a room says about itself besides its seats and log: the facts a
 /// room policy is asked with.
@@ -35,6 +43,10 @@ pub(crate) struct LiveRoom {
     pub(crate) stored: OnceCell<()>,
     /// Set once the room left the directory (tasks that follow it stop).
     unloaded: watch::Sender<bool>,
+    /// Users this node took a seat away from for a kick, ban or close, and
+    /// when: in a cluster its own `leave` comes back on the bus, and must
+    /// not take a seat the user took again since (`remote_removals.rs`).
+    removed_here: Mutex<HashMap<UserId, Timestamp>>,
 }
 
 impl LiveRoom {
@@ -56,6 +68,7 @@ impl LiveRoom {
             ledger: Mutex::new(ledger),
             stored,
             unloaded: watch::Sender::new(false),
+            removed_here: Mutex::default(),
         }
     }
 
@@ -79,6 +92,7 @@ impl LiveRoom {
             ledger: Mutex::new(ledger),
             stored: OnceCell::new(),
             unloaded: watch::Sender::new(false),
+            removed_here: Mutex::default(),
         }
     }
 
@@ -86,6 +100,22 @@ impl LiveRoom {
         self.ledger
             .lock()
             .expect("a ledger critical section panicked")
+    }
+
+    /// Records that this node removes `user` (a kick, a ban, a close) now.
+    pub(crate) fn mark_removed_here(&self, user: &UserId) {
+        let mut removed = self.removed_here.lock().expect("removals lock");
+        removed.insert(user.clone(), Timestamp::now());
+    }
+
+    /// Whether this node made the removal of `user` whose `leave` was made
+    /// at `made_at` (forgetting it): a mark within [`OWN_REMOVAL_WINDOW`]
+    /// of it.
+    pub(crate) fn removed_here(&self, user: &UserId, made_at: Timestamp) -> bool {
+        let mut removed = self.removed_here.lock().expect("removals lock");
+        removed.remove(user).is_some_and(|at| {
+            (at.millis() - made_at.millis()).abs() <= OWN_REMOVAL_WINDOW.as_millis() as i64
+        })
     }
 
     /// Resolves (to true) once the room left the directory.

@@ -2,7 +2,8 @@
 //! and moderators. Each action needs the room policy's `moderate`, which a
 //! room's owner, its moderators and services always have; naming
 //! moderators is the owner's (or a service's) alone. Only a service may
-//! kick or ban a room's owner.
+//! kick or ban a room's owner; only the owner or a service, a moderator. A
+//! ban also ends the user's moderator status.
 
 use std::sync::Arc;
 
@@ -52,9 +53,9 @@ pub(crate) async fn kick(
 ) -> Result<bool> {
     check_reason(note)?;
     let facts = moderated_room(state, principal, room_id).await?;
-    refuse_owner(principal, &facts, user)?;
+    refuse_untouchable(state, principal, &facts, user).await?;
     let kicked = remove(state, room_id, user).await?;
-    tracing::info!(room = %room_id, %user, by = %principal.user, kicked, "kick");
+    tracing::info!(room = %room_id, %user, by = %principal.user, kicked, reason = note, "kick");
     Ok(kicked)
 }
 
@@ -75,10 +76,16 @@ pub(crate) async fn set_ban(
     check_reason(ban.and_then(|b| b.reason.as_deref()))?;
     let facts = moderated_room(state, principal, room_id).await?;
     if let Some(ban) = ban {
-        refuse_owner(principal, &facts, user)?;
+        refuse_untouchable(state, principal, &facts, user).await?;
         state.store.set_ban(room_id, user, Some(ban)).await?;
+        // A banned moderator could lift their own ban.
+        state.store.set_moderator(room_id, user, false).await?;
         let kicked = remove(state, room_id, user).await?;
-        tracing::info!(room = %room_id, %user, by = %principal.user, kicked, "ban");
+        let until = ban.until.map(|t| t.to_string());
+        tracing::info!(
+            room = %room_id, %user, by = %principal.user, kicked, until, reason = ban.reason,
+            "ban"
+        );
     } else {
         state.store.set_ban(room_id, user, None).await?;
         tracing::info!(room = %room_id, %user, by = %principal.user, "ban lifted");
@@ -108,11 +115,30 @@ pub(crate) async fn set_moderator(
     state.store.set_moderator(room_id, user, moderator).await
 }
 
-fn refuse_owner(principal: &Principal, facts: &StoredRoom, user: &UserId) -> Result<()> {
-    if !principal.service && facts.owner.as_ref() == Some(user) {
+/// `FORBIDDEN` when a moderator aims at the room's owner or at another
+/// moderator: only the owner (or a service) acts on moderators, and only a
+/// service on the owner.
+async fn refuse_untouchable(
+    state: &EngineState,
+    principal: &Principal,
+    facts: &StoredRoom,
+    user: &UserId,
+) -> Result<()> {
+    if principal.service {
+        return Ok(());
+    }
+    if facts.owner.as_ref() == Some(user) {
         return Err(Error::new(
             ErrorKind::Forbidden,
             "the room's owner cannot be kicked or banned",
+        ));
+    }
+    if facts.owner.as_ref() != Some(&principal.user)
+        && state.store.is_moderator(&facts.id, user).await?
+    {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "only the room's owner kicks or bans a moderator",
         ));
     }
     Ok(())
@@ -136,6 +162,7 @@ async fn remove(state: &Arc<EngineState>, room_id: &RoomId, user: &UserId) -> Re
     let Some(room) = state.stored_room(room_id).await? else {
         return Ok(false);
     };
+    room.mark_removed_here(user);
     let here = take_seat_away(state, &room, user, reason).await?;
     // A member through another node: its `leave` is written here (the
     // store answers `Unchanged` when the log has it already).

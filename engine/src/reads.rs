@@ -176,16 +176,17 @@ pub(crate) async fn members(
     Ok(members)
 }
 
-/// How many stored pages one listing request reads at most while the
-/// policy hides every room of them: the answer then holds fewer rooms than
-/// asked and a `next` to go on from, instead of scanning without bound.
+/// How many stored pages one listing request reads while the policy hides
+/// the rooms it finds, before it answers with fewer rooms than asked and a
+/// `next` to go on from (once it has a `next` that leaks nothing).
 const LISTING_SCAN_PAGES: usize = 8;
 
 /// A page of rooms, ascending by id, keyset-paged: those whose id starts
 /// with `query.prefix` and sorts after `query.after`, and that the caller
 /// may `read` (a service sees all). Closed rooms are not listed, and a
 /// pending room is not stored yet. A page may hold fewer than `limit` rooms
-/// while `next` is set (the policy hid the rest of what was read).
+/// while `next` is set (the policy hid the rest of what was read); `next`
+/// is never a room hidden from the caller.
 ///
 /// Errors: `INVALID_INPUT` for a limit outside 1..=500 or a prefix over 64
 /// characters, the policy's refusal (`FORBIDDEN` hides a room; other
@@ -209,33 +210,45 @@ pub(crate) async fn rooms(
     }
     let limit = query.limit as usize;
     let mut page = RoomPage::default();
-    let mut after = query.after.cloned();
-    for _ in 0..LISTING_SCAN_PAGES {
+    // Where the store read up to, and where the caller may be told to go
+    // on from: never a room hidden from them (a private room's id must not
+    // leak), so only a room returned, or a public one (its existence is no
+    // secret even where the policy refuses to show it).
+    let mut read_up_to = query.after.cloned();
+    let mut resume_at = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
         let stored = state
             .store
-            .rooms(query.prefix, after.as_ref(), query.limit)
+            .rooms(query.prefix, read_up_to.as_ref(), query.limit)
             .await?;
         let exhausted = stored.len() < limit;
         for room in stored {
-            after = Some(room.id.clone());
-            if !may_list(state, principal, &room).await? {
+            read_up_to = Some(room.id.clone());
+            let private = room.private;
+            if may_list(state, principal, &room).await? {
+                let occupancy = occupancy(state, &room.id).await?;
+                page.rooms.push(info(room, occupancy));
+            } else if private {
                 continue;
             }
-            let occupancy = occupancy(state, &room.id).await?;
-            page.rooms.push(info(room, occupancy));
+            resume_at = read_up_to.clone();
             if page.rooms.len() == limit {
-                break;
+                page.next = resume_at;
+                return Ok(page);
             }
         }
-        if exhausted && page.rooms.len() < limit {
+        if exhausted {
             return Ok(page);
         }
-        if page.rooms.len() == limit {
-            break;
+        // A long run of hidden rooms: stop once there is somewhere safe to
+        // resume from (a run of private rooms is read through).
+        if pages >= LISTING_SCAN_PAGES && resume_at.is_some() {
+            page.next = resume_at;
+            return Ok(page);
         }
     }
-    page.next = after;
-    Ok(page)
 }
 
 /// Whether the listing shows `room` to the caller: the policy's `read`

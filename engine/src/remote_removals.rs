@@ -8,20 +8,30 @@
 //! the ledger forgets the seat. The log is the message; no node calls
 //! another.
 //!
-//! A seat taken on this node after the removal was made (the user came
-//! back at once, through this node) is spared: the ledger compares the
-//! seat's age with the entry's time.
+//! The node that made the removal skips its own `leave` when it comes back
+//! (it marked the user; the user may have taken a seat again since). On
+//! other nodes a seat taken after the removal (the user came back at once)
+//! is spared when it was taken more than [`SKEW_MARGIN`] after the entry's
+//! time by this node's clock: clocks of nodes differ, and a seat that
+//! survives a kick is worse than a returning user kicked twice. A follower
+//! that fell behind the bus checks every local seat against the database
+//! instead, and takes away those whose rows are gone.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
-    entry::{EntryKind, LeaveReason},
+    entry::{EntryKind, LeaveReason, Timestamp},
+    error::Result,
     join::take_seat_away_now,
     live_room::LiveRoom,
     state::EngineState,
 };
+
+/// How much later than a removal's time, by this node's clock, a seat must
+/// have been taken to be spared by it (see the module docs).
+const SKEW_MARGIN: Duration = Duration::from_secs(2);
 
 /// Starts following `room` for removals made elsewhere, on a cluster node;
 /// the task ends when the room is unloaded or the engine stops.
@@ -37,28 +47,50 @@ pub(crate) fn follow(state: &Arc<EngineState>, room: &Arc<LiveRoom>) {
             let entry = tokio::select! {
                 _ = unloaded.wait_for(|gone| *gone) => return,
                 received = live.recv() => match received {
-                    Ok(entry) => entry,
+                    Ok(entry) => Some(entry),
                     Err(RecvError::Lagged(missed)) => {
-                        // A removal among them still ended the seats'
-                        // rows: the next reserve or commit is checked
-                        // against the database.
                         tracing::warn!(missed, "removal follower lagged behind the bus");
-                        continue;
+                        None
                     }
                     Err(RecvError::Closed) => return,
                 },
             };
-            let Some(reason) = entry.reason.filter(|_| entry.kind == EntryKind::Leave) else {
-                continue;
-            };
             let (Some(state), Some(room)) = (weak_state.upgrade(), weak_room.upgrade()) else {
                 return;
+            };
+            let Some(entry) = entry else {
+                if let Err(err) = recheck_seats(&state, &room).await {
+                    tracing::warn!(code = err.code(), "could not recheck seats after a lag");
+                }
+                continue;
+            };
+            let Some(reason) = entry.reason.filter(|_| entry.kind == EntryKind::Leave) else {
+                continue;
             };
             if reason == LeaveReason::RoomClosed {
                 room.ledger().close();
                 room.mark_closed();
             }
-            take_seat_away_now(&state, &room, &entry.sender, reason, entry.created_at);
+            if room.removed_here(&entry.sender, entry.created_at) {
+                continue; // this node's own removal, done already
+            }
+            let before = Timestamp(entry.created_at.millis() + SKEW_MARGIN.as_millis() as i64);
+            take_seat_away_now(&state, &room, &entry.sender, reason, before);
         }
     });
+}
+
+/// After missed entries: takes away every local seat whose user holds no
+/// live row any more (a removal made elsewhere dropped it), as a kick.
+async fn recheck_seats(state: &Arc<EngineState>, room: &Arc<LiveRoom>) -> Result<()> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(());
+    };
+    let users = room.ledger().seated_users();
+    for user in users {
+        if !cluster.leases.is_seated(&room.id, &user).await? {
+            take_seat_away_now(state, room, &user, LeaveReason::Kicked, Timestamp::now());
+        }
+    }
+    Ok(())
 }

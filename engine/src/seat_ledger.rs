@@ -207,6 +207,11 @@ impl SeatLedger {
         self.closed = true;
     }
 
+    /// Whether the room was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     pub(crate) fn is_pending(&self) -> bool {
         self.pending_creator.is_some()
     }
@@ -369,16 +374,16 @@ impl SeatLedger {
     }
 
     /// [`take_away`](Self::take_away) for a removal another node of a
-    /// cluster made at `made_at` (the `leave` entry's time): a seat taken
-    /// after it (the user came back meanwhile) is spared.
+    /// cluster made: a seat taken after `taken_before` (the user came back
+    /// meanwhile) is spared.
     pub(crate) fn take_away_taken_before(
         &mut self,
         user: &UserId,
         reason: LeaveReason,
-        made_at: Timestamp,
+        taken_before: Timestamp,
     ) -> ReleaseFollowUp {
         match self.seats.get(user) {
-            Some(seat) if seat.taken <= made_at => self.take_away(user, Some(reason)),
+            Some(seat) if seat.taken <= taken_before => self.take_away(user, Some(reason)),
             _ => ReleaseFollowUp::default(),
         }
     }

@@ -79,8 +79,9 @@ impl SeatLeases for Leases {
         })
     }
 
-    async fn is_seated(&self, _: &RoomId, _: &UserId) -> Result<bool> {
-        Ok(false)
+    async fn is_seated(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows.iter().any(|(r, u, _)| r == room && u == user))
     }
 
     async fn use_ticket(&self, _key: &[u8], _expires_at: Timestamp) -> Result<bool> {

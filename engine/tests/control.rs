@@ -692,3 +692,61 @@ async fn close_takes_every_seat_and_purge_frees_the_id() {
     let again = owned_room(&engine, "erin", "c", 2).await;
     assert_eq!(again.joined().last_seq, 1, "a new room starts a new log");
 }
+
+/// A page's `next` never names a room hidden from the caller, however many
+/// hidden rooms lie between the visible ones (a private id must not leak
+/// through the cursor).
+#[tokio::test]
+async fn the_listing_cursor_never_names_a_hidden_room() {
+    let (engine, store) = engine().await;
+    let stored = |id: String, private: bool| StoredRoom {
+        id: room(id),
+        capacity: 5,
+        title: None,
+        last_seq: 0,
+        owner: Some(user("olga")),
+        private,
+        closed: false,
+    };
+    store
+        .create_room(&stored("h-a".into(), false))
+        .await
+        .unwrap();
+    for i in 0..300 {
+        store
+            .create_room(&stored(format!("h-b{i:03}"), true))
+            .await
+            .unwrap();
+    }
+    store
+        .create_room(&stored("h-c".into(), false))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = engine
+            .rooms(
+                &as_user("stranger"),
+                RoomQuery {
+                    prefix: "h-",
+                    after: after.as_ref(),
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.rooms.iter().map(|r| r.room_id.to_string()));
+        match page.next {
+            Some(next) => {
+                assert!(
+                    !next.as_str().starts_with("h-b"),
+                    "a private id leaked: {next}"
+                );
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["h-a", "h-c"]);
+}

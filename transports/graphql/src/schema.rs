@@ -345,9 +345,9 @@ impl MutationRoot {
         })
     }
 
-    /// Appends a message; returns once it is durable. Idempotent by
-    /// (room, sender, clientId). A user's `TEXT` needs `body`; a service's
-    /// `SYSTEM` entry needs `body`, `data` or both.
+    /// Appends a message — a `body`, `data` or both; returns once it is
+    /// durable. Idempotent by (room, sender, clientId). A user's message is
+    /// a `TEXT` entry; a service's (`X-Api-Key`) a `SYSTEM` entry.
     async fn send_message(
         &self,
         ctx: &Context<'_>,

@@ -217,8 +217,8 @@ where
 pub(crate) struct EmptyBody {}
 
 /// `POST /v1/rooms/{id}/messages` body (docs/contract.md §3, Sending): a
-/// user's text needs `body`; a service's system entry needs `body`, `data`
-/// or both.
+/// `body`, `data` or both; a user's message is a `text` entry, a service's
+/// a `system` entry.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SendBody {
     pub(crate) client_id: String,
@@ -296,8 +296,9 @@ pub(crate) struct PatchRoomBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 200)]
     pub(crate) title: Option<Option<String>>,
-    /// A new capacity, 1 to the server's `--max-capacity`. Below the
-    /// occupancy it evicts no one; new seats wait until members leave.
+    /// A new capacity, 1 to the server's `--max-capacity` (10 000 by
+    /// default, the maximum the document states). Below the occupancy it
+    /// evicts no one; new seats wait until members leave.
     #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub(crate) capacity: Option<u32>,
