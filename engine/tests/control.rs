@@ -237,7 +237,7 @@ async fn presence_agrees_with_the_ledger_under_churn() {
                 match engine.reserve(&principal, &id, None).await {
                     Ok(t) => {
                         tickets.insert(who.clone(), t.ticket);
-                        if held.get(&who).is_none() {
+                        if !held.contains_key(&who) {
                             held.insert(who.clone(), Held::Reserved);
                         }
                     }

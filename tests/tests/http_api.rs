@@ -185,7 +185,7 @@ async fn validation_and_room_lifecycle() {
     assert_eq!(status, 200);
     assert_eq!(
         v,
-        json!({"room_id": "lobby", "title": null, "capacity": 1, "occupancy": 1, "last_seq": 1})
+        json!({"room_id": "lobby", "title": null, "capacity": 1, "occupancy": 1, "last_seq": 1, "private": false, "closed": false})
     );
     let (status, v) = reserve(ann, "lobby", json!({})).await;
     assert_eq!((status, code(&v)), (409, "ROOM_FULL"));
@@ -541,7 +541,7 @@ async fn every_rejection_is_a_contract_json_error() {
         ),
         // Method.
         (
-            Method::DELETE,
+            Method::PUT,
             "/v1/rooms/edge",
             None,
             405,
