@@ -341,7 +341,7 @@ async fn system_entries_reach_sse_members_and_a_kick_says_why() {
     assert_eq!(alice.next().await.event, "joined");
     let billing = Principal::service(UserId::new("billing").unwrap());
     let talk = RoomId::new("talk").unwrap();
-    for i in 0..200 {
+    for i in 0..1_000 {
         let data = json!({"invoice": i, "paid": true});
         let serde_json::Value::Object(data) = data else {
             unreachable!()
@@ -358,7 +358,7 @@ async fn system_entries_reach_sse_members_and_a_kick_says_why() {
             .await
             .unwrap();
     }
-    for i in 0..200 {
+    for i in 0..1_000 {
         let e = alice.next().await;
         assert_eq!(e.event, "entry");
         assert_eq!(
