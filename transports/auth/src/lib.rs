@@ -5,7 +5,9 @@
 //! the integrator's backend (`--authorization hook`). The authenticators: [`JwtAuthenticator`] (HS256 secrets, RSA and
 //! EC public keys, JWK Sets; claims checked by [`JwtRules`]), [`DevTokens`]
 //! (`dev:<user>`, for development only) and [`AnyOf`], which tries several
-//! in order. Every refusal is `UNAUTHENTICATED` with a short reason.
+//! in order; [`ServiceKeys`] puts the integrator's backend's API keys
+//! (`X-Api-Key`) in front of any of them ([`WithServiceKeys`]). Every
+//! refusal is `UNAUTHENTICATED` with a short reason.
 //!
 //! It depends on `parlor-engine` only, for the port: the engine holds the
 //! [`Authenticator`] trait and no JWT library, and the transports take any

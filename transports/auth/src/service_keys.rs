@@ -29,7 +29,7 @@ pub struct ServiceKeys {
 impl ServiceKeys {
     /// Reads `NAME=SECRET` specs (`--api-key`, repeatable). A name is a
     /// user id (1–64 of `[A-Za-z0-9_.@-]`); a secret is at least
-    /// [`MIN_SECRET_BYTES`] bytes; names and secrets are unique.
+    /// 16 bytes; names and secrets are unique.
     ///
     /// Errors: a message for the operator that names the key, never the
     /// secret.

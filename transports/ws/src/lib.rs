@@ -2,7 +2,10 @@
 //!
 //! Parlor's raw WebSocket + HTTP transport: an axum 0.8 [`Router`] over any
 //! `Arc<dyn ChatEngine>`, serving docs/contract.md §4 (HTTP: reserve, room, history,
-//! send) and §5 (the `/v1/ws` socket: `hello`, `join`, `send`, `leave`).
+//! send, invitations; the control surface of listing, presence, lifecycle
+//! and moderation; the OpenAPI document at `/v1/openapi.json`, see
+//! [`ApiDoc`]) and §5 (the `/v1/ws` socket: `hello`, `join`, `send`,
+//! `leave`).
 //! It depends on `parlor-engine`, and on `parlor-wire` for what it shares with
 //! the other web transports (the contract's JSON shapes, HTTP error answers,
 //! the origin policy, the burst writer); the engine knows nothing of it.
