@@ -21,7 +21,8 @@
 //! A failed transaction fails its text entries back (`UNAVAILABLE`: the
 //! client retries with the same `client_id`) but keeps `join`/`leave` entries
 //! at the head of the queue and retries them with backoff: the seat ledger has
-//! already acted on them, and the log must follow.
+//! already acted on them, and the log must follow — unless the room is gone
+//! (`ROOM_NOT_FOUND`: purged), when they fail too.
 
 use std::{
     future::Future,
@@ -389,9 +390,15 @@ async fn fail(
     err: &Error,
     backoff: &mut Duration,
 ) {
+    // A room that is not stored any more (purged) has no log to keep in
+    // step: its `join`/`leave` entries fail too instead of waiting forever.
+    let gone = err.kind() == ErrorKind::RoomNotFound;
+    if gone {
+        tracing::warn!(room = %room.id, "appends to a room that was purged are dropped");
+    }
     let mut keep = Vec::new();
     for (entry, Reply { ack, permit }) in entries.into_iter().zip(replies) {
-        if entry.kind.is_message() {
+        if entry.kind.is_message() || gone {
             if let Some(ack) = ack {
                 let _ = ack.send(Err(Error::new(err.kind(), err.message())));
             }

@@ -162,6 +162,36 @@ async fn commit(
             let err = Error::new(ErrorKind::Internal, "internal error");
             refuse(entries, replies, &err);
         }
+        Err(err) if replies.len() > 1 && !err.kind().is_temporary() => {
+            // One batch's fault (a room purged meanwhile, say) must not fail
+            // the other rooms' batches it shared the transaction with: each
+            // goes again alone, and only the faulty one fails.
+            tracing::warn!(
+                code = err.code(),
+                batches = replies.len(),
+                "a shared append transaction failed; storing its batches one by one"
+            );
+            let mut entries = entries.into_iter();
+            for (n, reply) in replies {
+                let batch: Vec<NewEntry> = entries.by_ref().take(n).collect();
+                let outcome = match store.append(&batch).await {
+                    Ok(outcomes) if outcomes.len() == n => {
+                        counters.append_batches.fetch_add(1, Ordering::Relaxed);
+                        counters.batch_sizes.observe(n as f64);
+                        Ok(outcomes)
+                    }
+                    Ok(_) => Err(Refused {
+                        error: Error::new(ErrorKind::Internal, "internal error"),
+                        entries: batch,
+                    }),
+                    Err(error) => Err(Refused {
+                        error,
+                        entries: batch,
+                    }),
+                };
+                let _ = reply.send(outcome);
+            }
+        }
         Err(err) => {
             tracing::warn!(code = err.code(), error = ?std::error::Error::source(&err),
                 entries = total, "append transaction failed");
@@ -177,5 +207,73 @@ fn refuse(mut entries: Vec<NewEntry>, replies: Vec<(usize, Reply)>, err: &Error)
             error: Error::new(err.kind(), err.message()),
             entries: entries.drain(..n).collect(),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        ids::{RoomId, UserId},
+        room::StoredRoom,
+        testkit::MemoryStore,
+    };
+
+    fn text(room: &str, client_id: &str) -> NewEntry {
+        NewEntry::text(
+            RoomId::new(room).unwrap(),
+            UserId::new("ann").unwrap(),
+            client_id,
+            "hi",
+        )
+    }
+
+    /// A batch for a room that is not stored (purged while queued) fails
+    /// alone: the batches that shared its transaction are stored.
+    #[tokio::test]
+    async fn one_rooms_fault_does_not_fail_the_batches_it_shared_a_commit_with() {
+        let store = Arc::new(MemoryStore::default());
+        let stored = StoredRoom {
+            id: RoomId::new("a").unwrap(),
+            capacity: 5,
+            title: None,
+            last_seq: 0,
+            owner: None,
+            private: false,
+            closed: false,
+        };
+        store.create_room(&stored).await.unwrap();
+        store.set_latency(Duration::from_millis(50));
+        let writer = StoreWriter::start(
+            Arc::clone(&store) as Arc<dyn Store>,
+            256,
+            64,
+            Arc::new(Counters::default()),
+        );
+        // The first occupies the one lane; the next two wait and then share
+        // a transaction.
+        let later = |room: &'static str, client_id: &'static str| {
+            let writer = &writer;
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                writer.append(vec![text(room, client_id)]).await
+            }
+        };
+        let (first, gone, second) = tokio::join!(
+            writer.append(vec![text("a", "1")]),
+            later("gone", "x"),
+            later("a", "2"),
+        );
+        assert!(first.is_ok());
+        let Err(refused) = gone else {
+            panic!("a room that is not stored was appended to");
+        };
+        assert_eq!(refused.error.kind(), ErrorKind::RoomNotFound);
+        let Ok(second) = second else {
+            panic!("a batch failed with its neighbour");
+        };
+        assert_eq!(second[0].entry().map(|e| e.seq), Some(2));
     }
 }

@@ -53,7 +53,8 @@ impl Appended {
 /// `parlor_engine::testkit` checks them):
 /// - `create_room` is an INSERT: an existing id is reported, never merged.
 /// - `append` is one transaction for the whole batch: either every entry of it
-///   is durable when it returns `Ok`, or none is. It assigns each room's new
+///   is durable when it returns `Ok`, or none is. A batch naming a room that
+///   is not stored (never created, or purged) fails with `ROOM_NOT_FOUND`. It assigns each room's new
 ///   entries the next seqs (last + 1, …) in batch order; it answers a text
 ///   entry whose (room, sender, client_id) is already stored — before or
 ///   earlier in the same batch — with `Existing` and writes nothing for it.

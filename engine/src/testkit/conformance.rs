@@ -185,10 +185,10 @@ async fn a_failed_batch_writes_nothing(store: &dyn Store, p: &str) {
         .append(&batch)
         .await
         .expect_err("append to a missing room fails");
-    assert_ne!(
+    assert_eq!(
         err.kind(),
-        ErrorKind::Unavailable,
-        "not a temporary failure"
+        ErrorKind::RoomNotFound,
+        "a room that is not stored (never created, or purged) is named as such"
     );
     assert!(
         store

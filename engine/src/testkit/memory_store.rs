@@ -147,7 +147,7 @@ impl Store for MemoryStore {
             .find(|e| state.rooms.get(&e.room_id).is_none_or(|r| r.room.is_none()))
         {
             return Err(Error::new(
-                ErrorKind::Internal,
+                ErrorKind::RoomNotFound,
                 format!("append to a room that is not stored: {}", missing.room_id),
             ));
         }

@@ -235,7 +235,7 @@ pub(crate) async fn append(
                 duplicates = Duplicates::LookUp;
                 attempt += 1;
             }
-            Err(err) => return Err(translate(err)),
+            Err(err) => return Err(translate_append(err)),
         }
     }
     loop {

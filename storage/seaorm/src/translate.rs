@@ -20,16 +20,22 @@ pub(crate) fn translate(err: DbErr) -> Error {
 }
 
 /// Translates an append's error: a room that is not stored (see
-/// [`room_not_stored`]) is the caller's mistake, the rest as [`translate`].
+/// [`room_not_stored`], or the entries' foreign key: a room purged
+/// meanwhile) is `ROOM_NOT_FOUND`, the rest as [`translate`].
 pub(crate) fn translate_append(err: DbErr) -> Error {
-    match err {
-        DbErr::RecordNotFound(_) => Error::new(
-            ErrorKind::InvalidInput,
+    let missing = matches!(err, DbErr::RecordNotFound(_))
+        || matches!(
+            err.sql_err(),
+            Some(SqlErr::ForeignKeyConstraintViolation(_))
+        );
+    if missing {
+        return Error::new(
+            ErrorKind::RoomNotFound,
             "append to a room that is not stored",
         )
-        .with_source(err),
-        err => translate(err),
+        .with_source(err);
     }
+    translate(err)
 }
 
 /// Translates the error of a write to a per-room set (invitations,
