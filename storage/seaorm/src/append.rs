@@ -50,7 +50,7 @@ use crate::{
     append_sqlite::{self, KnownHeads},
     entity::{entry, member},
     rows::to_entry,
-    translate::{is_unique_violation, room_not_stored, translate, translate_append},
+    translate::{is_unique_violation, room_not_stored, translate_append},
 };
 
 /// How often an append is tried when it meets a stored idempotency key:
