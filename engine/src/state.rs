@@ -123,14 +123,20 @@ impl EngineState {
     }
 
     /// The room's facts: from memory when it is loaded (a pending room is
-    /// not stored: `None`), else from storage.
+    /// not stored: `None`), else from storage. In a cluster always from
+    /// storage, since another node may have changed or closed the room.
     pub(crate) async fn stored_facts(&self, id: &RoomId) -> Result<Option<StoredRoom>> {
         if let Some(room) = self.directory.get(id) {
             let ledger = room.ledger();
             if !ledger.is_retired() {
                 let pending = ledger.is_pending();
                 drop(ledger);
-                return Ok((!pending).then(|| room.as_stored()));
+                if pending {
+                    return Ok(None);
+                }
+                if self.cluster.is_none() {
+                    return Ok(Some(room.as_stored()));
+                }
             }
         }
         self.store.room(id).await

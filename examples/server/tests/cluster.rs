@@ -775,6 +775,27 @@ async fn closing_a_room_holds_on_every_node() {
         let err = node.client("dave").reserve(&room, None).await.unwrap_err();
         assert_eq!(err.code(), Some("ROOM_CLOSED"), "{err}");
         assert!(presence(node, &room).await.is_empty());
+        // Every node knows, the ones that held no seat there too.
+        let path = format!("/v1/rooms/{room}");
+        let (status, _) = call(
+            node,
+            None,
+            "PATCH",
+            &path,
+            Some(serde_json::json!({"capacity": 3})),
+        )
+        .await;
+        assert_eq!(status, 410, "PATCH of a closed room");
+        let message = serde_json::json!({"client_id": "late", "body": "anyone?"});
+        let (status, _) = call(
+            node,
+            None,
+            "POST",
+            &format!("{path}/messages"),
+            Some(message),
+        )
+        .await;
+        assert_eq!(status, 410, "a service's message to a closed room");
     }
     let log = whole_log(&nodes[2], "alice", &room).await;
     let leaves = log.iter().filter(|e| e.kind == "leave").count();
