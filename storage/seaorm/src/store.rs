@@ -76,8 +76,24 @@ impl SeaOrmStore {
     }
 
     /// Brings the schema up to date.
+    ///
+    /// Several nodes of a cluster started together on one Postgres run the
+    /// same migration at once, and all but one fail on what the winner
+    /// created; once the winner has recorded it, they find it done. So a
+    /// failed migration is tried again, a few times, with a growing pause.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.writes, None).await.map_err(translate)
+        let mut attempt = 1;
+        loop {
+            match Migrator::up(&self.writes, None).await {
+                Ok(()) => return Ok(()),
+                Err(err) if self.backend() == DbBackend::Postgres && attempt < MIGRATE_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %err, "migration failed; another node may be migrating, trying again");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(translate(err)),
+            }
+        }
     }
 
     /// Connects and migrates.
@@ -107,6 +123,9 @@ impl SeaOrmStore {
         Ok(())
     }
 }
+
+/// How many times a start tries the migrations (see [`SeaOrmStore::migrate`]).
+const MIGRATE_ATTEMPTS: u32 = 8;
 
 /// WAL pages between automatic checkpoints (SQLite's default is 1 000).
 #[cfg(feature = "sqlite")]

@@ -3,7 +3,8 @@
 //! And `m0006` (owners, private rooms, invitations) on a database with rooms
 //! stored before it, and `m0007` (data, leave reasons, closed rooms,
 //! moderators, bans) on one with entries. (Postgres runs them up in every suite that opens it;
-//! down is not run there, since the suites share one database.)
+//! down is not run there, since the suites share one database.) And four
+//! nodes migrating a fresh Postgres database at once.
 
 use parlor_engine::{Ban, ErrorKind, RoomId, SeqRange, Store, UserId};
 use parlor_seaorm::{Migrator, SeaOrmStore};
@@ -221,4 +222,52 @@ async fn data_closing_and_moderation_come_to_rooms_stored_before_them() {
     assert!(!store.room(&r).await.unwrap().expect("stored").closed);
     assert!(!store.is_moderator(&r, &bo).await.unwrap());
     assert_eq!(store.ban(&r, &bo).await.unwrap(), None);
+}
+
+/// Nodes of a cluster upgraded together start at once on one Postgres that
+/// needs migrations: every one of them comes up (the ones that lose the
+/// race to a migration find it done and go on), on a fresh database.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the SKIPPED line
+async fn nodes_starting_together_all_migrate() {
+    let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "SKIPPED nodes_starting_together_all_migrate: PARLOR_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let admin = Database::connect(&url).await.expect("connect");
+    let name = format!("parlor_race_{:08x}", rand_suffix());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a fresh database");
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    let fresh = format!("{base}/{name}");
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let fresh = fresh.clone();
+            tokio::spawn(async move { SeaOrmStore::open(&fresh).await.map(drop) })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for open in opens {
+        if let Err(err) = open.await.expect("task") {
+            failed.push(err.to_string());
+        }
+    }
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .expect("drop the database");
+    assert!(failed.is_empty(), "nodes failed to start: {failed:?}");
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    nanos ^ std::process::id()
 }
