@@ -264,6 +264,14 @@ async fn nodes_starting_together_all_migrate() {
     assert!(failed.is_empty(), "nodes failed to start: {failed:?}");
 }
 
+#[cfg(not(feature = "postgres"))]
+#[test]
+#[allow(clippy::print_stderr)] // the SKIPPED line
+fn nodes_starting_together_all_migrate() {
+    eprintln!("SKIPPED nodes_starting_together_all_migrate: built without the `postgres` feature");
+}
+
+#[cfg(feature = "postgres")]
 fn rand_suffix() -> u32 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
