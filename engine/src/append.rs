@@ -109,7 +109,6 @@ pub(crate) async fn submit(
             }
         };
         let permit = room.log.send_permit().await;
-        let (ack, stored) = oneshot::channel();
         let ledger = room.ledger();
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
@@ -124,18 +123,32 @@ pub(crate) async fn submit(
             client_id,
             message,
         );
-        enqueue(
-            state,
-            &room,
-            AppendRequest {
-                entry,
-                ack: Some(ack),
-                permit: Some(permit),
-            },
-        );
+        // Queued under the ledger lock: a leave cannot slip in between.
+        let pending = queue_message(state, &room, entry, permit);
         drop(ledger);
-        return Ok(PendingSend(stored));
+        return Ok(pending);
     }
+}
+
+/// Queues a message on `room`'s log (the caller holds its ledger lock) and
+/// returns what resolves once it is stored.
+fn queue_message(
+    state: &Arc<EngineState>,
+    room: &Arc<LiveRoom>,
+    entry: NewEntry,
+    permit: OwnedSemaphorePermit,
+) -> PendingSend {
+    let (ack, stored) = oneshot::channel();
+    enqueue(
+        state,
+        room,
+        AppendRequest {
+            entry,
+            ack: Some(ack),
+            permit: Some(permit),
+        },
+    );
+    PendingSend(stored)
 }
 
 /// A service's message: a `system` entry in a stored, open room, queued
@@ -165,7 +178,6 @@ async fn submit_system(
             return Err(err);
         }
         let permit = room.log.send_permit().await;
-        let (ack, stored) = oneshot::channel();
         let ledger = room.ledger();
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
@@ -175,19 +187,11 @@ async fn submit_system(
             EntryKind::System,
             principal.user.clone(),
             client_id,
-            message.clone(),
+            message,
         );
-        enqueue(
-            state,
-            &room,
-            AppendRequest {
-                entry,
-                ack: Some(ack),
-                permit: Some(permit),
-            },
-        );
+        let pending = queue_message(state, &room, entry, permit);
         drop(ledger);
-        return Ok(PendingSend(stored));
+        return Ok(pending);
     }
 }
 

@@ -292,8 +292,9 @@ pub(crate) async fn commit(
         // what may refuse this commit, so a refusal leaves the ticket
         // usable, as on one node.
         if let Some(room) = state.stored_room(&verified.room).await? {
+            // One read of the room's row: its facts and its head.
             state.refresh_facts(&room).await?;
-            check_after_seq(state, &room, after_seq).await?;
+            after_seq_within_head(&room, after_seq)?;
             asked = Some(ask_policy(state, principal, &room).await?);
         }
         if !cluster
@@ -470,11 +471,18 @@ async fn check_after_seq(
     room: &LiveRoom,
     after_seq: Option<Seq>,
 ) -> Result<()> {
+    if after_seq.is_some() {
+        state.refresh_last_seq(room).await?;
+    }
+    after_seq_within_head(room, after_seq)
+}
+
+/// [`check_after_seq`] against the head this node knows (just refreshed).
+fn after_seq_within_head(room: &LiveRoom, after_seq: Option<Seq>) -> Result<()> {
     let Some(after) = after_seq else {
         return Ok(());
     };
     check_seq("after_seq", after)?;
-    state.refresh_last_seq(room).await?;
     if after > room.log.last_seq() {
         return Err(Error::new(
             ErrorKind::InvalidInput,

@@ -44,6 +44,20 @@ async fn owned_room(engine: &Engine, owner: &str, name: &str, capacity: u32) -> 
         .unwrap()
 }
 
+/// A room as storage holds it, olga's, with 5 seats: put straight into the
+/// store, for the listing tests.
+fn stored(id: String, private: bool) -> StoredRoom {
+    StoredRoom {
+        id: room(id),
+        capacity: 5,
+        title: None,
+        last_seq: 0,
+        owner: Some(user("olga")),
+        private,
+        closed: false,
+    }
+}
+
 fn data(n: usize) -> Data {
     let serde_json::Value::Object(map) = serde_json::json!({"n": n, "mentions": ["bob"]}) else {
         unreachable!()
@@ -301,15 +315,6 @@ async fn presence_agrees_with_the_ledger_under_churn() {
 #[tokio::test]
 async fn listing_pages_through_ten_thousand_rooms_while_rooms_are_created() {
     let (engine, store) = engine().await;
-    let stored = |id: String, private: bool| StoredRoom {
-        id: room(id),
-        capacity: 5,
-        title: None,
-        last_seq: 0,
-        owner: Some(user("olga")),
-        private,
-        closed: false,
-    };
     let mut before = Vec::new();
     for i in 0..10_000 {
         let id = format!("r{i:05}");
@@ -699,15 +704,6 @@ async fn close_takes_every_seat_and_purge_frees_the_id() {
 #[tokio::test]
 async fn the_listing_cursor_never_names_a_hidden_room() {
     let (engine, store) = engine().await;
-    let stored = |id: String, private: bool| StoredRoom {
-        id: room(id),
-        capacity: 5,
-        title: None,
-        last_seq: 0,
-        owner: Some(user("olga")),
-        private,
-        closed: false,
-    };
     store
         .create_room(&stored("h-a".into(), false))
         .await
