@@ -162,6 +162,37 @@ async fn submit_system(
     client_id: &str,
     message: Message,
 ) -> Result<PendingSend> {
+    let entry = NewEntry::message(
+        room_id.clone(),
+        EntryKind::System,
+        principal.user.clone(),
+        client_id,
+        message,
+    );
+    queue_unseated(state, entry, Closed::Refuse).await
+}
+
+/// Whether [`queue_unseated`] takes an entry for a closed room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// `ROOM_CLOSED`: a closed room takes no messages.
+    Refuse,
+    /// Queued all the same: a redaction still erases in a closed room.
+    Allow,
+}
+
+/// Queues `entry` on its stored room's log for a caller who needs no seat
+/// there (a service's message, an edit, a redaction), behind everything
+/// queued before it.
+///
+/// Errors: `ROOM_NOT_FOUND`, `ROOM_CLOSED` (unless `closed` allows),
+/// storage errors.
+pub(crate) async fn queue_unseated(
+    state: &Arc<EngineState>,
+    entry: NewEntry,
+    closed: Closed,
+) -> Result<PendingSend> {
+    let room_id = &entry.room_id;
     loop {
         let room = state
             .stored_room(room_id)
@@ -172,8 +203,12 @@ async fn submit_system(
             Ok(()) if room.facts().closed => Err(ErrorKind::RoomClosed.into()),
             other => other,
         };
+        let open = match open {
+            Err(err) if err.kind() == ErrorKind::RoomClosed && closed == Closed::Allow => Ok(()),
+            other => other,
+        };
         if let Err(err) = open {
-            // Loaded only for this message, perhaps: unload it again.
+            // Loaded only for this entry, perhaps: unload it again.
             state.directory.unload_if_idle(&room);
             return Err(err);
         }
@@ -182,13 +217,6 @@ async fn submit_system(
         if ledger.is_retired() {
             continue; // unloaded meanwhile: look again
         }
-        let entry = NewEntry::message(
-            room_id.clone(),
-            EntryKind::System,
-            principal.user.clone(),
-            client_id,
-            message,
-        );
         let pending = queue_message(state, &room, entry, permit);
         drop(ledger);
         return Ok(pending);
@@ -198,7 +226,7 @@ async fn submit_system(
 /// The send rules of docs/contract.md §3: a `client_id` of 1–64 characters;
 /// a body, data or both; a body of at most `max_message_bytes` bytes that
 /// is not blank, no U+0000; data of at most `max_data_bytes` bytes of JSON.
-fn validate_send(config: &EngineConfig, client_id: &str, message: &Message) -> Result<()> {
+pub(crate) fn validate_send(config: &EngineConfig, client_id: &str, message: &Message) -> Result<()> {
     if client_id.is_empty() || client_id.chars().count() > 64 {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -365,6 +393,12 @@ async fn deliver(
                 }
                 continue;
             }
+            Appended::Refused(kind) => {
+                if let Some(ack) = reply.ack {
+                    let _ = ack.send(Err(refusal(kind)));
+                }
+                continue;
+            }
         };
         if let Some(ack) = reply.ack {
             acks.push((ack, entry));
@@ -381,6 +415,17 @@ async fn deliver(
     for (ack, entry) in acks {
         // The sender may have gone; the entry is stored either way.
         let _ = ack.send(Ok(Some(entry)));
+    }
+}
+
+/// Why the store refused an amendment, as its caller hears it.
+fn refusal(kind: ErrorKind) -> Error {
+    match kind {
+        ErrorKind::EntryNotFound => Error::new(kind, "no entry at that seq (pruned, or never stored)"),
+        _ => Error::new(
+            kind,
+            "that entry cannot be changed: only an unredacted text message can be edited, and only a message redacted",
+        ),
     }
 }
 
@@ -402,7 +447,7 @@ async fn fail(
     }
     let mut keep = Vec::new();
     for (entry, Reply { ack, permit }) in entries.into_iter().zip(replies) {
-        if entry.kind.is_message() || gone {
+        if !entry.kind.is_membership() || gone {
             if let Some(ack) = ack {
                 let _ = ack.send(Err(Error::new(err.kind(), err.message())));
             }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::limits::RateLimit;
+use crate::{limits::RateLimit, room::Retention};
 
 /// Engine settings. `Default` gives the contract's defaults, except the
 /// per-user limits (`send_rate`, `reservation_rate`, `create_rate`,
@@ -57,6 +57,16 @@ pub struct EngineConfig {
     /// server: 10, `--max-pending-rooms`). Beyond it a create is
     /// `RATE_LIMITED`.
     pub max_pending_rooms: Option<u32>,
+    /// How much of each room's log is kept, unless the room has its own
+    /// (default: everything; the server's `--retention-max-entries`,
+    /// `--retention-max-age`).
+    pub retention: Retention,
+    /// How often the pruner looks for rooms over their retention (5 s; a
+    /// room over its bound is pruned within one period plus its batches).
+    pub retention_interval: Duration,
+    /// The most entries one prune transaction deletes (1000): appends to
+    /// the room wait at most that long.
+    pub prune_batch: u32,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +88,9 @@ impl Default for EngineConfig {
             reservation_rate: None,
             create_rate: None,
             max_pending_rooms: None,
+            retention: Retention::default(),
+            retention_interval: Duration::from_secs(5),
+            prune_batch: 1000,
         }
     }
 }
@@ -152,6 +165,24 @@ impl EngineConfig {
     /// Sets [`EngineConfig::max_pending_rooms`].
     pub fn max_pending_rooms(mut self, max: u32) -> Self {
         self.max_pending_rooms = Some(max);
+        self
+    }
+
+    /// Sets [`EngineConfig::retention`].
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets [`EngineConfig::retention_interval`].
+    pub fn retention_interval(mut self, every: Duration) -> Self {
+        self.retention_interval = every;
+        self
+    }
+
+    /// Sets [`EngineConfig::prune_batch`] (at least 1).
+    pub fn prune_batch(mut self, max: u32) -> Self {
+        self.prune_batch = max.max(1);
         self
     }
 

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use tokio::{runtime::Handle, time::Instant};
 
 use crate::{
+    amendments,
     append::{self, PendingSend},
     config::EngineConfig,
-    entry::{Entry, EntryKind, Message, NewEntry, Seq, SeqRange},
+    entry::{Entry, EntryKind, HistoryPage, Message, NewEntry, Seq, SeqRange},
     error::Result,
     ids::{RoomId, UserId},
     join::{self, Reservation},
@@ -25,9 +26,9 @@ use crate::{
     moderation,
     policies::OpenPolicy,
     ports::{Bus, Cluster, InProcessBus, Principal, RoomPolicy, Store},
-    reads, remote_removals,
+    read_markers, reads, remote_removals, retention,
     reservations::Reservations,
-    room::{Ban, Member, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec},
+    room::{Ban, Member, ReadState, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec},
     room_directory::RoomDirectory,
     seat_ledger::SeatCounts,
     state::EngineState,
@@ -103,11 +104,62 @@ pub trait ChatEngine: Send + Sync + 'static {
     /// stream of that seat ends. False when the user held no seat there.
     async fn leave(&self, user: &UserId, room: &RoomId) -> Result<bool>;
 
-    /// A page of the room log. Needs the policy's `read`, and a joined seat
-    /// (grace counts) or being the room's owner (`NOT_A_MEMBER`);
-    /// `ROOM_NOT_FOUND` for an absent room or a private one the caller may
-    /// not see.
-    async fn history(&self, who: &Principal, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>>;
+    /// A page of the room log, from `first_seq` on where retention pruned
+    /// (the page says where the log starts). Messages show their latest
+    /// edit; redacted ones neither body nor data. Needs the policy's
+    /// `read`, and a joined seat (grace counts) or being the room's owner
+    /// (`NOT_A_MEMBER`); `ROOM_NOT_FOUND` for an absent room or a private
+    /// one the caller may not see.
+    async fn history(&self, who: &Principal, room: &RoomId, range: SeqRange)
+    -> Result<HistoryPage>;
+
+    /// Edits the `text` message at `seq` (its sender; another user only
+    /// where the policy allows `edit`): appends an `edit` entry with the
+    /// new body and data, and returns it once durable. Idempotent by
+    /// `client_id` when given.
+    ///
+    /// Errors: those of a send (`INVALID_INPUT`, `MESSAGE_TOO_LARGE`,
+    /// `RATE_LIMITED`, `ROOM_CLOSED`), `ROOM_NOT_FOUND`,
+    /// `ENTRY_NOT_FOUND`, `INVALID_INPUT` (not a text message, or
+    /// redacted), `FORBIDDEN`, storage errors.
+    async fn edit(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        seq: Seq,
+        client_id: Option<&str>,
+        message: Message,
+    ) -> Result<Arc<Entry>>;
+
+    /// Redacts the message at `seq` (its sender, a moderator, a service):
+    /// appends a `redaction` entry and erases the message's body and data
+    /// (and its edits') from storage in the same transaction; returns the
+    /// redaction once durable (a second redaction: the first).
+    ///
+    /// Errors: `INVALID_INPUT` (reason over 500 characters, not a
+    /// message), `RATE_LIMITED`, `ROOM_NOT_FOUND`, `ENTRY_NOT_FOUND`,
+    /// `FORBIDDEN`, storage errors.
+    async fn redact(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        seq: Seq,
+        reason: Option<&str>,
+    ) -> Result<Arc<Entry>>;
+
+    /// Raises the caller's read marker in `room` to `seq` (a lower one is
+    /// ignored) and returns their read state; the room's other live
+    /// members get a `receipt` notice.
+    ///
+    /// Errors: `FORBIDDEN` (a service; the policy), `INVALID_INPUT` (seq
+    /// beyond the log), `ROOM_NOT_FOUND`, storage errors.
+    async fn mark_read(&self, who: &Principal, room: &RoomId, seq: Seq) -> Result<ReadState>;
+
+    /// `user`'s read state in `room`: for a service, or the user.
+    ///
+    /// Errors: `FORBIDDEN`, `ROOM_NOT_FOUND`, storage errors.
+    async fn read_marker(&self, who: &Principal, room: &RoomId, user: &UserId)
+    -> Result<ReadState>;
 
     /// The room, if it is stored (a pending room is not) and the caller may
     /// see it (`None` for a private room the policy refuses them).
@@ -349,6 +401,7 @@ fn launch(
         }
     });
     tokio::spawn(sweep_until_dropped(Arc::downgrade(&state)));
+    tokio::spawn(retention::run(Arc::downgrade(&state)));
     state
 }
 
@@ -367,6 +420,14 @@ impl Engine {
     /// Expires due reservations now instead of at the next sweep tick.
     pub async fn run_maintenance(&self) {
         self.state.reservations.sweep().await;
+    }
+
+    /// Runs one retention pass now instead of at the next period; returns
+    /// how many entries were pruned.
+    ///
+    /// Errors: storage errors.
+    pub async fn prune_now(&self) -> Result<u64> {
+        retention::prune_pass(&self.state).await
     }
 
     /// The engine's settings.
@@ -469,8 +530,47 @@ impl ChatEngine for Engine {
         join::leave_room(&self.state, user, room).await
     }
 
-    async fn history(&self, who: &Principal, room: &RoomId, range: SeqRange) -> Result<Vec<Entry>> {
+    async fn history(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        range: SeqRange,
+    ) -> Result<HistoryPage> {
         reads::history(&self.state, who, room, range).await
+    }
+
+    async fn edit(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        seq: Seq,
+        client_id: Option<&str>,
+        message: Message,
+    ) -> Result<Arc<Entry>> {
+        amendments::edit(&self.state, who, room, seq, client_id, message).await
+    }
+
+    async fn redact(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        seq: Seq,
+        reason: Option<&str>,
+    ) -> Result<Arc<Entry>> {
+        amendments::redact(&self.state, who, room, seq, reason).await
+    }
+
+    async fn mark_read(&self, who: &Principal, room: &RoomId, seq: Seq) -> Result<ReadState> {
+        read_markers::mark_read(&self.state, who, room, seq).await
+    }
+
+    async fn read_marker(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<ReadState> {
+        read_markers::read_marker(&self.state, who, room, user).await
     }
 
     async fn room(&self, who: &Principal, room: &RoomId) -> Result<Option<RoomInfo>> {

@@ -1,5 +1,6 @@
 //! The room log's vocabulary: [`Entry`], [`EntryKind`], [`NewEntry`],
-//! [`Message`] (what a sender writes: body and/or app data) and [`SeqRange`].
+//! [`Message`] (what a sender writes: body and/or app data), [`SeqRange`]
+//! and [`HistoryPage`].
 
 use std::{fmt, time::SystemTime};
 
@@ -39,28 +40,41 @@ pub enum EntryKind {
     /// A message of the integrator's backend (a service key), which holds
     /// no seat: its `sender` is the key's name, never a user.
     System,
+    /// A new body (and data) for the `text` entry at `target_seq`, written
+    /// by its sender: the target reads back with it and `edited_at`.
+    Edit,
+    /// The erasure of the message at `target_seq`: its body and data (and
+    /// those of its edits) are deleted from storage in the same transaction.
+    Redaction,
 }
 
 impl EntryKind {
-    /// `text`, `join` or `leave`, as on the wire and in storage.
+    /// Every kind.
+    pub const ALL: [EntryKind; 6] = [
+        EntryKind::Text,
+        EntryKind::Join,
+        EntryKind::Leave,
+        EntryKind::System,
+        EntryKind::Edit,
+        EntryKind::Redaction,
+    ];
+
+    /// `text`, `join`, `leave`, `system`, `edit` or `redaction`, as on the
+    /// wire and in storage.
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Text => "text",
             EntryKind::Join => "join",
             EntryKind::Leave => "leave",
             EntryKind::System => "system",
+            EntryKind::Edit => "edit",
+            EntryKind::Redaction => "redaction",
         }
     }
 
     /// The inverse of [`EntryKind::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "text" => Some(EntryKind::Text),
-            "join" => Some(EntryKind::Join),
-            "leave" => Some(EntryKind::Leave),
-            "system" => Some(EntryKind::System),
-            _ => None,
-        }
+        EntryKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -70,6 +84,24 @@ impl EntryKind {
     /// (room, sender, `client_id`).
     pub fn is_message(self) -> bool {
         matches!(self, EntryKind::Text | EntryKind::System)
+    }
+
+    /// Whether entries of this kind change an earlier entry (`edit`,
+    /// `redaction`): they name it by `target_seq`, and are idempotent by
+    /// (room, sender, `client_id`) when they carry one.
+    pub fn is_amendment(self) -> bool {
+        matches!(self, EntryKind::Edit | EntryKind::Redaction)
+    }
+
+    /// Whether entries of this kind record a seat (`join`, `leave`).
+    pub fn is_membership(self) -> bool {
+        matches!(self, EntryKind::Join | EntryKind::Leave)
+    }
+
+    /// Whether an entry of this kind counts as unread for a user who did
+    /// not send it (`text`, `system`).
+    pub fn counts_as_unread(self) -> bool {
+        self.is_message()
     }
 }
 
@@ -145,6 +177,17 @@ pub struct Entry {
     /// Why a seat was taken away (`leave` entries of a kick or a close:
     /// [`LeaveReason`]); `None` for an ordinary leave and every other kind.
     pub reason: Option<LeaveReason>,
+    /// The entry an `edit` or a `redaction` changes; `None` for other kinds.
+    pub target_seq: Option<Seq>,
+    /// The moderator's or sender's note on a `redaction` (at most 500
+    /// characters; `reason` on the wire); `None` for other kinds.
+    pub redaction_reason: Option<String>,
+    /// When the message was last edited (a `text` entry with an `edit` after
+    /// it); its `body` and `data` are the edit's.
+    pub edited_at: Option<Timestamp>,
+    /// Whether the message (or, for an `edit`, its target) was redacted: its
+    /// `body` and `data` are erased, in storage too.
+    pub redacted: bool,
     /// Server time at append.
     pub created_at: Timestamp,
 }
@@ -169,6 +212,10 @@ pub struct NewEntry {
     pub data: Option<Data>,
     /// Why a seat was taken away (`leave` only).
     pub reason: Option<LeaveReason>,
+    /// The entry an `edit` or `redaction` changes.
+    pub target_seq: Option<Seq>,
+    /// A `redaction`'s note.
+    pub redaction_reason: Option<String>,
     /// Server time at append.
     pub created_at: Timestamp,
 }
@@ -185,6 +232,8 @@ impl NewEntry {
             body: Some(body.to_owned()),
             data: None,
             reason: None,
+            target_seq: None,
+            redaction_reason: None,
             created_at: Timestamp::now(),
         }
     }
@@ -208,6 +257,52 @@ impl NewEntry {
             body: message.body,
             data: message.data,
             reason: None,
+            target_seq: None,
+            redaction_reason: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    /// An `edit` of the `text` entry at `target` by its sender: the new
+    /// body and data. `client_id` makes it idempotent (one is made when the
+    /// caller gave none).
+    pub fn edit(
+        room_id: RoomId,
+        sender: UserId,
+        target: Seq,
+        client_id: Option<&str>,
+        message: Message,
+    ) -> Self {
+        let id = Uuid::now_v7();
+        NewEntry {
+            room_id,
+            id,
+            kind: EntryKind::Edit,
+            sender,
+            client_id: Some(client_id.map_or_else(|| id.to_string(), str::to_owned)),
+            body: message.body,
+            data: message.data,
+            reason: None,
+            target_seq: Some(target),
+            redaction_reason: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    /// A `redaction` of the message at `target` by `sender` (its sender, a
+    /// moderator or a service), with an optional note.
+    pub fn redaction(room_id: RoomId, sender: UserId, target: Seq, reason: Option<String>) -> Self {
+        NewEntry {
+            room_id,
+            id: Uuid::now_v7(),
+            kind: EntryKind::Redaction,
+            sender,
+            client_id: None,
+            body: None,
+            data: None,
+            reason: None,
+            target_seq: Some(target),
+            redaction_reason: reason,
             created_at: Timestamp::now(),
         }
     }
@@ -231,6 +326,8 @@ impl NewEntry {
             body: None,
             data: None,
             reason: None,
+            target_seq: None,
+            redaction_reason: None,
             created_at: Timestamp::now(),
         }
     }
@@ -247,6 +344,10 @@ impl NewEntry {
             body: self.body,
             data: self.data,
             reason: self.reason,
+            target_seq: self.target_seq,
+            redaction_reason: self.redaction_reason,
+            edited_at: None,
+            redacted: false,
             created_at: self.created_at,
         }
     }
@@ -346,6 +447,18 @@ impl SeqRange {
     }
 }
 
+/// One page of a room's history (`GET /v1/rooms/{id}/messages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The entries, ascending by seq; a message shows its latest edit and
+    /// a redacted one neither body nor data.
+    pub entries: Vec<Entry>,
+    /// The oldest seq the room still stores (retention prunes below it;
+    /// `last_seq + 1` when it stores none). A read from before it starts
+    /// at it: the entries below are gone.
+    pub first_seq: Seq,
+}
+
 impl Default for SeqRange {
     fn default() -> Self {
         SeqRange {
@@ -394,12 +507,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for k in [
-            EntryKind::Text,
-            EntryKind::Join,
-            EntryKind::Leave,
-            EntryKind::System,
-        ] {
+        for k in EntryKind::ALL {
             assert_eq!(EntryKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(EntryKind::parse("TEXT"), None);

@@ -30,11 +30,105 @@ use tokio::{
 use crate::{
     entry::{Entry, LeaveReason, MAX_HISTORY_LIMIT, Seq, SeqRange},
     error::{Error, ErrorKind, Result},
-    ids::RoomId,
-    ports::{Bus, LiveEntries, Store},
+    ids::{RoomId, UserId},
+    notice::Notice,
+    ports::{Bus, LiveEntries, LiveNotices, Store},
     seat_ledger::SeatEnd,
     stats::GaugeGuard,
 };
+
+/// What a live stream hands out next: an entry of the log, or a notice
+/// (never stored, no seq).
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// The next entry, in seq order.
+    Entry(Arc<Entry>),
+    /// A notice about another member (a read receipt), as it came.
+    Notice(Arc<Notice>),
+}
+
+/// One subscriber's view of a room: its log, gap-free (see the module
+/// docs), and the notices of the room's other members.
+pub struct EntryStream {
+    entries: Entries,
+    notices: LiveNotices,
+    /// Whose stream: their own notices are not handed back to them.
+    user: UserId,
+}
+
+impl EntryStream {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        room_id: RoomId,
+        user: UserId,
+        live: LiveEntries,
+        after: Seq,
+        stored_up_to: Seq,
+        reorder_wait: Duration,
+        ended: watch::Receiver<Option<SeatEnd>>,
+        subscriber: GaugeGuard,
+    ) -> Self {
+        let notices = bus.subscribe_notices(&room_id);
+        EntryStream {
+            entries: Entries::new(
+                store,
+                bus,
+                room_id,
+                live,
+                after,
+                stored_up_to,
+                reorder_wait,
+                ended,
+                subscriber,
+            ),
+            notices,
+            user,
+        }
+    }
+
+    /// The room this stream follows.
+    pub fn room_id(&self) -> &RoomId {
+        &self.entries.room_id
+    }
+
+    /// The seq of the last entry handed out (or the join point).
+    pub fn delivered(&self) -> Seq {
+        self.entries.delivered
+    }
+
+    /// The next entry (notices are skipped). Cancel-safe: dropping the
+    /// future loses nothing.
+    ///
+    /// Errors (each ends the stream): after the user left the room from
+    /// anywhere, `NOT_A_MEMBER`; after a kick or a ban, `KICKED`; after
+    /// the room closed, `ROOM_CLOSED`; when entries it had yet to deliver
+    /// were pruned by retention, `HISTORY_PRUNED`; storage errors.
+    pub async fn next(&mut self) -> Result<Arc<Entry>> {
+        self.entries.next().await
+    }
+
+    /// The next entry or notice, whichever comes first (entries waiting
+    /// first). Cancel-safe. Errors as [`next`](Self::next).
+    pub async fn next_live(&mut self) -> Result<Live> {
+        loop {
+            tokio::select! {
+                biased;
+                entry = self.entries.next() => return entry.map(Live::Entry),
+                notice = self.notices.recv() => match notice {
+                    Ok(notice) if notice.sender != self.user => return Ok(Live::Notice(notice)),
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    // The bus replaced its feeds (a Redis bus that lost its
+                    // connection): notices are momentary, take a new feed.
+                    Err(RecvError::Closed) => {
+                        self.notices = self.entries.bus.subscribe_notices(&self.entries.room_id);
+                    }
+                },
+            }
+        }
+    }
+}
 
 /// How far the stream must read storage before it trusts the live feed.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +140,7 @@ enum CatchUp {
 }
 
 /// One subscriber's gap-free view of a room log.
-pub struct EntryStream {
+struct Entries {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     room_id: RoomId,
@@ -65,9 +159,9 @@ pub struct EntryStream {
     _subscriber: GaugeGuard,
 }
 
-impl EntryStream {
+impl Entries {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         room_id: RoomId,
@@ -78,7 +172,7 @@ impl EntryStream {
         ended: watch::Receiver<Option<SeatEnd>>,
         subscriber: GaugeGuard,
     ) -> Self {
-        EntryStream {
+        Entries {
             store,
             bus,
             room_id,
@@ -94,21 +188,8 @@ impl EntryStream {
         }
     }
 
-    /// The room this stream follows.
-    pub fn room_id(&self) -> &RoomId {
-        &self.room_id
-    }
-
-    /// The seq of the last entry handed out (or the join point).
-    pub fn delivered(&self) -> Seq {
-        self.delivered
-    }
-
-    /// The next entry. Cancel-safe: dropping the future loses nothing.
-    /// After the user left the room from anywhere, `NOT_A_MEMBER`; after a
-    /// kick or a ban, `KICKED`; after the room closed, `ROOM_CLOSED`: the
-    /// stream is over.
-    pub async fn next(&mut self) -> Result<Arc<Entry>> {
+    /// The next entry (see [`EntryStream::next`]).
+    async fn next(&mut self) -> Result<Arc<Entry>> {
         loop {
             if let Some(end) = *self.ended.borrow() {
                 return Err(ended_because(end));
@@ -217,6 +298,17 @@ impl EntryStream {
             limit: MAX_HISTORY_LIMIT,
         };
         let page = self.store.entries(&self.room_id, range).await?;
+        // Retention pruned entries this stream had yet to deliver: it
+        // cannot go on without a gap, so it ends, and a join with
+        // `after_seq` tells the client where the log starts now.
+        let expected = match catch_up {
+            CatchUp::UpTo(seq) => seq,
+            CatchUp::Exhaust => self.delivered,
+        };
+        let next = page.first().map_or(expected, |e| e.seq - 1);
+        if next > self.delivered {
+            return Err(ErrorKind::HistoryPruned.into());
+        }
         if page.len() < MAX_HISTORY_LIMIT as usize {
             self.catch_up = None;
         }
@@ -244,8 +336,8 @@ async fn wait_until(deadline: Option<Instant>) {
 impl std::fmt::Debug for EntryStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EntryStream")
-            .field("room_id", &self.room_id)
-            .field("delivered", &self.delivered)
+            .field("room_id", self.room_id())
+            .field("delivered", &self.delivered())
             .finish()
     }
 }
@@ -292,6 +384,8 @@ mod tests {
                 owner: None,
                 private: false,
                 closed: false,
+                first_seq: 1,
+                retention: None,
             })
             .await
             .unwrap();
@@ -308,6 +402,7 @@ mod tests {
             Arc::clone(&store) as Arc<dyn Store>,
             Arc::clone(&bus) as Arc<dyn Bus>,
             room,
+            user,
             live,
             1,
             1,
@@ -371,6 +466,6 @@ mod tests {
             started.elapsed() >= Duration::from_millis(100),
             "waited first"
         );
-        assert!(stream.ahead.is_empty());
+        assert!(stream.entries.ahead.is_empty());
     }
 }

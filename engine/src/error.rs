@@ -42,6 +42,13 @@ pub enum ErrorKind {
     /// A moderator took the seat away: ends the user's live streams (they
     /// may reserve again unless banned).
     Kicked,
+    /// No such entry to edit or redact: its seq is beyond the room's log or
+    /// was pruned by retention.
+    EntryNotFound,
+    /// Ends a live stream that fell so far behind that entries it had not
+    /// delivered yet were pruned by retention: join again with `after_seq`
+    /// to learn `first_seq` (`resumed: false`).
+    HistoryPruned,
     /// A bug.
     Internal,
 }
@@ -50,7 +57,7 @@ impl ErrorKind {
     /// Every kind, in the order of docs/contract.md §7's table: what a
     /// transport lists when it describes its errors (the OpenAPI document's
     /// `ErrorCode`). A new kind goes here as well as in the matches below.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::Unauthenticated,
         ErrorKind::Forbidden,
         ErrorKind::InvalidInput,
@@ -61,6 +68,8 @@ impl ErrorKind {
         ErrorKind::TicketExpired,
         ErrorKind::RoomClosed,
         ErrorKind::Kicked,
+        ErrorKind::EntryNotFound,
+        ErrorKind::HistoryPruned,
         ErrorKind::NotAMember,
         ErrorKind::MessageTooLarge,
         ErrorKind::RateLimited,
@@ -85,6 +94,8 @@ impl ErrorKind {
             ErrorKind::Unavailable => "UNAVAILABLE",
             ErrorKind::RoomClosed => "ROOM_CLOSED",
             ErrorKind::Kicked => "KICKED",
+            ErrorKind::EntryNotFound => "ENTRY_NOT_FOUND",
+            ErrorKind::HistoryPruned => "HISTORY_PRUNED",
             ErrorKind::Internal => "INTERNAL",
         }
     }
@@ -101,9 +112,9 @@ impl ErrorKind {
             | ErrorKind::NotAMember
             | ErrorKind::Kicked => 403,
             ErrorKind::InvalidInput => 400,
-            ErrorKind::RoomNotFound => 404,
+            ErrorKind::RoomNotFound | ErrorKind::EntryNotFound => 404,
             ErrorKind::RoomFull | ErrorKind::RoomPending => 409,
-            ErrorKind::TicketExpired | ErrorKind::RoomClosed => 410,
+            ErrorKind::TicketExpired | ErrorKind::RoomClosed | ErrorKind::HistoryPruned => 410,
             ErrorKind::MessageTooLarge => 413,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
@@ -253,6 +264,8 @@ impl From<ErrorKind> for Error {
             ErrorKind::Unavailable => "storage is unavailable, retry",
             ErrorKind::RoomClosed => "this room was closed",
             ErrorKind::Kicked => "you were removed from this room",
+            ErrorKind::EntryNotFound => "no such entry",
+            ErrorKind::HistoryPruned => "entries you had not read were pruned; join again",
             ErrorKind::Internal => "internal error",
         };
         Error::new(kind, message)

@@ -63,6 +63,13 @@ pub struct Joined {
     pub last_seq: Seq,
     /// Users whose seats are joined or in grace, sorted.
     pub members: Vec<UserId>,
+    /// The oldest seq the room still stores (retention prunes below it).
+    pub first_seq: Seq,
+    /// False when entries after the asked-for `after_seq` were pruned: the
+    /// stream starts at `first_seq` and the client missed what lay between
+    /// (docs/contract.md §2, "Retention"). True otherwise, and without
+    /// `after_seq`.
+    pub resumed: bool,
 }
 
 /// A committed connection, in parts: what `Membership` is made of.
@@ -179,7 +186,7 @@ pub(crate) async fn reserve(
 
 /// `FORBIDDEN` while `user` is banned from the room (docs/contract.md §2,
 /// "Moderation"); a lapsed ban is no refusal.
-async fn refuse_if_banned(state: &EngineState, room_id: &RoomId, user: &UserId) -> Result<()> {
+pub(crate) async fn refuse_if_banned(state: &EngineState, room_id: &RoomId, user: &UserId) -> Result<()> {
     match state.store.ban(room_id, user).await? {
         Some(ban) if ban.holds_at(Timestamp::now()) => Err(Error::new(
             ErrorKind::Forbidden,
@@ -550,6 +557,12 @@ async fn finish_commit(
     let live = state.bus.subscribe(&room.id);
     state.refresh_last_seq(&room).await?;
     let last_seq = room.log.last_seq();
+    let first_seq = room.facts().first_seq;
+    let asked = after_seq.unwrap_or(last_seq);
+    // Entries after `asked` that retention pruned cannot be replayed: start
+    // where the log starts, and say so.
+    let resumed = asked + 1 >= first_seq;
+    let start = asked.max(first_seq.saturating_sub(1));
     let joined = match &state.cluster {
         // Seats on every node: the database's count.
         Some(cluster) => {
@@ -560,6 +573,8 @@ async fn finish_commit(
                 occupancy: seated.occupancy,
                 last_seq,
                 members: seated.members,
+                first_seq,
+                resumed,
             }
         }
         None => {
@@ -570,6 +585,8 @@ async fn finish_commit(
                 occupancy: ledger.occupancy(),
                 last_seq,
                 members: ledger.members(),
+                first_seq,
+                resumed,
             }
         }
     };
@@ -577,8 +594,9 @@ async fn finish_commit(
         Arc::clone(&state.store),
         Arc::clone(&state.bus),
         room.id.clone(),
+        guard.user().clone(),
         live,
-        after_seq.unwrap_or(last_seq),
+        start,
         last_seq,
         state.config.reorder_wait,
         connected.ended,

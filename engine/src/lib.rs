@@ -69,11 +69,15 @@ mod limits;
 mod live_room;
 mod membership;
 mod moderation;
+mod notice;
 pub mod policies;
 pub mod ports;
 mod reads;
+mod read_markers;
 mod remote_removals;
 mod reservations;
+mod retention;
+mod amendments;
 mod room;
 mod room_directory;
 mod room_log;
@@ -90,21 +94,22 @@ pub use append::PendingSend;
 pub use config::EngineConfig;
 pub use engine::{ChatEngine, Engine, EngineBuilder};
 pub use entry::{
-    DEFAULT_HISTORY_LIMIT, Data, Entry, EntryKind, LeaveReason, MAX_HISTORY_LIMIT, MAX_SEQ,
-    Message, NewEntry, Seq, SeqRange, Timestamp,
+    DEFAULT_HISTORY_LIMIT, Data, Entry, EntryKind, HistoryPage, LeaveReason, MAX_HISTORY_LIMIT,
+    MAX_SEQ, Message, NewEntry, Seq, SeqRange, Timestamp,
 };
-pub use entry_stream::EntryStream;
+pub use entry_stream::{EntryStream, Live};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{MAX_ID_CHARS, RoomId, SeatId, UserId};
 pub use join::{Joined, Reservation, SeatGuard};
 pub use limits::RateLimit;
 pub use membership::Membership;
+pub use notice::{Notice, NoticeKind};
 pub use ports::{
     Action, Authenticator, Bus, Claims, Cluster, Decision, InProcessBus, PendingClaims,
     PolicyRequest, Principal, RoomPolicy, SeatLeases, Store, bearer_token,
 };
 pub use room::{
     Ban, DEFAULT_ROOM_PAGE, MAX_REASON_CHARS, MAX_ROOM_PAGE, MAX_TITLE_CHARS, Member, MemberState,
-    RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec, StoredRoom,
+    ReadState, Retention, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec, StoredRoom,
 };
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

@@ -13,7 +13,8 @@ use tokio::sync::{OnceCell, watch};
 use crate::{
     entry::Timestamp,
     ids::{RoomId, UserId},
-    room::{RoomSpec, StoredRoom},
+    entry::Seq,
+    room::{Retention, RoomSpec, StoredRoom},
     room_log::RoomLog,
     seat_ledger::SeatLedger,
 };
@@ -30,6 +31,9 @@ pub(crate) struct RoomFacts {
     pub(crate) owner: Option<UserId>,
     pub(crate) private: bool,
     pub(crate) closed: bool,
+    /// The oldest seq still stored (retention moves it).
+    pub(crate) first_seq: Seq,
+    pub(crate) retention: Option<Retention>,
 }
 
 /// A room in memory.
@@ -64,6 +68,8 @@ impl LiveRoom {
                 owner: room.owner,
                 private: room.private,
                 closed: room.closed,
+                first_seq: room.first_seq,
+                retention: room.retention,
             }),
             ledger: Mutex::new(ledger),
             stored,
@@ -88,6 +94,8 @@ impl LiveRoom {
                 owner: Some(owner),
                 private: spec.private,
                 closed: false,
+                first_seq: 1,
+                retention: None,
             }),
             ledger: Mutex::new(ledger),
             stored: OnceCell::new(),
@@ -148,7 +156,15 @@ impl LiveRoom {
             owner: stored.owner.clone(),
             private: stored.private,
             closed: stored.closed,
+            first_seq: stored.first_seq,
+            retention: stored.retention,
         };
+    }
+
+    /// Records that retention pruned the log below `first_seq`.
+    pub(crate) fn pruned_below(&self, first_seq: Seq) {
+        let mut facts = self.facts.lock().expect("facts lock");
+        facts.first_seq = facts.first_seq.max(first_seq);
     }
 
     /// Records that the room was closed (its ledger is closed separately,
@@ -169,6 +185,8 @@ impl LiveRoom {
             owner: facts.owner,
             private: facts.private,
             closed: facts.closed,
+            first_seq: facts.first_seq,
+            retention: facts.retention,
         }
     }
 }

@@ -13,7 +13,8 @@ use crate::{
 
 /// `open`: any authenticated user may create rooms, and join, read and send
 /// in public rooms; private rooms admit only their owner and invited users
-/// (rules the engine applies before asking), and moderating is for owners.
+/// (rules the engine applies before asking), moderating is for owners and
+/// moderators, and no one edits another user's message.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenPolicy;
 
@@ -22,7 +23,7 @@ impl RoomPolicy for OpenPolicy {
     async fn decide(&self, request: &PolicyRequest<'_>) -> Decision {
         let private = request.room.is_some_and(|room| room.private);
         Decision::allow_if(
-            !private && request.action != Action::Moderate,
+            !private && !matches!(request.action, Action::Moderate | Action::Edit),
             request.action,
         )
     }
@@ -156,6 +157,8 @@ mod tests {
             owner: None,
             private: false,
             closed: false,
+            first_seq: 1,
+            retention: None,
         };
         for action in Action::ALL {
             let request = PolicyRequest {

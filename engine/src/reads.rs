@@ -3,12 +3,15 @@
 
 use crate::{
     authorization::authorize,
-    entry::{Entry, MAX_HISTORY_LIMIT, SeqRange, check_seq},
+    entry::{HistoryPage, MAX_HISTORY_LIMIT, Seq, SeqRange, check_seq},
     error::{Error, ErrorKind, Result},
     ids::MAX_ID_CHARS,
     ids::RoomId,
     ports::{Action, Principal},
-    room::{MAX_ROOM_PAGE, Member, MemberState, RoomInfo, RoomPage, RoomQuery, StoredRoom},
+    read_markers,
+    room::{
+        MAX_ROOM_PAGE, Member, MemberState, ReadState, RoomInfo, RoomPage, RoomQuery, StoredRoom,
+    },
     state::EngineState,
 };
 
@@ -24,7 +27,7 @@ pub(crate) async fn history(
     principal: &Principal,
     room_id: &RoomId,
     range: SeqRange,
-) -> Result<Vec<Entry>> {
+) -> Result<HistoryPage> {
     validate_range(&range)?;
     let user = &principal.user;
     let facts = state
@@ -40,7 +43,28 @@ pub(crate) async fn history(
     if !member_here && !owner && !member_elsewhere(state, room_id, principal).await? {
         return Err(ErrorKind::NotAMember.into());
     }
-    state.store.entries(room_id, range).await
+    let entries = state.store.entries(room_id, range).await?;
+    // Where the log starts, learnt after the read: a prune that ran
+    // meanwhile shows as a later start, never as a hidden gap.
+    let mut first_seq = first_seq_now(state, room_id).await?;
+    if let (Some(after), Some(first)) = (range.after, entries.first())
+        && first.seq > after + 1
+    {
+        first_seq = first_seq.max(first.seq);
+    }
+    Ok(HistoryPage { entries, first_seq })
+}
+
+/// The room's oldest stored seq as it is now: the loaded room's (the
+/// pruner tells it), or in a cluster or for an unloaded room the stored
+/// row's.
+async fn first_seq_now(state: &EngineState, room_id: &RoomId) -> Result<Seq> {
+    if state.cluster.is_none()
+        && let Some(room) = state.directory.get(room_id)
+    {
+        return Ok(room.facts().first_seq);
+    }
+    Ok(state.store.room(room_id).await?.map_or(1, |r| r.first_seq))
 }
 
 /// In a cluster, whether the user is a member through another node.
@@ -98,16 +122,30 @@ pub(crate) async fn room_info(
             return Ok(None);
         };
         let occupancy = cluster.leases.seated(id).await?.occupancy;
-        return Ok(Some(info(stored, occupancy)));
+        let read = read_state_of(state, principal, id).await?;
+        return Ok(Some(info(stored, occupancy, read)));
     }
     let occupancy = state
         .directory
         .get(id)
         .map_or(0, |room| room.ledger().occupancy());
-    Ok(Some(info(facts, occupancy)))
+    let read = read_state_of(state, principal, id).await?;
+    Ok(Some(info(facts, occupancy, read)))
 }
 
-fn info(stored: StoredRoom, occupancy: u32) -> RoomInfo {
+/// The caller's read state in the room; `None` for a service.
+async fn read_state_of(
+    state: &EngineState,
+    principal: &Principal,
+    id: &RoomId,
+) -> Result<Option<ReadState>> {
+    if principal.service {
+        return Ok(None);
+    }
+    Ok(Some(read_markers::read_state(state, id, &principal.user).await?))
+}
+
+fn info(stored: StoredRoom, occupancy: u32, read: Option<ReadState>) -> RoomInfo {
     RoomInfo {
         room_id: stored.id,
         title: stored.title,
@@ -116,6 +154,9 @@ fn info(stored: StoredRoom, occupancy: u32) -> RoomInfo {
         last_seq: stored.last_seq,
         private: stored.private,
         closed: stored.closed,
+        first_seq: stored.first_seq,
+        retention: stored.retention,
+        read,
     }
 }
 
@@ -229,26 +270,44 @@ pub(crate) async fn rooms(
             let private = room.private;
             if may_list(state, principal, &room).await? {
                 let occupancy = occupancy(state, &room.id).await?;
-                page.rooms.push(info(room, occupancy));
+                page.rooms.push(info(room, occupancy, None));
             } else if private {
                 continue;
             }
             resume_at = read_up_to.clone();
             if page.rooms.len() == limit {
                 page.next = resume_at;
-                return Ok(page);
+                return with_read_states(state, principal, page).await;
             }
         }
         if exhausted {
-            return Ok(page);
+            return with_read_states(state, principal, page).await;
         }
         // A long run of hidden rooms: stop once there is somewhere safe to
         // resume from (a run of private rooms is read through).
         if pages >= LISTING_SCAN_PAGES && resume_at.is_some() {
             page.next = resume_at;
-            return Ok(page);
+            return with_read_states(state, principal, page).await;
         }
     }
+}
+
+/// The page with the caller's read state in each room (one store query for
+/// the page); unchanged for a service.
+async fn with_read_states(
+    state: &EngineState,
+    principal: &Principal,
+    mut page: RoomPage,
+) -> Result<RoomPage> {
+    if principal.service || page.rooms.is_empty() {
+        return Ok(page);
+    }
+    let ids: Vec<RoomId> = page.rooms.iter().map(|r| r.room_id.clone()).collect();
+    let states = state.store.read_states(&principal.user, &ids).await?;
+    for (room, read) in page.rooms.iter_mut().zip(states) {
+        room.read = Some(read);
+    }
+    Ok(page)
 }
 
 /// Whether the listing shows `room` to the caller: the policy's `read`

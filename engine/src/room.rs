@@ -1,5 +1,8 @@
 //! What a room is, outside its seats: [`RoomSpec`] (asked for at creation),
-//! [`StoredRoom`] (what storage keeps) and [`RoomInfo`] (what clients see).
+//! [`StoredRoom`] (what storage keeps), [`RoomInfo`] (what clients see) and
+//! [`Retention`] (how much of its log is kept).
+
+use std::time::Duration;
 
 use crate::{
     entry::{Seq, Timestamp},
@@ -78,6 +81,69 @@ pub struct StoredRoom {
     /// Whether it was closed (`DELETE /v1/rooms/{id}` without `purge`): it
     /// takes no seats and no messages; its history stays readable.
     pub closed: bool,
+    /// The oldest seq still stored: 1 until retention prunes, `last_seq + 1`
+    /// when every entry was pruned. Seqs below it are never used again.
+    pub first_seq: Seq,
+    /// This room's own retention, replacing the server's; `None` follows
+    /// the server's (`EngineConfig::retention`).
+    pub retention: Option<Retention>,
+}
+
+impl StoredRoom {
+    /// A new room's row: an empty log (`last_seq` 0, `first_seq` 1), open,
+    /// following the server's retention.
+    pub fn new(id: RoomId, capacity: u32) -> Self {
+        StoredRoom {
+            id,
+            capacity,
+            title: None,
+            last_seq: 0,
+            owner: None,
+            private: false,
+            closed: false,
+            first_seq: 1,
+            retention: None,
+        }
+    }
+}
+
+/// How much of a room's log is kept (docs/contract.md §2, "Retention"):
+/// entries beyond either bound are pruned by a background task, oldest
+/// first. Neither bound: everything is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Retention {
+    /// Keep at most this many newest entries (1..=2^63-1).
+    pub max_entries: Option<u64>,
+    /// Keep entries younger than this (at least 1 s).
+    pub max_age: Option<Duration>,
+}
+
+impl Retention {
+    /// Whether this keeps everything (no bound).
+    pub fn keeps_everything(&self) -> bool {
+        self.max_entries.is_none() && self.max_age.is_none()
+    }
+
+    /// `INVALID_INPUT` for `max_entries` 0 or over 2^63-1, or a `max_age`
+    /// under one second.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self
+            .max_entries
+            .is_some_and(|n| n == 0 || n > crate::entry::MAX_SEQ)
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "retention max_entries must be at least 1",
+            ));
+        }
+        if self.max_age.is_some_and(|a| a < Duration::from_secs(1)) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "retention max_age must be at least 1s",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A room as clients see it.
@@ -97,6 +163,23 @@ pub struct RoomInfo {
     pub private: bool,
     /// Whether it was closed.
     pub closed: bool,
+    /// The oldest seq still stored (see [`StoredRoom::first_seq`]).
+    pub first_seq: Seq,
+    /// Its own retention, if it has one (else the server's applies).
+    pub retention: Option<Retention>,
+    /// The caller's read marker and unread count, for a user (not a
+    /// service); `None` otherwise.
+    pub read: Option<ReadState>,
+}
+
+/// A user's read state in a room (docs/contract.md §2, "Read markers").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ReadState {
+    /// The seq the user marked read last (0: never).
+    pub last_read_seq: Seq,
+    /// Stored `text` and `system` entries after it that others sent and
+    /// that are not redacted.
+    pub unread: u64,
 }
 
 /// A change of a stored room's facts (`PATCH /v1/rooms/{id}`): each field
@@ -108,6 +191,9 @@ pub struct RoomPatch {
     /// A new capacity, 1..=`max_capacity`. Lowering it below the occupancy
     /// evicts no one: new seats are refused until occupancy falls under it.
     pub capacity: Option<u32>,
+    /// A retention of its own (`Some(Some(_))`), or back to the server's
+    /// (`Some(None)`).
+    pub retention: Option<Option<Retention>>,
 }
 
 impl RoomPatch {
@@ -117,7 +203,11 @@ impl RoomPatch {
             title: self.title.clone().flatten(),
             private: false,
         };
-        spec.validate(max_capacity)
+        spec.validate(max_capacity)?;
+        if let Some(Some(retention)) = &self.retention {
+            retention.validate()?;
+        }
+        Ok(())
     }
 
     /// `room` with this patch applied.
@@ -127,6 +217,9 @@ impl RoomPatch {
         }
         if let Some(capacity) = self.capacity {
             room.capacity = capacity;
+        }
+        if let Some(retention) = self.retention {
+            room.retention = retention;
         }
         room
     }

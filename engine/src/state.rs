@@ -74,6 +74,7 @@ impl EngineState {
             && let Some(stored) = self.store.room(&room.id).await?
         {
             room.log.observe(stored.last_seq);
+            room.pruned_below(stored.first_seq);
         }
         Ok(())
     }

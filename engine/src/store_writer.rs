@@ -243,6 +243,8 @@ mod tests {
             owner: None,
             private: false,
             closed: false,
+            first_seq: 1,
+            retention: None,
         };
         store.create_room(&stored).await.unwrap();
         store.set_latency(Duration::from_millis(50));

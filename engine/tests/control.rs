@@ -55,6 +55,8 @@ fn stored(id: String, private: bool) -> StoredRoom {
         owner: Some(user("olga")),
         private,
         closed: false,
+        first_seq: 1,
+        retention: None,
     }
 }
 
@@ -138,7 +140,8 @@ async fn a_service_posts_system_entries_into_a_full_room_without_a_seat() {
     let history = engine
         .history(&service(), &room("full"), SeqRange::after(0, 500))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     let systems: Vec<_> = history
         .iter()
         .filter(|e| e.kind == EntryKind::System)
@@ -559,6 +562,7 @@ async fn a_lower_capacity_evicts_no_one_and_admits_only_below_it() {
     let patch = RoomPatch {
         title: Some(Some("Smaller".into())),
         capacity: Some(1),
+        retention: None,
     };
     let info = engine
         .update_room(&as_user("alice"), &id, &patch)
@@ -597,6 +601,7 @@ async fn a_lower_capacity_evicts_no_one_and_admits_only_below_it() {
     let bad = RoomPatch {
         title: None,
         capacity: Some(0),
+        retention: None,
     };
     let err = engine.update_room(&service(), &id, &bad).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -607,6 +612,7 @@ async fn a_lower_capacity_evicts_no_one_and_admits_only_below_it() {
             &RoomPatch {
                 title: None,
                 capacity: Some(2),
+                retention: None,
             },
         )
         .await
@@ -667,7 +673,8 @@ async fn close_takes_every_seat_and_purge_frees_the_id() {
     let history = engine
         .history(&as_user("alice"), &id, SeqRange::after(0, 100))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert!(!history.is_empty(), "history stays readable");
     let listed = engine
         .rooms(

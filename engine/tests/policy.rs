@@ -101,7 +101,8 @@ async fn a_seat_remembers_the_send_answer_so_messages_cost_no_question() {
     let log = engine
         .history(&ann, &id, SeqRange::after(0, 500))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     let by_bob = log
         .iter()
         .filter(|e| e.kind == EntryKind::Text && e.sender == user("bob"))
@@ -129,7 +130,8 @@ async fn history_needs_a_member_or_the_owner_and_an_absent_room_is_not_found() {
     engine
         .history(&ann, &id, SeqRange::default())
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     let t = engine.reserve(&bob, &id, None).await.unwrap();
     assert_eq!(
         engine
@@ -144,12 +146,14 @@ async fn history_needs_a_member_or_the_owner_and_an_absent_room_is_not_found() {
     engine
         .history(&bob, &id, SeqRange::default())
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     drop(seat); // grace still counts
     engine
         .history(&bob, &id, SeqRange::default())
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert_eq!(
         engine
             .history(&bob, &room("nowhere"), SeqRange::default())
@@ -203,7 +207,8 @@ async fn a_private_room_is_invisible_to_strangers_and_open_to_the_invited() {
     engine
         .history(&sam, &id, SeqRange::default())
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert!(engine.room(&sam, &id).await.unwrap().is_some());
 
     engine

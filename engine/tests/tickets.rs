@@ -314,6 +314,7 @@ async fn bad_input_is_refused_with_the_contract_codes() {
             .history(&Principal::new(ann.clone()), &id, limit(500))
             .await
             .unwrap()
+            .entries
             .len(),
         2
     );

@@ -1,5 +1,6 @@
-//! The [`Bus`] port: fan-out of stored entries to live subscribers, and
-//! [`InProcessBus`], the single-node implementation.
+//! The [`Bus`] port: fan-out of stored entries (and of [`Notice`]s, which
+//! are never stored) to live subscribers, and [`InProcessBus`], the
+//! single-node implementation.
 
 use std::{
     collections::HashMap,
@@ -9,13 +10,17 @@ use std::{
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::{entry::Entry, ids::RoomId};
+use crate::{entry::Entry, ids::RoomId, notice::Notice};
 
 /// A live feed of one room's entries. It may lag (a slow reader is told how
 /// many it missed) and, across nodes, arrive out of order: the engine's
 /// entry stream re-reads storage to close any gap, so a bus may be
 /// at-most-once.
 pub type LiveEntries = broadcast::Receiver<Arc<Entry>>;
+
+/// A live feed of one room's notices: at-most-once, as they come; a reader
+/// that lags loses the oldest (they are momentary).
+pub type LiveNotices = broadcast::Receiver<Arc<Notice>>;
 
 /// Fan-out of stored entries.
 #[async_trait]
@@ -26,6 +31,13 @@ pub trait Bus: Send + Sync + 'static {
     /// Hands freshly stored entries (of one room, ascending seq) to every
     /// subscriber of that room.
     async fn publish(&self, room: &RoomId, entries: &[Arc<Entry>]);
+
+    /// Starts receiving `room`'s notices sent from now on.
+    fn subscribe_notices(&self, room: &RoomId) -> LiveNotices;
+
+    /// Hands a notice to every notice subscriber of its room (on every node
+    /// of a cluster). Best effort: nothing is stored or retried.
+    async fn notify(&self, notice: Arc<Notice>);
 }
 
 /// Fan-out within one process: a bounded broadcast channel per room with at
@@ -33,6 +45,7 @@ pub trait Bus: Send + Sync + 'static {
 pub struct InProcessBus {
     capacity: usize,
     rooms: Mutex<HashMap<RoomId, broadcast::Sender<Arc<Entry>>>>,
+    notices: Mutex<HashMap<RoomId, broadcast::Sender<Arc<Notice>>>>,
 }
 
 impl InProcessBus {
@@ -42,6 +55,7 @@ impl InProcessBus {
         InProcessBus {
             capacity: capacity.max(1),
             rooms: Mutex::new(HashMap::new()),
+            notices: Mutex::new(HashMap::new()),
         }
     }
 
@@ -56,15 +70,7 @@ impl InProcessBus {
 #[async_trait]
 impl Bus for InProcessBus {
     fn subscribe(&self, room: &RoomId) -> LiveEntries {
-        let mut rooms = self.rooms.lock().expect("bus lock");
-        match rooms.get(room) {
-            Some(tx) => tx.subscribe(),
-            None => {
-                let (tx, rx) = broadcast::channel(self.capacity);
-                rooms.insert(room.clone(), tx);
-                rx
-            }
-        }
+        subscribe_to(&self.rooms, room, self.capacity)
     }
 
     async fn publish(&self, room: &RoomId, entries: &[Arc<Entry>]) {
@@ -79,4 +85,46 @@ impl Bus for InProcessBus {
             let _ = tx.send(Arc::clone(entry));
         }
     }
+
+    fn subscribe_notices(&self, room: &RoomId) -> LiveNotices {
+        subscribe_to(&self.notices, room, self.capacity)
+    }
+
+    async fn notify(&self, notice: Arc<Notice>) {
+        send_to(&self.notices, &notice.room_id.clone(), notice);
+    }
+}
+
+/// A receiver of `room`'s channel in `channels`, made if absent (a channel
+/// per room, dropped with its last receiver).
+fn subscribe_to<T: Clone>(
+    channels: &Mutex<HashMap<RoomId, broadcast::Sender<T>>>,
+    room: &RoomId,
+    capacity: usize,
+) -> broadcast::Receiver<T> {
+    let mut channels = channels.lock().expect("bus lock");
+    match channels.get(room) {
+        Some(tx) => tx.subscribe(),
+        None => {
+            let (tx, rx) = broadcast::channel(capacity.max(1));
+            channels.insert(room.clone(), tx);
+            rx
+        }
+    }
+}
+
+/// Sends `item` on `room`'s channel in `channels`, if it has receivers
+/// (a channel without any is dropped).
+fn send_to<T: Clone>(
+    channels: &Mutex<HashMap<RoomId, broadcast::Sender<T>>>,
+    room: &RoomId,
+    item: T,
+) {
+    let mut channels = channels.lock().expect("bus lock");
+    let Some(tx) = channels.get(room) else { return };
+    if tx.receiver_count() == 0 {
+        channels.remove(room);
+        return;
+    }
+    let _ = tx.send(item);
 }

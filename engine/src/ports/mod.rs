@@ -13,7 +13,7 @@ pub(crate) mod policy;
 mod store;
 
 pub use auth::{Authenticator, Claims, Principal, bearer_token};
-pub use bus::{Bus, InProcessBus, LiveEntries};
+pub use bus::{Bus, InProcessBus, LiveEntries, LiveNotices};
 pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated, SeatedUser};
 pub use policy::{Action, Decision, PolicyRequest, RoomPolicy};
-pub use store::{Appended, CreateOutcome, Store};
+pub use store::{Appended, CreateOutcome, PruneBound, Pruned, Store};

@@ -38,22 +38,29 @@ pub enum Action {
     /// Send a message. Asked once per seat at commit (the seat remembers the
     /// answer), per message only for a user seated through another node.
     Send,
-    /// Moderate it: invite and withdraw invitations.
+    /// Moderate it: invite and withdraw invitations, kick, ban, close,
+    /// redact others' messages.
     Moderate,
+    /// Edit another user's message (one's own needs only `send`). Asked
+    /// only of a user who is not the message's sender; unlike the others,
+    /// the engine grants it to no one itself — not the owner, not the
+    /// room's moderators — so only a policy that allows it does.
+    Edit,
 }
 
 impl Action {
     /// Every action, in the order above.
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Action::Create,
         Action::Join,
         Action::Read,
         Action::Send,
         Action::Moderate,
+        Action::Edit,
     ];
 
     /// The action's name on the wire and in JWT grants: `create`, `join`,
-    /// `read`, `send`, `moderate`.
+    /// `read`, `send`, `moderate`, `edit`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
@@ -61,6 +68,7 @@ impl Action {
             Action::Read => "read",
             Action::Send => "send",
             Action::Moderate => "moderate",
+            Action::Edit => "edit",
         }
     }
 

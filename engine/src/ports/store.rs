@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 
 use crate::{
-    entry::{Entry, NewEntry, SeqRange},
-    error::Result,
+    entry::{Entry, NewEntry, Seq, SeqRange, Timestamp},
+    error::{ErrorKind, Result},
     ids::{RoomId, UserId},
-    room::{Ban, RoomPatch, StoredRoom},
+    room::{Ban, ReadState, RoomPatch, StoredRoom},
 };
 
 /// What [`Store::create_room`] found.
@@ -30,6 +30,10 @@ pub enum Appended {
     /// who is not (or who is still seated on another node): the log already
     /// says it. Nothing was written.
     Unchanged,
+    /// An `edit` or `redaction` the log cannot take (its target is gone,
+    /// not a message, or redacted): `EntryNotFound` or `InvalidInput`.
+    /// Nothing was written for it; the rest of the batch stands.
+    Refused(ErrorKind),
 }
 
 impl Appended {
@@ -37,7 +41,7 @@ impl Appended {
     pub fn entry(&self) -> Option<&Entry> {
         match self {
             Appended::New(e) | Appended::Existing(e) => Some(e),
-            Appended::Unchanged => None,
+            Appended::Unchanged | Appended::Refused(_) => None,
         }
     }
 
@@ -72,6 +76,21 @@ impl Appended {
 ///   stored about it (log, open members, invitations, moderators, bans).
 /// - Moderators and bans are sets keyed by (room, user) of stored rooms, like
 ///   invitations; a ban is replaced by a later one.
+/// - Amendments (docs/contract.md §2, "Edits and redactions") are checked
+///   and applied in the append's transaction, in batch order. An `edit`
+///   needs a stored, unredacted `text` target: the target's `body` and
+///   `data` become the edit's and its `edited_at` the edit's `created_at`.
+///   A `redaction` needs a stored `text` or `system` target: the target's
+///   and its edits' `body` and `data` are erased (NULL, `redacted` true);
+///   a target redacted before answers `Existing` with the first
+///   redaction. A target below `first_seq` or above the head is
+///   `Refused(ENTRY_NOT_FOUND)`, one of another kind `Refused(INVALID_INPUT)`.
+///   An edit is idempotent by (room, sender, client_id) like a message.
+/// - Retention: `prune` deletes the oldest entries of a room, never one at
+///   or above a bound, and moves `first_seq` past them; seqs are never
+///   reused (`last_seq` stays). Reads start at `first_seq`.
+/// - Read markers are monotone: a lower seq than the stored one changes
+///   nothing.
 /// - Backend errors are translated: unreachable, busy or locked become
 ///   `UNAVAILABLE` (temporary); nothing backend-specific leaks in the message.
 #[async_trait]
@@ -135,6 +154,35 @@ pub trait Store: Send + Sync + 'static {
     /// compares `until` with its clock).
     async fn ban(&self, room: &RoomId, user: &UserId) -> Result<Option<Ban>>;
 
+    /// Up to `limit` stored rooms (open or closed) sorting after `after`,
+    /// ascending by id, whose log still holds entries (`first_seq <=
+    /// last_seq`) and that have a retention of their own — or, with `all`
+    /// (the server has a retention), every such room: the candidates for
+    /// pruning.
+    async fn retained_rooms(
+        &self,
+        after: Option<&RoomId>,
+        limit: u32,
+        all: bool,
+    ) -> Result<Vec<StoredRoom>>;
+
+    /// Deletes the oldest entries of `room` that `bound` lets go — a
+    /// prefix of the log, at most `max_rows` entries, stopping at the first
+    /// entry the bound keeps — and returns how many went and the room's
+    /// `first_seq` now. Also `Ok` (nothing deleted) for a room that is not
+    /// stored.
+    async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned>;
+
+    /// Raises `user`'s read marker in `room` to `seq` (never lowers it) and
+    /// returns the marker as it is now. A room that is not stored:
+    /// `ROOM_NOT_FOUND`.
+    async fn set_read_marker(&self, room: &RoomId, user: &UserId, seq: Seq) -> Result<Seq>;
+
+    /// `user`'s read state in each of `rooms`, in order: the marker (0 when
+    /// none) and the count of stored, unredacted `text` and `system`
+    /// entries after it sent by someone else.
+    async fn read_states(&self, user: &UserId, rooms: &[RoomId]) -> Result<Vec<ReadState>>;
+
     /// How many `append` transactions the engine may have in flight at once
     /// (never two batches of the same room). A store with one writer (SQLite)
     /// gains nothing from more than 1; a database server overlaps one
@@ -142,4 +190,24 @@ pub trait Store: Send + Sync + 'static {
     fn append_lanes(&self) -> usize {
         1
     }
+}
+
+/// What [`Store::prune`] may delete: an entry below `below_seq`, or one
+/// created before `older_than` — always the log's oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneBound {
+    /// Entries with a smaller seq go (the count bound: `last_seq -
+    /// max_entries + 1`; 0 or 1 keeps all).
+    pub below_seq: Seq,
+    /// Entries stored before this go (the age bound).
+    pub older_than: Option<Timestamp>,
+}
+
+/// What [`Store::prune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Entries deleted.
+    pub deleted: u64,
+    /// The room's oldest stored seq now.
+    pub first_seq: Seq,
 }

@@ -62,6 +62,8 @@ async fn new_room(store: &dyn Store, prefix: &str, name: &str) -> RoomId {
         owner: Some(user("owner")),
         private: false,
         closed: false,
+        first_seq: 1,
+        retention: None,
     };
     assert_eq!(
         store.create_room(&room).await.expect("create"),
@@ -89,6 +91,8 @@ async fn create_is_an_insert(store: &dyn Store, p: &str) {
         owner: Some(user("intruder")),
         private: true,
         closed: false,
+        first_seq: 1,
+        retention: None,
     };
     match store
         .create_room(&again)
@@ -369,6 +373,8 @@ async fn owner_and_privacy_round_trip(store: &dyn Store, p: &str) {
         owner: Some(user("olga")),
         private: true,
         closed: false,
+        first_seq: 1,
+        retention: None,
     };
     store.create_room(&room).await.expect("create");
     let stored = store.room(&id).await.unwrap().expect("stored");
@@ -515,6 +521,7 @@ async fn updates_change_only_what_they_name(store: &dyn Store, p: &str) {
     let only_capacity = RoomPatch {
         title: None,
         capacity: Some(3),
+        retention: None,
     };
     let got = store
         .update_room(&r, &only_capacity)
@@ -528,6 +535,7 @@ async fn updates_change_only_what_they_name(store: &dyn Store, p: &str) {
     let clear_title = RoomPatch {
         title: Some(None),
         capacity: None,
+        retention: None,
     };
     let got = store.update_room(&r, &clear_title).await.unwrap().unwrap();
     assert_eq!((got.capacity, got.title.as_deref()), (3, None));

@@ -15,18 +15,69 @@ use std::{
 use async_trait::async_trait;
 
 use crate::{
-    entry::{Entry, EntryKind, NewEntry, SeqRange},
+    entry::{Entry, EntryKind, NewEntry, Seq, SeqRange},
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
-    ports::{Appended, CreateOutcome, Store},
-    room::{Ban, RoomPatch, StoredRoom},
+    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store},
+    room::{Ban, ReadState, RoomPatch, StoredRoom},
 };
 
 #[derive(Default)]
 struct RoomData {
     room: Option<StoredRoom>,
+    /// The stored entries, ascending by seq (a suffix of the log once
+    /// pruned).
     log: Vec<Entry>,
-    by_client: HashMap<(UserId, String), usize>,
+    by_client: HashMap<(UserId, String), Seq>,
+    /// Read markers by user.
+    read: HashMap<UserId, Seq>,
+}
+
+impl RoomData {
+    fn at(&self, seq: Seq) -> Option<usize> {
+        self.log.binary_search_by_key(&seq, |e| e.seq).ok()
+    }
+
+    /// Applies an amendment to its target, or says why the log cannot
+    /// take it (the [`Store`] rules).
+    fn amend(&mut self, new: &NewEntry) -> std::result::Result<Option<Entry>, ErrorKind> {
+        let target = new.target_seq.unwrap_or(0);
+        let at = self.at(target).ok_or(ErrorKind::EntryNotFound)?;
+        let t = &self.log[at];
+        match new.kind {
+            EntryKind::Edit if t.kind != EntryKind::Text || t.redacted => {
+                Err(ErrorKind::InvalidInput)
+            }
+            EntryKind::Edit => Ok(None),
+            _ if !t.kind.is_message() => Err(ErrorKind::InvalidInput),
+            _ if t.redacted => Ok(self
+                .log
+                .iter()
+                .find(|e| e.kind == EntryKind::Redaction && e.target_seq == Some(target))
+                .cloned()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes an amendment stored at `seq`'s effect on its target.
+    fn apply(&mut self, entry: &Entry) {
+        let target = entry.target_seq.unwrap_or(0);
+        if entry.kind == EntryKind::Edit {
+            let at = self.at(target).expect("checked");
+            let t = &mut self.log[at];
+            t.body = entry.body.clone();
+            t.data = entry.data.clone();
+            t.edited_at = Some(entry.created_at);
+            return;
+        }
+        for e in &mut self.log {
+            if e.seq == target || (e.kind == EntryKind::Edit && e.target_seq == Some(target)) {
+                e.body = None;
+                e.data = None;
+                e.redacted = true;
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -157,17 +208,34 @@ impl Store for MemoryStore {
             let key = new
                 .client_id
                 .as_ref()
-                .filter(|_| new.kind.is_message())
+                .filter(|_| new.kind.is_message() || new.kind == EntryKind::Edit)
                 .map(|c| (new.sender.clone(), c.clone()));
-            if let Some(at) = key.as_ref().and_then(|k| data.by_client.get(k)) {
-                out.push(Appended::Existing(data.log[*at].clone()));
+            if let Some(at) = key
+                .as_ref()
+                .and_then(|k| data.by_client.get(k))
+                .and_then(|seq| data.at(*seq))
+            {
+                out.push(Appended::Existing(data.log[at].clone()));
                 continue;
+            }
+            if new.kind.is_amendment() {
+                match data.amend(new) {
+                    Err(kind) => {
+                        out.push(Appended::Refused(kind));
+                        continue;
+                    }
+                    Ok(Some(first)) => {
+                        out.push(Appended::Existing(first));
+                        continue;
+                    }
+                    Ok(None) => {}
+                }
             }
             let pair = (new.room_id.clone(), new.sender.clone());
             let changes = match new.kind {
                 EntryKind::Join => !state.open.contains(&pair),
                 EntryKind::Leave => state.open.contains(&pair),
-                EntryKind::Text | EntryKind::System => true,
+                _ => true,
             };
             if !changes {
                 out.push(Appended::Unchanged);
@@ -178,9 +246,12 @@ impl Store for MemoryStore {
             room.last_seq += 1;
             let entry = new.clone().at(room.last_seq);
             if let Some(key) = key {
-                data.by_client.insert(key, data.log.len());
+                data.by_client.insert(key, entry.seq);
             }
             data.log.push(entry.clone());
+            if entry.kind.is_amendment() {
+                data.apply(&entry);
+            }
             match new.kind {
                 EntryKind::Join => {
                     state.open.insert(pair);
@@ -188,7 +259,7 @@ impl Store for MemoryStore {
                 EntryKind::Leave => {
                     state.open.remove(&pair);
                 }
-                EntryKind::Text | EntryKind::System => {}
+                _ => {}
             }
             out.push(Appended::New(entry));
         }
@@ -325,6 +396,102 @@ impl Store for MemoryStore {
         self.enter().await?;
         let state = self.state.lock().expect("memory store lock");
         Ok(state.bans.get(&(room.clone(), user.clone())).cloned())
+    }
+
+    async fn retained_rooms(
+        &self,
+        after: Option<&RoomId>,
+        limit: u32,
+        all: bool,
+    ) -> Result<Vec<StoredRoom>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        let mut rooms: Vec<StoredRoom> = state
+            .rooms
+            .values()
+            .filter_map(|r| r.room.clone())
+            .filter(|r| r.first_seq <= r.last_seq && (all || r.retention.is_some()))
+            .filter(|r| after.is_none_or(|a| r.id.as_str() > a.as_str()))
+            .collect();
+        rooms.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        rooms.truncate(limit as usize);
+        Ok(rooms)
+    }
+
+    async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        let Some(data) = state.rooms.get_mut(room) else {
+            return Ok(Pruned {
+                deleted: 0,
+                first_seq: 1,
+            });
+        };
+        let goes = data
+            .log
+            .iter()
+            .take(max_rows as usize)
+            .take_while(|e| {
+                e.seq < bound.below_seq || bound.older_than.is_some_and(|t| e.created_at < t)
+            })
+            .count();
+        let gone: Vec<Entry> = data.log.drain(..goes).collect();
+        for e in &gone {
+            if let Some(c) = &e.client_id {
+                data.by_client.remove(&(e.sender.clone(), c.clone()));
+            }
+        }
+        let Some(stored) = data.room.as_mut() else {
+            return Ok(Pruned {
+                deleted: 0,
+                first_seq: 1,
+            });
+        };
+        if let Some(last) = gone.last() {
+            stored.first_seq = last.seq + 1;
+        }
+        Ok(Pruned {
+            deleted: gone.len() as u64,
+            first_seq: stored.first_seq,
+        })
+    }
+
+    async fn set_read_marker(&self, room: &RoomId, user: &UserId, seq: Seq) -> Result<Seq> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        state.stored(room)?;
+        let data = state.rooms.get_mut(room).expect("checked");
+        let marker = data.read.entry(user.clone()).or_insert(0);
+        *marker = (*marker).max(seq);
+        Ok(*marker)
+    }
+
+    async fn read_states(&self, user: &UserId, rooms: &[RoomId]) -> Result<Vec<ReadState>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(rooms
+            .iter()
+            .map(|room| {
+                let Some(data) = state.rooms.get(room) else {
+                    return ReadState::default();
+                };
+                let last_read_seq = data.read.get(user).copied().unwrap_or(0);
+                let unread = data
+                    .log
+                    .iter()
+                    .filter(|e| {
+                        e.seq > last_read_seq
+                            && e.kind.counts_as_unread()
+                            && &e.sender != user
+                            && !e.redacted
+                    })
+                    .count() as u64;
+                ReadState {
+                    last_read_seq,
+                    unread,
+                }
+            })
+            .collect())
     }
 
     fn append_lanes(&self) -> usize {

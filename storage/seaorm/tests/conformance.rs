@@ -68,6 +68,8 @@ async fn empty_data_is_not_no_data(store: &dyn parlor_engine::Store) {
         owner: None,
         private: false,
         closed: false,
+        first_seq: 1,
+        retention: None,
     };
     store.create_room(&room).await.unwrap();
     let message = |client_id: &str, data: Option<Data>| {

@@ -328,6 +328,8 @@ async fn two_writers_on_one_file_keep_every_log_gap_free() {
             owner: None,
             private: false,
             closed: false,
+            first_seq: 1,
+            retention: None,
         };
         stores[0].create_room(&new).await.unwrap();
     }

@@ -41,6 +41,8 @@ async fn room(store: &SeaOrmStore, capacity: u32) -> RoomId {
         owner: None,
         private: false,
         closed: false,
+        first_seq: 1,
+        retention: None,
     };
     store.create_room(&room).await.unwrap();
     id

@@ -58,6 +58,8 @@ async fn ask(policy: &HookPolicy, user: &str, room: &str, action: Action) -> Dec
         owner: Some(UserId::new("cara").unwrap()),
         private: true,
         closed: false,
+        first_seq: 1,
+        retention: None,
     };
     let request = PolicyRequest {
         principal: &principal,
