@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use parlor_engine::Principal;
-use parlor_engine::{ChatEngine, EngineConfig, RoomId, RoomSpec, UserId};
+use parlor_engine::{ChatEngine, EngineConfig, Retention, RoomId, RoomSpec, UserId};
 
 use crate::{
     latency::Latencies,
@@ -22,6 +22,8 @@ pub(crate) struct Params {
     pub(crate) batch_max: Vec<usize>,
     pub(crate) database_url: Option<String>,
     pub(crate) client_ids: ClientIds,
+    /// Keep each room's newest N entries (the pruner beside the appends).
+    pub(crate) retention_max_entries: Option<u64>,
 }
 
 /// How senders make their client ids. What storage pays for its
@@ -107,9 +109,18 @@ pub(crate) async fn run(p: &Params, report: &mut Report) {
 }
 
 async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
-    let config = EngineConfig::default()
+    let mut config = EngineConfig::default()
         .append_batch_max(batch_max)
         .max_capacity(p.senders as u32);
+    if let Some(keep) = p.retention_max_entries {
+        // Pruned while the senders run: appends share storage with it.
+        config = config
+            .retention(Retention {
+                max_entries: Some(keep),
+                max_age: None,
+            })
+            .retention_interval(Duration::from_millis(100));
+    }
     let bench = store::engine(url, config).await;
     let engine = bench.engine.clone();
     let prefix = store::run_prefix();
@@ -173,12 +184,21 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
     let (p50, p99, max) = latencies.summary();
     let batches = engine.stats().append_batches - batches_before;
     drop(members);
+    // What the rooms hold when the senders stop (the pruner's effect).
+    let mut stored = 0u64;
+    for r in 0..p.rooms {
+        let room = RoomId::new(&format!("{prefix}-r{r}")).unwrap();
+        if let Ok(Some(info)) = engine.room(&Principal::service(UserId::new("bench").unwrap()), &room).await {
+            stored += info.last_seq + 1 - info.first_seq;
+        }
+    }
     Line::new("append")
         .param("backend", bench.backend)
         .param("rooms", p.rooms)
         .param("senders", p.senders)
         .param("batch_max", batch_max)
         .param("client_ids", p.client_ids.name())
+        .param("retention_max_entries", p.retention_max_entries.unwrap_or(0))
         .param("seconds", p.seconds)
         .metric("acked", acked)
         .metric("msgs_per_sec", (acked as f64 / elapsed).round())
@@ -187,4 +207,5 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
         .metric("max_ms", max)
         .metric("transactions", batches)
         .metric("mean_batch", acked as f64 / batches.max(1) as f64)
+        .metric("stored_entries_at_end", stored)
 }

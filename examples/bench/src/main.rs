@@ -82,6 +82,10 @@ enum Scenario {
         /// `uuid7` (time-ordered), `uuid4` (random).
         #[arg(long, value_enum, default_value_t = append::ClientIds::Counter)]
         client_ids: append::ClientIds,
+        /// Keep only each room's newest N entries while sending: the pruner
+        /// runs every 100 ms beside the appends (off by default).
+        #[arg(long)]
+        retention_max_entries: Option<u64>,
     },
     /// Concurrent reserves on one room.
     JoinStorm {
@@ -167,6 +171,7 @@ fn main() {
                 batch_max,
                 database_url,
                 client_ids,
+                retention_max_entries,
             } => {
                 append::run(
                     &append::Params {
@@ -176,6 +181,7 @@ fn main() {
                         batch_max,
                         database_url,
                         client_ids,
+                        retention_max_entries,
                     },
                     &mut report,
                 )
