@@ -901,3 +901,152 @@ async fn presence_agrees_with_the_seats_under_churn_on_three_nodes() {
         }
     }
 }
+
+/// docs/contract.md §2 "Edits and redactions" across nodes: edits asked of
+/// node 1 and redactions of node 2 reach a subscriber on node 1 in seq
+/// order, gap-free, and its view ends equal to what every node's history
+/// shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_redactions_cross_nodes_in_order() {
+    let Some(env) = env("edits_and_redactions_cross_nodes_in_order") else {
+        return;
+    };
+    let nodes = three_nodes(&env, &env.redis);
+    let room = fresh("amend");
+    let _ann = create_and_join(&nodes[0], "ann", &room, 5).await;
+    let mut bob = join(&nodes[1], "bob", &room).await;
+    let ann = nodes[0].client("ann");
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(ann.send(&room, &format!("c{i}"), &format!("m{i}")).await.unwrap());
+    }
+    let mut last = 0;
+    for (i, e) in sent.iter().enumerate() {
+        let (node, method, body) = match i % 4 {
+            0 => (&nodes[1], "PATCH", serde_json::json!({"body": format!("edited {i}")})),
+            1 => (&nodes[2], "DELETE", serde_json::json!({"reason": "oops"})),
+            _ => continue,
+        };
+        let path = format!("/v1/rooms/{room}/messages/{}", e.seq);
+        let (status, entry) = call(node, Some("ann"), method, &path, Some(body)).await;
+        assert_eq!(status, 200, "{method} {path}: {entry}");
+        last = entry["seq"].as_u64().unwrap();
+    }
+    // Bob's socket on node 1: every entry once, in order, to the last one.
+    let mut seen: Vec<Entry> = Vec::new();
+    while seen.last().is_none_or(|e| e.seq < last) {
+        match timeout(Duration::from_secs(10), bob.next_event()).await {
+            Ok(Ok(Event::Entry(e))) if e.room_id == room => seen.push(e),
+            Ok(Ok(_)) => {}
+            other => panic!("bob's stream ended early: {other:?}"),
+        }
+    }
+    assert_gap_free(&seen, "bob on node 1");
+    // Folded, what bob saw is what storage holds now, on every node.
+    let fold = |entries: &[Entry]| {
+        let mut view: BTreeMap<u64, Option<String>> = BTreeMap::new();
+        for e in entries {
+            match e.kind.as_str() {
+                "text" => {
+                    view.insert(e.seq, if e.redacted { None } else { e.body.clone() });
+                }
+                "edit" if !e.redacted => {
+                    if let Some(Some(body)) = view.get_mut(&e.target_seq.unwrap()) {
+                        *body = e.body.clone().unwrap();
+                    }
+                }
+                "redaction" => {
+                    view.insert(e.target_seq.unwrap(), None);
+                }
+                _ => {}
+            }
+        }
+        view
+    };
+    let live = fold(&seen);
+    for node in &nodes {
+        let log = whole_log(node, "ann", &room).await;
+        let stored: Vec<Entry> = log.into_iter().filter(|e| e.kind == "text").collect();
+        assert_eq!(fold(&stored), live, "history on {}", node.0.base);
+    }
+    assert_eq!(live.values().filter(|b| b.is_none()).count(), 5);
+}
+
+/// docs/contract.md §2 "Read markers" on three nodes: a reader joined on
+/// every node marks from all three at once while others send through all
+/// three; the marker is the highest seq marked and `unread` is exactly the
+/// others' messages after it, as every node reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_stay_exact_with_marks_on_three_nodes() {
+    let Some(env) = env("unread_counts_stay_exact_with_marks_on_three_nodes") else {
+        return;
+    };
+    let nodes = Arc::new(three_nodes(&env, &env.redis));
+    let room = fresh("unread");
+    let seed: u64 = rand::random();
+    eprintln!("unread_counts_stay_exact_with_marks_on_three_nodes: seed {seed}");
+    let mut sockets = vec![create_and_join(&nodes[0], "ann", &room, 9).await];
+    for n in 1..3 {
+        sockets.push(join(&nodes[n], "ann", &room).await);
+    }
+    for n in 0..3 {
+        sockets.push(join(&nodes[n], &format!("s{n}"), &room).await);
+    }
+    let senders: Vec<_> = (0..3)
+        .map(|n| {
+            let client = nodes[n].client(&format!("s{n}"));
+            let room = room.clone();
+            tokio::spawn(async move {
+                for i in 0..30 {
+                    client.send(&room, &format!("c{i}"), "hi").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let markers: Vec<_> = (0..3)
+        .map(|n| {
+            let nodes = Arc::clone(&nodes);
+            let room = room.clone();
+            tokio::spawn(async move {
+                let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed + n as u64);
+                let mut highest = 0;
+                for _ in 0..20 {
+                    let (_, facts) =
+                        call(&nodes[n], Some("ann"), "GET", &format!("/v1/rooms/{room}"), None).await;
+                    let seq = rng.random_range(0..=facts["last_seq"].as_u64().unwrap());
+                    let (status, state) = call(
+                        &nodes[n],
+                        Some("ann"),
+                        "PUT",
+                        &format!("/v1/rooms/{room}/read"),
+                        Some(serde_json::json!({"seq": seq})),
+                    )
+                    .await;
+                    assert_eq!(status, 200, "{state}");
+                    assert!(state["last_read_seq"].as_u64().unwrap() >= seq, "monotone");
+                    highest = highest.max(seq);
+                }
+                highest
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let mut highest = 0;
+    for m in markers {
+        highest = highest.max(m.await.unwrap());
+    }
+    let log = whole_log(&nodes[0], "ann", &room).await;
+    let expected = log
+        .iter()
+        .filter(|e| e.seq > highest && e.kind == "text" && e.sender != "ann")
+        .count() as u64;
+    for node in nodes.iter() {
+        let (_, facts) = call(node, Some("ann"), "GET", &format!("/v1/rooms/{room}"), None).await;
+        assert_eq!(facts["last_read_seq"], highest, "{facts}");
+        assert_eq!(facts["unread"], expected, "{facts}");
+        let (_, marker) = call(node, None, "GET", &format!("/v1/rooms/{room}/read/ann"), None).await;
+        assert_eq!(marker["last_read_seq"], highest, "{marker}");
+    }
+}
