@@ -19,13 +19,21 @@ fn keep(n: u64) -> Retention {
     }
 }
 
+/// Retention on, pruned only when the test says (`prune_now`): the
+/// background pass would run at once and then every hour.
+fn manual(retention: Retention) -> EngineConfig {
+    EngineConfig::default()
+        .retention(retention)
+        .retention_interval(Duration::from_secs(3600))
+}
+
 fn ann() -> Principal {
     Principal::new(user("ann"))
 }
 
 #[tokio::test]
 async fn a_room_keeps_its_newest_entries_and_never_reuses_a_seq() {
-    let (engine, store) = engine_with(EngineConfig::default().retention(keep(10))).await;
+    let (engine, store) = engine_with(manual(keep(10))).await;
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
     for i in 0..50 {
@@ -57,7 +65,7 @@ async fn a_room_keeps_its_newest_entries_and_never_reuses_a_seq() {
 
 #[tokio::test]
 async fn a_resume_from_before_the_log_says_it_was_not_resumed() {
-    let (engine, _) = engine_with(EngineConfig::default().retention(keep(5))).await;
+    let (engine, _) = engine_with(manual(keep(5))).await;
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
     for i in 0..20 {
@@ -92,7 +100,7 @@ async fn a_resume_from_before_the_log_says_it_was_not_resumed() {
 
 #[tokio::test]
 async fn a_rooms_own_retention_replaces_the_servers() {
-    let (engine, store) = engine().await; // the server keeps everything
+    let (engine, store) = engine_with(manual(Retention::default())).await; // keeps everything
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
     for i in 0..30 {
@@ -133,7 +141,7 @@ async fn the_age_bound_prunes_what_is_older() {
         max_entries: None,
         max_age: Some(Duration::from_secs(1)),
     };
-    let (engine, store) = engine_with(EngineConfig::default().retention(max_age)).await;
+    let (engine, store) = engine_with(manual(max_age)).await;
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
     for i in 0..5 {
@@ -182,7 +190,7 @@ async fn the_background_task_prunes_within_its_period() {
 
 #[tokio::test]
 async fn a_stream_overtaken_by_pruning_ends_instead_of_skipping() {
-    let config = EngineConfig::default().retention(keep(10)).live_buffer(4);
+    let config = manual(keep(10)).live_buffer(4);
     let (engine, _) = engine_with(config).await;
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
@@ -211,7 +219,7 @@ async fn a_stream_overtaken_by_pruning_ends_instead_of_skipping() {
 
 #[tokio::test]
 async fn pruning_spares_rooms_and_kinds_alike_and_history_starts_at_first_seq() {
-    let (engine, store) = engine_with(EngineConfig::default().retention(keep(3))).await;
+    let (engine, store) = engine_with(manual(keep(3))).await;
     let id = stored_room(&engine, "r", 10).await;
     let seat = join(&engine, &user("ann"), &id).await;
     engine.send(&ann(), &id, "a", "one").await.unwrap();

@@ -40,6 +40,11 @@ pub trait Bus: Send + Sync + 'static {
     async fn notify(&self, notice: Arc<Notice>);
 }
 
+/// Notices a room's channel keeps for its slowest reader: they are
+/// momentary, so a reader that falls behind loses the oldest rather than
+/// costing every room a buffer the size of the entries' one.
+const NOTICE_BUFFER: usize = 64;
+
 /// Fan-out within one process: a bounded broadcast channel per room with at
 /// least one subscriber. Channels are dropped with their last subscriber.
 pub struct InProcessBus {
@@ -59,11 +64,13 @@ impl InProcessBus {
         }
     }
 
-    /// Rooms with a live channel (for leak checks).
+    /// Live channels, of entries and of notices (for leak checks).
     pub fn channels(&self) -> usize {
         let mut rooms = self.rooms.lock().expect("bus lock");
         rooms.retain(|_, tx| tx.receiver_count() > 0);
-        rooms.len()
+        let mut notices = self.notices.lock().expect("bus lock");
+        notices.retain(|_, tx| tx.receiver_count() > 0);
+        rooms.len() + notices.len()
     }
 }
 
@@ -87,7 +94,7 @@ impl Bus for InProcessBus {
     }
 
     fn subscribe_notices(&self, room: &RoomId) -> LiveNotices {
-        subscribe_to(&self.notices, room, self.capacity)
+        subscribe_to(&self.notices, room, self.capacity.min(NOTICE_BUFFER))
     }
 
     async fn notify(&self, notice: Arc<Notice>) {

@@ -188,7 +188,10 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
     let mut stored = 0u64;
     for r in 0..p.rooms {
         let room = RoomId::new(&format!("{prefix}-r{r}")).unwrap();
-        if let Ok(Some(info)) = engine.room(&Principal::service(UserId::new("bench").unwrap()), &room).await {
+        if let Ok(Some(info)) = engine
+            .room(&Principal::service(UserId::new("bench").unwrap()), &room)
+            .await
+        {
             stored += info.last_seq + 1 - info.first_seq;
         }
     }
@@ -198,7 +201,10 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
         .param("senders", p.senders)
         .param("batch_max", batch_max)
         .param("client_ids", p.client_ids.name())
-        .param("retention_max_entries", p.retention_max_entries.unwrap_or(0))
+        .param(
+            "retention_max_entries",
+            p.retention_max_entries.unwrap_or(0),
+        )
         .param("seconds", p.seconds)
         .metric("acked", acked)
         .metric("msgs_per_sec", (acked as f64 / elapsed).round())

@@ -918,12 +918,20 @@ async fn edits_and_redactions_cross_nodes_in_order() {
     let ann = nodes[0].client("ann");
     let mut sent = Vec::new();
     for i in 0..20 {
-        sent.push(ann.send(&room, &format!("c{i}"), &format!("m{i}")).await.unwrap());
+        sent.push(
+            ann.send(&room, &format!("c{i}"), &format!("m{i}"))
+                .await
+                .unwrap(),
+        );
     }
     let mut last = 0;
     for (i, e) in sent.iter().enumerate() {
         let (node, method, body) = match i % 4 {
-            0 => (&nodes[1], "PATCH", serde_json::json!({"body": format!("edited {i}")})),
+            0 => (
+                &nodes[1],
+                "PATCH",
+                serde_json::json!({"body": format!("edited {i}")}),
+            ),
             1 => (&nodes[2], "DELETE", serde_json::json!({"reason": "oops"})),
             _ => continue,
         };
@@ -1008,11 +1016,18 @@ async fn unread_counts_stay_exact_with_marks_on_three_nodes() {
             let nodes = Arc::clone(&nodes);
             let room = room.clone();
             tokio::spawn(async move {
-                let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed + n as u64);
+                let mut rng =
+                    <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed + n as u64);
                 let mut highest = 0;
                 for _ in 0..20 {
-                    let (_, facts) =
-                        call(&nodes[n], Some("ann"), "GET", &format!("/v1/rooms/{room}"), None).await;
+                    let (_, facts) = call(
+                        &nodes[n],
+                        Some("ann"),
+                        "GET",
+                        &format!("/v1/rooms/{room}"),
+                        None,
+                    )
+                    .await;
                     let seq = rng.random_range(0..=facts["last_seq"].as_u64().unwrap());
                     let (status, state) = call(
                         &nodes[n],
@@ -1046,7 +1061,14 @@ async fn unread_counts_stay_exact_with_marks_on_three_nodes() {
         let (_, facts) = call(node, Some("ann"), "GET", &format!("/v1/rooms/{room}"), None).await;
         assert_eq!(facts["last_read_seq"], highest, "{facts}");
         assert_eq!(facts["unread"], expected, "{facts}");
-        let (_, marker) = call(node, None, "GET", &format!("/v1/rooms/{room}/read/ann"), None).await;
+        let (_, marker) = call(
+            node,
+            None,
+            "GET",
+            &format!("/v1/rooms/{room}/read/ann"),
+            None,
+        )
+        .await;
         assert_eq!(marker["last_read_seq"], highest, "{marker}");
     }
 }

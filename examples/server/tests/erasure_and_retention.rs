@@ -32,7 +32,13 @@ fn start_server(db: &Path, extra: &[&str]) -> ServerProcess {
 }
 
 /// An HTTP call as `user` (a dev token).
-async fn call(server: &ServerProcess, user: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+async fn call(
+    server: &ServerProcess,
+    user: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let r = reqwest::Client::new()
         .request(method.parse().unwrap(), format!("{}{path}", server.base))
         .bearer_auth(format!("dev:{user}"))
@@ -95,7 +101,9 @@ async fn a_redacted_message_is_in_no_database_file_after_sigterm() {
     ann.send("erase", "c2", &kept).await.unwrap();
     // Enough traffic that the text has been written to pages, not just the WAL.
     for i in 0..200 {
-        ann.send("erase", &format!("filler{i}"), &"x".repeat(200)).await.unwrap();
+        ann.send("erase", &format!("filler{i}"), &"x".repeat(200))
+            .await
+            .unwrap();
     }
     let (status, redaction) = call(
         &server,
@@ -111,10 +119,19 @@ async fn a_redacted_message_is_in_no_database_file_after_sigterm() {
     // Gone from history at once.
     let history = ann.history("erase", 0, 500).await.unwrap();
     let text = serde_json::to_string(&history.iter().map(|e| &e.body).collect::<Vec<_>>()).unwrap();
-    assert!(!text.contains(&secret) && !text.contains(&edited), "history");
+    assert!(
+        !text.contains(&secret) && !text.contains(&edited),
+        "history"
+    );
 
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit 0 on SIGTERM, got {status:?}");
 
@@ -131,7 +148,12 @@ async fn retention_keeps_about_its_bound_and_a_stale_resume_is_told() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(
         &dir.path().join("parlor.db"),
-        &["--retention-max-entries", "100", "--retention-interval", "500ms"],
+        &[
+            "--retention-max-entries",
+            "100",
+            "--retention-interval",
+            "500ms",
+        ],
     );
     let ann = Client::new(&server.base, "dev:ann");
     let t = ann.reserve("bounded", Some(4)).await.unwrap();
@@ -144,7 +166,9 @@ async fn retention_keeps_about_its_bound_and_a_stale_resume_is_told() {
             let ann = ann.clone();
             tokio::spawn(async move {
                 for i in 0..1250 {
-                    ann.send("bounded", &format!("s{s}-{i}"), "hi").await.unwrap();
+                    ann.send("bounded", &format!("s{s}-{i}"), "hi")
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -156,11 +180,18 @@ async fn retention_keeps_about_its_bound_and_a_stale_resume_is_told() {
     let started = std::time::Instant::now();
     let (first, last) = loop {
         let facts = ann.room("bounded").await.unwrap();
-        let (first, last) = (facts["first_seq"].as_u64().unwrap(), facts["last_seq"].as_u64().unwrap());
+        let (first, last) = (
+            facts["first_seq"].as_u64().unwrap(),
+            facts["last_seq"].as_u64().unwrap(),
+        );
         if last + 1 - first <= 100 {
             break (first, last);
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "{} stored after 10 s", last + 1 - first);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} stored after 10 s",
+            last + 1 - first
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(last > 10_000, "every send stored: last_seq {last}");
