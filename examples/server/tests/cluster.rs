@@ -1072,3 +1072,58 @@ async fn unread_counts_stay_exact_with_marks_on_three_nodes() {
         assert_eq!(marker["last_read_seq"], highest, "{marker}");
     }
 }
+
+/// docs/contract.md §2 "Retention" on three nodes: every node runs the
+/// pruner, one at a time per room; with sends through all three the room
+/// ends within its bound, its seqs gap-free from `first_seq`, and a resume
+/// from before it is told so on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_prune_a_room_to_its_bound() {
+    let Some(env) = env("three_nodes_prune_a_room_to_its_bound") else {
+        return;
+    };
+    let nodes = three_nodes_with(
+        &env,
+        &env.redis,
+        &["--retention-max-entries", "50", "--retention-interval", "300ms", "--prune-batch", "40"],
+    );
+    let room = fresh("prune");
+    let mut sockets = vec![create_and_join(&nodes[0], "s0", &room, 9).await];
+    for n in 1..3 {
+        sockets.push(join(&nodes[n], &format!("s{n}"), &room).await);
+    }
+    let senders: Vec<_> = (0..3)
+        .map(|n| {
+            let client = nodes[n].client(&format!("s{n}"));
+            let room = room.clone();
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    client.send(&room, &format!("c{i}"), "hi").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        let facts = nodes[1].client("s1").room(&room).await.unwrap();
+        let (first, last) = (facts["first_seq"].as_u64().unwrap(), facts["last_seq"].as_u64().unwrap());
+        if last + 1 - first <= 50 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{facts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in &nodes {
+        let log = whole_log(node, "s0", &room).await;
+        assert!(log.len() <= 50, "{} entries on {}", log.len(), node.0.base);
+        assert_gap_free(&log, "after pruning");
+    }
+    let client = nodes[2].client("late");
+    let ticket = client.reserve(&room, None).await.unwrap();
+    let mut socket = client.connect().await.unwrap();
+    let joined = socket.join(&ticket.ticket, Some(1)).await.unwrap();
+    assert!(!joined.resumed, "{joined:?}");
+}
