@@ -83,7 +83,9 @@ pub(crate) async fn edit(
         message,
     );
     let stored = queue_unseated(state, entry, Closed::Refuse).await?.await?;
-    if stored.kind != EntryKind::Edit || stored.target_seq != Some(seq) {
+    // (The pending send checked the kind; an edit of another message under
+    // the same client_id is no answer either.)
+    if stored.target_seq != Some(seq) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "client_id was used for another entry",
@@ -120,7 +122,17 @@ pub(crate) async fn redact(
     }
     let own = !principal.service && target.sender == principal.user;
     if !own {
-        authorize(state, principal, room_id, Some(&facts), Action::Moderate).await?;
+        match authorize(state, principal, room_id, Some(&facts), Action::Moderate).await {
+            // The caller may read the room (checked above): a private
+            // room's refusal need not hide it from them.
+            Err(err) if err.kind() == ErrorKind::RoomNotFound => {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "only the sender or a moderator may redact a message",
+                ));
+            }
+            other => other?,
+        }
     }
     if !principal.service {
         state.limits.send(&principal.user)?;

@@ -55,19 +55,33 @@ use crate::{
 /// `ChatEngine::submit` returns. Resolves to the stored entry once it is
 /// durable, or to why it was not (`UNAVAILABLE` after a failed commit).
 /// Dropping it does not withdraw the send: the entry is stored either way.
+/// A `client_id` the sender used before for an entry of another kind (an
+/// edit's) is `INVALID_INPUT`: the send was not stored.
 #[derive(Debug)]
-pub struct PendingSend(oneshot::Receiver<AppendResult>);
+pub struct PendingSend {
+    stored: oneshot::Receiver<AppendResult>,
+    /// The kind queued: an earlier entry answered for it must be one too.
+    kind: EntryKind,
+}
 
 impl Future for PendingSend {
     type Output = Result<Arc<Entry>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|stored| match stored {
-            Ok(Ok(Some(entry))) => Ok(entry),
-            Ok(Err(err)) => Err(err),
-            // A text entry always changes the log; no answer is a bug.
-            Ok(Ok(None)) | Err(_) => Err(ErrorKind::Internal.into()),
-        })
+        let kind = self.kind;
+        Pin::new(&mut self.stored)
+            .poll(cx)
+            .map(|stored| match stored {
+                Ok(Ok(Some(entry))) if entry.kind == kind => Ok(entry),
+                Ok(Ok(Some(_))) => Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "client_id was used for another entry",
+                )),
+                Ok(Err(err)) => Err(err),
+                // A message or an amendment always changes the log (or answers
+                // with what did); no answer is a bug.
+                Ok(Ok(None)) | Err(_) => Err(ErrorKind::Internal.into()),
+            })
     }
 }
 
@@ -139,6 +153,7 @@ fn queue_message(
     permit: OwnedSemaphorePermit,
 ) -> PendingSend {
     let (ack, stored) = oneshot::channel();
+    let kind = entry.kind;
     enqueue(
         state,
         room,
@@ -148,7 +163,7 @@ fn queue_message(
             permit: Some(permit),
         },
     );
-    PendingSend(stored)
+    PendingSend { stored, kind }
 }
 
 /// A service's message: a `system` entry in a stored, open room, queued
@@ -430,7 +445,7 @@ fn refusal(kind: ErrorKind) -> Error {
         }
         _ => Error::new(
             kind,
-            "that entry cannot be changed: only an unredacted text message can be edited, and only a message redacted",
+            "that entry cannot be changed: only a text message that was not redacted can be edited, and only a message can be redacted",
         ),
     }
 }

@@ -51,9 +51,32 @@ pub enum Live {
 /// docs), and the notices of the room's other members.
 pub struct EntryStream {
     entries: Entries,
-    notices: LiveNotices,
+    notices: Notices,
+}
+
+/// A room's notices as one subscriber takes them.
+struct Notices {
+    feed: LiveNotices,
+    feed_room: RoomId,
     /// Whose stream: their own notices are not handed back to them.
     user: UserId,
+}
+
+impl Notices {
+    /// What one notice received means for the stream: one to hand out, or
+    /// none (its own, or the feed lagged or was replaced).
+    fn take(&mut self, received: Result<Arc<Notice>, RecvError>, bus: &dyn Bus) -> Option<Live> {
+        match received {
+            Ok(notice) if notice.sender != self.user => Some(Live::Notice(notice)),
+            Ok(_) | Err(RecvError::Lagged(_)) => None,
+            // The bus replaced its feeds (a Redis bus that lost its
+            // connection): notices are momentary, take a new feed.
+            Err(RecvError::Closed) => {
+                self.feed = bus.subscribe_notices(&self.feed_room);
+                None
+            }
+        }
+    }
 }
 
 impl EntryStream {
@@ -70,7 +93,11 @@ impl EntryStream {
         ended: watch::Receiver<Option<SeatEnd>>,
         subscriber: GaugeGuard,
     ) -> Self {
-        let notices = bus.subscribe_notices(&room_id);
+        let notices = Notices {
+            feed: bus.subscribe_notices(&room_id),
+            feed_room: room_id.clone(),
+            user,
+        };
         EntryStream {
             entries: Entries::new(
                 store,
@@ -84,7 +111,6 @@ impl EntryStream {
                 subscriber,
             ),
             notices,
-            user,
         }
     }
 
@@ -106,27 +132,18 @@ impl EntryStream {
     /// the room closed, `ROOM_CLOSED`; when entries it had yet to deliver
     /// were pruned by retention, `HISTORY_PRUNED`; storage errors.
     pub async fn next(&mut self) -> Result<Arc<Entry>> {
-        self.entries.next().await
+        match self.entries.next(None).await? {
+            Live::Entry(entry) => Ok(entry),
+            Live::Notice(_) => unreachable!("no notices were asked for"),
+        }
     }
 
-    /// The next entry or notice, whichever comes first (entries waiting
-    /// first). Cancel-safe. Errors as [`next`](Self::next).
+    /// The next entry or notice. Notices are taken only while the stream
+    /// waits for live entries — never in the middle of a catch-up read,
+    /// which a stream of notices would otherwise keep starting over.
+    /// Cancel-safe. Errors as [`next`](Self::next).
     pub async fn next_live(&mut self) -> Result<Live> {
-        loop {
-            tokio::select! {
-                biased;
-                entry = self.entries.next() => return entry.map(Live::Entry),
-                notice = self.notices.recv() => match notice {
-                    Ok(notice) if notice.sender != self.user => return Ok(Live::Notice(notice)),
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    // The bus replaced its feeds (a Redis bus that lost its
-                    // connection): notices are momentary, take a new feed.
-                    Err(RecvError::Closed) => {
-                        self.notices = self.entries.bus.subscribe_notices(&self.entries.room_id);
-                    }
-                },
-            }
-        }
+        self.entries.next(Some(&mut self.notices)).await
     }
 }
 
@@ -188,8 +205,9 @@ impl Entries {
         }
     }
 
-    /// The next entry (see [`EntryStream::next`]).
-    async fn next(&mut self) -> Result<Arc<Entry>> {
+    /// The next entry, or with `notices` a notice while it waits for one
+    /// (see [`EntryStream::next_live`]).
+    async fn next(&mut self, mut notices: Option<&mut Notices>) -> Result<Live> {
         loop {
             if let Some(end) = *self.ended.borrow() {
                 return Err(ended_because(end));
@@ -197,7 +215,7 @@ impl Entries {
             if let Some(entry) = self.backlog.pop_front() {
                 if entry.seq > self.delivered {
                     self.delivered = entry.seq;
-                    return Ok(entry);
+                    return Ok(Live::Entry(entry));
                 }
                 continue;
             }
@@ -206,7 +224,7 @@ impl Entries {
                 continue;
             }
             if let Some(entry) = self.next_ahead() {
-                return Ok(entry);
+                return Ok(Live::Entry(entry));
             }
             let received = tokio::select! {
                 biased;
@@ -218,6 +236,12 @@ impl Entries {
                     continue;
                 }
                 received = self.live.recv() => received,
+                notice = next_notice(notices.as_deref_mut()) => {
+                    if let Some(live) = notices.as_deref_mut().and_then(|n| n.take(notice, self.bus.as_ref())) {
+                        return Ok(live);
+                    }
+                    continue;
+                }
                 () = wait_until(self.ahead_until) => {
                     // The gap did not fill: storage has everything up to the
                     // newest entry waiting (it was stored before published).
@@ -231,7 +255,7 @@ impl Entries {
                 Ok(entry) if entry.seq <= self.delivered => continue,
                 Ok(entry) if entry.seq == self.delivered + 1 => {
                     self.delivered = entry.seq;
-                    return Ok(entry);
+                    return Ok(Live::Entry(entry));
                 }
                 Ok(entry) if self.ahead.len() < MAX_AHEAD => {
                     self.ahead_until
@@ -298,16 +322,31 @@ impl Entries {
             limit: MAX_HISTORY_LIMIT,
         };
         let page = self.store.entries(&self.room_id, range).await?;
-        // Retention pruned entries this stream had yet to deliver: it
-        // cannot go on without a gap, so it ends, and a join with
-        // `after_seq` tells the client where the log starts now.
-        let expected = match catch_up {
-            CatchUp::UpTo(seq) => seq,
-            CatchUp::Exhaust => self.delivered,
-        };
-        let next = page.first().map_or(expected, |e| e.seq - 1);
-        if next > self.delivered {
-            return Err(ErrorKind::HistoryPruned.into());
+        if page.first().is_none_or(|e| e.seq > self.delivered + 1) {
+            // The next entry is not where it should be (or nothing came
+            // after a lag): retention may have pruned what this stream had
+            // yet to deliver. The room's row says where its log starts.
+            match self.store.room(&self.room_id).await? {
+                // Purged: the seat's end (`ROOM_CLOSED`) is on its way.
+                None => return Err(ErrorKind::RoomClosed.into()),
+                // It cannot go on without a gap, so it ends, and a join
+                // with `after_seq` tells the client where the log starts.
+                Some(row) if row.first_seq > self.delivered + 1 => {
+                    return Err(ErrorKind::HistoryPruned.into());
+                }
+                // Nothing missing: a lag with nothing new.
+                Some(_) if page.is_empty() && matches!(catch_up, CatchUp::Exhaust) => {
+                    self.catch_up = None;
+                    return Ok(());
+                }
+                // (Never expected: entries published but not yet readable.
+                // Read again shortly rather than skip them.)
+                Some(_) if page.is_empty() => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
         }
         if page.len() < MAX_HISTORY_LIMIT as usize {
             self.catch_up = None;
@@ -324,6 +363,14 @@ impl Entries {
 
 /// Entries held for reordering at most; beyond it storage is read at once.
 const MAX_AHEAD: usize = 256;
+
+/// The next notice of `notices`, or never without them.
+async fn next_notice(notices: Option<&mut Notices>) -> Result<Arc<Notice>, RecvError> {
+    match notices {
+        Some(n) => n.feed.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Resolves at `deadline`, or never without one.
 async fn wait_until(deadline: Option<Instant>) {

@@ -560,6 +560,11 @@ async fn finish_commit(
     // reaches the live feed, whatever before is in the backlog.
     let live = state.bus.subscribe(&room.id);
     state.refresh_last_seq(&room).await?;
+    if after_seq.is_some() && state.cluster.is_none() {
+        // A resume: where the log starts decides `resumed` (a cluster
+        // just read the row).
+        state.refresh_first_seq(&room).await?;
+    }
     let last_seq = room.log.last_seq();
     let first_seq = room.facts().first_seq;
     let asked = after_seq.unwrap_or(last_seq);

@@ -151,12 +151,15 @@ impl LiveRoom {
                 ledger.close();
             }
         }
-        *self.facts.lock().expect("facts lock") = RoomFacts {
+        let mut facts = self.facts.lock().expect("facts lock");
+        // A row read before a prune must not move the start back.
+        let first_seq = facts.first_seq.max(stored.first_seq);
+        *facts = RoomFacts {
             title: stored.title.clone(),
             owner: stored.owner.clone(),
             private: stored.private,
             closed: stored.closed,
-            first_seq: stored.first_seq,
+            first_seq,
             retention: stored.retention,
         };
     }

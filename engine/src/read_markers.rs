@@ -70,7 +70,8 @@ pub(crate) async fn mark_read(
 
 /// `user`'s read state in `room_id`, for the user themselves or a service.
 ///
-/// Errors: `FORBIDDEN` for anyone else, `ROOM_NOT_FOUND`, storage errors.
+/// Errors: `FORBIDDEN` for anyone else, `ROOM_NOT_FOUND`, the policy's
+/// refusal of `read`, storage errors.
 pub(crate) async fn read_marker(
     state: &EngineState,
     principal: &Principal,
@@ -83,10 +84,12 @@ pub(crate) async fn read_marker(
             "only a service reads another user's read marker",
         ));
     }
-    state
+    let facts = state
         .stored_facts(room_id)
         .await?
         .ok_or(ErrorKind::RoomNotFound)?;
+    // A private room stays hidden from a user it does not admit.
+    authorize(state, principal, room_id, Some(&facts), Action::Read).await?;
     read_state(state, room_id, user).await
 }
 

@@ -50,7 +50,8 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
 /// One pass over every room that may be over its retention; returns how
 /// many entries went.
 ///
-/// Errors: storage errors (the pass stops; the next one starts over).
+/// Errors: storage errors of the room listing (the pass stops; the next one
+/// starts over). A room that fails to prune is logged and passed over.
 pub(crate) async fn prune_pass(state: &EngineState) -> Result<u64> {
     let server = state.config.retention;
     let mut after: Option<RoomId> = None;
@@ -64,8 +65,15 @@ pub(crate) async fn prune_pass(state: &EngineState) -> Result<u64> {
         for room in rooms {
             after = Some(room.id.clone());
             let retention = room.retention.unwrap_or(server);
-            if let Some(bound) = bound_for(&room, &retention, Timestamp::now()) {
-                deleted += prune_room(state, &room.id, bound).await?;
+            let Some(bound) = bound_for(&room, &retention, Timestamp::now()) else {
+                continue;
+            };
+            // One room's trouble does not hold up the rooms after it.
+            match prune_room(state, &room.id, bound).await {
+                Ok(n) => deleted += n,
+                Err(err) => {
+                    tracing::warn!(room = %room.id, code = err.code(), "could not prune a room; next pass");
+                }
             }
         }
         if last_page {
@@ -80,9 +88,10 @@ fn bound_for(room: &StoredRoom, retention: &Retention, now: Timestamp) -> Option
     let below_seq: Seq = retention
         .max_entries
         .map_or(0, |keep| room.last_seq.saturating_sub(keep) + 1);
-    let older_than = retention
-        .max_age
-        .map(|age| Timestamp(now.millis().saturating_sub(age.as_millis() as i64)));
+    let older_than = retention.max_age.map(|age| {
+        let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(now.millis().saturating_sub(age))
+    });
     (below_seq > room.first_seq || older_than.is_some()).then_some(PruneBound {
         below_seq,
         older_than,

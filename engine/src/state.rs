@@ -67,6 +67,15 @@ impl EngineState {
             }))
     }
 
+    /// Learns from the room's row where its log starts (the pruner tells a
+    /// loaded room, but a room loaded while it pruned read the row before).
+    pub(crate) async fn refresh_first_seq(&self, room: &LiveRoom) -> Result<()> {
+        if let Some(stored) = self.store.room(&room.id).await? {
+            room.pruned_below(stored.first_seq);
+        }
+        Ok(())
+    }
+
     /// In a cluster other nodes append too: learn the stored head. (A single
     /// node appends everything itself and knows its head already.)
     pub(crate) async fn refresh_last_seq(&self, room: &LiveRoom) -> Result<()> {

@@ -68,9 +68,16 @@ async fn a_sender_edits_and_history_shows_the_latest_body() {
         (again.seq, again.body.as_deref()),
         (edit.seq, Some("hello"))
     );
-    // A client_id of another entry is refused, not taken for an edit.
+    // A client_id of another entry is refused, not taken for an edit, and
+    // the other way round: a send under an edit's client_id is not lost
+    // silently.
     let err = engine
         .edit(&who("ann"), &id, sent.seq, Some("c1"), Message::text("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = engine
+        .send(&who("ann"), &id, "e1", "new")
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -375,12 +382,42 @@ async fn concurrent_edits_redactions_and_resumes_end_with_one_view() {
                                 let target = *mine.choose(&mut rng).unwrap();
                                 engine.redact(&me, &id, target, None).await.unwrap();
                             }
+                            // (`mine` may hold messages the moderator redacted:
+                            // editing those is refused, as asserted above.)
                             _ => {}
                         }
                     }
                 })
             })
             .collect();
+        // A moderator (the service) redacts others' messages meanwhile: its
+        // redactions race the senders' own edits, which the store refuses
+        // once the redaction is in.
+        let moderator = {
+            let engine = engine.clone();
+            let id = id.clone();
+            let seed: u64 = rng.random();
+            tokio::spawn(async move {
+                let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
+                let ops = Principal::service(user("ops"));
+                for _ in 0..30 {
+                    let page = engine
+                        .history(&ops, &id, SeqRange::default())
+                        .await
+                        .unwrap()
+                        .entries;
+                    let texts: Vec<u64> = page
+                        .iter()
+                        .filter(|e| e.kind == EntryKind::Text)
+                        .map(|e| e.seq)
+                        .collect();
+                    if let Some(&target) = texts.choose(&mut rng) {
+                        engine.redact(&ops, &id, target, Some("mod")).await.unwrap();
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
         // Resumers: join mid-way from the start of the log, while it changes.
         let resumers: Vec<_> = (0..3)
             .map(|i| {
@@ -403,6 +440,7 @@ async fn concurrent_edits_redactions_and_resumes_end_with_one_view() {
         for w in writers {
             w.await.unwrap();
         }
+        moderator.await.unwrap();
         let mut resumed = Vec::new();
         for r in resumers {
             resumed.push(r.await.unwrap());

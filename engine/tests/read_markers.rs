@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use parlor_engine::{
-    ChatEngine, EntryKind, ErrorKind, Live, NoticeKind, Principal, RoomQuery, SeqRange,
+    ChatEngine, EntryKind, ErrorKind, Live, NoticeKind, Principal, RoomQuery, RoomSpec, SeqRange,
 };
 use rand::Rng;
 

@@ -120,12 +120,18 @@ async fn a_rooms_own_retention_replaces_the_servers() {
     engine.prune_now().await.unwrap();
     assert_eq!(store.log(&id).len(), 7);
 
-    let bad = RoomPatch {
-        retention: Some(Some(keep(0))),
-        ..RoomPatch::default()
+    let forever = Retention {
+        max_entries: None,
+        max_age: Some(Retention::MAX_AGE + Duration::from_secs(1)),
     };
-    let err = engine.update_room(&owner, &id, &bad).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    for bad in [keep(0), forever] {
+        let bad = RoomPatch {
+            retention: Some(Some(bad)),
+            ..RoomPatch::default()
+        };
+        let err = engine.update_room(&owner, &id, &bad).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
+    }
 
     let clear = RoomPatch {
         retention: Some(None),
