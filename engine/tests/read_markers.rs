@@ -114,6 +114,25 @@ async fn a_marker_only_moves_forward_and_counts_what_others_sent() {
 }
 
 #[tokio::test]
+async fn a_private_room_stays_hidden_from_its_marker_route() {
+    let (engine, _) = engine().await;
+    let id = room("secret");
+    let owner = who("owner");
+    let t = engine
+        .reserve(&owner, &id, Some(RoomSpec::with_capacity(4).private()))
+        .await
+        .unwrap();
+    let _seat = engine.commit(&owner, &t.ticket, None).await.unwrap();
+    let err = engine
+        .read_marker(&who("eve"), &id, &user("eve"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RoomNotFound);
+    let err = engine.mark_read(&who("eve"), &id, 0).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RoomNotFound);
+}
+
+#[tokio::test]
 async fn a_receipt_reaches_the_others_and_not_the_reader() {
     let (engine, _) = engine().await;
     let id = stored_room(&engine, "r", 10).await;
