@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use parlor_engine::{
-    ChatEngine, EngineConfig, EntryKind, ErrorKind, Principal, Retention, RoomPatch, SeqRange,
+    ChatEngine, EngineConfig, EntryKind, ErrorKind, Message, Principal, Retention, RoomPatch,
+    SeqRange,
 };
 
 fn keep(n: u64) -> Retention {
@@ -139,6 +140,27 @@ async fn a_rooms_own_retention_replaces_the_servers() {
     };
     let info = engine.update_room(&owner, &id, &clear).await.unwrap();
     assert_eq!(info.retention, None);
+}
+
+#[tokio::test]
+async fn an_edit_does_not_keep_the_text_of_a_pruned_message() {
+    // join, leave (the owner's), join, text, edit, text: keep the last two.
+    let (engine, store) = engine_with(manual(keep(2))).await;
+    let id = stored_room(&engine, "r", 10).await;
+    let _seat = join(&engine, &user("ann"), &id).await;
+    let sent = engine.send(&ann(), &id, "c", "typo").await.unwrap();
+    let edit = engine
+        .edit(&ann(), &id, sent.seq, None, Message::text("fixed"))
+        .await
+        .unwrap();
+    engine.send(&ann(), &id, "d", "next").await.unwrap();
+    engine.prune_now().await.unwrap();
+    let log = store.log(&id);
+    let kept = log
+        .iter()
+        .find(|e| e.seq == edit.seq)
+        .expect("the edit is kept");
+    assert!(kept.redacted && kept.body.is_none(), "{kept:?}");
 }
 
 #[tokio::test]

@@ -88,7 +88,10 @@ impl Appended {
 ///   An edit is idempotent by (room, sender, client_id) like a message.
 /// - Retention: `prune` deletes the oldest entries of a room, never one at
 ///   or above a bound, and moves `first_seq` past them; seqs are never
-///   reused (`last_seq` stays). Reads start at `first_seq`.
+///   reused (`last_seq` stays). Reads start at `first_seq`. An `edit` kept
+///   whose target was pruned is erased like a redacted one (body and data
+///   NULL, `redacted` true), in the same transaction: a message's text does
+///   not outlive it in its edits.
 /// - Read markers are monotone: a lower seq than the stored one changes
 ///   nothing.
 /// - Backend errors are translated: unreachable, busy or locked become

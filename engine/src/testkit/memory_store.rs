@@ -449,6 +449,16 @@ impl Store for MemoryStore {
         };
         if let Some(last) = gone.last() {
             stored.first_seq = last.seq + 1;
+            // An edit outlives its pruned message only as an erased row:
+            // the text it carried went with the message.
+            let first = stored.first_seq;
+            for e in &mut data.log {
+                if e.kind == EntryKind::Edit && e.target_seq.is_some_and(|t| t < first) {
+                    e.body = None;
+                    e.data = None;
+                    e.redacted = true;
+                }
+            }
         }
         Ok(Pruned {
             deleted: gone.len() as u64,
