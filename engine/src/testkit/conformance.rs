@@ -47,6 +47,7 @@ pub async fn run(store: Arc<dyn Store>) {
     amendments_follow_the_batch_order(store.as_ref(), p).await;
     prune_deletes_a_prefix_and_never_reuses_seqs(store.as_ref(), p).await;
     prune_stops_at_the_first_entry_the_bound_keeps(store.as_ref(), p).await;
+    prune_erases_the_edits_of_pruned_messages(store.as_ref(), p).await;
     retained_rooms_are_the_candidates_for_pruning(store.as_ref(), p).await;
     retention_is_set_and_cleared_by_update(store.as_ref(), p).await;
     read_markers_are_monotone_and_count_what_others_said(store.as_ref(), p).await;
@@ -1222,6 +1223,21 @@ async fn prune_stops_at_the_first_entry_the_bound_keeps(store: &dyn Store, p: &s
             .iter()
             .any(|(room, _)| *room == r),
         "pruning a join leaves its member open"
+    );
+}
+
+async fn prune_erases_the_edits_of_pruned_messages(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "prune-edits").await;
+    let text = NewEntry::text(r.clone(), user("ann"), "c1", "typo");
+    let sent = one(store, text).await.entry().unwrap().seq;
+    let fixed = one(store, edit(&r, "ann", sent, "e1", "fixed")).await;
+    let fixed = fixed.entry().unwrap().seq;
+    store.prune(&r, bound(fixed, None), 100).await.unwrap();
+    let kept = entry_at(store, &r, fixed).await;
+    assert_eq!(kept.kind, EntryKind::Edit);
+    assert!(
+        kept.redacted && kept.body.is_none() && kept.data.is_none(),
+        "an edit does not keep a pruned message's text: {kept:?}"
     );
 }
 

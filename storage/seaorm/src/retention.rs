@@ -117,12 +117,14 @@ pub(crate) async fn prune(
         txn.commit().await?;
         return pruned(0, 1);
     };
-    let (select, delete, update) = if postgres {
+    let (select, delete, update, erase_edits) = if postgres {
         (
             "SELECT seq, created_at FROM parlor_entries WHERE room_id = $1 \
              ORDER BY seq LIMIT $2",
             "DELETE FROM parlor_entries WHERE room_id = $1 AND seq <= $2",
             "UPDATE parlor_rooms SET first_seq = $2 WHERE id = $1 AND first_seq < $2",
+            "UPDATE parlor_entries SET body = NULL, data = NULL, redacted = TRUE \
+             WHERE room_id = $1 AND target_seq <= $2 AND kind = 'edit' AND NOT redacted",
         )
     } else {
         (
@@ -130,6 +132,8 @@ pub(crate) async fn prune(
              ORDER BY seq LIMIT ?2",
             "DELETE FROM parlor_entries WHERE room_id = ?1 AND seq <= ?2",
             "UPDATE parlor_rooms SET first_seq = ?2 WHERE id = ?1 AND first_seq < ?2",
+            "UPDATE parlor_entries SET body = NULL, data = NULL, redacted = 1 \
+             WHERE room_id = ?1 AND target_seq <= ?2 AND kind = 'edit' AND NOT redacted",
         )
     };
     let oldest = txn
@@ -163,6 +167,14 @@ pub(crate) async fn prune(
         ))
         .await?
         .rows_affected();
+    // An edit kept whose message went is erased with it (the index on
+    // (room_id, target_seq) finds them).
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        erase_edits,
+        [Value::from(id), upto.into()],
+    ))
+    .await?;
     let first_seq = stored.first_seq.max(upto + 1);
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
