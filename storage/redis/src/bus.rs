@@ -200,8 +200,8 @@ async fn publish(mut connection: ConnectionManager, shared: Weak<Shared>, wake: 
     }
 }
 
-/// Hands other nodes' entries and notices to this node's subscribers; subscribes again
-/// after losing Redis, then reopens every local feed.
+/// Hands other nodes' entries and notices to this node's subscribers;
+/// subscribes again after losing Redis, then reopens every local feed.
 async fn receive(client: Client, first: redis::aio::PubSub, shared: Weak<Shared>) {
     let mut pubsub = Some(first);
     let mut backoff = Duration::from_millis(50);
