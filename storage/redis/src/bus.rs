@@ -3,6 +3,9 @@
 //! Publishing hands a room's new entries to this node's subscribers at once
 //! (they never wait for Redis) and queues them, encoded, for the Redis
 //! channel; every other node's receiver hands them to its own subscribers.
+//! Notices (read receipts) travel the same way, through the same outbox and
+//! channel, so they keep their order with the entries a node published;
+//! they are momentary, so nothing reads them back when one is lost.
 //!
 //! Pub/sub is at-most-once: a message is lost if Redis restarts or a
 //! connection drops. The engine's entry streams tolerate that — a later entry
@@ -23,7 +26,10 @@ use std::{
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use parlor_engine::{Bus, Entry, InProcessBus, RoomId, ports::LiveEntries};
+use parlor_engine::{
+    Bus, Entry, InProcessBus, Notice, RoomId,
+    ports::{LiveEntries, LiveNotices},
+};
 use redis::{Client, aio::ConnectionManager};
 use tokio::sync::Notify;
 
@@ -34,7 +40,8 @@ use crate::wire;
 const OUTBOX_MAX: usize = 4096;
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Fan-out of stored entries across the nodes of a cluster.
+/// Fan-out of stored entries, and of notices, across the nodes of a
+/// cluster.
 pub struct RedisBus {
     shared: Arc<Shared>,
 }
@@ -60,6 +67,20 @@ impl Drop for Shared {
 impl Shared {
     fn local(&self) -> Arc<InProcessBus> {
         Arc::clone(&self.local.lock().expect("local bus lock"))
+    }
+
+    /// Queues an encoded message for Redis (the oldest goes when the
+    /// outbox is full) and wakes the publisher.
+    fn queue(&self, message: Vec<u8>) {
+        {
+            let mut outbox = self.outbox.lock().expect("outbox lock");
+            if outbox.len() >= OUTBOX_MAX {
+                outbox.pop_front();
+                tracing::warn!("Redis is behind: dropped the oldest unpublished message");
+            }
+            outbox.push_back(message);
+        }
+        self.wake.notify_one();
     }
 
     fn reopen_local_feeds(&self) {
@@ -114,16 +135,23 @@ impl Bus for RedisBus {
             return;
         }
         self.shared.local().publish(room, entries).await;
-        let message = wire::encode(&self.shared.node, room, entries);
-        {
-            let mut outbox = self.shared.outbox.lock().expect("outbox lock");
-            if outbox.len() >= OUTBOX_MAX {
-                outbox.pop_front();
-                tracing::warn!("Redis is behind: dropped the oldest unpublished entries");
-            }
-            outbox.push_back(message);
+        self.shared
+            .queue(wire::encode(&self.shared.node, room, entries));
+    }
+
+    fn subscribe_notices(&self, room: &RoomId) -> LiveNotices {
+        self.shared.local().subscribe_notices(room)
+    }
+
+    async fn notify(&self, notice: Arc<Notice>) {
+        let message = wire::encode_notice(&self.shared.node, &notice);
+        self.shared.local().notify(notice).await;
+        match message {
+            Some(message) => self.shared.queue(message),
+            None => tracing::debug!(
+                "a notice of a kind the Redis wire does not carry stayed on this node"
+            ),
         }
-        self.shared.wake.notify_one();
     }
 }
 
@@ -172,8 +200,8 @@ async fn publish(mut connection: ConnectionManager, shared: Weak<Shared>, wake: 
     }
 }
 
-/// Hands other nodes' entries to this node's subscribers; subscribes again
-/// after losing Redis, then reopens every local feed.
+/// Hands other nodes' entries and notices to this node's subscribers;
+/// subscribes again after losing Redis, then reopens every local feed.
 async fn receive(client: Client, first: redis::aio::PubSub, shared: Weak<Shared>) {
     let mut pubsub = Some(first);
     let mut backoff = Duration::from_millis(50);
@@ -216,14 +244,23 @@ async fn resubscribe(client: &Client, channel: &str) -> redis::RedisResult<redis
 }
 
 async fn deliver(shared: &Shared, payload: &[u8]) {
-    let Ok(batch) = serde_json::from_slice::<wire::Batch<'_>>(payload) else {
-        tracing::warn!("ignored a message on the Parlor channel that is not an entry batch");
+    let Ok(message) = serde_json::from_slice::<wire::Message<'_>>(payload) else {
+        tracing::warn!(
+            "ignored a message on the Parlor channel that is not an entry batch or a notice"
+        );
         return;
     };
-    if batch.node == shared.node {
+    if message.node == shared.node {
         return; // delivered locally when it was published
     }
-    if let Some((room, entries)) = wire::decode(&batch) {
-        shared.local().publish(&room, &entries).await;
+    match wire::decode(&message) {
+        Some(wire::Decoded::Entries(room, entries)) => {
+            shared.local().publish(&room, &entries).await;
+        }
+        Some(wire::Decoded::Notice(notice)) => shared.local().notify(notice).await,
+        None => tracing::warn!(
+            node = %message.node,
+            "ignored a message on the Parlor channel that this node cannot read"
+        ),
     }
 }

@@ -1,7 +1,8 @@
 //! # parlor-redis
 //!
 //! Parlor on Redis, for a cluster of engines: [`RedisBus`], the engine's
-//! [`Bus`](parlor_engine::Bus) across nodes over pub/sub, and
+//! [`Bus`](parlor_engine::Bus) across nodes over pub/sub (entries, and
+//! notices such as read receipts), and
 //! [`RedisClaims`], cluster-wide claims on pending rooms (`SET NX PX`). It
 //! depends on `parlor-engine`, never the reverse; Redis errors become the
 //! engine's `UNAVAILABLE`.

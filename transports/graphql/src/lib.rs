@@ -10,11 +10,13 @@
 //! `extensions.code` here and only here.
 //!
 //! `joinRoom(ticket, afterSeq)` commits the ticket when the subscription
-//! starts: first a `Joined` event, then every entry in seq order, each once.
-//! Completing the subscription (or `leaveRoom`, or the client closing the
-//! socket with 1000) is a leave; a lost socket — including every close the
-//! server makes, even for something the client sent — sends the seat to
-//! grace.
+//! starts: first a `Joined` event, then every entry in seq order, each once
+//! (edits and redactions are entries too), and other members' read
+//! `Receipt`s as they come. Completing the subscription (or `leaveRoom`, or
+//! the client closing the socket with 1000) is a leave; a lost socket —
+//! including every close the server makes, even for something the client
+//! sent — and a subscription the server ends with an error
+//! (`HISTORY_PRUNED`, …) send the seat to grace.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -13,8 +13,9 @@ use async_graphql::{
 use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{
     Ban, ChatEngine, DEFAULT_HISTORY_LIMIT, DEFAULT_ROOM_PAGE, Data, EntryKind as Kind,
-    EntryStream, ErrorKind, Message, Principal, RoomId, RoomInfo, RoomPatch, RoomQuery, RoomSpec,
-    SeatGuard, Seq, SeqRange, Timestamp, UserId,
+    EntryStream, ErrorKind, Live, Message, NoticeKind, Principal, ReadState as EngineReadState,
+    Retention as EngineRetention, RoomId, RoomInfo, RoomPatch, RoomQuery, RoomSpec, SeatGuard, Seq,
+    SeqRange, Timestamp, UserId,
 };
 
 use crate::{config::GraphqlConfig, errors::gql};
@@ -68,11 +69,22 @@ fn seq_arg(name: &str, value: Option<i32>) -> Result<Option<Seq>> {
         .transpose()
 }
 
+/// A required seq argument (`seq` of `editMessage`, …): 0..=2^31-1, as
+/// GraphQL's `Int` holds (a literal beyond 32 bits is refused by GraphQL
+/// itself); a negative one is `INVALID_INPUT`, never wrapped.
+fn required_seq(name: &str, value: i32) -> Result<Seq> {
+    Ok(seq_arg(name, Some(value))?.unwrap_or_default())
+}
+
+fn invalid(message: impl Into<String>) -> async_graphql::Error {
+    gql(parlor_engine::Error::new(ErrorKind::InvalidInput, message))
+}
+
 fn int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// `TEXT`, `JOIN`, `LEAVE`, `SYSTEM`.
+/// `TEXT`, `JOIN`, `LEAVE`, `SYSTEM`, `EDIT`, `REDACTION`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum EntryKind {
     /// A message.
@@ -83,6 +95,10 @@ pub enum EntryKind {
     Leave,
     /// A message of a service (the integrator's backend).
     System,
+    /// A new body and data for the `TEXT` entry at `targetSeq`.
+    Edit,
+    /// The erasure of the message at `targetSeq` (`reason`: the note).
+    Redaction,
 }
 
 /// One entry of a room log.
@@ -97,8 +113,17 @@ pub struct Entry {
     body: Option<String>,
     /// The app's JSON object, when the message carries one.
     data: Option<Json<Data>>,
-    /// Why a `LEAVE` took the seat away: `kicked` or `room_closed`.
+    /// Why a `LEAVE` took the seat away (`kicked` or `room_closed`), or a
+    /// `REDACTION`'s note, when it has one.
     reason: Option<String>,
+    /// The entry an `EDIT` or a `REDACTION` changes.
+    target_seq: Option<i32>,
+    /// When a `TEXT` entry was last edited (RFC 3339, UTC): its `body` and
+    /// `data` are the latest edit's.
+    edited_at: Option<String>,
+    /// Whether the message (or, for an `EDIT`, its target) was redacted:
+    /// it has neither `body` nor `data`.
+    redacted: bool,
     created_at: String,
 }
 
@@ -113,12 +138,20 @@ impl From<&parlor_engine::Entry> for Entry {
                 Kind::Join => EntryKind::Join,
                 Kind::Leave => EntryKind::Leave,
                 Kind::System => EntryKind::System,
+                Kind::Edit => EntryKind::Edit,
+                Kind::Redaction => EntryKind::Redaction,
             },
             sender: e.sender.to_string(),
             client_id: e.client_id.clone(),
             body: e.body.clone(),
             data: e.data.clone().map(Json),
-            reason: e.reason.map(|r| r.as_str().to_owned()),
+            reason: e
+                .reason
+                .map(|r| r.as_str().to_owned())
+                .or_else(|| e.redaction_reason.clone()),
+            target_seq: e.target_seq.map(int),
+            edited_at: e.edited_at.map(|t| t.to_string()),
+            redacted: e.redacted,
             created_at: e.created_at.to_string(),
         }
     }
@@ -131,7 +164,24 @@ pub struct Joined {
     capacity: i32,
     occupancy: i32,
     last_seq: i32,
+    /// The oldest seq still stored (retention prunes older ones).
+    first_seq: i32,
+    /// False when retention pruned entries after `afterSeq`: the stream
+    /// starts at `firstSeq` and the client missed what lay between.
+    resumed: bool,
     members: Vec<String>,
+}
+
+/// Another member's read marker moved: they read the room up to `seq`. Not
+/// a log entry: no seq of its own, never replayed.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Receipt {
+    room_id: ID,
+    user_id: ID,
+    /// Their read marker as it is now.
+    seq: i32,
+    /// When they marked it (RFC 3339, UTC).
+    at: String,
 }
 
 /// What `joinRoom` streams.
@@ -141,6 +191,90 @@ pub enum RoomEvent {
     Joined(Joined),
     /// Then: entries, in seq order, each once.
     Entry(Entry),
+    /// And, between them, other members' read receipts.
+    Receipt(Receipt),
+}
+
+/// A user's read state in a room.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ReadState {
+    room_id: ID,
+    /// Whose read state it is.
+    user_id: ID,
+    /// The seq the user marked read last (0: never).
+    last_read_seq: i32,
+    /// Stored `TEXT` and `SYSTEM` entries after it that others sent and
+    /// that are not redacted.
+    unread: i32,
+}
+
+impl ReadState {
+    fn new(room: &RoomId, user: &UserId, state: EngineReadState) -> Self {
+        ReadState {
+            room_id: ID(room.to_string()),
+            user_id: ID(user.to_string()),
+            last_read_seq: int(state.last_read_seq),
+            unread: int(state.unread),
+        }
+    }
+}
+
+/// A room's own retention (the server's applies to a room without one).
+/// A bound that is null is no bound.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Retention {
+    /// Keep at most this many newest entries (a bound set over HTTP above
+    /// 2^31-1 reads as 2^31-1).
+    max_entries: Option<i32>,
+    /// Keep entries younger than this, as humantime prints it (`30days`,
+    /// `12h 30m`).
+    max_age: Option<String>,
+}
+
+impl From<EngineRetention> for Retention {
+    fn from(r: EngineRetention) -> Self {
+        Retention {
+            max_entries: r.max_entries.map(int),
+            max_age: r.max_age.map(|a| humantime::format_duration(a).to_string()),
+        }
+    }
+}
+
+/// A retention of a room's own for `updateRoom`: it replaces the server's
+/// wholly (a bound left out or null is no bound; `{}` keeps everything).
+#[derive(InputObject, Clone, Debug)]
+pub struct RetentionInput {
+    /// Keep at most this many newest entries (at least 1).
+    max_entries: Option<i32>,
+    /// Keep entries younger than this: a humantime duration such as `30d`,
+    /// `12h 30m` or `90s`, at least 1 s.
+    max_age: Option<String>,
+}
+
+impl RetentionInput {
+    fn parse(self) -> Result<EngineRetention> {
+        let max_entries = self
+            .max_entries
+            .map(|n| {
+                u64::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| invalid("retention maxEntries must be at least 1"))
+            })
+            .transpose()?;
+        let max_age = self
+            .max_age
+            .map(|a| {
+                humantime::parse_duration(a.trim()).map_err(|_| {
+                    invalid("retention maxAge must be a duration such as 30d, 12h or 90s")
+                })
+            })
+            .transpose()?;
+        Ok(EngineRetention {
+            max_entries,
+            max_age,
+        })
+    }
 }
 
 /// A reserved seat's ticket.
@@ -160,8 +294,18 @@ pub struct Room {
     capacity: i32,
     occupancy: i32,
     last_seq: i32,
+    /// The oldest seq still stored: entries below it were pruned by
+    /// retention (`lastSeq + 1` when none is left).
+    first_seq: i32,
+    /// The room's own retention; null when the server's applies.
+    retention: Option<Retention>,
     private: bool,
     closed: bool,
+    /// The caller's read marker (0: never marked); null for a service.
+    last_read_seq: Option<i32>,
+    /// Messages after the caller's read marker that others sent and that
+    /// are not redacted; null for a service.
+    unread: Option<i32>,
 }
 
 impl From<RoomInfo> for Room {
@@ -172,8 +316,12 @@ impl From<RoomInfo> for Room {
             capacity: int(u64::from(r.capacity)),
             occupancy: int(u64::from(r.occupancy)),
             last_seq: int(r.last_seq),
+            first_seq: int(r.first_seq),
+            retention: r.retention.map(Retention::from),
             private: r.private,
             closed: r.closed,
+            last_read_seq: r.read.map(|s| int(s.last_read_seq)),
+            unread: r.read.map(|s| int(s.unread)),
         }
     }
 }
@@ -296,12 +444,26 @@ impl QueryRoot {
                 Some(l) => u32::try_from(l).unwrap_or(0),
             },
         };
-        let entries = shared(ctx)
+        let page = shared(ctx)
             .engine
             .history(user, &self::room_id(&room_id)?, range)
             .await
             .map_err(gql)?;
-        Ok(entries.iter().map(Entry::from).collect())
+        Ok(page.entries.iter().map(Entry::from).collect())
+    }
+
+    /// `userId`'s read state in the room: a service reads anyone's, a user
+    /// their own (`FORBIDDEN` otherwise).
+    async fn read_marker(&self, ctx: &Context<'_>, room_id: ID, user_id: ID) -> Result<ReadState> {
+        let who = viewer(ctx)?;
+        let room = self::room_id(&room_id)?;
+        let user = UserId::new(&user_id).map_err(gql)?;
+        let state = shared(ctx)
+            .engine
+            .read_marker(who, &room, &user)
+            .await
+            .map_err(gql)?;
+        Ok(ReadState::new(&room, &user, state))
     }
 }
 
@@ -371,14 +533,87 @@ impl MutationRoot {
         Ok(Entry::from(&*entry))
     }
 
-    /// Changes the room's title (null clears it) and/or capacity (needs
-    /// `moderate`). A capacity below the occupancy evicts no one.
+    /// Edits the `TEXT` message at `seq` (its sender only, unless the room
+    /// policy allows `edit`): appends an `EDIT` entry with the new `body`
+    /// and/or `data` and returns it once durable. Idempotent by `clientId`
+    /// when given. The same size and rate rules as `sendMessage` apply.
+    async fn edit_message(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        seq: i32,
+        body: Option<String>,
+        data: Option<Json<Data>>,
+        client_id: Option<String>,
+    ) -> Result<Entry> {
+        let who = viewer(ctx)?;
+        let seq = required_seq("seq", seq)?;
+        let message = Message {
+            body,
+            data: data.map(|d| d.0),
+        };
+        let entry = shared(ctx)
+            .engine
+            .edit(
+                who,
+                &self::room_id(&room_id)?,
+                seq,
+                client_id.as_deref(),
+                message,
+            )
+            .await
+            .map_err(gql)?;
+        Ok(Entry::from(&*entry))
+    }
+
+    /// Redacts the message (`TEXT` or `SYSTEM`) at `seq` — its sender, a
+    /// moderator or a service may: appends a `REDACTION` entry (with
+    /// `reason`, at most 500 characters, as its note) and erases the
+    /// message's body and data from storage. A second redaction answers the
+    /// first.
+    async fn redact_message(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        seq: i32,
+        reason: Option<String>,
+    ) -> Result<Entry> {
+        let who = viewer(ctx)?;
+        let seq = required_seq("seq", seq)?;
+        let entry = shared(ctx)
+            .engine
+            .redact(who, &self::room_id(&room_id)?, seq, reason.as_deref())
+            .await
+            .map_err(gql)?;
+        Ok(Entry::from(&*entry))
+    }
+
+    /// Raises the caller's read marker in the room to `seq` (a lower seq
+    /// than the stored one is ignored; beyond the room's last seq is
+    /// `INVALID_INPUT`) and returns the read state. The room's other live
+    /// members get a `Receipt`. A service has no marker (`FORBIDDEN`).
+    async fn mark_read(&self, ctx: &Context<'_>, room_id: ID, seq: i32) -> Result<ReadState> {
+        let who = viewer(ctx)?;
+        let seq = required_seq("seq", seq)?;
+        let room = self::room_id(&room_id)?;
+        let state = shared(ctx)
+            .engine
+            .mark_read(who, &room, seq)
+            .await
+            .map_err(gql)?;
+        Ok(ReadState::new(&room, &who.user, state))
+    }
+
+    /// Changes the room's title (null clears it), capacity and/or retention
+    /// (null returns the room to the server's) (needs `moderate`). A
+    /// capacity below the occupancy evicts no one.
     async fn update_room(
         &self,
         ctx: &Context<'_>,
         room_id: ID,
         title: MaybeUndefined<String>,
         capacity: Option<i32>,
+        retention: MaybeUndefined<RetentionInput>,
     ) -> Result<Room> {
         let who = viewer(ctx)?;
         let patch = RoomPatch {
@@ -388,6 +623,11 @@ impl MutationRoot {
                 MaybeUndefined::Value(t) => Some(Some(t)),
             },
             capacity: capacity.map(|c| u32::try_from(c).unwrap_or(0)),
+            retention: match retention {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(r) => Some(Some(r.parse()?)),
+            },
         };
         let info = shared(ctx)
             .engine
@@ -565,7 +805,11 @@ impl Drop for SubscriptionSeat {
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Commits the ticket: first `Joined`, then every entry after `afterSeq`
-    /// (or after the room's last seq), in order, each once.
+    /// (or after the room's last seq), in order, each once, and other
+    /// members' `Receipt`s as they come. Where retention pruned entries after
+    /// `afterSeq`, `Joined.resumed` is false and the stream starts at
+    /// `Joined.firstSeq`; a stream that falls behind pruning ends with
+    /// `HISTORY_PRUNED`.
     async fn join_room(
         &self,
         ctx: &Context<'_>,
@@ -604,6 +848,8 @@ impl SubscriptionRoot {
             capacity: int(u64::from(joined.capacity)),
             occupancy: int(u64::from(joined.occupancy)),
             last_seq: int(joined.last_seq),
+            first_seq: int(joined.first_seq),
+            resumed: joined.resumed,
             members: joined.members.iter().map(ToString::to_string).collect(),
         });
         let rest = stream::unfold(Some((entries, seat)), next_event);
@@ -614,16 +860,33 @@ impl SubscriptionRoot {
 type StreamState = Option<(EntryStream, SubscriptionSeat)>;
 
 async fn next_event(state: StreamState) -> Option<(Result<RoomEvent>, StreamState)> {
-    let (mut entries, seat) = state?;
-    match entries.next().await {
-        Ok(entry) => Some((
-            Ok(RoomEvent::Entry(Entry::from(&*entry))),
-            Some((entries, seat)),
-        )),
-        // Left from elsewhere (leaveRoom): the subscription completes. A
-        // kick (`KICKED`) or a close (`ROOM_CLOSED`) ends it with its error.
-        Err(err) if err.kind() == ErrorKind::NotAMember => None,
-        Err(err) => Some((Err(gql(err)), None)),
+    let (mut entries, mut seat) = state?;
+    loop {
+        let event = match entries.next_live().await {
+            Ok(Live::Entry(entry)) => RoomEvent::Entry(Entry::from(&*entry)),
+            Ok(Live::Notice(notice)) => match notice.kind {
+                NoticeKind::Receipt { seq } => RoomEvent::Receipt(Receipt {
+                    room_id: ID(notice.room_id.to_string()),
+                    user_id: ID(notice.sender.to_string()),
+                    seq: int(seq),
+                    at: notice.at.to_string(),
+                }),
+                // A notice this schema has no event for yet.
+                _ => continue,
+            },
+            // Left from elsewhere (leaveRoom): the subscription completes.
+            Err(err) if err.kind() == ErrorKind::NotAMember => return None,
+            // A kick (`KICKED`), a close (`ROOM_CLOSED`), a stream overtaken
+            // by retention (`HISTORY_PRUNED`), storage trouble: it ends with
+            // the error. The server ended it, so it is a loss, not a leave:
+            // the seat (if it still has one) goes to grace, and a `joinRoom`
+            // with `afterSeq` resumes.
+            Err(err) => {
+                drop(seat.guard.take());
+                return Some((Err(gql(err)), None));
+            }
+        };
+        return Some((Ok(event), Some((entries, seat))));
     }
 }
 
@@ -644,4 +907,455 @@ pub fn sdl() -> String {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
         .sdl()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The schema over the engine and its in-memory store: the fields and
+    //! operations of edits, redactions, retention and read markers
+    //! (docs/contract.md §6), without sockets.
+
+    use std::time::Duration;
+
+    use async_graphql::{Request, Variables};
+    use futures_util::stream::BoxStream;
+    use parlor_engine::{Engine, EngineConfig, testkit::MemoryStore};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    struct Setup {
+        engine: Arc<Engine>,
+        schema: ParlorSchema,
+    }
+
+    async fn setup(config: EngineConfig) -> Setup {
+        let store = Arc::new(MemoryStore::default());
+        let engine = Arc::new(Engine::builder(store).config(config).start().await.unwrap());
+        let schema = build(
+            Arc::clone(&engine) as Arc<dyn ChatEngine>,
+            GraphqlConfig::default(),
+        );
+        Setup { engine, schema }
+    }
+
+    fn principal(who: &str) -> Principal {
+        match who.strip_prefix("service:") {
+            Some(name) => Principal::service(UserId::new(name).unwrap()),
+            None => Principal::new(UserId::new(who).unwrap()),
+        }
+    }
+
+    fn request(who: &str, query: &str, variables: Value) -> Request {
+        Request::new(query)
+            .variables(Variables::from_json(variables))
+            .data(Viewer(principal(who)))
+    }
+
+    /// The whole response as JSON.
+    async fn run(schema: &ParlorSchema, who: &str, query: &str, variables: Value) -> Value {
+        serde_json::to_value(schema.execute(request(who, query, variables)).await).unwrap()
+    }
+
+    fn code(response: &Value) -> &str {
+        response["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("<no code>")
+    }
+
+    const RESERVE: &str =
+        "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
+    const JOIN: &str = "subscription($t: String!, $a: Int) { joinRoom(ticket: $t, afterSeq: $a) { __typename \
+        ... on Joined { lastSeq firstSeq resumed } \
+        ... on Entry { seq kind sender body reason targetSeq editedAt redacted } \
+        ... on Receipt { roomId userId seq at } } }";
+    const SEND: &str = "mutation($r: ID!, $c: String!, $b: String!) { sendMessage(roomId: $r, clientId: $c, body: $b) { seq } }";
+    const EDIT: &str = "mutation($r: ID!, $s: Int!, $b: String, $c: String) { editMessage(roomId: $r, seq: $s, body: $b, clientId: $c) { seq kind sender body targetSeq redacted } }";
+    const REDACT: &str = "mutation($r: ID!, $s: Int!, $why: String) { redactMessage(roomId: $r, seq: $s, reason: $why) { seq kind targetSeq reason } }";
+    const MARK: &str = "mutation($r: ID!, $s: Int!) { markRead(roomId: $r, seq: $s) { roomId userId lastReadSeq unread } }";
+    const MESSAGES: &str = "query($r: ID!) { messages(roomId: $r) { seq kind body editedAt redacted reason targetSeq } }";
+    const ROOM: &str = "query($r: ID!) { room(id: $r) { lastSeq firstSeq retention { maxEntries maxAge } lastReadSeq unread } }";
+
+    type Events = BoxStream<'static, async_graphql::Response>;
+
+    /// `who` joins `room` (creating it when `create`): the subscription's
+    /// stream, its `Joined` taken.
+    async fn join(
+        s: &Setup,
+        who: &str,
+        room: &str,
+        create: bool,
+        after: Option<u64>,
+    ) -> (Events, Value) {
+        let c = create.then(|| json!({"capacity": 10}));
+        let r = run(&s.schema, who, RESERVE, json!({"r": room, "c": c})).await;
+        let ticket = r["data"]["reserveSeat"]["ticket"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"));
+        let mut events = s
+            .schema
+            .execute_stream(request(who, JOIN, json!({"t": ticket, "a": after})))
+            .boxed();
+        let joined = next(&mut events).await;
+        assert_eq!(joined["__typename"], "Joined", "{joined}");
+        (events, joined)
+    }
+
+    async fn next_response(events: &mut Events) -> Value {
+        let r = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on");
+        serde_json::to_value(r).unwrap()
+    }
+
+    async fn next(events: &mut Events) -> Value {
+        let r = next_response(events).await;
+        assert!(r["errors"].is_null(), "{r}");
+        r["data"]["joinRoom"].clone()
+    }
+
+    /// Nothing arrives within a short while.
+    async fn quiet(events: &mut Events) {
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+            panic!(
+                "unexpected event: {:?}",
+                r.map(|r| serde_json::to_value(r).unwrap())
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn edits_redactions_and_receipts_reach_live_members_and_history() {
+        let s = setup(EngineConfig::default()).await;
+        let (mut ann, _) = join(&s, "ann", "r1", true, None).await;
+        let (mut bob, _) = join(&s, "bob", "r1", false, None).await;
+        assert_eq!(next(&mut ann).await["kind"], "JOIN", "bob's join");
+        let sent = run(
+            &s.schema,
+            "ann",
+            SEND,
+            json!({"r": "r1", "c": "c1", "b": "helo"}),
+        )
+        .await;
+        let seq = sent["data"]["sendMessage"]["seq"].as_u64().unwrap();
+        assert_eq!(seq, 3);
+        for feed in [&mut ann, &mut bob] {
+            assert_eq!(next(feed).await["body"], "helo");
+        }
+
+        // Only the sender edits.
+        let refused = run(
+            &s.schema,
+            "bob",
+            EDIT,
+            json!({"r": "r1", "s": seq, "b": "mine"}),
+        )
+        .await;
+        assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+        let edit = run(
+            &s.schema,
+            "ann",
+            EDIT,
+            json!({"r": "r1", "s": seq, "b": "hello", "c": "e1"}),
+        )
+        .await;
+        assert_eq!(
+            edit["data"]["editMessage"],
+            json!({"seq": 4, "kind": "EDIT", "sender": "ann", "body": "hello", "targetSeq": 3, "redacted": false})
+        );
+        let again = run(
+            &s.schema,
+            "ann",
+            EDIT,
+            json!({"r": "r1", "s": seq, "b": "other", "c": "e1"}),
+        )
+        .await;
+        assert_eq!(
+            again["data"]["editMessage"]["seq"], 4,
+            "idempotent by clientId"
+        );
+        let live = next(&mut bob).await;
+        assert_eq!(
+            live,
+            json!({"__typename": "Entry", "seq": 4, "kind": "EDIT", "sender": "ann", "body": "hello", "reason": null, "targetSeq": 3, "editedAt": null, "redacted": false})
+        );
+        assert_eq!(next(&mut ann).await["seq"], 4);
+        let history = run(&s.schema, "bob", MESSAGES, json!({"r": "r1"})).await;
+        let target = &history["data"]["messages"][2];
+        assert_eq!(target["body"], "hello", "the latest edit: {history}");
+        assert!(target["editedAt"].as_str().unwrap().ends_with('Z'));
+
+        // Redaction, with its note.
+        let redaction = run(
+            &s.schema,
+            "ann",
+            REDACT,
+            json!({"r": "r1", "s": seq, "why": "typo"}),
+        )
+        .await;
+        assert_eq!(
+            redaction["data"]["redactMessage"],
+            json!({"seq": 5, "kind": "REDACTION", "targetSeq": 3, "reason": "typo"})
+        );
+        let live = next(&mut bob).await;
+        assert_eq!(
+            (&live["kind"], &live["targetSeq"], &live["reason"]),
+            (&json!("REDACTION"), &json!(3), &json!("typo"))
+        );
+        assert_eq!(next(&mut ann).await["seq"], 5);
+        let history = run(&s.schema, "bob", MESSAGES, json!({"r": "r1"})).await;
+        let messages = history["data"]["messages"].as_array().unwrap();
+        for erased in [&messages[2], &messages[3]] {
+            assert_eq!(erased["redacted"], true, "{history}");
+            assert_eq!(erased["body"], Value::Null, "{history}");
+        }
+        let refused = run(
+            &s.schema,
+            "ann",
+            EDIT,
+            json!({"r": "r1", "s": seq, "b": "back"}),
+        )
+        .await;
+        assert_eq!(
+            code(&refused),
+            "INVALID_INPUT",
+            "a redacted message stays so"
+        );
+        let missing = run(&s.schema, "ann", REDACT, json!({"r": "r1", "s": 99})).await;
+        assert_eq!(code(&missing), "ENTRY_NOT_FOUND");
+
+        // Read markers: a receipt at the others, not at the reader.
+        run(
+            &s.schema,
+            "bob",
+            SEND,
+            json!({"r": "r1", "c": "b1", "b": "yo"}),
+        )
+        .await;
+        assert_eq!(next(&mut ann).await["seq"], 6);
+        assert_eq!(next(&mut bob).await["seq"], 6);
+        let room = run(&s.schema, "ann", ROOM, json!({"r": "r1"})).await;
+        assert_eq!(
+            room["data"]["room"],
+            json!({"lastSeq": 6, "firstSeq": 1, "retention": null, "lastReadSeq": 0, "unread": 1})
+        );
+        let marked = run(&s.schema, "ann", MARK, json!({"r": "r1", "s": 6})).await;
+        assert_eq!(
+            marked["data"]["markRead"],
+            json!({"roomId": "r1", "userId": "ann", "lastReadSeq": 6, "unread": 0})
+        );
+        let receipt = next(&mut bob).await;
+        assert_eq!(
+            (
+                &receipt["__typename"],
+                &receipt["roomId"],
+                &receipt["userId"],
+                &receipt["seq"]
+            ),
+            (&json!("Receipt"), &json!("r1"), &json!("ann"), &json!(6))
+        );
+        assert!(receipt["at"].as_str().unwrap().ends_with('Z'));
+        quiet(&mut ann).await;
+        let room = run(&s.schema, "ann", ROOM, json!({"r": "r1"})).await;
+        assert_eq!(
+            (
+                &room["data"]["room"]["lastReadSeq"],
+                &room["data"]["room"]["unread"]
+            ),
+            (&json!(6), &json!(0))
+        );
+        let lower = run(&s.schema, "ann", MARK, json!({"r": "r1", "s": 2})).await;
+        assert_eq!(lower["data"]["markRead"]["lastReadSeq"], 6, "monotone");
+        let beyond = run(&s.schema, "ann", MARK, json!({"r": "r1", "s": 7})).await;
+        assert_eq!(code(&beyond), "INVALID_INPUT");
+        // Unread counts others' messages that are not redacted: for bob,
+        // ann's new one (not her redacted one, not his own).
+        run(
+            &s.schema,
+            "ann",
+            SEND,
+            json!({"r": "r1", "c": "c2", "b": "more"}),
+        )
+        .await;
+
+        // readMarker: a service reads anyone's; a user only their own.
+        const MARKER: &str = "query($r: ID!, $u: ID!) { readMarker(roomId: $r, userId: $u) { userId lastReadSeq unread } }";
+        let read = run(
+            &s.schema,
+            "service:backend",
+            MARKER,
+            json!({"r": "r1", "u": "ann"}),
+        )
+        .await;
+        assert_eq!(
+            read["data"]["readMarker"],
+            json!({"userId": "ann", "lastReadSeq": 6, "unread": 0})
+        );
+        let read = run(&s.schema, "bob", MARKER, json!({"r": "r1", "u": "bob"})).await;
+        assert_eq!(
+            read["data"]["readMarker"],
+            json!({"userId": "bob", "lastReadSeq": 0, "unread": 1})
+        );
+        let refused = run(&s.schema, "bob", MARKER, json!({"r": "r1", "u": "ann"})).await;
+        assert_eq!(code(&refused), "FORBIDDEN");
+        let service = run(&s.schema, "service:backend", ROOM, json!({"r": "r1"})).await;
+        assert_eq!(
+            (
+                &service["data"]["room"]["lastReadSeq"],
+                &service["data"]["room"]["unread"]
+            ),
+            (&Value::Null, &Value::Null)
+        );
+        let refused = run(
+            &s.schema,
+            "service:backend",
+            MARK,
+            json!({"r": "r1", "s": 1}),
+        )
+        .await;
+        assert_eq!(code(&refused), "FORBIDDEN", "a service has no marker");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seqs_outside_graphql_ints_are_invalid_input() {
+        let s = setup(EngineConfig::default()).await;
+        let (_ann, _) = join(&s, "ann", "r2", true, None).await;
+        for (query, vars) in [
+            (EDIT, json!({"r": "r2", "s": -1, "b": "x"})),
+            (REDACT, json!({"r": "r2", "s": -1})),
+            (MARK, json!({"r": "r2", "s": -5})),
+            (EDIT, json!({"r": "r2", "s": 3_000_000_000_u64, "b": "x"})),
+            (REDACT, json!({"r": "r2", "s": 2_147_483_648_u64})),
+            (MARK, json!({"r": "r2", "s": 1e12})),
+        ] {
+            let r = run(&s.schema, "ann", query, vars.clone()).await;
+            assert_eq!(code(&r), "INVALID_INPUT", "{vars}: {r}");
+        }
+        let literal = run(
+            &s.schema,
+            "ann",
+            "mutation { markRead(roomId: \"r2\", seq: 4294967297) { unread } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(code(&literal), "INVALID_INPUT", "{literal}");
+        let top = run(&s.schema, "ann", MARK, json!({"r": "r2", "s": i32::MAX})).await;
+        assert_eq!(code(&top), "INVALID_INPUT", "in range, but beyond the log");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rooms_retention_is_set_kept_and_cleared() {
+        let s = setup(EngineConfig::default()).await;
+        let (_ann, _) = join(&s, "ann", "r3", true, None).await;
+        const UPDATE: &str = "mutation($r: ID!, $t: String, $ret: RetentionInput) { updateRoom(roomId: $r, title: $t, retention: $ret) { retention { maxEntries maxAge } } }";
+        const UPDATE_TITLE: &str = "mutation($r: ID!) { updateRoom(roomId: $r, title: \"T\") { retention { maxEntries maxAge } } }";
+        let set = run(
+            &s.schema,
+            "ann",
+            UPDATE,
+            json!({"r": "r3", "ret": {"maxEntries": 50, "maxAge": "30d"}}),
+        )
+        .await;
+        assert_eq!(
+            set["data"]["updateRoom"]["retention"],
+            json!({"maxEntries": 50, "maxAge": "30days"}),
+            "{set}"
+        );
+        let kept = run(&s.schema, "ann", UPDATE_TITLE, json!({"r": "r3"})).await;
+        assert_eq!(
+            kept["data"]["updateRoom"]["retention"],
+            json!({"maxEntries": 50, "maxAge": "30days"}),
+            "not given: unchanged"
+        );
+        let everything = run(&s.schema, "ann", UPDATE, json!({"r": "r3", "ret": {}})).await;
+        assert_eq!(
+            everything["data"]["updateRoom"]["retention"],
+            json!({"maxEntries": null, "maxAge": null}),
+            "its own: keeps everything"
+        );
+        let cleared = run(&s.schema, "ann", UPDATE, json!({"r": "r3", "ret": null})).await;
+        assert_eq!(
+            cleared["data"]["updateRoom"]["retention"],
+            Value::Null,
+            "back to the server's"
+        );
+        for bad in [
+            json!({"maxEntries": 0}),
+            json!({"maxEntries": -3}),
+            json!({"maxAge": "soon"}),
+            json!({"maxAge": "500ms"}),
+        ] {
+            let r = run(&s.schema, "ann", UPDATE, json!({"r": "r3", "ret": bad})).await;
+            assert_eq!(code(&r), "INVALID_INPUT", "{bad}: {r}");
+        }
+        let refused = run(
+            &s.schema,
+            "bob",
+            UPDATE,
+            json!({"r": "r3", "ret": {"maxEntries": 1}}),
+        )
+        .await;
+        assert_ne!(refused["errors"], Value::Null, "needs moderate: {refused}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_ends_a_lagging_stream_and_a_resume_says_it_missed_entries() {
+        // A live buffer of 2: a subscriber that does not read falls behind
+        // the feed and must read storage, which retention pruned meanwhile.
+        let s = setup(EngineConfig::default().live_buffer(2)).await;
+        let (mut ann, joined) = join(&s, "ann", "r4", true, None).await;
+        assert_eq!(
+            (&joined["firstSeq"], &joined["resumed"]),
+            (&json!(1), &json!(true))
+        );
+        for i in 0..10 {
+            run(
+                &s.schema,
+                "ann",
+                SEND,
+                json!({"r": "r4", "c": format!("c{i}"), "b": "m"}),
+            )
+            .await;
+        }
+        const KEEP: &str =
+            "mutation($r: ID!) { updateRoom(roomId: $r, retention: {maxEntries: 3}) { id } }";
+        run(&s.schema, "ann", KEEP, json!({"r": "r4"})).await;
+        s.engine.prune_now().await.unwrap();
+        let room = run(&s.schema, "ann", ROOM, json!({"r": "r4"})).await;
+        assert_eq!(
+            (
+                &room["data"]["room"]["lastSeq"],
+                &room["data"]["room"]["firstSeq"]
+            ),
+            (&json!(11), &json!(9))
+        );
+
+        let ended = next_response(&mut ann).await;
+        assert_eq!(code(&ended), "HISTORY_PRUNED", "{ended}");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), ann.next())
+                .await
+                .unwrap()
+                .is_none(),
+            "the subscription ends"
+        );
+        // A loss, not a leave: the seat waits in grace, no `leave` entry.
+        const MEMBERS: &str =
+            "query($r: ID!) { room(id: $r) { lastSeq members { userId state } } }";
+        let room = run(&s.schema, "ann", MEMBERS, json!({"r": "r4"})).await;
+        assert_eq!(
+            room["data"]["room"],
+            json!({"lastSeq": 11, "members": [{"userId": "ann", "state": "grace"}]})
+        );
+
+        let (mut again, joined) = join(&s, "ann", "r4", false, Some(1)).await;
+        assert_eq!(
+            (&joined["firstSeq"], &joined["resumed"], &joined["lastSeq"]),
+            (&json!(9), &json!(false), &json!(11))
+        );
+        assert_eq!(next(&mut again).await["seq"], 9, "from firstSeq on");
+        let (_fresh, joined) = join(&s, "ann", "r4", false, Some(8)).await;
+        assert_eq!(joined["resumed"], true, "nothing after afterSeq was pruned");
+    }
 }
