@@ -117,6 +117,7 @@ impl Server {
             )
             .await
             .unwrap()
+            .entries
     }
 }
 
