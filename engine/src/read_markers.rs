@@ -68,9 +68,12 @@ pub(crate) async fn mark_read(
     read_state(state, room_id, user).await
 }
 
-/// `user`'s read state in `room_id`, for the user themselves or a service.
+/// `user`'s read state in `room_id`, for the user themselves (who needs
+/// the policy's `read`, as for the room's facts: a private room they may
+/// not see stays hidden) or a service.
 ///
-/// Errors: `FORBIDDEN` for anyone else, `ROOM_NOT_FOUND`, storage errors.
+/// Errors: `FORBIDDEN` for anyone else, `ROOM_NOT_FOUND`, the policy's
+/// refusal, storage errors.
 pub(crate) async fn read_marker(
     state: &EngineState,
     principal: &Principal,
@@ -83,10 +86,11 @@ pub(crate) async fn read_marker(
             "only a service reads another user's read marker",
         ));
     }
-    state
+    let facts = state
         .stored_facts(room_id)
         .await?
         .ok_or(ErrorKind::RoomNotFound)?;
+    authorize(state, principal, room_id, Some(&facts), Action::Read).await?;
     read_state(state, room_id, user).await
 }
 
