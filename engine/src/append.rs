@@ -226,7 +226,11 @@ pub(crate) async fn queue_unseated(
 /// The send rules of docs/contract.md §3: a `client_id` of 1–64 characters;
 /// a body, data or both; a body of at most `max_message_bytes` bytes that
 /// is not blank, no U+0000; data of at most `max_data_bytes` bytes of JSON.
-pub(crate) fn validate_send(config: &EngineConfig, client_id: &str, message: &Message) -> Result<()> {
+pub(crate) fn validate_send(
+    config: &EngineConfig,
+    client_id: &str,
+    message: &Message,
+) -> Result<()> {
     if client_id.is_empty() || client_id.chars().count() > 64 {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -421,7 +425,9 @@ async fn deliver(
 /// Why the store refused an amendment, as its caller hears it.
 fn refusal(kind: ErrorKind) -> Error {
     match kind {
-        ErrorKind::EntryNotFound => Error::new(kind, "no entry at that seq (pruned, or never stored)"),
+        ErrorKind::EntryNotFound => {
+            Error::new(kind, "no entry at that seq (pruned, or never stored)")
+        }
         _ => Error::new(
             kind,
             "that entry cannot be changed: only an unredacted text message can be edited, and only a message redacted",

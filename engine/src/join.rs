@@ -186,7 +186,11 @@ pub(crate) async fn reserve(
 
 /// `FORBIDDEN` while `user` is banned from the room (docs/contract.md §2,
 /// "Moderation"); a lapsed ban is no refusal.
-pub(crate) async fn refuse_if_banned(state: &EngineState, room_id: &RoomId, user: &UserId) -> Result<()> {
+pub(crate) async fn refuse_if_banned(
+    state: &EngineState,
+    room_id: &RoomId,
+    user: &UserId,
+) -> Result<()> {
     match state.store.ban(room_id, user).await? {
         Some(ban) if ban.holds_at(Timestamp::now()) => Err(Error::new(
             ErrorKind::Forbidden,

@@ -54,6 +54,7 @@
 //! The `testkit` feature adds an in-memory [`Store`] (a test double, never
 //! for production) and the Store conformance suite every backend runs.
 
+mod amendments;
 mod append;
 mod authorization;
 mod config;
@@ -72,12 +73,11 @@ mod moderation;
 mod notice;
 pub mod policies;
 pub mod ports;
-mod reads;
 mod read_markers;
+mod reads;
 mod remote_removals;
 mod reservations;
 mod retention;
-mod amendments;
 mod room;
 mod room_directory;
 mod room_log;

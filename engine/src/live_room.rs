@@ -11,9 +11,9 @@ use std::{
 use tokio::sync::{OnceCell, watch};
 
 use crate::{
+    entry::Seq,
     entry::Timestamp,
     ids::{RoomId, UserId},
-    entry::Seq,
     room::{Retention, RoomSpec, StoredRoom},
     room_log::RoomLog,
     seat_ledger::SeatLedger,

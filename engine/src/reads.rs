@@ -142,7 +142,9 @@ async fn read_state_of(
     if principal.service {
         return Ok(None);
     }
-    Ok(Some(read_markers::read_state(state, id, &principal.user).await?))
+    Ok(Some(
+        read_markers::read_state(state, id, &principal.user).await?,
+    ))
 }
 
 fn info(stored: StoredRoom, occupancy: u32, read: Option<ReadState>) -> RoomInfo {

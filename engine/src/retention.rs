@@ -39,7 +39,10 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
             return;
         };
         if let Err(err) = prune_pass(&state).await {
-            tracing::warn!(code = err.code(), "retention pass failed; trying again next period");
+            tracing::warn!(
+                code = err.code(),
+                "retention pass failed; trying again next period"
+            );
         }
     }
 }
