@@ -64,7 +64,10 @@ async fn entry_at(ws: &mut RawSocket, seq: u64) -> Value {
         if entry["seq"] == seq {
             return entry;
         }
-        assert!(entry["seq"].as_u64().unwrap() < seq, "passed {seq}: {entry}");
+        assert!(
+            entry["seq"].as_u64().unwrap() < seq,
+            "passed {seq}: {entry}"
+        );
     }
 }
 
@@ -100,8 +103,18 @@ async fn edits_and_redactions_over_http_are_seen_live_and_in_history() {
     );
     let live = entry_at(&mut bob, edit.seq).await;
     assert_eq!(
-        (&live["kind"], &live["target_seq"], &live["body"], &live["sender"]),
-        (&json!("edit"), &json!(sent.seq), &json!("the plan"), &json!("alice"))
+        (
+            &live["kind"],
+            &live["target_seq"],
+            &live["body"],
+            &live["sender"]
+        ),
+        (
+            &json!("edit"),
+            &json!(sent.seq),
+            &json!("the plan"),
+            &json!("alice")
+        )
     );
     let page = server
         .client("bob")
@@ -123,7 +136,10 @@ async fn edits_and_redactions_over_http_are_seen_live_and_in_history() {
         Some(json!({"body": "bob's plan"})),
     )
     .await;
-    assert_eq!((status, &refused["error"]["code"]), (403, &json!("FORBIDDEN")));
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("FORBIDDEN"))
+    );
     let (status, refused) = call(
         &server,
         Some("bob"),
@@ -132,12 +148,21 @@ async fn edits_and_redactions_over_http_are_seen_live_and_in_history() {
         None,
     )
     .await;
-    assert_eq!((status, &refused["error"]["code"]), (403, &json!("FORBIDDEN")));
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("FORBIDDEN"))
+    );
     // Seqs: not a number, past 2^63-1, beyond the log.
     for (path, status_code) in [
         ("/v1/rooms/notes/messages/x", (400, "INVALID_INPUT")),
-        ("/v1/rooms/notes/messages/9223372036854775808", (400, "INVALID_INPUT")),
-        ("/v1/rooms/notes/messages/9223372036854775807", (404, "ENTRY_NOT_FOUND")),
+        (
+            "/v1/rooms/notes/messages/9223372036854775808",
+            (400, "INVALID_INPUT"),
+        ),
+        (
+            "/v1/rooms/notes/messages/9223372036854775807",
+            (404, "ENTRY_NOT_FOUND"),
+        ),
     ] {
         let (status, refused) = call(&server, Some("alice"), "DELETE", path, None).await;
         assert_eq!(
@@ -182,7 +207,10 @@ async fn edits_and_redactions_over_http_are_seen_live_and_in_history() {
         replay.push(until(&mut resumed, "entry").await.0);
     }
     assert!(!json!(replay).to_string().contains("plan"), "{replay:?}");
-    assert_eq!(replay[usize::try_from(sent.seq - 1).unwrap()]["redacted"], true);
+    assert_eq!(
+        replay[usize::try_from(sent.seq - 1).unwrap()]["redacted"],
+        true
+    );
 }
 
 /// With a retention of 5 entries pruned every 100 ms, a client that comes
@@ -213,7 +241,11 @@ async fn a_resume_after_pruning_says_resumed_false_and_goes_on_from_first_seq() 
     let bob = server.client("bob");
     let mut last = 0;
     for i in 0..20 {
-        last = bob.send("busy", &format!("b-{i}"), "while away").await.unwrap().seq;
+        last = bob
+            .send("busy", &format!("b-{i}"), "while away")
+            .await
+            .unwrap()
+            .seq;
     }
     // Pruned within a few intervals.
     let mut first_seq = 0;
@@ -229,7 +261,10 @@ async fn a_resume_after_pruning_says_resumed_false_and_goes_on_from_first_seq() 
     let seqs: Vec<u64> = page.messages.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (last - 4..=last).collect::<Vec<_>>());
     let (_, facts) = call(&server, Some("bob"), "GET", "/v1/rooms/busy", None).await;
-    assert_eq!((&facts["first_seq"], &facts["last_seq"]), (&json!(first_seq), &json!(last)));
+    assert_eq!(
+        (&facts["first_seq"], &facts["last_seq"]),
+        (&json!(first_seq), &json!(last))
+    );
 
     let mut ws = server.raw_as("alice").await;
     let joined = join_raw(&server, &mut ws, "alice", "busy", Some(seen)).await;
@@ -243,7 +278,10 @@ async fn a_resume_after_pruning_says_resumed_false_and_goes_on_from_first_seq() 
     // A resume that lost nothing still says so.
     let mut again = server.raw_as("alice").await;
     let joined = join_raw(&server, &mut again, "alice", "busy", Some(last)).await;
-    assert_eq!((&joined["resumed"], &joined["first_seq"]), (&json!(true), &json!(first_seq)));
+    assert_eq!(
+        (&joined["resumed"], &joined["first_seq"]),
+        (&json!(true), &json!(first_seq))
+    );
     // A pruned message can no longer be edited.
     let (status, refused) = call(
         &server,
@@ -253,7 +291,10 @@ async fn a_resume_after_pruning_says_resumed_false_and_goes_on_from_first_seq() 
         Some(json!({"body": "too late"})),
     )
     .await;
-    assert_eq!((status, &refused["error"]["code"]), (404, &json!("ENTRY_NOT_FOUND")));
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (404, &json!("ENTRY_NOT_FOUND"))
+    );
     server.stop().await;
 }
 
@@ -267,24 +308,43 @@ async fn read_markers_unread_counts_and_receipts() {
     let mut sockets = room_with(&server, "team-a", "alice", &["bob"]).await;
     let mut bob_ws = sockets.pop().unwrap();
     let mut alice_ws = sockets.pop().unwrap();
-    server.client("alice").reserve("team-b", Some(4)).await.unwrap();
+    server
+        .client("alice")
+        .reserve("team-b", Some(4))
+        .await
+        .unwrap();
     let alice = server.client("alice");
     let mut last = 0;
     for i in 0..3 {
-        last = alice.send("team-a", &format!("a-{i}"), "news").await.unwrap().seq;
+        last = alice
+            .send("team-a", &format!("a-{i}"), "news")
+            .await
+            .unwrap()
+            .seq;
     }
     entry_at(&mut bob_ws, last).await;
     entry_at(&mut alice_ws, last).await;
 
     let (_, facts) = call(&server, Some("bob"), "GET", "/v1/rooms/team-a", None).await;
-    assert_eq!((&facts["last_read_seq"], &facts["unread"]), (&json!(0), &json!(3)), "{facts}");
+    assert_eq!(
+        (&facts["last_read_seq"], &facts["unread"]),
+        (&json!(0), &json!(3)),
+        "{facts}"
+    );
     let (_, facts) = call(&server, Some("alice"), "GET", "/v1/rooms/team-a", None).await;
     assert_eq!(facts["unread"], 0, "her own messages: {facts}");
     let (_, facts) = call(&server, None, "GET", "/v1/rooms/team-a", None).await;
-    assert!(facts.get("unread").is_none(), "a service has no marker: {facts}");
+    assert!(
+        facts.get("unread").is_none(),
+        "a service has no marker: {facts}"
+    );
 
     // bob reads up to the second message on his socket.
-    send(&mut bob_ws, json!({"type": "read", "room_id": "team-a", "seq": last - 1})).await;
+    send(
+        &mut bob_ws,
+        json!({"type": "read", "room_id": "team-a", "seq": last - 1}),
+    )
+    .await;
     let (state, _) = until(&mut bob_ws, "read_state").await;
     assert_eq!(
         state,
@@ -302,8 +362,16 @@ async fn read_markers_unread_counts_and_receipts() {
     let rooms = listing["rooms"].as_array().unwrap();
     let a = rooms.iter().find(|r| r["room_id"] == "team-a").unwrap();
     let b = rooms.iter().find(|r| r["room_id"] == "team-b").unwrap();
-    assert_eq!((&a["last_read_seq"], &a["unread"]), (&json!(last - 1), &json!(1)), "{a}");
-    assert_eq!((&b["last_read_seq"], &b["unread"]), (&json!(0), &json!(0)), "{b}");
+    assert_eq!(
+        (&a["last_read_seq"], &a["unread"]),
+        (&json!(last - 1), &json!(1)),
+        "{a}"
+    );
+    assert_eq!(
+        (&b["last_read_seq"], &b["unread"]),
+        (&json!(0), &json!(0)),
+        "{b}"
+    );
 
     // Over HTTP too; then the service reads bob's marker.
     let (status, state) = call(
@@ -319,17 +387,44 @@ async fn read_markers_unread_counts_and_receipts() {
     assert_eq!(receipt["seq"], last);
     let (status, marker) = call(&server, None, "GET", "/v1/rooms/team-a/read/bob", None).await;
     assert_eq!(status, 200, "{marker}");
-    assert_eq!(marker, json!({"user_id": "bob", "last_read_seq": last, "unread": 0}));
-    let (status, refused) = call(&server, Some("alice"), "GET", "/v1/rooms/team-a/read/bob", None).await;
-    assert_eq!((status, &refused["error"]["code"]), (403, &json!("FORBIDDEN")));
-    let (status, refused) = call(&server, None, "PUT", "/v1/rooms/team-a/read", Some(json!({"seq": 1}))).await;
-    assert_eq!((status, &refused["error"]["code"]), (403, &json!("FORBIDDEN")));
+    assert_eq!(
+        marker,
+        json!({"user_id": "bob", "last_read_seq": last, "unread": 0})
+    );
+    let (status, refused) = call(
+        &server,
+        Some("alice"),
+        "GET",
+        "/v1/rooms/team-a/read/bob",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("FORBIDDEN"))
+    );
+    let (status, refused) = call(
+        &server,
+        None,
+        "PUT",
+        "/v1/rooms/team-a/read",
+        Some(json!({"seq": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("FORBIDDEN"))
+    );
 
     // bob's own socket got no receipt of his reads: the next frame there
     // is the next entry.
     alice.send("team-a", "a-9", "later").await.unwrap();
     let next = next_json(&mut bob_ws).await;
-    assert_eq!((&next["type"], &next["body"]), (&json!("entry"), &json!("later")), "{next}");
+    assert_eq!(
+        (&next["type"], &next["body"]),
+        (&json!("entry"), &json!("later")),
+        "{next}"
+    );
     server.stop().await;
 }
 
@@ -373,7 +468,11 @@ async fn the_resuming_client_goes_on_from_first_seq_and_says_what_it_missed() {
     forwarder.freeze_current();
     let mut last = 0;
     for i in 1..=20 {
-        last = bob.send("drift", &format!("b-{i}"), "meanwhile").await.unwrap().seq;
+        last = bob
+            .send("drift", &format!("b-{i}"), "meanwhile")
+            .await
+            .unwrap()
+            .seq;
     }
     for _ in 0..100 {
         if bob.history_page("drift", 0, 100).await.unwrap().first_seq > seen + 1 {
@@ -391,7 +490,11 @@ async fn the_resuming_client_goes_on_from_first_seq_and_says_what_it_missed() {
     assert_eq!(missed.len(), 1, "{missed:?}");
     assert_eq!(*missed[0].start(), seen + 1, "{missed:?}");
     assert_eq!(next.seq, missed[0].end() + 1, "goes on from first_seq");
-    assert!(next.seq > seen + 1 && next.seq <= last - 4, "{} of {last}", next.seq);
+    assert!(
+        next.seq > seen + 1 && next.seq <= last - 4,
+        "{} of {last}",
+        next.seq
+    );
     let mut seq = next.seq;
     while seq < last {
         let entry = tokio::time::timeout(Duration::from_secs(10), room.next_entry())

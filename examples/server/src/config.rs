@@ -120,7 +120,12 @@ pub struct Config {
 
     /// The most entries one prune transaction deletes: appends to the room
     /// wait at most one batch.
-    #[arg(long, env = "PARLOR_PRUNE_BATCH", default_value_t = 1000, value_name = "N")]
+    #[arg(
+        long,
+        env = "PARLOR_PRUNE_BATCH",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
     pub prune_batch: u32,
 
     /// An origin allowed to call the API and open sockets from a browser
@@ -303,7 +308,8 @@ impl Config {
             max_age: self.retention_max_age,
         };
         retention.validate().map_err(|_| {
-            "--retention-max-entries must be at least 1 and --retention-max-age at least 1s".to_owned()
+            "--retention-max-entries must be at least 1 and --retention-max-age at least 1s"
+                .to_owned()
         })?;
         if self.retention_interval.is_zero() {
             return Err("--retention-interval must be above zero (default 5s)".into());

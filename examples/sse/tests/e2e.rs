@@ -425,7 +425,11 @@ async fn joined_carries_first_seq_and_resumed_and_receipts_reach_the_others() {
     }
     let read = server
         .engine
-        .mark_read(&Principal::new(UserId::new("bob").unwrap()), &RoomId::new("talk").unwrap(), seq)
+        .mark_read(
+            &Principal::new(UserId::new("bob").unwrap()),
+            &RoomId::new("talk").unwrap(),
+            seq,
+        )
         .await
         .unwrap();
     assert_eq!((read.last_read_seq, read.unread), (seq, 0));
@@ -440,7 +444,10 @@ async fn joined_carries_first_seq_and_resumed_and_receipts_reach_the_others() {
     let (status, _) = server.send("ann", "a2", "after").await;
     assert_eq!(status, 201);
     let next = bob.next().await;
-    assert_eq!((next.event.as_str(), &next.data["body"]), ("entry", &json!("after")));
+    assert_eq!(
+        (next.event.as_str(), &next.data["body"]),
+        ("entry", &json!("after"))
+    );
 }
 
 /// A stream that retention overtook ends with an `error` event coded
@@ -469,7 +476,12 @@ async fn a_stream_overtaken_by_retention_ends_with_an_error_event() {
     for i in 0..600 {
         last = server
             .engine
-            .submit(&billing, &talk, &format!("s{i}"), Message::text(body.clone()))
+            .submit(
+                &billing,
+                &talk,
+                &format!("s{i}"),
+                Message::text(body.clone()),
+            )
             .await
             .unwrap()
             .await
@@ -489,7 +501,11 @@ async fn a_stream_overtaken_by_retention_ends_with_an_error_event() {
         })),
         ..Default::default()
     };
-    server.engine.update_room(&ann, &talk, &update).await.unwrap();
+    server
+        .engine
+        .update_room(&ann, &talk, &update)
+        .await
+        .unwrap();
     assert!(server.engine.prune_now().await.unwrap() > 0);
     let mut seen = start;
     let ended = loop {

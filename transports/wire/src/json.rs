@@ -570,11 +570,16 @@ mod tests {
         assert_eq!(json["edited_at"], "2023-11-14T22:13:20.123Z");
         assert!(json.get("target_seq").is_none() && json.get("redacted").is_none());
 
-        let redaction = NewEntry::redaction(room.clone(), ann.clone(), 7, Some("oops".into())).at(10);
+        let redaction =
+            NewEntry::redaction(room.clone(), ann.clone(), 7, Some("oops".into())).at(10);
         let json = serde_json::to_value(EntryJson::from(&redaction)).unwrap();
         assert_eq!(
             (&json["kind"], &json["target_seq"], &json["reason"]),
-            (&serde_json::json!("redaction"), &serde_json::json!(7), &serde_json::json!("oops"))
+            (
+                &serde_json::json!("redaction"),
+                &serde_json::json!(7),
+                &serde_json::json!("oops")
+            )
         );
         assert!(json["client_id"].is_null() && json["body"].is_null());
 

@@ -312,9 +312,8 @@ impl Source {
     ) -> Option<Message> {
         match next {
             Ok(Live::Entry(entry)) => Some(Message::Text(self.closer.state.frames.entry(&entry))),
-            Ok(Live::Notice(notice)) => {
-                ReceiptJson::from_notice(&notice).map(|receipt| text(&ServerFrame::Receipt(receipt)))
-            }
+            Ok(Live::Notice(notice)) => ReceiptJson::from_notice(&notice)
+                .map(|receipt| text(&ServerFrame::Receipt(receipt))),
             Err(err) => {
                 self.feeds.unfollow(&room_id);
                 let reason = match err.kind() {

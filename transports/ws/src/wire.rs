@@ -241,7 +241,11 @@ pub(crate) struct SendBody {
 /// The schema of a message body (`SendBody`, `EditBody`): `anyOf` an
 /// object that requires `body` and one that requires `data` (the derive
 /// cannot say "at least one of"), with `client_id` required or not.
-fn message_schema(client_id_required: bool, client_id_doc: &str, description: &str) -> RefOr<Schema> {
+fn message_schema(
+    client_id_required: bool,
+    client_id_doc: &str,
+    description: &str,
+) -> RefOr<Schema> {
     let message = |required: &str| {
         let builder = ObjectBuilder::new()
             .property(
@@ -383,7 +387,9 @@ pub(crate) struct RetentionBody {
     /// seconds or more, then parts of any unit, as the server prints it;
     /// the server reads any humantime duration of at least 1 s.)
     #[serde(default)]
-    #[schema(pattern = "^[1-9][0-9]{0,5} ?(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks|M|month|months|y|yr|yrs|year|years)( [0-9]{1,6} ?(ns|nsec|nanos|us|usec|ms|msec|millis|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks|M|month|months|y|yr|yrs|year|years))*$")]
+    #[schema(
+        pattern = "^[1-9][0-9]{0,5} ?(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks|M|month|months|y|yr|yrs|year|years)( [0-9]{1,6} ?(ns|nsec|nanos|us|usec|ms|msec|millis|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks|M|month|months|y|yr|yrs|year|years))*$"
+    )]
     pub(crate) max_age: Option<String>,
 }
 

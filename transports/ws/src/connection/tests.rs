@@ -548,7 +548,10 @@ async fn joined_says_where_the_log_starts_and_that_it_resumed() {
     let joined = again
         .join(&server.ticket("ann", "talk").await, Some(0))
         .await;
-    assert_eq!((&joined["first_seq"], &joined["resumed"]), (&json!(1), &json!(true)));
+    assert_eq!(
+        (&joined["first_seq"], &joined["resumed"]),
+        (&json!(1), &json!(true))
+    );
 }
 
 /// `read` answers `read_state`; the room's other members get a `receipt`,
@@ -593,11 +596,17 @@ async fn read_answers_read_state_and_only_the_others_get_a_receipt() {
     bob.send(json!({"type": "read", "room_id": "talk", "seq": 0}))
         .await;
     let (state, _) = bob.until("read_state").await;
-    assert_eq!((&state["last_read_seq"], &state["unread"]), (&json!(first), &json!(1)));
+    assert_eq!(
+        (&state["last_read_seq"], &state["unread"]),
+        (&json!(first), &json!(1))
+    );
     bob.send(json!({"type": "read", "room_id": "talk", "seq": second}))
         .await;
     let (state, _) = bob.until("read_state").await;
-    assert_eq!((&state["last_read_seq"], &state["unread"]), (&json!(second), &json!(0)));
+    assert_eq!(
+        (&state["last_read_seq"], &state["unread"]),
+        (&json!(second), &json!(0))
+    );
     let (receipt, _) = ann.until("receipt").await;
     assert_eq!(receipt["seq"], second, "the ignored seq told no one");
 
@@ -632,7 +641,11 @@ async fn bad_reads_are_refused_naming_the_room() {
             .await;
         let refused = ann.json().await;
         assert_eq!(refused["type"], "error", "{refused}");
-        assert_eq!((&refused["code"], &refused["room_id"]), (&json!(code), &json!(room)), "{refused}");
+        assert_eq!(
+            (&refused["code"], &refused["room_id"]),
+            (&json!(code), &json!(room)),
+            "{refused}"
+        );
     }
     for malformed in [
         json!({"type": "read", "room_id": "talk", "seq": -1}),
@@ -662,32 +675,49 @@ async fn edits_and_redactions_are_live_entries_and_a_resume_sees_them_applied() 
     let bob = Principal::new(uid("bob"));
     let target = say(&server, "bob", "talk", "b1", "helo").await;
     let (original, _) = ann.until("entry").await;
-    let original = if original["seq"] == target { original } else { ann.until("entry").await.0 };
+    let original = if original["seq"] == target {
+        original
+    } else {
+        ann.until("entry").await.0
+    };
     assert_eq!(original["body"], "helo");
 
     let edit = server
         .engine
-        .edit(&bob, &rid("talk"), target, Some("e1"), parlor_engine::Message::text("hello"))
+        .edit(
+            &bob,
+            &rid("talk"),
+            target,
+            Some("e1"),
+            parlor_engine::Message::text("hello"),
+        )
         .await
         .unwrap();
     let (live, _) = ann.until("entry").await;
     assert_eq!(live["seq"], edit.seq);
     assert_eq!(
-        (&live["kind"], &live["target_seq"], &live["body"], &live["client_id"]),
-        (&json!("edit"), &json!(target), &json!("hello"), &json!("e1"))
+        (
+            &live["kind"],
+            &live["target_seq"],
+            &live["body"],
+            &live["client_id"]
+        ),
+        (
+            &json!("edit"),
+            &json!(target),
+            &json!("hello"),
+            &json!("e1")
+        )
     );
 
     // A resume now: the message with its edit, then the edit.
     let mut late = server.hello("ann", 1024).await;
     late.join(&server.ticket("ann", "talk").await, Some(start))
         .await;
-    let replayed: Vec<Value> = loop {
-        let mut got = Vec::new();
-        while got.len() < usize::try_from(edit.seq - start).unwrap() {
-            got.push(late.json().await);
-        }
-        break got;
-    };
+    let mut replayed: Vec<Value> = Vec::new();
+    while replayed.len() < usize::try_from(edit.seq - start).unwrap() {
+        replayed.push(late.json().await);
+    }
     let message = replayed.iter().find(|v| v["seq"] == target).unwrap();
     assert_eq!(message["body"], "hello", "{message}");
     assert_eq!(message["edited_at"], json!(edit.created_at.to_string()));
@@ -704,7 +734,10 @@ async fn edits_and_redactions_are_live_entries_and_a_resume_sees_them_applied() 
             (&live["kind"], &live["target_seq"], &live["reason"]),
             (&json!("redaction"), &json!(target), &json!("typo"))
         );
-        assert!(live["body"].is_null() && live["client_id"].is_null(), "{live}");
+        assert!(
+            live["body"].is_null() && live["client_id"].is_null(),
+            "{live}"
+        );
     }
 
     // And after it: neither the original text nor the edit's, anywhere.
@@ -778,7 +811,10 @@ async fn a_stream_overtaken_by_retention_ends_with_history_pruned_as_a_loss() {
         .members(&Principal::new(uid("bob")), &rid("talk"))
         .await
         .unwrap();
-    let ann_seat = members.iter().find(|m| m.user_id.as_str() == "ann").unwrap();
+    let ann_seat = members
+        .iter()
+        .find(|m| m.user_id.as_str() == "ann")
+        .unwrap();
     assert_eq!(ann_seat.state.as_str(), "grace", "{members:?}");
     let log = server.log("bob", "talk").await;
     assert!(!log.iter().any(|e| e.kind == EntryKind::Leave), "{log:?}");
