@@ -9,7 +9,10 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer, Serialize, de};
 use utoipa::{
     PartialSchema, ToSchema,
-    openapi::{ObjectBuilder, RefOr, Schema, Type, schema::AnyOfBuilder},
+    openapi::{
+        ObjectBuilder, RefOr, Schema, Type,
+        schema::{AdditionalProperties, AnyOfBuilder},
+    },
 };
 
 /// A frame from the client (docs/contract.md §5).
@@ -241,11 +244,10 @@ pub(crate) struct SendBody {
 /// The schema of a message body (`SendBody`, `EditBody`): `anyOf` an
 /// object that requires `body` and one that requires `data` (the derive
 /// cannot say "at least one of"), with `client_id` required or not.
-fn message_schema(
-    client_id_required: bool,
-    client_id_doc: &str,
-    description: &str,
-) -> RefOr<Schema> {
+/// For an edit (`edit`), `client_id` is optional and other fields are
+/// refused (the route denies unknown fields, and the document says so); a
+/// send requires `client_id` and ignores other fields.
+fn message_schema(edit: bool, client_id_doc: &str, description: &str) -> RefOr<Schema> {
     let message = |required: &str| {
         let builder = ObjectBuilder::new()
             .property(
@@ -276,10 +278,10 @@ fn message_schema(
                      most the server's --max-data-bytes (4096 by default) serialized.",
                     )),
             );
-        let builder = if client_id_required {
-            builder.required("client_id")
+        let builder = if edit {
+            builder.additional_properties(Some(AdditionalProperties::FreeForm(false)))
         } else {
-            builder
+            builder.required("client_id")
         };
         builder.required(required)
     };
@@ -293,7 +295,7 @@ fn message_schema(
 impl PartialSchema for SendBody {
     fn schema() -> RefOr<Schema> {
         message_schema(
-            true,
+            false,
             "The sender's id for this message, 1–64 characters: a retry \
              with the same client_id is answered with the stored entry.",
             "A message: a body, data or both. A user's is a `text` entry; a \
@@ -326,7 +328,7 @@ pub(crate) struct EditBody {
 impl PartialSchema for EditBody {
     fn schema() -> RefOr<Schema> {
         message_schema(
-            false,
+            true,
             "The editor's id for this edit, 1–64 characters: a retry with the \
              same client_id is answered with the stored edit.",
             "The message's new body, data or both (what is left out, the \
