@@ -11,15 +11,15 @@
 //! against a database that outlives the test (Postgres in CI) and alongside
 //! other tests. A failed check panics with what it expected.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use crate::{
-    entry::{Data, LeaveReason, Message, Timestamp},
+    entry::{Data, Entry, LeaveReason, Message, Seq, Timestamp},
     entry::{EntryKind, NewEntry, SeqRange},
     error::ErrorKind,
     ids::{RoomId, UserId},
-    ports::{Appended, CreateOutcome, Store},
-    room::{Ban, RoomPatch, StoredRoom},
+    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store},
+    room::{Ban, ReadState, Retention, RoomPatch, StoredRoom},
 };
 
 /// Runs every check against `store`.
@@ -42,6 +42,14 @@ pub async fn run(store: Arc<dyn Store>) {
     updates_change_only_what_they_name(store.as_ref(), p).await;
     close_keeps_the_log_and_purge_deletes_everything(store.as_ref(), p).await;
     moderators_and_bans_are_sets_per_room(store.as_ref(), p).await;
+    edits_replace_their_target(store.as_ref(), p).await;
+    redactions_erase_the_message_and_its_edits(store.as_ref(), p).await;
+    amendments_follow_the_batch_order(store.as_ref(), p).await;
+    prune_deletes_a_prefix_and_never_reuses_seqs(store.as_ref(), p).await;
+    prune_stops_at_the_first_entry_the_bound_keeps(store.as_ref(), p).await;
+    retained_rooms_are_the_candidates_for_pruning(store.as_ref(), p).await;
+    retention_is_set_and_cleared_by_update(store.as_ref(), p).await;
+    read_markers_are_monotone_and_count_what_others_said(store.as_ref(), p).await;
 }
 
 fn room_id(prefix: &str, name: &str) -> RoomId {
@@ -81,6 +89,23 @@ async fn create_is_an_insert(store: &dyn Store, p: &str) {
     let stored = store.room(&id).await.expect("room").expect("stored");
     assert_eq!((stored.capacity, stored.last_seq), (10, 0));
     assert_eq!(stored.title.as_deref(), Some("room create"));
+    assert_eq!(
+        (stored.first_seq, stored.retention),
+        (1, None),
+        "a new log starts at 1 and follows the server's retention"
+    );
+    let numbered = StoredRoom {
+        last_seq: 9,
+        first_seq: 5,
+        ..StoredRoom::new(room_id(p, "create-numbered"), 2)
+    };
+    store.create_room(&numbered).await.expect("create");
+    let got = store.room(&numbered.id).await.unwrap().expect("stored");
+    assert_eq!(
+        (got.first_seq, got.last_seq),
+        (1, 0),
+        "whatever the caller says, a new log is empty"
+    );
 
     // A second create with other values must not merge into the first.
     let again = StoredRoom {
@@ -203,6 +228,12 @@ async fn a_failed_batch_writes_nothing(store: &dyn Store, p: &str) {
         "all or nothing"
     );
     assert_eq!(store.room(&r).await.unwrap().unwrap().last_seq, 0);
+    let amendment = NewEntry::redaction(ghost.clone(), user("u1"), 1, None);
+    let err = store
+        .append(&[amendment])
+        .await
+        .expect_err("an amendment in a missing room fails the batch");
+    assert_eq!(err.kind(), ErrorKind::RoomNotFound);
     let out = store.append(&[text(&r, "u1", "a", "now")]).await.unwrap();
     assert_eq!(out[0].entry().expect("stored").seq, 1, "no seq was burnt");
 }
@@ -567,6 +598,7 @@ async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: 
         reason: None,
     };
     store.set_ban(&r, &user("bo"), Some(&ban)).await.unwrap();
+    store.set_read_marker(&r, &user("lu"), 2).await.unwrap();
     let listed = |rooms: Vec<StoredRoom>| rooms.iter().any(|x| x.id == r);
     assert!(listed(store.rooms(p, None, 500).await.unwrap()));
 
@@ -608,6 +640,10 @@ async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: 
     assert!(!store.is_invited(&r, &user("ivy")).await.unwrap());
     assert!(!store.is_moderator(&r, &user("mo")).await.unwrap());
     assert_eq!(store.ban(&r, &user("bo")).await.unwrap(), None);
+    assert_eq!(
+        store.read_states(&user("lu"), &[r.clone()]).await.unwrap(),
+        vec![ReadState::default()]
+    );
     assert!(!store.close_room(&r, true).await.unwrap(), "gone");
     // The id is free again: a new room starts a new log at seq 1.
     let again = new_room(store, p, "close").await;
@@ -616,6 +652,11 @@ async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: 
         .await
         .unwrap();
     assert_eq!(out[0].entry().map(|e| e.seq), Some(1));
+    assert_eq!(
+        store.read_states(&user("lu"), &[again]).await.unwrap(),
+        vec![ReadState::default()],
+        "no marker outlives a purge"
+    );
 }
 
 async fn moderators_and_bans_are_sets_per_room(store: &dyn Store, p: &str) {
@@ -669,5 +710,749 @@ fn forever_ban() -> Ban {
     Ban {
         until: None,
         reason: None,
+    }
+}
+
+/// The whole log of `room` (at most 500 entries), ascending.
+async fn log(store: &dyn Store, room: &RoomId) -> Vec<Entry> {
+    store
+        .entries(room, SeqRange::after(0, 500))
+        .await
+        .expect("entries")
+}
+
+/// The entry at `seq` of `room`.
+async fn entry_at(store: &dyn Store, room: &RoomId, seq: Seq) -> Entry {
+    log(store, room)
+        .await
+        .into_iter()
+        .find(|e| e.seq == seq)
+        .unwrap_or_else(|| panic!("no entry at {seq}"))
+}
+
+/// Appends `entry` alone and answers its outcome.
+async fn one(store: &dyn Store, entry: NewEntry) -> Appended {
+    let mut out = store.append(&[entry]).await.expect("append");
+    assert_eq!(out.len(), 1, "one outcome per entry");
+    out.remove(0)
+}
+
+fn edit(room: &RoomId, sender: &str, target: Seq, client_id: &str, body: &str) -> NewEntry {
+    NewEntry::edit(
+        room.clone(),
+        user(sender),
+        target,
+        Some(client_id),
+        Message::text(body),
+    )
+}
+
+fn redaction(room: &RoomId, sender: &str, target: Seq, reason: Option<&str>) -> NewEntry {
+    NewEntry::redaction(
+        room.clone(),
+        user(sender),
+        target,
+        reason.map(str::to_owned),
+    )
+}
+
+fn system(room: &RoomId, client_id: &str, body: &str) -> NewEntry {
+    NewEntry::message(
+        room.clone(),
+        EntryKind::System,
+        user("svc"),
+        client_id,
+        Message::text(body),
+    )
+}
+
+fn membership(room: &RoomId, who: &str, kind: EntryKind) -> NewEntry {
+    NewEntry::membership(room.clone(), user(who), kind)
+}
+
+async fn last_seq(store: &dyn Store, room: &RoomId) -> Seq {
+    store.room(room).await.unwrap().expect("stored").last_seq
+}
+
+async fn edits_replace_their_target(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "edits").await;
+    let first = text(&r, "ann", "m1", "first");
+    store
+        .append(&[
+            first.clone(),
+            membership(&r, "bob", EntryKind::Join),
+            system(&r, "s1", "from the service"),
+            text(&r, "ann", "m2", "second"),
+        ])
+        .await
+        .unwrap();
+
+    // An edit is an entry of its own; its target reads back with the new
+    // body and data, and edited_at = the edit's created_at.
+    let mut fix = NewEntry::edit(
+        r.clone(),
+        user("ann"),
+        1,
+        Some("e1"),
+        Message::text("first, fixed").with_data(data(r#"{"k":1}"#)),
+    );
+    fix.created_at = Timestamp(1_800_000_000_123);
+    let out = one(store, fix.clone()).await;
+    assert_eq!(
+        out,
+        Appended::New(fix.clone().at(5)),
+        "the edit, at the next seq"
+    );
+    let target = entry_at(store, &r, 1).await;
+    assert_eq!(
+        target,
+        Entry {
+            body: Some("first, fixed".into()),
+            data: Some(data(r#"{"k":1}"#)),
+            edited_at: Some(Timestamp(1_800_000_000_123)),
+            ..first.clone().at(1)
+        },
+        "the target keeps its seq, id, client_id and time; body and data are the edit's"
+    );
+    assert_eq!(
+        entry_at(store, &r, 5).await,
+        fix.clone().at(5),
+        "the edit as written"
+    );
+
+    // Idempotent by (room, sender, client_id): a repeat answers the first
+    // edit, later or within one batch, and writes nothing.
+    let repeat = edit(&r, "ann", 1, "e1", "a repeat's body is ignored");
+    assert_eq!(
+        one(store, repeat).await,
+        Appended::Existing(fix.clone().at(5))
+    );
+    let out = store
+        .append(&[
+            edit(&r, "ann", 4, "e2", "second, fixed"),
+            edit(&r, "ann", 4, "e2", "the same edit again"),
+        ])
+        .await
+        .unwrap();
+    assert!(out[0].is_new());
+    assert_eq!(
+        out[1],
+        Appended::Existing(out[0].entry().unwrap().clone()),
+        "a repeat within the batch answers its twin"
+    );
+    assert_eq!(last_seq(store, &r).await, 6);
+    assert_eq!(
+        entry_at(store, &r, 4).await.body.as_deref(),
+        Some("second, fixed")
+    );
+    assert_eq!(
+        entry_at(store, &r, 1).await.body.as_deref(),
+        Some("first, fixed"),
+        "a repeat changes nothing"
+    );
+
+    // A client id is one entry's: an edit naming a text's answers the text.
+    match one(store, edit(&r, "ann", 4, "m1", "collides")).await {
+        Appended::Existing(e) => assert_eq!((e.kind, e.seq), (EntryKind::Text, 1)),
+        other => panic!("a client id used by a text must answer it, got {other:?}"),
+    }
+
+    // A later edit wins.
+    let mut again = edit(&r, "ann", 1, "e3", "first, again");
+    again.created_at = Timestamp(1_800_000_000_999);
+    assert!(one(store, again).await.is_new());
+    let target = entry_at(store, &r, 1).await;
+    assert_eq!(
+        (target.body.as_deref(), target.data, target.edited_at),
+        (
+            Some("first, again"),
+            None,
+            Some(Timestamp(1_800_000_000_999))
+        ),
+        "the latest edit's body and data, wholly"
+    );
+
+    // Only a stored text entry can be edited.
+    let head = last_seq(store, &r).await;
+    for (target, why, want) in [
+        (2, "a join", ErrorKind::InvalidInput),
+        (3, "a system entry", ErrorKind::InvalidInput),
+        (5, "an edit", ErrorKind::InvalidInput),
+        (0, "seq 0", ErrorKind::EntryNotFound),
+        (head + 1, "beyond the head", ErrorKind::EntryNotFound),
+    ] {
+        assert_eq!(
+            one(store, edit(&r, "ann", target, "refused", "no")).await,
+            Appended::Refused(want),
+            "an edit of {why}"
+        );
+    }
+    assert_eq!(last_seq(store, &r).await, head, "a refusal writes nothing");
+    assert!(
+        one(store, edit(&r, "ann", 4, "refused", "yes"))
+            .await
+            .is_new(),
+        "a refused edit leaves its client id free"
+    );
+}
+
+async fn redactions_erase_the_message_and_its_edits(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "redactions").await;
+    let secret = NewEntry::message(
+        r.clone(),
+        EntryKind::Text,
+        user("ann"),
+        "m1",
+        Message::text("secret").with_data(data(r#"{"card":"4111"}"#)),
+    );
+    let svc = system(&r, "s1", "a service's words");
+    store
+        .append(&[
+            secret.clone(),
+            edit(&r, "ann", 1, "e1", "secret v2"),
+            edit(&r, "ann", 1, "e2", "secret v3"),
+            svc.clone(),
+            membership(&r, "bob", EntryKind::Join),
+            membership(&r, "bob", EntryKind::Leave),
+        ])
+        .await
+        .unwrap();
+
+    let first = redaction(&r, "mod", 1, Some("spam — «again»"));
+    assert_eq!(
+        one(store, first.clone()).await,
+        Appended::New(first.clone().at(7))
+    );
+    let got = log(store, &r).await;
+    for seq in [1, 2, 3] {
+        let e = &got[seq - 1];
+        assert_eq!(
+            (e.body.as_ref(), e.data.as_ref(), e.redacted),
+            (None, None, true),
+            "seq {seq}: the message and its edits are erased"
+        );
+    }
+    assert_eq!(got[0].seq, 1);
+    assert_eq!(
+        (got[0].id, got[0].sender.as_str(), got[0].created_at),
+        (secret.id, "ann", secret.created_at),
+        "the row stays with its seq, sender and time"
+    );
+    assert_eq!(got[1].target_seq, Some(1), "an edit keeps its target");
+    assert_eq!(got[3], svc.clone().at(4), "other messages are untouched");
+    assert_eq!(got[6], first.clone().at(7), "the redaction and its note");
+    assert_eq!(got[6].redaction_reason.as_deref(), Some("spam — «again»"));
+    assert_eq!(got[6].reason, None, "a redaction's note is no leave reason");
+
+    // Redacting it again answers the first redaction, and writes nothing.
+    let again = redaction(&r, "svc", 1, Some("again"));
+    assert_eq!(
+        one(store, again).await,
+        Appended::Existing(first.clone().at(7))
+    );
+    assert_eq!(last_seq(store, &r).await, 7);
+
+    // An edit of a redacted message is refused, but a repeat of an edit
+    // made before answers it (as stored now: erased).
+    assert_eq!(
+        one(store, edit(&r, "ann", 1, "e9", "back")).await,
+        Appended::Refused(ErrorKind::InvalidInput)
+    );
+    match one(store, edit(&r, "ann", 1, "e1", "secret v2")).await {
+        Appended::Existing(e) => {
+            assert_eq!((e.seq, e.body, e.redacted), (2, None, true));
+        }
+        other => panic!("a repeated edit answers the first, got {other:?}"),
+    }
+
+    // A system entry can be redacted (an empty note is a note).
+    let note = redaction(&r, "svc", 4, Some(""));
+    assert_eq!(
+        one(store, note.clone()).await,
+        Appended::New(note.clone().at(8))
+    );
+    assert_eq!(
+        entry_at(store, &r, 8).await.redaction_reason.as_deref(),
+        Some("")
+    );
+    let four = entry_at(store, &r, 4).await;
+    assert_eq!((four.body, four.redacted), (None, true));
+
+    // Joins, leaves, edits and redactions cannot be; nor what is not stored.
+    let head = last_seq(store, &r).await;
+    for (target, why, want) in [
+        (5, "a join", ErrorKind::InvalidInput),
+        (6, "a leave", ErrorKind::InvalidInput),
+        (2, "an edit", ErrorKind::InvalidInput),
+        (7, "a redaction", ErrorKind::InvalidInput),
+        (0, "seq 0", ErrorKind::EntryNotFound),
+        (head + 1, "beyond the head", ErrorKind::EntryNotFound),
+    ] {
+        assert_eq!(
+            one(store, redaction(&r, "mod", target, None)).await,
+            Appended::Refused(want),
+            "a redaction of {why}"
+        );
+    }
+    assert_eq!(last_seq(store, &r).await, head, "a refusal writes nothing");
+}
+
+async fn amendments_follow_the_batch_order(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "batch-order").await;
+    store
+        .append(&[text(&r, "ann", "a", "a"), text(&r, "ann", "b", "b")])
+        .await
+        .unwrap();
+
+    // An edit then a redaction of one target: both written, and what the
+    // edit wrote is erased too. After them, an edit is refused and a
+    // redaction answers the batch's own.
+    let out = store
+        .append(&[
+            edit(&r, "ann", 1, "x1", "a2"),
+            redaction(&r, "ann", 1, None),
+            edit(&r, "ann", 1, "x2", "a3"),
+            redaction(&r, "mod", 1, None),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<_> = out.iter().map(|o| o.entry().map(|e| e.seq)).collect();
+    assert_eq!(seqs[..2], [Some(3), Some(4)]);
+    assert_eq!(out[2], Appended::Refused(ErrorKind::InvalidInput));
+    assert_eq!(out[3], Appended::Existing(out[1].entry().unwrap().clone()));
+    for seq in [1, 3] {
+        let e = entry_at(store, &r, seq).await;
+        assert_eq!((e.body, e.redacted), (None, true), "seq {seq}");
+    }
+    assert_eq!(last_seq(store, &r).await, 4);
+
+    // A redaction then an edit of one target: the edit is refused.
+    let out = store
+        .append(&[
+            redaction(&r, "ann", 2, None),
+            edit(&r, "ann", 2, "y1", "b2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0].entry().map(|e| e.seq), Some(5));
+    assert_eq!(out[1], Appended::Refused(ErrorKind::InvalidInput));
+    let two = entry_at(store, &r, 2).await;
+    assert_eq!((two.body, two.redacted, two.edited_at), (None, true, None));
+
+    // A refusal takes no seq, and an amendment may name an entry written
+    // earlier in its batch.
+    let out = store
+        .append(&[
+            edit(&r, "ann", 99, "z1", "nothing there"),
+            text(&r, "ann", "c", "c"),
+            edit(&r, "ann", 6, "z2", "c2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0], Appended::Refused(ErrorKind::EntryNotFound));
+    let seqs: Vec<_> = out[1..].iter().map(|o| o.entry().map(|e| e.seq)).collect();
+    assert_eq!(seqs, [Some(6), Some(7)], "gap-free");
+    let six = entry_at(store, &r, 6).await;
+    assert_eq!(six.body.as_deref(), Some("c2"));
+    assert!(six.edited_at.is_some());
+}
+
+fn bound(below_seq: Seq, older_than: Option<Timestamp>) -> PruneBound {
+    PruneBound {
+        below_seq,
+        older_than,
+    }
+}
+
+/// A base time for entries whose age a check sets.
+const T0: i64 = 1_700_000_000_000;
+
+async fn prune_deletes_a_prefix_and_never_reuses_seqs(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "prune").await;
+    let batch: Vec<_> = (1..=10)
+        .map(|i| {
+            let mut e = text(&r, "ann", &format!("c{i}"), &format!("m{i}"));
+            e.created_at = Timestamp(T0 + i * 1_000);
+            e
+        })
+        .collect();
+    store.append(&batch).await.unwrap();
+    let seqs = |v: Vec<Entry>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+
+    // The count bound: below seq 4 goes.
+    let got = store.prune(&r, bound(4, None), 100).await.unwrap();
+    assert_eq!(
+        got,
+        Pruned {
+            deleted: 3,
+            first_seq: 4
+        }
+    );
+    let stored = store.room(&r).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.first_seq, stored.last_seq),
+        (4, 10),
+        "last_seq stays"
+    );
+    assert_eq!(seqs(log(store, &r).await), (4..=10).collect::<Vec<_>>());
+    let newest = SeqRange {
+        after: None,
+        before: Some(6),
+        limit: 100,
+    };
+    assert_eq!(
+        seqs(store.entries(&r, newest).await.unwrap()),
+        [4, 5],
+        "reads start at first_seq"
+    );
+
+    // At most max_rows per call.
+    let got = store.prune(&r, bound(9, None), 2).await.unwrap();
+    assert_eq!((got.deleted, got.first_seq), (2, 6));
+    let got = store.prune(&r, bound(9, None), 100).await.unwrap();
+    assert_eq!((got.deleted, got.first_seq), (3, 9));
+    for keeps_all in [bound(0, None), bound(1, None), bound(9, None)] {
+        let got = store.prune(&r, keeps_all, 100).await.unwrap();
+        assert_eq!((got.deleted, got.first_seq), (0, 9), "{keeps_all:?}");
+    }
+
+    // The age bound: entries stored before the time go.
+    let got = store
+        .prune(&r, bound(0, Some(Timestamp(T0 + 9_500))), 100)
+        .await
+        .unwrap();
+    assert_eq!((got.deleted, got.first_seq), (1, 10));
+
+    // Amendments of what was pruned find nothing.
+    for pruned in [
+        edit(&r, "ann", 9, "late", "no"),
+        redaction(&r, "ann", 1, None),
+    ] {
+        assert_eq!(
+            one(store, pruned).await,
+            Appended::Refused(ErrorKind::EntryNotFound)
+        );
+    }
+
+    // Numbering goes on; idempotency holds while the first entry is stored.
+    assert_eq!(
+        one(store, text(&r, "ann", "new", "n"))
+            .await
+            .entry()
+            .unwrap()
+            .seq,
+        11
+    );
+    assert_eq!(
+        one(store, text(&r, "ann", "c1", "c1 was pruned"))
+            .await
+            .entry()
+            .map(|e| (e.seq, e.body.clone())),
+        Some((12, Some("c1 was pruned".into()))),
+        "a pruned message's client id is free again"
+    );
+    match one(store, text(&r, "ann", "c10", "still stored")).await {
+        Appended::Existing(e) => assert_eq!(e.seq, 10),
+        other => panic!("a stored message stays idempotent, got {other:?}"),
+    }
+
+    // Everything: first_seq = last_seq + 1, and no room to prune.
+    let got = store.prune(&r, bound(Seq::MAX, None), 100).await.unwrap();
+    assert_eq!((got.deleted, got.first_seq), (3, 13));
+    let stored = store.room(&r).await.unwrap().unwrap();
+    assert_eq!((stored.first_seq, stored.last_seq), (13, 12));
+    assert!(log(store, &r).await.is_empty());
+    let got = store.prune(&r, bound(Seq::MAX, None), 100).await.unwrap();
+    assert_eq!((got.deleted, got.first_seq), (0, 13));
+    assert_eq!(
+        one(store, text(&r, "ann", "after", "a"))
+            .await
+            .entry()
+            .unwrap()
+            .seq,
+        13
+    );
+    assert_eq!(store.room(&r).await.unwrap().unwrap().first_seq, 13);
+
+    let absent = room_id(p, "prune-absent");
+    let got = store
+        .prune(&absent, bound(Seq::MAX, None), 100)
+        .await
+        .unwrap();
+    assert_eq!(got.deleted, 0, "a room that is not stored");
+}
+
+async fn prune_stops_at_the_first_entry_the_bound_keeps(store: &dyn Store, p: &str) {
+    // Clocks of several nodes need not agree: times are not in seq order.
+    let r = new_room(store, p, "prune-clock").await;
+    let times = [T0, T0 + 60_000, T0, T0];
+    let batch: Vec<_> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let mut e = membership(&r, &format!("u{i}"), EntryKind::Join);
+            e.created_at = Timestamp(t);
+            e
+        })
+        .collect();
+    store.append(&batch).await.unwrap();
+    let got = store
+        .prune(&r, bound(0, Some(Timestamp(T0 + 1_000))), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        (got.deleted, got.first_seq),
+        (1, 2),
+        "a prefix only, of every kind: the entry the bound keeps stops it"
+    );
+    // Either bound lets an entry go.
+    let got = store
+        .prune(&r, bound(3, Some(Timestamp(T0 + 1_000))), 100)
+        .await
+        .unwrap();
+    assert_eq!((got.deleted, got.first_seq), (3, 5));
+    assert!(
+        store
+            .open_members()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(room, _)| *room == r),
+        "pruning a join leaves its member open"
+    );
+}
+
+async fn retained_rooms_are_the_candidates_for_pruning(store: &dyn Store, p: &str) {
+    let own = Retention {
+        max_entries: Some(5),
+        max_age: None,
+    };
+    let with_retention = |retention: Option<Retention>| RoomPatch {
+        retention: Some(retention),
+        ..RoomPatch::default()
+    };
+    let mut rooms = Vec::new();
+    for (name, retention, entries, closed) in [
+        ("reta", Some(own), true, false),
+        ("retb", None, true, false),
+        ("retc", Some(own), false, false),
+        ("retd", Some(own), true, true),
+        ("rete", Some(Retention::default()), true, false),
+        ("retf", None, true, false),
+    ] {
+        let r = new_room(store, p, name).await;
+        store
+            .update_room(&r, &with_retention(retention))
+            .await
+            .unwrap()
+            .unwrap();
+        if entries {
+            store.append(&[text(&r, "ann", "c", "hi")]).await.unwrap();
+        }
+        if closed {
+            assert!(store.close_room(&r, false).await.unwrap());
+        }
+        rooms.push(r);
+    }
+    // retf held entries once: pruned whole, it holds none.
+    store
+        .prune(&rooms[5], bound(Seq::MAX, None), 100)
+        .await
+        .unwrap();
+
+    let start = room_id(p, "ret");
+    let prefix = start.as_str();
+    let list = move |all: bool, after: Option<RoomId>, limit: u32| async move {
+        let got = store
+            .retained_rooms(after.as_ref(), limit, all)
+            .await
+            .unwrap();
+        got.into_iter()
+            .filter(|r| r.id.as_str().starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+    let names = |rooms: Vec<StoredRoom>| {
+        rooms
+            .iter()
+            .map(|r| r.id.as_str().rsplit('-').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let own_only = list(false, Some(start.clone()), 500).await;
+    assert_eq!(
+        names(own_only.clone()),
+        ["reta", "retd", "rete"],
+        "rooms with entries and a retention of their own, closed ones too"
+    );
+    assert_eq!(own_only[0].retention, Some(own), "the room comes whole");
+    assert_eq!(own_only[2].retention, Some(Retention::default()));
+    assert_eq!(
+        names(list(true, Some(start.clone()), 500).await),
+        ["reta", "retb", "retd", "rete"],
+        "every room with entries"
+    );
+    assert_eq!(
+        names(list(false, Some(rooms[0].clone()), 1).await),
+        ["retd"],
+        "pages by id after `after`"
+    );
+}
+
+async fn retention_is_set_and_cleared_by_update(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "retention").await;
+    let month = Retention {
+        max_entries: Some(100_000),
+        max_age: Some(Duration::from_secs(30 * 86_400)),
+    };
+    let patch = |retention: Option<Option<Retention>>, capacity: Option<u32>| RoomPatch {
+        title: None,
+        capacity,
+        retention,
+    };
+    let got = store
+        .update_room(&r, &patch(Some(Some(month)), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.retention, Some(month));
+    assert_eq!(
+        got.title.as_deref(),
+        Some("room retention"),
+        "only what it names"
+    );
+    assert_eq!(
+        store.room(&r).await.unwrap().unwrap(),
+        got,
+        "stored as returned"
+    );
+
+    let got = store
+        .update_room(&r, &patch(None, Some(4)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.capacity, got.retention), (4, Some(month)), "kept");
+
+    let keep_all = Retention::default();
+    let got = store
+        .update_room(&r, &patch(Some(Some(keep_all)), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.retention,
+        Some(keep_all),
+        "a retention of its own that keeps everything is not the server's"
+    );
+    let ages = Retention {
+        max_entries: None,
+        max_age: Some(Duration::from_secs(90)),
+    };
+    let got = store
+        .update_room(&r, &patch(Some(Some(ages)), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.retention, Some(ages));
+
+    let got = store
+        .update_room(&r, &patch(Some(None), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.retention, None, "back to the server's");
+    assert_eq!(store.room(&r).await.unwrap().unwrap().retention, None);
+}
+
+async fn read_markers_are_monotone_and_count_what_others_said(store: &dyn Store, p: &str) {
+    let r = new_room(store, p, "read").await;
+    let quiet = new_room(store, p, "read-quiet").await;
+    store
+        .append(&[
+            text(&r, "ann", "a1", "mine"),           // 1
+            text(&r, "bob", "b1", "hello"),          // 2
+            membership(&r, "cat", EntryKind::Join),  // 3
+            system(&r, "s1", "a service says"),      // 4
+            text(&r, "bob", "b2", "typo"),           // 5
+            edit(&r, "bob", 5, "b3", "no typo"),     // 6
+            text(&r, "bob", "b4", "oops"),           // 7
+            redaction(&r, "bob", 7, None),           // 8
+            membership(&r, "cat", EntryKind::Leave), // 9
+            text(&r, "ann", "a2", "mine again"),     // 10
+        ])
+        .await
+        .unwrap();
+    let (ann, bob) = (user("ann"), user("bob"));
+    let state = |last_read_seq, unread| ReadState {
+        last_read_seq,
+        unread,
+    };
+    assert_eq!(
+        store.read_states(&ann, &[r.clone()]).await.unwrap(),
+        vec![state(0, 3)],
+        "others' text and system entries, unredacted (2, 4, 5)"
+    );
+    assert_eq!(
+        store.read_states(&bob, &[r.clone()]).await.unwrap(),
+        vec![state(0, 3)],
+        "(1, 4, 10)"
+    );
+
+    assert_eq!(store.set_read_marker(&r, &ann, 4).await.unwrap(), 4);
+    assert_eq!(
+        store.read_states(&ann, &[r.clone()]).await.unwrap(),
+        vec![state(4, 1)]
+    );
+    assert_eq!(
+        store.set_read_marker(&r, &ann, 2).await.unwrap(),
+        4,
+        "monotone: a lower seq answers the stored marker"
+    );
+    assert_eq!(store.set_read_marker(&r, &ann, 4).await.unwrap(), 4);
+    assert_eq!(store.set_read_marker(&r, &ann, 10).await.unwrap(), 10);
+    assert_eq!(
+        store.read_states(&bob, &[r.clone()]).await.unwrap(),
+        vec![state(0, 3)],
+        "per user"
+    );
+    store.set_read_marker(&quiet, &ann, 0).await.unwrap();
+
+    // One state per room asked, in the order asked; unknown rooms read as
+    // no marker and nothing unread.
+    let unknown = room_id(p, "read-unknown");
+    let asked = [quiet.clone(), unknown.clone(), r.clone(), quiet.clone()];
+    assert_eq!(
+        store.read_states(&ann, &asked).await.unwrap(),
+        vec![state(0, 0), state(0, 0), state(10, 0), state(0, 0)]
+    );
+    assert!(store.read_states(&ann, &[]).await.unwrap().is_empty());
+    store
+        .append(&[text(&quiet, "bob", "q", "psst")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_states(&ann, &[quiet.clone(), r.clone()])
+            .await
+            .unwrap(),
+        vec![state(0, 1), state(10, 0)]
+    );
+    assert_eq!(
+        store
+            .set_read_marker(&unknown, &ann, 1)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::RoomNotFound
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::MemoryStore;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        run(Arc::new(MemoryStore::default())).await;
     }
 }

@@ -174,6 +174,7 @@ impl Store for MemoryStore {
         }
         data.room = Some(StoredRoom {
             last_seq: 0,
+            first_seq: 1,
             ..room.clone()
         });
         Ok(CreateOutcome::Created)

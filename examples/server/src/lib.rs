@@ -268,7 +268,7 @@ pub async fn serve(
     ));
     let ops = Ops {
         engine: engine.clone(),
-        store,
+        store: store.clone(),
         transport: Arc::clone(&transport),
         graphql: Arc::clone(&graphql),
     };
@@ -310,6 +310,11 @@ pub async fn serve(
     }
     if !engine.flush(DRAIN).await {
         tracing::warn!("appends still in flight at exit");
+    }
+    // SQLite: no file keeps an older copy of a page (a redacted message's
+    // body) once the WAL is checkpointed and truncated.
+    if let Err(err) = store.checkpoint().await {
+        tracing::warn!(code = err.code(), "checkpoint at exit failed");
     }
     tracing::info!("stopped");
     Ok(())

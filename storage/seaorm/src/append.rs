@@ -14,22 +14,30 @@
 //! The transaction stores a batch from any number of rooms with a fixed
 //! number of statements however many rooms it spans:
 //!
-//! 0. when the batch carries joins or leaves: the rooms' rows are locked, and
-//!    one SELECT of open members (and, in a cluster, one of live seats) drops
-//!    the membership entries that would change nothing;
-//! 1. with [`Duplicates::LookUp`] only, one SELECT finds texts already
-//!    stored, by (room, sender, client_id);
+//! 0. when the batch carries joins, leaves, edits or redactions: the rooms'
+//!    rows are locked (Postgres), and for joins and leaves one SELECT of open
+//!    members (and, in a cluster, one of live seats) drops the membership
+//!    entries that would change nothing;
+//! 1. with [`Duplicates::LookUp`] only (always when the batch carries an
+//!    edit), one SELECT finds texts and edits already stored, by (room,
+//!    sender, client_id); with amendments, one SELECT reads their targets
+//!    (and the rooms' heads), and the batch is walked in order: a target
+//!    redacted earlier in the batch counts (`amendments`);
 //! 2. one `UPDATE rooms … RETURNING` reserves each room's seqs;
 //! 3. one INSERT writes the rows;
-//! 4. at most one INSERT and one DELETE bring the open members in step.
+//! 4. at most one INSERT and one DELETE bring the open members in step;
+//! 5. with amendments, the edits' targets get their new body, and the
+//!    redacted messages and their edits lose body and data (SQLite: one
+//!    call; Postgres: at most two statements).
 //!
 //! Why: the engine funnels every room's batch into one transaction, and a
 //! statement costs a round trip to the database (for SQLite, to its worker
 //! thread) whatever its size. Per-room statements made a hundred rooms cost
 //! three hundred round trips; a batch of texts costs two here (one on
-//! SQLite, which sends steps 2 and 3 as one call). Steps 1–3 have SQL that
-//! does not change with the batch: the rows travel as arrays on Postgres
-//! and as JSON on SQLite.
+//! SQLite, which sends steps 2 and 3 as one call), and amendments add
+//! their statements only to the batches that carry them. Steps 1–3 and 5
+//! have SQL that does not change with the batch: the rows travel as arrays
+//! on Postgres and as JSON on SQLite.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -44,14 +52,17 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-#[cfg(feature = "postgres")]
-use crate::{append_postgres, cluster};
 use crate::{
+    amendments::{
+        self, EditEffect, RedactionEffect, Redactor, TargetRow, Targets, Verdict, seq_value,
+    },
     append_sqlite::{self, KnownHeads},
     entity::{entry, member},
     rows::to_entry,
     translate::{is_unique_violation, room_not_stored, translate_append},
 };
+#[cfg(feature = "postgres")]
+use crate::{append_postgres, cluster};
 
 /// How often an append is tried when it meets a stored idempotency key:
 /// once expecting none, then looking first (twice, as a concurrent writer,
@@ -160,6 +171,46 @@ impl Dialect {
         }
     }
 
+    /// For each amended (room, seq): the room's head and the entry there.
+    async fn lookup_targets(
+        &self,
+        txn: &impl ConnectionTrait,
+        keys: &[(&str, i64)],
+    ) -> Result<Vec<TargetRow>, DbErr> {
+        match self {
+            Dialect::Sqlite(_) => append_sqlite::lookup_targets(txn, keys).await,
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => append_postgres::lookup_targets(txn, keys).await,
+        }
+    }
+
+    /// The `redaction` entries of the messages at `targets`.
+    async fn redactions_of(
+        &self,
+        txn: &impl ConnectionTrait,
+        targets: &[(&str, i64)],
+    ) -> Result<Vec<entry::Model>, DbErr> {
+        match self {
+            Dialect::Sqlite(_) => append_sqlite::redactions_of(txn, targets).await,
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => append_postgres::redactions_of(txn, targets).await,
+        }
+    }
+
+    /// Step 5: writes the accepted amendments' effects on their targets.
+    async fn apply_amendments(
+        &self,
+        txn: &impl ConnectionTrait,
+        edits: &[EditEffect<'_>],
+        redactions: &[RedactionEffect<'_>],
+    ) -> Result<(), DbErr> {
+        match self {
+            Dialect::Sqlite(_) => append_sqlite::apply_amendments(txn, edits, redactions).await,
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => append_postgres::apply_amendments(txn, edits, redactions).await,
+        }
+    }
+
     /// Steps 2–3: reserves each room's seqs and inserts `entries`, each at
     /// its room's new head minus its `back`; returns the new heads.
     async fn reserve_and_insert<'a>(
@@ -180,10 +231,14 @@ impl Dialect {
 /// stored entries.
 type IdempotencyKey<'a> = (&'a str, &'a str, &'a str);
 
-/// A message's (`text` or `system`) idempotency key; `None` for a join or
-/// leave.
+/// The idempotency key of a message (`text` or `system`) or an `edit`;
+/// `None` for a join, leave or redaction. Messages and edits share the
+/// unique index: a key is one entry's, whatever its kind.
 fn idempotency_key(e: &NewEntry) -> Option<IdempotencyKey<'_>> {
-    let client_id = e.client_id.as_deref().filter(|_| e.kind.is_message())?;
+    let client_id = e
+        .client_id
+        .as_deref()
+        .filter(|_| e.kind.is_message() || e.kind == EntryKind::Edit)?;
     Some((e.room_id.as_str(), e.sender.as_str(), client_id))
 }
 
@@ -289,6 +344,18 @@ pub(crate) async fn append_in(
     seats: SeatCheck<'_>,
     duplicates: Duplicates,
 ) -> Result<Vec<Appended>, DbErr> {
+    // Joins, leaves and amendments are decided on what is stored: the rooms
+    // are locked first, so that it cannot change until commit.
+    if batch.iter().any(|e| !e.kind.is_message()) {
+        dialect.lock_rooms(txn, batch).await?;
+    }
+    // An amendment is decided after its key: a repeat answers the entry
+    // stored first, whatever became of its target since.
+    let duplicates = if batch.iter().any(|e| e.kind == EntryKind::Edit) {
+        Duplicates::LookUp
+    } else {
+        duplicates
+    };
     let keep = membership_changes(txn, dialect, batch, seats).await?;
     if keep.iter().all(|&k| k) {
         return write_entries(txn, dialect, batch, duplicates).await;
@@ -315,9 +382,10 @@ pub(crate) async fn append_in(
         .collect())
 }
 
-/// For each entry, whether it is written: messages always; a `join` only for a
-/// user who is not an open member, a `leave` only for one who is and who
-/// holds no live seat that `seats` counts — taken in batch order.
+/// For each entry, whether it goes on to be written: messages and
+/// amendments always; a `join` only for a user who is not an open member, a
+/// `leave` only for one who is and who holds no live seat that `seats`
+/// counts — taken in batch order. The caller has locked the rooms.
 async fn membership_changes(
     txn: &impl ConnectionTrait,
     dialect: &Dialect,
@@ -327,13 +395,12 @@ async fn membership_changes(
     let mut keep = vec![true; batch.len()];
     let pairs: HashSet<(&str, &str)> = batch
         .iter()
-        .filter(|e| !e.kind.is_message())
+        .filter(|e| e.kind.is_membership())
         .map(|e| (e.room_id.as_str(), e.sender.as_str()))
         .collect();
     if pairs.is_empty() {
         return Ok(keep);
     }
-    dialect.lock_rooms(txn, batch).await?;
     let tuples = || pairs.iter().map(|&(r, u)| (r.to_owned(), u.to_owned()));
     let mut open: HashSet<(String, String)> = member::Entity::find()
         .filter(
@@ -354,7 +421,7 @@ async fn membership_changes(
         SeatCheck::Any => dialect.live_seats(txn, &pairs, None).await?,
     };
     for (i, e) in batch.iter().enumerate() {
-        if e.kind.is_message() {
+        if !e.kind.is_membership() {
             continue;
         }
         let pair = (e.room_id.to_string(), e.sender.to_string());
@@ -367,7 +434,7 @@ async fn membership_changes(
     Ok(keep)
 }
 
-/// Writes entries that all change the log (steps 1–4) and answers each.
+/// Writes entries that all change the log (steps 1–5) and answers each.
 async fn write_entries(
     txn: &impl ConnectionTrait,
     dialect: &Dialect,
@@ -376,7 +443,7 @@ async fn write_entries(
 ) -> Result<Vec<Appended>, DbErr> {
     let mut out: Vec<Option<Appended>> = vec![None; batch.len()];
 
-    // 1. Texts stored before.
+    // 1. Texts (and edits) stored before.
     let keys: Vec<IdempotencyKey<'_>> = batch.iter().filter_map(idempotency_key).collect();
     let rows = if keys.is_empty() || duplicates == Duplicates::Unexpected {
         Vec::new()
@@ -394,15 +461,21 @@ async fn write_entries(
         stored.insert(k, e);
     }
 
+    // 1b. The amendments' targets, in one SELECT (none without amendments).
+    let mut targets = amended_targets(txn, dialect, batch).await?;
+
     // What to insert, per room, in batch order. A text whose key is stored
     // is answered with the stored entry; one whose key an earlier entry of
-    // this batch has is a repeat, answered with what that entry gets.
+    // this batch has is a repeat, answered with what that entry gets. An
+    // amendment is checked against its target as the batch has left it.
     let mut to_insert: Vec<usize> = Vec::new();
     let mut repeats: Vec<Repeat> = Vec::new();
+    let mut redacted_before: Vec<usize> = Vec::new();
     let mut first_with_key: HashMap<IdempotencyKey<'_>, usize> = HashMap::new();
     let mut per_room: Vec<(&str, i64)> = Vec::new();
     for (i, e) in batch.iter().enumerate() {
-        if let Some(k) = idempotency_key(e) {
+        let key = idempotency_key(e);
+        if let Some(k) = key {
             // (Duplicates are rare: skip building the owned key when none was found.)
             let earlier = if stored.is_empty() {
                 None
@@ -417,6 +490,25 @@ async fn write_entries(
                 repeats.push(Repeat { at: i, first });
                 continue;
             }
+        }
+        if let Some(targets) = targets.as_mut() {
+            match targets.check(e)? {
+                Verdict::Accept => targets.accept(i, e),
+                Verdict::Refuse(kind) => {
+                    out[i] = Some(Appended::Refused(kind));
+                    continue;
+                }
+                Verdict::RedactedBy(Redactor::InBatch(first)) => {
+                    repeats.push(Repeat { at: i, first });
+                    continue;
+                }
+                Verdict::RedactedBy(Redactor::Stored) => {
+                    redacted_before.push(i);
+                    continue;
+                }
+            }
+        }
+        if let Some(k) = key {
             first_with_key.insert(k, i);
         }
         to_insert.push(i);
@@ -424,6 +516,9 @@ async fn write_entries(
             Some((_, n)) => *n += 1,
             None => per_room.push((e.room_id.as_str(), 1)),
         }
+    }
+    if !redacted_before.is_empty() {
+        answer_first_redactions(txn, dialect, batch, &redacted_before, &mut out).await?;
     }
     if to_insert.is_empty() {
         return answer_repeats(out, repeats);
@@ -463,7 +558,7 @@ async fn write_entries(
     let mut last: HashMap<(&str, &str), EntryKind> = HashMap::new();
     for &i in &to_insert {
         let e = &batch[i];
-        if !e.kind.is_message() {
+        if e.kind.is_membership() {
             last.insert((e.room_id.as_str(), e.sender.as_str()), e.kind);
         }
     }
@@ -497,11 +592,80 @@ async fn write_entries(
             .exec(txn)
             .await?;
     }
+
+    // 5. The amendments change their targets (an edit in the same batch as
+    // its target's insert included).
+    if targets.is_some() {
+        let (edits, redactions) = amendments::effects(to_insert.iter().map(|&i| &batch[i]))?;
+        if !edits.is_empty() || !redactions.is_empty() {
+            dialect.apply_amendments(txn, &edits, &redactions).await?;
+        }
+    }
     answer_repeats(out, repeats)
 }
 
+/// The walk over the batch's amendments, from one lookup of their targets;
+/// `None` (and no statement) when the batch has none.
+async fn amended_targets(
+    txn: &impl ConnectionTrait,
+    dialect: &Dialect,
+    batch: &[NewEntry],
+) -> Result<Option<Targets>, DbErr> {
+    let mut keys: Vec<(&str, i64)> = batch
+        .iter()
+        .filter(|e| e.kind.is_amendment())
+        .map(|e| (e.room_id.as_str(), e.target_seq.map_or(-1, seq_value)))
+        .collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let rows = dialect.lookup_targets(txn, &keys).await?;
+    Targets::new(rows).map(Some)
+}
+
+/// Answers each redaction at `at` (of a message redacted before this batch)
+/// with the message's first redaction, as stored.
+async fn answer_first_redactions(
+    txn: &impl ConnectionTrait,
+    dialect: &Dialect,
+    batch: &[NewEntry],
+    at: &[usize],
+    out: &mut [Option<Appended>],
+) -> Result<(), DbErr> {
+    let target = |i: usize| {
+        let e = &batch[i];
+        (e.room_id.as_str(), e.target_seq.map_or(-1, seq_value))
+    };
+    let mut targets: Vec<(&str, i64)> = at.iter().map(|&i| target(i)).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    let mut first: HashMap<(String, i64), Entry> = HashMap::new();
+    for row in dialect.redactions_of(txn, &targets).await? {
+        let e = to_entry(row)?;
+        let key = (e.room_id.to_string(), e.target_seq.map_or(-1, seq_value));
+        match first.get(&key) {
+            Some(earlier) if earlier.seq < e.seq => {}
+            _ => {
+                first.insert(key, e);
+            }
+        }
+    }
+    for &i in at {
+        let (room, seq) = target(i);
+        let e = first.get(&(room.to_owned(), seq)).ok_or_else(|| {
+            DbErr::Custom(format!("a redacted message of {room} has no redaction"))
+        })?;
+        out[i] = Some(Appended::Existing(e.clone()));
+    }
+    Ok(())
+}
+
 /// A text that repeats the idempotency key of an earlier entry of the same
-/// batch (a client sending twice before an answer): it is not stored again.
+/// batch (a client sending twice before an answer), or a redaction of a
+/// message an earlier entry of the batch redacted: it is not stored, and is
+/// answered with what that earlier entry gets.
 struct Repeat {
     /// Its index in the batch.
     at: usize,

@@ -22,11 +22,15 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
-use parlor_engine::{Entry, LeaveReason, NewEntry, ports::Appended};
+use parlor_engine::{Entry, NewEntry, ports::Appended};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Statement, Value};
 use serde::Serialize;
 
-use crate::{entity::entry, rows::data_text};
+use crate::{
+    amendments::{EditEffect, RedactionEffect, TargetRow, seq_value},
+    entity::entry,
+    rows::{data_text, reason_text},
+};
 
 fn statement(sql: &str, values: impl IntoIterator<Item = String>) -> Statement {
     let values = values.into_iter().map(|v| Value::String(Some(v)));
@@ -41,6 +45,8 @@ fn json(rows: &impl Serialize) -> Result<String, DbErr> {
 /// index, and the second field is a seq or a `back`, as the statement says.
 /// The data travels as its JSON text (a JSON string in the batch), so that
 /// `->>` hands over exactly the text to store, and a JSON `null` is SQL NULL.
+/// The last field, `target_seq`, is only read by the transactional INSERT:
+/// the fast path stores messages, which amend nothing.
 type Row<'a> = (
     &'a str,
     i64,
@@ -51,7 +57,8 @@ type Row<'a> = (
     Option<&'a str>,
     i64,
     Option<String>,
-    Option<&'static str>,
+    Option<&'a str>,
+    Option<i64>,
 );
 
 fn row(e: &NewEntry, seq_or_back: i64) -> Result<Row<'_>, DbErr> {
@@ -65,7 +72,8 @@ fn row(e: &NewEntry, seq_or_back: i64) -> Result<Row<'_>, DbErr> {
         e.body.as_deref(),
         e.created_at.millis(),
         e.data.as_ref().map(data_text).transpose()?,
-        e.reason.map(LeaveReason::as_str),
+        reason_text(e),
+        e.target_seq.map(seq_value),
     ))
 }
 
@@ -83,6 +91,74 @@ pub(crate) async fn stored_texts(
         .await
 }
 
+/// For each amended (room, seq) of `keys`: the room's head and the entry
+/// stored there, if any. A room that is not stored has no row.
+pub(crate) async fn lookup_targets(
+    txn: &impl ConnectionTrait,
+    keys: &[(&str, i64)],
+) -> Result<Vec<TargetRow>, DbErr> {
+    const SQL: &str = "SELECT k.value ->> 0, k.value ->> 1, r.last_seq, e.kind, \
+                coalesce(e.redacted, 0) \
+         FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value ->> 0 \
+         LEFT JOIN parlor_entries e ON e.room_id = k.value ->> 0 AND e.seq = k.value ->> 1";
+    txn.query_all_raw(statement(SQL, [json(&keys)?]))
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(TargetRow {
+                room_id: row.try_get_by_index(0)?,
+                seq: row.try_get_by_index(1)?,
+                head: row.try_get_by_index(2)?,
+                kind: row.try_get_by_index(3)?,
+                redacted: row.try_get_by_index::<i64>(4)? != 0,
+            })
+        })
+        .collect()
+}
+
+/// The `redaction` entries of the messages at `targets` (room, seq).
+pub(crate) async fn redactions_of(
+    txn: &impl ConnectionTrait,
+    targets: &[(&str, i64)],
+) -> Result<Vec<entry::Model>, DbErr> {
+    const SQL: &str = "SELECT e.* FROM jsonb_each(?1) AS t \
+         JOIN parlor_entries e ON e.room_id = t.value ->> 0 \
+           AND e.target_seq = t.value ->> 1 AND e.kind = 'redaction'";
+    entry::Entity::find()
+        .from_raw_sql(statement(SQL, [json(&targets)?]))
+        .all(txn)
+        .await
+}
+
+/// Writes the accepted amendments' effects, edits first, in one call: each
+/// edit's target gets its body, data and `edited_at`; each redacted
+/// message, and every `edit` of it, loses body and data and is marked
+/// redacted.
+pub(crate) async fn apply_amendments(
+    txn: &impl ConnectionTrait,
+    edits: &[EditEffect<'_>],
+    redactions: &[RedactionEffect<'_>],
+) -> Result<(), DbErr> {
+    const SQL: &str = "UPDATE parlor_entries SET body = u.value ->> 2, data = u.value ->> 3, \
+                edited_at = u.value ->> 4 \
+         FROM jsonb_each(?1) AS u \
+         WHERE parlor_entries.room_id = u.value ->> 0 AND parlor_entries.seq = u.value ->> 1; \
+         UPDATE parlor_entries SET body = NULL, data = NULL, redacted = TRUE \
+         FROM jsonb_each(?2) AS t \
+         WHERE parlor_entries.room_id = t.value ->> 0 AND parlor_entries.seq = t.value ->> 1; \
+         UPDATE parlor_entries SET body = NULL, data = NULL, redacted = TRUE \
+         FROM jsonb_each(?2) AS t \
+         WHERE parlor_entries.room_id = t.value ->> 0 AND parlor_entries.kind = 'edit' \
+           AND parlor_entries.target_seq = t.value ->> 1";
+    let edits: Vec<_> = edits
+        .iter()
+        .map(|e| (e.room_id, e.target, e.body, e.data.as_deref(), e.edited_at))
+        .collect();
+    txn.execute_raw(statement(SQL, [json(&edits)?, json(&redactions)?]))
+        .await?;
+    Ok(())
+}
+
 /// Reserves each room's seqs and inserts `entries`, in one call; returns
 /// the rooms' new heads. `per_room` holds each room once with its count of
 /// entries; each entry comes with its `back`: how many entries of its room
@@ -96,10 +172,10 @@ pub(crate) async fn reserve_and_insert<'a>(
          FROM jsonb_each(?1) AS d WHERE parlor_rooms.id = d.value ->> 0 \
          RETURNING id, last_seq; \
          INSERT INTO parlor_entries \
-         (room_id, seq, id, kind, sender, client_id, body, created_at, data, reason) \
+         (room_id, seq, id, kind, sender, client_id, body, created_at, data, reason, target_seq) \
          SELECT r.id, r.last_seq - (e.value ->> 1), e.value ->> 2, e.value ->> 3, \
                 e.value ->> 4, e.value ->> 5, e.value ->> 6, e.value ->> 7, \
-                e.value ->> 8, e.value ->> 9 \
+                e.value ->> 8, e.value ->> 9, e.value ->> 10 \
          FROM jsonb_each(?2) AS e JOIN parlor_rooms r ON r.id = e.value ->> 0";
     let rows = entries
         .map(|(e, back)| row(e, back))

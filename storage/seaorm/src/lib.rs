@@ -8,18 +8,23 @@
 //! (`UNAVAILABLE` for "retry", `INTERNAL` otherwise) whose client-facing text
 //! never contains the database's own.
 //!
-//! Six tables, created by the bundled migrations (besides the cluster's
+//! Seven tables, created by the bundled migrations (besides the cluster's
 //! seat leases, see `leases`):
 //! - `parlor_rooms` — id, capacity, title, owner (NULL for rooms stored
 //!   before rooms had owners), whether it is private, whether it is closed,
-//!   and `last_seq`, the log's head;
+//!   `last_seq`, the log's head, `first_seq`, where retention left its
+//!   start, and the room's own retention, if it has one;
 //! - `parlor_entries` — the room logs, keyed by (room_id, seq), with a unique
-//!   (client_id, sender, room_id) that makes messages idempotent; a
-//!   message's data is stored as its JSON text, a leave's reason as text;
+//!   (client_id, sender, room_id) that makes messages and edits idempotent;
+//!   a message's data is stored as its JSON text, a leave's reason or a
+//!   redaction's note as text; an edit or redaction names its target
+//!   (`target_seq`), an edited message says when (`edited_at`), and a
+//!   redacted one (and its edits) holds no body or data (`redacted`);
 //! - `parlor_members` — open memberships, so a restart can close them;
 //! - `parlor_invites`, `parlor_moderators` — (room_id, user_id) sets of
 //!   stored rooms;
-//! - `parlor_bans` — a ban per (room_id, user_id): until when, and why.
+//! - `parlor_bans` — a ban per (room_id, user_id): until when, and why;
+//! - `parlor_read_markers` — each (room_id, user_id)'s last-read seq.
 //!
 //! A room is created with an INSERT, never an upsert: a duplicate id is
 //! reported as [`CreateOutcome::AlreadyExists`](parlor_engine::ports::CreateOutcome).
@@ -42,11 +47,20 @@
 //! - `rows` — stored rows ↔ engine types;
 //! - `cluster` — the database clock and the live-seat lookup (Postgres SQL
 //!   that both the append and the leases run);
+//! - `amendments` — which edits and redactions of a batch the log takes,
+//!   walked in batch order from one lookup of their targets, and their
+//!   effects on the targets;
 //! - `append_sqlite`, `append_postgres` — each dialect's fixed-SQL batch
-//!   statements; `append_sqlite` also keeps the fast path's known heads;
+//!   statements (amendments' lookups and effects too); `append_sqlite` also
+//!   keeps the fast path's known heads;
 //! - `append` — the whole append: fast path, `BEGIN IMMEDIATE`, retry on a
 //!   unique violation, and `Dialect`, the one switch between the two
 //!   dialects' SQL, chosen once at connect;
+//! - `read_markers` — the monotone upsert of a marker, and read states
+//!   (markers and unread counts) of many rooms in one query;
+//! - `retention` — the rooms that may need pruning, and pruning a room's
+//!   oldest entries in a short transaction (one node at a time on Postgres,
+//!   by an advisory lock);
 //! - `rooms` — the room listing (byte order on both databases), updates,
 //!   closing, and purging a room with everything stored about it;
 //! - `store` — [`SeaOrmStore`]: connecting, migrating, and the `Store` port,
@@ -65,6 +79,7 @@
 //! # drop(engine); Ok(()) }
 //! ```
 
+mod amendments;
 mod append;
 #[cfg(feature = "postgres")]
 mod append_postgres;
@@ -73,6 +88,8 @@ mod cluster;
 mod entity;
 mod leases;
 mod migration;
+mod read_markers;
+mod retention;
 mod rooms;
 mod rows;
 mod store;

@@ -9,8 +9,8 @@ use sea_orm::{
 };
 
 use crate::{
-    entity::{ban, entry, invite, member, moderator, room},
-    rows::to_room,
+    entity::{ban, entry, invite, member, moderator, read_marker, room},
+    rows::{retention_columns, to_room},
 };
 
 /// Above every character a room id may hold ([A-Za-z0-9_-], all ASCII):
@@ -83,6 +83,16 @@ pub(crate) async fn update(
         update = update.col_expr(room::Column::Capacity, Expr::value(capacity as i32));
         changes = true;
     }
+    if let Some(retention) = &patch.retention {
+        // A retention of its own, or none (`own_retention` false): the
+        // three columns change together.
+        let (own, max_entries, max_age_ms) = retention_columns(retention.as_ref());
+        update = update
+            .col_expr(room::Column::OwnRetention, Expr::value(own))
+            .col_expr(room::Column::RetentionMaxEntries, Expr::value(max_entries))
+            .col_expr(room::Column::RetentionMaxAgeMs, Expr::value(max_age_ms));
+        changes = true;
+    }
     let row = if changes {
         // One statement: the row returned is the row written.
         update.exec_with_returning(db).await?.into_iter().next()
@@ -104,8 +114,8 @@ pub(crate) async fn close(db: &DatabaseConnection, id: &RoomId) -> Result<bool, 
 }
 
 /// Deletes room `id` and everything stored about it, in one transaction:
-/// its log, open members, invitations, moderators, bans, cluster seats,
-/// and last its row. False when it is not stored.
+/// its log, open members, invitations, moderators, bans, read markers,
+/// cluster seats, and last its row. False when it is not stored.
 pub(crate) async fn purge(db: &DatabaseConnection, id: &RoomId) -> Result<bool, DbErr> {
     // IMMEDIATE: SQLite's write lock from BEGIN, as the append takes it.
     let options = TransactionOptions {
@@ -142,6 +152,10 @@ pub(crate) async fn purge(db: &DatabaseConnection, id: &RoomId) -> Result<bool, 
         .await?;
     ban::Entity::delete_many()
         .filter(ban::Column::RoomId.eq(room_id))
+        .exec(&txn)
+        .await?;
+    read_marker::Entity::delete_many()
+        .filter(read_marker::Column::RoomId.eq(room_id))
         .exec(&txn)
         .await?;
     // A cluster's seat leases (`leases`) have no entity; the table exists

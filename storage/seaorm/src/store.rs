@@ -4,13 +4,13 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parlor_engine::{
-    Ban, Entry, Error, ErrorKind, NewEntry, Result, RoomId, RoomPatch, SeqRange, StoredRoom,
-    UserId,
-    ports::{Appended, CreateOutcome, Store},
+    Ban, Entry, Error, ErrorKind, NewEntry, ReadState, Result, RoomId, RoomPatch, Seq, SeqRange,
+    StoredRoom, UserId,
+    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store},
 };
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::OnConflict,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::OnConflict,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -18,7 +18,7 @@ use crate::{
     append::{self, Dialect, SeatCheck},
     entity::{ban, entry, invite, member, moderator, room},
     migration::Migrator,
-    rooms,
+    read_markers, retention, rooms,
     rows::{ban_row, invite_row, moderator_row, room_row, to_ban, to_entry, to_member, to_room},
     translate::{is_unique_violation, translate, translate_per_room},
 };
@@ -29,7 +29,10 @@ use crate::{
 /// a committed append survives a crash of the process or the machine. It has a
 /// single writer, so writes get their own pool of one connection — writers
 /// queue there instead of spinning on `SQLITE_BUSY` — while reads use a pool
-/// of their own. Postgres uses one pool for both.
+/// of their own. It runs with `secure_delete`, so that what a redaction
+/// erases (or retention prunes) is overwritten in the database's pages, and
+/// [`SeaOrmStore::checkpoint`] at shutdown leaves no copy in the WAL either.
+/// Postgres uses one pool for both.
 #[derive(Clone)]
 pub struct SeaOrmStore {
     pub(crate) reads: DatabaseConnection,
@@ -103,6 +106,47 @@ impl SeaOrmStore {
         Ok(store)
     }
 
+    /// SQLite: copies the write-ahead log into the database file and
+    /// truncates it to zero bytes (`PRAGMA wal_checkpoint(TRUNCATE)`), so
+    /// that no file of the database holds an older copy of a page — such as
+    /// the body of a message redacted since (docs/contract.md §2, "Edits and
+    /// redactions"). Call it at shutdown, after the engine has flushed its
+    /// appends. Nothing to do on Postgres (its dead row versions last until
+    /// VACUUM).
+    ///
+    /// Errors: `UNAVAILABLE` when a reader kept the log from being
+    /// truncated (a read still running), or the database's error.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend() != DbBackend::Sqlite {
+            return Ok(());
+        }
+        let sql = "PRAGMA wal_checkpoint(TRUNCATE)";
+        let row = self
+            .writes
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .map_err(translate)?;
+        // (busy, frames in the log, frames checkpointed); busy is 1 when
+        // the checkpoint could not finish.
+        let busy: i64 = match row {
+            Some(row) => row.try_get_by_index(0).map_err(translate)?,
+            None => 0,
+        };
+        if busy != 0 {
+            return Err(Error::unavailable(std::io::Error::other(
+                "the WAL checkpoint could not finish: a reader is busy",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Closes the store's connections (its clones' too), waiting for them
+    /// to finish. Optional: dropping the store closes them in the background.
+    pub async fn close(self) -> Result<()> {
+        self.reads.close_by_ref().await.map_err(translate)?;
+        self.writes.close_by_ref().await.map_err(translate)
+    }
+
     /// Whether the database answers (for readiness checks).
     pub async fn ping(&self) -> Result<()> {
         self.reads.ping().await.map_err(translate)
@@ -157,6 +201,10 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
             // the idempotency index) is copied into the database once per
             // checkpoint, so fewer, larger checkpoints copy fewer pages.
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+            // Deleted content is overwritten with zeros: a redaction's
+            // erasure and retention's deletes leave no bytes behind in the
+            // database's pages (docs/contract.md §2).
+            .pragma("secure_delete", "ON")
     });
     Database::connect(options).await.map_err(translate)
 }
@@ -342,6 +390,35 @@ impl Store for SeaOrmStore {
             .await
             .map_err(translate)?;
         Ok(row.map(to_ban))
+    }
+
+    async fn retained_rooms(
+        &self,
+        after: Option<&RoomId>,
+        limit: u32,
+        all: bool,
+    ) -> Result<Vec<StoredRoom>> {
+        retention::retained_rooms(&self.reads, after, limit, all)
+            .await
+            .map_err(translate)
+    }
+
+    async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned> {
+        retention::prune(&self.writes, room, bound, max_rows)
+            .await
+            .map_err(translate)
+    }
+
+    async fn set_read_marker(&self, room: &RoomId, user: &UserId, seq: Seq) -> Result<Seq> {
+        read_markers::set(&self.writes, room, user, seq)
+            .await
+            .map_err(translate_per_room)
+    }
+
+    async fn read_states(&self, user: &UserId, rooms: &[RoomId]) -> Result<Vec<ReadState>> {
+        read_markers::states(&self.reads, user, rooms)
+            .await
+            .map_err(translate)
     }
 
     fn append_lanes(&self) -> usize {

@@ -2,20 +2,25 @@
 //! and down on a SQLite file: entries stay, and so does their uniqueness.
 //! And `m0006` (owners, private rooms, invitations) on a database with rooms
 //! stored before it, and `m0007` (data, leave reasons, closed rooms,
-//! moderators, bans) on one with entries. (Postgres runs them up in every suite that opens it;
+//! moderators, bans) on one with entries, and `m0008` (edits, redactions,
+//! retention, read markers) on one with rooms and entries. (Postgres runs them up in every suite that opens it;
 //! down is not run there, since the suites share one database.) And four
 //! nodes migrating a fresh Postgres database at once.
 
-use parlor_engine::{Ban, ErrorKind, RoomId, SeqRange, Store, UserId};
+use parlor_engine::{
+    Ban, ErrorKind, LeaveReason, Message, NewEntry, Retention, RoomId, RoomPatch, SeqRange, Store,
+    UserId,
+};
 use parlor_seaorm::{Migrator, SeaOrmStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 use sea_orm_migration::MigratorTrait;
 
-/// The idempotency indexes on `parlor_entries`, by name.
+/// The idempotency indexes on `parlor_entries`, by name (not the index of
+/// the amendments' targets, `m0008`).
 async fn indexes(db: &DatabaseConnection) -> Vec<String> {
     let sql = "SELECT name FROM sqlite_master WHERE type = 'index' \
                AND tbl_name = 'parlor_entries' AND name LIKE 'parlor_entries_%' \
-               ORDER BY name";
+               AND name <> 'parlor_entries_targets' ORDER BY name";
     let rows = db
         .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await
@@ -72,8 +77,9 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     );
     send(&db, 2, "b").await.unwrap();
 
-    // Back past m0007, m0006, m0005, m0004 and m0003: the first index again.
-    Migrator::down(&db, Some(5)).await.unwrap();
+    // Back past m0008, m0007, m0006, m0005, m0004 and m0003: the first
+    // index again.
+    Migrator::down(&db, Some(6)).await.unwrap();
     assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "b").await.is_err(), "still unique after down");
@@ -140,9 +146,9 @@ async fn owners_and_invitations_come_to_rooms_stored_before_them() {
     );
     drop(store);
 
-    // Down (past m0007 too): the columns and the table go, the room
-    // stays; up again.
-    Migrator::down(&db, Some(2)).await.unwrap();
+    // Down (past m0008 and m0007 too): the columns and the table go, the
+    // room stays; up again.
+    Migrator::down(&db, Some(3)).await.unwrap();
     assert_eq!(
         columns(&db, "parlor_rooms").await,
         ["id", "capacity", "title", "last_seq", "created_at"]
@@ -159,7 +165,11 @@ async fn owners_and_invitations_come_to_rooms_stored_before_them() {
             "created_at",
             "owner_id",
             "private",
-            "closed"
+            "closed",
+            "first_seq",
+            "own_retention",
+            "retention_max_entries",
+            "retention_max_age_ms"
         ]
     );
     let store = SeaOrmStore::connect(&url).await.unwrap();
@@ -205,8 +215,9 @@ async fn data_closing_and_moderation_come_to_rooms_stored_before_them() {
     assert_eq!(store.ban(&r, &bo).await.unwrap(), Some(ban));
     drop(store);
 
-    // Down: the columns and tables go, the room and its entry stay; up again.
-    Migrator::down(&db, Some(1)).await.unwrap();
+    // Down (past m0008 too): the columns and tables go, the room and its
+    // entry stay; up again.
+    Migrator::down(&db, Some(2)).await.unwrap();
     assert!(
         !columns(&db, "parlor_rooms")
             .await
@@ -222,6 +233,88 @@ async fn data_closing_and_moderation_come_to_rooms_stored_before_them() {
     assert!(!store.room(&r).await.unwrap().expect("stored").closed);
     assert!(!store.is_moderator(&r, &bo).await.unwrap());
     assert_eq!(store.ban(&r, &bo).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn amendments_retention_and_read_markers_come_to_logs_stored_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("parlor.db").display()
+    );
+    let db = Database::connect(&url).await.unwrap();
+
+    // The schema before m0008, with a room holding a text and a leave.
+    Migrator::up(&db, Some(7)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO parlor_rooms (id, capacity, last_seq, created_at) VALUES ('r', 10, 2, 0); \
+         INSERT INTO parlor_entries (room_id, seq, id, kind, sender, client_id, body, created_at) \
+         VALUES ('r', 1, '0190a0a0-0000-7000-8000-000000000001', 'text', 'ann', 'a', 'hi', 0); \
+         INSERT INTO parlor_entries (room_id, seq, id, kind, sender, created_at, reason) \
+         VALUES ('r', 2, '0190a0a0-0000-7000-8000-000000000002', 'leave', 'bob', 0, 'kicked')",
+    )
+    .await
+    .unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    let store = SeaOrmStore::connect(&url).await.unwrap();
+    let r = RoomId::new("r").unwrap();
+    let (ann, bob) = (UserId::new("ann").unwrap(), UserId::new("bob").unwrap());
+    let stored = store.room(&r).await.unwrap().expect("still stored");
+    assert_eq!((stored.first_seq, stored.retention), (1, None));
+    let log = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.target_seq, e.edited_at, e.redacted))
+            .collect::<Vec<_>>(),
+        [(None, None, false), (None, None, false)]
+    );
+    assert_eq!(
+        log[1].reason,
+        Some(LeaveReason::Kicked),
+        "a leave's reason stays one"
+    );
+    let edit = NewEntry::edit(r.clone(), ann.clone(), 1, Some("e"), Message::text("hey"));
+    let redaction = NewEntry::redaction(r.clone(), ann.clone(), 1, Some("oops".into()));
+    let out = store.append(&[edit, redaction]).await.unwrap();
+    assert!(out.iter().all(|o| o.is_new()));
+    assert_eq!(store.set_read_marker(&r, &bob, 4).await.unwrap(), 4);
+    let retention = Retention {
+        max_entries: Some(3),
+        max_age: None,
+    };
+    let patch = RoomPatch {
+        retention: Some(Some(retention)),
+        ..RoomPatch::default()
+    };
+    let room = store.update_room(&r, &patch).await.unwrap().unwrap();
+    assert_eq!(room.retention, Some(retention));
+    drop(store);
+
+    // Down: the columns and the table go, and so do the amendments (the
+    // schema before has no such kind); the room and its entries stay.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(columns(&db, "parlor_read_markers").await.is_empty());
+    let room_columns = columns(&db, "parlor_rooms").await;
+    assert!(
+        !room_columns
+            .iter()
+            .any(|c| c == "first_seq" || c == "own_retention")
+    );
+    assert!(
+        !columns(&db, "parlor_entries")
+            .await
+            .contains(&"redacted".to_owned())
+    );
+    assert_eq!(entries(&db).await, 2);
+    Migrator::up(&db, None).await.unwrap();
+    let store = SeaOrmStore::connect(&url).await.unwrap();
+    let stored = store.room(&r).await.unwrap().expect("stored");
+    assert_eq!((stored.first_seq, stored.retention), (1, None));
+    assert_eq!(
+        store.read_states(&bob, &[r.clone()]).await.unwrap()[0].last_read_seq,
+        0
+    );
 }
 
 /// Nodes of a cluster upgraded together start at once on one Postgres that

@@ -1,7 +1,10 @@
 //! `parlor_rooms`: one row per stored room; `last_seq` is the log's head,
 //! advanced inside each append transaction. `owner_id` is NULL for rooms
 //! stored before rooms had owners; `closed` marks a room closed with its
-//! log kept.
+//! log kept. `first_seq` is the oldest seq retention left; with
+//! `own_retention`, the room keeps its own retention (`retention_max_entries`,
+//! `retention_max_age_ms`, each NULL for no such bound) instead of the
+//! server's.
 
 use sea_orm::entity::prelude::*;
 
@@ -18,6 +21,10 @@ pub struct Model {
     pub owner_id: Option<String>,
     pub private: bool,
     pub closed: bool,
+    pub first_seq: i64,
+    pub own_retention: bool,
+    pub retention_max_entries: Option<i64>,
+    pub retention_max_age_ms: Option<i64>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

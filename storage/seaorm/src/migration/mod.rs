@@ -11,6 +11,7 @@ mod m0004_sqlite_head_trigger;
 mod m0005_client_id_first;
 mod m0006_owners_privacy_invites;
 mod m0007_data_closing_moderation;
+mod m0008_amendments_retention_read_markers;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_client_id_first::Migration),
             Box::new(m0006_owners_privacy_invites::Migration),
             Box::new(m0007_data_closing_moderation::Migration),
+            Box::new(m0008_amendments_retention_read_markers::Migration),
         ]
     }
 
