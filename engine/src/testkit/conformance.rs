@@ -641,7 +641,10 @@ async fn close_keeps_the_log_and_purge_deletes_everything(store: &dyn Store, p: 
     assert!(!store.is_moderator(&r, &user("mo")).await.unwrap());
     assert_eq!(store.ban(&r, &user("bo")).await.unwrap(), None);
     assert_eq!(
-        store.read_states(&user("lu"), &[r.clone()]).await.unwrap(),
+        store
+            .read_states(&user("lu"), std::slice::from_ref(&r))
+            .await
+            .unwrap(),
         vec![ReadState::default()]
     );
     assert!(!store.close_room(&r, true).await.unwrap(), "gone");
@@ -1387,19 +1390,28 @@ async fn read_markers_are_monotone_and_count_what_others_said(store: &dyn Store,
         unread,
     };
     assert_eq!(
-        store.read_states(&ann, &[r.clone()]).await.unwrap(),
+        store
+            .read_states(&ann, std::slice::from_ref(&r))
+            .await
+            .unwrap(),
         vec![state(0, 3)],
         "others' text and system entries, unredacted (2, 4, 5)"
     );
     assert_eq!(
-        store.read_states(&bob, &[r.clone()]).await.unwrap(),
+        store
+            .read_states(&bob, std::slice::from_ref(&r))
+            .await
+            .unwrap(),
         vec![state(0, 3)],
         "(1, 4, 10)"
     );
 
     assert_eq!(store.set_read_marker(&r, &ann, 4).await.unwrap(), 4);
     assert_eq!(
-        store.read_states(&ann, &[r.clone()]).await.unwrap(),
+        store
+            .read_states(&ann, std::slice::from_ref(&r))
+            .await
+            .unwrap(),
         vec![state(4, 1)]
     );
     assert_eq!(
@@ -1410,7 +1422,10 @@ async fn read_markers_are_monotone_and_count_what_others_said(store: &dyn Store,
     assert_eq!(store.set_read_marker(&r, &ann, 4).await.unwrap(), 4);
     assert_eq!(store.set_read_marker(&r, &ann, 10).await.unwrap(), 10);
     assert_eq!(
-        store.read_states(&bob, &[r.clone()]).await.unwrap(),
+        store
+            .read_states(&bob, std::slice::from_ref(&r))
+            .await
+            .unwrap(),
         vec![state(0, 3)],
         "per user"
     );

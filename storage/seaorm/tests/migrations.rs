@@ -312,7 +312,11 @@ async fn amendments_retention_and_read_markers_come_to_logs_stored_before_them()
     let stored = store.room(&r).await.unwrap().expect("stored");
     assert_eq!((stored.first_seq, stored.retention), (1, None));
     assert_eq!(
-        store.read_states(&bob, &[r.clone()]).await.unwrap()[0].last_read_seq,
+        store
+            .read_states(&bob, std::slice::from_ref(&r))
+            .await
+            .unwrap()[0]
+            .last_read_seq,
         0
     );
 }
