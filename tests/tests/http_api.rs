@@ -185,7 +185,9 @@ async fn validation_and_room_lifecycle() {
     assert_eq!(status, 200);
     assert_eq!(
         v,
-        json!({"room_id": "lobby", "title": null, "capacity": 1, "occupancy": 1, "last_seq": 1, "private": false, "closed": false})
+        json!({"room_id": "lobby", "title": null, "capacity": 1, "occupancy": 1, "last_seq": 1,
+            "first_seq": 1, "retention": null, "private": false, "closed": false,
+            "last_read_seq": 0, "unread": 0})
     );
     let (status, v) = reserve(ann, "lobby", json!({})).await;
     assert_eq!((status, code(&v)), (409, "ROOM_FULL"));

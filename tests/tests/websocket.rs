@@ -129,7 +129,8 @@ async fn send_ack_order_and_duplicates() {
     let joined = join_raw(&server, &mut ann, "ann", "talk", None).await;
     assert_eq!(
         joined,
-        json!({"type": "joined", "room_id": "talk", "capacity": 5, "occupancy": 1, "last_seq": 1, "members": ["ann"]})
+        json!({"type": "joined", "room_id": "talk", "capacity": 5, "occupancy": 1, "last_seq": 1,
+            "first_seq": 1, "resumed": true, "members": ["ann"]})
     );
     let mut bob = server.raw_as("bob").await;
     let joined = join_raw(&server, &mut bob, "bob", "talk", None).await;

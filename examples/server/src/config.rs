@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use parlor_auth::JwtRules;
+use parlor_engine::Retention;
 
 /// Parlor's reference server.
 #[derive(Debug, Clone, Parser)]
@@ -99,6 +100,33 @@ pub struct Config {
     /// Largest room capacity.
     #[arg(long, env = "PARLOR_MAX_CAPACITY", default_value_t = 10_000)]
     pub max_capacity: u32,
+
+    /// Retention: keep each room's newest N entries (at least 1); older
+    /// ones are pruned. Without it (and without `--retention-max-age`)
+    /// every entry is kept. A room's own retention (`PATCH
+    /// /v1/rooms/{id}`) replaces this one.
+    #[arg(long, env = "PARLOR_RETENTION_MAX_ENTRIES", value_name = "N")]
+    pub retention_max_entries: Option<u64>,
+
+    /// Retention: keep the entries younger than this (`30d`, `12h`, `90s`;
+    /// at least 1s); older ones are pruned. With `--retention-max-entries`
+    /// too, an entry goes when either bound lets it go.
+    #[arg(long, env = "PARLOR_RETENTION_MAX_AGE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retention_max_age: Option<Duration>,
+
+    /// How often the pruner looks for rooms over their retention.
+    #[arg(long, env = "PARLOR_RETENTION_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retention_interval: Duration,
+
+    /// The most entries one prune transaction deletes: appends to the room
+    /// wait at most one batch.
+    #[arg(
+        long,
+        env = "PARLOR_PRUNE_BATCH",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
+    pub prune_batch: u32,
 
     /// An origin allowed to call the API and open sockets from a browser
     /// page, with CORS (repeatable; `*`: any). The server's own origin is
@@ -271,6 +299,29 @@ impl Config {
 }
 
 impl Config {
+    /// The server's retention from the flags, or why it cannot work
+    /// (`--retention-max-entries 0`, a `--retention-max-age` under 1s, a
+    /// zero `--retention-interval` or `--prune-batch`).
+    pub(crate) fn retention(&self) -> Result<Retention, String> {
+        let retention = Retention {
+            max_entries: self.retention_max_entries,
+            max_age: self.retention_max_age,
+        };
+        retention.validate().map_err(|_| {
+            "--retention-max-entries must be at least 1 and --retention-max-age at least 1s"
+                .to_owned()
+        })?;
+        if self.retention_interval.is_zero() {
+            return Err("--retention-interval must be above zero (default 5s)".into());
+        }
+        if self.prune_batch == 0 {
+            return Err("--prune-batch must be at least 1 (default 1000)".into());
+        }
+        Ok(retention)
+    }
+}
+
+impl Config {
     /// Why the heartbeat flags cannot work, if they cannot: a zero
     /// `--ping-timeout` would close every socket whose pong is a moment
     /// late, and a zero interval would ping without pause.
@@ -432,6 +483,62 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.allowed_origins, vec!["https://a", "https://b"]);
+    }
+
+    #[test]
+    fn retention_keeps_everything_unless_told() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            Config::from_args(all).unwrap()
+        };
+        let c = parse(&[]);
+        assert!(c.retention().unwrap().keeps_everything());
+        assert_eq!(
+            (c.retention_interval, c.prune_batch),
+            (Duration::from_secs(5), 1000)
+        );
+        let c = parse(&[
+            "--retention-max-entries",
+            "500",
+            "--retention-max-age",
+            "30d",
+            "--retention-interval",
+            "250ms",
+            "--prune-batch",
+            "50",
+        ]);
+        assert_eq!(
+            c.retention().unwrap(),
+            Retention {
+                max_entries: Some(500),
+                max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            }
+        );
+        assert_eq!(
+            (c.retention_interval, c.prune_batch),
+            (Duration::from_millis(250), 50)
+        );
+        assert_eq!(
+            parse(&["--retention-max-age", "12h 30m"]).retention_max_age,
+            Some(Duration::from_secs(12 * 3600 + 30 * 60))
+        );
+        for bad in [
+            &["--retention-max-entries", "0"][..],
+            &["--retention-max-age", "500ms"],
+            &["--retention-interval", "0s"],
+            &["--prune-batch", "0"],
+        ] {
+            assert!(parse(bad).retention().is_err(), "{bad:?}");
+        }
+        for unparsable in [
+            &["--retention-max-age", "soon"][..],
+            &["--retention-max-entries", "-1"],
+        ] {
+            let mut all = vec!["x"];
+            all.extend_from_slice(unparsable);
+            assert!(Config::from_args(all).is_err(), "{unparsable:?}");
+        }
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub async fn serve(
     let cluster = config.cluster().map_err(StartError::Config)?;
     config.check_heartbeat().map_err(StartError::Config)?;
     config.check_authorization().map_err(StartError::Config)?;
+    let retention = config.retention().map_err(StartError::Config)?;
     tracing::info!(database = %config::redacted(&config.database_url), "opening storage");
     let mut store = SeaOrmStore::open(&config.database_url)
         .await
@@ -217,7 +218,13 @@ pub async fn serve(
             config.reservation_burst,
         ))
         .create_rate(RateLimit::new(config.create_rate, config.create_burst))
-        .max_pending_rooms(config.max_pending_rooms);
+        .max_pending_rooms(config.max_pending_rooms)
+        .retention(retention)
+        .retention_interval(config.retention_interval)
+        .prune_batch(config.prune_batch);
+    if !retention.keeps_everything() {
+        tracing::info!(?retention, every = ?config.retention_interval, "retention");
+    }
     let policy = room_policy(&config)?;
     let engine = match cluster {
         None => {

@@ -10,7 +10,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /sse/v1/rooms/{room}/events?after_seq=&capacity=&title=&private=` | `text/event-stream`: `joined`, then `entry` events with `id: <seq>` |
+//! | `GET /sse/v1/rooms/{room}/events?after_seq=&capacity=&title=&private=` | `text/event-stream`: `joined`, then `entry` events with `id: <seq>` and `receipt` events |
 //! | `POST /sse/v1/rooms/{room}/messages` `{"client_id", "body"}` | 201 entry |
 //! | `POST /sse/v1/rooms/{room}/leave` | 204 |
 //!
@@ -21,6 +21,16 @@
 //! and no duplicate. A dropped stream sends the seat to grace; `leave` frees
 //! it. Tokens go in `Authorization: Bearer …`, or in `access_token=` for
 //! `EventSource`, which cannot set headers.
+//!
+//! The events (their data are the JSON shapes of docs/contract.md):
+//!
+//! | event | data |
+//! |---|---|
+//! | `joined` | `{"room_id", "capacity", "occupancy", "last_seq", "first_seq", "resumed", "members"}`; `resumed` is false when retention pruned entries after the resume point (the stream goes on from `first_seq`) |
+//! | `entry` (with `id: <seq>`) | an entry (docs/contract.md §3): messages, joins, leaves, edits, redactions |
+//! | `receipt` (no `id`) | `{"room_id", "user_id", "seq", "at"}`: another member marked the room read |
+//! | `left` | `{}`, or `{"reason": "kicked" \| "room_closed"}`; the stream ends |
+//! | `error` | `{"error": {"code", "message"}}`, e.g. `HISTORY_PRUNED` when retention overtook the stream; the stream ends (the seat goes to grace) and a reconnect with `Last-Event-ID` resumes |
 //!
 //! Run with: `cargo run -p parlor-sse`, then
 //! `curl -N 'localhost:8090/sse/v1/rooms/lobby/events?capacity=10' -H 'Authorization: Bearer dev:alice'`.

@@ -72,11 +72,17 @@ impl Server {
 
     /// With a `ping_interval` of the transport's when given.
     async fn start_with(ping_interval: Option<Duration>) -> Server {
+        Server::start_configured(ping_interval, EngineConfig::default()).await
+    }
+
+    /// With a `ping_interval` of the transport's when given, and the
+    /// engine's `config`.
+    async fn start_configured(ping_interval: Option<Duration>, config: EngineConfig) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("sse.db").display());
         let store = SeaOrmStore::open(&url).await.unwrap();
         let engine = Engine::builder(Arc::new(store))
-            .config(EngineConfig::default())
+            .config(config)
             .start()
             .await
             .unwrap();
@@ -385,4 +391,153 @@ async fn system_entries_reach_sse_members_and_a_kick_says_why() {
         (left.event.as_str(), &left.data),
         ("left", &json!({"reason": "kicked"}))
     );
+}
+
+/// docs/contract.md §2 "Read markers" and "Retention" on SSE: `joined`
+/// says where the log starts and that it resumed; another member's read
+/// marker arrives as a `receipt` event without an `id` (the resume point
+/// stays the last entry's seq), never to the reader themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_carries_first_seq_and_resumed_and_receipts_reach_the_others() {
+    let server = Server::start().await;
+    let mut ann = server.stream("ann", "?capacity=4", None).await;
+    let joined = ann.next().await;
+    assert_eq!(joined.event, "joined");
+    assert_eq!(
+        (&joined.data["first_seq"], &joined.data["resumed"]),
+        (&json!(1), &json!(true)),
+        "{:?}",
+        joined.data
+    );
+    let mut bob = server.stream("bob", "", None).await;
+    assert_eq!(bob.next().await.event, "joined");
+    let (status, sent) = server.send("ann", "a1", "read me").await;
+    assert_eq!(status, 201);
+    let seq = sent["seq"].as_u64().unwrap();
+    // ann sees bob's join and her text; bob his join and her text.
+    for reader in [&mut ann, &mut bob] {
+        loop {
+            let e = reader.next().await;
+            if e.data["seq"] == seq {
+                break;
+            }
+        }
+    }
+    let read = server
+        .engine
+        .mark_read(
+            &Principal::new(UserId::new("bob").unwrap()),
+            &RoomId::new("talk").unwrap(),
+            seq,
+        )
+        .await
+        .unwrap();
+    assert_eq!((read.last_read_seq, read.unread), (seq, 0));
+    let receipt = ann.next().await;
+    assert_eq!(receipt.event, "receipt");
+    assert_eq!(receipt.id, None, "a receipt does not move Last-Event-ID");
+    assert_eq!(receipt.data["room_id"], "talk");
+    assert_eq!(receipt.data["user_id"], "bob");
+    assert_eq!(receipt.data["seq"], seq);
+    assert!(receipt.data["at"].is_string());
+    // bob's own stream: the next thing he gets is the next entry.
+    let (status, _) = server.send("ann", "a2", "after").await;
+    assert_eq!(status, 201);
+    let next = bob.next().await;
+    assert_eq!(
+        (next.event.as_str(), &next.data["body"]),
+        ("entry", &json!("after"))
+    );
+}
+
+/// A stream that retention overtook ends with an `error` event coded
+/// `HISTORY_PRUNED`, then the end; reconnecting with `Last-Event-ID` gets
+/// `"resumed": false` and the log from `first_seq`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_overtaken_by_retention_ends_with_an_error_event() {
+    // Large messages, so that the backlog fills the socket's buffers while
+    // the reader pauses; the pruner runs when the test says.
+    const BODY: usize = 60_000;
+    let config = EngineConfig::default()
+        .max_message_bytes(BODY)
+        .reconnect_grace(Duration::from_secs(120))
+        .retention_interval(Duration::from_secs(3600));
+    let server = Server::start_configured(None, config).await;
+    let mut first = server.stream("ann", "?capacity=4", None).await;
+    let joined = first.next().await;
+    let start = joined.data["last_seq"].as_u64().unwrap();
+    // ann's seat waits in grace while a service fills the room.
+    drop(first);
+    let ann = Principal::new(UserId::new("ann").unwrap());
+    let billing = Principal::service(UserId::new("billing").unwrap());
+    let talk = RoomId::new("talk").unwrap();
+    let body = "x".repeat(BODY);
+    let mut last = 0;
+    for i in 0..600 {
+        last = server
+            .engine
+            .submit(
+                &billing,
+                &talk,
+                &format!("s{i}"),
+                Message::text(body.clone()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .seq;
+    }
+    // Resume from the join: a 36 MB backlog, read from storage in pages.
+    let mut reader = server.stream("ann", "", Some(start)).await;
+    let joined = reader.next().await;
+    assert_eq!(joined.data["resumed"], true, "{:?}", joined.data);
+    // While the reader pauses, the room keeps only its newest 10 entries.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let update = parlor_engine::RoomPatch {
+        retention: Some(Some(parlor_engine::Retention {
+            max_entries: Some(10),
+            max_age: None,
+        })),
+        ..Default::default()
+    };
+    server
+        .engine
+        .update_room(&ann, &talk, &update)
+        .await
+        .unwrap();
+    assert!(server.engine.prune_now().await.unwrap() > 0);
+    let mut seen = start;
+    let ended = loop {
+        let e = reader.next().await;
+        if e.event != "entry" {
+            break e;
+        }
+        let seq = e.data["seq"].as_u64().unwrap();
+        assert_eq!(seq, seen + 1, "in order, no gap");
+        seen = seq;
+    };
+    assert_eq!(ended.event, "error", "{:?}", ended.data);
+    assert_eq!(ended.data["error"]["code"], "HISTORY_PRUNED");
+    assert!(seen < last - 10, "cut short at {seen}");
+    // Then the stream ends.
+    let rest = tokio::time::timeout(Duration::from_secs(10), reader.bytes.next())
+        .await
+        .expect("the stream ends");
+    assert!(
+        rest.is_none_or(|chunk| chunk.is_err()),
+        "nothing after the error: {:?}",
+        reader.buffer
+    );
+
+    let mut again = server.stream("ann", "", Some(seen)).await;
+    let joined = again.next().await;
+    assert_eq!(
+        (&joined.data["resumed"], &joined.data["first_seq"]),
+        (&json!(false), &json!(last - 9)),
+        "{:?}",
+        joined.data
+    );
+    let next = again.next().await;
+    assert_eq!(next.id.as_deref(), Some((last - 9).to_string().as_str()));
 }

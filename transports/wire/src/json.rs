@@ -8,7 +8,8 @@
 //! event data.
 
 use parlor_engine::{
-    Data, Entry, Error, ErrorKind, Joined, Member, Reservation, RoomInfo, RoomPage,
+    Data, Entry, Error, ErrorKind, HistoryPage, Joined, Member, Notice, NoticeKind, ReadState,
+    Reservation, Retention, RoomId, RoomInfo, RoomPage, UserId,
 };
 use serde::Serialize;
 use utoipa::{
@@ -17,14 +18,20 @@ use utoipa::{
 };
 
 /// A log entry (docs/contract.md §3): `{"room_id", "seq", "id", "kind",
-/// "sender", "client_id", "body", "data"?, "reason"?, "created_at"}`.
+/// "sender", "client_id", "body", "data"?, "target_seq"?, "reason"?,
+/// "edited_at"?, "redacted"?, "created_at"}`.
 ///
 /// `id` is the entry's UUID as hyphenated text; `kind` is `text`, `join`,
-/// `leave` or `system`; `client_id` and `body` are null for `join` and
-/// `leave` (`body` may be null on `system`); `data`, the app's JSON object,
-/// is present only when the message carries one; `reason` only on a
-/// `leave` that took a seat away (`kicked`, `room_closed`); `created_at` is
-/// the server's clock, RFC 3339 in UTC with milliseconds
+/// `leave`, `system`, `edit` or `redaction`; `client_id` and `body` are
+/// null for `join` and `leave` (`body` may be null on a message sent with
+/// `data` alone, and is null on a redacted message and on a `redaction`);
+/// `data`, the app's JSON object, is present only when the message (or the
+/// `edit`) carries one; `target_seq` only on an `edit` or a `redaction`
+/// (the entry it changes); `reason` on a `leave` that took a seat away
+/// (`kicked`, `room_closed`) and on a `redaction` given a note; `edited_at`
+/// only on an edited message (the latest edit's time); `redacted` only when
+/// true, on a redacted message and its `edit` entries. Times are the
+/// server's clock, RFC 3339 in UTC with milliseconds
 /// (`2026-11-21T23:25:28.781Z`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Entry)]
@@ -38,35 +45,47 @@ pub struct EntryJson<'a> {
     kind: &'static str,
     #[schema(pattern = "^[A-Za-z0-9_.@-]{1,64}$")]
     sender: &'a str,
-    /// The sender's `client_id`; null for `join` and `leave`.
+    /// The sender's `client_id`; null for `join`, `leave` and `redaction`.
     #[schema(required = true)]
     client_id: Option<&'a str>,
-    /// The text; null for `join` and `leave`.
+    /// The text; null for `join`, `leave`, `redaction`, a redacted message
+    /// and a message sent with `data` alone.
     #[schema(required = true)]
     body: Option<&'a str>,
     /// The app's JSON object; present only when the message carries one.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>, required = false)]
     data: Option<&'a Data>,
-    /// Why a `leave` took the seat away; present only then.
+    /// The seq of the message an `edit` or a `redaction` changes; present
+    /// only on those.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = leave_reason_schema, required = false)]
-    reason: Option<&'static str>,
+    #[schema(required = false)]
+    target_seq: Option<u64>,
+    /// On a `leave` that took the seat away: `kicked` or `room_closed`; on
+    /// a `redaction`: the redactor's note (at most 500 characters), when
+    /// given. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    reason: Option<&'a str>,
+    /// When the message was last edited (its body and data are that
+    /// edit's); present only on an edited message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, required = false)]
+    edited_at: Option<String>,
+    /// True on a redacted message and on its `edit` entries, whose body and
+    /// data were erased; present only then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    redacted: bool,
     #[schema(format = DateTime)]
     created_at: String,
 }
 
-/// `kind`'s schema: the contract's three kinds.
+/// `kind`'s schema: the contract's six kinds.
 fn entry_kind_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(["text", "join", "leave", "system"]))
-}
-
-fn leave_reason_schema() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(["kicked", "room_closed"]))
+        .enum_values(Some(parlor_engine::EntryKind::ALL.map(|k| k.as_str())))
 }
 
 impl<'a> From<&'a Entry> for EntryJson<'a> {
@@ -80,22 +99,34 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
             client_id: e.client_id.as_deref(),
             body: e.body.as_deref(),
             data: e.data.as_ref(),
-            reason: e.reason.map(|r| r.as_str()),
+            target_seq: e.target_seq,
+            // One key for both: a leave's reason, a redaction's note.
+            reason: e
+                .reason
+                .map(|r| r.as_str())
+                .or(e.redaction_reason.as_deref()),
+            edited_at: e.edited_at.map(|t| t.to_string()),
+            redacted: e.redacted,
             created_at: e.created_at.to_string(),
         }
     }
 }
 
 /// The facts of a commit (docs/contract.md §5 `joined`):
-/// `{"room_id", "capacity", "occupancy", "last_seq", "members"}`, with
-/// `members` sorted (users whose seats are joined or in grace) and
-/// `last_seq` counting the commit's own `join` entry.
+/// `{"room_id", "capacity", "occupancy", "last_seq", "first_seq",
+/// "resumed", "members"}`, with `members` sorted (users whose seats are
+/// joined or in grace), `last_seq` counting the commit's own `join` entry,
+/// `first_seq` the oldest seq the room still stores, and `resumed` false
+/// when retention pruned entries after the asked-for `after_seq` (the
+/// stream then starts at `first_seq`; docs/contract.md §2, "Retention").
 #[derive(Debug, Clone, Serialize)]
 pub struct JoinedJson<'a> {
     room_id: &'a str,
     capacity: u32,
     occupancy: u32,
     last_seq: u64,
+    first_seq: u64,
+    resumed: bool,
     members: Vec<&'a str>,
 }
 
@@ -106,6 +137,8 @@ impl<'a> From<&'a Joined> for JoinedJson<'a> {
             capacity: j.capacity,
             occupancy: j.occupancy,
             last_seq: j.last_seq,
+            first_seq: j.first_seq,
+            resumed: j.resumed,
             members: j.members.iter().map(|m| m.as_str()).collect(),
         }
     }
@@ -135,8 +168,10 @@ impl<'a> From<&'a Reservation> for ReservationJson<'a> {
 }
 
 /// A stored room (docs/contract.md §4, `GET /v1/rooms/{room_id}`):
-/// `{"room_id", "title", "capacity", "occupancy", "last_seq", "private",
-/// "closed"}`, `title` null when the room has none.
+/// `{"room_id", "title", "capacity", "occupancy", "last_seq", "first_seq",
+/// "retention", "private", "closed"}` and, for a user (not a service),
+/// `"last_read_seq", "unread"`. `title` is null when the room has none,
+/// `retention` when the server's applies.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Room)]
 pub struct RoomJson<'a> {
@@ -148,8 +183,50 @@ pub struct RoomJson<'a> {
     capacity: u32,
     occupancy: u32,
     last_seq: u64,
+    /// The oldest seq still stored (retention prunes below it); `last_seq
+    /// + 1` when none is.
+    first_seq: u64,
+    /// The room's own retention; null when the server's applies.
+    #[schema(required = true)]
+    retention: Option<RetentionJson>,
     private: bool,
     closed: bool,
+    /// The caller's read marker (0: never marked); present for a user, not
+    /// for a service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    last_read_seq: Option<u64>,
+    /// Stored `text` and `system` entries after the marker that others
+    /// sent and that are not redacted; present with `last_read_seq`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    unread: Option<u64>,
+}
+
+/// A room's own retention (docs/contract.md §2, "Retention"):
+/// `{"max_entries", "max_age"}`, each null when it sets no bound;
+/// `max_age` as humantime prints it (`"30days"`, `"12h 30m"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Retention)]
+pub struct RetentionJson {
+    /// Keep at most this many newest entries; null: no bound.
+    #[schema(required = true, minimum = 1, maximum = 9223372036854775807i64)]
+    max_entries: Option<u64>,
+    /// Keep entries younger than this (a humantime duration, at least 1 s);
+    /// null: no bound.
+    #[schema(required = true)]
+    max_age: Option<String>,
+}
+
+impl From<&Retention> for RetentionJson {
+    fn from(r: &Retention) -> Self {
+        RetentionJson {
+            max_entries: r.max_entries,
+            max_age: r
+                .max_age
+                .map(|age| humantime::format_duration(age).to_string()),
+        }
+    }
 }
 
 /// A page of the room listing (docs/contract.md §4, `GET /v1/rooms`):
@@ -225,24 +302,115 @@ impl<'a> From<&'a RoomInfo> for RoomJson<'a> {
             capacity: r.capacity,
             occupancy: r.occupancy,
             last_seq: r.last_seq,
+            first_seq: r.first_seq,
+            retention: r.retention.as_ref().map(RetentionJson::from),
             private: r.private,
             closed: r.closed,
+            last_read_seq: r.read.map(|read| read.last_read_seq),
+            unread: r.read.map(|read| read.unread),
         }
     }
 }
 
 /// A page of history (docs/contract.md §4, `GET …/messages`):
-/// `{"messages": [entry, …]}`, in the order given (ascending by seq).
+/// `{"messages": [entry, …], "first_seq"}`, the entries ascending by seq
+/// and `first_seq` the oldest seq the room still stores (entries below it
+/// were pruned; docs/contract.md §2, "Retention").
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Messages)]
 pub struct MessagesJson<'a> {
     messages: Vec<EntryJson<'a>>,
+    /// The oldest seq still stored; `last_seq + 1` when none is.
+    first_seq: u64,
 }
 
-impl<'a> From<&'a [Entry]> for MessagesJson<'a> {
-    fn from(entries: &'a [Entry]) -> Self {
+impl<'a> From<&'a HistoryPage> for MessagesJson<'a> {
+    fn from(page: &'a HistoryPage) -> Self {
         MessagesJson {
-            messages: entries.iter().map(EntryJson::from).collect(),
+            messages: page.entries.iter().map(EntryJson::from).collect(),
+            first_seq: page.first_seq,
+        }
+    }
+}
+
+/// A user's read state in a room (docs/contract.md §2, "Read markers"):
+/// `{"room_id", "last_read_seq", "unread"}`, the answer to `PUT
+/// …/read` and, behind `"type":"read_state"`, to the raw WebSocket's
+/// `read`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReadState)]
+pub struct ReadStateJson<'a> {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    room_id: &'a str,
+    /// The seq marked read last; 0 before any marker.
+    last_read_seq: u64,
+    /// Stored `text` and `system` entries after it that others sent and
+    /// that are not redacted.
+    unread: u64,
+}
+
+impl<'a> ReadStateJson<'a> {
+    /// `state` of the caller in `room_id`.
+    pub fn new(room_id: &'a RoomId, state: &ReadState) -> Self {
+        ReadStateJson {
+            room_id: room_id.as_str(),
+            last_read_seq: state.last_read_seq,
+            unread: state.unread,
+        }
+    }
+}
+
+/// One user's read marker as a service reads it (docs/contract.md §4,
+/// `GET …/read/{user_id}`): `{"user_id", "last_read_seq", "unread"}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReadMarker)]
+pub struct ReadMarkerJson<'a> {
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,64}$")]
+    user_id: &'a str,
+    /// The seq the user marked read last; 0 before any marker.
+    last_read_seq: u64,
+    /// Stored `text` and `system` entries after it that others sent and
+    /// that are not redacted.
+    unread: u64,
+}
+
+impl<'a> ReadMarkerJson<'a> {
+    /// `user`'s `state`.
+    pub fn new(user: &'a UserId, state: &ReadState) -> Self {
+        ReadMarkerJson {
+            user_id: user.as_str(),
+            last_read_seq: state.last_read_seq,
+            unread: state.unread,
+        }
+    }
+}
+
+/// A read receipt (docs/contract.md §2, "Read markers"): `{"room_id",
+/// "user_id", "seq", "at"}` — another member marked the room read up to
+/// `seq`, at `at` (RFC 3339, UTC, ms). Not a log entry: no seq of its own,
+/// not in history, not replayed on resume. The raw WebSocket sends it
+/// behind `"type":"receipt"`, SSE as the data of a `receipt` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptJson<'a> {
+    room_id: &'a str,
+    user_id: &'a str,
+    seq: u64,
+    at: String,
+}
+
+impl<'a> ReceiptJson<'a> {
+    /// The receipt a notice carries; `None` for a notice of another kind
+    /// (a transport skips what it does not know).
+    pub fn from_notice(notice: &'a Notice) -> Option<Self> {
+        match notice.kind {
+            NoticeKind::Receipt { seq } => Some(ReceiptJson {
+                room_id: notice.room_id.as_str(),
+                user_id: notice.sender.as_str(),
+                seq,
+                at: notice.at.to_string(),
+            }),
+            // `NoticeKind` is non-exhaustive: a later kind is not a receipt.
+            _ => None,
         }
     }
 }
@@ -361,9 +529,74 @@ mod tests {
         let json = serde_json::to_value(EntryJson::from(&leave)).unwrap();
         assert_eq!(json["kind"], "leave");
         assert!(json["client_id"].is_null() && json["body"].is_null());
-        let page = [e, leave];
-        let page = serde_json::to_value(MessagesJson::from(&page[..])).unwrap();
+        let page = HistoryPage {
+            entries: vec![e, leave],
+            first_seq: 3,
+        };
+        let page = serde_json::to_value(MessagesJson::from(&page)).unwrap();
         assert_eq!(page["messages"][1]["seq"], 8);
+        assert_eq!(page["first_seq"], 3);
+    }
+
+    /// An edit, a redaction and the messages they changed carry the new
+    /// fields, each only where it applies; a leave's reason and a
+    /// redaction's note share `reason`.
+    #[test]
+    fn amendments_and_their_targets() {
+        let room = RoomId::new("lobby").unwrap();
+        let ann = UserId::new("ann").unwrap();
+        let mut edit = NewEntry::edit(
+            room.clone(),
+            ann.clone(),
+            7,
+            Some("e-1"),
+            parlor_engine::Message::text("hi!"),
+        )
+        .at(9);
+        edit.created_at = Timestamp(1_700_000_000_123);
+        let json = serde_json::to_value(EntryJson::from(&edit)).unwrap();
+        assert_eq!(json["kind"], "edit");
+        assert_eq!(json["target_seq"], 7);
+        assert_eq!(json["body"], "hi!");
+        assert_eq!(json["client_id"], "e-1");
+        for absent in ["reason", "edited_at", "redacted", "data"] {
+            assert!(json.get(absent).is_none(), "{absent} in {json}");
+        }
+
+        let mut target = entry();
+        target.body = Some("hi!".into());
+        target.edited_at = Some(edit.created_at);
+        let json = serde_json::to_value(EntryJson::from(&target)).unwrap();
+        assert_eq!(json["edited_at"], "2023-11-14T22:13:20.123Z");
+        assert!(json.get("target_seq").is_none() && json.get("redacted").is_none());
+
+        let redaction =
+            NewEntry::redaction(room.clone(), ann.clone(), 7, Some("oops".into())).at(10);
+        let json = serde_json::to_value(EntryJson::from(&redaction)).unwrap();
+        assert_eq!(
+            (&json["kind"], &json["target_seq"], &json["reason"]),
+            (
+                &serde_json::json!("redaction"),
+                &serde_json::json!(7),
+                &serde_json::json!("oops")
+            )
+        );
+        assert!(json["client_id"].is_null() && json["body"].is_null());
+
+        let mut erased = entry();
+        erased.body = None;
+        erased.redacted = true;
+        let json = serde_json::to_value(EntryJson::from(&erased)).unwrap();
+        assert_eq!(json["redacted"], true);
+        assert!(json["body"].is_null() && json.get("data").is_none());
+
+        let kicked = NewEntry::membership(room, ann, parlor_engine::EntryKind::Leave)
+            .because(parlor_engine::LeaveReason::Kicked)
+            .at(11);
+        assert_eq!(
+            serde_json::to_value(EntryJson::from(&kicked)).unwrap()["reason"],
+            "kicked"
+        );
     }
 
     #[test]
@@ -374,12 +607,14 @@ mod tests {
             occupancy: 2,
             last_seq: 15,
             members: vec![UserId::new("alice").unwrap(), UserId::new("bob").unwrap()],
+            first_seq: 4,
+            resumed: false,
         };
         assert_eq!(
             to_text(&JoinedJson::from(&joined)),
-            r#"{"room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"members":["alice","bob"]}"#
+            r#"{"room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"first_seq":4,"resumed":false,"members":["alice","bob"]}"#
         );
-        let room = RoomInfo {
+        let mut room = RoomInfo {
             room_id: RoomId::new("lobby").unwrap(),
             title: None,
             capacity: 10,
@@ -387,10 +622,35 @@ mod tests {
             last_seq: 3,
             private: false,
             closed: true,
+            first_seq: 1,
+            retention: None,
+            read: None,
         };
+        // A service's view: no read state.
         assert_eq!(
             to_text(&RoomJson::from(&room)),
-            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3,"private":false,"closed":true}"#
+            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3,"first_seq":1,"retention":null,"private":false,"closed":true}"#
+        );
+        // A user's, with the room's own retention.
+        room.retention = Some(Retention {
+            max_entries: Some(500),
+            max_age: Some(std::time::Duration::from_secs(30 * 24 * 3600)),
+        });
+        room.read = Some(ReadState {
+            last_read_seq: 2,
+            unread: 1,
+        });
+        assert_eq!(
+            to_text(&RoomJson::from(&room)),
+            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3,"first_seq":1,"retention":{"max_entries":500,"max_age":"30days"},"private":false,"closed":true,"last_read_seq":2,"unread":1}"#
+        );
+        room.retention = Some(Retention {
+            max_entries: None,
+            max_age: Some(std::time::Duration::from_secs(12 * 3600 + 30 * 60)),
+        });
+        assert_eq!(
+            serde_json::to_value(RoomJson::from(&room)).unwrap()["retention"],
+            serde_json::json!({"max_entries": null, "max_age": "12h 30m"})
         );
         let reservation = Reservation {
             ticket: "t".into(),
@@ -400,6 +660,34 @@ mod tests {
         assert_eq!(
             to_text(&ReservationJson::from(&reservation)),
             r#"{"ticket":"t","room_id":"lobby","expires_at":"9999-12-31T23:59:59.999Z"}"#
+        );
+    }
+
+    #[test]
+    fn read_states_markers_and_receipts() {
+        let room = RoomId::new("lobby").unwrap();
+        let bob = UserId::new("bob").unwrap();
+        let state = ReadState {
+            last_read_seq: 12,
+            unread: 3,
+        };
+        assert_eq!(
+            to_text(&ReadStateJson::new(&room, &state)),
+            r#"{"room_id":"lobby","last_read_seq":12,"unread":3}"#
+        );
+        assert_eq!(
+            to_text(&ReadMarkerJson::new(&bob, &state)),
+            r#"{"user_id":"bob","last_read_seq":12,"unread":3}"#
+        );
+        let notice = Notice {
+            room_id: room,
+            sender: bob,
+            at: Timestamp::MAX,
+            kind: NoticeKind::Receipt { seq: 12 },
+        };
+        assert_eq!(
+            to_text(&ReceiptJson::from_notice(&notice).unwrap()),
+            r#"{"room_id":"lobby","user_id":"bob","seq":12,"at":"9999-12-31T23:59:59.999Z"}"#
         );
     }
 

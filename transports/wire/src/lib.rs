@@ -4,7 +4,8 @@
 //! docs/contract.md is written once rather than once per transport:
 //!
 //! - **the contract's JSON shapes** ([`EntryJson`], [`JoinedJson`],
-//!   [`ReservationJson`], [`RoomJson`], [`MessagesJson`], [`ErrorJson`],
+//!   [`ReservationJson`], [`RoomJson`], [`RetentionJson`], [`MessagesJson`],
+//!   [`ReadStateJson`], [`ReadMarkerJson`], [`ReceiptJson`], [`ErrorJson`],
 //!   [`ErrorBody`]): an entry is encoded the same way by the raw WebSocket
 //!   (behind `"type":"entry"`), its HTTP routes and the SSE transport;
 //! - **[`ApiError`]**: an engine error as an HTTP response, the status from
@@ -58,6 +59,7 @@ mod origin;
 pub use error::ApiError;
 pub use json::{
     EntryJson, ErrorBody, ErrorCode, ErrorJson, JoinedJson, MemberJson, MembersJson, MessagesJson,
-    ReservationJson, RoomJson, RoomsJson, to_text,
+    ReadMarkerJson, ReadStateJson, ReceiptJson, ReservationJson, RetentionJson, RoomJson,
+    RoomsJson, to_text,
 };
 pub use origin::OriginPolicy;

@@ -1,14 +1,17 @@
 //! A Rust client for Parlor's HTTP + WebSocket protocol (feature `client`).
 //!
-//! - [`Client`]: HTTP calls (reserve, room, history, send) and
-//!   [`Client::connect`], a [`Socket`] that has said `hello`.
+//! - [`Client`]: HTTP calls (reserve, room, history, send, edit, redact,
+//!   mark read) and [`Client::connect`], a [`Socket`] that has said `hello`.
 //! - [`ResumingRoom`]: one room that survives disconnects and server
 //!   restarts: it reconnects with backoff and jitter, re-joins after the last
 //!   seq it saw, and re-sends unacked messages in order under their original
 //!   `client_id`. Every entry comes out once, in seq order. It probes the
 //!   server with `{"type":"ping"}` every `ping_interval_ms` of the
 //!   `welcome`, and a server silent for longer than interval + timeout is
-//!   lost: it reconnects (a frozen network sends no FIN and no RST).
+//!   lost: it reconnects (a frozen network sends no FIN and no RST). Where
+//!   retention pruned entries while it was away (`"resumed": false`), it
+//!   goes on from the room's `first_seq` and says which seqs it missed
+//!   ([`ResumingRoom::missed`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), parlor_ws::client::ClientError> {
@@ -129,22 +132,67 @@ pub struct Entry {
     pub seq: u64,
     /// Server-made id.
     pub id: String,
-    /// `text`, `join`, `leave` or `system`.
+    /// `text`, `join`, `leave`, `system`, `edit` or `redaction`.
     pub kind: String,
     /// Who (a user, or a service's name for `system`).
     pub sender: String,
-    /// The sender's idempotency key (text and system only).
+    /// The sender's idempotency key (messages and edits only).
     pub client_id: Option<String>,
-    /// The message (text; optional on system).
+    /// The message (text and edits; optional on system; none once redacted).
     pub body: Option<String>,
     /// The app's JSON object, when the message carries one.
     #[serde(default)]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Why a `leave` took the seat away (`kicked`, `room_closed`).
+    /// The message an `edit` or a `redaction` changes.
+    #[serde(default)]
+    pub target_seq: Option<u64>,
+    /// Why a `leave` took the seat away (`kicked`, `room_closed`), or a
+    /// `redaction`'s note.
     #[serde(default)]
     pub reason: Option<String>,
+    /// When the message was last edited (RFC 3339), if it was.
+    #[serde(default)]
+    pub edited_at: Option<String>,
+    /// Whether the message (or the edit's target) was redacted: its body
+    /// and data are gone.
+    #[serde(default)]
+    pub redacted: bool,
     /// RFC 3339, UTC, milliseconds.
     pub created_at: String,
+}
+
+/// A page of history: the entries, and the oldest seq the room still
+/// stores (retention pruned those below it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HistoryPage {
+    /// Ascending by seq.
+    pub messages: Vec<Entry>,
+    /// The oldest seq still stored (`last_seq + 1` when none is).
+    pub first_seq: u64,
+}
+
+/// A user's read state in a room: the answer to marking it read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReadState {
+    /// The room.
+    pub room_id: String,
+    /// The seq marked read last (0: never).
+    pub last_read_seq: u64,
+    /// Messages after it that others sent and that are not redacted.
+    pub unread: u64,
+}
+
+/// Another member's read marker moved (a `receipt`; not a log entry).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Receipt {
+    /// The room.
+    pub room_id: String,
+    /// Who read.
+    pub user_id: String,
+    /// Up to which seq.
+    pub seq: u64,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// The facts of a join.
@@ -158,8 +206,20 @@ pub struct Joined {
     pub occupancy: u32,
     /// The newest seq, this join included.
     pub last_seq: u64,
+    /// The oldest seq the room still stores (retention prunes below it).
+    #[serde(default)]
+    pub first_seq: u64,
+    /// False when retention pruned entries after the `after_seq` asked
+    /// for: the stream starts at `first_seq` and what lay between is gone.
+    #[serde(default = "resumed_by_default")]
+    pub resumed: bool,
     /// Joined and in-grace users.
     pub members: Vec<String>,
+}
+
+/// A server that does not say `resumed` prunes nothing.
+fn resumed_by_default() -> bool {
+    true
 }
 
 /// A send's acknowledgement: the entry is durable.
@@ -224,6 +284,10 @@ pub enum Event {
     Entry(Entry),
     /// A send is durable.
     Ack(Ack),
+    /// The answer to [`Socket::mark_read`].
+    ReadState(ReadState),
+    /// Another member marked the room read.
+    Receipt(Receipt),
     /// A leave is done.
     Left {
         /// The room left.
@@ -330,10 +394,17 @@ impl Client {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<Entry>, ClientError> {
-        #[derive(Deserialize)]
-        struct Messages {
-            messages: Vec<Entry>,
-        }
+        Ok(self.history_page(room, after_seq, limit).await?.messages)
+    }
+
+    /// History after `after_seq`, with the room's `first_seq`: entries
+    /// below it were pruned.
+    pub async fn history_page(
+        &self,
+        room: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
         let response = self
             .http
             .get(self.url(&format!(
@@ -342,7 +413,7 @@ impl Client {
             .bearer_auth(&self.token)
             .send()
             .await?;
-        Ok(api::<Messages>(response).await?.messages)
+        api(response).await
     }
 
     /// Sends over HTTP; returns the durable entry.
@@ -357,6 +428,54 @@ impl Client {
             .post(self.url(&format!("/v1/rooms/{room}/messages")))
             .bearer_auth(&self.token)
             .json(&json!({"client_id": client_id, "body": body}))
+            .send()
+            .await?;
+        api(response).await
+    }
+
+    /// Edits the text message at `seq` (the caller's own) to `body`; returns
+    /// the durable `edit` entry.
+    pub async fn edit(&self, room: &str, seq: u64, body: &str) -> Result<Entry, ClientError> {
+        let response = self
+            .http
+            .patch(self.url(&format!("/v1/rooms/{room}/messages/{seq}")))
+            .bearer_auth(&self.token)
+            .json(&json!({"body": body}))
+            .send()
+            .await?;
+        api(response).await
+    }
+
+    /// Redacts the message at `seq` (erasing its body and data), with an
+    /// optional note; returns the durable `redaction` entry.
+    pub async fn redact(
+        &self,
+        room: &str,
+        seq: u64,
+        reason: Option<&str>,
+    ) -> Result<Entry, ClientError> {
+        let body = match reason {
+            Some(reason) => json!({"reason": reason}),
+            None => json!({}),
+        };
+        let response = self
+            .http
+            .delete(self.url(&format!("/v1/rooms/{room}/messages/{seq}")))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?;
+        api(response).await
+    }
+
+    /// Marks the room read up to `seq` (a lower seq than the stored marker
+    /// changes nothing); returns the read state as it is now.
+    pub async fn mark_read(&self, room: &str, seq: u64) -> Result<ReadState, ClientError> {
+        let response = self
+            .http
+            .put(self.url(&format!("/v1/rooms/{room}/read")))
+            .bearer_auth(&self.token)
+            .json(&json!({"seq": seq}))
             .send()
             .await?;
         api(response).await
@@ -514,6 +633,13 @@ impl Socket {
         .await
     }
 
+    /// Marks `room` read up to `seq`; the answer comes later as
+    /// [`Event::ReadState`] (or an error naming the room).
+    pub async fn mark_read(&mut self, room: &str, seq: u64) -> Result<(), ClientError> {
+        self.send_json(json!({"type": "read", "room_id": room, "seq": seq}))
+            .await
+    }
+
     /// Leaves a room; `left` comes later.
     pub async fn leave(&mut self, room: &str) -> Result<(), ClientError> {
         self.send_json(json!({"type": "leave", "room_id": room}))
@@ -587,6 +713,9 @@ pub struct ResumingRoom {
     /// Whether the last socket was lost to silence (then HTTP connections
     /// are renewed too).
     went_silent: bool,
+    /// The seqs retention pruned before this client saw them, one range per
+    /// join that came back with `"resumed": false`.
+    missed: Vec<std::ops::RangeInclusive<u64>>,
 }
 
 /// How many reconnect attempts before giving up.
@@ -613,6 +742,7 @@ impl ResumingRoom {
             reconnects: 0,
             next_probe: Instant::now(),
             went_silent: false,
+            missed: Vec::new(),
         }
         .probing_from_now())
     }
@@ -636,6 +766,14 @@ impl ResumingRoom {
     /// How many times the connection was re-established.
     pub fn reconnects(&self) -> u32 {
         self.reconnects
+    }
+
+    /// The seqs this client never received because retention pruned them
+    /// while it was away (a re-join answered `"resumed": false`), oldest
+    /// first; empty when nothing was missed. The stream went on from the
+    /// room's `first_seq` each time.
+    pub fn missed(&self) -> &[std::ops::RangeInclusive<u64>] {
+        &self.missed
     }
 
     /// Queues a message and sends it if connected; it is re-sent after a
@@ -723,6 +861,15 @@ impl ResumingRoom {
                 // Only an ack settles a send: a re-sent duplicate is acked
                 // with the original entry.
                 Ok(Event::Ack(ack)) => self.settle(Some(&ack.client_id)),
+                // Retention overtook the stream: the room's stream on this
+                // socket is over (its seat in grace); join again, which
+                // goes on from `first_seq`.
+                Ok(Event::Error(e))
+                    if e.code == "HISTORY_PRUNED" && e.room_id.as_deref() == Some(&self.room) =>
+                {
+                    tracing::debug!(room = %self.room, "stream overtaken by retention: re-joining");
+                    self.socket = None;
+                }
                 Ok(Event::Error(e)) if e.client_id.is_some() => {
                     if matches!(e.code.as_str(), "RATE_LIMITED" | "UNAVAILABLE") {
                         // Temporary: re-sent on the next connection.
@@ -759,7 +906,8 @@ impl ResumingRoom {
                 }
             }
             match self.try_resume().await {
-                Ok(socket) => {
+                Ok((socket, joined)) => {
+                    self.resumed(&joined);
                     self.socket = Some(socket);
                     self.reconnects += 1;
                     self.schedule_probe();
@@ -782,15 +930,28 @@ impl ResumingRoom {
         Err(last_error.unwrap_or(ClientError::Closed(None)))
     }
 
-    async fn try_resume(&self) -> Result<Socket, ClientError> {
+    async fn try_resume(&self) -> Result<(Socket, Joined), ClientError> {
         let client = &self.clients[self.current];
         let ticket = client.reserve(&self.room, None).await?;
         let mut socket = client.connect().await?;
-        socket.join(&ticket.ticket, Some(self.last_seq)).await?;
+        let joined = socket.join(&ticket.ticket, Some(self.last_seq)).await?;
         for (client_id, body) in &self.unacked {
             socket.send(&self.room, client_id, body).await?;
         }
-        Ok(socket)
+        Ok((socket, joined))
+    }
+
+    /// Takes note of a re-join: where retention pruned entries after the
+    /// last seq seen, they are missed for good, and the stream goes on from
+    /// `first_seq` (a later resume starts there, not at the old seq).
+    fn resumed(&mut self, joined: &Joined) {
+        if joined.resumed || joined.first_seq <= self.last_seq.saturating_add(1) {
+            return;
+        }
+        let gap = self.last_seq + 1..=joined.first_seq - 1;
+        tracing::info!(room = %self.room, missed = ?gap, "entries pruned while away: going on from first_seq");
+        self.missed.push(gap);
+        self.last_seq = joined.first_seq - 1;
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! Two tasks share a socket:
 //! - the **reader** (this function's loop): `hello`, then `join` / `send` /
-//!   `leave` frames, in order; it answers through the bounded outbound
-//!   queue (`joined`, acks, errors, `left`);
+//!   `leave` / `read` frames, in order; it answers through the bounded
+//!   outbound queue (`joined`, acks, errors, `left`, `read_state`);
 //! - the **writer** ([`socket_writer`](crate::socket_writer)), which writes
 //!   that queue and the joined rooms' entries
 //!   ([`RoomFeeds`](crate::room_feeds::RoomFeeds), frames from the shared
-//!   [`FrameCache`](crate::frames)) to the socket. The reader hands it a
-//!   room's stream with the `joined` frame, and takes it back before `left`.
+//!   [`FrameCache`](crate::frames)) and read receipts to the socket. The
+//!   reader hands it a room's stream with the `joined` frame, and takes it
+//!   back before `left`; a stream that retention overtook the writer ends
+//!   itself, and tells the reader to drop the room's seat (a loss).
 //!
 //! Nothing waits long on a slow client: a socket write that cannot proceed
 //! for `slow_client_patience`, or a reader that finds the queue full for as
@@ -40,14 +42,15 @@ use axum::{
     response::Response,
 };
 use futures_util::{FutureExt, Sink, Stream, StreamExt, future::BoxFuture, stream::FuturesOrdered};
-use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Timestamp};
-use parlor_wire::burst::WRITE_BUFFER;
+use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Seq, Timestamp};
+use parlor_wire::{ReadStateJson, burst::WRITE_BUFFER};
 use tokio::{
     sync::{mpsc, oneshot, watch},
     time::{Duration, Instant, sleep, sleep_until, timeout},
 };
 
 use crate::{
+    room_feeds::Generation,
     socket_writer::{Closer, Outgoing, Writer, close, error_frame, text},
     state::WsState,
     wire::{ClientFrame, ServerFrame},
@@ -141,8 +144,11 @@ struct Session {
     expires: Option<Instant>,
     /// When a frame (of any kind) last arrived.
     last_heard: Instant,
-    /// The seats of the rooms joined; the writer follows their entries.
-    rooms: HashMap<RoomId, SeatGuard>,
+    /// The seats of the rooms joined, with the generation of the join
+    /// that holds each; the writer follows their entries.
+    rooms: HashMap<RoomId, (Generation, SeatGuard)>,
+    /// The generation of the next join.
+    joins: Generation,
     /// Sends queued in the engine and not yet answered, in the order they
     /// came: their acks (and errors) go out in that order.
     in_flight: FuturesOrdered<BoxFuture<'static, Answer>>,
@@ -176,6 +182,7 @@ where
     let closer = Closer {
         closing: Arc::new(closing),
         state: Arc::clone(&state),
+        lost: Arc::default(),
     };
     let out = Outbound {
         queue,
@@ -194,6 +201,7 @@ where
             principal,
             last_heard: Instant::now(),
             rooms: HashMap::new(),
+            joins: 0,
             in_flight: FuturesOrdered::new(),
         };
         let ending = session.read_loop(&mut stream, closing_rx).await;
@@ -314,6 +322,7 @@ impl Session {
         }
         let check = sleep_until(self.next_check());
         tokio::pin!(check);
+        let lost = Arc::clone(&self.out.closer.lost);
         loop {
             tokio::select! {
                 // Biased, the timer last: a frame already read is seen
@@ -324,6 +333,7 @@ impl Session {
                     self.out.close(close::GOING_AWAY, "server shutting down");
                     return Ending::Lost;
                 }
+                () = lost.notify.notified() => self.release_lost(),
                 Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.answer(answer).await;
                 }
@@ -442,6 +452,7 @@ impl Session {
                 self.send(&room_id, &client_id, message).await
             }
             ClientFrame::Leave { room_id } => self.leave(&room_id).await,
+            ClientFrame::Read { room_id, seq } => self.read(&room_id, seq).await,
             ClientFrame::Ping => {
                 self.out.frame(&ServerFrame::Pong).await;
             }
@@ -483,11 +494,14 @@ impl Session {
                 let (joined, entries, guard) = membership.into_parts();
                 // Joining a room this connection is in again re-subscribes:
                 // the writer's new stream replaces the old one (same seat).
+                let generation = self.joins;
+                self.joins += 1;
                 let frame = text(&ServerFrame::joined(&joined));
                 self.out
-                    .push(Outgoing::Follow(frame, Box::new(entries)))
+                    .push(Outgoing::Follow(frame, Box::new(entries), generation))
                     .await;
-                self.rooms.insert(joined.room_id.clone(), guard);
+                self.rooms
+                    .insert(joined.room_id.clone(), (generation, guard));
             }
             Err(err) => {
                 self.out.error(&err, None, None, Some(ticket)).await;
@@ -556,7 +570,7 @@ impl Session {
             }
         };
         match self.rooms.remove(&room) {
-            Some(guard) => {
+            Some((_, guard)) => {
                 // No entry of the room may follow `left`.
                 let (done, unfollowed) = oneshot::channel();
                 if self.out.push(Outgoing::Unfollow(room, done)).await {
@@ -580,11 +594,50 @@ impl Session {
         }
     }
 
+    /// Raises the read marker of `room_id` to `seq`; answers `read_state`,
+    /// or an error frame naming the room.
+    async fn read(&mut self, room_id: &str, seq: Seq) {
+        let marked = match RoomId::new(room_id) {
+            Err(err) => Err(err),
+            Ok(room) => self
+                .state
+                .engine
+                .mark_read(&self.principal, &room, seq)
+                .await
+                .map(|read| (room, read)),
+        };
+        match marked {
+            Ok((room, read)) => {
+                let frame = ServerFrame::ReadState(ReadStateJson::new(&room, &read));
+                self.out.frame(&frame).await;
+            }
+            Err(err) => {
+                self.out.error(&err, Some(room_id), None, None).await;
+            }
+        }
+    }
+
+    /// Drops the seats of the rooms whose streams the writer ended as a
+    /// loss (retention overtook them): each goes to grace, unless the room
+    /// was joined again since (a newer generation holds it).
+    fn release_lost(&mut self) {
+        for (room_id, generation) in self.out.closer.lost.take() {
+            if self
+                .rooms
+                .get(&room_id)
+                .is_some_and(|(held, _)| *held == generation)
+            {
+                tracing::debug!(room = %room_id, user = %self.principal.user, "stream overtaken by retention: seat lost");
+                self.rooms.remove(&room_id);
+            }
+        }
+    }
+
     async fn end(self, ending: Ending) {
         // The writer stops once the queue it reads is gone (after what is
         // queued, or at once if a close was asked for).
         drop(self.out);
-        for (_, guard) in self.rooms {
+        for (_, (_, guard)) in self.rooms {
             match ending {
                 Ending::Left => {
                     if let Err(err) = guard.leave().await {

@@ -93,8 +93,8 @@ pub(crate) async fn members(
     Ok(Json(MembersJson::from(&members[..])).into_response())
 }
 
-/// `PATCH /v1/rooms/{room_id}` with `{"title"?, "capacity"?}`: 200 and the
-/// room's facts as they are now.
+/// `PATCH /v1/rooms/{room_id}` with `{"title"?, "capacity"?,
+/// "retention"?}`: 200 and the room's facts as they are now.
 #[utoipa::path(
     patch,
     path = "/v1/rooms/{room_id}",
@@ -105,7 +105,7 @@ pub(crate) async fn members(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The room as it is now.", body = RoomJson),
-        (status = 400, description = "INVALID_INPUT: a bad room id, title, capacity or body.", body = ErrorBody),
+        (status = 400, description = "INVALID_INPUT: a bad room id, title, capacity, retention or body.", body = ErrorBody),
         (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
         (status = 403, description = "FORBIDDEN: the caller may not moderate the room, or the Origin is not allowed.", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
@@ -123,9 +123,15 @@ pub(crate) async fn update(
 ) -> Result<Response, ApiError> {
     let room = room_id(&room)?;
     let body: PatchRoomBody = json_body(&body, Some(PatchRoomBody::default()))?;
+    let retention = match body.retention {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(retention)) => Some(Some(retention.retention()?)),
+    };
     let patch = RoomPatch {
         title: body.title,
         capacity: body.capacity,
+        retention,
     };
     let info = state.engine.update_room(&who, &room, &patch).await?;
     Ok(Json(RoomJson::from(&info)).into_response())

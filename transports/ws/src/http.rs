@@ -10,16 +10,19 @@ use axum::{
 };
 use parlor_engine::{
     DEFAULT_HISTORY_LIMIT, Error, ErrorKind, MAX_HISTORY_LIMIT, MAX_SEQ, Message, Principal,
-    RoomId, RoomSpec, SeqRange, UserId, bearer_token,
+    RoomId, RoomSpec, Seq, SeqRange, UserId, bearer_token,
 };
-use parlor_wire::{ApiError, EntryJson, ErrorBody, MessagesJson, ReservationJson, RoomJson};
+use parlor_wire::{
+    ApiError, EntryJson, ErrorBody, MessagesJson, ReadMarkerJson, ReadStateJson, ReservationJson,
+    RoomJson,
+};
 use serde::de::DeserializeOwned;
 
 use crate::{
     extract::{ApiBody, ApiPath, ApiQuery},
-    openapi::{HistoryQuery, RoomPath, UserPath},
+    openapi::{HistoryQuery, MessagePath, RoomPath, UserPath},
     state::WsState,
-    wire::{EmptyBody, ReserveBody, SendBody},
+    wire::{EditBody, EmptyBody, ReadBody, RedactBody, ReserveBody, SendBody},
 };
 
 /// The header a service's API key travels in (docs/contract.md §1).
@@ -195,7 +198,7 @@ fn seq_param(query: &HashMap<String, String>, name: &str) -> Result<Option<u64>,
     params(RoomPath, HistoryQuery),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The page.", body = MessagesJson),
+        (status = 200, description = "The page, and the oldest seq the room still stores.", body = MessagesJson),
         (status = 400, description = "INVALID_INPUT: a bad room id, seq or limit.", body = ErrorBody),
         (status = 401, description = "UNAUTHENTICATED: no, bad or expired token.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER: no member's seat in the room; FORBIDDEN: the room policy refuses, or the Origin is not allowed.", body = ErrorBody),
@@ -217,8 +220,8 @@ pub(crate) async fn messages(
         limit: number_param(&query, "limit", &format!("1 and {MAX_HISTORY_LIMIT}"))?
             .map_or(DEFAULT_HISTORY_LIMIT, |l| l.min(u64::from(u32::MAX)) as u32),
     };
-    let entries = state.engine.history(&who, &room, range).await?;
-    Ok(Json(MessagesJson::from(&entries[..])).into_response())
+    let page = state.engine.history(&who, &room, range).await?;
+    Ok(Json(MessagesJson::from(&page)).into_response())
 }
 
 /// `POST /v1/rooms/{room_id}/messages`: sends a text as the caller, who
@@ -265,6 +268,172 @@ pub(crate) async fn send(
         .await?;
     state.send_latency.observe(started.elapsed().as_secs_f64());
     Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
+}
+
+/// The (room, seq) of a message's path: the seq in 0..=2^63-1, else
+/// `INVALID_INPUT` (never wrapped or clamped, like every seq a client
+/// gives, docs/contract.md §3).
+fn room_and_seq((room, seq): (String, String)) -> Result<(RoomId, Seq), ApiError> {
+    let room = room_id(&room)?;
+    let seq = seq
+        .parse::<Seq>()
+        .ok()
+        .filter(|&s| s <= MAX_SEQ)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("seq must be an integer between 0 and {MAX_SEQ}"),
+            )
+        })?;
+    Ok((room, seq))
+}
+
+/// `PATCH /v1/rooms/{room_id}/messages/{seq}`: edits a text message —
+/// its sender's (or, where the room policy allows `edit`, anyone's; a
+/// service's always) — appending an `edit` entry, which it answers
+/// (docs/contract.md §2, Edits and redactions). No seat needed.
+#[utoipa::path(
+    patch,
+    path = "/v1/rooms/{room_id}/messages/{seq}",
+    tag = "rooms",
+    params(MessagePath),
+    request_body(content = EditBody, content_type = "application/json"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The stored `edit` entry (a retry with the same client_id answers the first).", body = EntryJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, seq, body, data or client_id; the entry is not a text message or was redacted; a client_id used for another entry.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: another user's message (the room policy does not allow `edit`), the room policy refuses `send` or `read`, the user is banned, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see; ENTRY_NOT_FOUND: no entry at that seq (beyond the log, or pruned).", body = ErrorBody),
+        (status = 410, description = "ROOM_CLOSED: the room was closed.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a text over max_message_bytes, data over max_data_bytes, or a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: over the send rate; retry with the same client_id.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the same request may succeed."))),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable, nothing stored; retry with the same client_id.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn edit(
+    State(state): State<Arc<WsState>>,
+    Caller(who): Caller,
+    ApiPath(path): ApiPath<(String, String)>,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    let (room, seq) = room_and_seq(path)?;
+    let body: EditBody = json_body(&body, None)?;
+    let message = Message {
+        body: body.body,
+        data: body.data,
+    };
+    let entry = state
+        .engine
+        .edit(&who, &room, seq, body.client_id.as_deref(), message)
+        .await?;
+    Ok(Json(EntryJson::from(&*entry)).into_response())
+}
+
+/// `DELETE /v1/rooms/{room_id}/messages/{seq}` with `{"reason"?}`: redacts
+/// a message — the sender's own, or any as a moderator or a service —
+/// erasing its body and data (and its edits') from storage, and answers the
+/// `redaction` entry (docs/contract.md §2, Edits and redactions). Allowed in
+/// a closed room. An empty body reads as `{}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/rooms/{room_id}/messages/{seq}",
+    tag = "rooms",
+    params(MessagePath),
+    request_body(content = ref("#/components/schemas/RedactRequest"), content_type = "application/json",
+        description = "Every field is optional: no body reads as `{}`."),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The stored `redaction` entry (for a message redacted before, the first redaction).", body = EntryJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id, seq or body (a reason over 500 characters); the entry is a join, leave, edit or redaction.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: another user's message and the caller may not moderate the room, the room policy refuses `read`, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see; ENTRY_NOT_FOUND: no entry at that seq (beyond the log, or pruned).", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: over the send rate.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the same request may succeed."))),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable, nothing stored.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn redact(
+    State(state): State<Arc<WsState>>,
+    Caller(who): Caller,
+    ApiPath(path): ApiPath<(String, String)>,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    let (room, seq) = room_and_seq(path)?;
+    let body: RedactBody = json_body(&body, Some(RedactBody::default()))?;
+    let entry = state
+        .engine
+        .redact(&who, &room, seq, body.reason.as_deref())
+        .await?;
+    Ok(Json(EntryJson::from(&*entry)).into_response())
+}
+
+/// `PUT /v1/rooms/{room_id}/read` with `{"seq"}`: raises the caller's
+/// read marker (a lower seq changes nothing) and answers their read state
+/// (docs/contract.md §2, Read markers); the room's other live members get
+/// a `receipt`. A user's only: a service has no marker.
+#[utoipa::path(
+    put,
+    path = "/v1/rooms/{room_id}/read",
+    tag = "rooms",
+    params(RoomPath),
+    request_body(content = ReadBody, content_type = "application/json"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's read state as it is now.", body = ReadStateJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id or body; a seq beyond the room's last seq.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the room policy refuses `read`, a service (it has no marker), or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage (or the room policy's hook) unreachable.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn mark_read(
+    State(state): State<Arc<WsState>>,
+    Caller(who): Caller,
+    ApiPath(room): ApiPath<String>,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let body: ReadBody = json_body(&body, None)?;
+    let read = state.engine.mark_read(&who, &room, body.seq).await?;
+    Ok(Json(ReadStateJson::new(&room, &read)).into_response())
+}
+
+/// `GET /v1/rooms/{room_id}/read/{user_id}`: a user's read marker and
+/// unread count, for a service (or the user themselves).
+#[utoipa::path(
+    get,
+    path = "/v1/rooms/{room_id}/read/{user_id}",
+    tag = "rooms",
+    params(UserPath),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The user's read state (0 and every message unread before any marker).", body = ReadMarkerJson),
+        (status = 400, description = "INVALID_INPUT: a bad room id or user id.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: a user asking for another user's marker, or the Origin is not allowed.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND: no such room, or a private room the caller may not see.", body = ErrorBody),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage unreachable.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn read_marker(
+    State(state): State<Arc<WsState>>,
+    Caller(who): Caller,
+    ApiPath((room, user)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let user = UserId::new(&user)?;
+    let read = state.engine.read_marker(&who, &room, &user).await?;
+    Ok(Json(ReadMarkerJson::new(&user, &read)).into_response())
 }
 
 /// `PUT /v1/rooms/{room_id}/invites/{user_id}`: invites the user (needs

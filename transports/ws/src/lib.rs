@@ -2,10 +2,11 @@
 //!
 //! Parlor's raw WebSocket + HTTP transport: an axum 0.8 [`Router`] over any
 //! `Arc<dyn ChatEngine>`, serving docs/contract.md §4 (HTTP: reserve, room, history,
-//! send, invitations; the control surface of listing, presence, lifecycle
-//! and moderation; the OpenAPI document at `/v1/openapi.json`, see
-//! [`ApiDoc`]) and §5 (the `/v1/ws` socket: `hello`, `join`, `send`,
-//! `leave`).
+//! send, edit, redact, read markers, invitations; the control surface of
+//! listing, presence, lifecycle, retention and moderation; the OpenAPI
+//! document at `/v1/openapi.json`, see [`ApiDoc`]) and §5 (the `/v1/ws`
+//! socket: `hello`, `join`, `send`, `leave`, `read`; entries and read
+//! receipts).
 //! It depends on `parlor-engine`, and on `parlor-wire` for what it shares with
 //! the other web transports (the contract's JSON shapes, HTTP error answers,
 //! the origin policy, the burst writer); the engine knows nothing of it.
@@ -52,7 +53,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    routing::{get, post, put},
+    routing::{get, patch, post, put},
 };
 use parlor_engine::{Authenticator, ChatEngine, HistogramSnapshot};
 use parlor_wire::OriginPolicy;
@@ -113,6 +114,12 @@ impl WsTransport {
                 "/v1/rooms/{room_id}/messages",
                 get(http::messages).post(http::send),
             )
+            .route(
+                "/v1/rooms/{room_id}/messages/{seq}",
+                patch(http::edit).delete(http::redact),
+            )
+            .route("/v1/rooms/{room_id}/read", put(http::mark_read))
+            .route("/v1/rooms/{room_id}/read/{user_id}", get(http::read_marker))
             .route(
                 "/v1/rooms/{room_id}/invites/{user_id}",
                 put(http::invite).delete(http::uninvite),

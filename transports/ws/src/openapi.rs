@@ -50,6 +50,10 @@ use crate::{control, http};
         http::room,
         http::messages,
         http::send,
+        http::edit,
+        http::redact,
+        http::mark_read,
+        http::read_marker,
         http::invite,
         http::uninvite,
         control::list,
@@ -72,6 +76,8 @@ use crate::{control, http};
         crate::wire::ReserveBody,
         crate::wire::EmptyBody,
         crate::wire::PatchRoomBody,
+        crate::wire::RetentionBody,
+        crate::wire::RedactBody,
         crate::wire::KickBody,
         crate::wire::BanBody
     )),
@@ -155,6 +161,23 @@ pub(crate) struct UserPath {
     /// The user: 1–64 characters of `[A-Za-z0-9_.@-]`.
     #[param(pattern = "^[A-Za-z0-9_.@-]{1,64}$", min_length = 1, max_length = 64)]
     user_id: String,
+}
+
+/// `{room_id}` and `{seq}` in a message's path (docs/contract.md §2, Edits
+/// and redactions).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "only describes the path; the handlers read it themselves"
+)]
+pub(crate) struct MessagePath {
+    /// The room: 1–64 characters of `[A-Za-z0-9_-]`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
+    room_id: String,
+    /// The message's seq.
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
+    seq: u64,
 }
 
 /// The history query of `GET …/messages` (docs/contract.md §3, History).

@@ -7,23 +7,34 @@
 //! entry. Here the writer takes an entry when the socket can take it, and
 //! entries not yet taken wait in the room's live feed (or, past it, in
 //! storage, which the stream reads by itself).
+//!
+//! A feed follows [`EntryStream::next_live`]: the room's entries and the
+//! notices of its other members (read receipts). Each feed carries the
+//! generation the reader gave its `join`, so that the end of a stream the
+//! reader has since replaced is not taken for the end of the new one.
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll, Waker},
 };
 
 use futures_util::{Stream, StreamExt, stream};
-use parlor_engine::{Entry, EntryStream, Result, RoomId};
+use parlor_engine::{EntryStream, Live, Result, RoomId};
 
-type Feed = Pin<Box<dyn Stream<Item = Result<Arc<Entry>>> + Send>>;
+type Feed = Pin<Box<dyn Stream<Item = Result<Live>> + Send>>;
+
+/// Which `join` of a room on this connection a feed belongs to.
+pub(crate) type Generation = u64;
+
+/// What a feed yields next: its room, its generation, and the next entry or
+/// notice (or the error that ends the stream).
+pub(crate) type Next = (RoomId, Generation, Result<Live>);
 
 /// The rooms' streams, polled in turn so that a busy room cannot starve a
 /// quiet one.
 #[derive(Default)]
 pub(crate) struct RoomFeeds {
-    feeds: Vec<(RoomId, Feed)>,
+    feeds: Vec<(RoomId, Generation, Feed)>,
     /// Where the next poll starts.
     turn: usize,
 }
@@ -31,48 +42,48 @@ pub(crate) struct RoomFeeds {
 impl RoomFeeds {
     /// Follows a room's stream; it replaces one this connection had for the
     /// room (a second `join` re-subscribes).
-    pub(crate) fn follow(&mut self, entries: Box<EntryStream>) {
+    pub(crate) fn follow(&mut self, entries: Box<EntryStream>, generation: Generation) {
         let room_id = entries.room_id().clone();
-        // `EntryStream::next` is cancel-safe, but here its future is never
-        // dropped half-way: `unfold` keeps it until it resolves.
+        // `EntryStream::next_live` is cancel-safe, but here its future is
+        // never dropped half-way: `unfold` keeps it until it resolves.
         let feed = stream::unfold(entries, |mut entries| async move {
-            let next = entries.next().await;
+            let next = entries.next_live().await;
             Some((next, entries))
         });
         self.unfollow(&room_id);
-        self.feeds.push((room_id, Box::pin(feed)));
+        self.feeds.push((room_id, generation, Box::pin(feed)));
     }
 
     /// Stops following `room_id`.
     pub(crate) fn unfollow(&mut self, room_id: &RoomId) {
-        self.feeds.retain(|(room, _)| room != room_id);
+        self.feeds.retain(|(room, _, _)| room != room_id);
     }
 
-    /// The next entry (or the error that ends a stream) of any room; never
-    /// ready while no room is followed.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<(RoomId, Result<Arc<Entry>>)> {
+    /// The next entry or notice (or the error that ends a stream) of any
+    /// room; never ready while no room is followed.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
         let n = self.feeds.len();
         for i in 0..n {
             let at = (self.turn + i) % n;
-            let (room_id, feed) = &mut self.feeds[at];
+            let (room_id, generation, feed) = &mut self.feeds[at];
             if let Poll::Ready(Some(next)) = feed.poll_next_unpin(cx) {
                 self.turn = at + 1;
-                return Poll::Ready((room_id.clone(), next));
+                return Poll::Ready((room_id.clone(), *generation, next));
             }
         }
         Poll::Pending
     }
 
-    /// The next entry of any room (or the error that ends its stream);
-    /// pending while no room is followed.
-    pub(crate) async fn next(&mut self) -> (RoomId, Result<Arc<Entry>>) {
+    /// The next entry or notice of any room (or the error that ends its
+    /// stream); pending while no room is followed.
+    pub(crate) async fn next(&mut self) -> Next {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
-    /// An entry that is ready now, without waiting. (What would make a feed
-    /// ready later is noticed by the next [`next`](Self::next), which polls
-    /// every feed again with the task's waker.)
-    pub(crate) fn ready(&mut self) -> Option<(RoomId, Result<Arc<Entry>>)> {
+    /// An entry or notice that is ready now, without waiting. (What would
+    /// make a feed ready later is noticed by the next [`next`](Self::next),
+    /// which polls every feed again with the task's waker.)
+    pub(crate) fn ready(&mut self) -> Option<Next> {
         match self.poll_next(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(next) => Some(next),
             Poll::Pending => None,
@@ -82,7 +93,7 @@ impl RoomFeeds {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{sync::Arc, time::Duration};
 
     use parlor_engine::{
         ChatEngine, Engine, EngineConfig, EntryKind, Principal, RoomSpec, SeatGuard, UserId,
@@ -113,10 +124,12 @@ mod tests {
     /// The texts `feeds` yields within a moment, as (room, body).
     async fn texts(feeds: &mut RoomFeeds) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        while let Ok((room, next)) =
+        while let Ok((room, _, next)) =
             tokio::time::timeout(Duration::from_millis(200), feeds.next()).await
         {
-            let entry = next.unwrap();
+            let Live::Entry(entry) = next.unwrap() else {
+                continue;
+            };
             if entry.kind == EntryKind::Text {
                 out.push((room.to_string(), entry.body.clone().unwrap_or_default()));
             }
@@ -136,7 +149,7 @@ mod tests {
         let mut seats = Vec::new();
         for room in ["a", "b"] {
             let (entries, seat) = join(&engine, &ann, room).await;
-            feeds.follow(Box::new(entries));
+            feeds.follow(Box::new(entries), 0);
             seats.push(seat);
         }
         let (a, b) = (RoomId::new("a").unwrap(), RoomId::new("b").unwrap());
@@ -177,7 +190,7 @@ mod tests {
 
         // Following a room again replaces its stream: no entry twice.
         let (again, seat) = join(&engine, &ann, "a").await;
-        feeds.follow(Box::new(again));
+        feeds.follow(Box::new(again), 1);
         seats.push(seat);
         engine
             .send(&Principal::new(ann.clone()), &a, "a-late", "a-late")

@@ -1,7 +1,16 @@
 //! The socket's writer task (docs/contract.md §5): the only writer of a connection's
 //! socket. It writes, in turn, what the reader queues (welcome, joined,
-//! acks, errors, left: [`Outgoing`]) and the entries of the rooms the
-//! connection is in ([`RoomFeeds`]), and on a close request the close frame.
+//! acks, errors, left: [`Outgoing`]) and the entries and read receipts of
+//! the rooms the connection is in ([`RoomFeeds`]), and on a close request
+//! the close frame.
+//!
+//! A room's stream can end while the socket stays: a leave from elsewhere,
+//! a kick or a close (the writer says `left`), or retention pruning entries
+//! the stream had yet to deliver (`HISTORY_PRUNED`, docs/contract.md §2
+//! "Retention": an error frame with `room_id`). The latter is a loss of the
+//! room on this socket: the writer tells the reader ([`LostRooms`]), which
+//! drops the room's seat guard, so the seat goes to grace until the client
+//! joins again with `after_seq`.
 //!
 //! A socket write that cannot proceed for `slow_client_patience` means the
 //! client stopped reading: the connection closes with 4409, and the client,
@@ -16,21 +25,28 @@
 //! GraphQL socket. The writer takes any [`Sink`] of messages: the socket's
 //! half in production, an in-memory channel in the session's tests.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::{
     body::Bytes,
     extract::ws::{CloseFrame, Message, Utf8Bytes},
 };
 use futures_util::Sink;
-use parlor_engine::{Entry, EntryStream, Error, ErrorKind, RoomId};
-use parlor_wire::burst::{self, Burst, Ready};
+use parlor_engine::{EntryStream, Error, ErrorKind, Live, RoomId};
+use parlor_wire::{
+    ReceiptJson,
+    burst::{self, Burst, Ready},
+};
 use tokio::{
-    sync::{mpsc, oneshot, watch},
+    sync::{Notify, mpsc, oneshot, watch},
     time::{Instant, sleep},
 };
 
-use crate::{room_feeds::RoomFeeds, state::WsState, wire::ServerFrame};
+use crate::{
+    room_feeds::{Generation, RoomFeeds},
+    state::WsState,
+    wire::ServerFrame,
+};
 
 /// Close codes of docs/contract.md §5.
 pub(crate) mod close {
@@ -50,19 +66,53 @@ pub(crate) mod close {
 /// What the reader hands the writer, in order.
 pub(crate) enum Outgoing {
     Frame(Message),
-    /// The `joined` frame, then the room's entries. (Boxed: the queue's
-    /// slots are as large as its largest item.)
-    Follow(Message, Box<EntryStream>),
+    /// The `joined` frame, then the room's entries, from the reader's join
+    /// of this generation. (Boxed: the queue's slots are as large as its
+    /// largest item.)
+    Follow(Message, Box<EntryStream>, Generation),
     /// No more of the room's entries; answered once none will follow.
     Unfollow(RoomId, oneshot::Sender<()>),
 }
 
+/// The rooms whose streams the writer saw end as a loss (`HISTORY_PRUNED`),
+/// for the reader to drop their seat guards: the writer notes them, the
+/// reader takes them when notified. Bounded by the rooms joined: each
+/// stream ends once.
+#[derive(Default)]
+pub(crate) struct LostRooms {
+    rooms: Mutex<Vec<(RoomId, Generation)>>,
+    /// Wakes the reader (a permit is kept if it is not waiting).
+    pub(crate) notify: Notify,
+}
+
+impl LostRooms {
+    fn note(&self, room_id: RoomId, generation: Generation) {
+        self.rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((room_id, generation));
+        self.notify.notify_one();
+    }
+
+    /// The rooms lost since the last call.
+    pub(crate) fn take(&self) -> Vec<(RoomId, Generation)> {
+        std::mem::take(
+            &mut *self
+                .rooms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 /// The "close now" switch: the first code asked for wins, and the writer
-/// sends it.
+/// sends it. It also carries what the writer tells the reader back
+/// ([`LostRooms`]).
 #[derive(Clone)]
 pub(crate) struct Closer {
     pub(crate) closing: Arc<watch::Sender<Option<(u16, &'static str)>>>,
     pub(crate) state: Arc<WsState>,
+    pub(crate) lost: Arc<LostRooms>,
 }
 
 impl Closer {
@@ -164,7 +214,7 @@ where
                         Some(item) => source.take(item),
                         None => break,
                     },
-                    (room_id, next) = source.feeds.next() => Some(source.entry(room_id, next)),
+                    (room_id, generation, next) = source.feeds.next() => source.entry(room_id, generation, next),
                 };
                 let Some(first) = first else { continue };
                 let sink = &mut self.sink;
@@ -213,7 +263,7 @@ where
         queue.close();
         let mut queued = Vec::new();
         while let Ok(item) = queue.try_recv() {
-            if let Outgoing::Frame(message) | Outgoing::Follow(message, _) = item {
+            if let Outgoing::Frame(message) | Outgoing::Follow(message, _, _) = item {
                 queued.push(message);
             }
         }
@@ -240,8 +290,8 @@ impl Source {
     fn take(&mut self, item: Outgoing) -> Option<Message> {
         match item {
             Outgoing::Frame(message) => Some(message),
-            Outgoing::Follow(joined, entries) => {
-                self.feeds.follow(entries);
+            Outgoing::Follow(joined, entries, generation) => {
+                self.feeds.follow(entries, generation);
                 Some(joined)
             }
             Outgoing::Unfollow(room_id, done) => {
@@ -252,10 +302,18 @@ impl Source {
         }
     }
 
-    /// The frame for a feed's next entry, or for the end of the feed.
-    fn entry(&mut self, room_id: RoomId, next: Result<Arc<Entry>, Error>) -> Message {
+    /// The frame for a feed's next entry or notice, or for the end of the
+    /// feed; `None` for a notice this transport does not send.
+    fn entry(
+        &mut self,
+        room_id: RoomId,
+        generation: Generation,
+        next: Result<Live, Error>,
+    ) -> Option<Message> {
         match next {
-            Ok(entry) => Message::Text(self.closer.state.frames.entry(&entry)),
+            Ok(Live::Entry(entry)) => Some(Message::Text(self.closer.state.frames.entry(&entry))),
+            Ok(Live::Notice(notice)) => ReceiptJson::from_notice(&notice)
+                .map(|receipt| text(&ServerFrame::Receipt(receipt))),
             Err(err) => {
                 self.feeds.unfollow(&room_id);
                 let reason = match err.kind() {
@@ -266,15 +324,22 @@ impl Source {
                     _ => None,
                 };
                 if let Some(reason) = reason {
-                    text(&ServerFrame::Left {
+                    Some(text(&ServerFrame::Left {
                         room_id: room_id.as_str(),
                         reason,
-                    })
+                    }))
+                } else if err.kind() == ErrorKind::HistoryPruned {
+                    // Retention overtook the stream: the room is lost on
+                    // this socket (the seat goes to grace), the socket
+                    // stays; the client joins again with `after_seq`.
+                    let frame = error_frame(&err, Some(room_id.as_str()), None, None);
+                    self.closer.lost.note(room_id, generation);
+                    Some(frame)
                 } else {
                     // Storage failed while catching up: close so the client
                     // resumes from its last seq once storage is back.
                     self.then_close = Some((close::INTERNAL, "storage unavailable, resume later"));
-                    error_frame(&err, None, None, None)
+                    Some(error_frame(&err, None, None, None))
                 }
             }
         }
@@ -286,7 +351,9 @@ impl Source {
         match self.queue.try_recv() {
             Ok(item) => self.take(item).map_or(Ready::Nothing, Ready::Frame),
             Err(_) => match self.feeds.ready() {
-                Some((room_id, next)) => Ready::Frame(self.entry(room_id, next)),
+                Some((room_id, generation, next)) => self
+                    .entry(room_id, generation, next)
+                    .map_or(Ready::Nothing, Ready::Frame),
                 None => Ready::Done,
             },
         }

@@ -2,14 +2,17 @@
 //! bodies (§4). What they carry — entries, the facts of a join, errors, the
 //! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
-use parlor_engine::{Data, Entry, Joined, MAX_TITLE_CHARS};
-use parlor_wire::{EntryJson, ErrorJson, JoinedJson};
+use parlor_engine::{Data, Entry, Error, ErrorKind, Joined, MAX_TITLE_CHARS, Retention};
+use parlor_wire::{EntryJson, ErrorJson, JoinedJson, ReadStateJson, ReceiptJson};
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize, de};
 use utoipa::{
     PartialSchema, ToSchema,
-    openapi::{ObjectBuilder, RefOr, Schema, Type, schema::AnyOfBuilder},
+    openapi::{
+        ObjectBuilder, RefOr, Schema, Type,
+        schema::{AdditionalProperties, AnyOfBuilder},
+    },
 };
 
 /// A frame from the client (docs/contract.md §5).
@@ -34,6 +37,12 @@ pub(crate) enum ClientFrame {
     },
     Leave {
         room_id: String,
+    },
+    /// Raises the read marker (docs/contract.md §2, "Read markers");
+    /// answered with `read_state`.
+    Read {
+        room_id: String,
+        seq: u64,
     },
     /// A heartbeat a browser's JavaScript can see (it never sees ping
     /// frames): answered with `pong`, before `hello` too.
@@ -66,6 +75,10 @@ pub(crate) enum ServerFrame<'a> {
     },
     Joined(JoinedJson<'a>),
     Entry(EntryJson<'a>),
+    /// The answer to `read`.
+    ReadState(ReadStateJson<'a>),
+    /// Another member's read marker moved; not a log entry.
+    Receipt(ReceiptJson<'a>),
     Ack {
         room_id: &'a str,
         client_id: &'a str,
@@ -228,55 +241,66 @@ pub(crate) struct SendBody {
     pub(crate) data: Option<Data>,
 }
 
-/// The schema of [`SendBody`], written out because a message needs a body,
-/// data or both: `anyOf` an object that requires `body` and one that
-/// requires `data` (the derive cannot say "at least one of").
+/// The schema of a message body (`SendBody`, `EditBody`): `anyOf` an
+/// object that requires `body` and one that requires `data` (the derive
+/// cannot say "at least one of"), with `client_id` required or not.
+/// For an edit (`edit`), `client_id` is optional and other fields are
+/// refused (the route denies unknown fields, and the document says so); a
+/// send requires `client_id` and ignores other fields.
+fn message_schema(edit: bool, client_id_doc: &str, description: &str) -> RefOr<Schema> {
+    let message = |required: &str| {
+        let builder = ObjectBuilder::new()
+            .property(
+                "client_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(64))
+                    .pattern(Some("^[^\\u0000]*$"))
+                    .description(Some(client_id_doc)),
+            )
+            .property(
+                "body",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"))
+                    .description(Some(
+                        "The text: not blank, no U+0000, at most the server's \
+                         --max-message-bytes UTF-8 bytes (4096 by default; more is 413).",
+                    )),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some(
+                        "The app's JSON object (mentions, reply-to, attachment links), at \
+                     most the server's --max-data-bytes (4096 by default) serialized.",
+                    )),
+            );
+        let builder = if edit {
+            builder.additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        } else {
+            builder.required("client_id")
+        };
+        builder.required(required)
+    };
+    AnyOfBuilder::new()
+        .item(message("body"))
+        .item(message("data"))
+        .description(Some(description))
+        .into()
+}
+
 impl PartialSchema for SendBody {
     fn schema() -> RefOr<Schema> {
-        let message = |required: &str| {
-            ObjectBuilder::new()
-                .property(
-                    "client_id",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .min_length(Some(1))
-                        .max_length(Some(64))
-                        .pattern(Some("^[^\\u0000]*$"))
-                        .description(Some(
-                            "The sender's id for this message, 1–64 characters: a retry \
-                             with the same client_id is answered with the stored entry.",
-                        )),
-                )
-                .property(
-                    "body",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .pattern(Some("^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"))
-                        .description(Some(
-                            "The text: not blank, no U+0000, at most the server's \
-                             --max-message-bytes UTF-8 bytes (4096 by default; more is 413).",
-                        )),
-                )
-                .property(
-                    "data",
-                    ObjectBuilder::new()
-                        .schema_type(Type::Object)
-                        .description(Some(
-                            "The app's JSON object (mentions, reply-to, attachment links), at \
-                         most the server's --max-data-bytes (4096 by default) serialized.",
-                        )),
-                )
-                .required("client_id")
-                .required(required)
-        };
-        AnyOfBuilder::new()
-            .item(message("body"))
-            .item(message("data"))
-            .description(Some(
-                "A message: a body, data or both. A user's is a `text` entry; a \
-                 service's (X-Api-Key) is a `system` entry (docs/contract.md §3).",
-            ))
-            .into()
+        message_schema(
+            false,
+            "The sender's id for this message, 1–64 characters: a retry \
+             with the same client_id is answered with the stored entry.",
+            "A message: a body, data or both. A user's is a `text` entry; a \
+             service's (X-Api-Key) is a `system` entry (docs/contract.md §3).",
+        )
     }
 }
 
@@ -286,8 +310,118 @@ impl ToSchema for SendBody {
     }
 }
 
+/// `PATCH /v1/rooms/{id}/messages/{seq}` body (docs/contract.md §2, "Edits
+/// and redactions"): the message's new body, data or both, as for a send;
+/// what it leaves out, the message no longer has. `client_id` makes the
+/// edit idempotent like a send. Unknown fields are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditBody {
+    #[serde(default)]
+    pub(crate) client_id: Option<String>,
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+    #[serde(default)]
+    pub(crate) data: Option<Data>,
+}
+
+impl PartialSchema for EditBody {
+    fn schema() -> RefOr<Schema> {
+        message_schema(
+            true,
+            "The editor's id for this edit, 1–64 characters: a retry with the \
+             same client_id is answered with the stored edit.",
+            "The message's new body, data or both (what is left out, the \
+             message no longer has); the same rules as a send \
+             (docs/contract.md §2, Edits and redactions).",
+        )
+    }
+}
+
+impl ToSchema for EditBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EditRequest")
+    }
+}
+
+/// `DELETE /v1/rooms/{id}/messages/{seq}` body: an optional note; an empty
+/// body reads as `{}`. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RedactRequest)]
+pub(crate) struct RedactBody {
+    /// The redactor's note, at most 500 characters; kept on the
+    /// `redaction` entry as `reason`.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub(crate) reason: Option<String>,
+}
+
+/// `PUT /v1/rooms/{id}/read` body (docs/contract.md §2, "Read markers").
+/// Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ReadRequest)]
+pub(crate) struct ReadBody {
+    /// The seq read up to: 0 to the room's last seq (beyond it is 400). A
+    /// seq below the stored marker changes nothing.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 9223372036854775807i64)]
+    pub(crate) seq: u64,
+}
+
+/// A room's own retention in a `PATCH /v1/rooms/{id}` body
+/// (docs/contract.md §2, "Retention"): it replaces the server's wholly, so
+/// a bound left out (or null) is no bound, and `{}` keeps everything.
+/// Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RetentionRequest)]
+pub(crate) struct RetentionBody {
+    /// Keep at most this many newest entries (at least 1); null or absent:
+    /// no bound.
+    #[serde(default, deserialize_with = "some_whole_number")]
+    #[schema(minimum = 1, maximum = 9223372036854775807i64)]
+    pub(crate) max_entries: Option<u64>,
+    /// Keep entries younger than this: a humantime duration of at least
+    /// 1 s (`"30d"`, `"12h 30m"`, `"90s"`); null or absent: no bound. (The
+    /// pattern is what the document promises: a first part of whole
+    /// seconds or more, then parts of any unit, as the server prints it;
+    /// the server reads any humantime duration of at least 1 s.)
+    #[serde(default)]
+    #[schema(
+        pattern = "^[1-9][0-9]{0,5} ?(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks|M|month|months|y|yr|yrs|year|years)( [0-9]{1,6} ?(ns|nsec|nanos|us|usec|ms|msec|millis|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|wk|wks|week|weeks|M|month|months|y|yr|yrs|year|years))*$"
+    )]
+    pub(crate) max_age: Option<String>,
+}
+
+impl RetentionBody {
+    /// The engine's [`Retention`]: `INVALID_INPUT` for a `max_age` that is
+    /// not a humantime duration (the bounds are the engine's to check).
+    pub(crate) fn retention(self) -> Result<Retention, Error> {
+        let max_age = self
+            .max_age
+            .map(|text| {
+                humantime::parse_duration(&text).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "retention max_age must be a duration such as 30d, 12h 30m or 90s: {e}"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Retention {
+            max_entries: self.max_entries,
+            max_age,
+        })
+    }
+}
+
 /// `PATCH /v1/rooms/{id}` body: each field given replaces the room's;
-/// `"title": null` clears the title. Unknown fields are refused.
+/// `"title": null` clears the title, `"retention": null` returns the room
+/// to the server's retention. Unknown fields are refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = PatchRoomRequest)]
@@ -302,6 +436,22 @@ pub(crate) struct PatchRoomBody {
     #[serde(default, deserialize_with = "some_whole_number")]
     #[schema(minimum = 1, maximum = 10_000)]
     pub(crate) capacity: Option<u32>,
+    /// The room's own retention, replacing the server's (a bound left out
+    /// is no bound); null returns the room to the server's.
+    #[serde(default, deserialize_with = "present_object")]
+    #[schema(value_type = Option<RetentionBody>)]
+    pub(crate) retention: Option<Option<RetentionBody>>,
+}
+
+/// A nested object field that is present, null or not: `Some(None)` for
+/// `null`, `Some(Some(_))` for an object (never the array serde would
+/// take for a struct), `None` (the default) when absent.
+fn present_object<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    object(d).map(Some)
 }
 
 /// A field that is present, null or not: `Some(None)` for `null`, `None`
@@ -316,9 +466,10 @@ where
 
 /// [`whole_number`] for an optional field: absent (the default) or null
 /// is none.
-fn some_whole_number<'de, D>(d: D) -> Result<Option<u32>, D::Error>
+fn some_whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
+    T: TryFrom<u64>,
 {
     match Option::<serde_json::Value>::deserialize(d)? {
         None => Ok(None),
@@ -435,10 +586,12 @@ mod tests {
             occupancy: 2,
             last_seq: 15,
             members: vec![UserId::new("alice").unwrap(), UserId::new("bob").unwrap()],
+            first_seq: 1,
+            resumed: true,
         };
         assert_eq!(
             ServerFrame::joined(&joined).to_json(),
-            r#"{"type":"joined","room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"members":["alice","bob"]}"#
+            r#"{"type":"joined","room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"first_seq":1,"resumed":true,"members":["alice","bob"]}"#
         );
         let err = Error::new(ErrorKind::NotAMember, "not a member");
         let frame = |room_id, client_id, ticket| {

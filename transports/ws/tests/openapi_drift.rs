@@ -34,6 +34,10 @@ fn the_document_names_the_contract() {
         ("/v1/rooms/{room_id}", "get"),
         ("/v1/rooms/{room_id}/messages", "get"),
         ("/v1/rooms/{room_id}/messages", "post"),
+        ("/v1/rooms/{room_id}/messages/{seq}", "patch"),
+        ("/v1/rooms/{room_id}/messages/{seq}", "delete"),
+        ("/v1/rooms/{room_id}/read", "put"),
+        ("/v1/rooms/{room_id}/read/{user_id}", "get"),
         ("/v1/rooms/{room_id}/invites/{user_id}", "put"),
         ("/v1/rooms/{room_id}/invites/{user_id}", "delete"),
         ("/v1/rooms", "get"),
@@ -86,6 +90,31 @@ fn the_document_names_the_contract() {
     for code in documented {
         assert!(codes.iter().any(|c| c == code), "ErrorCode lacks {code}");
     }
+    // The shapes of docs/contract.md §2–§4 that issue 22 added.
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("Entry", "target_seq"),
+        ("Entry", "edited_at"),
+        ("Entry", "redacted"),
+        ("Room", "first_seq"),
+        ("Room", "retention"),
+        ("Room", "last_read_seq"),
+        ("Room", "unread"),
+        ("Messages", "first_seq"),
+        ("ReadState", "last_read_seq"),
+        ("ReadMarker", "user_id"),
+        ("PatchRoomRequest", "retention"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema} lacks {field}"
+        );
+    }
+    let kinds = schemas["Entry"]["properties"]["kind"]["enum"].clone();
+    assert_eq!(
+        kinds,
+        serde_json::json!(["text", "join", "leave", "system", "edit", "redaction"])
+    );
     assert!(
         doc.get("servers").is_none(),
         "a servers entry: {}",

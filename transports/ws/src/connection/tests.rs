@@ -40,8 +40,12 @@ struct Server {
 
 impl Server {
     async fn start(config: WsConfig) -> Self {
+        Server::start_with(config, EngineConfig::default()).await
+    }
+
+    async fn start_with(config: WsConfig, engine_config: EngineConfig) -> Self {
         let engine = Engine::builder(Arc::new(MemoryStore::default()))
-            .config(EngineConfig::default())
+            .config(engine_config)
             .start()
             .await
             .unwrap();
@@ -117,6 +121,7 @@ impl Server {
             )
             .await
             .unwrap()
+            .entries
     }
 }
 
@@ -520,4 +525,307 @@ async fn a_leave_from_elsewhere_ends_the_room_with_left_and_nothing_after() {
     assert_eq!(ann.written(), []);
     ann.send(json!({"type": "ping"})).await;
     assert_eq!(ann.json().await, json!({"type": "pong"}));
+}
+
+/// `user` sends `body` to `room` through the engine; its seq.
+async fn say(server: &Server, user: &str, room: &str, client_id: &str, body: &str) -> u64 {
+    server
+        .engine
+        .send(&Principal::new(uid(user)), &rid(room), client_id, body)
+        .await
+        .unwrap()
+        .seq
+}
+
+#[tokio::test(start_paused = true)]
+async fn joined_says_where_the_log_starts_and_that_it_resumed() {
+    let server = Server::start(WsConfig::default()).await;
+    let mut ann = server.hello("ann", 64).await;
+    let joined = ann.join(&server.ticket("ann", "talk").await, None).await;
+    assert_eq!(joined["first_seq"], 1, "{joined}");
+    assert_eq!(joined["resumed"], true, "{joined}");
+    let mut again = server.hello("ann", 64).await;
+    let joined = again
+        .join(&server.ticket("ann", "talk").await, Some(0))
+        .await;
+    assert_eq!(
+        (&joined["first_seq"], &joined["resumed"]),
+        (&json!(1), &json!(true))
+    );
+}
+
+/// `read` answers `read_state`; the room's other members get a `receipt`,
+/// the reader's own sockets none; a lower seq changes nothing and tells no
+/// one.
+#[tokio::test(start_paused = true)]
+async fn read_answers_read_state_and_only_the_others_get_a_receipt() {
+    let server = Server::start(WsConfig::default()).await;
+    let mut ann = server.hello("ann", 1024).await;
+    ann.join(&server.ticket("ann", "talk").await, None).await;
+    let mut bob = server.hello("bob", 1024).await;
+    bob.join(&server.ticket("bob", "talk").await, None).await;
+    let mut bob_too = server.hello("bob", 1024).await;
+    bob_too
+        .join(&server.ticket("bob", "talk").await, None)
+        .await;
+    let first = say(&server, "ann", "talk", "a1", "one").await;
+    let second = say(&server, "ann", "talk", "a2", "two").await;
+    sleep(Duration::from_millis(100)).await;
+    for socket in [&mut ann, &mut bob, &mut bob_too] {
+        socket.written();
+    }
+
+    bob.send(json!({"type": "read", "room_id": "talk", "seq": first}))
+        .await;
+    let (state, before) = bob.until("read_state").await;
+    assert_eq!(
+        state,
+        json!({"type": "read_state", "room_id": "talk", "last_read_seq": first, "unread": 1})
+    );
+    assert!(before.is_empty(), "{before:?}");
+    let (receipt, _) = ann.until("receipt").await;
+    assert_eq!(receipt["room_id"], "talk");
+    assert_eq!(receipt["user_id"], "bob");
+    assert_eq!(receipt["seq"], first);
+    assert!(
+        parlor_engine::Timestamp::parse_rfc3339(receipt["at"].as_str().unwrap()).is_some(),
+        "{receipt}"
+    );
+
+    // Lower than the marker: answered with the stored one, and no receipt.
+    bob.send(json!({"type": "read", "room_id": "talk", "seq": 0}))
+        .await;
+    let (state, _) = bob.until("read_state").await;
+    assert_eq!(
+        (&state["last_read_seq"], &state["unread"]),
+        (&json!(first), &json!(1))
+    );
+    bob.send(json!({"type": "read", "room_id": "talk", "seq": second}))
+        .await;
+    let (state, _) = bob.until("read_state").await;
+    assert_eq!(
+        (&state["last_read_seq"], &state["unread"]),
+        (&json!(second), &json!(0))
+    );
+    let (receipt, _) = ann.until("receipt").await;
+    assert_eq!(receipt["seq"], second, "the ignored seq told no one");
+
+    // The reader's own sockets hear nothing of it.
+    sleep(Duration::from_secs(1)).await;
+    for frames in [bob.written(), bob_too.written()] {
+        assert!(
+            frames
+                .iter()
+                .all(|f| !matches!(f, Frame::Json(v) if v["type"] == "receipt")),
+            "{frames:?}"
+        );
+    }
+    assert_eq!(ann.written(), []);
+}
+
+/// A refused `read` is an error frame naming the room (a malformed one, like
+/// any malformed frame, names nothing); the socket stays.
+#[tokio::test(start_paused = true)]
+async fn bad_reads_are_refused_naming_the_room() {
+    let server = Server::start(WsConfig::default()).await;
+    let mut ann = server.hello("ann", 1024).await;
+    let joined = ann.join(&server.ticket("ann", "talk").await, None).await;
+    let last = joined["last_seq"].as_u64().unwrap();
+    for (room, seq, code) in [
+        ("talk", json!(last + 1), "INVALID_INPUT"),
+        ("talk", json!(9_223_372_036_854_775_808u64), "INVALID_INPUT"),
+        ("elsewhere", json!(0), "ROOM_NOT_FOUND"),
+        ("bad room", json!(0), "INVALID_INPUT"),
+    ] {
+        ann.send(json!({"type": "read", "room_id": room, "seq": seq}))
+            .await;
+        let refused = ann.json().await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(
+            (&refused["code"], &refused["room_id"]),
+            (&json!(code), &json!(room)),
+            "{refused}"
+        );
+    }
+    for malformed in [
+        json!({"type": "read", "room_id": "talk", "seq": -1}),
+        json!({"type": "read", "room_id": "talk"}),
+        json!({"type": "read", "room_id": "talk", "seq": "3"}),
+    ] {
+        ann.send(malformed.clone()).await;
+        let refused = ann.json().await;
+        assert_eq!(refused["code"], "INVALID_INPUT", "{malformed}: {refused}");
+        assert!(refused.get("room_id").is_none(), "{refused}");
+    }
+    ann.send(json!({"type": "read", "room_id": "talk", "seq": last}))
+        .await;
+    assert_eq!(ann.json().await["type"], "read_state");
+}
+
+/// Edits and redactions reach a live socket as entries of their own; a
+/// resume afterwards shows the message as stored now — edited, then erased
+/// — never a frame cached from its first delivery.
+#[tokio::test(start_paused = true)]
+async fn edits_and_redactions_are_live_entries_and_a_resume_sees_them_applied() {
+    let server = Server::start(WsConfig::default()).await;
+    let mut ann = server.hello("ann", 1024).await;
+    let joined = ann.join(&server.ticket("ann", "talk").await, None).await;
+    let start = joined["last_seq"].as_u64().unwrap();
+    let _bob = server.member("bob", "talk").await;
+    let bob = Principal::new(uid("bob"));
+    let target = say(&server, "bob", "talk", "b1", "helo").await;
+    let (original, _) = ann.until("entry").await;
+    let original = if original["seq"] == target {
+        original
+    } else {
+        ann.until("entry").await.0
+    };
+    assert_eq!(original["body"], "helo");
+
+    let edit = server
+        .engine
+        .edit(
+            &bob,
+            &rid("talk"),
+            target,
+            Some("e1"),
+            parlor_engine::Message::text("hello"),
+        )
+        .await
+        .unwrap();
+    let (live, _) = ann.until("entry").await;
+    assert_eq!(live["seq"], edit.seq);
+    assert_eq!(
+        (
+            &live["kind"],
+            &live["target_seq"],
+            &live["body"],
+            &live["client_id"]
+        ),
+        (
+            &json!("edit"),
+            &json!(target),
+            &json!("hello"),
+            &json!("e1")
+        )
+    );
+
+    // A resume now: the message with its edit, then the edit.
+    let mut late = server.hello("ann", 1024).await;
+    late.join(&server.ticket("ann", "talk").await, Some(start))
+        .await;
+    let mut replayed: Vec<Value> = Vec::new();
+    while replayed.len() < usize::try_from(edit.seq - start).unwrap() {
+        replayed.push(late.json().await);
+    }
+    let message = replayed.iter().find(|v| v["seq"] == target).unwrap();
+    assert_eq!(message["body"], "hello", "{message}");
+    assert_eq!(message["edited_at"], json!(edit.created_at.to_string()));
+    assert_eq!(replayed.last().unwrap()["kind"], "edit");
+
+    let redaction = server
+        .engine
+        .redact(&bob, &rid("talk"), target, Some("typo"))
+        .await
+        .unwrap();
+    for socket in [&mut ann, &mut late] {
+        let (live, _) = socket.until("entry").await;
+        assert_eq!(
+            (&live["kind"], &live["target_seq"], &live["reason"]),
+            (&json!("redaction"), &json!(target), &json!("typo"))
+        );
+        assert!(
+            live["body"].is_null() && live["client_id"].is_null(),
+            "{live}"
+        );
+    }
+
+    // And after it: neither the original text nor the edit's, anywhere.
+    let mut last = server.hello("ann", 1024).await;
+    last.join(&server.ticket("ann", "talk").await, Some(start))
+        .await;
+    let mut replayed = Vec::new();
+    while replayed.len() < usize::try_from(redaction.seq - start).unwrap() {
+        replayed.push(last.json().await);
+    }
+    let text = serde_json::to_string(&replayed).unwrap();
+    assert!(!text.contains("helo") && !text.contains("hello"), "{text}");
+    let message = replayed.iter().find(|v| v["seq"] == target).unwrap();
+    assert_eq!(message["redacted"], true, "{message}");
+    assert!(message["body"].is_null() && message.get("data").is_none());
+    let edit_again = replayed.iter().find(|v| v["seq"] == edit.seq).unwrap();
+    assert_eq!(edit_again["redacted"], true, "{edit_again}");
+    assert!(edit_again["body"].is_null());
+}
+
+/// A stream that retention overtook ends with an error frame naming the
+/// room; the room's stream on that socket stops as a loss (the seat goes
+/// to grace, no `leave`), the socket stays, and a join with `after_seq`
+/// answers `"resumed": false` from `first_seq`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_overtaken_by_retention_ends_with_history_pruned_as_a_loss() {
+    let engine_config = EngineConfig::default()
+        .live_buffer(4)
+        .retention(parlor_engine::Retention {
+            max_entries: Some(3),
+            max_age: None,
+        })
+        // The test prunes when it wants to.
+        .retention_interval(Duration::from_secs(3600));
+    let ws_config = WsConfig::default().slow_client_patience(Duration::from_secs(60));
+    let server = Server::start_with(ws_config, engine_config).await;
+    // A "socket" that holds 2 frames: the writer stalls until ann reads.
+    let mut ann = server.hello("ann", 2).await;
+    let joined = ann.join(&server.ticket("ann", "talk").await, None).await;
+    let start = joined["last_seq"].as_u64().unwrap();
+    let _bob = server.member("bob", "talk").await;
+    let mut last = 0;
+    for i in 0..40 {
+        last = say(&server, "bob", "talk", &format!("b{i}"), "x").await;
+    }
+    let pruned = server.engine.prune_now().await.unwrap();
+    assert!(pruned > 0, "nothing pruned");
+
+    // Reading again: some entries in order, then the error, no more.
+    let mut seen = Vec::new();
+    let refused = loop {
+        let v = ann.json().await;
+        if v["type"] == "error" {
+            break v;
+        }
+        seen.push(v);
+    };
+    assert_eq!(
+        (&refused["code"], &refused["room_id"]),
+        (&json!("HISTORY_PRUNED"), &json!("talk")),
+        "{refused}"
+    );
+    let next = in_order(&seen, start + 1);
+    assert!(next < last, "the stream was cut short ({next} of {last})");
+
+    // The socket stays; the room's seat went to grace, without a leave.
+    ann.send(json!({"type": "ping"})).await;
+    assert_eq!(ann.json().await, json!({"type": "pong"}));
+    let members = server
+        .engine
+        .members(&Principal::new(uid("bob")), &rid("talk"))
+        .await
+        .unwrap();
+    let ann_seat = members
+        .iter()
+        .find(|m| m.user_id.as_str() == "ann")
+        .unwrap();
+    assert_eq!(ann_seat.state.as_str(), "grace", "{members:?}");
+    let log = server.log("bob", "talk").await;
+    assert!(!log.iter().any(|e| e.kind == EntryKind::Leave), "{log:?}");
+
+    // Joining again on the same socket: not resumed, from first_seq.
+    let ticket = server.ticket("ann", "talk").await;
+    let joined = ann.join(&ticket, Some(next - 1)).await;
+    let first_seq = joined["first_seq"].as_u64().unwrap();
+    assert_eq!(joined["resumed"], false, "{joined}");
+    assert_eq!(first_seq, last - 2, "the newest 3 are kept: {joined}");
+    assert_eq!(joined["last_seq"], last, "same seat, no join entry");
+    let rest: Vec<Value> = vec![ann.json().await, ann.json().await, ann.json().await];
+    assert_eq!(in_order(&rest, first_seq), last + 1);
 }
