@@ -134,9 +134,14 @@ function entryItem(entry) {
   li.dataset.seq = entry.seq;
   li.dataset.kind = entry.kind;
   li.dataset.testid = "entry";
-  if (entry.kind !== "text") {
+  if (entry.kind === "join" || entry.kind === "leave") {
     li.className = "system";
     li.textContent = `${entry.sender} ${entry.kind === "join" ? "joined" : "left"}`;
+    return li;
+  }
+  if (entry.kind === "system") {
+    li.className = "system";
+    li.textContent = entry.body ?? "";
     return li;
   }
   li.className = entry.sender === client.userId ? "msg mine" : "msg";
@@ -145,7 +150,8 @@ function entryItem(entry) {
   who.textContent = entry.sender;
   const body = document.createElement("span");
   body.className = "body";
-  body.textContent = entry.body;
+  body.textContent = entry.redacted ? "message deleted" : `${entry.body ?? ""}${entry.edited_at ? " (edited)" : ""}`;
+  if (entry.redacted) body.classList.add("deleted");
   const time = document.createElement("time");
   time.dateTime = entry.created_at;
   time.title = `#${entry.seq} · ${entry.created_at}`;
@@ -203,7 +209,8 @@ function drawRoom(jump) {
 
   const scroller = $("#scroller");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
-  const items = room.entries.map(entryItem);
+  // Edits and redactions show on the message they change, not as lines.
+  const items = room.entries.filter((e) => e.kind !== "edit" && e.kind !== "redaction").map(entryItem);
   for (const item of room.outbox) items.push(outboxItem(room, item));
   $("#messages").replaceChildren(...items);
   if (jump === true || atBottom) scroller.scrollTop = scroller.scrollHeight;

@@ -666,7 +666,17 @@ export class Room extends EventTarget {
     if (entry.kind === "text" && entry.sender === this.client.userId) {
       this.outbox = this.outbox.filter((m) => m.clientId !== entry.client_id);
     }
-    if (entry.kind !== "text" && entry.seq > this._membersAt) {
+    // An edit or a redaction changes the message it names, in place
+    // (docs/contract.md §2, "Edits and redactions").
+    const target = entry.target_seq !== undefined ? this._entries.get(entry.target_seq) : undefined;
+    if (entry.kind === "edit" && target && !target.redacted && !entry.redacted) {
+      this._entries.set(target.seq, { ...target, body: entry.body, data: entry.data, edited_at: entry.created_at });
+    }
+    if (entry.kind === "redaction" && target) {
+      const { body, data, ...kept } = target;
+      this._entries.set(target.seq, { ...kept, redacted: true });
+    }
+    if ((entry.kind === "join" || entry.kind === "leave") && entry.seq > this._membersAt) {
       const others = this.members.filter((m) => m !== entry.sender);
       this.members = entry.kind === "join" ? [...others, entry.sender].sort() : others;
       this._scheduleRefresh();
