@@ -994,11 +994,11 @@ async fn unread_counts_stay_exact_with_marks_on_three_nodes() {
     let seed: u64 = rand::random();
     eprintln!("unread_counts_stay_exact_with_marks_on_three_nodes: seed {seed}");
     let mut sockets = vec![create_and_join(&nodes[0], "ann", &room, 9).await];
-    for n in 1..3 {
-        sockets.push(join(&nodes[n], "ann", &room).await);
+    for node in &nodes[1..] {
+        sockets.push(join(node, "ann", &room).await);
     }
-    for n in 0..3 {
-        sockets.push(join(&nodes[n], &format!("s{n}"), &room).await);
+    for (n, node) in nodes.iter().enumerate() {
+        sockets.push(join(node, &format!("s{n}"), &room).await);
     }
     let senders: Vec<_> = (0..3)
         .map(|n| {
@@ -1085,12 +1085,19 @@ async fn three_nodes_prune_a_room_to_its_bound() {
     let nodes = three_nodes_with(
         &env,
         &env.redis,
-        &["--retention-max-entries", "50", "--retention-interval", "300ms", "--prune-batch", "40"],
+        &[
+            "--retention-max-entries",
+            "50",
+            "--retention-interval",
+            "300ms",
+            "--prune-batch",
+            "40",
+        ],
     );
     let room = fresh("prune");
     let mut sockets = vec![create_and_join(&nodes[0], "s0", &room, 9).await];
-    for n in 1..3 {
-        sockets.push(join(&nodes[n], &format!("s{n}"), &room).await);
+    for (n, node) in nodes.iter().enumerate().skip(1) {
+        sockets.push(join(node, &format!("s{n}"), &room).await);
     }
     let senders: Vec<_> = (0..3)
         .map(|n| {
@@ -1109,7 +1116,10 @@ async fn three_nodes_prune_a_room_to_its_bound() {
     let started = Instant::now();
     loop {
         let facts = nodes[1].client("s1").room(&room).await.unwrap();
-        let (first, last) = (facts["first_seq"].as_u64().unwrap(), facts["last_seq"].as_u64().unwrap());
+        let (first, last) = (
+            facts["first_seq"].as_u64().unwrap(),
+            facts["last_seq"].as_u64().unwrap(),
+        );
         if last + 1 - first <= 50 {
             break;
         }
