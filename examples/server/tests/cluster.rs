@@ -1082,23 +1082,27 @@ async fn three_nodes_prune_a_room_to_its_bound() {
     let Some(env) = env("three_nodes_prune_a_room_to_its_bound") else {
         return;
     };
+    // The room's own retention, not the server's: the suites share one
+    // database, and a server-wide bound would prune the other tests' rooms.
     let nodes = three_nodes_with(
         &env,
         &env.redis,
-        &[
-            "--retention-max-entries",
-            "50",
-            "--retention-interval",
-            "300ms",
-            "--prune-batch",
-            "40",
-        ],
+        &["--retention-interval", "300ms", "--prune-batch", "40"],
     );
     let room = fresh("prune");
     let mut sockets = vec![create_and_join(&nodes[0], "s0", &room, 9).await];
     for (n, node) in nodes.iter().enumerate().skip(1) {
         sockets.push(join(node, &format!("s{n}"), &room).await);
     }
+    let (status, facts) = call(
+        &nodes[2],
+        None,
+        "PATCH",
+        &format!("/v1/rooms/{room}"),
+        Some(serde_json::json!({"retention": {"max_entries": 50}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{facts}");
     let senders: Vec<_> = (0..3)
         .map(|n| {
             let client = nodes[n].client(&format!("s{n}"));
