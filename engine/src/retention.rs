@@ -7,7 +7,8 @@
 //! when the server has one), works out each room's bound — the count bound
 //! as a seq (`last_seq - max_entries + 1`), the age bound as a time — and
 //! asks the store to prune, `prune_batch` entries per transaction, until the
-//! room is within it. Seqs are never reused: `last_seq` stays, `first_seq`
+//! room is within it, pausing after each batch for as long as it took (at
+//! most half of a single writer's time goes to pruning). Seqs are never reused: `last_seq` stays, `first_seq`
 //! moves up. In a cluster every node runs it; the store lets one node at a
 //! time prune a room (Postgres: a transaction-scoped advisory lock), and a
 //! node that finds the room busy leaves it to the other.
@@ -104,7 +105,12 @@ async fn prune_room(state: &EngineState, room_id: &RoomId, bound: PruneBound) ->
     let batch = state.config.prune_batch;
     let mut deleted = 0;
     loop {
+        let started = tokio::time::Instant::now();
         let pruned = state.store.prune(room_id, bound, batch).await?;
+        // Paced: after each batch the pruner leaves storage to the appends
+        // for as long as the batch took, so it never takes more than half
+        // of a single writer's time (SQLite) however far behind it is.
+        tokio::time::sleep(started.elapsed()).await;
         deleted += pruned.deleted;
         if let Some(room) = state.directory.get(room_id) {
             room.pruned_below(pruned.first_seq);
@@ -115,8 +121,6 @@ async fn prune_room(state: &EngineState, room_id: &RoomId, bound: PruneBound) ->
             }
             return Ok(deleted);
         }
-        // Let appends and other tasks in between batches.
-        tokio::task::yield_now().await;
     }
 }
 

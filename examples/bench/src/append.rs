@@ -24,6 +24,8 @@ pub(crate) struct Params {
     pub(crate) client_ids: ClientIds,
     /// Keep each room's newest N entries (the pruner beside the appends).
     pub(crate) retention_max_entries: Option<u64>,
+    /// How often the pruner looks, in ms.
+    pub(crate) retention_interval_ms: u64,
 }
 
 /// How senders make their client ids. What storage pays for its
@@ -119,7 +121,7 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
                 max_entries: Some(keep),
                 max_age: None,
             })
-            .retention_interval(Duration::from_millis(100));
+            .retention_interval(Duration::from_millis(p.retention_interval_ms));
     }
     let bench = store::engine(url, config).await;
     let engine = bench.engine.clone();

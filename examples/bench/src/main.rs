@@ -83,9 +83,12 @@ enum Scenario {
         #[arg(long, value_enum, default_value_t = append::ClientIds::Counter)]
         client_ids: append::ClientIds,
         /// Keep only each room's newest N entries while sending: the pruner
-        /// runs every 100 ms beside the appends (off by default).
+        /// runs beside the appends (off by default).
         #[arg(long)]
         retention_max_entries: Option<u64>,
+        /// How often the pruner looks, in ms (with `--retention-max-entries`).
+        #[arg(long, default_value_t = 1000)]
+        retention_interval_ms: u64,
     },
     /// Concurrent reserves on one room.
     JoinStorm {
@@ -172,6 +175,7 @@ fn main() {
                 database_url,
                 client_ids,
                 retention_max_entries,
+                retention_interval_ms,
             } => {
                 append::run(
                     &append::Params {
@@ -182,6 +186,7 @@ fn main() {
                         database_url,
                         client_ids,
                         retention_max_entries,
+                        retention_interval_ms,
                     },
                     &mut report,
                 )
