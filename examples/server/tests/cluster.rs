@@ -31,6 +31,40 @@ const LEASE_TTL: &str = "5s";
 struct Env {
     postgres: String,
     redis: String,
+    _slot: Slot,
+}
+
+/// At most this many cluster tests run at once: each starts three debug
+/// servers, and thirty of them on CI's two cores starved nodes long enough
+/// for a 10 s wait to lapse (a close's `left` came late).
+const AT_ONCE: usize = 4;
+
+static RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One of the [`AT_ONCE`] places, held for a test's life.
+struct Slot;
+
+impl Slot {
+    /// Waits for a place (blocking: called first thing in a test, before it
+    /// has spawned anything on its runtime).
+    fn take() -> Slot {
+        let (count, freed) = &RUNNING;
+        let mut running = count.lock().unwrap();
+        while *running >= AT_ONCE {
+            running = freed.wait(running).unwrap();
+        }
+        *running += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
 }
 
 #[allow(clippy::print_stderr)] // a skipped suite says so
@@ -39,7 +73,11 @@ fn env(test: &str) -> Option<Env> {
         std::env::var("PARLOR_TEST_POSTGRES_URL"),
         std::env::var("PARLOR_TEST_REDIS_URL"),
     ) {
-        (Ok(postgres), Ok(redis)) => Some(Env { postgres, redis }),
+        (Ok(postgres), Ok(redis)) => Some(Env {
+            postgres,
+            redis,
+            _slot: Slot::take(),
+        }),
         _ => {
             eprintln!(
                 "SKIPPED {test}: PARLOR_TEST_POSTGRES_URL and PARLOR_TEST_REDIS_URL are not both set"
