@@ -126,6 +126,16 @@ async fn prune_room(state: &EngineState, room_id: &RoomId, bound: PruneBound) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_age_beyond_any_clock_prunes_nothing() {
+        let forever = Retention {
+            max_entries: None,
+            max_age: Some(Duration::from_secs(u64::MAX)),
+        };
+        let bound = bound_for(&room(1, 5), &forever, Timestamp(1_000)).unwrap();
+        assert!(bound.older_than.unwrap().millis() < 0, "{bound:?}");
+    }
+
     use super::*;
 
     fn room(first_seq: Seq, last_seq: Seq) -> StoredRoom {

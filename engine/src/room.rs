@@ -114,7 +114,7 @@ impl StoredRoom {
 pub struct Retention {
     /// Keep at most this many newest entries (1..=2^63-1).
     pub max_entries: Option<u64>,
-    /// Keep entries younger than this (1 s ..= [`Retention::MAX_AGE`]).
+    /// Keep entries younger than this (at least 1 s).
     pub max_age: Option<Duration>,
 }
 
@@ -124,14 +124,9 @@ impl Retention {
         self.max_entries.is_none() && self.max_age.is_none()
     }
 
-    /// The longest `max_age` (1000 years): beyond it, "keep everything"
-    /// says it better, and times stay within what [`Timestamp`] holds.
-    ///
-    /// [`Timestamp`]: crate::Timestamp
-    pub const MAX_AGE: Duration = Duration::from_secs(1000 * 365 * 86_400);
-
     /// `INVALID_INPUT` for `max_entries` 0 or over 2^63-1, or a `max_age`
-    /// under one second or over [`Retention::MAX_AGE`].
+    /// under one second. (A very long age is kept as given; times computed
+    /// from it saturate, so it prunes nothing.)
     pub fn validate(&self) -> Result<(), Error> {
         if self
             .max_entries
@@ -142,13 +137,10 @@ impl Retention {
                 "retention max_entries must be at least 1",
             ));
         }
-        if self
-            .max_age
-            .is_some_and(|a| a < Duration::from_secs(1) || a > Retention::MAX_AGE)
-        {
+        if self.max_age.is_some_and(|a| a < Duration::from_secs(1)) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                "retention max_age must be between 1s and 1000 years",
+                "retention max_age must be at least 1s",
             ));
         }
         Ok(())
