@@ -21,7 +21,7 @@ fn keep(n: u64) -> Retention {
 }
 
 /// Retention on, pruned only when the test says (`prune_now`): the
-/// background pass would run at once and then every hour.
+/// background pass would first run an hour after start.
 fn manual(retention: Retention) -> EngineConfig {
     EngineConfig::default()
         .retention(retention)

@@ -16,4 +16,4 @@ pub use auth::{Authenticator, Claims, Principal, bearer_token};
 pub use bus::{Bus, InProcessBus, LiveEntries, LiveNotices};
 pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated, SeatedUser};
 pub use policy::{Action, Decision, PolicyRequest, RoomPolicy};
-pub use store::{Appended, CreateOutcome, PruneBound, Pruned, Store};
+pub use store::{Appended, CreateOutcome, PruneBound, Pruned, Store, prune_room_by_room};

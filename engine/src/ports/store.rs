@@ -176,6 +176,27 @@ pub trait Store: Send + Sync + 'static {
     /// stored.
     async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned>;
 
+    /// Prunes several rooms at once, as [`Store::prune`] does one: about
+    /// `max_rows` entries in all, the oldest first across `rooms` where the
+    /// store can order them so (a store may finish a room's prefix a few
+    /// rows past the budget; it never deletes anything but a prefix the
+    /// room's bound lets go). Answers, for each room it looked at, what
+    /// went and where the log starts now — `deleted: 0` means the room is
+    /// within its bound; a room left out was not reached this time.
+    ///
+    /// The default prunes room after room ([`prune_room_by_room`]). A
+    /// store with a single writer overrides it: one transaction that
+    /// deletes rows stored together (SQLite: in `rowid` order) rewrites a
+    /// page once, where room-by-room pruning rewrites it once per room
+    /// (docs/benchmarks.md, step 23).
+    async fn prune_rooms(
+        &self,
+        rooms: &[(RoomId, PruneBound)],
+        max_rows: u32,
+    ) -> Result<Vec<(RoomId, Pruned)>> {
+        prune_room_by_room(self, rooms, max_rows).await
+    }
+
     /// Raises `user`'s read marker in `room` to `seq` (never lowers it) and
     /// returns the marker as it is now. A room that is not stored:
     /// `ROOM_NOT_FOUND`.
@@ -193,6 +214,27 @@ pub trait Store: Send + Sync + 'static {
     fn append_lanes(&self) -> usize {
         1
     }
+}
+
+/// [`Store::prune_rooms`] as [`Store::prune`] calls, room after room, each
+/// with what is left of the `max_rows` budget; stops when it is spent.
+pub async fn prune_room_by_room<S: Store + ?Sized>(
+    store: &S,
+    rooms: &[(RoomId, PruneBound)],
+    max_rows: u32,
+) -> Result<Vec<(RoomId, Pruned)>> {
+    let mut left = u64::from(max_rows);
+    let mut done = Vec::new();
+    for (room, bound) in rooms {
+        if left == 0 {
+            break;
+        }
+        let budget = u32::try_from(left).unwrap_or(u32::MAX);
+        let pruned = store.prune(room, *bound, budget).await?;
+        left = left.saturating_sub(pruned.deleted);
+        done.push((room.clone(), pruned));
+    }
+    Ok(done)
 }
 
 /// What [`Store::prune`] may delete: an entry below `below_seq`, or one

@@ -48,6 +48,7 @@ pub async fn run(store: Arc<dyn Store>) {
     prune_deletes_a_prefix_and_never_reuses_seqs(store.as_ref(), p).await;
     prune_stops_at_the_first_entry_the_bound_keeps(store.as_ref(), p).await;
     prune_erases_the_edits_of_pruned_messages(store.as_ref(), p).await;
+    prune_rooms_leaves_each_room_a_suffix_within_the_budget(store.as_ref(), p).await;
     retained_rooms_are_the_candidates_for_pruning(store.as_ref(), p).await;
     retention_is_set_and_cleared_by_update(store.as_ref(), p).await;
     read_markers_are_monotone_and_count_what_others_said(store.as_ref(), p).await;
@@ -1238,6 +1239,69 @@ async fn prune_erases_the_edits_of_pruned_messages(store: &dyn Store, p: &str) {
     assert!(
         kept.redacted && kept.body.is_none() && kept.data.is_none(),
         "an edit does not keep a pruned message's text: {kept:?}"
+    );
+}
+
+async fn prune_rooms_leaves_each_room_a_suffix_within_the_budget(store: &dyn Store, p: &str) {
+    let [a, b, c] = [
+        new_room(store, p, "prunes-a").await,
+        new_room(store, p, "prunes-b").await,
+        new_room(store, p, "prunes-c").await,
+    ];
+    // Stored interleaved, as live rooms are: one entry of each per round.
+    for i in 1..=12 {
+        let batch: Vec<_> = [&a, &b, &c]
+            .into_iter()
+            .map(|r| {
+                let mut e = text(r, "ann", &format!("c{i}"), &format!("m{i}"));
+                e.created_at = Timestamp(T0 + i * 1_000);
+                e
+            })
+            .collect();
+        store.append(&batch).await.unwrap();
+    }
+    let fixed = one(store, edit(&b, "ann", 2, "e1", "fixed")).await;
+    let fixed = fixed.entry().unwrap().seq;
+    let absent = room_id(p, "prunes-absent");
+    let rooms = [
+        (a.clone(), bound(9, None)),                        // 1..=8 go
+        (b.clone(), bound(0, Some(Timestamp(T0 + 5_500)))), // 1..=5 go
+        (c.clone(), bound(0, None)),                        // keeps all
+        (absent, bound(Seq::MAX, None)),
+    ];
+    let mut total = 0;
+    for call in 1.. {
+        assert!(call <= 10, "the rooms never came within their bounds");
+        let got = store.prune_rooms(&rooms, 5).await.unwrap();
+        let deleted: u64 = got.iter().map(|(_, p)| p.deleted).sum();
+        assert!(deleted <= 5, "call {call}: {deleted} over a budget of 5");
+        for (room, pruned) in &got {
+            let Some(stored) = store.room(room).await.unwrap() else {
+                assert_eq!(pruned.deleted, 0, "a room that is not stored");
+                continue;
+            };
+            assert_eq!(pruned.first_seq, stored.first_seq, "{room}");
+            let seqs: Vec<Seq> = log(store, room).await.iter().map(|e| e.seq).collect();
+            let suffix: Vec<Seq> = (stored.first_seq..=stored.last_seq).collect();
+            assert_eq!(seqs, suffix, "{room}: a prefix went, nothing else");
+        }
+        total += deleted;
+        if deleted < 5 {
+            break;
+        }
+    }
+    assert_eq!(total, 8 + 5);
+    for (room, first) in [(&a, 9), (&b, 6), (&c, 1)] {
+        assert_eq!(
+            store.room(room).await.unwrap().unwrap().first_seq,
+            first,
+            "{room}"
+        );
+    }
+    let kept = entry_at(store, &b, fixed).await;
+    assert!(
+        kept.redacted && kept.body.is_none(),
+        "the edit of a pruned message is erased with it: {kept:?}"
     );
 }
 

@@ -32,12 +32,12 @@ use crate::{
     rows::{data_text, reason_text},
 };
 
-fn statement(sql: &str, values: impl IntoIterator<Item = String>) -> Statement {
+pub(crate) fn statement(sql: &str, values: impl IntoIterator<Item = String>) -> Statement {
     let values = values.into_iter().map(|v| Value::String(Some(v)));
     Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
 
-fn json(rows: &impl Serialize) -> Result<String, DbErr> {
+pub(crate) fn json(rows: &impl Serialize) -> Result<String, DbErr> {
     serde_json::to_string(rows).map_err(|e| DbErr::Custom(format!("batch to JSON: {e}")))
 }
 

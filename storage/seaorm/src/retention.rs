@@ -11,7 +11,13 @@ use sea_orm::{
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
-use crate::{entity::room, rows::to_room};
+use std::collections::HashMap;
+
+use crate::{
+    append_sqlite::{json, statement},
+    entity::room,
+    rows::to_room,
+};
 
 /// Up to `limit` stored rooms (open or closed) after `after`, ascending by
 /// id, that hold entries (`first_seq <= last_seq`) and have a retention of
@@ -184,6 +190,143 @@ pub(crate) async fn prune(
     .await?;
     txn.commit().await?;
     pruned(deleted, first_seq)
+}
+
+/// SQLite's `Store::prune_rooms`: several rooms in one short transaction,
+/// about `max_rows` entries in all, the oldest stored first across them.
+///
+/// Why it pays: the entries of all rooms share the table's pages in the
+/// order they were stored (`rowid`), so pruning room by room rewrites a
+/// page once for every room with a row on it, while deleting the oldest
+/// rows across the rooms empties whole pages (docs/benchmarks.md, step 23).
+/// Each room still loses only a prefix its bound lets go: the budget is cut
+/// per room at the last of its rows inside it, so a room may lose a few
+/// rows past the budget, never a row out of order. Relies on a room's
+/// `rowid`s rising with its seqs, as appends insert them.
+pub(crate) async fn prune_rooms_sqlite(
+    db: &DatabaseConnection,
+    rooms: &[(RoomId, PruneBound)],
+    max_rows: u32,
+) -> Result<Vec<(RoomId, Pruned)>, DbErr> {
+    const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq \
+         FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value";
+    // Each room's [first, upto] range; the oldest `max_rows` rows across
+    // them, and per room the last seq among those.
+    const CUTS: &str = "SELECT room_id, max(seq) FROM (SELECT e.room_id, e.seq \
+         FROM jsonb_each(?1) AS b JOIN parlor_entries e ON e.room_id = b.value ->> 0 \
+           AND e.seq BETWEEN b.value ->> 1 AND b.value ->> 2 \
+         ORDER BY e.rowid LIMIT ?2) GROUP BY room_id";
+    // Deletes each room's prefix up to its cut, moves `first_seq`, and
+    // erases the edits kept of the messages that went.
+    const DELETE: &str = "DELETE FROM parlor_entries WHERE rowid IN (SELECT e.rowid \
+         FROM jsonb_each(?1) AS c JOIN parlor_entries e ON e.room_id = c.value ->> 0 \
+           AND e.seq <= c.value ->> 1); \
+         UPDATE parlor_rooms SET first_seq = (c.value ->> 1) + 1 FROM jsonb_each(?1) AS c \
+         WHERE parlor_rooms.id = c.value ->> 0 AND parlor_rooms.first_seq <= c.value ->> 1; \
+         UPDATE parlor_entries SET body = NULL, data = NULL, redacted = 1 \
+         FROM jsonb_each(?1) AS c WHERE parlor_entries.room_id = c.value ->> 0 \
+           AND parlor_entries.target_seq <= c.value ->> 1 \
+           AND parlor_entries.kind = 'edit' AND NOT parlor_entries.redacted";
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let txn = db.begin_with_options(options).await?;
+    let ids: Vec<&str> = rooms.iter().map(|(id, _)| id.as_str()).collect();
+    let mut heads = HashMap::new();
+    for row in txn.query_all_raw(statement(HEADS, [json(&ids)?])).await? {
+        let id: String = row.try_get_by_index(0)?;
+        let first: i64 = row.try_get_by_index(1)?;
+        let last: i64 = row.try_get_by_index(2)?;
+        heads.insert(id, (first, last));
+    }
+    let budget = i64::from(max_rows.max(1));
+    let mut done = Vec::with_capacity(rooms.len());
+    let mut ranges: Vec<(&str, i64, i64)> = Vec::new();
+    for (room, bound) in rooms {
+        let Some(&(first, last)) = heads.get(room.as_str()) else {
+            done.push((room.clone(), pruned(0, 1)?));
+            continue;
+        };
+        // No room gives more than the whole budget.
+        let cap = last.min(first.saturating_add(budget - 1));
+        let below = i64::try_from(bound.below_seq).unwrap_or(i64::MAX);
+        let mut upto = below.saturating_sub(1).min(cap);
+        if let Some(older_than) = bound.older_than {
+            let from = first.max(below);
+            upto = upto.max(aged_prefix_end(&txn, room, from, older_than.millis(), budget).await?);
+            upto = upto.min(cap);
+        }
+        if upto < first {
+            done.push((room.clone(), pruned(0, first)?));
+        } else {
+            ranges.push((room.as_str(), first, upto));
+        }
+    }
+    if ranges.is_empty() {
+        txn.commit().await?;
+        return Ok(done);
+    }
+    let cuts_of = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        CUTS,
+        [Value::from(json(&ranges)?), Value::from(budget)],
+    );
+    let mut cuts: Vec<(String, i64)> = Vec::new();
+    for row in txn.query_all_raw(cuts_of).await? {
+        cuts.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+    txn.execute_raw(statement(DELETE, [json(&cuts)?])).await?;
+    txn.commit().await?;
+    // A room whose rows all lay past the budget's cut was not reached.
+    let cuts: HashMap<String, i64> = cuts.into_iter().collect();
+    for (room, _) in rooms {
+        if let (Some(&cut), Some(&(first, _))) = (cuts.get(room.as_str()), heads.get(room.as_str()))
+        {
+            // Seqs are gap-free from `first_seq`: the prefix held them all.
+            let deleted = u64::try_from(cut - first + 1).unwrap_or(0);
+            done.push((room.clone(), pruned(deleted, cut + 1)?));
+        }
+    }
+    Ok(done)
+}
+
+/// The last seq of the prefix the age bound lets go among `room`'s at most
+/// `window` entries from seq `from` on: just before the first entry stored
+/// at or after `older_than` (ms), else the window's last entry, else
+/// `from - 1` (nothing from `from` on).
+async fn aged_prefix_end(
+    txn: &impl ConnectionTrait,
+    room: &RoomId,
+    from: i64,
+    older_than: i64,
+    window: i64,
+) -> Result<i64, DbErr> {
+    const SQL: &str = "SELECT min(CASE WHEN created_at >= ?3 THEN seq END), max(seq) \
+         FROM (SELECT seq, created_at FROM parlor_entries \
+               WHERE room_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?4)";
+    let values: [Value; 4] = [
+        room.as_str().into(),
+        from.into(),
+        older_than.into(),
+        window.into(),
+    ];
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            SQL,
+            values,
+        ))
+        .await?;
+    let (kept, last): (Option<i64>, Option<i64>) = match row {
+        Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
+        None => (None, None),
+    };
+    Ok(match (kept, last) {
+        (Some(kept), _) => kept - 1,
+        (None, Some(last)) => last,
+        (None, None) => from - 1,
+    })
 }
 
 fn pruned(deleted: u64, first_seq: i64) -> Result<Pruned, DbErr> {

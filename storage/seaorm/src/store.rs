@@ -409,6 +409,24 @@ impl Store for SeaOrmStore {
             .map_err(translate)
     }
 
+    async fn prune_rooms(
+        &self,
+        rooms: &[(RoomId, PruneBound)],
+        max_rows: u32,
+    ) -> Result<Vec<(RoomId, Pruned)>> {
+        match self.dialect {
+            Dialect::Sqlite(_) => retention::prune_rooms_sqlite(&self.writes, rooms, max_rows)
+                .await
+                .map_err(translate),
+            // Postgres deletes without a single writer's lock; each room
+            // keeps its own transaction and advisory lock (one node per room).
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => {
+                parlor_engine::ports::prune_room_by_room(self, rooms, max_rows).await
+            }
+        }
+    }
+
     async fn set_read_marker(&self, room: &RoomId, user: &UserId, seq: Seq) -> Result<Seq> {
         read_markers::set(&self.writes, room, user, seq)
             .await

@@ -1,17 +1,65 @@
-//! Beyond the conformance suite: in a cluster, one node at a time prunes a
-//! room (docs/contract.md §2, "Retention"). On Postgres a prune takes a
+//! Beyond the conformance suite: on SQLite, pruning several rooms takes
+//! the oldest stored entries across them first (whole pages of the table,
+//! not a page per room); in a cluster, one node at a time prunes a room
+//! (docs/contract.md §2, "Retention"). On Postgres a prune takes a
 //! transaction-scoped advisory lock on the room; a node that finds it taken
 //! deletes nothing and answers the room's `first_seq` as it is.
+
+use parlor_engine::{
+    NewEntry, RoomId, Store, StoredRoom, UserId,
+    ports::{PruneBound, Pruned},
+};
+use parlor_seaorm::SeaOrmStore;
+
+#[tokio::test]
+async fn sqlite_prunes_the_oldest_entries_across_rooms_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+    let store = SeaOrmStore::open(&url).await.expect("open sqlite");
+    let ann = UserId::new("ann").unwrap();
+    let rooms: Vec<RoomId> = ["a", "b", "c"]
+        .iter()
+        .map(|n| RoomId::new(n).unwrap())
+        .collect();
+    for room in &rooms {
+        store
+            .create_room(&StoredRoom::new(room.clone(), 4))
+            .await
+            .unwrap();
+    }
+    // Rounds of one entry per room: the table holds a1 b1 c1 a2 b2 c2 …
+    for i in 0..10 {
+        let round: Vec<_> = rooms
+            .iter()
+            .map(|r| NewEntry::text(r.clone(), ann.clone(), &format!("c{i}"), "hi"))
+            .collect();
+        store.append(&round).await.unwrap();
+    }
+    let keep_two = PruneBound {
+        below_seq: 9,
+        older_than: None,
+    };
+    let all: Vec<_> = rooms.iter().map(|r| (r.clone(), keep_two)).collect();
+    let mut got = store.prune_rooms(&all, 6).await.unwrap();
+    got.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+    let two_each = Pruned {
+        deleted: 2,
+        first_seq: 3,
+    };
+    assert_eq!(
+        got,
+        rooms
+            .iter()
+            .map(|r| (r.clone(), two_each))
+            .collect::<Vec<_>>(),
+        "the six oldest rows are two of each room, not six of the first"
+    );
+}
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::print_stderr)] // the SKIPPED line
 async fn postgres_prunes_a_room_on_one_node_at_a_time() {
-    use parlor_engine::{
-        NewEntry, RoomId, Store, StoredRoom, UserId,
-        ports::{PruneBound, Pruned},
-    };
-    use parlor_seaorm::SeaOrmStore;
     use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 
     let Ok(url) = std::env::var("PARLOR_TEST_POSTGRES_URL") else {
