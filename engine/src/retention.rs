@@ -144,12 +144,11 @@ async fn prune_rooms(state: &EngineState, mut rooms: Vec<(RoomId, PruneBound)>) 
             }
         }
         deleted += this_batch;
-        if this_batch < u64::from(batch) {
-            // Under budget: every room the store reached is within its
-            // bound, and a store reaches every room when it has budget.
-            return deleted;
+        if this_batch == 0 {
+            return deleted; // every room it looked at is within its bound
         }
-        // A room the store found within its bound needs no second look.
+        // A room the store found within its bound needs no second look; a
+        // room it did not reach, or that lost entries, gets one.
         rooms.retain(|(id, _)| !pruned.iter().any(|(r, p)| r == id && p.deleted == 0));
     }
     deleted

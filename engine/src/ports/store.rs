@@ -176,19 +176,19 @@ pub trait Store: Send + Sync + 'static {
     /// stored.
     async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned>;
 
-    /// Prunes several rooms at once, as [`Store::prune`] does one: about
-    /// `max_rows` entries in all, the oldest first across `rooms` where the
-    /// store can order them so (a store may finish a room's prefix a few
-    /// rows past the budget; it never deletes anything but a prefix the
-    /// room's bound lets go). Answers, for each room it looked at, what
-    /// went and where the log starts now — `deleted: 0` means the room is
-    /// within its bound; a room left out was not reached this time.
+    /// Prunes several rooms at once, as [`Store::prune`] does one: at most
+    /// `max_rows` entries in all, never anything but a prefix a room's
+    /// bound lets go. Answers, for each room it looked at, what went and
+    /// where the log starts now — `deleted: 0` means the room is within its
+    /// bound; a room left out was not reached this time. A store may leave
+    /// budget unused while rooms still have entries to let go: the caller
+    /// calls again while rooms lose entries.
     ///
     /// The default prunes room after room ([`prune_room_by_room`]). A
     /// store with a single writer overrides it: one transaction that
-    /// deletes rows stored together (SQLite: in `rowid` order) rewrites a
-    /// page once, where room-by-room pruning rewrites it once per room
-    /// (docs/benchmarks.md, step 23).
+    /// deletes rows stored together (SQLite: the oldest few of every room)
+    /// rewrites a page once, where room-by-room pruning rewrites it once
+    /// per room (docs/benchmarks.md, step 23).
     async fn prune_rooms(
         &self,
         rooms: &[(RoomId, PruneBound)],

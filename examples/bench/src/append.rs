@@ -26,6 +26,14 @@ pub(crate) struct Params {
     pub(crate) retention_max_entries: Option<u64>,
     /// How often the pruner looks, in ms.
     pub(crate) retention_interval_ms: u64,
+    /// The most entries one prune transaction deletes.
+    pub(crate) prune_batch: u32,
+    /// Messages per second offered in all, spread evenly over the senders
+    /// (open loop: a send's latency counts from when it was due, so a
+    /// stall is not hidden by the sends it delayed); `None`: each sender
+    /// sends again as soon as its ack comes (closed loop, the most the
+    /// store takes).
+    pub(crate) rate: Option<f64>,
 }
 
 /// How senders make their client ids. What storage pays for its
@@ -121,7 +129,8 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
                 max_entries: Some(keep),
                 max_age: None,
             })
-            .retention_interval(Duration::from_millis(p.retention_interval_ms));
+            .retention_interval(Duration::from_millis(p.retention_interval_ms))
+            .prune_batch(p.prune_batch);
     }
     let bench = store::engine(url, config).await;
     let engine = bench.engine.clone();
@@ -152,15 +161,29 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
     let batches_before = engine.stats().append_batches;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(p.seconds);
+    let count = senders.len();
+    // Each sender's period at the offered rate, and its own phase in it.
+    let period = p
+        .rate
+        .map(|rate| Duration::from_secs_f64(count as f64 / rate.max(1.0)));
     let tasks: Vec<_> = senders
         .into_iter()
-        .map(|(user, room)| {
+        .enumerate()
+        .map(|(n, (user, room))| {
             let (engine, body, client_ids) = (engine.clone(), body.clone(), p.client_ids);
             tokio::spawn(async move {
                 let mut latencies = Latencies::default();
                 let mut i = 0u64;
                 while Instant::now() < deadline {
-                    let sent = Instant::now();
+                    let sent = match period {
+                        Some(period) => {
+                            let phase = period.mul_f64(n as f64 / count as f64);
+                            let due = started + phase + period.mul_f64(i as f64);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        None => Instant::now(),
+                    };
                     engine
                         .send(
                             &Principal::new(user.clone()),
@@ -207,6 +230,8 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
             "retention_max_entries",
             p.retention_max_entries.unwrap_or(0),
         )
+        .param("prune_batch", p.prune_batch)
+        .param("rate", p.rate.unwrap_or(0.0))
         .param("seconds", p.seconds)
         .metric("acked", acked)
         .metric("msgs_per_sec", (acked as f64 / elapsed).round())

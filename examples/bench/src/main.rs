@@ -89,6 +89,15 @@ enum Scenario {
         /// How often the pruner looks, in ms (with `--retention-max-entries`).
         #[arg(long, default_value_t = 1000)]
         retention_interval_ms: u64,
+        /// The most entries one prune transaction deletes (with
+        /// `--retention-max-entries`).
+        #[arg(long, default_value_t = 1000)]
+        prune_batch: u32,
+        /// Messages per second offered in all, spread over the senders
+        /// (open loop: latency from when each send was due). Default: as
+        /// fast as acks come (closed loop).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Concurrent reserves on one room.
     JoinStorm {
@@ -176,6 +185,8 @@ fn main() {
                 client_ids,
                 retention_max_entries,
                 retention_interval_ms,
+                prune_batch,
+                rate,
             } => {
                 append::run(
                     &append::Params {
@@ -187,6 +198,8 @@ fn main() {
                         client_ids,
                         retention_max_entries,
                         retention_interval_ms,
+                        prune_batch,
+                        rate,
                     },
                     &mut report,
                 )

@@ -193,16 +193,16 @@ pub(crate) async fn prune(
 }
 
 /// SQLite's `Store::prune_rooms`: several rooms in one short transaction,
-/// about `max_rows` entries in all, the oldest stored first across them.
+/// at most `max_rows` entries in all, an equal share of them per room that
+/// has entries to let go.
 ///
 /// Why it pays: the entries of all rooms share the table's pages in the
-/// order they were stored (`rowid`), so pruning room by room rewrites a
-/// page once for every room with a row on it, while deleting the oldest
-/// rows across the rooms empties whole pages (docs/benchmarks.md, step 23).
-/// Each room still loses only a prefix its bound lets go: the budget is cut
-/// per room at the last of its rows inside it, so a room may lose a few
-/// rows past the budget, never a row out of order. Relies on a room's
-/// `rowid`s rising with its seqs, as appends insert them.
+/// order they were stored, so pruning room by room rewrites a page once
+/// for every room with a row on it, while the oldest few rows of every
+/// room at once are rows stored at about the same time — whole pages
+/// (docs/benchmarks.md, step 23). Each room loses only a prefix its bound
+/// lets go. A room with less to let go than its share leaves the rest of
+/// the budget unused; the caller calls again while rooms lose entries.
 pub(crate) async fn prune_rooms_sqlite(
     db: &DatabaseConnection,
     rooms: &[(RoomId, PruneBound)],
@@ -210,12 +210,6 @@ pub(crate) async fn prune_rooms_sqlite(
 ) -> Result<Vec<(RoomId, Pruned)>, DbErr> {
     const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq \
          FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value";
-    // Each room's [first, upto] range; the oldest `max_rows` rows across
-    // them, and per room the last seq among those.
-    const CUTS: &str = "SELECT room_id, max(seq) FROM (SELECT e.room_id, e.seq \
-         FROM jsonb_each(?1) AS b JOIN parlor_entries e ON e.room_id = b.value ->> 0 \
-           AND e.seq BETWEEN b.value ->> 1 AND b.value ->> 2 \
-         ORDER BY e.rowid LIMIT ?2) GROUP BY room_id";
     // Deletes each room's prefix up to its cut, moves `first_seq`, and
     // erases the edits kept of the messages that went.
     const DELETE: &str = "DELETE FROM parlor_entries WHERE rowid IN (SELECT e.rowid \
@@ -242,51 +236,41 @@ pub(crate) async fn prune_rooms_sqlite(
     }
     let budget = i64::from(max_rows.max(1));
     let mut done = Vec::with_capacity(rooms.len());
-    let mut ranges: Vec<(&str, i64, i64)> = Vec::new();
+    // Each room's first seq and the last its bound lets go.
+    let mut ranges: Vec<(&RoomId, i64, i64)> = Vec::new();
     for (room, bound) in rooms {
         let Some(&(first, last)) = heads.get(room.as_str()) else {
             done.push((room.clone(), pruned(0, 1)?));
             continue;
         };
-        // No room gives more than the whole budget.
-        let cap = last.min(first.saturating_add(budget - 1));
         let below = i64::try_from(bound.below_seq).unwrap_or(i64::MAX);
-        let mut upto = below.saturating_sub(1).min(cap);
+        let mut upto = below.saturating_sub(1).min(last);
         if let Some(older_than) = bound.older_than {
             let from = first.max(below);
-            upto = upto.max(aged_prefix_end(&txn, room, from, older_than.millis(), budget).await?);
-            upto = upto.min(cap);
+            let aged = aged_prefix_end(&txn, room, from, older_than.millis(), budget).await?;
+            upto = upto.max(aged);
         }
         if upto < first {
             done.push((room.clone(), pruned(0, first)?));
         } else {
-            ranges.push((room.as_str(), first, upto));
+            ranges.push((room, first, upto));
         }
     }
     if ranges.is_empty() {
         txn.commit().await?;
         return Ok(done);
     }
-    let cuts_of = Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        CUTS,
-        [Value::from(json(&ranges)?), Value::from(budget)],
-    );
-    let mut cuts: Vec<(String, i64)> = Vec::new();
-    for row in txn.query_all_raw(cuts_of).await? {
-        cuts.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
-    }
+    let share = (budget / i64::try_from(ranges.len()).unwrap_or(i64::MAX)).max(1);
+    let cuts: Vec<(&str, i64)> = ranges
+        .iter()
+        .map(|&(room, first, upto)| (room.as_str(), upto.min(first + share - 1)))
+        .collect();
     txn.execute_raw(statement(DELETE, [json(&cuts)?])).await?;
     txn.commit().await?;
-    // A room whose rows all lay past the budget's cut was not reached.
-    let cuts: HashMap<String, i64> = cuts.into_iter().collect();
-    for (room, _) in rooms {
-        if let (Some(&cut), Some(&(first, _))) = (cuts.get(room.as_str()), heads.get(room.as_str()))
-        {
-            // Seqs are gap-free from `first_seq`: the prefix held them all.
-            let deleted = u64::try_from(cut - first + 1).unwrap_or(0);
-            done.push((room.clone(), pruned(deleted, cut + 1)?));
-        }
+    for (&(room, first, _), &(_, cut)) in ranges.iter().zip(&cuts) {
+        // Seqs are gap-free from `first_seq`: the prefix held them all.
+        let deleted = u64::try_from(cut - first + 1).unwrap_or(0);
+        done.push((room.clone(), pruned(deleted, cut + 1)?));
     }
     Ok(done)
 }
