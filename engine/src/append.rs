@@ -295,15 +295,20 @@ fn check_body(config: &EngineConfig, body: &str) -> Result<()> {
     Ok(())
 }
 
-/// `MESSAGE_TOO_LARGE` past `max_data_bytes` of serialized JSON. (A U+0000
-/// inside is fine: JSON text escapes it, so stores keep it as written.)
+/// `MESSAGE_TOO_LARGE` past `max_data_bytes` of serialized JSON.
 fn check_data(config: &EngineConfig, data: &Data) -> Result<()> {
+    check_data_within(data, config.max_data_bytes)
+}
+
+/// `MESSAGE_TOO_LARGE` past `max` bytes of serialized JSON. (A U+0000
+/// inside is fine: JSON text escapes it, so stores keep it as written.)
+pub(crate) fn check_data_within(data: &Data, max: usize) -> Result<()> {
     let text = serde_json::to_string(data)
         .map_err(|_| Error::new(ErrorKind::InvalidInput, "data must be a JSON object"))?;
-    if text.len() > config.max_data_bytes {
+    if text.len() > max {
         return Err(Error::new(
             ErrorKind::MessageTooLarge,
-            format!("data is over {} bytes", config.max_data_bytes),
+            format!("data is over {max} bytes"),
         ));
     }
     Ok(())

@@ -67,6 +67,14 @@ pub struct EngineConfig {
     /// The most entries one prune transaction deletes (1000): appends to
     /// the room wait at most that long.
     pub prune_batch: u32,
+    /// Signals per user, their own bucket apart from sends (`None`:
+    /// unlimited; the server: 5/s, bursts of 10, `--signal-rate`,
+    /// `--signal-burst`).
+    pub signal_rate: Option<RateLimit>,
+    /// The signal names a member may send besides the app's own `x-…`
+    /// names (default `typing`, `stopped_typing`; docs/contract.md §2,
+    /// "Signals").
+    pub signal_names: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +99,8 @@ impl Default for EngineConfig {
             retention: Retention::default(),
             retention_interval: Duration::from_secs(5),
             prune_batch: 1000,
+            signal_rate: None,
+            signal_names: vec!["typing".into(), "stopped_typing".into()],
         }
     }
 }
@@ -183,6 +193,18 @@ impl EngineConfig {
     /// Sets [`EngineConfig::prune_batch`] (at least 1).
     pub fn prune_batch(mut self, max: u32) -> Self {
         self.prune_batch = max.max(1);
+        self
+    }
+
+    /// Sets [`EngineConfig::signal_rate`].
+    pub fn signal_rate(mut self, limit: RateLimit) -> Self {
+        self.signal_rate = Some(limit);
+        self
+    }
+
+    /// Sets [`EngineConfig::signal_names`] (`x-…` names are always allowed).
+    pub fn signal_names(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.signal_names = names.into_iter().map(Into::into).collect();
         self
     }
 

@@ -16,7 +16,7 @@ use crate::{
     amendments,
     append::{self, PendingSend},
     config::EngineConfig,
-    entry::{Entry, EntryKind, HistoryPage, Message, NewEntry, Seq, SeqRange},
+    entry::{Data, Entry, EntryKind, HistoryPage, Message, NewEntry, Seq, SeqRange},
     error::Result,
     ids::{RoomId, UserId},
     join::{self, Reservation},
@@ -32,6 +32,7 @@ use crate::{
     room::{Ban, Member, ReadState, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec},
     room_directory::RoomDirectory,
     seat_ledger::SeatCounts,
+    signals,
     state::EngineState,
     stats::{Counters, EngineStats, HistogramSnapshot},
     store_writer::StoreWriter,
@@ -155,6 +156,22 @@ pub trait ChatEngine: Send + Sync + 'static {
     /// Errors: `FORBIDDEN` (a service; the policy), `INVALID_INPUT` (seq
     /// beyond the log), `ROOM_NOT_FOUND`, storage errors.
     async fn mark_read(&self, who: &Principal, room: &RoomId, seq: Seq) -> Result<ReadState>;
+
+    /// Sends a momentary signal (`typing`, `stopped_typing`, an app's own
+    /// `x-…` name) with optional `data` (≤ 256 bytes of JSON) to `room`'s
+    /// other live members, on every node: never stored, no seq, not
+    /// replayed (docs/contract.md §2, "Signals").
+    ///
+    /// Errors: `FORBIDDEN` (a service; a member who may not send),
+    /// `INVALID_INPUT` (the name), `MESSAGE_TOO_LARGE` (the data),
+    /// `RATE_LIMITED`, `NOT_A_MEMBER`, storage errors.
+    async fn signal(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        name: &str,
+        data: Option<Data>,
+    ) -> Result<()>;
 
     /// `user`'s read state in `room`: for a service, or the user.
     ///
@@ -380,6 +397,7 @@ fn launch(
                 config.send_rate,
                 config.reservation_rate,
                 config.create_rate,
+                config.signal_rate,
             ),
             writer: StoreWriter::start(
                 Arc::clone(&store),
@@ -563,6 +581,16 @@ impl ChatEngine for Engine {
 
     async fn mark_read(&self, who: &Principal, room: &RoomId, seq: Seq) -> Result<ReadState> {
         read_markers::mark_read(&self.state, who, room, seq).await
+    }
+
+    async fn signal(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        name: &str,
+        data: Option<Data>,
+    ) -> Result<()> {
+        signals::signal(&self.state, who, room, name, data).await
     }
 
     async fn read_marker(

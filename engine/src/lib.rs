@@ -82,6 +82,7 @@ mod room;
 mod room_directory;
 mod room_log;
 mod seat_ledger;
+mod signals;
 mod state;
 mod stats;
 mod store_writer;
@@ -112,4 +113,5 @@ pub use room::{
     Ban, DEFAULT_ROOM_PAGE, MAX_REASON_CHARS, MAX_ROOM_PAGE, MAX_TITLE_CHARS, Member, MemberState,
     ReadState, Retention, RoomInfo, RoomPage, RoomPatch, RoomQuery, RoomSpec, StoredRoom,
 };
+pub use signals::{APP_SIGNAL_PREFIX, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_NAME_BYTES};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};

@@ -98,11 +98,12 @@ impl RateBuckets {
     }
 }
 
-/// The engine's three per-user limits; an absent one never refuses.
+/// The engine's per-user limits; an absent one never refuses.
 pub(crate) struct UserLimits {
     sends: Option<RateBuckets>,
     reservations: Option<RateBuckets>,
     creations: Option<RateBuckets>,
+    signals: Option<RateBuckets>,
 }
 
 impl UserLimits {
@@ -110,12 +111,19 @@ impl UserLimits {
         sends: Option<RateLimit>,
         reservations: Option<RateLimit>,
         creations: Option<RateLimit>,
+        signals: Option<RateLimit>,
     ) -> Self {
         UserLimits {
             sends: sends.map(|l| RateBuckets::new(l, "messages")),
             reservations: reservations.map(|l| RateBuckets::new(l, "reservations")),
             creations: creations.map(|l| RateBuckets::new(l, "room creations")),
+            signals: signals.map(|l| RateBuckets::new(l, "signals")),
         }
+    }
+
+    /// One signal of `user`. Errors: `RATE_LIMITED`.
+    pub(crate) fn signal(&self, user: &UserId) -> Result<()> {
+        self.signals.as_ref().map_or(Ok(()), |b| b.take(user))
     }
 
     /// One send of `user`. Errors: `RATE_LIMITED`.

@@ -1,11 +1,11 @@
 //! [`Notice`]: a momentary message to a room's live members — never
 //! stored, no `seq`, not in history, not replayed on resume (docs/contract.md
-//! §2, "Read markers"). Read receipts travel as notices; so may other
-//! signals. Like Matrix's ephemeral events (`m.receipt`, `m.typing`), they
-//! sit beside the log, not in it.
+//! §2, "Read markers" and "Signals"). Read receipts and signals (typing…)
+//! travel as notices. Like Matrix's ephemeral events (`m.receipt`,
+//! `m.typing`), they sit beside the log, not in it.
 
 use crate::{
-    entry::{Seq, Timestamp},
+    entry::{Data, Seq, Timestamp},
     ids::{RoomId, UserId},
 };
 
@@ -31,13 +31,22 @@ pub enum NoticeKind {
         /// Their read marker as it is now.
         seq: Seq,
     },
+    /// A member's momentary signal (a `signal` on the wire): `typing`,
+    /// `stopped_typing` or an app's own `x-…` name.
+    Signal {
+        /// What it signals.
+        name: String,
+        /// The app's small JSON object (≤ 256 bytes serialized).
+        data: Option<Data>,
+    },
 }
 
 impl NoticeKind {
-    /// The notice's name on the wire: `receipt`.
+    /// The notice's name on the wire: `receipt` or `signal`.
     pub fn as_str(&self) -> &'static str {
         match self {
             NoticeKind::Receipt { .. } => "receipt",
+            NoticeKind::Signal { .. } => "signal",
         }
     }
 }

@@ -162,6 +162,15 @@ pub struct Config {
     #[arg(long, env = "PARLOR_CREATE_BURST", default_value_t = 10.0)]
     pub create_burst: f64,
 
+    /// Signals (typing…) per second per user: their own bucket, apart from
+    /// sends.
+    #[arg(long, env = "PARLOR_SIGNAL_RATE", default_value_t = 5.0)]
+    pub signal_rate: f64,
+
+    /// Burst of signals a user may send at once.
+    #[arg(long, env = "PARLOR_SIGNAL_BURST", default_value_t = 10.0)]
+    pub signal_burst: f64,
+
     /// Rooms one user may have pending (created, not yet committed) at once.
     #[arg(long, env = "PARLOR_MAX_PENDING_ROOMS", default_value_t = 10)]
     pub max_pending_rooms: u32,
@@ -359,6 +368,12 @@ impl Config {
                 self.create_rate,
                 "--create-burst",
                 self.create_burst,
+            ),
+            (
+                "--signal-rate",
+                self.signal_rate,
+                "--signal-burst",
+                self.signal_burst,
             ),
         ];
         for (rate_flag, rate, burst_flag, burst) in rates {

@@ -218,6 +218,7 @@ pub async fn serve(
             config.reservation_burst,
         ))
         .create_rate(RateLimit::new(config.create_rate, config.create_burst))
+        .signal_rate(RateLimit::new(config.signal_rate, config.signal_burst))
         .max_pending_rooms(config.max_pending_rooms)
         .retention(retention)
         .retention_interval(config.retention_interval)

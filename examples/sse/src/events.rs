@@ -2,7 +2,8 @@
 //! event per log entry with `id: <seq>`, so the browser's `Last-Event-ID`
 //! is exactly the resume point, and a `receipt` event (no `id`: it is not
 //! a log entry, and must not move the resume point) each time another
-//! member marks the room read. The events' data are the contract's JSON
+//! member marks the room read, a `signal` event (no `id` either) for each
+//! other member's signal (typing…). The events' data are the contract's JSON
 //! shapes from `parlor-wire`, as the other JSON transports send them.
 
 use std::{convert::Infallible, sync::Arc};
@@ -10,7 +11,7 @@ use std::{convert::Infallible, sync::Arc};
 use axum::response::sse::Event;
 use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{Entry, EntryStream, ErrorKind, Joined, Live, Membership, Notice, SeatGuard};
-use parlor_wire::{EntryJson, ErrorBody, JoinedJson, ReceiptJson, to_text};
+use parlor_wire::{EntryJson, ErrorBody, JoinedJson, ReceiptJson, SignalJson, to_text};
 
 fn joined_event(joined: &Joined) -> Event {
     Event::default()
@@ -25,10 +26,18 @@ fn entry_event(entry: &Arc<Entry>) -> Event {
         .data(to_text(&EntryJson::from(&**entry)))
 }
 
-/// The `receipt` event of a notice; `None` for a notice of another kind.
+/// The `receipt` or `signal` event of a notice; `None` for a notice of
+/// another kind.
 fn notice_event(notice: &Notice) -> Option<Event> {
-    let receipt = ReceiptJson::from_notice(notice)?;
-    Some(Event::default().event("receipt").data(to_text(&receipt)))
+    let data = match (
+        ReceiptJson::from_notice(notice),
+        SignalJson::from_notice(notice),
+    ) {
+        (Some(receipt), _) => to_text(&receipt),
+        (_, Some(signal)) => to_text(&signal),
+        _ => return None,
+    };
+    Some(Event::default().event(notice.kind.as_str()).data(data))
 }
 
 /// The stream and the seat it holds. Field order matters: the stream is

@@ -1,5 +1,5 @@
 //! The HTTP side: authentication, opening the stream (reserve + commit),
-//! sending and leaving.
+//! sending, signalling and leaving.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use futures_util::StreamExt;
-use parlor_engine::{ErrorKind, Principal, RoomId, RoomSpec, Seq, bearer_token};
+use parlor_engine::{Data, ErrorKind, Principal, RoomId, RoomSpec, Seq, bearer_token};
 use parlor_wire::{ApiError, EntryJson};
 use serde::Deserialize;
 
@@ -24,6 +24,7 @@ pub(crate) fn router(state: Arc<SseState>) -> Router {
     Router::new()
         .route("/sse/v1/rooms/{room_id}/events", get(open_stream))
         .route("/sse/v1/rooms/{room_id}/messages", post(send))
+        .route("/sse/v1/rooms/{room_id}/signals", post(signal))
         .route("/sse/v1/rooms/{room_id}/leave", post(leave))
         .with_state(state)
 }
@@ -119,6 +120,38 @@ async fn send(
         .send(&who, &room, &body.client_id, &body.body)
         .await?;
     Ok((StatusCode::CREATED, Json(EntryJson::from(&*entry))).into_response())
+}
+
+/// A signal's body (docs/contract.md §2, "Signals").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    name: String,
+    #[serde(default)]
+    data: Option<Data>,
+}
+
+/// `POST /sse/v1/rooms/{id}/signals` `{"name", "data"?}`: a signal to the
+/// room's other live members (typing…). 204; refusals as the HTTP API's.
+async fn signal(
+    State(state): State<Arc<SseState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<SignalBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let who = caller(&state, &headers, None).await?;
+    let room = RoomId::new(&room_id)?;
+    let Json(body) = body.map_err(|e| {
+        parlor_engine::Error::new(
+            ErrorKind::InvalidInput,
+            format!("bad body: {}", e.body_text()),
+        )
+    })?;
+    state
+        .engine
+        .signal(&who, &room, &body.name, body.data)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn leave(

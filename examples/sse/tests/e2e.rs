@@ -450,6 +450,67 @@ async fn joined_carries_first_seq_and_resumed_and_receipts_reach_the_others() {
     );
 }
 
+/// docs/contract.md §2 "Signals" on SSE: a member posts `typing` to the
+/// stream's signal route; the others get a `signal` event without an `id`
+/// (it is not a log entry), the sender's own stream nothing; a bad name is
+/// `INVALID_INPUT` and someone without a seat `NOT_A_MEMBER`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_reach_the_other_streams_without_an_id() {
+    let server = Server::start().await;
+    let mut ann = server.stream("ann", "?capacity=4", None).await;
+    assert_eq!(ann.next().await.event, "joined");
+    let mut bob = server.stream("bob", "", None).await;
+    assert_eq!(bob.next().await.event, "joined");
+    assert_eq!(ann.next().await.data["kind"], "join", "bob's join");
+    let signal = |user: &str, body: Value| {
+        server
+            .http
+            .post(format!("{}/sse/v1/rooms/talk/signals", server.base))
+            .bearer_auth(format!("dev:{user}"))
+            .json(&body)
+            .send()
+    };
+    let posted = signal("bob", json!({"name": "typing", "data": {"draft": 1}}))
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 204);
+    let got = ann.next().await;
+    assert_eq!(got.event, "signal");
+    assert_eq!(got.id, None, "a signal does not move Last-Event-ID");
+    assert_eq!(
+        (
+            &got.data["room_id"],
+            &got.data["user_id"],
+            &got.data["name"],
+            &got.data["data"]
+        ),
+        (
+            &json!("talk"),
+            &json!("bob"),
+            &json!("typing"),
+            &json!({"draft": 1})
+        )
+    );
+    assert!(got.data["at"].is_string());
+    for (user, body, status, code) in [
+        ("bob", json!({"name": "shouting"}), 400, "INVALID_INPUT"),
+        ("eve", json!({"name": "typing"}), 403, "NOT_A_MEMBER"),
+    ] {
+        let refused = signal(user, body).await.unwrap();
+        assert_eq!(refused.status(), status);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    // bob's own stream: the next thing he gets is the next entry.
+    let (status, _) = server.send("ann", "a1", "after").await;
+    assert_eq!(status, 201);
+    let next = bob.next().await;
+    assert_eq!(
+        (next.event.as_str(), &next.data["body"]),
+        ("entry", &json!("after"))
+    );
+}
+
 /// A stream that retention overtook ends with an `error` event coded
 /// `HISTORY_PRUNED`, then the end; reconnecting with `Last-Event-ID` gets
 /// `"resumed": false` and the log from `first_seq`.

@@ -1,6 +1,6 @@
 //! What travels on the Redis channel, as JSON: either a node's freshly
 //! stored entries of one room (`entries`), or one notice to a room's live
-//! members (`notice`, a read receipt). The node id lets a receiver skip its
+//! members (`notice`: a read receipt or a signal). The node id lets a receiver skip its
 //! own messages (it has already delivered them locally). Both go through
 //! the same outbox and channel, so a node's entries and notices reach other
 //! nodes in the order it sent them.
@@ -57,7 +57,8 @@ struct WireEntry {
     created_at: i64,
 }
 
-/// A notice: `type` names its kind (`receipt`), the rest its fields.
+/// A notice: `type` names its kind (`receipt`, `signal`), the rest its
+/// fields.
 #[derive(Serialize, Deserialize)]
 struct WireNotice {
     #[serde(rename = "type")]
@@ -68,6 +69,12 @@ struct WireNotice {
     /// A receipt's read marker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
+    /// A signal's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// A signal's JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Data>,
 }
 
 /// What a message read from the channel holds.
@@ -110,8 +117,9 @@ pub(crate) fn encode(node: &str, room: &RoomId, entries: &[Arc<Entry>]) -> Vec<u
 /// The notice as a message for the channel; `None` for a kind this wire
 /// does not carry (it is then delivered on its own node only).
 pub(crate) fn encode_notice(node: &str, notice: &Notice) -> Option<Vec<u8>> {
-    let (kind, seq) = match notice.kind {
-        NoticeKind::Receipt { seq } => (notice.kind.as_str(), Some(seq)),
+    let (seq, name, data) = match &notice.kind {
+        NoticeKind::Receipt { seq } => (Some(*seq), None, None),
+        NoticeKind::Signal { name, data } => (None, Some(name.clone()), data.clone()),
         _ => return None,
     };
     let message = Message {
@@ -119,10 +127,12 @@ pub(crate) fn encode_notice(node: &str, notice: &Notice) -> Option<Vec<u8>> {
         room: Cow::Borrowed(notice.room_id.as_str()),
         entries: None,
         notice: Some(WireNotice {
-            kind: kind.to_owned(),
+            kind: notice.kind.as_str().to_owned(),
             sender: notice.sender.to_string(),
             at: notice.at.millis(),
             seq,
+            name,
+            data,
         }),
     };
     Some(serde_json::to_vec(&message).expect("notices serialize"))
@@ -142,8 +152,12 @@ pub(crate) fn decode(message: &Message<'_>) -> Option<Decoded> {
             Some(Decoded::Entries(room, entries))
         }
         (None, Some(notice)) => {
-            let kind = match (notice.kind.as_str(), notice.seq) {
-                ("receipt", Some(seq)) => NoticeKind::Receipt { seq },
+            let kind = match (notice.kind.as_str(), notice.seq, &notice.name) {
+                ("receipt", Some(seq), None) => NoticeKind::Receipt { seq },
+                ("signal", None, Some(name)) => NoticeKind::Signal {
+                    name: name.clone(),
+                    data: notice.data.clone(),
+                },
                 _ => return None,
             };
             Some(Decoded::Notice(Arc::new(Notice {

@@ -168,7 +168,8 @@ async fn notices_cross_nodes_to_notice_subscribers_only() {
     let mut entries_b = b.subscribe(&room);
 
     // Messages no node can read — not JSON, a notice of an unknown kind,
-    // a receipt without its seq, entries and a notice at once — are
+    // a receipt without its seq, a signal without its name, entries and a
+    // notice at once — are
     // skipped, and what follows still arrives.
     let mut raw = redis::Client::open(url.as_str())
         .unwrap()
@@ -182,6 +183,9 @@ async fn notices_cross_nodes_to_notice_subscribers_only() {
         ),
         format!(
             r#"{{"node":"x","room":"{room}","notice":{{"type":"receipt","sender":"ann","at":1}}}}"#
+        ),
+        format!(
+            r#"{{"node":"x","room":"{room}","notice":{{"type":"signal","sender":"ann","at":1}}}}"#
         ),
         format!(
             r#"{{"node":"x","room":"{room}","entries":[],"notice":{{"type":"receipt","sender":"ann","at":1,"seq":1}}}}"#
@@ -238,6 +242,26 @@ async fn notices_cross_nodes_to_notice_subscribers_only() {
         (got.sender.as_str(), &got.kind),
         ("bob", &NoticeKind::Receipt { seq: 1 })
     );
+
+    // A signal crosses with its name and data, and only as a notice.
+    let mut data = parlor_engine::Data::new();
+    data.insert("draft".into(), serde_json::json!(true));
+    let typing = Arc::new(Notice {
+        room_id: room.clone(),
+        sender: UserId::new("bob").unwrap(),
+        at: Timestamp::now(),
+        kind: NoticeKind::Signal {
+            name: "typing".into(),
+            data: Some(data),
+        },
+    });
+    b.notify(Arc::clone(&typing)).await;
+    let got = timeout(Duration::from_secs(5), notices_a.recv())
+        .await
+        .expect("a got b's signal")
+        .unwrap();
+    assert_eq!(*got, *typing, "every field");
+    assert!(entries_a.try_recv().is_err(), "a signal is not an entry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -184,6 +184,20 @@ pub struct Receipt {
     at: String,
 }
 
+/// Another member's momentary signal (`typing`, `stopped_typing`, an
+/// app's own `x-…` name). Not a log entry: no seq, not in history, never
+/// replayed.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Signal {
+    room_id: ID,
+    user_id: ID,
+    name: String,
+    /// The app's JSON object (at most 256 bytes serialized), if any.
+    data: Option<Json<Data>>,
+    /// When the server took it (RFC 3339, UTC).
+    at: String,
+}
+
 /// What `joinRoom` streams.
 #[derive(Union, Clone, Debug)]
 pub enum RoomEvent {
@@ -193,6 +207,8 @@ pub enum RoomEvent {
     Entry(Entry),
     /// And, between them, other members' read receipts.
     Receipt(Receipt),
+    /// And other members' signals (typing…).
+    Signal(Signal),
 }
 
 /// A user's read state in a room.
@@ -604,6 +620,26 @@ impl MutationRoot {
         Ok(ReadState::new(&room, &who.user, state))
     }
 
+    /// Sends a momentary signal to the room's other live members: `typing`,
+    /// `stopped_typing` or an app's own `x-…` name, with `data` of at most
+    /// 256 bytes. Never stored (no seq, not in history, not replayed); has
+    /// its own rate limit. Needs a joined seat. Returns true.
+    async fn send_signal(
+        &self,
+        ctx: &Context<'_>,
+        room_id: ID,
+        name: String,
+        data: Option<Json<Data>>,
+    ) -> Result<bool> {
+        let who = viewer(ctx)?;
+        shared(ctx)
+            .engine
+            .signal(who, &self::room_id(&room_id)?, &name, data.map(|d| d.0))
+            .await
+            .map_err(gql)?;
+        Ok(true)
+    }
+
     /// Changes the room's title (null clears it), capacity and/or retention
     /// (null returns the room to the server's) (needs `moderate`). A
     /// capacity below the occupancy evicts no one.
@@ -806,7 +842,7 @@ impl Drop for SubscriptionSeat {
 impl SubscriptionRoot {
     /// Commits the ticket: first `Joined`, then every entry after `afterSeq`
     /// (or after the room's last seq), in order, each once, and other
-    /// members' `Receipt`s as they come. Where retention pruned entries after
+    /// members' `Receipt`s and `Signal`s as they come. Where retention pruned entries after
     /// `afterSeq`, `Joined.resumed` is false and the stream starts at
     /// `Joined.firstSeq`; a stream that falls behind pruning ends with
     /// `HISTORY_PRUNED`.
@@ -864,11 +900,18 @@ async fn next_event(state: StreamState) -> Option<(Result<RoomEvent>, StreamStat
     loop {
         let event = match entries.next_live().await {
             Ok(Live::Entry(entry)) => RoomEvent::Entry(Entry::from(&*entry)),
-            Ok(Live::Notice(notice)) => match notice.kind {
+            Ok(Live::Notice(notice)) => match &notice.kind {
                 NoticeKind::Receipt { seq } => RoomEvent::Receipt(Receipt {
                     room_id: ID(notice.room_id.to_string()),
                     user_id: ID(notice.sender.to_string()),
-                    seq: int(seq),
+                    seq: int(*seq),
+                    at: notice.at.to_string(),
+                }),
+                NoticeKind::Signal { name, data } => RoomEvent::Signal(Signal {
+                    room_id: ID(notice.room_id.to_string()),
+                    user_id: ID(notice.sender.to_string()),
+                    name: name.clone(),
+                    data: data.clone().map(Json),
                     at: notice.at.to_string(),
                 }),
                 // A notice this schema has no event for yet.

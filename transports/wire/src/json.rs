@@ -415,6 +415,38 @@ impl<'a> ReceiptJson<'a> {
     }
 }
 
+/// A signal (docs/contract.md §2, "Signals"): `{"room_id", "user_id",
+/// "name", "data"?, "at"}` — another member's momentary `typing`,
+/// `stopped_typing` or app-named (`x-…`) signal, sent at `at` (RFC 3339,
+/// UTC, ms). Not a log entry: no seq, not in history, not replayed on
+/// resume. The raw WebSocket sends it behind `"type":"signal"`, SSE as the
+/// data of a `signal` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalJson<'a> {
+    room_id: &'a str,
+    user_id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Data>,
+    at: String,
+}
+
+impl<'a> SignalJson<'a> {
+    /// The signal a notice carries; `None` for a notice of another kind.
+    pub fn from_notice(notice: &'a Notice) -> Option<Self> {
+        match &notice.kind {
+            NoticeKind::Signal { name, data } => Some(SignalJson {
+                room_id: notice.room_id.as_str(),
+                user_id: notice.sender.as_str(),
+                name,
+                data: data.as_ref(),
+                at: notice.at.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// An error (docs/contract.md §7): `{"code", "message"}`. The message is
 /// [`Error::log_and_client_message`]: for `INTERNAL`, only a trace id (the details
 /// are logged under it when this value is made), so backend text never
@@ -664,7 +696,7 @@ mod tests {
     }
 
     #[test]
-    fn read_states_markers_and_receipts() {
+    fn read_states_markers_receipts_and_signals() {
         let room = RoomId::new("lobby").unwrap();
         let bob = UserId::new("bob").unwrap();
         let state = ReadState {
@@ -689,6 +721,21 @@ mod tests {
             to_text(&ReceiptJson::from_notice(&notice).unwrap()),
             r#"{"room_id":"lobby","user_id":"bob","seq":12,"at":"9999-12-31T23:59:59.999Z"}"#
         );
+        assert!(SignalJson::from_notice(&notice).is_none(), "a receipt");
+        let mut data = Data::new();
+        data.insert("draft".into(), serde_json::json!(3));
+        let signal = Notice {
+            kind: NoticeKind::Signal {
+                name: "typing".into(),
+                data: Some(data),
+            },
+            ..notice
+        };
+        assert_eq!(
+            to_text(&SignalJson::from_notice(&signal).unwrap()),
+            r#"{"room_id":"lobby","user_id":"bob","name":"typing","data":{"draft":3},"at":"9999-12-31T23:59:59.999Z"}"#
+        );
+        assert!(ReceiptJson::from_notice(&signal).is_none(), "a signal");
     }
 
     #[test]

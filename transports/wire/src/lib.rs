@@ -5,7 +5,7 @@
 //!
 //! - **the contract's JSON shapes** ([`EntryJson`], [`JoinedJson`],
 //!   [`ReservationJson`], [`RoomJson`], [`RetentionJson`], [`MessagesJson`],
-//!   [`ReadStateJson`], [`ReadMarkerJson`], [`ReceiptJson`], [`ErrorJson`],
+//!   [`ReadStateJson`], [`ReadMarkerJson`], [`ReceiptJson`], [`SignalJson`], [`ErrorJson`],
 //!   [`ErrorBody`]): an entry is encoded the same way by the raw WebSocket
 //!   (behind `"type":"entry"`), its HTTP routes and the SSE transport;
 //! - **[`ApiError`]**: an engine error as an HTTP response, the status from
@@ -60,6 +60,6 @@ pub use error::ApiError;
 pub use json::{
     EntryJson, ErrorBody, ErrorCode, ErrorJson, JoinedJson, MemberJson, MembersJson, MessagesJson,
     ReadMarkerJson, ReadStateJson, ReceiptJson, ReservationJson, RetentionJson, RoomJson,
-    RoomsJson, to_text,
+    RoomsJson, SignalJson, to_text,
 };
 pub use origin::OriginPolicy;

@@ -195,6 +195,22 @@ pub struct Receipt {
     pub at: String,
 }
 
+/// Another member's momentary signal (a `signal`; not a log entry).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Signal {
+    /// The room.
+    pub room_id: String,
+    /// Who sent it.
+    pub user_id: String,
+    /// `typing`, `stopped_typing`, or an app's own `x-…` name.
+    pub name: String,
+    /// The app's JSON object, if any.
+    #[serde(default)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When the server took it (RFC 3339).
+    pub at: String,
+}
+
 /// The facts of a join.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Joined {
@@ -288,6 +304,8 @@ pub enum Event {
     ReadState(ReadState),
     /// Another member marked the room read.
     Receipt(Receipt),
+    /// Another member's signal (typing…).
+    Signal(Signal),
     /// A leave is done.
     Left {
         /// The room left.
@@ -638,6 +656,22 @@ impl Socket {
     pub async fn mark_read(&mut self, room: &str, seq: u64) -> Result<(), ClientError> {
         self.send_json(json!({"type": "read", "room_id": room, "seq": seq}))
             .await
+    }
+
+    /// Sends a signal (`typing`, `stopped_typing`, an app's `x-…` name) to
+    /// `room`'s other members; nothing answers unless it is refused (an
+    /// [`Event::Error`] naming the room).
+    pub async fn signal(
+        &mut self,
+        room: &str,
+        name: &str,
+        data: Option<serde_json::Value>,
+    ) -> Result<(), ClientError> {
+        let mut frame = json!({"type": "signal", "room_id": room, "name": name});
+        if let Some(data) = data {
+            frame["data"] = data;
+        }
+        self.send_json(frame).await
     }
 
     /// Leaves a room; `left` comes later.

@@ -42,7 +42,7 @@ use axum::{
     response::Response,
 };
 use futures_util::{FutureExt, Sink, Stream, StreamExt, future::BoxFuture, stream::FuturesOrdered};
-use parlor_engine::{Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Seq, Timestamp};
+use parlor_engine::{Data, Entry, Error, ErrorKind, Principal, RoomId, SeatGuard, Seq, Timestamp};
 use parlor_wire::{ReadStateJson, burst::WRITE_BUFFER};
 use tokio::{
     sync::{mpsc, oneshot, watch},
@@ -453,6 +453,11 @@ impl Session {
             }
             ClientFrame::Leave { room_id } => self.leave(&room_id).await,
             ClientFrame::Read { room_id, seq } => self.read(&room_id, seq).await,
+            ClientFrame::Signal {
+                room_id,
+                name,
+                data,
+            } => self.signal(&room_id, &name, data).await,
             ClientFrame::Ping => {
                 self.out.frame(&ServerFrame::Pong).await;
             }
@@ -614,6 +619,24 @@ impl Session {
             Err(err) => {
                 self.out.error(&err, Some(room_id), None, None).await;
             }
+        }
+    }
+
+    /// Sends a signal; only a refusal is answered (an `error` frame with
+    /// the room id): a signal is momentary, and its sender does not get it
+    /// back.
+    async fn signal(&mut self, room_id: &str, name: &str, data: Option<Data>) {
+        let sent = match RoomId::new(room_id) {
+            Err(err) => Err(err),
+            Ok(room) => {
+                self.state
+                    .engine
+                    .signal(&self.principal, &room, name, data)
+                    .await
+            }
+        };
+        if let Err(err) = sent {
+            self.out.error(&err, Some(room_id), None, None).await;
         }
     }
 

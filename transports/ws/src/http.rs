@@ -22,7 +22,7 @@ use crate::{
     extract::{ApiBody, ApiPath, ApiQuery},
     openapi::{HistoryQuery, MessagePath, RoomPath, UserPath},
     state::WsState,
-    wire::{EditBody, EmptyBody, ReadBody, RedactBody, ReserveBody, SendBody},
+    wire::{EditBody, EmptyBody, ReadBody, RedactBody, ReserveBody, SendBody, SignalBody},
 };
 
 /// The header a service's API key travels in (docs/contract.md §1).
@@ -405,6 +405,45 @@ pub(crate) async fn mark_read(
     let body: ReadBody = json_body(&body, None)?;
     let read = state.engine.mark_read(&who, &room, body.seq).await?;
     Ok(Json(ReadStateJson::new(&room, &read)).into_response())
+}
+
+/// `POST /v1/rooms/{room_id}/signals` with `{"name", "data"?}`: sends a
+/// momentary signal (typing…) to the room's other live members, on every
+/// transport and node (docs/contract.md §2, "Signals"). Never stored: no
+/// seq, not in history, not replayed. 204. For clients that send over
+/// HTTP (SSE); a WebSocket sends a `signal` frame.
+#[utoipa::path(
+    post,
+    path = "/v1/rooms/{room_id}/signals",
+    tag = "rooms",
+    params(RoomPath),
+    request_body(content = SignalBody, content_type = "application/json"),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Sent to the members live now (none may be)."),
+        (status = 400, description = "INVALID_INPUT: a bad room id or body, or a signal name neither configured nor `x-…`.", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: no, bad or expired token or API key.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER: no joined seat in the room; FORBIDDEN: a service (it holds no seat), a member the room policy does not let send, or the Origin is not allowed.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LARGE: data over 256 bytes, or a body over the HTTP limit (2 MiB).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: over the signal rate (its own bucket, apart from sends).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a signal would be taken."))),
+        (status = 500, description = "INTERNAL: a bug; the message holds a trace id.", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: storage unreachable (a cluster asks it who is seated).", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn signal(
+    State(state): State<Arc<WsState>>,
+    Caller(who): Caller,
+    ApiPath(room): ApiPath<String>,
+    ApiBody(body): ApiBody,
+) -> Result<Response, ApiError> {
+    let room = room_id(&room)?;
+    let body: SignalBody = json_body(&body, None)?;
+    state
+        .engine
+        .signal(&who, &room, &body.name, body.data)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /v1/rooms/{room_id}/read/{user_id}`: a user's read marker and

@@ -119,6 +119,7 @@ impl WsTransport {
                 patch(http::edit).delete(http::redact),
             )
             .route("/v1/rooms/{room_id}/read", put(http::mark_read))
+            .route("/v1/rooms/{room_id}/signals", post(http::signal))
             .route("/v1/rooms/{room_id}/read/{user_id}", get(http::read_marker))
             .route(
                 "/v1/rooms/{room_id}/invites/{user_id}",

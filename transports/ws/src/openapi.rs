@@ -53,6 +53,7 @@ use crate::{control, http};
         http::edit,
         http::redact,
         http::mark_read,
+        http::signal,
         http::read_marker,
         http::invite,
         http::uninvite,

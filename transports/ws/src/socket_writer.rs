@@ -32,9 +32,9 @@ use axum::{
     extract::ws::{CloseFrame, Message, Utf8Bytes},
 };
 use futures_util::Sink;
-use parlor_engine::{EntryStream, Error, ErrorKind, Live, RoomId};
+use parlor_engine::{EntryStream, Error, ErrorKind, Live, NoticeKind, RoomId};
 use parlor_wire::{
-    ReceiptJson,
+    ReceiptJson, SignalJson,
     burst::{self, Burst, Ready},
 };
 use tokio::{
@@ -312,8 +312,13 @@ impl Source {
     ) -> Option<Message> {
         match next {
             Ok(Live::Entry(entry)) => Some(Message::Text(self.closer.state.frames.entry(&entry))),
-            Ok(Live::Notice(notice)) => ReceiptJson::from_notice(&notice)
-                .map(|receipt| text(&ServerFrame::Receipt(receipt))),
+            Ok(Live::Notice(notice)) => match &notice.kind {
+                NoticeKind::Receipt { .. } => ReceiptJson::from_notice(&notice)
+                    .map(|receipt| text(&ServerFrame::Receipt(receipt))),
+                NoticeKind::Signal { .. } => SignalJson::from_notice(&notice)
+                    .map(|signal| text(&ServerFrame::Signal(signal))),
+                _ => None,
+            },
             Err(err) => {
                 self.feeds.unfollow(&room_id);
                 let reason = match err.kind() {

@@ -3,7 +3,7 @@
 //! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
 use parlor_engine::{Data, Entry, Error, ErrorKind, Joined, MAX_TITLE_CHARS, Retention};
-use parlor_wire::{EntryJson, ErrorJson, JoinedJson, ReadStateJson, ReceiptJson};
+use parlor_wire::{EntryJson, ErrorJson, JoinedJson, ReadStateJson, ReceiptJson, SignalJson};
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize, de};
@@ -44,6 +44,14 @@ pub(crate) enum ClientFrame {
         room_id: String,
         seq: u64,
     },
+    /// A momentary signal to the room's other members (docs/contract.md
+    /// §2, "Signals"); no answer unless it is refused (`error`).
+    Signal {
+        room_id: String,
+        name: String,
+        #[serde(default)]
+        data: Option<Data>,
+    },
     /// A heartbeat a browser's JavaScript can see (it never sees ping
     /// frames): answered with `pong`, before `hello` too.
     Ping,
@@ -79,6 +87,8 @@ pub(crate) enum ServerFrame<'a> {
     ReadState(ReadStateJson<'a>),
     /// Another member's read marker moved; not a log entry.
     Receipt(ReceiptJson<'a>),
+    /// Another member's signal (typing…); not a log entry.
+    Signal(SignalJson<'a>),
     Ack {
         room_id: &'a str,
         client_id: &'a str,
@@ -368,6 +378,23 @@ pub(crate) struct ReadBody {
     #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 9223372036854775807i64)]
     pub(crate) seq: u64,
+}
+
+/// `POST /v1/rooms/{id}/signals` body (docs/contract.md §2, "Signals").
+/// Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SignalRequest)]
+pub(crate) struct SignalBody {
+    /// `typing`, `stopped_typing` (the server's configured names) or an
+    /// app's own name: `x-` and 1–62 of a-z, 0-9, `_`, `.`, `-`. Another
+    /// name is 400.
+    #[schema(max_length = 64)]
+    pub(crate) name: String,
+    /// The app's JSON object, at most 256 bytes serialized (more is 413).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub(crate) data: Option<Data>,
 }
 
 /// A room's own retention in a `PATCH /v1/rooms/{id}` body
