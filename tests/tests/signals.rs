@@ -219,3 +219,70 @@ async fn signals_cross_transports_to_the_others_only_and_are_never_stored() {
     );
     server.stop().await;
 }
+
+/// Twenty members, ten on raw WebSockets and ten on GraphQL subscriptions;
+/// one types: the nineteen others get it promptly (a generous bound here;
+/// `parlor-bench signal` measures the latency), the typist does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_types_and_nineteen_others_see_it_promptly() {
+    let server = TestServer::start(&[]).await;
+    server
+        .client("m0")
+        .reserve("big", Some(20))
+        .await
+        .expect("create");
+    let mut raws = Vec::new();
+    for i in 0..10 {
+        let user = format!("m{i}");
+        let mut ws = server.raw_as(&user).await;
+        join_raw(&server, &mut ws, &user, "big", None).await;
+        raws.push(ws);
+    }
+    let mut gqls = Vec::new();
+    for i in 10..20 {
+        let user = format!("m{i}");
+        let ticket = gql_ticket(&server, &user, "big", None).await;
+        let mut ws = gql_socket_as(&server, &user).await;
+        send(
+            &mut ws,
+            json!({"id": "1", "type": "subscribe", "payload": {"query": JOIN, "variables": {"t": ticket}}}),
+        )
+        .await;
+        assert_eq!(next_signal(&mut ws).await["__typename"], "Joined");
+        gqls.push(ws);
+    }
+    let mut typist = raws.remove(0);
+    let started = std::time::Instant::now();
+    send(
+        &mut typist,
+        json!({"type": "signal", "room_id": "big", "name": "typing"}),
+    )
+    .await;
+    let bound = Duration::from_secs(5);
+    for (i, ws) in raws.iter_mut().enumerate() {
+        let got = tokio::time::timeout(bound, next_non_entry(ws))
+            .await
+            .unwrap_or_else(|_| panic!("raw member {} got nothing", i + 1));
+        assert_eq!(
+            (&got["type"], &got["user_id"]),
+            (&json!("signal"), &json!("m0"))
+        );
+    }
+    for (i, ws) in gqls.iter_mut().enumerate() {
+        let got = tokio::time::timeout(bound, next_signal(ws))
+            .await
+            .unwrap_or_else(|_| panic!("GraphQL member {} got nothing", i + 10));
+        assert_eq!(
+            (&got["__typename"], &got["userId"]),
+            (&json!("Signal"), &json!("m0"))
+        );
+    }
+    assert!(started.elapsed() < bound, "all 19 within {bound:?}");
+    // The typist's own socket: nothing but entries (the others' joins).
+    while let Ok(frame) =
+        tokio::time::timeout(Duration::from_millis(300), next_json(&mut typist)).await
+    {
+        assert_eq!(frame["type"], "entry", "{frame}");
+    }
+    server.stop().await;
+}

@@ -173,7 +173,7 @@ impl Target {
             Protocol::Graphql => [
                 json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", token(user))}}),
                 json!({"id": "1", "type": "subscribe", "payload": {"query": format!(
-                    r#"subscription {{ joinRoom(ticket: "{ticket}") {{ __typename ... on Joined {{ lastSeq }} ... on Entry {{ seq body }} }} }}"#)}}),
+                    r#"subscription {{ joinRoom(ticket: "{ticket}") {{ __typename ... on Joined {{ lastSeq }} ... on Entry {{ seq body }} ... on Signal {{ userId data }} }} }}"#)}}),
             ],
             _ => [
                 json!({"type": "hello", "token": token(user)}),
@@ -236,6 +236,31 @@ impl Target {
             }
         });
         Ok(())
+    }
+}
+
+impl Target {
+    /// Sends a signal as `user` with GraphQL's `sendSignal` over HTTP,
+    /// without waiting for the answer (as [`Target::send`] does); false
+    /// when it could not be started.
+    pub(crate) fn signal_over_http(&self, user: &str, room: &str, name: &str, data: Value) -> bool {
+        let query = "mutation($r: ID!, $n: String!, $d: JSON) { sendSignal(roomId: $r, name: $n, data: $d) }";
+        let request = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token(user))
+            .json(&json!({"query": query, "variables": {"r": room, "n": name, "d": data}}));
+        tokio::spawn(async move {
+            match request.send().await {
+                Ok(response) => match response.json::<Value>().await {
+                    Ok(body) if body["errors"].is_null() => {}
+                    Ok(body) => eprintln!("signal: sendSignal failed: {body}"),
+                    Err(e) => eprintln!("signal: sendSignal failed: {e}"),
+                },
+                Err(e) => eprintln!("signal: sendSignal failed: {e}"),
+            }
+        });
+        true
     }
 }
 

@@ -15,6 +15,7 @@
 //! | `fanout` | deliveries/s and publish→deliver latency over ws or graphql, vs a raw baseline |
 //! | `idle` | the server's RSS per idle joined connection |
 //! | `churn` | what is left after many reserve/commit/leave/drop cycles |
+//! | `signal` | send→receive latency of `typing` signals in one room, ws or graphql |
 //!
 //! `docs/benchmarks.md` has the commands and this machine's numbers.
 
@@ -32,6 +33,7 @@ mod raw_baseline;
 mod report;
 mod rss;
 mod server;
+mod signal;
 mod store;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +56,15 @@ struct Cli {
 enum Transport {
     Ws,
     Graphql,
+}
+
+impl Transport {
+    fn protocol(self) -> load::Protocol {
+        match self {
+            Transport::Ws => load::Protocol::Ws,
+            Transport::Graphql => load::Protocol::Graphql,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,6 +160,23 @@ enum Scenario {
         /// Connections only say hello and join nothing.
         #[arg(long)]
         hello_only: bool,
+    },
+    /// Typing signals in one room: M members, T typing; latency to every
+    /// other member.
+    Signal {
+        #[arg(long, default_value_t = 20)]
+        members: usize,
+        /// Members that type (each sends `typing` every `--interval-ms`).
+        #[arg(long, default_value_t = 1)]
+        typists: usize,
+        /// A typist's pace, in ms (the server allows 5/s with bursts of 10).
+        #[arg(long, default_value_t = 250)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Transports to run (each on a fresh server).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ws,graphql")]
+        transport: Vec<Transport>,
     },
     /// Reserve/commit/leave/drop cycles; what remains afterwards.
     Churn {
@@ -246,13 +274,7 @@ fn main() {
                         std::process::exit(2);
                     }
                 };
-                let transports = transport
-                    .into_iter()
-                    .map(|t| match t {
-                        Transport::Ws => load::Protocol::Ws,
-                        Transport::Graphql => load::Protocol::Graphql,
-                    })
-                    .collect();
+                let transports = transport.into_iter().map(Transport::protocol).collect();
                 let params = fanout::Params {
                     subscribers,
                     publishers,
@@ -264,6 +286,26 @@ fn main() {
                     cluster,
                 };
                 fanout::run(&params, &mut report).await;
+            }
+            Scenario::Signal {
+                members,
+                typists,
+                interval_ms,
+                seconds,
+                transport,
+            } => {
+                let transports = transport.into_iter().map(Transport::protocol).collect();
+                signal::run(
+                    &signal::Params {
+                        members,
+                        typists,
+                        interval_ms,
+                        seconds,
+                        transports,
+                    },
+                    &mut report,
+                )
+                .await;
             }
             Scenario::Idle {
                 connections,

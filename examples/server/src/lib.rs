@@ -21,7 +21,10 @@ mod metrics;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, response::IntoResponse, routing::get,
+    serve::ListenerExt,
+};
 use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError, ServiceKeys};
 use parlor_engine::{
     Authenticator, Cluster, Engine, EngineConfig, RateLimit, RoomPolicy,
@@ -296,6 +299,15 @@ pub async fn serve(
             graphql.shutdown();
         }
     };
+    // TCP_NODELAY on every accepted socket: a chat frame is small, and with
+    // Nagle's algorithm a frame written while the peer has not yet acked the
+    // previous one waits for that ack — up to the peer's delayed-ack timer
+    // (40 ms on Linux) — for every signal, entry and ack after the first.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(stopping)
         .await

@@ -944,6 +944,76 @@ async fn presence_agrees_with_the_seats_under_churn_on_three_nodes() {
 /// node 1 and redactions of node 2 reach a subscriber on node 1 in seq
 /// order, gap-free, and its view ends equal to what every node's history
 /// shows.
+/// docs/contract.md §2 "Signals" across nodes: a member on each of three
+/// nodes; one types (raw WebSocket on node 1), another signals over HTTP
+/// on node 3 — every other member gets each signal once, whatever node it
+/// is on, the sender never; the room's log does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_cross_nodes_to_the_others_only() {
+    let Some(env) = env("signals_cross_nodes_to_the_others_only") else {
+        return;
+    };
+    let nodes = three_nodes(&env, &env.redis);
+    let room = fresh("typing");
+    let mut ann = create_and_join(&nodes[0], "ann", &room, 5).await;
+    let mut bob = join(&nodes[1], "bob", &room).await;
+    let mut cat = join(&nodes[2], "cat", &room).await;
+    let head = |info: serde_json::Value| info["last_seq"].as_u64().unwrap();
+    let before = head(nodes[0].client("ann").room(&room).await.unwrap());
+    // The next signal on `socket` (entries are skipped), within 10 s.
+    async fn next_signal(socket: &mut Socket, who: &str) -> parlor_ws::client::Signal {
+        loop {
+            match timeout(Duration::from_secs(10), socket.next_event()).await {
+                Ok(Ok(Event::Signal(s))) => return s,
+                Ok(Ok(_)) => {}
+                other => panic!("{who}: no signal: {other:?}"),
+            }
+        }
+    }
+
+    ann.signal(&room, "typing", None).await.unwrap();
+    for (who, socket) in [("bob", &mut bob), ("cat", &mut cat)] {
+        let got = next_signal(socket, who).await;
+        assert_eq!(
+            (got.user_id.as_str(), got.name.as_str()),
+            ("ann", "typing"),
+            "{who}"
+        );
+    }
+    let (status, body) = call(
+        &nodes[2],
+        Some("cat"),
+        "POST",
+        &format!("/v1/rooms/{room}/signals"),
+        Some(serde_json::json!({"name": "x-draft", "data": {"chars": 12}})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    for (who, socket) in [("ann", &mut ann), ("bob", &mut bob)] {
+        let got = next_signal(socket, who).await;
+        assert_eq!(
+            (got.user_id.as_str(), got.name.as_str()),
+            ("cat", "x-draft"),
+            "{who}"
+        );
+        assert_eq!(got.data.unwrap()["chars"], 12, "{who}");
+    }
+    // The senders got none of their own: the next thing each sees is a text.
+    nodes[1]
+        .client("bob")
+        .send(&room, "b1", "hi")
+        .await
+        .unwrap();
+    for (who, socket) in [("ann", &mut ann), ("cat", &mut cat)] {
+        match timeout(Duration::from_secs(10), socket.next_event()).await {
+            Ok(Ok(Event::Entry(e))) => assert_eq!(e.body.as_deref(), Some("hi"), "{who}"),
+            other => panic!("{who}: {other:?}"),
+        }
+    }
+    let after = head(nodes[1].client("bob").room(&room).await.unwrap());
+    assert_eq!(after, before + 1, "only the text took a seq");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_redactions_cross_nodes_in_order() {
     let Some(env) = env("edits_and_redactions_cross_nodes_in_order") else {
