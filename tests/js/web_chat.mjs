@@ -3,7 +3,7 @@
 // web_chat_browser`, which starts the server and passes its URL and the
 // screenshot folder: node web_chat.mjs <base-url> <screenshot-dir>
 //
-// Two users in two browser contexts talk; one goes offline while the other
+// Two users in two browser contexts talk — one sees the other typing —; one goes offline while the other
 // sends 20 messages and comes back to every message exactly once, in order,
 // without a reload; its own message sent while offline is delivered once.
 // Then the errors a person must be able to read: a full room, and a message
@@ -116,6 +116,16 @@ try {
   await until(bob.page, ["hi alice, how are you?"]); // its entry, not just the ack
   await shot(alice.page, "01-talking");
 
+  step("alice types: bob sees her typing, and the line clears when she sends");
+  await alice.page.fill("[data-testid=composer]", "let me think");
+  await bob.page.waitForSelector("[data-testid=typing]:text('alice is typing…')");
+  await shot(bob.page, "01b-typing");
+  const ownLine = await alice.page.textContent("[data-testid=typing]");
+  assert(ownLine === "", `alice sees her own typing: "${ownLine}"`);
+  await alice.page.press("[data-testid=composer]", "Enter");
+  await until(bob.page, ["let me think"]);
+  await bob.page.waitForFunction(() => document.querySelector("[data-testid=typing]").textContent === "");
+
   step("bob goes offline; alice sends 20 messages; bob writes one while offline");
   await bob.page.evaluate(() => (window.__notReloaded = true));
   await bob.context.setOffline(true);
@@ -138,10 +148,10 @@ try {
   await bob.page.waitForFunction(() => !document.querySelector("li[data-testid=pending]"));
   assert(await bob.page.evaluate(() => window.__notReloaded === true), "bob's page was reloaded");
   const bobLog = await log(bob.page);
-  checkLog("bob", bobLog, ["hello bob", "hi alice, how are you?", ...burst, "written while offline"]);
+  checkLog("bob", bobLog, ["hello bob", "hi alice, how are you?", "let me think", ...burst, "written while offline"]);
   await until(alice.page, ["written while offline"]);
   const aliceLog = await log(alice.page);
-  checkLog("alice", aliceLog, ["hello bob", "hi alice, how are you?", ...burst, "written while offline"]);
+  checkLog("alice", aliceLog, ["hello bob", "hi alice, how are you?", "let me think", ...burst, "written while offline"]);
   await shot(bob.page, "03-bob-caught-up");
 
   step("a newcomer scrolls back through the history");

@@ -187,6 +187,14 @@ function outboxItem(room, item) {
   return li;
 }
 
+/** "bob is typing…", "bob and carol are typing…", "3 people are typing…". */
+function typingLine(users) {
+  if (users.length === 0) return "";
+  if (users.length === 1) return `${users[0]} is typing…`;
+  if (users.length === 2) return `${users[0]} and ${users[1]} are typing…`;
+  return `${users.length} people are typing…`;
+}
+
 function drawRoom(jump) {
   const room = current;
   if (!room) return;
@@ -201,6 +209,7 @@ function drawRoom(jump) {
   $("#occupancy").textContent =
     room.capacity === null ? "" : `${room.occupancy ?? "?"} / ${room.capacity} seats`;
   $("#members").textContent = room.members.length ? `Here: ${room.members.join(", ")}` : "";
+  $("#typing").textContent = typingLine(room.typingUsers);
   const error = room.status === "error" || room.error ? words(room.error) : "";
   const rejoining = room.status === "rejoining";
   $("#room-error").textContent = rejoining ? "Reconnecting to the room…" : error;
@@ -237,8 +246,15 @@ $("#composer").addEventListener("submit", (event) => {
   const body = field.value;
   if (!current || !body.trim()) return;
   current.send(body);
+  current.stoppedTyping();
   field.value = "";
   $("#scroller").scrollTop = $("#scroller").scrollHeight;
+});
+
+$("#composer [name=body]").addEventListener("input", (event) => {
+  if (!current) return;
+  if (event.currentTarget.value.trim()) current.typing();
+  else current.stoppedTyping();
 });
 
 $("#composer [name=body]").addEventListener("keydown", (event) => {

@@ -17,7 +17,10 @@
 // - a server gone silent (a network that vanished without a word, a frozen
 //   proxy) is noticed: the client pings, and a socket that hears nothing for
 //   longer than the server's ping interval + timeout is dropped and reopened;
-// - join() settles: it resolves once joined or rejects with the reason.
+// - join() settles: it resolves once joined or rejects with the reason;
+// - who is typing is known per room (`typingUsers`), from the others'
+//   `typing` / `stopped_typing` signals, and cleared when they send or go
+//   quiet — signals are never stored, so nothing of them is replayed.
 
 /** Words for each contract error code, for people rather than programs. */
 export const ERROR_TEXT = {
@@ -63,6 +66,11 @@ const PING_TIMEOUT_MS = 20_000;
  * a clock askew that makes every token look expired cannot spin. */
 const RENEW_AHEAD_MS = 30_000;
 const RENEW_MIN_MS = 1_000;
+/* Typing (docs/contract.md §2, "Signals"): a typist says `typing` at most
+ * this often while the user types, and is shown as typing for this long
+ * after the last one — a sender that vanishes sends no `stopped_typing`. */
+const TYPING_EVERY_MS = 3_000;
+const TYPING_SHOWN_MS = 6_000;
 
 /* A client id that grows with time, as a UUIDv7 does: 48 bits of
  * milliseconds, then 80 random bits. The server indexes client ids per
@@ -469,6 +477,9 @@ export class ParlorClient extends EventTarget {
       case "entry":
         this.rooms.get(frame.room_id)?._entry(frame);
         break;
+      case "signal":
+        this.rooms.get(frame.room_id)?._signal(frame);
+        break;
       case "ack":
         this.rooms.get(frame.room_id)?._ack(frame);
         break;
@@ -549,6 +560,37 @@ export class Room extends EventTarget {
     this._ticket = null;
     this._waiters = [];
     this._refresh = null;
+    this._typing = new Map(); // user → timer that clears them
+    this._typingSentAt = 0;
+  }
+
+  /** Others typing in the room now, sorted. */
+  get typingUsers() {
+    return [...this._typing.keys()].sort();
+  }
+
+  /** Call as the user types: tells the others (`typing`), at most every 3 s. */
+  typing() {
+    const now = Date.now();
+    if (this.status !== "joined" || now - this._typingSentAt < TYPING_EVERY_MS) return;
+    this._typingSentAt = now;
+    this.signal("typing");
+  }
+
+  /** Call when the user stops (the composer emptied, the message sent). */
+  stoppedTyping() {
+    if (this._typingSentAt === 0) return;
+    this._typingSentAt = 0;
+    this.signal("stopped_typing");
+  }
+
+  /** Sends a signal (`typing`, `stopped_typing`, an app's `x-…` name) to the
+   * room's other members; never stored. Dropped while not joined. */
+  signal(name, data) {
+    if (this.status !== "joined") return;
+    const frame = { type: "signal", room_id: this.id, name };
+    if (data !== undefined) frame.data = data;
+    this.client._send(frame);
   }
 
   /** Entries held, ascending by seq (text, join and leave). */
@@ -666,6 +708,7 @@ export class Room extends EventTarget {
     if (entry.kind === "text" && entry.sender === this.client.userId) {
       this.outbox = this.outbox.filter((m) => m.clientId !== entry.client_id);
     }
+    if (entry.kind === "text" || entry.kind === "leave") this._stopTyping(entry.sender);
     // An edit or a redaction changes the message it names, in place
     // (docs/contract.md §2, "Edits and redactions").
     const target = entry.target_seq !== undefined ? this._entries.get(entry.target_seq) : undefined;
@@ -681,6 +724,26 @@ export class Room extends EventTarget {
       this.members = entry.kind === "join" ? [...others, entry.sender].sort() : others;
       this._scheduleRefresh();
     }
+    this._changed();
+  }
+
+  _signal(signal) {
+    if (signal.name === "typing") {
+      clearTimeout(this._typing.get(signal.user_id));
+      const clear = setTimeout(() => this._stopTyping(signal.user_id), TYPING_SHOWN_MS);
+      this._typing.set(signal.user_id, clear);
+    } else if (signal.name === "stopped_typing") {
+      this._stopTyping(signal.user_id);
+      return;
+    }
+    this.dispatchEvent(new CustomEvent("signal", { detail: signal }));
+    this._changed();
+  }
+
+  _stopTyping(user) {
+    if (!this._typing.has(user)) return;
+    clearTimeout(this._typing.get(user));
+    this._typing.delete(user);
     this._changed();
   }
 
