@@ -171,6 +171,24 @@ try {
   checkLog("carol", carolLog, ["hello bob", ...burst, "written while offline", ...more]);
   console.log(`  carol saw seqs ${firstPage[0].seq}.. first, then 1..${carolLog.at(-1).seq}`);
 
+  step("bob looks at another room: Talk's unread badge counts alice's messages, and clears when he opens it");
+  await join(bob.page, "side", { capacity: 4, title: "Side" });
+  await bob.page.waitForSelector("[data-testid=room-title]:text('Side')");
+  await say(alice.page, "are you there?");
+  await say(alice.page, "bob?");
+  const badge = await bob.page.waitForSelector("[data-testid=rooms] button:has-text('Talk') [data-testid=unread]:text('2')");
+  await shot(bob.page, "03b-unread");
+  await bob.page.click("[data-testid=rooms] button:has-text('Talk')");
+  await bob.page.waitForSelector("[data-testid=rooms] [data-testid=unread]", { state: "detached" });
+  // The server has the marker too: a new page of bob's sees no unread.
+  const facts = await bob.page.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 1000)); // the read goes half a second after the page shows it
+    const response = await fetch("/v1/rooms/talk", { headers: { Authorization: "Bearer dev:bob" } });
+    return response.json();
+  });
+  assert(facts.unread === 0, `bob's unread on the server after reading: ${JSON.stringify(facts)}`);
+  assert(!(await badge.isVisible().catch(() => false)), "the badge is still shown");
+
   step("a full room says so");
   await join(alice.page, "tiny", { capacity: 1 });
   await alice.page.waitForSelector("[data-testid=occupancy]:text('1 / 1 seats')");

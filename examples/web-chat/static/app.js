@@ -121,6 +121,14 @@ function drawRooms() {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = room.title || room.id;
+    if (room.unread > 0 && room !== current) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.dataset.testid = "unread";
+      badge.textContent = room.unread > 99 ? "99+" : String(room.unread);
+      badge.title = `${room.unread} unread`;
+      button.append(" ", badge);
+    }
     button.dataset.roomStatus = room.status;
     button.classList.toggle("current", room === current);
     button.addEventListener("click", () => show(room));
@@ -195,6 +203,18 @@ function typingLine(users) {
   return `${users.length} people are typing…`;
 }
 
+/* What the page shows is read while the tab is visible: marked half a
+ * second after the last change, so a busy room costs one `read` per pause,
+ * not one per message. */
+let readTimer = null;
+function readSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    if (current && document.visibilityState === "visible") current.markRead();
+  }, 500);
+}
+document.addEventListener("visibilitychange", readSoon);
+
 function drawRoom(jump) {
   const room = current;
   if (!room) return;
@@ -222,6 +242,7 @@ function drawRoom(jump) {
   const items = room.entries.filter((e) => e.kind !== "edit" && e.kind !== "redaction").map(entryItem);
   for (const item of room.outbox) items.push(outboxItem(room, item));
   $("#messages").replaceChildren(...items);
+  readSoon();
   if (jump === true || atBottom) scroller.scrollTop = scroller.scrollHeight;
   drawRooms();
 }

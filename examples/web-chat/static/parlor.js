@@ -480,6 +480,9 @@ export class ParlorClient extends EventTarget {
       case "signal":
         this.rooms.get(frame.room_id)?._signal(frame);
         break;
+      case "read_state":
+        this.rooms.get(frame.room_id)?._readState(frame);
+        break;
       case "ack":
         this.rooms.get(frame.room_id)?._ack(frame);
         break;
@@ -562,6 +565,34 @@ export class Room extends EventTarget {
     this._refresh = null;
     this._typing = new Map(); // user → timer that clears them
     this._typingSentAt = 0;
+    /** The user's read marker here, and the others' messages after it
+     * (docs/contract.md §2, "Read markers"): from the room's facts, then
+     * counted live and corrected by each `read_state`. */
+    this.lastReadSeq = 0;
+    this.unread = 0;
+  }
+
+  /** Marks the room read up to `seq` (the last entry held by default); the
+   * server answers with the read state. A lower seq changes nothing. */
+  markRead(seq = this._lastSeq) {
+    if (seq === null || seq <= this.lastReadSeq || this.status !== "joined") return;
+    this.lastReadSeq = seq;
+    this.unread = this.entries.filter((e) => e.seq > seq && this._counts(e)).length;
+    this.client._send({ type: "read", room_id: this.id, seq });
+    this._changed();
+  }
+
+  /** Whether an entry counts as unread: someone else's message, not erased. */
+  _counts(entry) {
+    return (entry.kind === "text" || entry.kind === "system") && entry.sender !== this.client.userId && !entry.redacted;
+  }
+
+  _readState(state) {
+    // A lower marker is an answer to an older read that crossed a newer one.
+    if (state.last_read_seq < this.lastReadSeq) return;
+    this.lastReadSeq = state.last_read_seq;
+    this.unread = state.unread;
+    this._changed();
   }
 
   /** Others typing in the room now, sorted. */
@@ -709,6 +740,7 @@ export class Room extends EventTarget {
       this.outbox = this.outbox.filter((m) => m.clientId !== entry.client_id);
     }
     if (entry.kind === "text" || entry.kind === "leave") this._stopTyping(entry.sender);
+    if (entry.seq > this.lastReadSeq && this._counts(entry)) this.unread += 1;
     // An edit or a redaction changes the message it names, in place
     // (docs/contract.md §2, "Edits and redactions").
     const target = entry.target_seq !== undefined ? this._entries.get(entry.target_seq) : undefined;
@@ -802,6 +834,10 @@ export class Room extends EventTarget {
       try {
         const info = await this.client.http("GET", `/rooms/${encodeURIComponent(this.id)}`);
         Object.assign(this, { title: info.title, capacity: info.capacity, occupancy: info.occupancy });
+        if ((info.last_read_seq ?? 0) >= this.lastReadSeq && info.unread !== undefined) {
+          this.lastReadSeq = info.last_read_seq;
+          this.unread = info.unread;
+        }
         this._changed();
       } catch {
         // Shown again on the next change.
