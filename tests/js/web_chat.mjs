@@ -21,11 +21,20 @@ const browser = await launch();
 
 const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
 
-async function open(user) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+/** Console errors and uncaught exceptions of every page (a refused HTTP
+ * call's "Failed to load resource" line is the browser's, not the page's). */
+const consoleErrors = [];
+
+async function open(user, viewport = { width: 1100, height: 720 }) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
-  page.on("console", (m) => m.type() === "warning" && console.log(`[${user}] ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`[${user}] page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "warning") console.log(`[${user}] ${m.text()}`);
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
+      consoleErrors.push(`[${user}] ${m.text()}`);
+    }
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`[${user}] page error: ${e.message}`));
   await page.goto(base);
   await page.fill("[data-testid=user]", user);
   await page.click("[data-testid=sign-in]");
@@ -197,18 +206,56 @@ try {
   console.log(`  bob reads: ${await full.textContent()}`);
   await shot(bob.page, "04-room-full");
 
-  step("a message too large is marked failed, with a retry");
-  await say(alice.page, "x".repeat(5000));
+  step("a message too large: the composer counts down, the message fails with edit-or-discard (no retry), and an edit sends");
+  await alice.page.fill("[data-testid=composer]", "x".repeat(5000));
+  const left = await alice.page.textContent("[data-testid=limit]");
+  assert(left === String(4096 - 5000), `the composer's count: ${left}`);
+  await alice.page.press("[data-testid=composer]", "Enter");
   const failed = await alice.page.waitForSelector("li[data-testid=pending][data-state=failed]");
-  assert(await failed.$("[data-testid=retry]"), "no retry button on the failed message");
+  assert(!(await failed.$("[data-testid=retry]")), "a retry that can never succeed is offered");
+  assert(await failed.$("[data-testid=discard]"), "no discard on the failed message");
   console.log(`  alice reads: ${await failed.$eval(".why", (e) => e.textContent)}`);
   await shot(alice.page, "05-too-large");
-  await alice.page.click("[data-testid=retry]");
-  await alice.page.waitForSelector("li[data-testid=pending][data-state=failed]");
-  await say(alice.page, "a normal one after it");
-  await until(alice.page, ["a normal one after it"]);
-  const stillFailed = await pending(alice.page);
-  assert(stillFailed.length === 1 && stillFailed[0].state === "failed", "the failed message vanished");
+  await alice.page.click("li[data-testid=pending] [data-testid=edit-failed]");
+  const back = await alice.page.inputValue("[data-testid=composer]");
+  assert(back.length === 5000, `the composer should hold the message again: ${back.length} chars`);
+  assert((await pending(alice.page)).length === 0, "the failed message should leave the outbox");
+  await alice.page.fill("[data-testid=composer]", "x".repeat(4000));
+  await alice.page.press("[data-testid=composer]", "Enter");
+  await until(alice.page, ["x".repeat(4000)]);
+
+  step("a long message folds behind show more");
+  const long = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join("\n");
+  await alice.page.fill("[data-testid=composer]", long);
+  await alice.page.press("[data-testid=composer]", "Enter");
+  const showMore = await alice.page.waitForSelector("li[data-testid=entry]:last-child [data-testid=show-more]");
+  const folded = await alice.page.$eval("li[data-testid=entry]:last-child .body", (b) => b.scrollHeight > b.clientHeight + 5);
+  assert(folded, "the long message is not folded");
+  await showMore.click();
+  const unfolded = await alice.page.$eval("li[data-testid=entry]:last-child .body", (b) => b.scrollHeight <= b.clientHeight + 1);
+  assert(unfolded, "show more does not unfold it");
+
+  step("dave on a phone (390×844): the room list is a drawer, the composer takes the width");
+  const dave = await open("dave", { width: 390, height: 844 });
+  await dave.page.waitForSelector("#join-form", { state: "visible" }); // the drawer is open with no room
+  await join(dave.page, "talk");
+  await dave.page.waitForSelector("[data-testid=room-title]:text('Talk')");
+  await dave.page.waitForFunction(() => {
+    const aside = document.querySelector("aside").getBoundingClientRect();
+    return aside.right <= 1; // slid away
+  });
+  const width = await dave.page.$eval("[data-testid=composer]", (c) => c.getBoundingClientRect().width);
+  assert(width >= 0.6 * 390, `the composer is ${width}px of 390`);
+  console.log(`  dave's composer: ${Math.round(width)} px of 390`);
+  await say(dave.page, "hi from my phone");
+  await bob.page.click("[data-testid=rooms] button:has-text('Talk')");
+  await until(bob.page, ["hi from my phone"]);
+  await shot(dave.page, "06-phone");
+  await dave.page.click("[data-testid=rooms-toggle]");
+  await dave.page.waitForFunction(() => document.querySelector("aside").getBoundingClientRect().left >= 0);
+  await shot(dave.page, "07-phone-drawer");
+
+  assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(" | ")}`);
 
   const seqs = bobLog.map((e) => e.seq);
   console.log(

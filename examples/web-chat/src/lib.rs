@@ -30,7 +30,7 @@ struct Asset {
     body: &'static str,
 }
 
-const ASSETS: [Asset; 4] = [
+const ASSETS: [Asset; 6] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -51,9 +51,22 @@ const ASSETS: [Asset; 4] = [
         content_type: "text/css; charset=utf-8",
         body: include_str!("../static/style.css"),
     },
+    Asset {
+        path: "/web-chat/favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../static/favicon.svg"),
+    },
+    // Browsers ask for it whatever the page says; an answer keeps a 404
+    // out of the console.
+    Asset {
+        path: "/favicon.ico",
+        content_type: "image/svg+xml",
+        body: include_str!("../static/favicon.svg"),
+    },
 ];
 
-/// The page's routes: `/` and `/web-chat/{app.js, parlor.js, style.css}`.
+/// The page's routes: `/`, `/web-chat/{app.js, parlor.js, style.css,
+/// favicon.svg}` and `/favicon.ico`.
 pub fn router() -> Router {
     ASSETS.iter().fold(Router::new(), |router, asset| {
         let (content_type, body) = (asset.content_type, asset.body);

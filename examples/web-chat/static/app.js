@@ -13,6 +13,12 @@ const STATUS_TEXT = {
   closed: "signed out",
 };
 const TOKEN_KEY = "parlor.token";
+/* The server's --max-message-bytes by default (docs/operations.md): the
+ * composer counts down as a message nears it. */
+const MAX_MESSAGE_BYTES = 4096;
+/* Longer bodies fold behind "Show more". */
+const FOLD_CHARS = 600;
+const FOLD_LINES = 8;
 
 let client = null;
 let current = null; // the Room on screen
@@ -48,6 +54,7 @@ async function signIn(token) {
   $("#sign-in").hidden = true;
   $("#chat").hidden = false;
   $("#sign-out").hidden = false;
+  drawer(!current); // on a phone, nothing to show yet but the room list
   $("#join-form [name=room]").focus();
 }
 
@@ -102,7 +109,14 @@ $("#join-form").addEventListener("submit", async (event) => {
   }
 });
 
+/* On a phone the room list is a drawer over the room (style.css). */
+function drawer(open) {
+  document.body.classList.toggle("drawer-open", open);
+}
+$("#rooms-toggle").addEventListener("click", () => drawer(!document.body.classList.contains("drawer-open")));
+
 function show(room) {
+  drawer(false);
   if (current !== room) current?.removeEventListener("change", drawRoom);
   current = room;
   room.addEventListener("change", drawRoom);
@@ -165,7 +179,29 @@ function entryItem(entry) {
   time.title = `#${entry.seq} · ${entry.created_at}`;
   time.textContent = new Date(entry.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   li.append(who, body, time);
+  if (!entry.redacted) fold(li, body, entry.body ?? "");
   return li;
+}
+
+/** A long body folds behind "Show more" (a button appended to `li`). */
+function fold(li, body, text) {
+  if (text.length <= FOLD_CHARS && text.split("\n").length <= FOLD_LINES) return;
+  body.classList.add("folded");
+  const more = button("Show more", "show-more", () => {
+    const folded = body.classList.toggle("folded");
+    more.textContent = folded ? "Show more" : "Show less";
+  });
+  more.className = "more";
+  li.append(more);
+}
+
+function button(text, testid, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.dataset.testid = testid;
+  b.addEventListener("click", onClick);
+  return b;
 }
 
 function outboxItem(room, item) {
@@ -181,16 +217,25 @@ function outboxItem(room, item) {
   state.className = "state";
   state.textContent = item.status === "failed" ? "failed" : item.status === "sent" ? "sent" : "sending…";
   li.append(body, state);
+  fold(li, body, item.body);
   if (item.status === "failed") {
     const why = document.createElement("span");
     why.className = "why";
     why.textContent = words(item.error);
-    const retry = document.createElement("button");
-    retry.type = "button";
-    retry.textContent = "Retry";
-    retry.dataset.testid = "retry";
-    retry.addEventListener("click", () => room.retry(item.clientId));
-    li.append(why, retry);
+    li.append(why);
+    // Sending it again unchanged can only work if the trouble was passing.
+    const again = !["MESSAGE_TOO_LARGE", "INVALID_INPUT", "FORBIDDEN", "NOT_A_MEMBER"].includes(item.error?.code);
+    if (again) li.append(button("Retry", "retry", () => room.retry(item.clientId)));
+    li.append(
+      button("Edit", "edit-failed", () => {
+        room.discard(item.clientId);
+        const field = $("#composer [name=body]");
+        field.value = item.body;
+        field.dispatchEvent(new Event("input"));
+        field.focus();
+      }),
+      button("Discard", "discard", () => room.discard(item.clientId)),
+    );
   }
   return li;
 }
@@ -221,6 +266,7 @@ function drawRoom(jump) {
   if (room.status === "left") {
     current = null;
     $("#room").hidden = true;
+    drawer(true);
     drawRooms();
     return;
   }
@@ -269,14 +315,26 @@ $("#composer").addEventListener("submit", (event) => {
   current.send(body);
   current.stoppedTyping();
   field.value = "";
+  drawLimit();
   $("#scroller").scrollTop = $("#scroller").scrollHeight;
 });
 
 $("#composer [name=body]").addEventListener("input", (event) => {
+  drawLimit();
   if (!current) return;
   if (event.currentTarget.value.trim()) current.typing();
   else current.stoppedTyping();
 });
+
+/** The composer's count of bytes left, once a message nears the limit. */
+function drawLimit() {
+  const bytes = new TextEncoder().encode($("#composer [name=body]").value).length;
+  const limit = $("#limit");
+  limit.hidden = bytes < MAX_MESSAGE_BYTES * 0.8;
+  limit.textContent = `${MAX_MESSAGE_BYTES - bytes}`;
+  limit.title = `${bytes} of ${MAX_MESSAGE_BYTES} bytes`;
+  limit.classList.toggle("over", bytes > MAX_MESSAGE_BYTES);
+}
 
 $("#composer [name=body]").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {

@@ -654,6 +654,13 @@ export class Room extends EventTarget {
     this._changed();
   }
 
+  /** Drops a failed message from the outbox (it was never stored). */
+  discard(clientId) {
+    const before = this.outbox.length;
+    this.outbox = this.outbox.filter((m) => m.clientId !== clientId || m.status !== "failed");
+    if (this.outbox.length !== before) this._changed();
+  }
+
   /** Reads the page of history before the oldest entry held. */
   async loadEarlier(limit = HISTORY_PAGE) {
     const oldest = this._entries.size ? Math.min(...this._entries.keys()) : (this._lastSeq ?? 0) + 1;

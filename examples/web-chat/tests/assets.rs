@@ -23,6 +23,8 @@ async fn serves_the_page_and_its_modules() {
             "export class ParlorClient",
         ),
         ("/web-chat/style.css", "text/css", "#composer"),
+        ("/web-chat/favicon.svg", "image/svg+xml", "<svg"),
+        ("/favicon.ico", "image/svg+xml", "<svg"),
     ] {
         let response = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
