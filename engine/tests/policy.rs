@@ -98,6 +98,12 @@ async fn a_seat_remembers_the_send_answer_so_messages_cost_no_question() {
             .unwrap();
     }
     assert_eq!(policy.asked(Action::Send), 1, "no question per message");
+    // A muted member may not signal either (docs/contract.md §2, "Signals"),
+    // by the same remembered answer; ann may.
+    let refused = engine.signal(&bob, &id, "typing", None).await;
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::Forbidden);
+    engine.signal(&ann, &id, "typing", None).await.unwrap();
+    assert_eq!(policy.asked(Action::Send), 1, "no question per signal");
     let log = engine
         .history(&ann, &id, SeqRange::after(0, 500))
         .await

@@ -43,8 +43,8 @@ async fn next_non_entry(ws: &mut RawSocket) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_cross_transports_to_the_others_only_and_are_never_stored() {
-    // Bursts of 10 and next to no refill, so the count below is exact.
-    let server = TestServer::start(&["--signal-rate", "0.1"]).await;
+    // Bursts of 10 and no refill within the test, so the count is exact.
+    let server = TestServer::start(&["--signal-rate", "0.0001"]).await;
     server
         .client("alice")
         .reserve("chat", Some(10))

@@ -1243,15 +1243,15 @@ async fn prune_erases_the_edits_of_pruned_messages(store: &dyn Store, p: &str) {
 }
 
 async fn prune_rooms_leaves_each_room_a_suffix_within_the_budget(store: &dyn Store, p: &str) {
-    let [a, b, c] = [
-        new_room(store, p, "prunes-a").await,
-        new_room(store, p, "prunes-b").await,
-        new_room(store, p, "prunes-c").await,
-    ];
+    // Seven rooms, six with entries to let go: more than the budget of 5.
+    let mut rooms = Vec::new();
+    for name in ["a", "b", "c", "d", "e", "f", "g"] {
+        rooms.push(new_room(store, p, &format!("prunes-{name}")).await);
+    }
     // Stored interleaved, as live rooms are: one entry of each per round.
     for i in 1..=12 {
-        let batch: Vec<_> = [&a, &b, &c]
-            .into_iter()
+        let batch: Vec<_> = rooms
+            .iter()
             .map(|r| {
                 let mut e = text(r, "ann", &format!("c{i}"), &format!("m{i}"));
                 e.created_at = Timestamp(T0 + i * 1_000);
@@ -1260,19 +1260,25 @@ async fn prune_rooms_leaves_each_room_a_suffix_within_the_budget(store: &dyn Sto
             .collect();
         store.append(&batch).await.unwrap();
     }
+    let b = rooms[1].clone();
     let fixed = one(store, edit(&b, "ann", 2, "e1", "fixed")).await;
     let fixed = fixed.entry().unwrap().seq;
     let absent = room_id(p, "prunes-absent");
-    let rooms = [
-        (a.clone(), bound(9, None)),                        // 1..=8 go
-        (b.clone(), bound(0, Some(Timestamp(T0 + 5_500)))), // 1..=5 go
-        (c.clone(), bound(0, None)),                        // keeps all
-        (absent, bound(Seq::MAX, None)),
+    let bounds = [
+        bound(9, None),                         // a: 1..=8 go
+        bound(0, Some(Timestamp(T0 + 5_500))),  // b: 1..=5 go (an age alone)
+        bound(0, None),                         // c: keeps all
+        bound(Seq::MAX, Some(Timestamp(T0))),   // d: a count past the log: all go
+        bound(4, Some(Timestamp(T0 + 6_500))),  // e: either bound: 1..=6 go
+        bound(11, Some(Timestamp(T0 + 1_500))), // f: 1..=10 go
+        bound(3, Some(Timestamp(T0 + 20_000))), // g: all are old: 1..=13 go
     ];
+    let mut asked: Vec<(RoomId, PruneBound)> = rooms.iter().cloned().zip(bounds).collect();
+    asked.push((absent, bound(Seq::MAX, None)));
     let mut total = 0;
     for call in 1.. {
-        assert!(call <= 10, "the rooms never came within their bounds");
-        let got = store.prune_rooms(&rooms, 5).await.unwrap();
+        assert!(call <= 60, "the rooms never came within their bounds");
+        let got = store.prune_rooms(&asked, 5).await.unwrap();
         let deleted: u64 = got.iter().map(|(_, p)| p.deleted).sum();
         assert!(deleted <= 5, "call {call}: {deleted} over a budget of 5");
         for (room, pruned) in &got {
@@ -1281,6 +1287,10 @@ async fn prune_rooms_leaves_each_room_a_suffix_within_the_budget(store: &dyn Sto
                 continue;
             };
             assert_eq!(pruned.first_seq, stored.first_seq, "{room}");
+            assert!(
+                stored.first_seq <= stored.last_seq + 1,
+                "{room}: past the log"
+            );
             let seqs: Vec<Seq> = log(store, room).await.iter().map(|e| e.seq).collect();
             let suffix: Vec<Seq> = (stored.first_seq..=stored.last_seq).collect();
             assert_eq!(seqs, suffix, "{room}: a prefix went, nothing else");
@@ -1291,8 +1301,9 @@ async fn prune_rooms_leaves_each_room_a_suffix_within_the_budget(store: &dyn Sto
             break;
         }
     }
-    assert_eq!(total, 8 + 5);
-    for (room, first) in [(&a, 9), (&b, 6), (&c, 1)] {
+    // d and g lose all 12; b keeps its edit (made now, so not old).
+    assert_eq!(total, 8 + 5 + 12 + 6 + 10 + 12);
+    for (room, first) in rooms.iter().zip([9, 6, 1, 13, 7, 11, 13]) {
         assert_eq!(
             store.room(room).await.unwrap().unwrap().first_seq,
             first,

@@ -940,10 +940,6 @@ async fn presence_agrees_with_the_seats_under_churn_on_three_nodes() {
     }
 }
 
-/// docs/contract.md §2 "Edits and redactions" across nodes: edits asked of
-/// node 1 and redactions of node 2 reach a subscriber on node 1 in seq
-/// order, gap-free, and its view ends equal to what every node's history
-/// shows.
 /// docs/contract.md §2 "Signals" across nodes: a member on each of three
 /// nodes; one types (raw WebSocket on node 1), another signals over HTTP
 /// on node 3 — every other member gets each signal once, whatever node it
@@ -1014,6 +1010,10 @@ async fn signals_cross_nodes_to_the_others_only() {
     assert_eq!(after, before + 1, "only the text took a seq");
 }
 
+/// docs/contract.md §2 "Edits and redactions" across nodes: edits asked of
+/// node 1 and redactions of node 2 reach a subscriber on node 1 in seq
+/// order, gap-free, and its view ends equal to what every node's history
+/// shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_redactions_cross_nodes_in_order() {
     let Some(env) = env("edits_and_redactions_cross_nodes_in_order") else {

@@ -3,9 +3,10 @@
 //! Publishing hands a room's new entries to this node's subscribers at once
 //! (they never wait for Redis) and queues them, encoded, for the Redis
 //! channel; every other node's receiver hands them to its own subscribers.
-//! Notices (read receipts) travel the same way, through the same outbox and
-//! channel, so they keep their order with the entries a node published;
-//! they are momentary, so nothing reads them back when one is lost.
+//! Notices (read receipts, signals) travel the same way, through the same
+//! outbox and channel, so they keep their order with the entries a node
+//! published; they are momentary, so nothing reads them back when one is
+//! lost — and a full outbox drops a new notice rather than an entry.
 //!
 //! Pub/sub is at-most-once: a message is lost if Redis restarts or a
 //! connection drops. The engine's entry streams tolerate that — a later entry
@@ -69,12 +70,18 @@ impl Shared {
         Arc::clone(&self.local.lock().expect("local bus lock"))
     }
 
-    /// Queues an encoded message for Redis (the oldest goes when the
-    /// outbox is full) and wakes the publisher.
-    fn queue(&self, message: Vec<u8>) {
+    /// Queues an encoded message for Redis and wakes the publisher. When
+    /// the outbox is full a `momentary` one (a notice) is dropped itself,
+    /// so a flood of typing signals while Redis is behind never pushes out
+    /// entries; entries push out the oldest message.
+    fn queue(&self, message: Vec<u8>, momentary: bool) {
         {
             let mut outbox = self.outbox.lock().expect("outbox lock");
             if outbox.len() >= OUTBOX_MAX {
+                if momentary {
+                    tracing::debug!("Redis is behind: a notice stayed on this node");
+                    return;
+                }
                 outbox.pop_front();
                 tracing::warn!("Redis is behind: dropped the oldest unpublished message");
             }
@@ -136,7 +143,7 @@ impl Bus for RedisBus {
         }
         self.shared.local().publish(room, entries).await;
         self.shared
-            .queue(wire::encode(&self.shared.node, room, entries));
+            .queue(wire::encode(&self.shared.node, room, entries), false);
     }
 
     fn subscribe_notices(&self, room: &RoomId) -> LiveNotices {
@@ -147,7 +154,7 @@ impl Bus for RedisBus {
         let message = wire::encode_notice(&self.shared.node, &notice);
         self.shared.local().notify(notice).await;
         match message {
-            Some(message) => self.shared.queue(message),
+            Some(message) => self.shared.queue(message, true),
             None => tracing::debug!(
                 "a notice of a kind the Redis wire does not carry stayed on this node"
             ),

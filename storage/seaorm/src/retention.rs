@@ -201,8 +201,11 @@ pub(crate) async fn prune(
 /// for every room with a row on it, while the oldest few rows of every
 /// room at once are rows stored at about the same time — whole pages
 /// (docs/benchmarks.md, step 23). Each room loses only a prefix its bound
-/// lets go. A room with less to let go than its share leaves the rest of
-/// the budget unused; the caller calls again while rooms lose entries.
+/// lets go, and never more than `max_rows` go in all: with more rooms to
+/// prune than that, the first `max_rows` lose one each and the others are
+/// left out (not reached). A room with less to let go than its share
+/// leaves the rest of the budget unused; the caller calls again while
+/// rooms lose entries.
 pub(crate) async fn prune_rooms_sqlite(
     db: &DatabaseConnection,
     rooms: &[(RoomId, PruneBound)],
@@ -235,6 +238,9 @@ pub(crate) async fn prune_rooms_sqlite(
         heads.insert(id, (first, last));
     }
     let budget = i64::from(max_rows.max(1));
+    // How far one room's age check looks: its share if every room has
+    // entries to let go (the age check reads rows under the writer's lock).
+    let window = (budget / i64::try_from(rooms.len()).unwrap_or(i64::MAX)).max(1);
     let mut done = Vec::with_capacity(rooms.len());
     // Each room's first seq and the last its bound lets go.
     let mut ranges: Vec<(&RoomId, i64, i64)> = Vec::new();
@@ -244,12 +250,16 @@ pub(crate) async fn prune_rooms_sqlite(
             continue;
         };
         let below = i64::try_from(bound.below_seq).unwrap_or(i64::MAX);
-        let mut upto = below.saturating_sub(1).min(last);
-        if let Some(older_than) = bound.older_than {
+        let mut upto = below.saturating_sub(1);
+        if let Some(older_than) = bound.older_than
+            && upto < last
+        {
             let from = first.max(below);
-            let aged = aged_prefix_end(&txn, room, from, older_than.millis(), budget).await?;
+            let aged = aged_prefix_end(&txn, room, from, older_than.millis(), window).await?;
             upto = upto.max(aged);
         }
+        // Never past the log, whatever the bound says.
+        let upto = upto.min(last);
         if upto < first {
             done.push((room.clone(), pruned(0, first)?));
         } else {
@@ -260,6 +270,8 @@ pub(crate) async fn prune_rooms_sqlite(
         txn.commit().await?;
         return Ok(done);
     }
+    // More rooms than budget: the first `budget` rooms lose one each.
+    ranges.truncate(usize::try_from(budget).unwrap_or(usize::MAX));
     let share = (budget / i64::try_from(ranges.len()).unwrap_or(i64::MAX)).max(1);
     let cuts: Vec<(&str, i64)> = ranges
         .iter()
@@ -275,10 +287,11 @@ pub(crate) async fn prune_rooms_sqlite(
     Ok(done)
 }
 
-/// The last seq of the prefix the age bound lets go among `room`'s at most
-/// `window` entries from seq `from` on: just before the first entry stored
-/// at or after `older_than` (ms), else the window's last entry, else
-/// `from - 1` (nothing from `from` on).
+/// The last seq of the prefix the age bound lets go among `room`'s
+/// entries from seq `from` on, looking at most `window` entries ahead: just
+/// before the first entry stored at or after `older_than` (ms), else the
+/// window's last seq (every entry in it is older). The scan stops at the
+/// first entry the bound keeps, so a room with nothing old costs one row.
 async fn aged_prefix_end(
     txn: &impl ConnectionTrait,
     room: &RoomId,
@@ -286,30 +299,27 @@ async fn aged_prefix_end(
     older_than: i64,
     window: i64,
 ) -> Result<i64, DbErr> {
-    const SQL: &str = "SELECT min(CASE WHEN created_at >= ?3 THEN seq END), max(seq) \
-         FROM (SELECT seq, created_at FROM parlor_entries \
-               WHERE room_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?4)";
+    const SQL: &str = "SELECT seq FROM parlor_entries \
+         WHERE room_id = ?1 AND seq >= ?2 AND seq < ?2 + ?4 AND created_at >= ?3 \
+         ORDER BY seq LIMIT 1";
     let values: [Value; 4] = [
         room.as_str().into(),
         from.into(),
         older_than.into(),
         window.into(),
     ];
-    let row = txn
+    let kept = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             SQL,
             values,
         ))
-        .await?;
-    let (kept, last): (Option<i64>, Option<i64>) = match row {
-        Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
-        None => (None, None),
-    };
-    Ok(match (kept, last) {
-        (Some(kept), _) => kept - 1,
-        (None, Some(last)) => last,
-        (None, None) => from - 1,
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?;
+    Ok(match kept {
+        Some(kept) => kept - 1,
+        None => from.saturating_add(window - 1),
     })
 }
 

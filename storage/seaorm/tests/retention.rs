@@ -1,6 +1,6 @@
-//! Beyond the conformance suite: on SQLite, pruning several rooms takes
-//! the oldest stored entries across them first (whole pages of the table,
-//! not a page per room); in a cluster, one node at a time prunes a room
+//! Beyond the conformance suite: on SQLite, pruning several rooms takes an
+//! equal share of the budget from each (their oldest rows, stored about the
+//! same time: whole pages of the table, not a page per room); in a cluster, one node at a time prunes a room
 //! (docs/contract.md §2, "Retention"). On Postgres a prune takes a
 //! transaction-scoped advisory lock on the room; a node that finds it taken
 //! deletes nothing and answers the room's `first_seq` as it is.
@@ -12,7 +12,7 @@ use parlor_engine::{
 use parlor_seaorm::SeaOrmStore;
 
 #[tokio::test]
-async fn sqlite_prunes_the_oldest_entries_across_rooms_first() {
+async fn sqlite_prunes_an_equal_share_of_every_room() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
     let store = SeaOrmStore::open(&url).await.expect("open sqlite");
@@ -52,7 +52,7 @@ async fn sqlite_prunes_the_oldest_entries_across_rooms_first() {
             .iter()
             .map(|r| (r.clone(), two_each))
             .collect::<Vec<_>>(),
-        "the six oldest rows are two of each room, not six of the first"
+        "two of each room, not six of the first"
     );
 }
 
