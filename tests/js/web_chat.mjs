@@ -198,6 +198,35 @@ try {
   assert(facts.unread === 0, `bob's unread on the server after reading: ${JSON.stringify(facts)}`);
   assert(!(await badge.isVisible().catch(() => false)), "the badge is still shown");
 
+  step("bob reloads mid-conversation: his rooms, seat and unsent message survive; alice sees no left or joined");
+  const bobLines = (page) =>
+    page.$$eval("[data-testid=messages] li.system", (items) =>
+      items.map((li) => li.textContent).filter((t) => t.startsWith("bob ")),
+    );
+  const linesBefore = await bobLines(alice.page);
+  await bob.context.setOffline(true);
+  await status(bob.page, "offline");
+  await say(bob.page, "sent across a reload");
+  await bob.context.setOffline(false);
+  await bob.page.reload();
+  await status(bob.page, "online");
+  await bob.page.waitForSelector("[data-testid=room-title]:text('Talk')");
+  await until(bob.page, ["bob?", "sent across a reload"]);
+  await until(alice.page, ["sent across a reload"]);
+  await bob.page.waitForFunction(() => {
+    const rooms = [...document.querySelectorAll("[data-testid=rooms] button")].map((b) => b.textContent.trim());
+    return rooms.includes("Talk") && rooms.includes("Side");
+  });
+  const aliceSees = (await log(alice.page)).filter((e) => e.body === "sent across a reload").length;
+  assert(aliceSees === 1, `alice sees the message ${aliceSees} times`);
+  await alice.page.waitForTimeout(500);
+  const linesAfter = await bobLines(alice.page);
+  assert(
+    JSON.stringify(linesAfter) === JSON.stringify(linesBefore),
+    `alice saw bob come and go: ${JSON.stringify(linesBefore)} then ${JSON.stringify(linesAfter)}`,
+  );
+  await shot(bob.page, "03c-after-reload");
+
   step("a full room says so");
   await join(alice.page, "tiny", { capacity: 1 });
   await alice.page.waitForSelector("[data-testid=occupancy]:text('1 / 1 seats')");

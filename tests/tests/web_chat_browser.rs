@@ -60,7 +60,7 @@ async fn static_site() -> (u16, JoinHandle<()>) {
                     "/parlor.js" => (
                         "200 OK",
                         "text/javascript; charset=utf-8",
-                        include_str!("../../examples/web-chat/static/parlor.js"),
+                        include_str!("../../examples/web-chat/client/parlor.js"),
                     ),
                     _ => ("404 Not Found", "text/plain", "not here"),
                 };

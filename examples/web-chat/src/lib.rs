@@ -3,8 +3,9 @@
 //! The browser chat page, embedded in the binary: [`router`] serves
 //! `index.html` at `/` and its files under `/web-chat/`. The page talks to
 //! the HTTP + raw WebSocket transport (`parlor-ws`) on the same origin
-//! through `static/parlor.js`, a small client module documented in this
-//! crate's `README.md` that other pages can reuse.
+//! through `client/parlor.js`, a small client module that is also a
+//! package of its own (`client/package.json`, `client/parlor.d.ts`,
+//! `client/README.md`) for other pages to install.
 //!
 //! `parlor-server` mounts it, so the README's command is all it takes:
 //!
@@ -44,7 +45,7 @@ const ASSETS: [Asset; 6] = [
     Asset {
         path: "/web-chat/parlor.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../static/parlor.js"),
+        body: include_str!("../client/parlor.js"),
     },
     Asset {
         path: "/web-chat/style.css",

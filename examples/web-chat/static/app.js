@@ -13,6 +13,7 @@ const STATUS_TEXT = {
   closed: "signed out",
 };
 const TOKEN_KEY = "parlor.token";
+const CURRENT_KEY = "parlor.current"; // the room on screen, for a reload
 /* The server's --max-message-bytes by default (docs/operations.md): the
  * composer counts down as a message nears it. */
 const MAX_MESSAGE_BYTES = 4096;
@@ -35,7 +36,7 @@ function showStatus(status) {
 
 async function signIn(token) {
   client?.close();
-  const mine = new ParlorClient({ token });
+  const mine = new ParlorClient({ token, storage: sessionStorage });
   client = mine;
   mine.addEventListener("status", () => {
     if (mine !== client) return; // an earlier sign-in's client
@@ -56,10 +57,20 @@ async function signIn(token) {
   $("#sign-out").hidden = false;
   drawer(!current); // on a phone, nothing to show yet but the room list
   $("#join-form [name=room]").focus();
+  // After a reload: the rooms this tab was in, on the same seats.
+  const back = await mine.restore();
+  if (mine !== client) return;
+  back.forEach(watch);
+  drawRooms();
+  const shown = sessionStorage.getItem(CURRENT_KEY);
+  const again = back.find((room) => room.id === shown) ?? back[0];
+  if (again && !current) show(again);
 }
 
 function signedOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(CURRENT_KEY);
+  client?.forget();
   client?.close();
   client = null;
   current = null;
@@ -99,6 +110,7 @@ $("#join-form").addEventListener("submit", async (event) => {
   button.disabled = true;
   try {
     const room = await client.join(form.room.value.trim(), { create });
+    watch(room);
     form.reset();
     form.querySelector("details").open = false;
     show(room);
@@ -109,6 +121,16 @@ $("#join-form").addEventListener("submit", async (event) => {
   }
 });
 
+/* The room list follows every room (titles, unread badges, status), drawn
+ * once per burst of changes. */
+let roomsTimer = null;
+function watch(room) {
+  room.addEventListener("change", () => {
+    clearTimeout(roomsTimer);
+    roomsTimer = setTimeout(drawRooms, 50);
+  });
+}
+
 /* On a phone the room list is a drawer over the room (style.css). */
 function drawer(open) {
   document.body.classList.toggle("drawer-open", open);
@@ -117,6 +139,7 @@ $("#rooms-toggle").addEventListener("click", () => drawer(!document.body.classLi
 
 function show(room) {
   drawer(false);
+  sessionStorage.setItem(CURRENT_KEY, room.id);
   if (current !== room) current?.removeEventListener("change", drawRoom);
   current = room;
   room.addEventListener("change", drawRoom);

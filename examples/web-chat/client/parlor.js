@@ -96,9 +96,14 @@ export class ParlorClient extends EventTarget {
    * @param {() => Promise<string>} [options.getToken]  gives a fresh token for the same
    *   user: asked before each reconnect, and shortly before the token expires to renew
    *   it in place
+   * @param {Storage} [options.storage]  where to keep, per user, the rooms joined (each
+   *   with its resume point) and the messages not yet stored, on every change, so that
+   *   `restore()` after a reload rejoins them — `sessionStorage` for a tab
    */
-  constructor({ token, baseUrl = location.origin, getToken = null }) {
+  constructor({ token, baseUrl = location.origin, getToken = null, storage = null }) {
     super();
+    this.storage = storage;
+    this._saveTimer = null;
     this.token = token;
     this.getToken = getToken;
     /** When the token in use expires, in ms since the epoch, or null if it
@@ -179,6 +184,68 @@ export class ParlorClient extends EventTarget {
     this._ws?.close(1000, "bye");
     this._ws = null;
     this._setStatus("closed");
+  }
+
+  /**
+   * Rejoins the rooms this user's previous page saved in `storage`, each
+   * resuming after the last seq it held — within the server's reconnect
+   * grace the seat is the same, so the others see no `left` and no
+   * `joined` — and re-sends its unsent messages under their client ids
+   * (the server keeps sends idempotent: none is stored twice). The latest
+   * page of history is read again. Resolves with the rooms that came back
+   * (a room that refuses now, full or closed, is dropped and forgotten).
+   */
+  async restore() {
+    let saved = [];
+    try {
+      saved = JSON.parse(this.storage?.getItem(this._storageKey()) ?? "[]");
+    } catch {
+      // A damaged entry: nothing to restore.
+    }
+    const rooms = saved
+      .filter((s) => typeof s?.id === "string" && !this.rooms.has(s.id))
+      .map((s) => {
+        const room = new Room(this, s.id);
+        room._lastSeq = Number.isSafeInteger(s.lastSeq) ? s.lastSeq : null;
+        room.joinedOnce = true; // a rejoin: never creates the room
+        room._restored = true;
+        room.outbox = (s.outbox ?? []).map((m) => ({ clientId: m.clientId, body: m.body, status: "sending", error: null }));
+        this.rooms.set(s.id, room);
+        return room._start().then(
+          () => room,
+          () => {
+            this.rooms.delete(s.id);
+            this._saveSoon();
+            return null;
+          },
+        );
+      });
+    return (await Promise.all(rooms)).filter(Boolean);
+  }
+
+  /** Forgets what `storage` holds for this user (signing out). */
+  forget() {
+    this.storage?.removeItem(this._storageKey());
+  }
+
+  _storageKey() {
+    return `parlor.rooms.${this.userId}`;
+  }
+
+  /** Saves the rooms and unsent messages soon (a burst of changes, once). */
+  _saveSoon() {
+    if (!this.storage || !this.userId || this._closed) return;
+    clearTimeout(this._saveTimer);
+    this._saveTimer = setTimeout(() => {
+      const state = [...this.rooms.values()]
+        .filter((room) => room.joinedOnce && room.status !== "left")
+        .map((room) => ({
+          id: room.id,
+          lastSeq: room.lastSeq,
+          outbox: room.outbox.filter((m) => m.status === "sending").map(({ clientId, body }) => ({ clientId, body })),
+        }));
+      this.storage.setItem(this._storageKey(), JSON.stringify(state));
+    }, 50);
   }
 
   /**
@@ -732,7 +799,10 @@ export class Room extends EventTarget {
     for (const item of this.outbox) if (item.status === "sending") this._transmit(item);
     for (const waiter of this._waiters.splice(0)) waiter.resolve(this);
     this._scheduleRefresh();
-    if (first) this.loadEarlier().catch(() => {});
+    // A first join, or a page that came back from a reload, shows the
+    // latest page of history.
+    if (first || this._restored) this.loadEarlier().catch(() => {});
+    this._restored = false;
     this._changed();
   }
 
@@ -853,6 +923,7 @@ export class Room extends EventTarget {
   }
 
   _changed() {
+    this.client._saveSoon();
     this.dispatchEvent(new Event("change"));
   }
 }
