@@ -35,7 +35,7 @@ const ROOM: &str = "lobby";
 /// the log, which no schema can say (docs/contract.md §2: a read marker
 /// beyond the room's last seq; an edit or redaction of an entry that is
 /// not a message, or of a redacted one), 400 among the answers a valid
-/// request may get.
+/// request may get; for a signal, 413 (its data's size limit).
 const CONFIG: &str = r#"
 [dictionaries.rooms]
 values = ["lobby"]
@@ -50,6 +50,12 @@ include-name = [
     "DELETE /v1/rooms/{room_id}/messages/{seq}",
 ]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
+# A signal's `data` is at most 256 bytes *serialized*, which JSON Schema
+# cannot say (it bounds properties, not the text): 413 answers more.
+[[operations]]
+include-name = ["POST /v1/rooms/{room_id}/signals"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "413", "429", "5xx"]
 "#;
 
 /// The whole run's bound; past it the tool is killed and the test fails.
