@@ -152,7 +152,9 @@ try {
 
   step("bob comes back: every message once, in order, no reload");
   await bob.context.setOffline(false);
-  await status(bob.page, "online");
+  // A connection attempt made while offline can hang rather than fail; the
+  // client's heartbeat drops it after the ping interval + timeout (45 s).
+  await bob.page.waitForSelector('[data-testid=status][data-status="online"]', { timeout: 60_000 });
   await until(bob.page, [...burst, "written while offline"]);
   await bob.page.waitForFunction(() => !document.querySelector("li[data-testid=pending]"));
   assert(await bob.page.evaluate(() => window.__notReloaded === true), "bob's page was reloaded");
@@ -226,6 +228,24 @@ try {
     `alice saw bob come and go: ${JSON.stringify(linesBefore)} then ${JSON.stringify(linesAfter)}`,
   );
   await shot(bob.page, "03c-after-reload");
+
+  step("alice edits and deletes her own message: bob's page shows each as it happens");
+  await say(alice.page, "see you at 5");
+  await until(bob.page, ["see you at 5"]);
+  const mine = alice.page.locator("li[data-testid=entry]", { hasText: "see you at 5" });
+  await mine.hover();
+  await mine.locator("[data-testid=edit]").click();
+  await alice.page.fill("[data-testid=composer]", "see you at 6");
+  await alice.page.press("[data-testid=composer]", "Enter");
+  await bob.page.waitForSelector("li[data-testid=entry] .body:text('see you at 6 (edited)')");
+  alice.page.once("dialog", (d) => d.accept());
+  const edited = alice.page.locator("li[data-testid=entry]", { hasText: "see you at 6" });
+  await edited.hover();
+  await edited.locator("[data-testid=delete]").click();
+  await bob.page.waitForSelector("li[data-testid=entry] .body:text('message deleted')");
+  const gone = await bob.page.$$eval("li[data-testid=entry] .body", (b) => b.some((x) => x.textContent.includes("see you at")));
+  assert(!gone, "bob's page still shows the deleted text");
+  await shot(bob.page, "03d-edited-deleted");
 
   step("a full room says so");
   await join(alice.page, "tiny", { capacity: 1 });

@@ -104,6 +104,7 @@ export class ParlorClient extends EventTarget {
     super();
     this.storage = storage;
     this._saveTimer = null;
+    if (storage) addEventListener("pagehide", () => this._saveNow());
     this.token = token;
     this.getToken = getToken;
     /** When the token in use expires, in ms since the epoch, or null if it
@@ -236,16 +237,22 @@ export class ParlorClient extends EventTarget {
   _saveSoon() {
     if (!this.storage || !this.userId || this._closed) return;
     clearTimeout(this._saveTimer);
-    this._saveTimer = setTimeout(() => {
-      const state = [...this.rooms.values()]
-        .filter((room) => room.joinedOnce && room.status !== "left")
-        .map((room) => ({
-          id: room.id,
-          lastSeq: room.lastSeq,
-          outbox: room.outbox.filter((m) => m.status === "sending").map(({ clientId, body }) => ({ clientId, body })),
-        }));
-      this.storage.setItem(this._storageKey(), JSON.stringify(state));
-    }, 50);
+    this._saveTimer = setTimeout(() => this._saveNow(), 50);
+  }
+
+  /** Saves at once: a message written must survive a reload that follows
+   * it within the same breath (and `pagehide` flushes what is pending). */
+  _saveNow() {
+    clearTimeout(this._saveTimer);
+    if (!this.storage || !this.userId || this._closed) return;
+    const state = [...this.rooms.values()]
+      .filter((room) => room.joinedOnce && room.status !== "left")
+      .map((room) => ({
+        id: room.id,
+        lastSeq: room.lastSeq,
+        outbox: room.outbox.filter((m) => m.status === "sending").map(({ clientId, body }) => ({ clientId, body })),
+      }));
+    this.storage.setItem(this._storageKey(), JSON.stringify(state));
   }
 
   /**
@@ -705,6 +712,7 @@ export class Room extends EventTarget {
   send(body) {
     const item = { clientId: newClientId(), body, status: "sending", error: null };
     this.outbox.push(item);
+    this.client._saveNow();
     this._transmit(item);
     this._changed();
     return item.clientId;
@@ -719,6 +727,23 @@ export class Room extends EventTarget {
     this.outbox.push(item);
     this._transmit(item);
     this._changed();
+  }
+
+  /** Edits your message at `seq` (docs/contract.md §2, "Edits and
+   * redactions"): an `edit` entry is appended, and every page holding the
+   * message shows the new body when it arrives. Throws ParlorError. */
+  async edit(seq, body) {
+    return this.client.http("PATCH", `/rooms/${encodeURIComponent(this.id)}/messages/${seq}`, { body });
+  }
+
+  /** Deletes the message at `seq` (yours, or any as a moderator): its text
+   * is erased from storage and every page shows it deleted. Throws ParlorError. */
+  async redact(seq, reason) {
+    return this.client.http(
+      "DELETE",
+      `/rooms/${encodeURIComponent(this.id)}/messages/${seq}`,
+      reason ? { reason } : {},
+    );
   }
 
   /** Drops a failed message from the outbox (it was never stored). */

@@ -181,7 +181,8 @@ function entryItem(entry) {
   li.dataset.testid = "entry";
   if (entry.kind === "join" || entry.kind === "leave") {
     li.className = "system";
-    li.textContent = `${entry.sender} ${entry.kind === "join" ? "joined" : "left"}`;
+    const why = { kicked: " (removed)", banned: " (banned)", room_closed: " (the room closed)" }[entry.reason] ?? "";
+    li.textContent = `${entry.sender} ${entry.kind === "join" ? "joined" : `left${why}`}`;
     return li;
   }
   if (entry.kind === "system") {
@@ -203,6 +204,20 @@ function entryItem(entry) {
   time.textContent = new Date(entry.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   li.append(who, body, time);
   if (!entry.redacted) fold(li, body, entry.body ?? "");
+  if (entry.sender === client.userId && !entry.redacted && entry.kind === "text") {
+    const room = current;
+    li.append(
+      button("Edit", "edit", () => startEdit(room, entry)),
+      button("Delete", "delete", async () => {
+        if (!confirm("Delete this message for everyone?")) return;
+        try {
+          await room.redact(entry.seq);
+        } catch (err) {
+          $("#room-error").textContent = words(err);
+        }
+      }),
+    );
+  }
   return li;
 }
 
@@ -330,10 +345,38 @@ $("#earlier").addEventListener("click", async () => {
 
 $("#leave").addEventListener("click", () => current?.leave());
 
-$("#composer").addEventListener("submit", (event) => {
+/* Editing one of your messages: the composer holds its text until sent
+ * (as an edit) or Escape. */
+let editing = null; // {room, seq}
+function startEdit(room, entry) {
+  editing = { room, seq: entry.seq };
+  const field = $("#composer [name=body]");
+  field.value = entry.body ?? "";
+  $("#editing").hidden = false;
+  field.focus();
+  drawLimit();
+}
+function stopEdit() {
+  editing = null;
+  $("#editing").hidden = true;
+}
+
+$("#composer").addEventListener("submit", async (event) => {
   event.preventDefault();
   const field = event.currentTarget.body;
   const body = field.value;
+  if (editing && body.trim()) {
+    const { room, seq } = editing;
+    stopEdit();
+    field.value = "";
+    drawLimit();
+    try {
+      await room.edit(seq, body);
+    } catch (err) {
+      $("#room-error").textContent = words(err);
+    }
+    return;
+  }
   if (!current || !body.trim()) return;
   current.send(body);
   current.stoppedTyping();
@@ -360,6 +403,12 @@ function drawLimit() {
 }
 
 $("#composer [name=body]").addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && editing) {
+    stopEdit();
+    event.currentTarget.value = "";
+    drawLimit();
+    return;
+  }
   if (event.key === "Enter" && !event.shiftKey) {
     event.preventDefault();
     event.currentTarget.form.requestSubmit();
