@@ -388,7 +388,10 @@ pub(crate) struct ReadBody {
 pub(crate) struct SignalBody {
     /// `typing`, `stopped_typing` (the configured names) or an app's own
     /// name: `x-` and 1–62 of a-z, 0-9, `_`, `.`, `-`. Another name is 400.
-    #[schema(max_length = 64, pattern = "^(typing|stopped_typing|x-[a-z0-9_.-]{1,62})$")]
+    #[schema(
+        max_length = 64,
+        pattern = "^(typing|stopped_typing|x-[a-z0-9_.-]{1,62})$"
+    )]
     pub(crate) name: String,
     /// The app's JSON object, at most 256 bytes serialized (more is 413).
     #[serde(default)]
