@@ -23,7 +23,8 @@ export async function chat(render: (entries: Entry[], outbox: OutboxItem[]) => v
   await client.connect();
   const back: Room[] = await client.restore();
   const room = back[0] ?? (await client.join("lobby", { create: { capacity: 10, title: "Lobby" } }));
-  room.addEventListener("change", () => render(room.entries, room.outbox));
+  room.addEventListener("change", () => render(room.entries, room.outbox), { passive: true });
+  room.addEventListener("refused", (event) => console.log(event.detail.code));
   room.addEventListener("signal", (event) => {
     const signal: Signal = event.detail;
     console.log(`${signal.user_id}: ${signal.name}`);
@@ -41,6 +42,9 @@ export async function chat(render: (entries: Entry[], outbox: OutboxItem[]) => v
     else if (item.status === "failed") room.retry(item.clientId);
   }
   await room.loadEarlier(50);
+  const edited: Entry = await room.edit(3, "fixed");
+  const erased: Entry = await room.redact(edited.seq, "oops");
+  console.log(erased.target_seq);
   const facts = await client.http<{ unread?: number }>("GET", `/rooms/${room.id}`);
   console.log(clientId, unread, typing, last, facts.unread, client.userId, client.expiresAt);
   try {

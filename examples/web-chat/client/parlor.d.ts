@@ -119,11 +119,19 @@ export class ParlorClient extends EventTarget {
   join(roomId: string, options?: { create?: { capacity: number; title?: string; private?: boolean } }): Promise<Room>;
   /** An HTTP call to the server's /v1 API; throws ParlorError. */
   http<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
-  addEventListener(type: "status" | "token-expired", listener: (event: CustomEvent) => void): void;
-  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null): void;
+  addEventListener(
+    type: "status" | "token-expired",
+    listener: (event: CustomEvent) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
 }
 
-/** A joined room: its log held in seq order, once each. Events: `change`, `signal`. */
+/** A joined room: its log held in seq order, once each. Events: `change`, `signal`, `refused`. */
 export class Room extends EventTarget {
   readonly client: ParlorClient;
   readonly id: string;
@@ -152,6 +160,10 @@ export class Room extends EventTarget {
   retry(clientId: string): void;
   /** Drops a failed message from the outbox. */
   discard(clientId: string): void;
+  /** Edits your message at `seq`; resolves with the `edit` entry. Throws ParlorError. */
+  edit(seq: number, body: string): Promise<Entry>;
+  /** Deletes (redacts) the message at `seq`; resolves with the `redaction` entry. Throws ParlorError. */
+  redact(seq: number, reason?: string): Promise<Entry>;
   /** Reads the page of history before the oldest entry held. */
   loadEarlier(limit?: number): Promise<void>;
   /** Moves your read marker (never back); the last entry held by default. */
@@ -164,7 +176,22 @@ export class Room extends EventTarget {
   signal(name: string, data?: Data): void;
   /** Frees the seat (a `leave` entry is appended). */
   leave(): void;
-  addEventListener(type: "change", listener: (event: Event) => void): void;
-  addEventListener(type: "signal", listener: (event: CustomEvent<Signal>) => void): void;
-  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null): void;
+  addEventListener(type: "change", listener: (event: Event) => void, options?: boolean | AddEventListenerOptions): void;
+  /** Another member's signal other than `stopped_typing` (which only clears `typingUsers`). */
+  addEventListener(
+    type: "signal",
+    listener: (event: CustomEvent<Signal>) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** A refused `signal` or `read` of this (joined) room: too fast, muted, a bad name. */
+  addEventListener(
+    type: "refused",
+    listener: (event: CustomEvent<ParlorError>) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
 }

@@ -71,6 +71,9 @@ const RENEW_MIN_MS = 1_000;
  * after the last one — a sender that vanishes sends no `stopped_typing`. */
 const TYPING_EVERY_MS = 3_000;
 const TYPING_SHOWN_MS = 6_000;
+/* Refusals of a joined room's `signal` or `read` frame (they carry the room
+ * id but no client id): the room itself is fine. */
+const MOMENTARY_REFUSALS = new Set(["RATE_LIMITED", "FORBIDDEN", "INVALID_INPUT", "MESSAGE_TOO_LARGE"]);
 
 /* A client id that grows with time, as a UUIDv7 does: 48 bits of
  * milliseconds, then 80 random bits. The server indexes client ids per
@@ -104,7 +107,8 @@ export class ParlorClient extends EventTarget {
     super();
     this.storage = storage;
     this._saveTimer = null;
-    if (storage) addEventListener("pagehide", () => this._saveNow());
+    this._onPageHide = () => this._saveNow();
+    if (storage) addEventListener("pagehide", this._onPageHide);
     this.token = token;
     this.getToken = getToken;
     /** When the token in use expires, in ms since the epoch, or null if it
@@ -182,6 +186,7 @@ export class ParlorClient extends EventTarget {
     this._stopHeartbeat();
     removeEventListener("online", this._onOnline);
     removeEventListener("offline", this._onOffline);
+    removeEventListener("pagehide", this._onPageHide);
     this._ws?.close(1000, "bye");
     this._ws = null;
     this._setStatus("closed");
@@ -210,7 +215,14 @@ export class ParlorClient extends EventTarget {
         room._lastSeq = Number.isSafeInteger(s.lastSeq) ? s.lastSeq : null;
         room.joinedOnce = true; // a rejoin: never creates the room
         room._restored = true;
-        room.outbox = (s.outbox ?? []).map((m) => ({ clientId: m.clientId, body: m.body, status: "sending", error: null }));
+        // A message that had failed stays failed (its retry is the user's
+        // to ask for); the others go again.
+        room.outbox = (s.outbox ?? []).map((m) => ({
+          clientId: m.clientId,
+          body: m.body,
+          status: m.failed ? "failed" : "sending",
+          error: m.failed ? new ParlorError(m.failed) : null,
+        }));
         this.rooms.set(s.id, room);
         return room._start().then(
           () => room,
@@ -226,6 +238,7 @@ export class ParlorClient extends EventTarget {
 
   /** Forgets what `storage` holds for this user (signing out). */
   forget() {
+    clearTimeout(this._saveTimer);
     this.storage?.removeItem(this._storageKey());
   }
 
@@ -250,7 +263,9 @@ export class ParlorClient extends EventTarget {
       .map((room) => ({
         id: room.id,
         lastSeq: room.lastSeq,
-        outbox: room.outbox.filter((m) => m.status === "sending").map(({ clientId, body }) => ({ clientId, body })),
+        outbox: room.outbox
+          .filter((m) => m.status !== "sent")
+          .map(({ clientId, body, status, error }) => ({ clientId, body, failed: status === "failed" ? error?.code ?? "INTERNAL" : null })),
       }));
     this.storage.setItem(this._storageKey(), JSON.stringify(state));
   }
@@ -602,7 +617,11 @@ export class ParlorClient extends EventTarget {
     if (!room) return;
     if (frame.ticket) room._joinFailed(err);
     else if (frame.client_id) room._sendFailed(frame.client_id, err);
-    else room._fail(err);
+    else if (room.status === "joined" && MOMENTARY_REFUSALS.has(frame.code)) {
+      // A refused signal or read (too fast, muted, a bad name): the room
+      // is fine; the page may listen, nothing sticks on the room.
+      room.dispatchEvent(new CustomEvent("refused", { detail: err }));
+    } else room._fail(err);
   }
 }
 
@@ -639,6 +658,7 @@ export class Room extends EventTarget {
     this._refresh = null;
     this._typing = new Map(); // user → timer that clears them
     this._typingSentAt = 0;
+    this._typingShown = false; // a `typing` went out with no `stopped_typing` since
     /** The user's read marker here, and the others' messages after it
      * (docs/contract.md §2, "Read markers"): from the room's facts, then
      * counted live and corrected by each `read_state`. */
@@ -674,19 +694,25 @@ export class Room extends EventTarget {
     return [...this._typing.keys()].sort();
   }
 
-  /** Call as the user types: tells the others (`typing`), at most every 3 s. */
+  /** Call as the user types: tells the others (`typing`) when a spell of
+   * typing starts, then at most every 3 s while it lasts. */
   typing() {
     const now = Date.now();
-    if (this.status !== "joined" || now - this._typingSentAt < TYPING_EVERY_MS) return;
+    if (this.status !== "joined") return;
+    if (this._typingShown && now - this._typingSentAt < TYPING_EVERY_MS) return;
     this._typingSentAt = now;
+    this._typingShown = true;
     this.signal("typing");
   }
 
-  /** Call when the user stops (the composer emptied, the message sent). */
+  /** Call when the user stops (the composer emptied, the message sent):
+   * `stopped_typing`, if the others may still show a `typing` (sent in the
+   * last 6 s). A signal the server refuses as too fast is dropped (an
+   * event `refused`), never an error on the room. */
   stoppedTyping() {
-    if (this._typingSentAt === 0) return;
-    this._typingSentAt = 0;
-    this.signal("stopped_typing");
+    if (!this._typingShown) return;
+    this._typingShown = false;
+    if (Date.now() - this._typingSentAt < TYPING_SHOWN_MS) this.signal("stopped_typing");
   }
 
   /** Sends a signal (`typing`, `stopped_typing`, an app's `x-…` name) to the

@@ -138,6 +138,8 @@ function drawer(open) {
 $("#rooms-toggle").addEventListener("click", () => drawer(!document.body.classList.contains("drawer-open")));
 
 function show(room) {
+  if (current !== room) readNow(); // what was on screen until now was read
+  if (editing) stopEdit();
   drawer(false);
   sessionStorage.setItem(CURRENT_KEY, room.id);
   if (current !== room) current?.removeEventListener("change", drawRoom);
@@ -203,7 +205,7 @@ function entryItem(entry) {
   time.title = `#${entry.seq} · ${entry.created_at}`;
   time.textContent = new Date(entry.created_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   li.append(who, body, time);
-  if (!entry.redacted) fold(li, body, entry.body ?? "");
+  if (!entry.redacted) fold(li, body, entry.body ?? "", `${entry.room_id}#${entry.seq}`);
   if (entry.sender === client.userId && !entry.redacted && entry.kind === "text") {
     const room = current;
     li.append(
@@ -221,12 +223,17 @@ function entryItem(entry) {
   return li;
 }
 
-/** A long body folds behind "Show more" (a button appended to `li`). */
-function fold(li, body, text) {
+/** A long body folds behind "Show more" (a button appended to `li`); what
+ * the reader unfolded stays so through re-renders (keyed by `key`). */
+const unfolded = new Set();
+function fold(li, body, text, key) {
   if (text.length <= FOLD_CHARS && text.split("\n").length <= FOLD_LINES) return;
-  body.classList.add("folded");
-  const more = button("Show more", "show-more", () => {
+  const open = unfolded.has(key);
+  body.classList.toggle("folded", !open);
+  const more = button(open ? "Show less" : "Show more", "show-more", () => {
     const folded = body.classList.toggle("folded");
+    if (folded) unfolded.delete(key);
+    else unfolded.add(key);
     more.textContent = folded ? "Show more" : "Show less";
   });
   more.className = "more";
@@ -255,7 +262,7 @@ function outboxItem(room, item) {
   state.className = "state";
   state.textContent = item.status === "failed" ? "failed" : item.status === "sent" ? "sent" : "sending…";
   li.append(body, state);
-  fold(li, body, item.body);
+  fold(li, body, item.body, item.clientId);
   if (item.status === "failed") {
     const why = document.createElement("span");
     why.className = "why";
@@ -266,6 +273,7 @@ function outboxItem(room, item) {
     if (again) li.append(button("Retry", "retry", () => room.retry(item.clientId)));
     li.append(
       button("Edit", "edit-failed", () => {
+        if (editing) stopEdit();
         room.discard(item.clientId);
         const field = $("#composer [name=body]");
         field.value = item.body;
@@ -291,10 +299,13 @@ function typingLine(users) {
  * not one per message. */
 let readTimer = null;
 function readSoon() {
+  if (readTimer) return; // at most one mark per half second, however busy
+  readTimer = setTimeout(readNow, 500);
+}
+function readNow() {
   clearTimeout(readTimer);
-  readTimer = setTimeout(() => {
-    if (current && document.visibilityState === "visible") current.markRead();
-  }, 500);
+  readTimer = null;
+  if (current && document.visibilityState === "visible") current.markRead();
 }
 document.addEventListener("visibilitychange", readSoon);
 
@@ -359,6 +370,7 @@ function startEdit(room, entry) {
 function stopEdit() {
   editing = null;
   $("#editing").hidden = true;
+  $("#editing").textContent = "Editing your message — Enter saves, Escape cancels";
 }
 
 $("#composer").addEventListener("submit", async (event) => {
@@ -373,7 +385,12 @@ $("#composer").addEventListener("submit", async (event) => {
     try {
       await room.edit(seq, body);
     } catch (err) {
-      $("#room-error").textContent = words(err);
+      // Nothing lost: the text goes back in the composer, still editing.
+      editing = { room, seq };
+      $("#editing").hidden = false;
+      $("#editing").textContent = `Not saved: ${words(err)} — Enter tries again, Escape cancels`;
+      field.value = body;
+      drawLimit();
     }
     return;
   }
