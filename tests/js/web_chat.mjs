@@ -284,11 +284,14 @@ try {
   const long = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join("\n");
   await alice.page.fill("[data-testid=composer]", long);
   await alice.page.press("[data-testid=composer]", "Enter");
-  const showMore = await alice.page.waitForSelector("li[data-testid=entry]:last-child [data-testid=show-more]");
-  const folded = await alice.page.$eval("li[data-testid=entry]:last-child .body", (b) => b.scrollHeight > b.clientHeight + 5);
+  // Locators, not element handles: the list is drawn anew as the entry,
+  // its ack and the read state arrive, and a locator finds it each time.
+  const longOne = alice.page.locator("li[data-testid=entry]", { hasText: "line 29" });
+  await longOne.locator("[data-testid=show-more]").waitFor();
+  const folded = await longOne.locator(".body").evaluate((b) => b.scrollHeight > b.clientHeight + 5);
   assert(folded, "the long message is not folded");
-  await showMore.click();
-  const unfolded = await alice.page.$eval("li[data-testid=entry]:last-child .body", (b) => b.scrollHeight <= b.clientHeight + 1);
+  await longOne.locator("[data-testid=show-more]").click();
+  const unfolded = await longOne.locator(".body").evaluate((b) => b.scrollHeight <= b.clientHeight + 1);
   assert(unfolded, "show more does not unfold it");
 
   step("dave on a phone (390×844): the room list is a drawer, the composer takes the width");
