@@ -6,8 +6,8 @@ use crate::{limits::RateLimit, room::Retention};
 
 /// Engine settings. `Default` gives the contract's defaults, except the
 /// per-user limits (`send_rate`, `reservation_rate`, `create_rate`,
-/// `signal_rate`, `max_pending_rooms`), which are off: an embedder decides them, and the
-/// reference server sets the contract's (docs/contract.md §2, "Limits").
+/// `signal_rate`, `max_pending_rooms`), which are off: an embedder decides
+/// them, and the reference server sets the contract's (docs/contract.md §2, "Limits").
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct EngineConfig {

@@ -1,7 +1,8 @@
 //! [`RateLimit`] and the per-user token buckets that enforce it: one set of
 //! limits in the engine, so a send over raw WebSocket, HTTP or GraphQL, and
 //! a reservation, a room creation or a signal on any transport, draws from
-//! the same bucket of its user (each kind its own bucket) (docs/contract.md §7, `RATE_LIMITED`).
+//! the same bucket of its user, one bucket per kind (docs/contract.md §7,
+//! `RATE_LIMITED`).
 //!
 //! A bucket holds up to `burst` tokens and gains `per_second` of them per
 //! second; each action takes one. An empty bucket refuses with the time

@@ -6,9 +6,10 @@
 //! bound (those with a retention of their own, or every room with entries
 //! when the server has one), works out each room's bound — the count bound
 //! as a seq (`last_seq - max_entries + 1`), the age bound as a time — and
-//! asks the store to prune, `prune_batch` entries per transaction, until the
-//! room is within it, pausing after each batch for as long as it took (at
-//! most half of a single writer's time goes to pruning). Seqs are never reused: `last_seq` stays, `first_seq`
+//! asks the store to prune a page of rooms at a time, at most `prune_batch`
+//! entries per call, until every room is within its bound, pausing after
+//! each call for as long as it took (at most half of a single writer's time
+//! goes to pruning). Seqs are never reused: `last_seq` stays, `first_seq`
 //! moves up. In a cluster every node runs it; the store lets one node at a
 //! time prune a room (Postgres: a transaction-scoped advisory lock), and a
 //! node that finds the room busy leaves it to the other.
@@ -156,16 +157,6 @@ async fn prune_rooms(state: &EngineState, mut rooms: Vec<(RoomId, PruneBound)>) 
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn an_age_beyond_any_clock_prunes_nothing() {
-        let forever = Retention {
-            max_entries: None,
-            max_age: Some(Duration::from_secs(u64::MAX)),
-        };
-        let bound = bound_for(&room(1, 5), &forever, Timestamp(1_000)).unwrap();
-        assert!(bound.older_than.unwrap().millis() < 0, "{bound:?}");
-    }
-
     use super::*;
 
     fn room(first_seq: Seq, last_seq: Seq) -> StoredRoom {
@@ -212,5 +203,15 @@ mod tests {
                 older_than: Some(Timestamp(100_000_000 - 86_400_000))
             })
         );
+    }
+
+    #[test]
+    fn an_age_beyond_any_clock_prunes_nothing() {
+        let forever = Retention {
+            max_entries: None,
+            max_age: Some(Duration::from_secs(u64::MAX)),
+        };
+        let bound = bound_for(&room(1, 5), &forever, Timestamp(1_000)).unwrap();
+        assert!(bound.older_than.unwrap().millis() < 0, "{bound:?}");
     }
 }

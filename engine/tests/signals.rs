@@ -157,7 +157,7 @@ async fn signals_have_a_rate_bucket_of_their_own() {
     let config = EngineConfig::default()
         .signal_rate(RateLimit::new(5.0, 10.0))
         .send_rate(RateLimit::new(1.0, 1.0));
-    let (engine, _) = engine_with(config).await;
+    let (engine, _) = engine_with(config.clone()).await;
     let id = stored_room(&engine, "r", 10).await;
     let _ann = join(&engine, &user("ann"), &id).await;
     for _ in 0..10 {
@@ -179,12 +179,7 @@ async fn signals_have_a_rate_bucket_of_their_own() {
     engine.send(&who("ann"), &id, "c1", "hi").await.unwrap();
     let err = engine.send(&who("ann"), &id, "c2", "hi").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
-    let (engine, _) = engine_with(
-        EngineConfig::default()
-            .signal_rate(RateLimit::new(5.0, 10.0))
-            .send_rate(RateLimit::new(1.0, 1.0)),
-    )
-    .await;
+    let (engine, _) = engine_with(config).await;
     let id = stored_room(&engine, "r", 10).await;
     let _ann = join(&engine, &user("ann"), &id).await;
     engine.send(&who("ann"), &id, "c1", "hi").await.unwrap();

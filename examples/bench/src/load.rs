@@ -219,11 +219,26 @@ impl Target {
         let query = format!(
             r#"mutation {{ sendMessage(roomId: "{room}", clientId: "{client_id}", body: "{body}") {{ seq }} }}"#
         );
+        self.mutate_in_background(user, json!({ "query": query }), "sendMessage");
+        Ok(())
+    }
+
+    /// Sends a signal as `user` with GraphQL's `sendSignal` over HTTP,
+    /// without waiting for the answer (as [`Target::send`] does).
+    pub(crate) fn signal_over_http(&self, user: &str, room: &str, name: &str, data: Value) {
+        let query = "mutation($r: ID!, $n: String!, $d: JSON) { sendSignal(roomId: $r, name: $n, data: $d) }";
+        let request = json!({"query": query, "variables": {"r": room, "n": name, "d": data}});
+        self.mutate_in_background(user, request, "sendSignal");
+    }
+
+    /// Posts a GraphQL `request` as `user` and goes on at once; a failure
+    /// (of the call, or `errors` in its answer) is said on stderr.
+    fn mutate_in_background(&self, user: &str, request: Value, what: &'static str) {
         let request = self
             .http
             .post(format!("{}/graphql", self.base))
             .bearer_auth(token(user))
-            .json(&json!({ "query": query }));
+            .json(&request);
         tokio::spawn(async move {
             let outcome = match request.send().await {
                 Ok(response) => response.json::<Value>().await.map_err(|e| e.to_string()),
@@ -231,36 +246,10 @@ impl Target {
             };
             match outcome {
                 Ok(body) if body["errors"].is_null() => {}
-                Ok(body) => eprintln!("fanout: sendMessage failed: {body}"),
-                Err(e) => eprintln!("fanout: sendMessage failed: {e}"),
+                Ok(body) => eprintln!("bench: {what} failed: {body}"),
+                Err(e) => eprintln!("bench: {what} failed: {e}"),
             }
         });
-        Ok(())
-    }
-}
-
-impl Target {
-    /// Sends a signal as `user` with GraphQL's `sendSignal` over HTTP,
-    /// without waiting for the answer (as [`Target::send`] does); false
-    /// when it could not be started.
-    pub(crate) fn signal_over_http(&self, user: &str, room: &str, name: &str, data: Value) -> bool {
-        let query = "mutation($r: ID!, $n: String!, $d: JSON) { sendSignal(roomId: $r, name: $n, data: $d) }";
-        let request = self
-            .http
-            .post(format!("{}/graphql", self.base))
-            .bearer_auth(token(user))
-            .json(&json!({"query": query, "variables": {"r": room, "n": name, "d": data}}));
-        tokio::spawn(async move {
-            match request.send().await {
-                Ok(response) => match response.json::<Value>().await {
-                    Ok(body) if body["errors"].is_null() => {}
-                    Ok(body) => eprintln!("signal: sendSignal failed: {body}"),
-                    Err(e) => eprintln!("signal: sendSignal failed: {e}"),
-                },
-                Err(e) => eprintln!("signal: sendSignal failed: {e}"),
-            }
-        });
-        true
     }
 }
 
@@ -268,15 +257,17 @@ impl Target {
 /// seq and the publish stamp in a `t:<micros>` body. A string scan, not a
 /// JSON parse, so the load side stays cheap beside the server.
 pub(crate) fn stamp(frame: &str) -> Option<(u64, u64)> {
-    fn number_after(text: &str, key: &str) -> Option<u64> {
-        let at = text.find(key)? + key.len();
-        let digits: &str = &text[at..];
-        let end = digits
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(digits.len());
-        digits[..end].parse().ok()
-    }
     let sent = number_after(frame, "\"body\":\"t:")?;
     let seq = number_after(frame, "\"seq\":")?;
     Some((seq, sent))
+}
+
+/// The whole number right after the first `key` in `text`.
+pub(crate) fn number_after(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(key)? + key.len();
+    let digits: &str = &text[at..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
 }

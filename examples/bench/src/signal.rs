@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     latency::Latencies,
-    load::{Joined, Protocol, Target, next_text, now_micros},
+    load::{Joined, Protocol, Target, next_text, now_micros, number_after},
     report::{Line, Report},
     server::InProcess,
 };
@@ -113,7 +113,10 @@ async fn once(p: &Params, target: &Target) -> Line {
                 next += interval;
                 let data = json!({"t": now_micros()});
                 let ok = match target.protocol {
-                    Protocol::Graphql => target.signal_over_http(&user, ROOM, "typing", data),
+                    Protocol::Graphql => {
+                        target.signal_over_http(&user, ROOM, "typing", data);
+                        true
+                    }
                     _ => {
                         let frame = json!({"type": "signal", "room_id": ROOM, "name": "typing", "data": data});
                         sink.send(Message::text(frame.to_string())).await.is_ok()
@@ -167,13 +170,7 @@ fn sent_at(frame: &str) -> Option<u64> {
     if !frame.contains("ignal") {
         return None;
     }
-    let key = "\"t\":";
-    let at = frame.find(key)? + key.len();
-    let digits = &frame[at..];
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    number_after(frame, "\"t\":")
 }
 
 #[cfg(test)]

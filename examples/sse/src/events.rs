@@ -11,7 +11,7 @@ use std::{convert::Infallible, sync::Arc};
 use axum::response::sse::Event;
 use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{Entry, EntryStream, ErrorKind, Joined, Live, Membership, Notice, SeatGuard};
-use parlor_wire::{EntryJson, ErrorBody, JoinedJson, ReceiptJson, SignalJson, to_text};
+use parlor_wire::{EntryJson, ErrorBody, JoinedJson, NoticeJson, to_text};
 
 fn joined_event(joined: &Joined) -> Event {
     Event::default()
@@ -26,18 +26,15 @@ fn entry_event(entry: &Arc<Entry>) -> Event {
         .data(to_text(&EntryJson::from(&**entry)))
 }
 
-/// The `receipt` or `signal` event of a notice; `None` for a notice of
-/// another kind.
+/// The `receipt` or `signal` event of a notice (named by its kind); `None`
+/// for a kind the wire does not know.
 fn notice_event(notice: &Notice) -> Option<Event> {
-    let data = match (
-        ReceiptJson::from_notice(notice),
-        SignalJson::from_notice(notice),
-    ) {
-        (Some(receipt), _) => to_text(&receipt),
-        (_, Some(signal)) => to_text(&signal),
-        _ => return None,
-    };
-    Some(Event::default().event(notice.kind.as_str()).data(data))
+    let json = NoticeJson::from_notice(notice)?;
+    Some(
+        Event::default()
+            .event(notice.kind.as_str())
+            .data(to_text(&json)),
+    )
 }
 
 /// The stream and the seat it holds. Field order matters: the stream is

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, Query, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header::AUTHORIZATION},
     response::{
         IntoResponse, Response,
@@ -94,6 +94,17 @@ async fn open_stream(
         .into_response())
 }
 
+/// A request body, or `INVALID_INPUT` saying what was wrong with it.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        parlor_engine::Error::new(
+            ErrorKind::InvalidInput,
+            format!("bad body: {}", e.body_text()),
+        )
+    })?;
+    Ok(body)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
@@ -105,16 +116,11 @@ async fn send(
     State(state): State<Arc<SseState>>,
     Path(room_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let who = caller(&state, &headers, None).await?;
     let room = RoomId::new(&room_id)?;
-    let Json(body) = body.map_err(|e| {
-        parlor_engine::Error::new(
-            ErrorKind::InvalidInput,
-            format!("bad body: {}", e.body_text()),
-        )
-    })?;
+    let body = json_body(body)?;
     let entry = state
         .engine
         .send(&who, &room, &body.client_id, &body.body)
@@ -137,16 +143,11 @@ async fn signal(
     State(state): State<Arc<SseState>>,
     Path(room_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<SignalBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SignalBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let who = caller(&state, &headers, None).await?;
     let room = RoomId::new(&room_id)?;
-    let Json(body) = body.map_err(|e| {
-        parlor_engine::Error::new(
-            ErrorKind::InvalidInput,
-            format!("bad body: {}", e.body_text()),
-        )
-    })?;
+    let body = json_body(body)?;
     state
         .engine
         .signal(&who, &room, &body.name, body.data)

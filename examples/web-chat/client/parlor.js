@@ -676,6 +676,11 @@ export class Room extends EventTarget {
     this._changed();
   }
 
+  /** This room's path in the HTTP API, with `rest` after it. */
+  _path(rest = "") {
+    return `/rooms/${encodeURIComponent(this.id)}${rest}`;
+  }
+
   /** Whether an entry counts as unread: someone else's message, not erased. */
   _counts(entry) {
     return (entry.kind === "text" || entry.kind === "system") && entry.sender !== this.client.userId && !entry.redacted;
@@ -759,7 +764,7 @@ export class Room extends EventTarget {
    * redactions"): an `edit` entry is appended, and every page holding the
    * message shows the new body when it arrives. Throws ParlorError. */
   async edit(seq, body) {
-    return this.client.http("PATCH", `/rooms/${encodeURIComponent(this.id)}/messages/${seq}`, { body });
+    return this.client.http("PATCH", this._path(`/messages/${seq}`), { body });
   }
 
   /** Deletes the message at `seq` (yours, or any as a moderator): its text
@@ -767,7 +772,7 @@ export class Room extends EventTarget {
   async redact(seq, reason) {
     return this.client.http(
       "DELETE",
-      `/rooms/${encodeURIComponent(this.id)}/messages/${seq}`,
+      this._path(`/messages/${seq}`),
       reason ? { reason } : {},
     );
   }
@@ -789,7 +794,7 @@ export class Room extends EventTarget {
     }
     const { messages } = await this.client.http(
       "GET",
-      `/rooms/${encodeURIComponent(this.id)}/messages?before_seq=${oldest}&limit=${limit}`,
+      this._path(`/messages?before_seq=${oldest}&limit=${limit}`),
     );
     for (const entry of messages) this._entries.set(entry.seq, entry);
     this.hasEarlier = messages.length === limit && messages[0].seq > 1;
@@ -818,7 +823,7 @@ export class Room extends EventTarget {
       const create = this.joinedOnce ? undefined : this._create;
       reservation = await this.client.http(
         "POST",
-        `/rooms/${encodeURIComponent(this.id)}/reservations`,
+        this._path("/reservations"),
         create ? { create } : {},
       );
     } catch (err) {
@@ -960,7 +965,7 @@ export class Room extends EventTarget {
     clearTimeout(this._refresh);
     this._refresh = setTimeout(async () => {
       try {
-        const info = await this.client.http("GET", `/rooms/${encodeURIComponent(this.id)}`);
+        const info = await this.client.http("GET", this._path());
         Object.assign(this, { title: info.title, capacity: info.capacity, occupancy: info.occupancy });
         if ((info.last_read_seq ?? 0) >= this.lastReadSeq && info.unread !== undefined) {
           this.lastReadSeq = info.last_read_seq;

@@ -209,7 +209,7 @@ function entryItem(entry) {
   if (entry.sender === client.userId && !entry.redacted && entry.kind === "text") {
     const room = current;
     li.append(
-      button("Edit", "edit", () => startEdit(room, entry)),
+      button("Edit", "edit", () => startEdit(room, entry.seq, entry.body ?? "")),
       button("Delete", "delete", async () => {
         if (!confirm("Delete this message for everyone?")) return;
         try {
@@ -359,18 +359,21 @@ $("#leave").addEventListener("click", () => current?.leave());
 /* Editing one of your messages: the composer holds its text until sent
  * (as an edit) or Escape. */
 let editing = null; // {room, seq}
-function startEdit(room, entry) {
-  editing = { room, seq: entry.seq };
+function startEdit(room, seq, text, note = "Editing your message — Enter saves, Escape cancels") {
+  editing = { room, seq };
   const field = $("#composer [name=body]");
-  field.value = entry.body ?? "";
+  field.value = text;
+  $("#editing").textContent = note;
   $("#editing").hidden = false;
   field.focus();
   drawLimit();
 }
+/** Leaves editing; the composer is emptied. */
 function stopEdit() {
   editing = null;
   $("#editing").hidden = true;
-  $("#editing").textContent = "Editing your message — Enter saves, Escape cancels";
+  $("#composer [name=body]").value = "";
+  drawLimit();
 }
 
 $("#composer").addEventListener("submit", async (event) => {
@@ -380,17 +383,11 @@ $("#composer").addEventListener("submit", async (event) => {
   if (editing && body.trim()) {
     const { room, seq } = editing;
     stopEdit();
-    field.value = "";
-    drawLimit();
     try {
       await room.edit(seq, body);
     } catch (err) {
       // Nothing lost: the text goes back in the composer, still editing.
-      editing = { room, seq };
-      $("#editing").hidden = false;
-      $("#editing").textContent = `Not saved: ${words(err)} — Enter tries again, Escape cancels`;
-      field.value = body;
-      drawLimit();
+      startEdit(room, seq, body, `Not saved: ${words(err)} — Enter tries again, Escape cancels`);
     }
     return;
   }
@@ -422,8 +419,6 @@ function drawLimit() {
 $("#composer [name=body]").addEventListener("keydown", (event) => {
   if (event.key === "Escape" && editing) {
     stopEdit();
-    event.currentTarget.value = "";
-    drawLimit();
     return;
   }
   if (event.key === "Enter" && !event.shiftKey) {

@@ -1,9 +1,9 @@
 //! What travels on the Redis channel, as JSON: either a node's freshly
 //! stored entries of one room (`entries`), or one notice to a room's live
-//! members (`notice`: a read receipt or a signal). The node id lets a receiver skip its
-//! own messages (it has already delivered them locally). Both go through
-//! the same outbox and channel, so a node's entries and notices reach other
-//! nodes in the order it sent them.
+//! members (`notice`: a read receipt or a signal). The node id lets a
+//! receiver skip its own messages (it has already delivered them locally).
+//! Both go through the same outbox and channel, so a node's entries and
+//! notices reach other nodes in the order it sent them.
 
 use std::{borrow::Cow, sync::Arc};
 

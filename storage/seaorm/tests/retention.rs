@@ -1,7 +1,8 @@
 //! Beyond the conformance suite: on SQLite, pruning several rooms takes an
 //! equal share of the budget from each (their oldest rows, stored about the
-//! same time: whole pages of the table, not a page per room); in a cluster, one node at a time prunes a room
-//! (docs/contract.md §2, "Retention"). On Postgres a prune takes a
+//! same time: whole pages of the table, not a page per room); in a cluster,
+//! one node at a time prunes a room (docs/contract.md §2, "Retention").
+//! On Postgres a prune takes a
 //! transaction-scoped advisory lock on the room; a node that finds it taken
 //! deletes nothing and answers the room's `first_seq` as it is.
 

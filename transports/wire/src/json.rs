@@ -447,6 +447,29 @@ impl<'a> SignalJson<'a> {
     }
 }
 
+/// A notice as its JSON, whichever kind it is: a [`ReceiptJson`] or a
+/// [`SignalJson`]; the kind's name on the wire (the raw WebSocket's `type`,
+/// the SSE event) is [`NoticeKind::as_str`]. One place that knows the
+/// kinds, so a transport sends what it does not need to tell apart.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum NoticeJson<'a> {
+    /// A read receipt.
+    Receipt(ReceiptJson<'a>),
+    /// A signal.
+    Signal(SignalJson<'a>),
+}
+
+impl<'a> NoticeJson<'a> {
+    /// The notice's JSON; `None` for a kind this wire does not know (a
+    /// transport skips it).
+    pub fn from_notice(notice: &'a Notice) -> Option<Self> {
+        ReceiptJson::from_notice(notice)
+            .map(NoticeJson::Receipt)
+            .or_else(|| SignalJson::from_notice(notice).map(NoticeJson::Signal))
+    }
+}
+
 /// An error (docs/contract.md §7): `{"code", "message"}`. The message is
 /// [`Error::log_and_client_message`]: for `INTERNAL`, only a trace id (the details
 /// are logged under it when this value is made), so backend text never

@@ -5,7 +5,8 @@
 //!
 //! - **the contract's JSON shapes** ([`EntryJson`], [`JoinedJson`],
 //!   [`ReservationJson`], [`RoomJson`], [`RetentionJson`], [`MessagesJson`],
-//!   [`ReadStateJson`], [`ReadMarkerJson`], [`ReceiptJson`], [`SignalJson`], [`ErrorJson`],
+//!   [`ReadStateJson`], [`ReadMarkerJson`], [`ReceiptJson`], [`SignalJson`] (either
+//!   as a [`NoticeJson`]), [`ErrorJson`],
 //!   [`ErrorBody`]): an entry is encoded the same way by the raw WebSocket
 //!   (behind `"type":"entry"`), its HTTP routes and the SSE transport;
 //! - **[`ApiError`]**: an engine error as an HTTP response, the status from
@@ -59,7 +60,7 @@ mod origin;
 pub use error::ApiError;
 pub use json::{
     EntryJson, ErrorBody, ErrorCode, ErrorJson, JoinedJson, MemberJson, MembersJson, MessagesJson,
-    ReadMarkerJson, ReadStateJson, ReceiptJson, ReservationJson, RetentionJson, RoomJson,
-    RoomsJson, SignalJson, to_text,
+    NoticeJson, ReadMarkerJson, ReadStateJson, ReceiptJson, ReservationJson, RetentionJson,
+    RoomJson, RoomsJson, SignalJson, to_text,
 };
 pub use origin::OriginPolicy;

@@ -32,9 +32,9 @@ use axum::{
     extract::ws::{CloseFrame, Message, Utf8Bytes},
 };
 use futures_util::Sink;
-use parlor_engine::{EntryStream, Error, ErrorKind, Live, NoticeKind, RoomId};
+use parlor_engine::{EntryStream, Error, ErrorKind, Live, RoomId};
 use parlor_wire::{
-    ReceiptJson, SignalJson,
+    NoticeJson,
     burst::{self, Burst, Ready},
 };
 use tokio::{
@@ -312,13 +312,9 @@ impl Source {
     ) -> Option<Message> {
         match next {
             Ok(Live::Entry(entry)) => Some(Message::Text(self.closer.state.frames.entry(&entry))),
-            Ok(Live::Notice(notice)) => match &notice.kind {
-                NoticeKind::Receipt { .. } => ReceiptJson::from_notice(&notice)
-                    .map(|receipt| text(&ServerFrame::Receipt(receipt))),
-                NoticeKind::Signal { .. } => SignalJson::from_notice(&notice)
-                    .map(|signal| text(&ServerFrame::Signal(signal))),
-                _ => None,
-            },
+            Ok(Live::Notice(notice)) => {
+                NoticeJson::from_notice(&notice).map(|json| text(&ServerFrame::from(json)))
+            }
             Err(err) => {
                 self.feeds.unfollow(&room_id);
                 let reason = match err.kind() {

@@ -3,7 +3,9 @@
 //! HTTP answers — is encoded by `parlor-wire`, as for every JSON transport.
 
 use parlor_engine::{Data, Entry, Error, ErrorKind, Joined, MAX_TITLE_CHARS, Retention};
-use parlor_wire::{EntryJson, ErrorJson, JoinedJson, ReadStateJson, ReceiptJson, SignalJson};
+use parlor_wire::{
+    EntryJson, ErrorJson, JoinedJson, NoticeJson, ReadStateJson, ReceiptJson, SignalJson,
+};
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize, de};
@@ -119,6 +121,16 @@ pub(crate) enum ServerFrame<'a> {
 impl ServerFrame<'_> {
     pub(crate) fn to_json(&self) -> String {
         parlor_wire::to_text(self)
+    }
+}
+
+impl<'a> From<NoticeJson<'a>> for ServerFrame<'a> {
+    /// A notice goes out under its kind's `type` (`receipt`, `signal`).
+    fn from(notice: NoticeJson<'a>) -> Self {
+        match notice {
+            NoticeJson::Receipt(receipt) => ServerFrame::Receipt(receipt),
+            NoticeJson::Signal(signal) => ServerFrame::Signal(signal),
+        }
     }
 }
 
