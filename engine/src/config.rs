@@ -75,6 +75,16 @@ pub struct EngineConfig {
     /// names (default `typing`, `stopped_typing`; docs/contract.md §2,
     /// "Signals").
     pub signal_names: Vec<String>,
+    /// The most events one webhook request carries (500).
+    pub webhook_batch: u32,
+    /// How often a webhook looks for undelivered events when nothing woke
+    /// it (1 s): a cluster node learns so of other nodes' entries, and any
+    /// node of a backlog left by a stop.
+    pub webhook_poll: Duration,
+    /// The longest wait between two tries of a failed webhook request
+    /// (10 s); waits double from 200 ms up to it, with jitter, and a hook
+    /// whose wait reached it is marked failing until a try succeeds.
+    pub webhook_retry_max: Duration,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +111,9 @@ impl Default for EngineConfig {
             prune_batch: 1000,
             signal_rate: None,
             signal_names: vec!["typing".into(), "stopped_typing".into()],
+            webhook_batch: 500,
+            webhook_poll: Duration::from_secs(1),
+            webhook_retry_max: Duration::from_secs(10),
         }
     }
 }
@@ -193,6 +206,24 @@ impl EngineConfig {
     /// Sets [`EngineConfig::prune_batch`] (at least 1).
     pub fn prune_batch(mut self, max: u32) -> Self {
         self.prune_batch = max.max(1);
+        self
+    }
+
+    /// Sets [`EngineConfig::webhook_batch`] (at least 1).
+    pub fn webhook_batch(mut self, max: u32) -> Self {
+        self.webhook_batch = max.max(1);
+        self
+    }
+
+    /// Sets [`EngineConfig::webhook_poll`].
+    pub fn webhook_poll(mut self, every: Duration) -> Self {
+        self.webhook_poll = every;
+        self
+    }
+
+    /// Sets [`EngineConfig::webhook_retry_max`].
+    pub fn webhook_retry_max(mut self, max: Duration) -> Self {
+        self.webhook_retry_max = max;
         self
     }
 

@@ -10,14 +10,14 @@ use std::{
 };
 
 use async_trait::async_trait;
-use tokio::{runtime::Handle, time::Instant};
+use tokio::{runtime::Handle, sync::watch, time::Instant};
 
 use crate::{
     amendments,
     append::{self, PendingSend},
     config::EngineConfig,
     entry::{Data, Entry, EntryKind, HistoryPage, Message, NewEntry, Seq, SeqRange},
-    error::Result,
+    error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
     join::{self, Reservation},
     lease_keeper, lifecycle,
@@ -25,7 +25,7 @@ use crate::{
     membership::Membership,
     moderation,
     policies::OpenPolicy,
-    ports::{Bus, Cluster, InProcessBus, Principal, RoomPolicy, Store},
+    ports::{Bus, Cluster, EventSink, InProcessBus, Principal, RoomPolicy, Store},
     read_markers, reads, remote_removals,
     reservations::Reservations,
     retention,
@@ -37,6 +37,7 @@ use crate::{
     stats::{Counters, EngineStats, HistogramSnapshot},
     store_writer::StoreWriter,
     ticket::TicketMint,
+    webhooks::{self, Hook, WebhookStats},
 };
 
 /// The chat engine as transports see it: object-safe, held as
@@ -302,6 +303,7 @@ pub struct EngineBuilder {
     bus: Option<Arc<dyn Bus>>,
     cluster: Option<Cluster>,
     policy: Arc<dyn RoomPolicy>,
+    sinks: Vec<Arc<dyn EventSink>>,
 }
 
 impl EngineBuilder {
@@ -327,6 +329,15 @@ impl EngineBuilder {
         self
     }
 
+    /// Delivers room events to `sink` too (a webhook: `parlor-webhook`),
+    /// at least once and in order per room, from a cursor kept in the
+    /// store (docs/contract.md §8, "Webhooks"). Every node of a cluster
+    /// needs the same sinks: each registers its list at start.
+    pub fn webhook(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
     /// Makes the engine one node of a cluster: seats are rows in the shared
     /// database (`cluster.leases`), pending rooms are claimed through
     /// `cluster.claims`. Every node needs the same
@@ -345,7 +356,11 @@ impl EngineBuilder {
     /// renews its lease; any node frees the seats of a node that stopped
     /// renewing, with one `leave` each.
     ///
-    /// Errors: storage errors of that recovery.
+    /// It registers its webhooks with the store (forgetting any other
+    /// hook's cursors) and starts one delivery task per hook.
+    ///
+    /// Errors: `INVALID_INPUT` when two webhooks share a name; storage
+    /// errors of that recovery.
     pub async fn start(self) -> Result<Engine> {
         let EngineBuilder {
             store,
@@ -353,7 +368,20 @@ impl EngineBuilder {
             bus,
             cluster,
             policy,
+            sinks,
         } = self;
+        let names: Vec<String> = sinks.iter().map(|s| s.name().to_owned()).collect();
+        if names
+            .iter()
+            .enumerate()
+            .any(|(i, n)| names[..i].contains(n))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "two webhooks have the same name",
+            ));
+        }
+        store.set_webhooks(&names).await?;
         match &cluster {
             Some(cluster) => {
                 cluster.leases.reset_node(&cluster.node_id).await?;
@@ -366,9 +394,17 @@ impl EngineBuilder {
         }
         let bus = bus.unwrap_or_else(|| Arc::new(InProcessBus::new(config.live_buffer)));
         let clustered = cluster.is_some();
-        let state = launch(store, bus, policy, config, cluster);
+        let hooks = sinks.into_iter().map(|s| Arc::new(Hook::new(s))).collect();
+        let state = launch(store, bus, policy, config, cluster, hooks);
         if clustered {
             tokio::spawn(lease_keeper::run(Arc::downgrade(&state)));
+        }
+        for hook in &state.hooks {
+            tokio::spawn(webhooks::run(
+                Arc::downgrade(&state),
+                Arc::clone(hook),
+                state.changes.subscribe(),
+            ));
         }
         Ok(Engine { state })
     }
@@ -381,8 +417,10 @@ fn launch(
     policy: Arc<dyn RoomPolicy>,
     config: EngineConfig,
     cluster: Option<Cluster>,
+    hooks: Vec<Arc<Hook>>,
 ) -> Arc<EngineState> {
     let counters = Arc::new(Counters::default());
+    let changes = Arc::new(watch::channel(0).0);
     let state = Arc::new_cyclic(|weak: &Weak<EngineState>| {
         let follower = weak.clone();
         let weak = weak.clone();
@@ -404,6 +442,7 @@ fn launch(
                 config.append_batch_max,
                 config.append_queue,
                 Arc::clone(&counters),
+                Arc::clone(&changes),
             ),
             store,
             bus,
@@ -416,6 +455,8 @@ fn launch(
                 }
             }),
             counters,
+            hooks,
+            changes,
             runtime: Handle::current(),
         }
     });
@@ -433,6 +474,7 @@ impl Engine {
             bus: None,
             cluster: None,
             policy: Arc::new(OpenPolicy),
+            sinks: Vec::new(),
         }
     }
 
@@ -447,6 +489,12 @@ impl Engine {
     /// Errors: storage errors.
     pub async fn prune_now(&self) -> Result<u64> {
         retention::prune_pass(&self.state).await
+    }
+
+    /// What each webhook's delivery has done, in the order they were
+    /// added.
+    pub fn webhooks(&self) -> Vec<WebhookStats> {
+        self.state.hooks.iter().map(|h| h.stats()).collect()
     }
 
     /// The engine's settings.

@@ -513,7 +513,9 @@ async fn store_pending_room(
 ) -> Result<()> {
     room.stored
         .get_or_try_init(|| async {
-            match state.store.create_room(&room.as_stored()).await? {
+            let created = state.store.create_room(&room.as_stored()).await?;
+            state.stored_a_change();
+            match created {
                 CreateOutcome::Created => {}
                 CreateOutcome::AlreadyExists(stored) => {
                     // Created meanwhile by another path: the stored room is

@@ -62,6 +62,7 @@ mod engine;
 mod entry;
 mod entry_stream;
 mod error;
+mod events;
 mod ids;
 mod join;
 mod lease_keeper;
@@ -87,6 +88,7 @@ mod state;
 mod stats;
 mod store_writer;
 mod ticket;
+mod webhooks;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -100,13 +102,14 @@ pub use entry::{
 };
 pub use entry_stream::{EntryStream, Live};
 pub use error::{Error, ErrorKind, Result};
+pub use events::{ControlEvent, OutboxEvent, RoomEvent};
 pub use ids::{MAX_ID_CHARS, RoomId, SeatId, UserId};
 pub use join::{Joined, Reservation, SeatGuard};
 pub use limits::RateLimit;
 pub use membership::Membership;
 pub use notice::{Notice, NoticeKind};
 pub use ports::{
-    Action, Authenticator, Bus, Claims, Cluster, Decision, InProcessBus, PendingClaims,
+    Action, Authenticator, Bus, Claims, Cluster, Decision, EventSink, InProcessBus, PendingClaims,
     PolicyRequest, Principal, RoomPolicy, SeatLeases, Store, bearer_token,
 };
 pub use room::{
@@ -115,3 +118,4 @@ pub use room::{
 };
 pub use signals::{APP_SIGNAL_PREFIX, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_NAME_BYTES};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};
+pub use webhooks::WebhookStats;

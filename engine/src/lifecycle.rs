@@ -91,6 +91,7 @@ pub(crate) async fn close_room(
     if !state.store.close_room(room_id, false).await? {
         return Err(ErrorKind::RoomNotFound.into());
     }
+    state.stored_a_change();
     // In a cluster, seats held through other nodes: their rows go (the
     // database refuses new seats in a closed room), and their `leave`
     // entries are written here; each node frees its seats when they reach
@@ -126,8 +127,11 @@ pub(crate) async fn close_room(
         }
         state.directory.unload_if_idle(&room);
     }
-    if purge && !state.store.close_room(room_id, true).await? {
-        return Err(ErrorKind::RoomNotFound.into());
+    if purge {
+        if !state.store.close_room(room_id, true).await? {
+            return Err(ErrorKind::RoomNotFound.into());
+        }
+        state.stored_a_change();
     }
     tracing::info!(room = %room_id, by = %principal.user, purge, "room closed");
     Ok(())

@@ -78,6 +78,7 @@ pub(crate) async fn set_ban(
     if let Some(ban) = ban {
         refuse_untouchable(state, principal, &facts, user).await?;
         state.store.set_ban(room_id, user, Some(ban)).await?;
+        state.stored_a_change();
         // A banned moderator could lift their own ban.
         state.store.set_moderator(room_id, user, false).await?;
         let kicked = remove(state, room_id, user).await?;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tokio::runtime::Handle;
+use tokio::{runtime::Handle, sync::watch};
 
 use crate::{
     config::EngineConfig,
@@ -23,6 +23,7 @@ use crate::{
     stats::Counters,
     store_writer::StoreWriter,
     ticket::TicketMint,
+    webhooks::Hook,
 };
 
 /// One engine's shared state (`Engine` is an `Arc` of it).
@@ -44,12 +45,22 @@ pub(crate) struct EngineState {
     pub(crate) writer: StoreWriter,
     /// Set when this engine is one node of a cluster.
     pub(crate) cluster: Option<Cluster>,
+    /// The webhooks this engine delivers to.
+    pub(crate) hooks: Vec<Arc<Hook>>,
+    /// Ticks when something a webhook hears was stored (an append, a
+    /// control change): it wakes the hooks' tasks.
+    pub(crate) changes: Arc<watch::Sender<u64>>,
     /// Where work started outside a task (a guard's drop, a cache eviction)
     /// is spawned.
     pub(crate) runtime: Handle,
 }
 
 impl EngineState {
+    /// Wakes the webhooks' tasks: something was stored.
+    pub(crate) fn stored_a_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// The stored room in memory, loading it if needed; `None` when storage
     /// has no such room (a pending room in memory is returned as it is).
     pub(crate) async fn stored_room(&self, id: &RoomId) -> Result<Option<Arc<LiveRoom>>> {

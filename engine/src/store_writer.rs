@@ -18,7 +18,7 @@
 use std::sync::{Arc, atomic::Ordering};
 
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
 
@@ -60,9 +60,10 @@ impl StoreWriter {
         batch_max: usize,
         queue: usize,
         counters: Arc<Counters>,
+        changes: Arc<watch::Sender<u64>>,
     ) -> Self {
         let (submissions, inbox) = mpsc::channel(queue.max(1));
-        tokio::spawn(write(store, batch_max.max(1), inbox, counters));
+        tokio::spawn(write(store, batch_max.max(1), inbox, counters, changes));
         StoreWriter { submissions }
     }
 
@@ -85,6 +86,7 @@ async fn write(
     batch_max: usize,
     mut inbox: mpsc::Receiver<Submission>,
     counters: Arc<Counters>,
+    changes: Arc<watch::Sender<u64>>,
 ) {
     let lanes = store.append_lanes().max(1);
     let mut in_flight = JoinSet::new();
@@ -126,9 +128,19 @@ async fn write(
             group,
             total,
             Arc::clone(&counters),
+            Arc::clone(&changes),
         ));
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// Ticks `changes` when dropped.
+struct WakeOnDrop(Arc<watch::Sender<u64>>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// One transaction for the whole group; each batch gets its own outcomes.
@@ -137,7 +149,11 @@ async fn commit(
     group: Vec<Submission>,
     total: usize,
     counters: Arc<Counters>,
+    changes: Arc<watch::Sender<u64>>,
 ) {
+    // Whatever happens below, some batch may have been stored: the
+    // webhooks look (a spurious wake costs them one read).
+    let _wake = WakeOnDrop(changes);
     let mut entries = Vec::with_capacity(total);
     let mut replies = Vec::with_capacity(group.len());
     for submission in group {
@@ -253,6 +269,7 @@ mod tests {
             256,
             64,
             Arc::new(Counters::default()),
+            Arc::new(watch::channel(0).0),
         );
         // The first occupies the one lane; the next two wait and then share
         // a transaction.

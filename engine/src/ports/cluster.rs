@@ -71,6 +71,12 @@ pub trait SeatLeases: Send + Sync + 'static {
     /// is no longer held back by another node's seat. Each node then frees
     /// its own ledger's seat when the `leave` reaches it through the bus.
     async fn evict(&self, room: &RoomId, user: Option<&UserId>) -> Result<()>;
+
+    /// Takes or keeps the delivery of webhook `hook` for `node`: true while
+    /// `node` holds it. A holder keeps it while its node lease is live;
+    /// when that lapses, the next node to ask takes it over. One node at a
+    /// time delivers a hook's events, so they leave in order.
+    async fn hold_webhook(&self, hook: &str, node: &str) -> Result<bool>;
 }
 
 /// A room's live seats across the cluster.

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::{
     entry::{Entry, NewEntry, Seq, SeqRange, Timestamp},
     error::{ErrorKind, Result},
+    events::OutboxEvent,
     ids::{RoomId, UserId},
     room::{Ban, ReadState, RoomPatch, StoredRoom},
 };
@@ -94,6 +95,19 @@ impl Appended {
 ///   not outlive it in its edits.
 /// - Read markers are monotone: a lower seq than the stored one changes
 ///   nothing.
+/// - Webhooks (docs/contract.md §8): `set_webhooks` names the registered
+///   hooks. While any is registered, `create_room`, `close_room` (once per
+///   room: closing a closed room again writes nothing) and `set_ban`
+///   (`Some`) write an outbox row ([`OutboxEvent`]) in the same
+///   transaction as the change, with the room's `last_seq` as `after_seq`
+///   and ids increasing over the whole store, never reused; with none
+///   registered they write none. A purge (`close_room` with `purge`) sets
+///   every outbox row and hook cursor of the room to seq 0 and adds a
+///   `room.purged` row at 0: the room's next incarnation starts its stream
+///   after them. `prune` and `prune_rooms` never delete an entry above
+///   any registered hook's cursor in that room (no cursor: nothing
+///   delivered, nothing pruned). `advance_webhook` is a compare-and-set,
+///   and drops the outbox rows every registered hook has passed.
 /// - Backend errors are translated: unreachable, busy or locked become
 ///   `UNAVAILABLE` (temporary); nothing backend-specific leaks in the message.
 #[async_trait]
@@ -207,6 +221,45 @@ pub trait Store: Send + Sync + 'static {
     /// entries after it sent by someone else.
     async fn read_states(&self, user: &UserId, rooms: &[RoomId]) -> Result<Vec<ReadState>>;
 
+    /// Registers exactly `hooks` (their names: the URLs) as the webhooks
+    /// that get outbox rows and hold back retention; forgets every other
+    /// hook and its cursors. With none, every outbox row goes too.
+    async fn set_webhooks(&self, hooks: &[String]) -> Result<()>;
+
+    /// Up to `limit` rooms, ascending by id after `after`, with events
+    /// `hook` has not delivered: entries above its cursor (no cursor: any
+    /// stored entry) or outbox rows past it — purged rooms' rows too.
+    async fn webhook_rooms(
+        &self,
+        hook: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<RoomId>>;
+
+    /// `hook`'s cursor in `room`; `None` before its first delivery there.
+    async fn webhook_cursor(&self, hook: &str, room: &RoomId) -> Result<Option<WebhookCursor>>;
+
+    /// Up to `limit` of `room`'s outbox rows with `outbox_id > after` and
+    /// `after_seq <= upto`, ascending by `outbox_id`.
+    async fn outbox(
+        &self,
+        room: &RoomId,
+        after: u64,
+        upto: Seq,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>>;
+
+    /// Moves `hook`'s cursor in `room` from `from` (`None`: no cursor yet)
+    /// to `to`; false, changing nothing, when the cursor is not `from`
+    /// (another node delivered, or a purge reset it).
+    async fn advance_webhook(
+        &self,
+        hook: &str,
+        room: &RoomId,
+        from: Option<WebhookCursor>,
+        to: WebhookCursor,
+    ) -> Result<bool>;
+
     /// How many `append` transactions the engine may have in flight at once
     /// (never two batches of the same room). A store with one writer (SQLite)
     /// gains nothing from more than 1; a database server overlaps one
@@ -235,6 +288,16 @@ pub async fn prune_room_by_room<S: Store + ?Sized>(
         done.push((room.clone(), pruned));
     }
     Ok(done)
+}
+
+/// Where a webhook's delivery of one room stands: every entry up to `seq`
+/// and every outbox row up to `outbox_id` was delivered (a 2xx).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookCursor {
+    /// The last entry delivered (0: none).
+    pub seq: Seq,
+    /// The last outbox row delivered (0: none).
+    pub outbox_id: u64,
 }
 
 /// What [`Store::prune`] may delete: an entry below `below_seq`, or one

@@ -17,8 +17,9 @@ use crate::{
     entry::{Data, Entry, LeaveReason, Message, Seq, Timestamp},
     entry::{EntryKind, NewEntry, SeqRange},
     error::ErrorKind,
+    events::ControlEvent,
     ids::{RoomId, UserId},
-    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store},
+    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store, WebhookCursor},
     room::{Ban, ReadState, Retention, RoomPatch, StoredRoom},
 };
 
@@ -52,6 +53,8 @@ pub async fn run(store: Arc<dyn Store>) {
     retained_rooms_are_the_candidates_for_pruning(store.as_ref(), p).await;
     retention_is_set_and_cleared_by_update(store.as_ref(), p).await;
     read_markers_are_monotone_and_count_what_others_said(store.as_ref(), p).await;
+    // Last: it registers hooks, which the other checks must not see.
+    webhook_streams_merge_the_log_and_the_outbox(store.as_ref(), p).await;
 }
 
 fn room_id(prefix: &str, name: &str) -> RoomId {
@@ -1562,4 +1565,192 @@ mod tests {
     async fn memory_store_conforms() {
         run(Arc::new(MemoryStore::default())).await;
     }
+}
+
+/// `room`'s outbox rows up to `upto`, as (kind, after_seq).
+async fn outbox_kinds(store: &dyn Store, room: &RoomId, upto: Seq) -> Vec<(&'static str, Seq)> {
+    store
+        .outbox(room, 0, upto, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| (o.event.type_name(), o.after_seq))
+        .collect()
+}
+
+/// Whether `hook` has events of `room` to deliver.
+async fn behind(store: &dyn Store, hook: &str, room: &RoomId) -> bool {
+    // Other suites' rooms may be behind too: page until past `room`.
+    let mut after = None;
+    loop {
+        let page = store.webhook_rooms(hook, after.as_ref(), 50).await.unwrap();
+        if page.contains(room) {
+            return true;
+        }
+        if page.len() < 50 || page.last().is_some_and(|r| r.as_str() > room.as_str()) {
+            return false;
+        }
+        after = page.last().cloned();
+    }
+}
+
+async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str) {
+    let (h1, h2) = (format!("http://{p}/one"), format!("http://{p}/two"));
+    store.set_webhooks(&[h1.clone(), h2.clone()]).await.unwrap();
+
+    // Control changes land in the outbox after the head they saw.
+    let a = new_room(store, p, "hooked").await;
+    for i in 1..=3 {
+        one(store, text(&a, "ann", &format!("h{i}"), "hi")).await;
+    }
+    let ban = Ban {
+        until: Some(Timestamp(T0)),
+        reason: Some("spam".into()),
+    };
+    store.set_ban(&a, &user("bob"), Some(&ban)).await.unwrap();
+    for i in 4..=5 {
+        one(store, text(&a, "ann", &format!("h{i}"), "hi")).await;
+    }
+    assert!(store.close_room(&a, false).await.unwrap());
+    assert!(store.close_room(&a, false).await.unwrap(), "closing again");
+    assert_eq!(
+        outbox_kinds(store, &a, Seq::MAX).await,
+        [
+            ("room.created", 0),
+            ("member.banned", 3),
+            ("room.closed", 5)
+        ],
+        "one row per change, a second close writes none"
+    );
+    assert_eq!(
+        outbox_kinds(store, &a, 4).await,
+        [("room.created", 0), ("member.banned", 3)],
+        "only rows placed up to the asked seq"
+    );
+    let rows = store.outbox(&a, 0, Seq::MAX, 100).await.unwrap();
+    assert!(rows.windows(2).all(|w| w[0].outbox_id < w[1].outbox_id));
+    assert_eq!(
+        rows[1].event,
+        ControlEvent::MemberBanned {
+            user: user("bob"),
+            until: ban.until,
+            reason: ban.reason.clone(),
+        }
+    );
+    assert!(matches!(
+        &rows[0].event,
+        ControlEvent::RoomCreated { owner: Some(o), capacity: 10, private: false, .. } if o == &user("owner")
+    ));
+    let after_first = store
+        .outbox(&a, rows[0].outbox_id, Seq::MAX, 1)
+        .await
+        .unwrap();
+    assert_eq!(after_first, rows[1..2], "after an id, at most `limit`");
+
+    // Cursors: absent at first, then moved only by compare-and-set.
+    assert!(behind(store, &h1, &a).await && behind(store, &h2, &a).await);
+    assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), None);
+    let done = WebhookCursor {
+        seq: 5,
+        outbox_id: rows[2].outbox_id,
+    };
+    assert!(store.advance_webhook(&h1, &a, None, done).await.unwrap());
+    assert!(
+        !store.advance_webhook(&h1, &a, None, done).await.unwrap(),
+        "a cursor that exists is not created again"
+    );
+    let stale = WebhookCursor {
+        seq: 4,
+        outbox_id: 0,
+    };
+    let ahead = WebhookCursor {
+        seq: 9,
+        outbox_id: 0,
+    };
+    assert!(
+        !store
+            .advance_webhook(&h1, &a, Some(stale), ahead)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), Some(done));
+    assert!(!behind(store, &h1, &a).await, "h1 delivered everything");
+    assert!(behind(store, &h2, &a).await, "h2 delivered nothing");
+
+    // Retention keeps what a hook has not delivered: h2 nothing yet.
+    let all = bound(Seq::MAX, None);
+    assert_eq!(store.prune(&a, all, 100).await.unwrap().deleted, 0);
+    let h2_at = WebhookCursor {
+        seq: 2,
+        outbox_id: rows[0].outbox_id,
+    };
+    assert!(store.advance_webhook(&h2, &a, None, h2_at).await.unwrap());
+    let pruned: u64 = store
+        .prune_rooms(&[(a.clone(), all)], 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, p)| p.deleted)
+        .sum();
+    assert_eq!(pruned, 2, "up to the lowest cursor, not past it");
+    assert_eq!(store.room(&a).await.unwrap().unwrap().first_seq, 3);
+    assert_eq!(store.prune(&a, all, 100).await.unwrap().deleted, 0);
+    // Rows both hooks passed are gone; the others stay.
+    assert_eq!(
+        outbox_kinds(store, &a, Seq::MAX).await,
+        [("member.banned", 3), ("room.closed", 5)]
+    );
+
+    // A purge rewinds the room's stream to seq 0 for its next incarnation.
+    let b = new_room(store, p, "hooked-purged").await;
+    one(store, text(&b, "ann", "b1", "hi")).await;
+    let created = store.outbox(&b, 0, Seq::MAX, 10).await.unwrap()[0].outbox_id;
+    let b_at = WebhookCursor {
+        seq: 1,
+        outbox_id: created,
+    };
+    assert!(store.advance_webhook(&h1, &b, None, b_at).await.unwrap());
+    assert!(store.close_room(&b, true).await.unwrap());
+    assert_eq!(
+        store.webhook_cursor(&h1, &b).await.unwrap(),
+        Some(WebhookCursor { seq: 0, ..b_at }),
+        "the cursor's seq starts over, its place in the outbox stays"
+    );
+    assert!(behind(store, &h1, &b).await, "the purge is to deliver");
+    assert_eq!(
+        store
+            .outbox(&b, created, 0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.event.type_name())
+            .collect::<Vec<_>>(),
+        ["room.purged"]
+    );
+    assert!(
+        !store
+            .advance_webhook(&h1, &b, Some(b_at), b_at)
+            .await
+            .unwrap(),
+        "a delivery read before the purge cannot move the cursor back up"
+    );
+    let b = new_room(store, p, "hooked-purged").await;
+    assert_eq!(
+        outbox_kinds(store, &b, 0).await,
+        [("room.created", 0), ("room.purged", 0), ("room.created", 0)],
+        "the old incarnation's rows, then the new one's"
+    );
+
+    // Forgetting a hook forgets its cursors; with none, the outbox goes.
+    store.set_webhooks(std::slice::from_ref(&h1)).await.unwrap();
+    assert_eq!(store.webhook_cursor(&h2, &a).await.unwrap(), None);
+    assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), Some(done));
+    store.set_webhooks(&[]).await.unwrap();
+    assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), None);
+    assert!(outbox_kinds(store, &a, Seq::MAX).await.is_empty());
+    let quiet = new_room(store, p, "unhooked").await;
+    assert!(
+        outbox_kinds(store, &quiet, Seq::MAX).await.is_empty(),
+        "no hook, no outbox row"
+    );
 }

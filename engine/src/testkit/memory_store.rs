@@ -13,12 +13,14 @@ use std::{
 };
 
 use async_trait::async_trait;
+use uuid::Uuid;
 
 use crate::{
-    entry::{Entry, EntryKind, NewEntry, Seq, SeqRange},
+    entry::{Entry, EntryKind, NewEntry, Seq, SeqRange, Timestamp},
     error::{Error, ErrorKind, Result},
+    events::{ControlEvent, OutboxEvent},
     ids::{RoomId, UserId},
-    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store},
+    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store, WebhookCursor},
     room::{Ban, ReadState, RoomPatch, StoredRoom},
 };
 
@@ -87,9 +89,51 @@ struct State {
     invites: BTreeSet<(RoomId, UserId)>,
     moderators: BTreeSet<(RoomId, UserId)>,
     bans: HashMap<(RoomId, UserId), Ban>,
+    /// The registered webhooks.
+    hooks: BTreeSet<String>,
+    /// Each (hook, room)'s cursor.
+    cursors: HashMap<(String, RoomId), WebhookCursor>,
+    /// Control events, ascending by `outbox_id`.
+    outbox: Vec<OutboxEvent>,
+    /// The last `outbox_id` given (never reused).
+    last_outbox_id: u64,
 }
 
 impl State {
+    /// Writes a control event of `room` (while any hook is registered).
+    fn write_outbox(&mut self, room: &RoomId, event: ControlEvent) {
+        if self.hooks.is_empty() {
+            return;
+        }
+        let after_seq = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.room.as_ref())
+            .map_or(0, |r| r.last_seq);
+        self.last_outbox_id += 1;
+        self.outbox.push(OutboxEvent {
+            outbox_id: self.last_outbox_id,
+            id: Uuid::now_v7(),
+            room_id: room.clone(),
+            after_seq,
+            at: Timestamp::now(),
+            event,
+        });
+    }
+
+    /// The highest seq every registered hook delivered in `room` (`None`:
+    /// no hook holds retention back).
+    fn delivered(&self, room: &RoomId) -> Option<Seq> {
+        self.hooks
+            .iter()
+            .map(|h| {
+                self.cursors
+                    .get(&(h.clone(), room.clone()))
+                    .map_or(0, |c| c.seq)
+            })
+            .min()
+    }
+
     /// `ROOM_NOT_FOUND` unless `room` is stored.
     fn stored(&self, room: &RoomId) -> Result<()> {
         if self.rooms.get(room).is_none_or(|r| r.room.is_none()) {
@@ -177,6 +221,13 @@ impl Store for MemoryStore {
             first_seq: 1,
             ..room.clone()
         });
+        let created = ControlEvent::RoomCreated {
+            owner: room.owner.clone(),
+            capacity: room.capacity,
+            title: room.title.clone(),
+            private: room.private,
+        };
+        state.write_outbox(&room.id, created);
         Ok(CreateOutcome::Created)
     }
 
@@ -352,8 +403,20 @@ impl Store for MemoryStore {
             state.invites.retain(|(r, _)| r != id);
             state.moderators.retain(|(r, _)| r != id);
             state.bans.retain(|(r, _), _| r != id);
-        } else if let Some(room) = state.rooms.get_mut(id).and_then(|r| r.room.as_mut()) {
+            // The log the room's events sat in is gone: its outbox rows and
+            // cursors move to seq 0, where the next incarnation starts.
+            for row in state.outbox.iter_mut().filter(|o| &o.room_id == id) {
+                row.after_seq = 0;
+            }
+            for (_, cursor) in state.cursors.iter_mut().filter(|((_, r), _)| r == id) {
+                cursor.seq = 0;
+            }
+            state.write_outbox(id, ControlEvent::RoomPurged);
+        } else if let Some(room) = state.rooms.get_mut(id).and_then(|r| r.room.as_mut())
+            && !room.closed
+        {
             room.closed = true;
+            state.write_outbox(id, ControlEvent::RoomClosed);
         }
         Ok(true)
     }
@@ -385,6 +448,12 @@ impl Store for MemoryStore {
         match ban {
             Some(ban) => {
                 state.bans.insert(pair, ban.clone());
+                let banned = ControlEvent::MemberBanned {
+                    user: user.clone(),
+                    until: ban.until,
+                    reason: ban.reason.clone(),
+                };
+                state.write_outbox(room, banned);
             }
             None => {
                 state.bans.remove(&pair);
@@ -422,6 +491,7 @@ impl Store for MemoryStore {
     async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned> {
         self.enter().await?;
         let mut state = self.state.lock().expect("memory store lock");
+        let delivered = state.delivered(room).unwrap_or(Seq::MAX);
         let Some(data) = state.rooms.get_mut(room) else {
             return Ok(Pruned {
                 deleted: 0,
@@ -433,7 +503,9 @@ impl Store for MemoryStore {
             .iter()
             .take(max_rows as usize)
             .take_while(|e| {
-                e.seq < bound.below_seq || bound.older_than.is_some_and(|t| e.created_at < t)
+                e.seq <= delivered
+                    && (e.seq < bound.below_seq
+                        || bound.older_than.is_some_and(|t| e.created_at < t))
             })
             .count();
         let gone: Vec<Entry> = data.log.drain(..goes).collect();
@@ -503,6 +575,105 @@ impl Store for MemoryStore {
                 }
             })
             .collect())
+    }
+
+    async fn set_webhooks(&self, hooks: &[String]) -> Result<()> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        state.hooks = hooks.iter().cloned().collect();
+        let State { hooks, cursors, .. } = &mut *state;
+        cursors.retain(|(hook, _), _| hooks.contains(hook));
+        if state.hooks.is_empty() {
+            state.outbox.clear();
+        }
+        Ok(())
+    }
+
+    async fn webhook_rooms(
+        &self,
+        hook: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<RoomId>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        let cursor = |room: &RoomId| state.cursors.get(&(hook.to_owned(), room.clone()));
+        let mut rooms: BTreeSet<&str> = state
+            .rooms
+            .values()
+            .filter_map(|r| r.room.as_ref())
+            .filter(|r| r.last_seq > cursor(&r.id).map_or(r.first_seq - 1, |c| c.seq))
+            .map(|r| r.id.as_str())
+            .collect();
+        rooms.extend(
+            state
+                .outbox
+                .iter()
+                .filter(|o| o.outbox_id > cursor(&o.room_id).map_or(0, |c| c.outbox_id))
+                .map(|o| o.room_id.as_str()),
+        );
+        Ok(rooms
+            .into_iter()
+            .filter(|id| after.is_none_or(|a| *id > a.as_str()))
+            .take(limit as usize)
+            .map(|id| RoomId::new(id).expect("a stored id"))
+            .collect())
+    }
+
+    async fn webhook_cursor(&self, hook: &str, room: &RoomId) -> Result<Option<WebhookCursor>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state.cursors.get(&(hook.to_owned(), room.clone())).copied())
+    }
+
+    async fn outbox(
+        &self,
+        room: &RoomId,
+        after: u64,
+        upto: Seq,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>> {
+        self.enter().await?;
+        let state = self.state.lock().expect("memory store lock");
+        Ok(state
+            .outbox
+            .iter()
+            .filter(|o| &o.room_id == room && o.outbox_id > after && o.after_seq <= upto)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn advance_webhook(
+        &self,
+        hook: &str,
+        room: &RoomId,
+        from: Option<WebhookCursor>,
+        to: WebhookCursor,
+    ) -> Result<bool> {
+        self.enter().await?;
+        let mut state = self.state.lock().expect("memory store lock");
+        let key = (hook.to_owned(), room.clone());
+        if state.cursors.get(&key).copied() != from {
+            return Ok(false);
+        }
+        state.cursors.insert(key, to);
+        // Rows every registered hook passed are of no more use.
+        let passed = state
+            .hooks
+            .iter()
+            .map(|h| {
+                state
+                    .cursors
+                    .get(&(h.clone(), room.clone()))
+                    .map_or(0, |c| c.outbox_id)
+            })
+            .min()
+            .unwrap_or(0);
+        state
+            .outbox
+            .retain(|o| &o.room_id != room || o.outbox_id > passed);
+        Ok(true)
     }
 
     fn append_lanes(&self) -> usize {

@@ -192,6 +192,22 @@ pub struct Config {
     #[arg(long, env = "PARLOR_AUTHZ_HOOK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub authz_hook_timeout: std::time::Duration,
 
+    /// A webhook: room events are POSTed to this URL (plain HTTP), in
+    /// batches, signed with `--webhook-secret` (docs/contract.md §8).
+    /// Repeat the flag for several; in the environment, separate them
+    /// with commas. Every node of a cluster needs the same list.
+    #[arg(long = "webhook", env = "PARLOR_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+
+    /// The secret the webhooks' `Parlor-Signature` is an HMAC-SHA256 with.
+    #[arg(long, env = "PARLOR_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// How long a webhook request may take before it counts as failed
+    /// (and is retried).
+    #[arg(long, env = "PARLOR_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: std::time::Duration,
+
     /// Largest WebSocket text frame, in bytes (larger closes with 1009).
     #[arg(long, env = "PARLOR_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
@@ -396,6 +412,31 @@ impl Config {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl Config {
+    /// Why the webhook flags cannot work, if they cannot: each URL plain
+    /// HTTP (this build has no TLS client), listed once, and a non-empty
+    /// secret exactly when there is a webhook.
+    pub(crate) fn check_webhooks(&self) -> Result<(), String> {
+        let secret = self.webhook_secret.as_deref().filter(|s| !s.is_empty());
+        match (self.webhooks.is_empty(), secret) {
+            (false, None) => {
+                return Err("--webhook needs --webhook-secret (requests are signed)".into());
+            }
+            (true, Some(_)) => return Err("--webhook-secret is only used with --webhook".into()),
+            _ => {}
+        }
+        for (i, url) in self.webhooks.iter().enumerate() {
+            if !url.starts_with("http://") || url.len() <= "http://".len() {
+                return Err("--webhook must be an http:// URL (put TLS in front of it on the receiver's side)".into());
+            }
+            if self.webhooks[..i].contains(url) {
+                return Err("--webhook lists the same URL twice".into());
+            }
+        }
+        Ok(())
     }
 }
 

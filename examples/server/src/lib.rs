@@ -27,12 +27,13 @@ use axum::{
 };
 use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError, ServiceKeys};
 use parlor_engine::{
-    Authenticator, Cluster, Engine, EngineConfig, RateLimit, RoomPolicy,
+    Authenticator, Cluster, Engine, EngineConfig, EventSink, RateLimit, RoomPolicy,
     policies::{ClaimsPolicy, OpenPolicy},
 };
 use parlor_graphql::{GraphqlConfig, GraphqlTransport};
 use parlor_redis::Redis;
 use parlor_seaorm::SeaOrmStore;
+use parlor_webhook::WebhookSink;
 use parlor_ws::{WsConfig, WsTransport};
 use tokio::net::TcpListener;
 
@@ -138,12 +139,29 @@ fn room_policy(config: &Config) -> Result<Arc<dyn RoomPolicy>, StartError> {
     })
 }
 
+/// A sink per `--webhook` (`check_webhooks` checked the flags).
+fn webhooks(config: &Config) -> Result<Vec<Arc<dyn EventSink>>, StartError> {
+    let secret = config.webhook_secret.as_deref().unwrap_or_default();
+    config
+        .webhooks
+        .iter()
+        .map(|url| {
+            let sink = WebhookSink::new(url, secret.as_bytes(), config.webhook_timeout)
+                .map_err(|e| StartError::Config(format!("--webhook: {}", e.message())))?;
+            // The label hides credentials and queries: never the secret.
+            tracing::info!(hook = %sink.label(), "webhook");
+            Ok(Arc::new(sink) as Arc<dyn EventSink>)
+        })
+        .collect()
+}
+
 /// Starts the engine as one node of a cluster (Postgres + Redis).
 async fn start_node(
     store: &SeaOrmStore,
     settings: config::ClusterSettings,
     engine_config: EngineConfig,
     policy: Arc<dyn RoomPolicy>,
+    hooks: Vec<Arc<dyn EventSink>>,
 ) -> parlor_engine::Result<Engine> {
     tracing::info!(node = %settings.node_id, redis = %config::redacted(&settings.redis_url), "joining the cluster");
     let redis = Redis::connect(&settings.redis_url).await?;
@@ -157,11 +175,14 @@ async fn start_node(
         lease_ttl: settings.lease_ttl,
     };
     let engine_config = engine_config.ticket_secret(settings.secret);
-    Engine::builder(Arc::new(store.clone()))
+    let builder = Engine::builder(Arc::new(store.clone()))
         .bus(Arc::new(bus))
         .cluster(cluster)
         .config(engine_config)
-        .policy(policy)
+        .policy(policy);
+    hooks
+        .into_iter()
+        .fold(builder, |b, hook| b.webhook(hook))
         .start()
         .await
 }
@@ -204,6 +225,7 @@ pub async fn serve(
     let cluster = config.cluster().map_err(StartError::Config)?;
     config.check_heartbeat().map_err(StartError::Config)?;
     config.check_authorization().map_err(StartError::Config)?;
+    config.check_webhooks().map_err(StartError::Config)?;
     let retention = config.retention().map_err(StartError::Config)?;
     tracing::info!(database = %config::redacted(&config.database_url), "opening storage");
     let mut store = SeaOrmStore::open(&config.database_url)
@@ -230,17 +252,21 @@ pub async fn serve(
         tracing::info!(?retention, every = ?config.retention_interval, "retention");
     }
     let policy = room_policy(&config)?;
+    let hooks = webhooks(&config)?;
     let engine = match cluster {
         None => {
-            Engine::builder(Arc::new(store.clone()))
+            let builder = Engine::builder(Arc::new(store.clone()))
                 .config(engine_config)
-                .policy(policy)
+                .policy(policy);
+            hooks
+                .into_iter()
+                .fold(builder, |b, hook| b.webhook(hook))
                 .start()
                 .await
         }
         Some(settings) => {
             store = store.for_node(&settings.node_id);
-            start_node(&store, settings, engine_config, policy).await
+            start_node(&store, settings, engine_config, policy, hooks).await
         }
     }
     .map_err(StartError::Storage)?;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use parlor_engine::{Engine, HistogramSnapshot};
+use parlor_engine::{Engine, HistogramSnapshot, WebhookStats};
 use parlor_graphql::GraphqlTransport;
 use parlor_ws::WsTransport;
 
@@ -68,6 +68,7 @@ pub(crate) fn render(
         "# HELP parlor_too_slow_closes_total Connections closed with 4409.\n# TYPE parlor_too_slow_closes_total counter\nparlor_too_slow_closes_total {}",
         transport.too_slow_closes()
     );
+    webhooks(&mut out, &engine.webhooks());
     histogram(
         &mut out,
         "parlor_append_batch_size",
@@ -81,6 +82,45 @@ pub(crate) fn render(
         &transport.send_latency(),
     );
     out
+}
+
+/// Each webhook's state, labelled by its URL without credentials or query.
+fn webhooks(out: &mut String, hooks: &[WebhookStats]) {
+    if hooks.is_empty() {
+        return;
+    }
+    let families: [(&str, &str, &str, fn(&WebhookStats) -> u64); 3] = [
+        (
+            "parlor_webhook_failing",
+            "gauge",
+            "1 while a webhook's retries wait their longest (10 s) without a success since.",
+            |h| u64::from(h.failing),
+        ),
+        (
+            "parlor_webhook_events_delivered_total",
+            "counter",
+            "Events a webhook's receiver took (2xx), redeliveries included.",
+            |h| h.delivered,
+        ),
+        (
+            "parlor_webhook_failed_requests_total",
+            "counter",
+            "Webhook requests that failed (not 2xx, or no answer).",
+            |h| h.failed_tries,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for hook in hooks {
+            // Prometheus label values escape `\`, `"` and newlines.
+            let label = hook
+                .hook
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(out, "{name}{{hook=\"{label}\"}} {}", value(hook));
+        }
+    }
 }
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramSnapshot) {

@@ -272,6 +272,30 @@ impl SeatLeases for SeaOrmStore {
         Ok(())
     }
 
+    async fn hold_webhook(&self, hook: &str, node: &str) -> Result<bool> {
+        self.postgres_only()?;
+        // Taken when free, kept by its holder, taken over from a holder
+        // whose node lease lapsed; one statement, so two nodes asking at
+        // once cannot both win.
+        let row = self
+            .writes
+            .query_one_raw(stmt(
+                format!(
+                    "INSERT INTO parlor_webhook_leaders (hook, node_id) VALUES ($1, $2) \
+                     ON CONFLICT (hook) DO UPDATE SET node_id = EXCLUDED.node_id \
+                     WHERE parlor_webhook_leaders.node_id = EXCLUDED.node_id \
+                        OR NOT EXISTS (SELECT 1 FROM parlor_nodes n \
+                          WHERE n.id = parlor_webhook_leaders.node_id \
+                            AND n.expires_ms > {NOW_MS}) \
+                     RETURNING node_id"
+                ),
+                [hook.into(), node.into()],
+            ))
+            .await
+            .map_err(translate)?;
+        Ok(row.is_some())
+    }
+
     async fn is_seated(&self, room: &RoomId, user: &UserId) -> Result<bool> {
         self.postgres_only()?;
         let pair = (room.as_str(), user.as_str());

@@ -94,6 +94,7 @@ mod rooms;
 mod rows;
 mod store;
 mod translate;
+mod webhooks;
 
 pub use migration::Migrator;
 pub use store::SeaOrmStore;

@@ -17,6 +17,7 @@ use crate::{
     append_sqlite::{json, statement},
     entity::room,
     rows::to_room,
+    webhooks,
 };
 
 /// Up to `limit` stored rooms (open or closed) after `after`, ascending by
@@ -142,6 +143,8 @@ pub(crate) async fn prune(
              WHERE room_id = ?1 AND target_seq <= ?2 AND kind = 'edit' AND NOT redacted",
         )
     };
+    // A webhook's undelivered entries stay, whatever the bound says.
+    let delivered = webhooks::delivered(&txn, id).await?.unwrap_or(i64::MAX);
     let oldest = txn
         .query_all_raw(Statement::from_sql_and_values(
             backend,
@@ -156,7 +159,7 @@ pub(crate) async fn prune(
         let created_at: i64 = row.try_get_by_index(1)?;
         let below = u64::try_from(seq).is_ok_and(|s| s < bound.below_seq);
         let older = bound.older_than.is_some_and(|t| created_at < t.millis());
-        if !(below || older) {
+        if !(below || older) || seq > delivered {
             break;
         }
         upto = Some(seq);
@@ -211,7 +214,11 @@ pub(crate) async fn prune_rooms_sqlite(
     rooms: &[(RoomId, PruneBound)],
     max_rows: u32,
 ) -> Result<Vec<(RoomId, Pruned)>, DbErr> {
-    const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq \
+    // With each room's head, the highest seq every registered webhook
+    // delivered there (NULL: no hook holds retention back).
+    const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq, \
+           (SELECT MIN(COALESCE(c.seq, 0)) FROM parlor_webhooks h \
+            LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = r.id) \
          FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value";
     // Deletes each room's prefix up to its cut, moves `first_seq`, and
     // erases the edits kept of the messages that went.
@@ -235,7 +242,9 @@ pub(crate) async fn prune_rooms_sqlite(
         let id: String = row.try_get_by_index(0)?;
         let first: i64 = row.try_get_by_index(1)?;
         let last: i64 = row.try_get_by_index(2)?;
-        heads.insert(id, (first, last));
+        let delivered: Option<i64> = row.try_get_by_index(3)?;
+        // Never past the log, nor past what a webhook has not delivered.
+        heads.insert(id, (first, last.min(delivered.unwrap_or(i64::MAX))));
     }
     let budget = i64::from(max_rows.max(1));
     // How far one room's age check looks: its share if every room has
@@ -258,7 +267,7 @@ pub(crate) async fn prune_rooms_sqlite(
             let aged = aged_prefix_end(&txn, room, from, older_than.millis(), window).await?;
             upto = upto.max(aged);
         }
-        // Never past the log, whatever the bound says.
+        // Never past the log (or a webhook's cursor), whatever the bound says.
         let upto = upto.min(last);
         if upto < first {
             done.push((room.clone(), pruned(0, first)?));

@@ -1,16 +1,18 @@
 //! The rooms' lifecycle queries of the `Store` port: the listing, updates,
 //! closing, and purging a room with everything stored about it.
 
-use parlor_engine::{RoomId, RoomPatch, StoredRoom};
+use parlor_engine::{ControlEvent, RoomId, RoomPatch, StoredRoom};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    QuerySelect, Statement, TransactionTrait, Value,
     sea_query::{Alias, Expr, ExprTrait, Query},
 };
 
 use crate::{
     entity::{ban, entry, invite, member, moderator, read_marker, room},
     rows::{retention_columns, to_room},
+    store::immediate,
+    webhooks,
 };
 
 /// Above every character a room id may hold ([A-Za-z0-9_-], all ASCII):
@@ -102,27 +104,35 @@ pub(crate) async fn update(
     row.map(to_room).transpose()
 }
 
-/// Marks room `id` closed (its log stays); false when it is not stored.
+/// Marks room `id` closed (its log stays), with its `room.closed` outbox
+/// row the first time, in one transaction; false when it is not stored.
 pub(crate) async fn close(db: &DatabaseConnection, id: &RoomId) -> Result<bool, DbErr> {
+    let txn = db.begin_with_options(immediate()).await?;
     let done = room::Entity::update_many()
         .col_expr(room::Column::Closed, Expr::value(true))
         .filter(room::Column::Id.eq(id.as_str()))
-        .exec(db)
+        .filter(room::Column::Closed.eq(false))
+        .exec(&txn)
         .await?;
-    // Both databases count the rows matched, so closing again answers true.
-    Ok(done.rows_affected > 0)
+    let stored = if done.rows_affected > 0 {
+        webhooks::write_outbox(&txn, id, &ControlEvent::RoomClosed).await?;
+        true
+    } else {
+        // Closing a closed room again answers true, and writes nothing.
+        room::Entity::find_by_id(id.as_str())
+            .one(&txn)
+            .await?
+            .is_some()
+    };
+    txn.commit().await?;
+    Ok(stored)
 }
 
 /// Deletes room `id` and everything stored about it, in one transaction:
 /// its log, open members, invitations, moderators, bans, read markers,
 /// cluster seats, and last its row. False when it is not stored.
 pub(crate) async fn purge(db: &DatabaseConnection, id: &RoomId) -> Result<bool, DbErr> {
-    // IMMEDIATE: SQLite's write lock from BEGIN, as the append takes it.
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    let txn = db.begin_with_options(options).await?;
+    let txn = db.begin_with_options(immediate()).await?;
     // The room's row is locked first (Postgres; SQLite has one writer), so
     // an append waits and then finds no room, instead of adding an entry
     // between the entries' DELETE and the room's.
@@ -166,6 +176,8 @@ pub(crate) async fn purge(db: &DatabaseConnection, id: &RoomId) -> Result<bool, 
         .to_owned();
     txn.execute(&seats).await?;
     room::Entity::delete_by_id(room_id).exec(&txn).await?;
+    webhooks::rewind_purged(&txn, id).await?;
+    webhooks::write_outbox(&txn, id, &ControlEvent::RoomPurged).await?;
     txn.commit().await?;
     Ok(true)
 }

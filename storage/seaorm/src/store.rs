@@ -4,13 +4,14 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use parlor_engine::{
-    Ban, Entry, Error, ErrorKind, NewEntry, ReadState, Result, RoomId, RoomPatch, Seq, SeqRange,
-    StoredRoom, UserId,
-    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store},
+    Ban, ControlEvent, Entry, Error, ErrorKind, NewEntry, OutboxEvent, ReadState, Result, RoomId,
+    RoomPatch, Seq, SeqRange, StoredRoom, UserId,
+    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store, WebhookCursor},
 };
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::OnConflict,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait, sea_query::OnConflict,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -21,6 +22,7 @@ use crate::{
     read_markers, retention, rooms,
     rows::{ban_row, invite_row, moderator_row, room_row, to_ban, to_entry, to_member, to_room},
     translate::{is_unique_violation, translate, translate_per_room},
+    webhooks,
 };
 
 /// Rooms and room logs in a SQL database through SeaORM.
@@ -168,6 +170,15 @@ impl SeaOrmStore {
     }
 }
 
+/// A transaction that takes SQLite's write lock at BEGIN (as the append
+/// does), so it never fails to upgrade a read lock midway.
+pub(crate) fn immediate() -> TransactionOptions {
+    TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    }
+}
+
 /// How many times a start tries the migrations (see [`SeaOrmStore::migrate`]).
 const MIGRATE_ATTEMPTS: u32 = 8;
 
@@ -212,11 +223,23 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
 #[async_trait]
 impl Store for SeaOrmStore {
     async fn create_room(&self, new: &StoredRoom) -> Result<CreateOutcome> {
-        match room::Entity::insert(room_row(new))
-            .exec_without_returning(&self.writes)
-            .await
-        {
-            Ok(_) => Ok(CreateOutcome::Created),
+        let created = ControlEvent::RoomCreated {
+            owner: new.owner.clone(),
+            capacity: new.capacity,
+            title: new.title.clone(),
+            private: new.private,
+        };
+        // The row and its `room.created` outbox row, in one transaction.
+        let insert = async {
+            let txn = self.writes.begin_with_options(immediate()).await?;
+            room::Entity::insert(room_row(new))
+                .exec_without_returning(&txn)
+                .await?;
+            webhooks::write_outbox(&txn, &new.id, &created).await?;
+            txn.commit().await
+        };
+        match insert.await {
+            Ok(()) => Ok(CreateOutcome::Created),
             Err(err) if is_unique_violation(&err) => {
                 let existing = self.room(&new.id).await?.ok_or_else(|| {
                     Error::new(ErrorKind::Internal, "internal error").with_source(err)
@@ -365,17 +388,27 @@ impl Store for SeaOrmStore {
 
     async fn set_ban(&self, room: &RoomId, user: &UserId, ban: Option<&Ban>) -> Result<()> {
         if let Some(ban) = ban {
-            // An upsert: a later ban replaces the earlier one whole.
-            ban::Entity::insert(ban_row(room, user, ban))
-                .on_conflict(
-                    OnConflict::columns([ban::Column::RoomId, ban::Column::UserId])
-                        .update_columns([ban::Column::UntilMs, ban::Column::Reason])
-                        .to_owned(),
-                )
-                .exec_without_returning(&self.writes)
-                .await
-                .map_err(translate_per_room)?;
-            return Ok(());
+            let banned = ControlEvent::MemberBanned {
+                user: user.clone(),
+                until: ban.until,
+                reason: ban.reason.clone(),
+            };
+            // An upsert: a later ban replaces the earlier one whole; its
+            // `member.banned` outbox row goes in the same transaction.
+            let upsert = async {
+                let txn = self.writes.begin_with_options(immediate()).await?;
+                ban::Entity::insert(ban_row(room, user, ban))
+                    .on_conflict(
+                        OnConflict::columns([ban::Column::RoomId, ban::Column::UserId])
+                            .update_columns([ban::Column::UntilMs, ban::Column::Reason])
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await?;
+                webhooks::write_outbox(&txn, room, &banned).await?;
+                txn.commit().await
+            };
+            return upsert.await.map_err(translate_per_room);
         }
         let deleted = ban::Entity::delete_by_id((room.to_string(), user.to_string()))
             .exec(&self.writes)
@@ -435,6 +468,53 @@ impl Store for SeaOrmStore {
 
     async fn read_states(&self, user: &UserId, rooms: &[RoomId]) -> Result<Vec<ReadState>> {
         read_markers::states(&self.reads, user, rooms)
+            .await
+            .map_err(translate)
+    }
+
+    async fn set_webhooks(&self, hooks: &[String]) -> Result<()> {
+        webhooks::register(&self.writes, hooks)
+            .await
+            .map_err(translate)
+    }
+
+    async fn webhook_rooms(
+        &self,
+        hook: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<RoomId>> {
+        webhooks::rooms_behind(&self.reads, hook, after, limit)
+            .await
+            .map_err(translate)
+    }
+
+    async fn webhook_cursor(&self, hook: &str, room: &RoomId) -> Result<Option<WebhookCursor>> {
+        webhooks::cursor(&self.reads, hook, room)
+            .await
+            .map_err(translate)
+    }
+
+    async fn outbox(
+        &self,
+        room: &RoomId,
+        after: u64,
+        upto: Seq,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>> {
+        webhooks::outbox(&self.reads, room, after, upto, limit)
+            .await
+            .map_err(translate)
+    }
+
+    async fn advance_webhook(
+        &self,
+        hook: &str,
+        room: &RoomId,
+        from: Option<WebhookCursor>,
+        to: WebhookCursor,
+    ) -> Result<bool> {
+        webhooks::advance(&self.writes, hook, room, from, to)
             .await
             .map_err(translate)
     }

@@ -77,9 +77,9 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     );
     send(&db, 2, "b").await.unwrap();
 
-    // Back past m0008, m0007, m0006, m0005, m0004 and m0003: the first
-    // index again.
-    Migrator::down(&db, Some(6)).await.unwrap();
+    // Back past m0009, m0008, m0007, m0006, m0005, m0004 and m0003: the
+    // first index again.
+    Migrator::down(&db, Some(7)).await.unwrap();
     assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "b").await.is_err(), "still unique after down");
@@ -146,9 +146,9 @@ async fn owners_and_invitations_come_to_rooms_stored_before_them() {
     );
     drop(store);
 
-    // Down (past m0008 and m0007 too): the columns and the table go, the
+    // Down (past m0009, m0008 and m0007 too): the columns and the table go, the
     // room stays; up again.
-    Migrator::down(&db, Some(3)).await.unwrap();
+    Migrator::down(&db, Some(4)).await.unwrap();
     assert_eq!(
         columns(&db, "parlor_rooms").await,
         ["id", "capacity", "title", "last_seq", "created_at"]
@@ -215,9 +215,9 @@ async fn data_closing_and_moderation_come_to_rooms_stored_before_them() {
     assert_eq!(store.ban(&r, &bo).await.unwrap(), Some(ban));
     drop(store);
 
-    // Down (past m0008 too): the columns and tables go, the room and its
+    // Down (past m0009 and m0008 too): the columns and tables go, the room and its
     // entry stay; up again.
-    Migrator::down(&db, Some(2)).await.unwrap();
+    Migrator::down(&db, Some(3)).await.unwrap();
     assert!(
         !columns(&db, "parlor_rooms")
             .await
@@ -291,6 +291,11 @@ async fn amendments_retention_and_read_markers_come_to_logs_stored_before_them()
     assert_eq!(room.retention, Some(retention));
     drop(store);
 
+    // Down past m0009: the webhooks' tables go.
+    assert!(!columns(&db, "parlor_outbox").await.is_empty());
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(columns(&db, "parlor_outbox").await.is_empty());
+    assert!(columns(&db, "parlor_webhook_cursors").await.is_empty());
     // Down: the columns and the table go, and so do the amendments (the
     // schema before has no such kind); the room and its entries stay.
     Migrator::down(&db, Some(1)).await.unwrap();

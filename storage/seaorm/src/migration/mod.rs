@@ -12,6 +12,7 @@ mod m0005_client_id_first;
 mod m0006_owners_privacy_invites;
 mod m0007_data_closing_moderation;
 mod m0008_amendments_retention_read_markers;
+mod m0009_webhooks;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_owners_privacy_invites::Migration),
             Box::new(m0007_data_closing_moderation::Migration),
             Box::new(m0008_amendments_retention_read_markers::Migration),
+            Box::new(m0009_webhooks::Migration),
         ]
     }
 

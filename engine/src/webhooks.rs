@@ -1,0 +1,349 @@
+//! Webhook delivery (docs/contract.md §8, "Webhooks"): each hook's task
+//! reads the rooms' events from storage after the hook's durable cursor,
+//! hands a batch to its [`EventSink`], and moves the cursors only when the
+//! sink took it. So delivery is at least once and in order per room, a
+//! stop of any kind resumes where the cursors stand, and appends never
+//! wait for a hook: the task reads what they stored, after they stored it.
+//!
+//! A room's stream is its log merged with its outbox rows, each row after
+//! the entry at its `after_seq`. The merge is safe against appends running
+//! at the same time: an outbox row is written under the room's lock with
+//! `after_seq` = the head, so once entry `s` is visible every row placed
+//! before it is too; a round delivers up to the last entry it read and the
+//! rows placed up to it, and a row placed after it waits for the next round.
+//!
+//! In a cluster one node at a time delivers a hook (a lease tied to the
+//! node's own, `SeatLeases::hold_webhook`); cursors move by compare-and-set,
+//! so a node that lost the lease mid-request cannot move them past events
+//! the new holder has not delivered.
+
+use std::{
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use rand::Rng;
+use tokio::{sync::watch, time::Instant};
+
+use crate::{
+    entry::SeqRange,
+    error::Result,
+    events::RoomEvent,
+    ids::RoomId,
+    ports::{EventSink, Store, WebhookCursor},
+    state::EngineState,
+};
+
+/// How many rooms one round looks at; the batch is shared out among them.
+const ROOMS_PER_ROUND: u32 = 64;
+/// The first wait after a failed try; each further failure doubles it.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
+/// One hook and what its task has done, for `/metrics`.
+pub(crate) struct Hook {
+    sink: Arc<dyn EventSink>,
+    label: String,
+    delivered: AtomicU64,
+    failed_tries: AtomicU64,
+    failing: AtomicBool,
+}
+
+impl Hook {
+    pub(crate) fn new(sink: Arc<dyn EventSink>) -> Self {
+        Hook {
+            label: sink.label(),
+            sink,
+            delivered: AtomicU64::new(0),
+            failed_tries: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.sink.name()
+    }
+
+    pub(crate) fn stats(&self) -> WebhookStats {
+        WebhookStats {
+            hook: self.label.clone(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed_tries: self.failed_tries.load(Ordering::Relaxed),
+            failing: self.failing.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What one webhook's delivery has done since the engine started
+/// (`Engine::webhooks`; the server's `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebhookStats {
+    /// The hook's label (its URL without query or credentials).
+    pub hook: String,
+    /// Events the receiver took (2xx), counting redeliveries.
+    pub delivered: u64,
+    /// Requests that failed (not 2xx, or no answer).
+    pub failed_tries: u64,
+    /// Whether the retry wait reached its cap (`webhook_retry_max`)
+    /// without a success since: the receiver is down or refusing.
+    pub failing: bool,
+}
+
+/// One room's part of a batch: where its cursor was and where it goes.
+struct Advance {
+    room: RoomId,
+    from: Option<WebhookCursor>,
+    to: WebhookCursor,
+}
+
+/// Runs `hook`'s delivery until the engine is dropped. `changes` ticks
+/// when something was stored (an append, a control change).
+pub(crate) async fn run(
+    engine: Weak<EngineState>,
+    hook: Arc<Hook>,
+    mut changes: watch::Receiver<u64>,
+) {
+    let Some((store, config)) = engine
+        .upgrade()
+        .map(|s| (Arc::clone(&s.store), s.config.clone()))
+    else {
+        return;
+    };
+    let mut start: Option<RoomId> = None;
+    let mut held_until: Option<Instant> = None;
+    let mut idle = false;
+    loop {
+        if idle {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(config.webhook_poll) => {}
+            }
+        }
+        idle = true;
+        let Some(state) = engine.upgrade() else {
+            return;
+        };
+        if !holds(&state, &hook, &mut held_until).await {
+            continue;
+        }
+        drop(state);
+        let round = collect(store.as_ref(), &hook, &mut start, config.webhook_batch).await;
+        let (events, advances) = match round {
+            Ok(round) => round,
+            Err(err) => {
+                tracing::warn!(hook = %hook.label, code = err.code(), "could not read the events to deliver");
+                continue;
+            }
+        };
+        if events.is_empty() {
+            continue;
+        }
+        if !deliver(&engine, &hook, &events, config.webhook_retry_max).await {
+            return;
+        }
+        for Advance { room, from, to } in advances {
+            match store.advance_webhook(hook.name(), &room, from, to).await {
+                Ok(true) => {}
+                // Another node delivered, or a purge reset the room: the
+                // next round reads from where the cursor is now.
+                Ok(false) => tracing::debug!(hook = %hook.label, %room, "cursor moved meanwhile"),
+                Err(err) => {
+                    tracing::warn!(hook = %hook.label, %room, code = err.code(), "could not store a webhook cursor; its events go again");
+                }
+            }
+        }
+        idle = false;
+    }
+}
+
+/// Whether this node delivers `hook` now: always on a single node; in a
+/// cluster while it holds the hook's lease, asked again every third of
+/// the lease ttl.
+async fn holds(state: &EngineState, hook: &Hook, held_until: &mut Option<Instant>) -> bool {
+    let Some(cluster) = &state.cluster else {
+        return true;
+    };
+    if held_until.is_some_and(|until| Instant::now() < until) {
+        return true;
+    }
+    *held_until = None;
+    match cluster
+        .leases
+        .hold_webhook(hook.name(), &cluster.node_id)
+        .await
+    {
+        Ok(true) => {
+            *held_until = Some(Instant::now() + cluster.lease_ttl / 3);
+            true
+        }
+        Ok(false) => false,
+        Err(err) => {
+            tracing::warn!(hook = %hook.label, code = err.code(), "could not renew the webhook's lease");
+            false
+        }
+    }
+}
+
+/// One round's events: up to `batch` of them from up to
+/// [`ROOMS_PER_ROUND`] rooms behind, each room's in order. The rooms are
+/// taken in id order from where the last round stopped, so every room's
+/// turn comes.
+async fn collect(
+    store: &dyn Store,
+    hook: &Hook,
+    start: &mut Option<RoomId>,
+    batch: u32,
+) -> Result<(Vec<RoomEvent>, Vec<Advance>)> {
+    let mut rooms = store
+        .webhook_rooms(hook.name(), start.as_ref(), ROOMS_PER_ROUND)
+        .await?;
+    if rooms.is_empty() && start.is_some() {
+        rooms = store
+            .webhook_rooms(hook.name(), None, ROOMS_PER_ROUND)
+            .await?;
+    }
+    *start = if rooms.len() < ROOMS_PER_ROUND as usize {
+        None
+    } else {
+        rooms.last().cloned()
+    };
+    let mut events = Vec::new();
+    let mut advances = Vec::new();
+    let share = (batch / u32::try_from(rooms.len()).unwrap_or(u32::MAX).max(1)).max(1);
+    for room in rooms {
+        let (from, to, backlog) = room_backlog(store, hook.name(), &room, share).await?;
+        if !backlog.is_empty() {
+            events.extend(backlog);
+            advances.push(Advance { room, from, to });
+        }
+    }
+    Ok((events, advances))
+}
+
+/// Up to `limit` of `room`'s events after `hook`'s cursor, in order, with
+/// the cursor before and after them.
+async fn room_backlog(
+    store: &dyn Store,
+    hook: &str,
+    room: &RoomId,
+    limit: u32,
+) -> Result<(Option<WebhookCursor>, WebhookCursor, Vec<RoomEvent>)> {
+    let cursor = store.webhook_cursor(hook, room).await?;
+    // No cursor yet: from the oldest stored entry (a purged room: none).
+    let base = match cursor {
+        Some(cursor) => cursor,
+        None => WebhookCursor {
+            seq: store
+                .room(room)
+                .await?
+                .map_or(0, |r| r.first_seq.saturating_sub(1)),
+            outbox_id: 0,
+        },
+    };
+    let entries = store
+        .entries(room, SeqRange::after(base.seq, limit))
+        .await?;
+    // Rows placed up to the last entry read; with none read, up to where
+    // the cursor stands (a row placed after an entry not read yet waits).
+    let upto = entries.last().map_or(base.seq, |e| e.seq);
+    let outbox = store.outbox(room, base.outbox_id, upto, limit).await?;
+    let mut to = base;
+    let mut events = Vec::with_capacity(entries.len() + outbox.len());
+    let mut outbox = outbox.into_iter().peekable();
+    let limit = limit as usize;
+    for entry in entries {
+        while let Some(row) = outbox.next_if(|o| o.after_seq < entry.seq) {
+            to.outbox_id = row.outbox_id;
+            events.push(RoomEvent::Control(row));
+        }
+        if events.len() >= limit {
+            break;
+        }
+        to.seq = entry.seq;
+        events.push(RoomEvent::Entry(entry));
+    }
+    for row in outbox {
+        if events.len() >= limit || row.after_seq > to.seq {
+            break;
+        }
+        to.outbox_id = row.outbox_id;
+        events.push(RoomEvent::Control(row));
+    }
+    Ok((cursor, to, events))
+}
+
+/// Hands `events` to the hook's sink until it takes them, waiting longer
+/// after each failure; false when the engine was dropped meanwhile.
+async fn deliver(
+    engine: &Weak<EngineState>,
+    hook: &Hook,
+    events: &[RoomEvent],
+    retry_max: Duration,
+) -> bool {
+    let mut failures: u32 = 0;
+    loop {
+        match hook.sink.deliver(events).await {
+            Ok(()) => {
+                hook.delivered
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                if hook.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(hook = %hook.label, "webhook delivers again");
+                }
+                return true;
+            }
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                hook.failed_tries.fetch_add(1, Ordering::Relaxed);
+                let (wait, capped) = retry_wait(failures, retry_max);
+                if capped && !hook.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(hook = %hook.label, failures, "webhook is failing; still retrying");
+                }
+                tracing::warn!(
+                    hook = %hook.label, code = err.code(), error = %err, failures,
+                    wait_ms = wait.as_millis() as u64, events = events.len(),
+                    "webhook delivery failed"
+                );
+                tokio::time::sleep(wait).await;
+                if engine.strong_count() == 0 {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// The wait after the `failures`-th failure in a row: 200 ms doubled each
+/// time, capped at `max`, then drawn from its upper half (jitter, so hooks
+/// and nodes that failed together do not retry together); and whether the
+/// cap was reached.
+fn retry_wait(failures: u32, max: Duration) -> (Duration, bool) {
+    let doubled = FIRST_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(20));
+    let capped = doubled >= max;
+    let wait = doubled.min(max);
+    let jittered = wait.mul_f64(rand::rng().random_range(0.5..=1.0));
+    (jittered, capped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_waits_double_with_jitter_up_to_the_cap() {
+        let max = Duration::from_secs(10);
+        for failures in 1..40 {
+            let (wait, capped) = retry_wait(failures, max);
+            let full = FIRST_RETRY
+                .saturating_mul(1 << (failures - 1).min(20))
+                .min(max);
+            assert!(wait <= full && wait >= full / 2, "{failures}: {wait:?}");
+            assert_eq!(capped, full == max, "{failures}");
+        }
+        // 200 ms · 2^6 = 12.8 s: the 7th failure in a row reaches 10 s.
+        assert!(!retry_wait(6, max).1);
+        assert!(retry_wait(7, max).1);
+    }
+}

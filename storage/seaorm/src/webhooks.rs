@@ -1,0 +1,268 @@
+//! Webhooks' queries of the `Store` port (docs/contract.md §8): the
+//! registered hooks, their cursors (a compare-and-set), the outbox rows of
+//! the control changes, and which rooms a hook has not caught up with.
+//!
+//! The SQL is written once with `$n` parameters; SQLite reads the same
+//! numbers as `?n` ([`sql`]).
+
+use std::borrow::Cow;
+
+use parlor_engine::{ControlEvent, OutboxEvent, RoomId, Seq, Timestamp, ports::WebhookCursor};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+/// `text` for `backend`: SQLite numbers its parameters `?1`, Postgres `$1`.
+/// (No statement here has a `$` anywhere else.)
+fn sql(backend: DbBackend, text: &str) -> Cow<'_, str> {
+    if backend == DbBackend::Postgres {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.replace('$', "?"))
+    }
+}
+
+fn statement(backend: DbBackend, text: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(backend, sql(backend, text), values)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64, what: &str) -> Result<u64, DbErr> {
+    u64::try_from(n).map_err(|_| DbErr::Custom(format!("stored row has an invalid {what}")))
+}
+
+/// Writes `event` of `room` as an outbox row inside `txn`, placed after
+/// the room's head (0 when the room is not stored: purged) — only while a
+/// hook is registered. The caller holds the room's row lock (Postgres) or
+/// the write lock (SQLite), so the head cannot move before it commits.
+pub(crate) async fn write_outbox(
+    txn: &impl ConnectionTrait,
+    room: &RoomId,
+    event: &ControlEvent,
+) -> Result<(), DbErr> {
+    const INSERT: &str = "INSERT INTO parlor_outbox \
+           (event_id, room_id, after_seq, at_ms, kind, data) \
+         SELECT $1, $2, COALESCE((SELECT last_seq FROM parlor_rooms WHERE id = $2), 0), \
+           $3, $4, $5 \
+         WHERE EXISTS (SELECT 1 FROM parlor_webhooks)";
+    let data = serde_json::to_string(&event.data())
+        .map_err(|e| DbErr::Custom(format!("outbox data to JSON: {e}")))?;
+    let values: [Value; 5] = [
+        Uuid::now_v7().to_string().into(),
+        room.as_str().into(),
+        Timestamp::now().millis().into(),
+        event.type_name().into(),
+        data.into(),
+    ];
+    let backend = txn.get_database_backend();
+    txn.execute_raw(statement(backend, INSERT, values)).await?;
+    Ok(())
+}
+
+/// A purge's part, inside its transaction: the room's log is gone, so its
+/// outbox rows and every hook's cursor in it move to seq 0, where the id's
+/// next incarnation starts its stream.
+pub(crate) async fn rewind_purged(txn: &impl ConnectionTrait, room: &RoomId) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    for text in [
+        "UPDATE parlor_outbox SET after_seq = 0 WHERE room_id = $1",
+        "UPDATE parlor_webhook_cursors SET seq = 0 WHERE room_id = $1",
+    ] {
+        txn.execute_raw(statement(backend, text, [room.as_str().into()]))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Registers exactly `hooks`, in one transaction; forgets the others'
+/// cursors, and with no hook every outbox row.
+pub(crate) async fn register(db: &DatabaseConnection, hooks: &[String]) -> Result<(), DbErr> {
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let txn = db.begin_with_options(options).await?;
+    let backend = db.get_database_backend();
+    txn.execute_raw(statement(backend, "DELETE FROM parlor_webhooks", []))
+        .await?;
+    for hook in hooks {
+        txn.execute_raw(statement(
+            backend,
+            "INSERT INTO parlor_webhooks (hook) VALUES ($1) ON CONFLICT DO NOTHING",
+            [hook.as_str().into()],
+        ))
+        .await?;
+    }
+    txn.execute_raw(statement(
+        backend,
+        "DELETE FROM parlor_webhook_cursors \
+         WHERE hook NOT IN (SELECT hook FROM parlor_webhooks)",
+        [],
+    ))
+    .await?;
+    if hooks.is_empty() {
+        txn.execute_raw(statement(backend, "DELETE FROM parlor_outbox", []))
+            .await?;
+    }
+    txn.commit().await
+}
+
+/// Up to `limit` rooms after `after`, ascending by id, with entries above
+/// `hook`'s cursor (no cursor: any stored entry) or outbox rows past it.
+///
+/// It reads every room's row: fine for the thousands of rooms one
+/// database serves, and it runs once per delivery round, not per append.
+pub(crate) async fn rooms_behind(
+    db: &DatabaseConnection,
+    hook: &str,
+    after: Option<&RoomId>,
+    limit: u32,
+) -> Result<Vec<RoomId>, DbErr> {
+    const SELECT: &str = "SELECT id FROM (\
+           SELECT r.id AS id FROM parlor_rooms r \
+           LEFT JOIN parlor_webhook_cursors c ON c.hook = $1 AND c.room_id = r.id \
+           WHERE r.last_seq > COALESCE(c.seq, r.first_seq - 1) \
+           UNION \
+           SELECT o.room_id AS id FROM parlor_outbox o \
+           LEFT JOIN parlor_webhook_cursors c ON c.hook = $1 AND c.room_id = o.room_id \
+           WHERE o.id > COALESCE(c.outbox_id, 0)\
+         ) AS behind WHERE id > $2 ORDER BY id LIMIT $3";
+    let backend = db.get_database_backend();
+    // Every id is non-empty, so it sorts after "".
+    let after = after.map_or("", RoomId::as_str);
+    let values: [Value; 3] = [hook.into(), after.into(), i64::from(limit).into()];
+    let rows = db.query_all_raw(statement(backend, SELECT, values)).await?;
+    rows.into_iter()
+        .map(|row| {
+            let id: String = row.try_get_by_index(0)?;
+            RoomId::new(&id).map_err(|_| DbErr::Custom("stored row has an invalid room id".into()))
+        })
+        .collect()
+}
+
+/// `hook`'s cursor in `room`.
+pub(crate) async fn cursor(
+    db: &DatabaseConnection,
+    hook: &str,
+    room: &RoomId,
+) -> Result<Option<WebhookCursor>, DbErr> {
+    const SELECT: &str = "SELECT seq, outbox_id FROM parlor_webhook_cursors \
+         WHERE hook = $1 AND room_id = $2";
+    let backend = db.get_database_backend();
+    let values: [Value; 2] = [hook.into(), room.as_str().into()];
+    let Some(row) = db.query_one_raw(statement(backend, SELECT, values)).await? else {
+        return Ok(None);
+    };
+    Ok(Some(WebhookCursor {
+        seq: to_u64(row.try_get_by_index(0)?, "seq")?,
+        outbox_id: to_u64(row.try_get_by_index(1)?, "outbox id")?,
+    }))
+}
+
+/// Up to `limit` of `room`'s outbox rows with `id > after` and
+/// `after_seq <= upto`, ascending by id.
+pub(crate) async fn outbox(
+    db: &DatabaseConnection,
+    room: &RoomId,
+    after: u64,
+    upto: Seq,
+    limit: u32,
+) -> Result<Vec<OutboxEvent>, DbErr> {
+    const SELECT: &str = "SELECT id, event_id, after_seq, at_ms, kind, data FROM parlor_outbox \
+         WHERE room_id = $1 AND id > $2 AND after_seq <= $3 ORDER BY id LIMIT $4";
+    let backend = db.get_database_backend();
+    let values: [Value; 4] = [
+        room.as_str().into(),
+        to_i64(after).into(),
+        to_i64(upto).into(),
+        i64::from(limit).into(),
+    ];
+    let rows = db.query_all_raw(statement(backend, SELECT, values)).await?;
+    rows.iter().map(|row| to_outbox_event(row, room)).collect()
+}
+
+fn to_outbox_event(row: &QueryResult, room: &RoomId) -> Result<OutboxEvent, DbErr> {
+    let bad = |what: &str| DbErr::Custom(format!("stored outbox row has an invalid {what}"));
+    let event_id: String = row.try_get_by_index(1)?;
+    let kind: String = row.try_get_by_index(4)?;
+    let data: String = row.try_get_by_index(5)?;
+    let data = serde_json::from_str(&data).map_err(|_| bad("data"))?;
+    Ok(OutboxEvent {
+        outbox_id: to_u64(row.try_get_by_index(0)?, "outbox id")?,
+        id: Uuid::parse_str(&event_id).map_err(|_| bad("event id"))?,
+        room_id: room.clone(),
+        after_seq: to_u64(row.try_get_by_index(2)?, "seq")?,
+        at: Timestamp(row.try_get_by_index(3)?),
+        event: ControlEvent::from_stored(&kind, &data).map_err(|_| bad("kind or data"))?,
+    })
+}
+
+/// Moves `hook`'s cursor in `room` from `from` to `to` if it is still
+/// `from`; then drops the room's outbox rows every registered hook passed,
+/// and a purged room's cursors once none of its rows is left.
+pub(crate) async fn advance(
+    db: &DatabaseConnection,
+    hook: &str,
+    room: &RoomId,
+    from: Option<WebhookCursor>,
+    to: WebhookCursor,
+) -> Result<bool, DbErr> {
+    const INSERT: &str = "INSERT INTO parlor_webhook_cursors (hook, room_id, seq, outbox_id) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    const UPDATE: &str = "UPDATE parlor_webhook_cursors SET seq = $3, outbox_id = $4 \
+         WHERE hook = $1 AND room_id = $2 AND seq = $5 AND outbox_id = $6";
+    const DROP_PASSED: &str = "DELETE FROM parlor_outbox WHERE room_id = $1 AND id <= \
+         (SELECT MIN(COALESCE(c.outbox_id, 0)) FROM parlor_webhooks h \
+          LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = $1)";
+    const DROP_PURGED: &str = "DELETE FROM parlor_webhook_cursors WHERE room_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM parlor_rooms WHERE id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM parlor_outbox WHERE room_id = $1)";
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = vec![
+        hook.into(),
+        room.as_str().into(),
+        to_i64(to.seq).into(),
+        to_i64(to.outbox_id).into(),
+    ];
+    let moved = match from {
+        None => db.execute_raw(statement(backend, INSERT, values)).await?,
+        Some(from) => {
+            values.push(to_i64(from.seq).into());
+            values.push(to_i64(from.outbox_id).into());
+            db.execute_raw(statement(backend, UPDATE, values)).await?
+        }
+    };
+    if moved.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if to.outbox_id > from.unwrap_or_default().outbox_id {
+        db.execute_raw(statement(backend, DROP_PASSED, [room.as_str().into()]))
+            .await?;
+        db.execute_raw(statement(backend, DROP_PURGED, [room.as_str().into()]))
+            .await?;
+    }
+    Ok(true)
+}
+
+/// The highest seq every registered hook delivered in `room`, read inside
+/// a prune's transaction; `None` when no hook is registered.
+pub(crate) async fn delivered(
+    txn: &impl ConnectionTrait,
+    room: &str,
+) -> Result<Option<i64>, DbErr> {
+    const SELECT: &str = "SELECT MIN(COALESCE(c.seq, 0)) FROM parlor_webhooks h \
+         LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = $1";
+    let backend = txn.get_database_backend();
+    let row = txn
+        .query_one_raw(statement(backend, SELECT, [room.into()]))
+        .await?;
+    Ok(row
+        .map(|row| row.try_get_by_index::<Option<i64>>(0))
+        .transpose()?
+        .flatten())
+}
