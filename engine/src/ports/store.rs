@@ -223,7 +223,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Registers exactly `hooks` (their names: the URLs) as the webhooks
     /// that get outbox rows and hold back retention; forgets every other
-    /// hook and its cursors. With none, every outbox row goes too.
+    /// hook and its cursors. With none, every outbox row goes too. A hook
+    /// not registered before gets a cursor at every stored room's head,
+    /// past every outbox row: it hears what happens from now on.
     async fn set_webhooks(&self, hooks: &[String]) -> Result<()>;
 
     /// Up to `limit` rooms, ascending by id after `after`, with events

@@ -1596,7 +1596,21 @@ async fn behind(store: &dyn Store, hook: &str, room: &RoomId) -> bool {
 
 async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str) {
     let (h1, h2) = (format!("http://{p}/one"), format!("http://{p}/two"));
+    let earlier = new_room(store, p, "hooked-earlier").await;
+    one(store, text(&earlier, "ann", "e1", "before any hook")).await;
     store.set_webhooks(&[h1.clone(), h2.clone()]).await.unwrap();
+    // A new hook hears what happens from now on: it starts at the head.
+    let at = store.webhook_cursor(&h1, &earlier).await.unwrap();
+    assert_eq!(at.map(|c| c.seq), Some(1), "a new hook starts at the head");
+    assert!(!behind(store, &h1, &earlier).await);
+    one(store, text(&earlier, "ann", "e2", "after")).await;
+    assert!(behind(store, &h1, &earlier).await);
+    store.set_webhooks(&[h1.clone(), h2.clone()]).await.unwrap();
+    assert_eq!(
+        store.webhook_cursor(&h1, &earlier).await.unwrap(),
+        at,
+        "registering again moves nothing"
+    );
 
     // Control changes land in the outbox after the head they saw.
     let a = new_room(store, p, "hooked").await;

@@ -580,9 +580,31 @@ impl Store for MemoryStore {
     async fn set_webhooks(&self, hooks: &[String]) -> Result<()> {
         self.enter().await?;
         let mut state = self.state.lock().expect("memory store lock");
-        state.hooks = hooks.iter().cloned().collect();
-        let State { hooks, cursors, .. } = &mut *state;
+        let known = std::mem::replace(&mut state.hooks, hooks.iter().cloned().collect());
+        let State {
+            hooks,
+            cursors,
+            rooms,
+            outbox,
+            last_outbox_id,
+            ..
+        } = &mut *state;
         cursors.retain(|(hook, _), _| hooks.contains(hook));
+        // A new hook starts at every room's head, past every outbox row.
+        for hook in hooks.iter().filter(|h| !known.contains(*h)) {
+            let heads = rooms
+                .values()
+                .filter_map(|r| r.room.as_ref())
+                .map(|r| (r.id.clone(), r.last_seq));
+            let purged = outbox.iter().map(|o| (o.room_id.clone(), 0));
+            for (room, seq) in heads.chain(purged) {
+                let start = WebhookCursor {
+                    seq,
+                    outbox_id: *last_outbox_id,
+                };
+                cursors.entry((hook.clone(), room)).or_insert(start);
+            }
+        }
         if state.hooks.is_empty() {
             state.outbox.clear();
         }

@@ -9,10 +9,12 @@ use std::borrow::Cow;
 
 use parlor_engine::{ControlEvent, OutboxEvent, RoomId, Seq, Timestamp, ports::WebhookCursor};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
+    TransactionTrait, Value,
 };
 use uuid::Uuid;
+
+use crate::store::immediate;
 
 /// `text` for `backend`: SQLite numbers its parameters `?1`, Postgres `$1`.
 /// (No statement here has a `$` anywhere else.)
@@ -80,14 +82,28 @@ pub(crate) async fn rewind_purged(txn: &impl ConnectionTrait, room: &RoomId) -> 
 }
 
 /// Registers exactly `hooks`, in one transaction; forgets the others'
-/// cursors, and with no hook every outbox row.
+/// cursors, and with no hook every outbox row. A hook new to the store
+/// starts at every room's head: it hears what happens from now on.
 pub(crate) async fn register(db: &DatabaseConnection, hooks: &[String]) -> Result<(), DbErr> {
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    let txn = db.begin_with_options(options).await?;
+    // Every stored room at its head and past every outbox row so far, and
+    // purged rooms' rows (their room is gone) passed too. (`WHERE true`:
+    // SQLite reads `ON` after a bare FROM as a join's.)
+    const START_AT_HEADS: &str = "INSERT INTO parlor_webhook_cursors \
+           (hook, room_id, seq, outbox_id) \
+         SELECT $1, r.id, r.last_seq, (SELECT COALESCE(MAX(id), 0) FROM parlor_outbox) \
+         FROM parlor_rooms r WHERE true ON CONFLICT DO NOTHING";
+    const PAST_PURGED: &str = "INSERT INTO parlor_webhook_cursors \
+           (hook, room_id, seq, outbox_id) \
+         SELECT DISTINCT $1, o.room_id, 0, (SELECT COALESCE(MAX(id), 0) FROM parlor_outbox) \
+         FROM parlor_outbox o WHERE true ON CONFLICT DO NOTHING";
+    let txn = db.begin_with_options(immediate()).await?;
     let backend = db.get_database_backend();
+    let known: Vec<String> = txn
+        .query_all_raw(statement(backend, "SELECT hook FROM parlor_webhooks", []))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect::<Result<_, _>>()?;
     txn.execute_raw(statement(backend, "DELETE FROM parlor_webhooks", []))
         .await?;
     for hook in hooks {
@@ -105,6 +121,12 @@ pub(crate) async fn register(db: &DatabaseConnection, hooks: &[String]) -> Resul
         [],
     ))
     .await?;
+    for hook in hooks.iter().filter(|h| !known.contains(h)) {
+        for text in [START_AT_HEADS, PAST_PURGED] {
+            txn.execute_raw(statement(backend, text, [hook.as_str().into()]))
+                .await?;
+        }
+    }
     if hooks.is_empty() {
         txn.execute_raw(statement(backend, "DELETE FROM parlor_outbox", []))
             .await?;

@@ -11,6 +11,8 @@ use std::{
     time::Duration,
 };
 
+pub mod webhook_receiver;
+
 /// The `X-Api-Key` of the service `ops` every test server knows.
 pub const API_KEY: &str = "ops-secret-0123456789abcdef";
 
