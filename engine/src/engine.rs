@@ -18,6 +18,7 @@ use crate::{
     config::EngineConfig,
     entry::{Data, Entry, EntryKind, HistoryPage, Message, NewEntry, Seq, SeqRange},
     error::{Error, ErrorKind, Result},
+    hooks::{Hook, WebhookStats},
     ids::{RoomId, UserId},
     join::{self, Reservation},
     lease_keeper, lifecycle,
@@ -37,7 +38,7 @@ use crate::{
     stats::{Counters, EngineStats, HistogramSnapshot},
     store_writer::StoreWriter,
     ticket::TicketMint,
-    webhooks::{self, Hook, WebhookStats},
+    webhooks,
 };
 
 /// The chat engine as transports see it: object-safe, held as
@@ -331,7 +332,7 @@ impl EngineBuilder {
 
     /// Delivers room events to `sink` too (a webhook: `parlor-webhook`),
     /// at least once and in order per room, from a cursor kept in the
-    /// store (docs/contract.md §8, "Webhooks"). Every node of a cluster
+    /// store (docs/contract.md §10). Every node of a cluster
     /// needs the same sinks: each registers its list at start.
     pub fn webhook(mut self, sink: Arc<dyn EventSink>) -> Self {
         self.sinks.push(sink);

@@ -1,4 +1,4 @@
-//! Room events: what a webhook hears (docs/contract.md §8, "Webhooks").
+//! Room events: what a webhook hears (docs/contract.md §10).
 //!
 //! Almost every event *is* a log entry: a `join` is `member.joined`, a
 //! `leave` `member.left`, and a message, edit or redaction

@@ -63,6 +63,7 @@ mod entry;
 mod entry_stream;
 mod error;
 mod events;
+mod hooks;
 mod ids;
 mod join;
 mod lease_keeper;
@@ -103,6 +104,7 @@ pub use entry::{
 pub use entry_stream::{EntryStream, Live};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ControlEvent, OutboxEvent, RoomEvent};
+pub use hooks::WebhookStats;
 pub use ids::{MAX_ID_CHARS, RoomId, SeatId, UserId};
 pub use join::{Joined, Reservation, SeatGuard};
 pub use limits::RateLimit;
@@ -118,4 +120,3 @@ pub use room::{
 };
 pub use signals::{APP_SIGNAL_PREFIX, MAX_SIGNAL_DATA_BYTES, MAX_SIGNAL_NAME_BYTES};
 pub use stats::{EngineStats, Gauge, GaugeGuard, Histogram, HistogramSnapshot};
-pub use webhooks::WebhookStats;

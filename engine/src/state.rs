@@ -13,6 +13,7 @@ use tokio::{runtime::Handle, sync::watch};
 use crate::{
     config::EngineConfig,
     error::{ErrorKind, Result},
+    hooks::Hook,
     ids::{RoomId, UserId},
     limits::UserLimits,
     live_room::LiveRoom,
@@ -23,7 +24,6 @@ use crate::{
     stats::Counters,
     store_writer::StoreWriter,
     ticket::TicketMint,
-    webhooks::Hook,
 };
 
 /// One engine's shared state (`Engine` is an `Arc` of it).

@@ -1,6 +1,6 @@
-//! Webhook delivery (docs/contract.md §8, "Webhooks"): each hook's task
+//! Webhook delivery (docs/contract.md §10): each hook's task
 //! reads the rooms' events from storage after the hook's durable cursor,
-//! hands a batch to its [`EventSink`], and moves the cursors only when the
+//! hands a batch to its `EventSink`, and moves the cursors only when the
 //! sink took it. So delivery is at least once and in order per room, a
 //! stop of any kind resumes where the cursors stand, and appends never
 //! wait for a hook: the task reads what they stored, after they stored it.
@@ -18,10 +18,7 @@
 //! the new holder has not delivered.
 
 use std::{
-    sync::{
-        Arc, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
+    sync::{Arc, Weak, atomic::Ordering},
     time::Duration,
 };
 
@@ -32,8 +29,9 @@ use crate::{
     entry::SeqRange,
     error::Result,
     events::RoomEvent,
+    hooks::Hook,
     ids::RoomId,
-    ports::{EventSink, Store, WebhookCursor},
+    ports::{Store, WebhookCursor},
     state::EngineState,
 };
 
@@ -41,56 +39,6 @@ use crate::{
 const ROOMS_PER_ROUND: u32 = 64;
 /// The first wait after a failed try; each further failure doubles it.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
-
-/// One hook and what its task has done, for `/metrics`.
-pub(crate) struct Hook {
-    sink: Arc<dyn EventSink>,
-    label: String,
-    delivered: AtomicU64,
-    failed_tries: AtomicU64,
-    failing: AtomicBool,
-}
-
-impl Hook {
-    pub(crate) fn new(sink: Arc<dyn EventSink>) -> Self {
-        Hook {
-            label: sink.label(),
-            sink,
-            delivered: AtomicU64::new(0),
-            failed_tries: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
-        }
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        self.sink.name()
-    }
-
-    pub(crate) fn stats(&self) -> WebhookStats {
-        WebhookStats {
-            hook: self.label.clone(),
-            delivered: self.delivered.load(Ordering::Relaxed),
-            failed_tries: self.failed_tries.load(Ordering::Relaxed),
-            failing: self.failing.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// What one webhook's delivery has done since the engine started
-/// (`Engine::webhooks`; the server's `/metrics`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WebhookStats {
-    /// The hook's label (its URL without query or credentials).
-    pub hook: String,
-    /// Events the receiver took (2xx), counting redeliveries.
-    pub delivered: u64,
-    /// Requests that failed (not 2xx, or no answer).
-    pub failed_tries: u64,
-    /// Whether the retry wait reached its cap (`webhook_retry_max`)
-    /// without a success since: the receiver is down or refusing.
-    pub failing: bool,
-}
 
 /// One room's part of a batch: where its cursor was and where it goes.
 struct Advance {

@@ -1,4 +1,4 @@
-//! Webhook delivery (docs/contract.md §8, "Webhooks") on the engine alone,
+//! Webhook delivery (docs/contract.md §10) on the engine alone,
 //! with a sink that records what it is handed: each room's events in
 //! order, control events between the entries they came after; a failing
 //! sink retried with backoff and marked failing, never losing an event;

@@ -16,7 +16,7 @@ use std::{
 };
 
 /// The sections of docs/contract.md, as the code cites them.
-const SECTIONS: [(u32, &str); 9] = [
+const SECTIONS: [(u32, &str); 10] = [
     (1, "Identity"),
     (2, "Rooms and seats"),
     (3, "The room log"),
@@ -26,6 +26,7 @@ const SECTIONS: [(u32, &str); 9] = [
     (7, "Error codes"),
     (8, "Liveness and tokens on live connections"),
     (9, "Origins"),
+    (10, "Webhooks"),
 ];
 
 /// Directories that hold no sources of the project.

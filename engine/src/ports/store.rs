@@ -95,7 +95,7 @@ impl Appended {
 ///   not outlive it in its edits.
 /// - Read markers are monotone: a lower seq than the stored one changes
 ///   nothing.
-/// - Webhooks (docs/contract.md §8): `set_webhooks` names the registered
+/// - Webhooks (docs/contract.md §10): `set_webhooks` names the registered
 ///   hooks. While any is registered, `create_room`, `close_room` (once per
 ///   room: closing a closed room again writes nothing) and `set_ban`
 ///   (`Some`) write an outbox row ([`OutboxEvent`]) in the same

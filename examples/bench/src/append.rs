@@ -4,10 +4,14 @@
 //! entry is stored). Every `--batch-max` value runs in the same invocation;
 //! `1` is the one-transaction-per-message baseline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parlor_engine::Principal;
-use parlor_engine::{ChatEngine, EngineConfig, Retention, RoomId, RoomSpec, UserId};
+use parlor_engine::{
+    ChatEngine, EngineConfig, Retention, RoomId, RoomSpec, UserId, ports::EventSink,
+};
+use parlor_webhook::WebhookSink;
 
 use crate::{
     latency::Latencies,
@@ -34,6 +38,53 @@ pub(crate) struct Params {
     /// sends again as soon as its ack comes (closed loop, the most the
     /// store takes).
     pub(crate) rate: Option<f64>,
+    /// A webhook beside the appends: none, a receiver that is down, or
+    /// one that takes everything.
+    pub(crate) webhook: Webhook,
+}
+
+/// The webhook an append run delivers to (docs/contract.md §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Webhook {
+    /// No webhook.
+    None,
+    /// A URL where nothing listens: every request fails at once and is
+    /// retried with backoff, as with a receiver that is down.
+    Down,
+    /// A receiver in this process that answers 200 to everything.
+    Up,
+}
+
+impl Webhook {
+    fn name(self) -> &'static str {
+        match self {
+            Webhook::None => "none",
+            Webhook::Down => "down",
+            Webhook::Up => "up",
+        }
+    }
+
+    /// The sinks for the engine: none, or one to a dead port or to a
+    /// receiver started here.
+    async fn sinks(self) -> Vec<Arc<dyn EventSink>> {
+        let url = match self {
+            Webhook::None => return Vec::new(),
+            Webhook::Down => {
+                // Bound and dropped: the port refuses connections.
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                format!("http://{}/hook", listener.local_addr().unwrap())
+            }
+            Webhook::Up => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let url = format!("http://{}/hook", listener.local_addr().unwrap());
+                let app = axum::Router::new().route("/hook", axum::routing::post(|| async {}));
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                url
+            }
+        };
+        let sink = WebhookSink::new(&url, b"bench-secret", Duration::from_secs(10)).unwrap();
+        vec![Arc::new(sink)]
+    }
 }
 
 /// How senders make their client ids. What storage pays for its
@@ -132,7 +183,7 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
             .retention_interval(Duration::from_millis(p.retention_interval_ms))
             .prune_batch(p.prune_batch);
     }
-    let bench = store::engine(url, config).await;
+    let bench = store::engine_with(url, config, p.webhook.sinks().await).await;
     let engine = bench.engine.clone();
     let prefix = store::run_prefix();
 
@@ -233,6 +284,7 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
         .param("prune_batch", p.prune_batch)
         .param("rate", p.rate.unwrap_or(0.0))
         .param("seconds", p.seconds)
+        .param("webhook", p.webhook.name())
         .metric("acked", acked)
         .metric("msgs_per_sec", (acked as f64 / elapsed).round())
         .metric("p50_ms", p50)
@@ -241,4 +293,8 @@ async fn once(p: &Params, url: Option<&str>, batch_max: usize) -> Line {
         .metric("transactions", batches)
         .metric("mean_batch", acked as f64 / batches.max(1) as f64)
         .metric("stored_entries_at_end", stored)
+        .metric(
+            "webhook_events_delivered",
+            engine.webhooks().first().map_or(0, |h| h.delivered),
+        )
 }

@@ -109,6 +109,11 @@ enum Scenario {
         /// fast as acks come (closed loop).
         #[arg(long)]
         rate: Option<f64>,
+        /// A webhook beside the appends: `none`, `down` (nothing listens:
+        /// every try fails and backs off) or `up` (a receiver in this
+        /// process takes everything).
+        #[arg(long, value_enum, default_value_t = append::Webhook::None)]
+        webhook: append::Webhook,
     },
     /// Concurrent reserves on one room.
     JoinStorm {
@@ -215,6 +220,7 @@ fn main() {
                 retention_interval_ms,
                 prune_batch,
                 rate,
+                webhook,
             } => {
                 append::run(
                     &append::Params {
@@ -228,6 +234,7 @@ fn main() {
                         retention_interval_ms,
                         prune_batch,
                         rate,
+                        webhook,
                     },
                     &mut report,
                 )

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use parlor_engine::Principal;
-use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId};
+use parlor_engine::{ChatEngine, Engine, EngineConfig, RoomId, RoomSpec, UserId, ports::EventSink};
 use parlor_seaorm::SeaOrmStore;
 
 /// An engine on real storage, and what keeps that storage alive.
@@ -16,6 +16,15 @@ pub(crate) struct BenchEngine {
 
 /// Opens `database_url`, or a temporary SQLite file when it is `None`.
 pub(crate) async fn engine(database_url: Option<&str>, config: EngineConfig) -> BenchEngine {
+    engine_with(database_url, config, Vec::new()).await
+}
+
+/// [`engine`], delivering to `sinks` too (webhooks).
+pub(crate) async fn engine_with(
+    database_url: Option<&str>,
+    config: EngineConfig,
+    sinks: Vec<Arc<dyn EventSink>>,
+) -> BenchEngine {
     let (url, dir) = match database_url {
         Some(url) => (url.to_owned(), None),
         None => {
@@ -33,8 +42,12 @@ pub(crate) async fn engine(database_url: Option<&str>, config: EngineConfig) -> 
         "sqlite"
     };
     let store = SeaOrmStore::open(&url).await.expect("open storage");
-    let engine = Engine::builder(Arc::new(store))
-        .config(config)
+    let engine = sinks
+        .into_iter()
+        .fold(
+            Engine::builder(Arc::new(store)).config(config),
+            |b, sink| b.webhook(sink),
+        )
         .start()
         .await
         .expect("start the engine");

@@ -193,7 +193,7 @@ pub struct Config {
     pub authz_hook_timeout: std::time::Duration,
 
     /// A webhook: room events are POSTed to this URL (plain HTTP), in
-    /// batches, signed with `--webhook-secret` (docs/contract.md §8).
+    /// batches, signed with `--webhook-secret` (docs/contract.md §10).
     /// Repeat the flag for several; in the environment, separate them
     /// with commas. Every node of a cluster needs the same list.
     #[arg(long = "webhook", env = "PARLOR_WEBHOOKS", value_delimiter = ',')]

@@ -1,4 +1,4 @@
-//! Webhooks end to end (docs/contract.md §8), with the real binary and a
+//! Webhooks end to end (docs/contract.md §10), with the real binary and a
 //! receiver on `127.0.0.1:0`: 3 rooms × 1 000 messages while the server is
 //! SIGKILLed twice — every event arrives at least once, each room's in
 //! seq order, no stored seq missing, every request signed; and a receiver

@@ -1,4 +1,4 @@
-//! Webhooks' queries of the `Store` port (docs/contract.md §8): the
+//! Webhooks' queries of the `Store` port (docs/contract.md §10): the
 //! registered hooks, their cursors (a compare-and-set), the outbox rows of
 //! the control changes, and which rooms a hook has not caught up with.
 //!

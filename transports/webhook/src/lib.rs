@@ -1,6 +1,6 @@
 //! # parlor-webhook
 //!
-//! Parlor's webhooks (docs/contract.md §8): an [`EventSink`] that sends a
+//! Parlor's webhooks (docs/contract.md §10): an [`EventSink`] that sends a
 //! batch of room events as one signed HTTP `POST`. The engine decides what
 //! to send and when — each room's events in order, from a cursor kept in
 //! storage, retried until a 2xx — and this crate only shapes the request:

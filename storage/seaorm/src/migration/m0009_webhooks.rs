@@ -1,4 +1,4 @@
-//! Webhooks (docs/contract.md §8):
+//! Webhooks (docs/contract.md §10):
 //!
 //! - `parlor_webhooks (hook)`: the registered hooks, by name (their URLs).
 //!   While any is registered, control changes write outbox rows and
