@@ -31,7 +31,7 @@ use crate::{
     events::RoomEvent,
     hooks::Hook,
     ids::RoomId,
-    ports::{Store, WebhookCursor},
+    ports::{CursorMove, Store, WebhookCursor},
     state::EngineState,
 };
 
@@ -39,13 +39,6 @@ use crate::{
 const ROOMS_PER_ROUND: u32 = 64;
 /// The first wait after a failed try; each further failure doubles it.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
-
-/// One room's part of a batch: where its cursor was and where it goes.
-struct Advance {
-    room: RoomId,
-    from: Option<WebhookCursor>,
-    to: WebhookCursor,
-}
 
 /// Runs `hook`'s delivery until the engine is dropped. `changes` ticks
 /// when something was stored (an append, a control change).
@@ -92,15 +85,18 @@ pub(crate) async fn run(
         if !deliver(&engine, &hook, &events, config.webhook_retry_max).await {
             return;
         }
-        for Advance { room, from, to } in advances {
-            match store.advance_webhook(hook.name(), &room, from, to).await {
-                Ok(true) => {}
-                // Another node delivered, or a purge reset the room: the
-                // next round reads from where the cursor is now.
-                Ok(false) => tracing::debug!(hook = %hook.label, %room, "cursor moved meanwhile"),
-                Err(err) => {
-                    tracing::warn!(hook = %hook.label, %room, code = err.code(), "could not store a webhook cursor; its events go again");
+        // One transaction for the whole batch's cursors. A cursor that
+        // moved meanwhile (another node delivered, a purge reset it) stays:
+        // the next round reads from where it is now.
+        match store.advance_webhook(hook.name(), &advances).await {
+            Ok(moved) => {
+                let stale = moved.iter().filter(|m| !**m).count();
+                if stale > 0 {
+                    tracing::debug!(hook = %hook.label, stale, "cursors moved meanwhile");
                 }
+            }
+            Err(err) => {
+                tracing::warn!(hook = %hook.label, code = err.code(), "could not store the webhook's cursors; their events go again");
             }
         }
         idle = false;
@@ -144,7 +140,7 @@ async fn collect(
     hook: &Hook,
     start: &mut Option<RoomId>,
     batch: u32,
-) -> Result<(Vec<RoomEvent>, Vec<Advance>)> {
+) -> Result<(Vec<RoomEvent>, Vec<CursorMove>)> {
     let mut rooms = store
         .webhook_rooms(hook.name(), start.as_ref(), ROOMS_PER_ROUND)
         .await?;
@@ -165,7 +161,7 @@ async fn collect(
         let (from, to, backlog) = room_backlog(store, hook.name(), &room, share).await?;
         if !backlog.is_empty() {
             events.extend(backlog);
-            advances.push(Advance { room, from, to });
+            advances.push(CursorMove { room, from, to });
         }
     }
     Ok((events, advances))

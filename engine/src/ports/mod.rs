@@ -19,5 +19,6 @@ pub use cluster::{Cluster, PendingClaims, SeatLeases, Seated, SeatedUser};
 pub use event_sink::EventSink;
 pub use policy::{Action, Decision, PolicyRequest, RoomPolicy};
 pub use store::{
-    Appended, CreateOutcome, PruneBound, Pruned, Store, WebhookCursor, prune_room_by_room,
+    Appended, CreateOutcome, CursorMove, PruneBound, Pruned, Store, WebhookCursor,
+    prune_room_by_room,
 };

@@ -251,16 +251,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<OutboxEvent>>;
 
-    /// Moves `hook`'s cursor in `room` from `from` (`None`: no cursor yet)
-    /// to `to`; false, changing nothing, when the cursor is not `from`
-    /// (another node delivered, or a purge reset it).
-    async fn advance_webhook(
-        &self,
-        hook: &str,
-        room: &RoomId,
-        from: Option<WebhookCursor>,
-        to: WebhookCursor,
-    ) -> Result<bool>;
+    /// Moves `hook`'s cursors, each from its `from` (`None`: no cursor
+    /// yet) to its `to`, in one transaction, and answers for each whether
+    /// it moved: false, changing nothing for that room, when its cursor is
+    /// not `from` (another node delivered, or a purge reset it).
+    async fn advance_webhook(&self, hook: &str, moves: &[CursorMove]) -> Result<Vec<bool>>;
 
     /// How many `append` transactions the engine may have in flight at once
     /// (never two batches of the same room). A store with one writer (SQLite)
@@ -300,6 +295,17 @@ pub struct WebhookCursor {
     pub seq: Seq,
     /// The last outbox row delivered (0: none).
     pub outbox_id: u64,
+}
+
+/// One room's cursor move in [`Store::advance_webhook`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorMove {
+    /// The room.
+    pub room: RoomId,
+    /// Where the cursor was read (`None`: there was none).
+    pub from: Option<WebhookCursor>,
+    /// Where it goes.
+    pub to: WebhookCursor,
 }
 
 /// What [`Store::prune`] may delete: an entry below `below_seq`, or one

@@ -20,7 +20,7 @@ use crate::{
     error::{Error, ErrorKind, Result},
     events::{ControlEvent, OutboxEvent},
     ids::{RoomId, UserId},
-    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store, WebhookCursor},
+    ports::{Appended, CreateOutcome, CursorMove, PruneBound, Pruned, Store, WebhookCursor},
     room::{Ban, ReadState, RoomPatch, StoredRoom},
 };
 
@@ -666,36 +666,35 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn advance_webhook(
-        &self,
-        hook: &str,
-        room: &RoomId,
-        from: Option<WebhookCursor>,
-        to: WebhookCursor,
-    ) -> Result<bool> {
+    async fn advance_webhook(&self, hook: &str, moves: &[CursorMove]) -> Result<Vec<bool>> {
         self.enter().await?;
         let mut state = self.state.lock().expect("memory store lock");
-        let key = (hook.to_owned(), room.clone());
-        if state.cursors.get(&key).copied() != from {
-            return Ok(false);
+        let mut moved = Vec::with_capacity(moves.len());
+        for CursorMove { room, from, to } in moves {
+            let key = (hook.to_owned(), room.clone());
+            if state.cursors.get(&key).copied() != *from {
+                moved.push(false);
+                continue;
+            }
+            state.cursors.insert(key, *to);
+            moved.push(true);
+            // Rows every registered hook passed are of no more use.
+            let passed = state
+                .hooks
+                .iter()
+                .map(|h| {
+                    state
+                        .cursors
+                        .get(&(h.clone(), room.clone()))
+                        .map_or(0, |c| c.outbox_id)
+                })
+                .min()
+                .unwrap_or(0);
+            state
+                .outbox
+                .retain(|o| &o.room_id != room || o.outbox_id > passed);
         }
-        state.cursors.insert(key, to);
-        // Rows every registered hook passed are of no more use.
-        let passed = state
-            .hooks
-            .iter()
-            .map(|h| {
-                state
-                    .cursors
-                    .get(&(h.clone(), room.clone()))
-                    .map_or(0, |c| c.outbox_id)
-            })
-            .min()
-            .unwrap_or(0);
-        state
-            .outbox
-            .retain(|o| &o.room_id != room || o.outbox_id > passed);
-        Ok(true)
+        Ok(moved)
     }
 
     fn append_lanes(&self) -> usize {

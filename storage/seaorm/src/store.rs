@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use parlor_engine::{
     Ban, ControlEvent, Entry, Error, ErrorKind, NewEntry, OutboxEvent, ReadState, Result, RoomId,
     RoomPatch, Seq, SeqRange, StoredRoom, UserId,
-    ports::{Appended, CreateOutcome, PruneBound, Pruned, Store, WebhookCursor},
+    ports::{Appended, CreateOutcome, CursorMove, PruneBound, Pruned, Store, WebhookCursor},
 };
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
@@ -507,14 +507,8 @@ impl Store for SeaOrmStore {
             .map_err(translate)
     }
 
-    async fn advance_webhook(
-        &self,
-        hook: &str,
-        room: &RoomId,
-        from: Option<WebhookCursor>,
-        to: WebhookCursor,
-    ) -> Result<bool> {
-        webhooks::advance(&self.writes, hook, room, from, to)
+    async fn advance_webhook(&self, hook: &str, moves: &[CursorMove]) -> Result<Vec<bool>> {
+        webhooks::advance(&self.writes, hook, moves)
             .await
             .map_err(translate)
     }

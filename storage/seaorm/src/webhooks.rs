@@ -7,7 +7,10 @@
 
 use std::borrow::Cow;
 
-use parlor_engine::{ControlEvent, OutboxEvent, RoomId, Seq, Timestamp, ports::WebhookCursor};
+use parlor_engine::{
+    ControlEvent, OutboxEvent, RoomId, Seq, Timestamp,
+    ports::{CursorMove, WebhookCursor},
+};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
     TransactionTrait, Value,
@@ -224,16 +227,15 @@ fn to_outbox_event(row: &QueryResult, room: &RoomId) -> Result<OutboxEvent, DbEr
     })
 }
 
-/// Moves `hook`'s cursor in `room` from `from` to `to` if it is still
-/// `from`; then drops the room's outbox rows every registered hook passed,
-/// and a purged room's cursors once none of its rows is left.
+/// Moves each of `hook`'s cursors from its `from` to its `to` if it is
+/// still `from`, in one transaction; then drops the outbox rows every
+/// registered hook passed in those rooms, and a purged room's cursors once
+/// none of its rows is left.
 pub(crate) async fn advance(
     db: &DatabaseConnection,
     hook: &str,
-    room: &RoomId,
-    from: Option<WebhookCursor>,
-    to: WebhookCursor,
-) -> Result<bool, DbErr> {
+    moves: &[CursorMove],
+) -> Result<Vec<bool>, DbErr> {
     const INSERT: &str = "INSERT INTO parlor_webhook_cursors (hook, room_id, seq, outbox_id) \
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
     const UPDATE: &str = "UPDATE parlor_webhook_cursors SET seq = $3, outbox_id = $4 \
@@ -245,30 +247,34 @@ pub(crate) async fn advance(
          AND NOT EXISTS (SELECT 1 FROM parlor_rooms WHERE id = $1) \
          AND NOT EXISTS (SELECT 1 FROM parlor_outbox WHERE room_id = $1)";
     let backend = db.get_database_backend();
-    let mut values: Vec<Value> = vec![
-        hook.into(),
-        room.as_str().into(),
-        to_i64(to.seq).into(),
-        to_i64(to.outbox_id).into(),
-    ];
-    let moved = match from {
-        None => db.execute_raw(statement(backend, INSERT, values)).await?,
-        Some(from) => {
-            values.push(to_i64(from.seq).into());
-            values.push(to_i64(from.outbox_id).into());
-            db.execute_raw(statement(backend, UPDATE, values)).await?
+    let txn = db.begin_with_options(immediate()).await?;
+    let mut moved = Vec::with_capacity(moves.len());
+    for CursorMove { room, from, to } in moves {
+        let mut values: Vec<Value> = vec![
+            hook.into(),
+            room.as_str().into(),
+            to_i64(to.seq).into(),
+            to_i64(to.outbox_id).into(),
+        ];
+        let done = match from {
+            None => txn.execute_raw(statement(backend, INSERT, values)).await?,
+            Some(from) => {
+                values.push(to_i64(from.seq).into());
+                values.push(to_i64(from.outbox_id).into());
+                txn.execute_raw(statement(backend, UPDATE, values)).await?
+            }
+        };
+        let this = done.rows_affected() > 0;
+        moved.push(this);
+        if this && to.outbox_id > from.unwrap_or_default().outbox_id {
+            for text in [DROP_PASSED, DROP_PURGED] {
+                txn.execute_raw(statement(backend, text, [room.as_str().into()]))
+                    .await?;
+            }
         }
-    };
-    if moved.rows_affected() == 0 {
-        return Ok(false);
     }
-    if to.outbox_id > from.unwrap_or_default().outbox_id {
-        db.execute_raw(statement(backend, DROP_PASSED, [room.as_str().into()]))
-            .await?;
-        db.execute_raw(statement(backend, DROP_PURGED, [room.as_str().into()]))
-            .await?;
-    }
-    Ok(true)
+    txn.commit().await?;
+    Ok(moved)
 }
 
 /// The highest seq every registered hook delivered in `room`, read inside
