@@ -48,7 +48,7 @@ use parlor_engine::{Entry, EntryKind, NewEntry, Result, ports::Appended};
 use sea_orm::{
     ActiveValue::Set,
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -59,6 +59,7 @@ use crate::{
     append_sqlite::{self, KnownHeads},
     entity::{entry, member},
     rows::to_entry,
+    transactions::immediate,
     translate::{is_unique_violation, room_not_stored, translate_append},
 };
 #[cfg(feature = "postgres")]
@@ -326,11 +327,7 @@ async fn append_once(
     // long as the busy timeout allows: a transaction that read first
     // and then wrote could not wait, it would fail at once with BUSY
     // while another connection to the file writes. (Postgres ignores it.)
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    let txn = writes.begin_with_options(options).await?;
+    let txn = writes.begin_with_options(immediate()).await?;
     let out = append_in(&txn, dialect, batch, seats, duplicates).await?;
     txn.commit().await?;
     Ok(out)

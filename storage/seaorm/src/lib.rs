@@ -93,6 +93,7 @@ mod retention;
 mod rooms;
 mod rows;
 mod store;
+mod transactions;
 mod translate;
 mod webhooks;
 

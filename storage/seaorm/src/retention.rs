@@ -7,8 +7,8 @@ use parlor_engine::{
     ports::{PruneBound, Pruned},
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QuerySelect,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QuerySelect, Statement,
+    TransactionTrait, Value,
 };
 
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ use crate::{
     append_sqlite::{json, statement},
     entity::room,
     rows::to_room,
+    transactions::immediate,
     webhooks,
 };
 
@@ -90,11 +91,7 @@ pub(crate) async fn prune(
     max_rows: u32,
 ) -> Result<Pruned, DbErr> {
     let backend = db.get_database_backend();
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    let txn = db.begin_with_options(options).await?;
+    let txn = db.begin_with_options(immediate()).await?;
     let id = room_id.as_str();
     let postgres = backend == DbBackend::Postgres;
     if postgres {
@@ -231,11 +228,7 @@ pub(crate) async fn prune_rooms_sqlite(
          FROM jsonb_each(?1) AS c WHERE parlor_entries.room_id = c.value ->> 0 \
            AND parlor_entries.target_seq <= c.value ->> 1 \
            AND parlor_entries.kind = 'edit' AND NOT parlor_entries.redacted";
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    };
-    let txn = db.begin_with_options(options).await?;
+    let txn = db.begin_with_options(immediate()).await?;
     let ids: Vec<&str> = rooms.iter().map(|(id, _)| id.as_str()).collect();
     let mut heads = HashMap::new();
     for row in txn.query_all_raw(statement(HEADS, [json(&ids)?])).await? {

@@ -11,7 +11,7 @@ use sea_orm::{
 use crate::{
     entity::{ban, entry, invite, member, moderator, read_marker, room},
     rows::{retention_columns, to_room},
-    store::immediate,
+    transactions::immediate,
     webhooks,
 };
 

@@ -10,8 +10,8 @@ use parlor_engine::{
 };
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait, sea_query::OnConflict,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    sea_query::OnConflict,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -21,6 +21,7 @@ use crate::{
     migration::Migrator,
     read_markers, retention, rooms,
     rows::{ban_row, invite_row, moderator_row, room_row, to_ban, to_entry, to_member, to_room},
+    transactions::immediate,
     translate::{is_unique_violation, translate, translate_per_room},
     webhooks,
 };
@@ -167,15 +168,6 @@ impl SeaOrmStore {
             return Err(ErrorKind::RoomNotFound.into());
         }
         Ok(())
-    }
-}
-
-/// A transaction that takes SQLite's write lock at BEGIN (as the append
-/// does), so it never fails to upgrade a read lock midway.
-pub(crate) fn immediate() -> TransactionOptions {
-    TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
     }
 }
 

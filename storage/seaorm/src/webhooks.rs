@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::store::immediate;
+use crate::transactions::immediate;
 
 /// `text` for `backend`: SQLite numbers its parameters `?1`, Postgres `$1`.
 /// (No statement here has a `$` anywhere else.)
