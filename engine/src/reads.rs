@@ -123,14 +123,37 @@ pub(crate) async fn room_info(
         };
         let occupancy = cluster.leases.seated(id).await?.occupancy;
         let read = read_state_of(state, principal, id).await?;
-        return Ok(Some(info(stored, occupancy, read)));
+        let can_moderate = may_moderate(state, principal, id, &stored).await?;
+        return Ok(Some(RoomInfo {
+            can_moderate: Some(can_moderate),
+            ..info(stored, occupancy, read)
+        }));
     }
     let occupancy = state
         .directory
         .get(id)
         .map_or(0, |room| room.ledger().occupancy());
     let read = read_state_of(state, principal, id).await?;
-    Ok(Some(info(facts, occupancy, read)))
+    let can_moderate = may_moderate(state, principal, id, &facts).await?;
+    Ok(Some(RoomInfo {
+        can_moderate: Some(can_moderate),
+        ..info(facts, occupancy, read)
+    }))
+}
+
+/// Whether the policy lets the caller moderate the room (a page shows its
+/// kick and ban buttons by it).
+async fn may_moderate(
+    state: &EngineState,
+    principal: &Principal,
+    id: &RoomId,
+    facts: &StoredRoom,
+) -> Result<bool> {
+    match authorize(state, principal, id, Some(facts), Action::Moderate).await {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == ErrorKind::Forbidden => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// The caller's read state in the room; `None` for a service.
@@ -159,6 +182,7 @@ fn info(stored: StoredRoom, occupancy: u32, read: Option<ReadState>) -> RoomInfo
         first_seq: stored.first_seq,
         retention: stored.retention,
         read,
+        can_moderate: None,
     }
 }
 

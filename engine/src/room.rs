@@ -171,6 +171,10 @@ pub struct RoomInfo {
     /// The caller's read marker and unread count, for a user (not a
     /// service); `None` otherwise.
     pub read: Option<ReadState>,
+    /// Whether the caller may moderate the room (kick, ban, redact
+    /// others' messages: the policy's `moderate`), in one room's facts;
+    /// `None` in a listing (not asked per room).
+    pub can_moderate: Option<bool>,
 }
 
 /// A user's read state in a room (docs/contract.md §2, "Read markers").

@@ -45,6 +45,10 @@ export async function chat(render: (entries: Entry[], outbox: OutboxItem[]) => v
   const edited: Entry = await room.edit(3, "fixed");
   const erased: Entry = await room.redact(edited.seq, "oops");
   console.log(erased.target_seq);
+  if (room.canModerate) {
+    await room.kick("mallory", "spam");
+    await room.ban("mallory", { until: "2030-01-01T00:00:00Z" });
+  }
   const facts = await client.http<{ unread?: number }>("GET", `/rooms/${room.id}`);
   console.log(clientId, unread, typing, last, facts.unread, client.userId, client.expiresAt);
   try {

@@ -314,6 +314,34 @@ try {
   await dave.page.waitForFunction(() => document.querySelector("aside").getBoundingClientRect().left >= 0);
   await shot(dave.page, "07-phone-drawer");
 
+  step("alice, who made Talk, moderates: she kicks dave; every page shows it; joins and leaves in a row fold into one line");
+  await alice.page.click("[data-testid=rooms] button:has-text('Talk')");
+  const daveHere = alice.page.locator("[data-testid=members] .member[data-user=dave]");
+  await daveHere.locator("[data-testid=kick]").waitFor();
+  const bobKicks = await bob.page.locator("[data-testid=members] [data-testid=kick]").count();
+  assert(bobKicks === 0, `bob moderates nothing but sees ${bobKicks} Kick buttons`);
+  const mine = await alice.page.locator("[data-testid=members] .member[data-user=alice] [data-testid=kick]").count();
+  assert(mine === 0, "alice is offered to kick herself");
+  const kick = async () => {
+    alice.page.once("dialog", (d) => d.accept());
+    await alice.page.locator("[data-testid=members] .member[data-user=dave] [data-testid=kick]").click();
+  };
+  await kick();
+  await bob.page.waitForSelector("[data-testid=messages] li.system:text('dave left (removed)')");
+  await alice.page.waitForFunction(() => !document.querySelector("[data-testid=members] .member[data-user=dave]"));
+  // dave comes back, and is kicked again: leave, join, leave in a row.
+  await dave.page.evaluate(() => document.body.classList.add("drawer-open"));
+  await join(dave.page, "talk");
+  await daveHere.locator("[data-testid=kick]").waitFor();
+  await kick();
+  const summary = bob.page.locator("[data-testid=membership-summary]", { hasText: "dave left (removed)" });
+  await summary.waitFor();
+  const hiddenLines = await bob.page.$$eval("[data-testid=messages] li.system[hidden]", (l) => l.length);
+  assert(hiddenLines >= 3, `the run's ${hiddenLines} lines are not folded`);
+  await summary.click();
+  await bob.page.waitForFunction(() => !document.querySelector("[data-testid=messages] li.system[hidden]"));
+  await shot(alice.page, "08-moderation");
+
   assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(" | ")}`);
   // Refused typing signals (a burst of sends outruns the signal rate) must
   // not leave an error on a room whose messages all went through.

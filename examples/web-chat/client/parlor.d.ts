@@ -148,6 +148,8 @@ export class Room extends EventTarget {
   /** Your read marker here, and the others' messages after it. */
   readonly lastReadSeq: number;
   readonly unread: number;
+  /** Whether you may moderate here (kick, ban, delete others' messages). */
+  readonly canModerate: boolean;
   /** Entries held, ascending by seq. */
   readonly entries: Entry[];
   /** The last seq received on the stream: where a resume starts. */
@@ -164,6 +166,10 @@ export class Room extends EventTarget {
   edit(seq: number, body: string): Promise<Entry>;
   /** Deletes (redacts) the message at `seq`; resolves with the `redaction` entry. Throws ParlorError. */
   redact(seq: number, reason?: string): Promise<Entry>;
+  /** Takes `user`'s seat away (you moderate the room). Throws ParlorError. */
+  kick(user: string, reason?: string): Promise<void>;
+  /** Bans `user` until `until` (RFC 3339; for good without it). Throws ParlorError. */
+  ban(user: string, options?: { until?: string; reason?: string }): Promise<void>;
   /** Reads the page of history before the oldest entry held. */
   loadEarlier(limit?: number): Promise<void>;
   /** Moves your read marker (never back); the last entry held by default. */

@@ -664,6 +664,9 @@ export class Room extends EventTarget {
      * counted live and corrected by each `read_state`. */
     this.lastReadSeq = 0;
     this.unread = 0;
+    /** Whether you may moderate here (kick, ban, delete others' messages):
+     * from the room's facts. */
+    this.canModerate = false;
   }
 
   /** Marks the room read up to `seq` (the last entry held by default); the
@@ -775,6 +778,18 @@ export class Room extends EventTarget {
       this._path(`/messages/${seq}`),
       reason ? { reason } : {},
     );
+  }
+
+  /** Takes `user`'s seat away (you moderate the room); every page sees
+   * them leave, `kicked`. They may join again. Throws ParlorError. */
+  async kick(user, reason) {
+    await this.client.http("POST", this._path(`/kicks/${encodeURIComponent(user)}`), reason ? { reason } : {});
+  }
+
+  /** Bans `user` (you moderate the room): kicked if here, refused until
+   * `until` (RFC 3339; for good without it). Throws ParlorError. */
+  async ban(user, { until, reason } = {}) {
+    await this.client.http("PUT", this._path(`/bans/${encodeURIComponent(user)}`), { until, reason });
   }
 
   /** Drops a failed message from the outbox (it was never stored). */
@@ -966,7 +981,12 @@ export class Room extends EventTarget {
     this._refresh = setTimeout(async () => {
       try {
         const info = await this.client.http("GET", this._path());
-        Object.assign(this, { title: info.title, capacity: info.capacity, occupancy: info.occupancy });
+        Object.assign(this, {
+          title: info.title,
+          capacity: info.capacity,
+          occupancy: info.occupancy,
+          canModerate: info.can_moderate === true,
+        });
         if ((info.last_read_seq ?? 0) >= this.lastReadSeq && info.unread !== undefined) {
           this.lastReadSeq = info.last_read_seq;
           this.unread = info.unread;

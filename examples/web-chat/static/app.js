@@ -223,6 +223,64 @@ function entryItem(entry) {
   return li;
 }
 
+/* Three or more joins and leaves in a row (people reconnecting, a crowd
+ * arriving) fold into one line that says what changed — "bob reconnected
+ * · carol joined" — and opens on a click to the lines themselves. */
+const MEMBERSHIP_RUN = 3;
+const openRuns = new Set(); // first seq of each run the reader opened
+function collapseMembership(entries, items) {
+  const out = [];
+  let run = [];
+  const flush = () => {
+    if (run.length >= MEMBERSHIP_RUN) {
+      const key = entries[run[0]].seq;
+      const open = openRuns.has(key);
+      const summary = document.createElement("li");
+      summary.className = "system summary";
+      summary.dataset.testid = "membership-summary";
+      summary.textContent = `${membershipChanges(run.map((i) => entries[i]))} ${open ? "▾" : "▸"}`;
+      summary.title = `${run.length} joins and leaves`;
+      summary.addEventListener("click", () => {
+        if (openRuns.has(key)) openRuns.delete(key);
+        else openRuns.add(key);
+        drawRoom();
+      });
+      out.push(summary);
+      for (const i of run) items[i].hidden = !open;
+    }
+    for (const i of run) out.push(items[i]);
+    run = [];
+  };
+  entries.forEach((entry, i) => {
+    if (entry.kind === "join" || entry.kind === "leave") {
+      run.push(i);
+      return;
+    }
+    flush();
+    out.push(items[i]);
+  });
+  flush();
+  return out;
+}
+
+/** What a run of joins and leaves changed, per user, in order of first
+ * appearance: "bob reconnected · carol joined · dave came and went". */
+function membershipChanges(run) {
+  const byUser = new Map();
+  for (const e of run) {
+    const seen = byUser.get(e.sender);
+    byUser.set(e.sender, { first: seen?.first ?? e.kind, last: e.kind, reason: e.reason });
+  }
+  return [...byUser]
+    .map(([user, { first, last, reason }]) => {
+      if (first === "leave" && last === "join") return `${user} reconnected`;
+      if (first === "join" && last === "leave") return `${user} came and went`;
+      if (last === "join") return `${user} joined`;
+      return `${user} left${reason === "kicked" ? " (removed)" : ""}`;
+    })
+    .join(" · ");
+}
+
 /** A long body folds behind "Show more" (a button appended to `li`); what
  * the reader unfolded stays so through re-renders (keyed by `key`). */
 const unfolded = new Set();
@@ -286,6 +344,36 @@ function outboxItem(room, item) {
   return li;
 }
 
+/** "Here: alice, bob" — and, for a moderator, Kick and Ban by each other
+ * member. What they do shows on every open page as the member's `leave`. */
+function drawMembers(room) {
+  const line = $("#members");
+  line.replaceChildren();
+  if (!room.members.length) return;
+  line.append("Here: ");
+  room.members.forEach((user, i) => {
+    const name = document.createElement("span");
+    name.className = "member";
+    name.dataset.user = user;
+    name.textContent = user;
+    if (room.canModerate && user !== client.userId) {
+      const act = (what) => async () => {
+        if (!confirm(`${what === "kick" ? "Remove" : "Ban"} ${user} from this room?`)) return;
+        try {
+          await (what === "kick" ? room.kick(user) : room.ban(user));
+        } catch (err) {
+          $("#room-error").textContent = words(err);
+        }
+      };
+      const kick = button("Kick", "kick", act("kick"));
+      const ban = button("Ban", "ban", act("ban"));
+      kick.className = ban.className = "mod";
+      name.append(kick, ban);
+    }
+    line.append(name, i + 1 < room.members.length ? ", " : "");
+  });
+}
+
 /** "bob is typing…", "bob and carol are typing…", "3 people are typing…". */
 function typingLine(users) {
   if (users.length === 0) return "";
@@ -323,7 +411,7 @@ function drawRoom(jump) {
   $("#room-id").textContent = room.title ? room.id : "";
   $("#occupancy").textContent =
     room.capacity === null ? "" : `${room.occupancy ?? "?"} / ${room.capacity} seats`;
-  $("#members").textContent = room.members.length ? `Here: ${room.members.join(", ")}` : "";
+  drawMembers(room);
   $("#typing").textContent = typingLine(room.typingUsers);
   const error = room.status === "error" || room.error ? words(room.error) : "";
   const rejoining = room.status === "rejoining";
@@ -334,7 +422,8 @@ function drawRoom(jump) {
   const scroller = $("#scroller");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   // Edits and redactions show on the message they change, not as lines.
-  const items = room.entries.filter((e) => e.kind !== "edit" && e.kind !== "redaction").map(entryItem);
+  const shown = room.entries.filter((e) => e.kind !== "edit" && e.kind !== "redaction");
+  const items = collapseMembership(shown, shown.map(entryItem));
   for (const item of room.outbox) items.push(outboxItem(room, item));
   $("#messages").replaceChildren(...items);
   readSoon();

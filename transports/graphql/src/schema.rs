@@ -322,6 +322,9 @@ pub struct Room {
     /// Messages after the caller's read marker that others sent and that
     /// are not redacted; null for a service.
     unread: Option<i32>,
+    /// Whether the caller may moderate the room (kick, ban, redact others'
+    /// messages); null in the `rooms` listing.
+    can_moderate: Option<bool>,
 }
 
 impl From<RoomInfo> for Room {
@@ -338,6 +341,7 @@ impl From<RoomInfo> for Room {
             closed: r.closed,
             last_read_seq: r.read.map(|s| int(s.last_read_seq)),
             unread: r.read.map(|s| int(s.unread)),
+            can_moderate: r.can_moderate,
         }
     }
 }

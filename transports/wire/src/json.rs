@@ -170,7 +170,8 @@ impl<'a> From<&'a Reservation> for ReservationJson<'a> {
 /// A stored room (docs/contract.md §4, `GET /v1/rooms/{room_id}`):
 /// `{"room_id", "title", "capacity", "occupancy", "last_seq", "first_seq",
 /// "retention", "private", "closed"}` and, for a user (not a service),
-/// `"last_read_seq", "unread"`. `title` is null when the room has none,
+/// `"last_read_seq", "unread"`; one room's facts (not the listing) add
+/// `"can_moderate"`. `title` is null when the room has none,
 /// `retention` when the server's applies.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Room)]
@@ -201,6 +202,11 @@ pub struct RoomJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     unread: Option<u64>,
+    /// Whether the caller may moderate the room (kick, ban, redact others'
+    /// messages); in one room's facts, not in the listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    can_moderate: Option<bool>,
 }
 
 /// A room's own retention (docs/contract.md §2, "Retention"):
@@ -308,6 +314,7 @@ impl<'a> From<&'a RoomInfo> for RoomJson<'a> {
             closed: r.closed,
             last_read_seq: r.read.map(|read| read.last_read_seq),
             unread: r.read.map(|read| read.unread),
+            can_moderate: r.can_moderate,
         }
     }
 }
@@ -680,6 +687,7 @@ mod tests {
             first_seq: 1,
             retention: None,
             read: None,
+            can_moderate: None,
         };
         // A service's view: no read state.
         assert_eq!(
@@ -695,10 +703,12 @@ mod tests {
             last_read_seq: 2,
             unread: 1,
         });
+        room.can_moderate = Some(false);
         assert_eq!(
             to_text(&RoomJson::from(&room)),
-            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3,"first_seq":1,"retention":{"max_entries":500,"max_age":"30days"},"private":false,"closed":true,"last_read_seq":2,"unread":1}"#
+            r#"{"room_id":"lobby","title":null,"capacity":10,"occupancy":1,"last_seq":3,"first_seq":1,"retention":{"max_entries":500,"max_age":"30days"},"private":false,"closed":true,"last_read_seq":2,"unread":1,"can_moderate":false}"#
         );
+        room.can_moderate = None;
         room.retention = Some(Retention {
             max_entries: None,
             max_age: Some(std::time::Duration::from_secs(12 * 3600 + 30 * 60)),
