@@ -54,23 +54,26 @@ pub(crate) async fn run(
         return;
     };
     let mut start: Option<RoomId> = None;
-    let mut held_until: Option<Instant> = None;
+    let mut lease = Lease::default();
     let mut idle = false;
     loop {
         if idle {
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(config.webhook_poll) => {}
+            match lease.until.filter(|_| !lease.holds) {
+                // Another node delivers: nothing to do before asking again
+                // (an append here must not make this node ask each time).
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(config.webhook_poll) => {}
+                },
             }
         }
         idle = true;
-        let Some(state) = engine.upgrade() else {
-            return;
-        };
-        if !holds(&state, &hook, &mut held_until).await {
-            continue;
+        match holds(&engine, &hook, &mut lease).await {
+            None => return,
+            Some(false) => continue,
+            Some(true) => {}
         }
-        drop(state);
         let round = collect(store.as_ref(), &hook, &mut start, config.webhook_batch).await;
         let (events, advances) = match round {
             Ok(round) => round,
@@ -82,8 +85,19 @@ pub(crate) async fn run(
         if events.is_empty() {
             continue;
         }
-        if !deliver(&engine, &hook, &events, config.webhook_retry_max).await {
-            return;
+        match deliver(
+            &engine,
+            &hook,
+            &events,
+            config.webhook_retry_max,
+            &mut lease,
+        )
+        .await
+        {
+            Delivered::Taken => {}
+            // Another node delivers from the stored cursors now.
+            Delivered::LeaseLost => continue,
+            Delivered::EngineGone => return,
         }
         // One transaction for the whole batch's cursors. A cursor that
         // moved meanwhile (another node delivered, a purge reset it) stays:
@@ -96,39 +110,48 @@ pub(crate) async fn run(
                 }
             }
             Err(err) => {
+                // The same events go again; not at once, or a store that
+                // reads but cannot write would have them sent in a loop.
                 tracing::warn!(hook = %hook.label, code = err.code(), "could not store the webhook's cursors; their events go again");
+                tokio::time::sleep(config.webhook_poll).await;
+                continue;
             }
         }
         idle = false;
     }
 }
 
-/// Whether this node delivers `hook` now: always on a single node; in a
-/// cluster while it holds the hook's lease, asked again every third of
-/// the lease ttl.
-async fn holds(state: &EngineState, hook: &Hook, held_until: &mut Option<Instant>) -> bool {
+/// What this node last learnt of its hold on a hook, and until when it
+/// goes by it without asking.
+#[derive(Default)]
+struct Lease {
+    holds: bool,
+    until: Option<Instant>,
+}
+
+/// Whether this node delivers `hook` now (`None`: the engine is gone):
+/// always on a single node; in a cluster while it holds the hook's lease,
+/// asked every third of the lease ttl — a node that lost its lease may
+/// deliver for up to that long after another took over; the cursors'
+/// compare-and-set keeps that from skipping or rewinding anything.
+async fn holds(engine: &Weak<EngineState>, hook: &Hook, lease: &mut Lease) -> Option<bool> {
+    let state = engine.upgrade()?;
     let Some(cluster) = &state.cluster else {
-        return true;
+        return Some(true);
     };
-    if held_until.is_some_and(|until| Instant::now() < until) {
-        return true;
+    if lease.until.is_some_and(|until| Instant::now() < until) {
+        return Some(lease.holds);
     }
-    *held_until = None;
-    match cluster
+    let asked = cluster
         .leases
         .hold_webhook(hook.name(), &cluster.node_id)
-        .await
-    {
-        Ok(true) => {
-            *held_until = Some(Instant::now() + cluster.lease_ttl / 3);
-            true
-        }
-        Ok(false) => false,
-        Err(err) => {
-            tracing::warn!(hook = %hook.label, code = err.code(), "could not renew the webhook's lease");
-            false
-        }
+        .await;
+    lease.holds = asked.as_ref().is_ok_and(|held| *held);
+    lease.until = Some(Instant::now() + cluster.lease_ttl / 3);
+    if let Err(err) = asked {
+        tracing::warn!(hook = %hook.label, code = err.code(), "could not renew the webhook's lease");
     }
+    Some(lease.holds)
 }
 
 /// One round's events: up to `batch` of them from up to
@@ -185,6 +208,7 @@ async fn room_backlog(
                 .await?
                 .map_or(0, |r| r.first_seq.saturating_sub(1)),
             outbox_id: 0,
+            epoch: 0,
         },
     };
     let entries = store
@@ -199,7 +223,9 @@ async fn room_backlog(
     let mut outbox = outbox.into_iter().peekable();
     let limit = limit as usize;
     for entry in entries {
-        while let Some(row) = outbox.next_if(|o| o.after_seq < entry.seq) {
+        while events.len() < limit
+            && let Some(row) = outbox.next_if(|o| o.after_seq < entry.seq)
+        {
             to.outbox_id = row.outbox_id;
             events.push(RoomEvent::Control(row));
         }
@@ -216,17 +242,33 @@ async fn room_backlog(
         to.outbox_id = row.outbox_id;
         events.push(RoomEvent::Control(row));
     }
+    // A purge between the reads above rewound the room: what was read may
+    // mix two incarnations. Nothing of it goes this round.
+    if !events.is_empty() && store.webhook_cursor(hook, room).await? != cursor {
+        return Ok((cursor, base, Vec::new()));
+    }
     Ok((cursor, to, events))
 }
 
+/// How a delivery ended.
+enum Delivered {
+    /// The receiver took the batch.
+    Taken,
+    /// This node no longer holds the hook: the batch is dropped.
+    LeaseLost,
+    /// The engine was dropped meanwhile.
+    EngineGone,
+}
+
 /// Hands `events` to the hook's sink until it takes them, waiting longer
-/// after each failure; false when the engine was dropped meanwhile.
+/// after each failure, while this node still holds the hook.
 async fn deliver(
     engine: &Weak<EngineState>,
     hook: &Hook,
     events: &[RoomEvent],
     retry_max: Duration,
-) -> bool {
+    lease: &mut Lease,
+) -> Delivered {
     let mut failures: u32 = 0;
     loop {
         match hook.sink.deliver(events).await {
@@ -236,7 +278,7 @@ async fn deliver(
                 if hook.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!(hook = %hook.label, "webhook delivers again");
                 }
-                return true;
+                return Delivered::Taken;
             }
             Err(err) => {
                 failures = failures.saturating_add(1);
@@ -251,8 +293,10 @@ async fn deliver(
                     "webhook delivery failed"
                 );
                 tokio::time::sleep(wait).await;
-                if engine.strong_count() == 0 {
-                    return false;
+                match holds(engine, hook, lease).await {
+                    None => return Delivered::EngineGone,
+                    Some(false) => return Delivered::LeaseLost,
+                    Some(true) => {}
                 }
             }
         }

@@ -309,12 +309,30 @@ async fn kicks_bans_moderators_and_patches_over_http_and_the_socket() {
 
     // The room's facts tell each caller whether they may moderate (a page
     // shows its kick and ban buttons by it); the listing does not say.
-    for (who, may) in [(As::User("alice"), true), (As::User("bob"), false), (As::Service, true)] {
+    for (who, may) in [
+        (As::User("alice"), true),
+        (As::User("bob"), false),
+        (As::Service, true),
+    ] {
         let (status, room) = call(&server, who, "GET", "/v1/rooms/m", None).await;
-        assert_eq!((status, &room["can_moderate"]), (200, &json!(may)), "{room}");
+        assert_eq!(
+            (status, &room["can_moderate"]),
+            (200, &json!(may)),
+            "{room}"
+        );
     }
-    let (_, listing) = call(&server, As::User("alice"), "GET", "/v1/rooms?prefix=m", None).await;
-    assert!(listing["rooms"][0].get("can_moderate").is_none(), "{listing}");
+    let (_, listing) = call(
+        &server,
+        As::User("alice"),
+        "GET",
+        "/v1/rooms?prefix=m",
+        None,
+    )
+    .await;
+    assert!(
+        listing["rooms"][0].get("can_moderate").is_none(),
+        "{listing}"
+    );
 
     let (status, err) = call(
         &server,

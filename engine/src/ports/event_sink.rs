@@ -12,13 +12,14 @@ use crate::{error::Result, events::RoomEvent};
 /// A receiver of room events.
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    /// The name storage keeps this sink's cursors under (a webhook: its
-    /// URL). Two sinks of one engine never share a name; a sink whose name
-    /// changes starts over as a new hook.
+    /// The name storage keeps this sink's cursors under, also shown in
+    /// logs and metrics, so it reveals no secret (a webhook: its URL
+    /// without credentials or query, and a hash of the whole URL). Two
+    /// sinks of one engine never share a name; a sink whose name changes
+    /// starts over as a new hook.
     fn name(&self) -> &str;
 
-    /// A name for logs and metrics that reveals no secret (a webhook: its
-    /// URL without query or credentials).
+    /// The name for logs and metrics (default: [`name`](Self::name)).
     fn label(&self) -> String {
         self.name().to_owned()
     }

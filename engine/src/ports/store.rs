@@ -102,9 +102,10 @@ impl Appended {
 ///   transaction as the change, with the room's `last_seq` as `after_seq`
 ///   and ids increasing over the whole store, never reused; with none
 ///   registered they write none. A purge (`close_room` with `purge`) sets
-///   every outbox row and hook cursor of the room to seq 0 and adds a
-///   `room.purged` row at 0: the room's next incarnation starts its stream
-///   after them. `prune` and `prune_rooms` never delete an entry above
+///   every outbox row of the room to seq 0, gives every registered hook a
+///   cursor there at seq 0 with its `epoch` bumped (a hook with none gets
+///   one at outbox row 0), and adds a `room.purged` row at 0: the room's
+///   next incarnation starts its stream after them. `prune` and `prune_rooms` never delete an entry above
 ///   any registered hook's cursor in that room (no cursor: nothing
 ///   delivered, nothing pruned). `advance_webhook` is a compare-and-set,
 ///   and drops the outbox rows every registered hook has passed.
@@ -254,7 +255,8 @@ pub trait Store: Send + Sync + 'static {
     /// Moves `hook`'s cursors, each from its `from` (`None`: no cursor
     /// yet) to its `to`, in one transaction, and answers for each whether
     /// it moved: false, changing nothing for that room, when its cursor is
-    /// not `from` (another node delivered, or a purge reset it).
+    /// not `from` (another node delivered, or a purge reset it), or when
+    /// `hook` is not registered.
     async fn advance_webhook(&self, hook: &str, moves: &[CursorMove]) -> Result<Vec<bool>>;
 
     /// How many `append` transactions the engine may have in flight at once
@@ -295,6 +297,10 @@ pub struct WebhookCursor {
     pub seq: Seq,
     /// The last outbox row delivered (0: none).
     pub outbox_id: u64,
+    /// How many times the room was purged since the cursor was made: a
+    /// purge rewinds `seq` to 0 and bumps it, so a delivery read before
+    /// the purge can never move the cursor (its compare-and-set fails).
+    pub epoch: u64,
 }
 
 /// One room's cursor move in [`Store::advance_webhook`].

@@ -1686,6 +1686,7 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
     let done = WebhookCursor {
         seq: 5,
         outbox_id: rows[2].outbox_id,
+        epoch: 0,
     };
     assert!(advance(store, &h1, &a, None, done).await);
     assert!(
@@ -1695,10 +1696,12 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
     let stale = WebhookCursor {
         seq: 4,
         outbox_id: 0,
+        epoch: 0,
     };
     let ahead = WebhookCursor {
         seq: 9,
         outbox_id: 0,
+        epoch: 0,
     };
     assert!(!advance(store, &h1, &a, Some(stale), ahead).await);
     assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), Some(done));
@@ -1734,6 +1737,7 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
     let h2_at = WebhookCursor {
         seq: 2,
         outbox_id: rows[0].outbox_id,
+        epoch: 0,
     };
     assert!(advance(store, &h2, &a, None, h2_at).await);
     let pruned: u64 = store
@@ -1759,13 +1763,38 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
     let b_at = WebhookCursor {
         seq: 1,
         outbox_id: created,
+        epoch: 0,
     };
     assert!(advance(store, &h1, &b, None, b_at).await);
     assert!(store.close_room(&b, true).await.unwrap());
     assert_eq!(
         store.webhook_cursor(&h1, &b).await.unwrap(),
-        Some(WebhookCursor { seq: 0, ..b_at }),
-        "the cursor's seq starts over, its place in the outbox stays"
+        Some(WebhookCursor {
+            seq: 0,
+            epoch: 1,
+            ..b_at
+        }),
+        "the cursor's seq starts over in a new epoch, its place in the outbox stays"
+    );
+    // h2 had delivered nothing of the room: it gets a cursor too, so that a
+    // delivery it read before the purge (from no cursor) cannot land.
+    let h2_b = store.webhook_cursor(&h2, &b).await.unwrap();
+    assert_eq!(
+        h2_b,
+        Some(WebhookCursor {
+            seq: 0,
+            outbox_id: 0,
+            epoch: 1
+        })
+    );
+    assert!(!advance(store, &h2, &b, None, b_at).await);
+    let before_purge = WebhookCursor {
+        epoch: 0,
+        ..h2_b.unwrap()
+    };
+    assert!(
+        !advance(store, &h2, &b, Some(before_purge), b_at).await,
+        "the same seq and outbox row of an earlier epoch"
     );
     assert!(behind(store, &h1, &b).await, "the purge is to deliver");
     assert_eq!(
@@ -1792,6 +1821,10 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
     // Forgetting a hook forgets its cursors; with none, the outbox goes.
     store.set_webhooks(std::slice::from_ref(&h1)).await.unwrap();
     assert_eq!(store.webhook_cursor(&h2, &a).await.unwrap(), None);
+    assert!(
+        !advance(store, &h2, &a, None, done).await,
+        "a forgotten hook's cursor is not written back"
+    );
     assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), Some(done));
     store.set_webhooks(&[]).await.unwrap();
     assert_eq!(store.webhook_cursor(&h1, &a).await.unwrap(), None);

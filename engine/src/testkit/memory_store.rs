@@ -408,8 +408,11 @@ impl Store for MemoryStore {
             for row in state.outbox.iter_mut().filter(|o| &o.room_id == id) {
                 row.after_seq = 0;
             }
-            for (_, cursor) in state.cursors.iter_mut().filter(|((_, r), _)| r == id) {
+            let hooks: Vec<String> = state.hooks.iter().cloned().collect();
+            for hook in hooks {
+                let cursor = state.cursors.entry((hook, id.clone())).or_default();
                 cursor.seq = 0;
+                cursor.epoch += 1;
             }
             state.write_outbox(id, ControlEvent::RoomPurged);
         } else if let Some(room) = state.rooms.get_mut(id).and_then(|r| r.room.as_mut())
@@ -601,6 +604,7 @@ impl Store for MemoryStore {
                 let start = WebhookCursor {
                     seq,
                     outbox_id: *last_outbox_id,
+                    epoch: 0,
                 };
                 cursors.entry((hook.clone(), room)).or_insert(start);
             }
@@ -672,7 +676,7 @@ impl Store for MemoryStore {
         let mut moved = Vec::with_capacity(moves.len());
         for CursorMove { room, from, to } in moves {
             let key = (hook.to_owned(), room.clone());
-            if state.cursors.get(&key).copied() != *from {
+            if !state.hooks.contains(hook) || state.cursors.get(&key).copied() != *from {
                 moved.push(false);
                 continue;
             }

@@ -56,7 +56,8 @@ fn leader(postgres: &str, hook: &str) -> Option<String> {
     let out = Command::new("psql")
         .args([postgres, "-tAc"])
         .arg(format!(
-            "SELECT node_id FROM parlor_webhook_leaders WHERE hook = '{hook}'"
+            // The hook's name is its URL, then ` #` and a hash.
+            "SELECT node_id FROM parlor_webhook_leaders WHERE hook LIKE '{hook} #%'"
         ))
         .output()
         .ok()?;

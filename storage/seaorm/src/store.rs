@@ -389,6 +389,7 @@ impl Store for SeaOrmStore {
             // `member.banned` outbox row goes in the same transaction.
             let upsert = async {
                 let txn = self.writes.begin_with_options(immediate()).await?;
+                webhooks::lock_room(&txn, room).await?;
                 ban::Entity::insert(ban_row(room, user, ban))
                     .on_conflict(
                         OnConflict::columns([ban::Column::RoomId, ban::Column::UserId])

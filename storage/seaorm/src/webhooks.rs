@@ -41,10 +41,26 @@ fn to_u64(n: i64, what: &str) -> Result<u64, DbErr> {
     u64::try_from(n).map_err(|_| DbErr::Custom(format!("stored row has an invalid {what}")))
 }
 
+/// Locks `room`'s row inside `txn` (Postgres; SQLite's IMMEDIATE
+/// transaction holds the one write lock already), for a change whose
+/// outbox row must be placed after the head and numbered in commit order:
+/// a ban, which otherwise takes only the foreign key's share lock.
+pub(crate) async fn lock_room(txn: &impl ConnectionTrait, room: &RoomId) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let lock = "SELECT 1 FROM parlor_rooms WHERE id = $1 FOR UPDATE";
+        txn.query_one_raw(statement(backend, lock, [room.as_str().into()]))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Writes `event` of `room` as an outbox row inside `txn`, placed after
 /// the room's head (0 when the room is not stored: purged) — only while a
-/// hook is registered. The caller holds the room's row lock (Postgres) or
-/// the write lock (SQLite), so the head cannot move before it commits.
+/// hook is registered. The caller holds the room's row lock (Postgres:
+/// [`lock_room`], or the change's own UPDATE or DELETE of the row) or the
+/// write lock (SQLite), so the head cannot move and no other outbox row of
+/// the room commits before this one: ids follow commit order per room.
 pub(crate) async fn write_outbox(
     txn: &impl ConnectionTrait,
     room: &RoomId,
@@ -70,14 +86,20 @@ pub(crate) async fn write_outbox(
 }
 
 /// A purge's part, inside its transaction: the room's log is gone, so its
-/// outbox rows and every hook's cursor in it move to seq 0, where the id's
-/// next incarnation starts its stream.
+/// outbox rows move to seq 0, and every registered hook's cursor there goes
+/// to seq 0 with its epoch bumped (a hook with none gets one at outbox row
+/// 0: it delivered nothing of the room). The id's next incarnation starts
+/// its stream after them, and a delivery read before the purge fails its
+/// compare-and-set.
 pub(crate) async fn rewind_purged(txn: &impl ConnectionTrait, room: &RoomId) -> Result<(), DbErr> {
+    const REWIND_ROWS: &str = "UPDATE parlor_outbox SET after_seq = 0 WHERE room_id = $1";
+    const REWIND_CURSORS: &str = "INSERT INTO parlor_webhook_cursors \
+           (hook, room_id, seq, outbox_id, epoch) \
+         SELECT h.hook, $1, 0, 0, 1 FROM parlor_webhooks h WHERE true \
+         ON CONFLICT (hook, room_id) DO UPDATE \
+         SET seq = 0, epoch = parlor_webhook_cursors.epoch + 1";
     let backend = txn.get_database_backend();
-    for text in [
-        "UPDATE parlor_outbox SET after_seq = 0 WHERE room_id = $1",
-        "UPDATE parlor_webhook_cursors SET seq = 0 WHERE room_id = $1",
-    ] {
+    for text in [REWIND_ROWS, REWIND_CURSORS] {
         txn.execute_raw(statement(backend, text, [room.as_str().into()]))
             .await?;
     }
@@ -176,7 +198,7 @@ pub(crate) async fn cursor(
     hook: &str,
     room: &RoomId,
 ) -> Result<Option<WebhookCursor>, DbErr> {
-    const SELECT: &str = "SELECT seq, outbox_id FROM parlor_webhook_cursors \
+    const SELECT: &str = "SELECT seq, outbox_id, epoch FROM parlor_webhook_cursors \
          WHERE hook = $1 AND room_id = $2";
     let backend = db.get_database_backend();
     let values: [Value; 2] = [hook.into(), room.as_str().into()];
@@ -186,6 +208,7 @@ pub(crate) async fn cursor(
     Ok(Some(WebhookCursor {
         seq: to_u64(row.try_get_by_index(0)?, "seq")?,
         outbox_id: to_u64(row.try_get_by_index(1)?, "outbox id")?,
+        epoch: to_u64(row.try_get_by_index(2)?, "epoch")?,
     }))
 }
 
@@ -236,10 +259,15 @@ pub(crate) async fn advance(
     hook: &str,
     moves: &[CursorMove],
 ) -> Result<Vec<bool>, DbErr> {
-    const INSERT: &str = "INSERT INTO parlor_webhook_cursors (hook, room_id, seq, outbox_id) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    // Only a registered hook's cursors move: a hook another node's start
+    // forgot is not written back behind its back.
+    const INSERT: &str = "INSERT INTO parlor_webhook_cursors \
+           (hook, room_id, seq, outbox_id, epoch) \
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM parlor_webhooks WHERE hook = $1) \
+         ON CONFLICT DO NOTHING";
     const UPDATE: &str = "UPDATE parlor_webhook_cursors SET seq = $3, outbox_id = $4 \
-         WHERE hook = $1 AND room_id = $2 AND seq = $5 AND outbox_id = $6";
+         WHERE hook = $1 AND room_id = $2 AND epoch = $5 AND seq = $6 AND outbox_id = $7 \
+           AND EXISTS (SELECT 1 FROM parlor_webhooks WHERE hook = $1)";
     const DROP_PASSED: &str = "DELETE FROM parlor_outbox WHERE room_id = $1 AND id <= \
          (SELECT MIN(COALESCE(c.outbox_id, 0)) FROM parlor_webhooks h \
           LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = $1)";
@@ -257,8 +285,12 @@ pub(crate) async fn advance(
             to_i64(to.outbox_id).into(),
         ];
         let done = match from {
-            None => txn.execute_raw(statement(backend, INSERT, values)).await?,
+            None => {
+                values.push(to_i64(to.epoch).into());
+                txn.execute_raw(statement(backend, INSERT, values)).await?
+            }
             Some(from) => {
+                values.push(to_i64(from.epoch).into());
                 values.push(to_i64(from.seq).into());
                 values.push(to_i64(from.outbox_id).into());
                 txn.execute_raw(statement(backend, UPDATE, values)).await?

@@ -33,7 +33,7 @@ use hmac::{Hmac, Mac};
 use parlor_engine::{EntryKind, Error, ErrorKind, Result, RoomEvent, ports::EventSink};
 use parlor_wire::EntryJson;
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The request header that carries the signature.
@@ -42,7 +42,7 @@ pub const SIGNATURE_HEADER: &str = "Parlor-Signature";
 /// A webhook: room events as signed `POST`s to one URL.
 pub struct WebhookSink {
     url: String,
-    label: String,
+    name: String,
     secret: Vec<u8>,
     http: reqwest::Client,
 }
@@ -65,12 +65,15 @@ impl WebhookSink {
         if secret.is_empty() {
             return Err(invalid("a webhook needs a secret to sign with"));
         }
+        // No redirects: a 301/302 would turn the POST into a bodiless GET
+        // whose 200 would count as delivered. A 3xx is a failure.
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| invalid("cannot build the webhook's HTTP client").with_source(e))?;
         Ok(WebhookSink {
-            label: label(url),
+            name: name(url),
             url: url.to_owned(),
             secret: secret.to_vec(),
             http,
@@ -78,8 +81,16 @@ impl WebhookSink {
     }
 }
 
-/// `url` without credentials, query or fragment: what logs and metrics
-/// may show.
+/// The hook's name, kept in storage and shown in logs and metrics: the
+/// URL without credentials, query or fragment (which may hold secrets),
+/// and the first 8 hex digits of the whole URL's SHA-256, so that two URLs
+/// that differ only there stay two hooks.
+fn name(url: &str) -> String {
+    let digest = Sha256::digest(url.as_bytes());
+    format!("{} #{}", label(url), hex(&digest[..4]))
+}
+
+/// `url` without credentials, query or fragment.
 fn label(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let rest = rest.split(['?', '#']).next().unwrap_or("");
@@ -96,11 +107,7 @@ fn label(url: &str) -> String {
 #[async_trait]
 impl EventSink for WebhookSink {
     fn name(&self) -> &str {
-        &self.url
-    }
-
-    fn label(&self) -> String {
-        self.label.clone()
+        &self.name
     }
 
     async fn deliver(&self, events: &[RoomEvent]) -> Result<()> {
@@ -257,6 +264,17 @@ mod tests {
         assert_eq!(label("http://a:b@host:8/p?token=x"), "http://host:8/p");
         assert_eq!(label("http://host"), "http://host");
         assert_eq!(label("http://u@host#f"), "http://host");
+    }
+
+    #[test]
+    fn names_keep_secrets_out_and_hooks_apart() {
+        let a = WebhookSink::new("http://u:p@host/hook?token=1", b"s", Duration::from_secs(1));
+        let b = WebhookSink::new("http://u:p@host/hook?token=2", b"s", Duration::from_secs(1));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.name().starts_with("http://host/hook #"), "{}", a.name());
+        assert!(!a.name().contains("token") && !a.name().contains("u:p"));
+        assert_ne!(a.name(), b.name());
+        assert_eq!(a.name(), a.label());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! - `parlor_webhooks (hook)`: the registered hooks, by name (their URLs).
 //!   While any is registered, control changes write outbox rows and
 //!   retention keeps what a hook has not delivered.
-//! - `parlor_webhook_cursors (hook, room_id, seq, outbox_id)`: where each
-//!   hook's delivery of each room stands. No foreign key: a purged room's
+//! - `parlor_webhook_cursors (hook, room_id, seq, outbox_id, epoch)`:
+//!   where each hook's delivery of each room stands (`epoch` counts the
+//!   room's purges, so a delivery read before one cannot move the cursor). No foreign key: a purged room's
 //!   cursors outlive it until its last outbox row is delivered.
 //! - `parlor_outbox (id, event_id, room_id, after_seq, at_ms, kind,
 //!   data)`: the control events that write no entry (`room.created`,
@@ -34,7 +35,7 @@ impl MigrationTrait for Migration {
             "CREATE TABLE IF NOT EXISTS parlor_webhook_cursors (\
                hook TEXT NOT NULL, room_id VARCHAR(64) NOT NULL, \
                seq BIGINT NOT NULL, outbox_id BIGINT NOT NULL, \
-               PRIMARY KEY (hook, room_id))"
+               epoch BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (hook, room_id))"
                 .to_owned(),
             format!(
                 "CREATE TABLE IF NOT EXISTS parlor_outbox ({outbox_id}, \
