@@ -1559,17 +1559,6 @@ async fn read_markers_are_monotone_and_count_what_others_said(store: &dyn Store,
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testkit::MemoryStore;
-
-    #[tokio::test]
-    async fn memory_store_conforms() {
-        run(Arc::new(MemoryStore::default())).await;
-    }
-}
-
 /// `room`'s outbox rows up to `upto`, as (kind, after_seq).
 async fn outbox_kinds(store: &dyn Store, room: &RoomId, upto: Seq) -> Vec<(&'static str, Seq)> {
     store
@@ -1834,4 +1823,15 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
         outbox_kinds(store, &quiet, Seq::MAX).await.is_empty(),
         "no hook, no outbox row"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::MemoryStore;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        run(Arc::new(MemoryStore::default())).await;
+    }
 }

@@ -84,12 +84,21 @@ pub(crate) fn render(
     out
 }
 
-/// Each webhook's state, labelled by its URL without credentials or query.
+/// A metric family of the webhooks: name, type, help, and each hook's value.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&WebhookStats) -> u64,
+);
+
+/// Each webhook's state, labelled by its name (URL without credentials or
+/// query, and a hash).
 fn webhooks(out: &mut String, hooks: &[WebhookStats]) {
     if hooks.is_empty() {
         return;
     }
-    let families: [(&str, &str, &str, fn(&WebhookStats) -> u64); 3] = [
+    let families: [Family; 3] = [
         (
             "parlor_webhook_failing",
             "gauge",
