@@ -151,7 +151,11 @@ async fn may_moderate(
 ) -> Result<bool> {
     match authorize(state, principal, id, Some(facts), Action::Moderate).await {
         Ok(()) => Ok(true),
-        Err(err) if err.kind() == ErrorKind::Forbidden => Ok(false),
+        // A private room hides itself from whoever may not moderate it
+        // (an invited member reads it, and is told no more).
+        Err(err) if matches!(err.kind(), ErrorKind::Forbidden | ErrorKind::RoomNotFound) => {
+            Ok(false)
+        }
         Err(err) => Err(err),
     }
 }

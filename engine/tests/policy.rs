@@ -211,7 +211,10 @@ async fn a_private_room_is_invisible_to_strangers_and_open_to_the_invited() {
         .history(&sam, &id, SeqRange::default())
         .await
         .unwrap();
-    assert!(engine.room(&sam, &id).await.unwrap().is_some());
+    let facts = engine.room(&sam, &id).await.unwrap().expect("sam reads it");
+    assert_eq!(facts.can_moderate, Some(false), "invited, not a moderator");
+    let owners = engine.room(&olga, &id).await.unwrap().unwrap();
+    assert_eq!(owners.can_moderate, Some(true));
 
     engine
         .set_invite(&olga, &id, &user("sam"), false)
