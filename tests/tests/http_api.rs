@@ -187,7 +187,7 @@ async fn validation_and_room_lifecycle() {
         v,
         json!({"room_id": "lobby", "title": null, "capacity": 1, "occupancy": 1, "last_seq": 1,
             "first_seq": 1, "retention": null, "private": false, "closed": false,
-            "last_read_seq": 0, "unread": 0})
+            "last_read_seq": 0, "unread": 0, "can_moderate": false})
     );
     let (status, v) = reserve(ann, "lobby", json!({})).await;
     assert_eq!((status, code(&v)), (409, "ROOM_FULL"));
