@@ -18,7 +18,7 @@ mod common;
 use common::{
     ServerProcess,
     webhook_receiver::{
-        SECRET, check_stream, create_room, receiver, send_until_stored, stored, wait_for_all,
+        check_stream, create_room, hooked_server, receiver, send_until_stored, stored, wait_for_all,
     },
 };
 
@@ -26,16 +26,7 @@ use common::{
 const LEASE_TTL: &str = "3s";
 
 fn node(postgres: &str, redis: &str, id: &str, hook: &str) -> ServerProcess {
-    ServerProcess::start([
-        "--dev-auth",
-        "--bind",
-        "127.0.0.1:0",
-        "--rate-limit",
-        "100000",
-        "--rate-burst",
-        "100000",
-        "--database-url",
-        postgres,
+    let cluster = [
         "--redis-url",
         redis,
         "--cluster-secret",
@@ -44,11 +35,8 @@ fn node(postgres: &str, redis: &str, id: &str, hook: &str) -> ServerProcess {
         id,
         "--lease-ttl",
         LEASE_TTL,
-        "--webhook",
-        hook,
-        "--webhook-secret",
-        SECRET,
-    ])
+    ];
+    hooked_server(postgres, hook, &cluster)
 }
 
 /// The node that holds `hook`'s lease, read from Postgres.

@@ -22,27 +22,12 @@ mod common;
 use common::{
     ServerProcess,
     webhook_receiver::{
-        SECRET, check_stream, create_room, receiver, send_until_stored, stored, wait_for_all,
+        check_stream, create_room, hooked_server, receiver, send_until_stored, stored, wait_for_all,
     },
 };
 
 fn start_server(db: &Path, hook: &str) -> ServerProcess {
-    let url = format!("sqlite://{}?mode=rwc", db.display());
-    ServerProcess::start([
-        "--dev-auth",
-        "--bind",
-        "127.0.0.1:0",
-        "--rate-limit",
-        "100000",
-        "--rate-burst",
-        "100000",
-        "--database-url",
-        &url,
-        "--webhook",
-        hook,
-        "--webhook-secret",
-        SECRET,
-    ])
+    hooked_server(&format!("sqlite://{}?mode=rwc", db.display()), hook, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

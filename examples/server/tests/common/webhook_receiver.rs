@@ -18,7 +18,28 @@ use parlor_ws::client::Client;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::API_KEY;
+use super::{API_KEY, ServerProcess};
+
+/// The binary on `database_url` with dev tokens, generous send limits and
+/// the webhook `hook` (signed with [`SECRET`]), plus `extra` flags.
+pub fn hooked_server(database_url: &str, hook: &str, extra: &[&str]) -> ServerProcess {
+    let flags = [
+        "--dev-auth",
+        "--bind",
+        "127.0.0.1:0",
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+        "--database-url",
+        database_url,
+        "--webhook",
+        hook,
+        "--webhook-secret",
+        SECRET,
+    ];
+    ServerProcess::start(flags.iter().chain(extra))
+}
 
 pub const SECRET: &str = "hook-secret-for-tests";
 
