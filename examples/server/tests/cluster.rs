@@ -653,17 +653,19 @@ async fn call(
 }
 
 /// Waits for `socket`'s `left` of `room` and returns its reason and how
-/// long it took.
+/// long it took. The wait is generous: twelve debug servers share CI's two
+/// cores, and once in a while a node's follower came after 10 s (session
+/// 15); the tests that care about the time assert the elapsed themselves.
 async fn left_reason(socket: &mut Socket, room: &str) -> (Option<String>, Duration) {
     let started = Instant::now();
     loop {
-        match timeout(Duration::from_secs(10), socket.next_event()).await {
+        match timeout(Duration::from_secs(20), socket.next_event()).await {
             Ok(Ok(Event::Left { room_id, reason })) if room_id == room => {
                 return (reason, started.elapsed());
             }
             Ok(Ok(_)) => {}
             Ok(Err(err)) => panic!("socket lost before `left`: {err}"),
-            Err(_) => panic!("no `left` of {room} within 10 s"),
+            Err(_) => panic!("no `left` of {room} within 20 s"),
         }
     }
 }
