@@ -23,6 +23,11 @@
 //   quiet — signals are never stored, so nothing of them is replayed.
 
 /** Words for each contract error code, for people rather than programs. */
+/** Refusals that pass: a restored room's rejoin tries again after them. */
+const PASSING_REFUSALS = new Set(["NETWORK", "UNAVAILABLE", "RATE_LIMITED", "INTERNAL"]);
+/** How long a restored room keeps trying to rejoin, in ms. */
+const RESTORE_PATIENCE_MS = 30_000;
+
 export const ERROR_TEXT = {
   UNAUTHENTICATED: "Sign-in failed: the server did not accept this token.",
   FORBIDDEN: "This page's origin is not allowed to talk to the server.",
@@ -199,7 +204,9 @@ export class ParlorClient extends EventTarget {
    * `joined` — and re-sends its unsent messages under their client ids
    * (the server keeps sends idempotent: none is stored twice). The latest
    * page of history is read again. Resolves with the rooms that came back
-   * (a room that refuses now, full or closed, is dropped and forgotten).
+   * (a room that refuses now, full or closed, is dropped and forgotten; a
+   * passing refusal — the network, a busy server — is tried again for up
+   * to 30 s first).
    */
   async restore() {
     let saved = [];
@@ -224,7 +231,7 @@ export class ParlorClient extends EventTarget {
           error: m.failed ? new ParlorError(m.failed) : null,
         }));
         this.rooms.set(s.id, room);
-        return room._start().then(
+        return this._rejoin(room).then(
           () => room,
           () => {
             this.rooms.delete(s.id);
@@ -234,6 +241,22 @@ export class ParlorClient extends EventTarget {
         );
       });
     return (await Promise.all(rooms)).filter(Boolean);
+  }
+
+  /** Rejoins a restored room, trying again while the refusal is passing
+   * (the network, the server busy, the reservation rate after a reload of
+   * many rooms) — 0.5 s, then twice as long each time, for up to 30 s — so
+   * a blip during a reload does not drop the room. */
+  async _rejoin(room) {
+    const giveUpAt = Date.now() + RESTORE_PATIENCE_MS;
+    for (let wait = 500; ; wait = Math.min(wait * 2, 8000)) {
+      try {
+        return await room._start();
+      } catch (err) {
+        if (!PASSING_REFUSALS.has(err?.code) || this._closed || Date.now() + wait > giveUpAt) throw err;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 
   /** Forgets what `storage` holds for this user (signing out). */
