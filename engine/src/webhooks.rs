@@ -105,6 +105,13 @@ pub(crate) async fn run(
         match store.advance_webhook(hook.name(), &advances).await {
             Ok(moved) => {
                 let stale = moved.iter().filter(|m| !**m).count();
+                if stale == moved.len() {
+                    // Nothing moved: another node delivers, or another
+                    // node's start forgot this hook. Either way, not again
+                    // at once (a forgotten hook would resend in a loop).
+                    tracing::warn!(hook = %hook.label, "no cursor moved: another node delivers, or the hook is not registered");
+                    continue;
+                }
                 if stale > 0 {
                     tracing::debug!(hook = %hook.label, stale, "cursors moved meanwhile");
                 }
@@ -181,7 +188,13 @@ async fn collect(
     let mut advances = Vec::new();
     let share = (batch / u32::try_from(rooms.len()).unwrap_or(u32::MAX).max(1)).max(1);
     for room in rooms {
-        let (from, to, backlog) = room_backlog(store, hook.name(), &room, share).await?;
+        // Never past the batch's bound, however few events it allows.
+        let left = batch.saturating_sub(u32::try_from(events.len()).unwrap_or(u32::MAX));
+        if left == 0 {
+            break;
+        }
+        let take = share.min(left);
+        let (from, to, backlog) = room_backlog(store, hook.name(), &room, take).await?;
         if !backlog.is_empty() {
             events.extend(backlog);
             advances.push(CursorMove { room, from, to });

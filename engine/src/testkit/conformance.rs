@@ -1806,6 +1806,11 @@ async fn webhook_streams_merge_the_log_and_the_outbox(store: &dyn Store, p: &str
         [("room.created", 0), ("room.purged", 0), ("room.created", 0)],
         "the old incarnation's rows, then the new one's"
     );
+    assert!(
+        !advance(store, &h2, &b, None, b_at).await,
+        "a purged room's cursors stay: a delivery read before the purge \
+         cannot land in the next incarnation"
+    );
 
     // Forgetting a hook forgets its cursors; with none, the outbox goes.
     store.set_webhooks(std::slice::from_ref(&h1)).await.unwrap();

@@ -99,7 +99,8 @@ pub(crate) async fn rewind_purged(txn: &impl ConnectionTrait, room: &RoomId) -> 
          ON CONFLICT (hook, room_id) DO UPDATE \
          SET seq = 0, epoch = parlor_webhook_cursors.epoch + 1";
     let backend = txn.get_database_backend();
-    for text in [REWIND_ROWS, REWIND_CURSORS] {
+    // Cursors, then outbox rows: the order `advance` locks them in.
+    for text in [REWIND_CURSORS, REWIND_ROWS] {
         txn.execute_raw(statement(backend, text, [room.as_str().into()]))
             .await?;
     }
@@ -252,8 +253,10 @@ fn to_outbox_event(row: &QueryResult, room: &RoomId) -> Result<OutboxEvent, DbEr
 
 /// Moves each of `hook`'s cursors from its `from` to its `to` if it is
 /// still `from`, in one transaction; then drops the outbox rows every
-/// registered hook passed in those rooms, and a purged room's cursors once
-/// none of its rows is left.
+/// registered hook passed in those rooms. A purged room's cursors stay
+/// (a row per hook and id): deleting them would let a delivery read
+/// before the purge insert a cursor into the id's next incarnation.
+/// Cursors, then outbox rows: the order a purge locks them in too.
 pub(crate) async fn advance(
     db: &DatabaseConnection,
     hook: &str,
@@ -271,9 +274,6 @@ pub(crate) async fn advance(
     const DROP_PASSED: &str = "DELETE FROM parlor_outbox WHERE room_id = $1 AND id <= \
          (SELECT MIN(COALESCE(c.outbox_id, 0)) FROM parlor_webhooks h \
           LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = $1)";
-    const DROP_PURGED: &str = "DELETE FROM parlor_webhook_cursors WHERE room_id = $1 \
-         AND NOT EXISTS (SELECT 1 FROM parlor_rooms WHERE id = $1) \
-         AND NOT EXISTS (SELECT 1 FROM parlor_outbox WHERE room_id = $1)";
     let backend = db.get_database_backend();
     let txn = db.begin_with_options(immediate()).await?;
     let mut moved = Vec::with_capacity(moves.len());
@@ -299,10 +299,8 @@ pub(crate) async fn advance(
         let this = done.rows_affected() > 0;
         moved.push(this);
         if this && to.outbox_id > from.unwrap_or_default().outbox_id {
-            for text in [DROP_PASSED, DROP_PURGED] {
-                txn.execute_raw(statement(backend, text, [room.as_str().into()]))
-                    .await?;
-            }
+            txn.execute_raw(statement(backend, DROP_PASSED, [room.as_str().into()]))
+                .await?;
         }
     }
     txn.commit().await?;
