@@ -339,6 +339,12 @@ impl EngineBuilder {
         self
     }
 
+    /// [`webhook`](Self::webhook) for each of `sinks`.
+    pub fn webhooks(mut self, sinks: impl IntoIterator<Item = Arc<dyn EventSink>>) -> Self {
+        self.sinks.extend(sinks);
+        self
+    }
+
     /// Makes the engine one node of a cluster: seats are rows in the shared
     /// database (`cluster.leases`), pending rooms are claimed through
     /// `cluster.claims`. Every node needs the same
@@ -421,7 +427,7 @@ fn launch(
     hooks: Vec<Arc<Hook>>,
 ) -> Arc<EngineState> {
     let counters = Arc::new(Counters::default());
-    let changes = Arc::new(watch::channel(0).0);
+    let changes = Arc::new(watch::channel(()).0);
     let state = Arc::new_cyclic(|weak: &Weak<EngineState>| {
         let follower = weak.clone();
         let weak = weak.clone();

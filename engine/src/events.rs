@@ -15,6 +15,7 @@ use crate::{
     entry::{Entry, EntryKind, Seq, Timestamp},
     error::{Error, ErrorKind, Result},
     ids::{RoomId, UserId},
+    room::{Ban, StoredRoom},
 };
 
 /// A change that writes no log entry, kept as an outbox row.
@@ -49,6 +50,25 @@ pub enum ControlEvent {
 }
 
 impl ControlEvent {
+    /// `room.created` of `room` as stored.
+    pub fn created(room: &StoredRoom) -> Self {
+        ControlEvent::RoomCreated {
+            owner: room.owner.clone(),
+            capacity: room.capacity,
+            title: room.title.clone(),
+            private: room.private,
+        }
+    }
+
+    /// `member.banned` of `user` with `ban`.
+    pub fn banned(user: &UserId, ban: &Ban) -> Self {
+        ControlEvent::MemberBanned {
+            user: user.clone(),
+            until: ban.until,
+            reason: ban.reason.clone(),
+        }
+    }
+
     /// The event's `type` on the wire, also the outbox row's `kind`.
     pub fn type_name(&self) -> &'static str {
         match self {

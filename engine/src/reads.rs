@@ -116,28 +116,27 @@ pub(crate) async fn room_info(
         Err(err) if err.kind() == ErrorKind::RoomNotFound => return Ok(None),
         other => other?,
     }
-    if let Some(cluster) = &state.cluster {
+    let (stored, occupancy) = match &state.cluster {
         // Seats and appends of every node: ask the database.
-        let Some(stored) = state.store.room(id).await? else {
-            return Ok(None);
-        };
-        let occupancy = cluster.leases.seated(id).await?.occupancy;
-        let read = read_state_of(state, principal, id).await?;
-        let can_moderate = may_moderate(state, principal, id, &stored).await;
-        return Ok(Some(RoomInfo {
-            can_moderate: Some(can_moderate),
-            ..info(stored, occupancy, read)
-        }));
-    }
-    let occupancy = state
-        .directory
-        .get(id)
-        .map_or(0, |room| room.ledger().occupancy());
+        Some(cluster) => {
+            let Some(stored) = state.store.room(id).await? else {
+                return Ok(None);
+            };
+            (stored, cluster.leases.seated(id).await?.occupancy)
+        }
+        None => {
+            let occupancy = state
+                .directory
+                .get(id)
+                .map_or(0, |room| room.ledger().occupancy());
+            (facts, occupancy)
+        }
+    };
     let read = read_state_of(state, principal, id).await?;
-    let can_moderate = may_moderate(state, principal, id, &facts).await;
+    let can_moderate = may_moderate(state, principal, id, &stored).await;
     Ok(Some(RoomInfo {
         can_moderate: Some(can_moderate),
-        ..info(facts, occupancy, read)
+        ..info(stored, occupancy, read)
     }))
 }
 

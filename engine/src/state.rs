@@ -49,7 +49,7 @@ pub(crate) struct EngineState {
     pub(crate) hooks: Vec<Arc<Hook>>,
     /// Ticks when something a webhook hears was stored (an append, a
     /// control change): it wakes the hooks' tasks.
-    pub(crate) changes: Arc<watch::Sender<u64>>,
+    pub(crate) changes: Arc<watch::Sender<()>>,
     /// Where work started outside a task (a guard's drop, a cache eviction)
     /// is spawned.
     pub(crate) runtime: Handle,
@@ -58,7 +58,7 @@ pub(crate) struct EngineState {
 impl EngineState {
     /// Wakes the webhooks' tasks: something was stored.
     pub(crate) fn stored_a_change(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.changes.send_replace(());
     }
 
     /// The stored room in memory, loading it if needed; `None` when storage

@@ -60,7 +60,7 @@ impl StoreWriter {
         batch_max: usize,
         queue: usize,
         counters: Arc<Counters>,
-        changes: Arc<watch::Sender<u64>>,
+        changes: Arc<watch::Sender<()>>,
     ) -> Self {
         let (submissions, inbox) = mpsc::channel(queue.max(1));
         tokio::spawn(write(store, batch_max.max(1), inbox, counters, changes));
@@ -86,7 +86,7 @@ async fn write(
     batch_max: usize,
     mut inbox: mpsc::Receiver<Submission>,
     counters: Arc<Counters>,
-    changes: Arc<watch::Sender<u64>>,
+    changes: Arc<watch::Sender<()>>,
 ) {
     let lanes = store.append_lanes().max(1);
     let mut in_flight = JoinSet::new();
@@ -135,11 +135,11 @@ async fn write(
 }
 
 /// Ticks `changes` when dropped.
-struct WakeOnDrop(Arc<watch::Sender<u64>>);
+struct WakeOnDrop(Arc<watch::Sender<()>>);
 
 impl Drop for WakeOnDrop {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.wrapping_add(1));
+        self.0.send_replace(());
     }
 }
 
@@ -149,7 +149,7 @@ async fn commit(
     group: Vec<Submission>,
     total: usize,
     counters: Arc<Counters>,
-    changes: Arc<watch::Sender<u64>>,
+    changes: Arc<watch::Sender<()>>,
 ) {
     // Whatever happens below, some batch may have been stored: the
     // webhooks look (a spurious wake costs them one read).
@@ -269,7 +269,7 @@ mod tests {
             256,
             64,
             Arc::new(Counters::default()),
-            Arc::new(watch::channel(0).0),
+            Arc::new(watch::channel(()).0),
         );
         // The first occupies the one lane; the next two wait and then share
         // a transaction.

@@ -45,7 +45,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(200);
 pub(crate) async fn run(
     engine: Weak<EngineState>,
     hook: Arc<Hook>,
-    mut changes: watch::Receiver<u64>,
+    mut changes: watch::Receiver<()>,
 ) {
     let Some((store, config)) = engine
         .upgrade()

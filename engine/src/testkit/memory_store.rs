@@ -121,15 +121,16 @@ impl State {
         });
     }
 
-    /// The highest seq every registered hook delivered in `room` (`None`:
-    /// no hook holds retention back).
-    fn delivered(&self, room: &RoomId) -> Option<Seq> {
+    /// The lowest `part` of every registered hook's cursor in `room` (no
+    /// cursor: 0), e.g. the highest seq all of them delivered; `None` with
+    /// no hook registered.
+    fn lowest(&self, room: &RoomId, part: impl Fn(&WebhookCursor) -> u64) -> Option<u64> {
         self.hooks
             .iter()
             .map(|h| {
                 self.cursors
                     .get(&(h.clone(), room.clone()))
-                    .map_or(0, |c| c.seq)
+                    .map_or(0, &part)
             })
             .min()
     }
@@ -221,13 +222,7 @@ impl Store for MemoryStore {
             first_seq: 1,
             ..room.clone()
         });
-        let created = ControlEvent::RoomCreated {
-            owner: room.owner.clone(),
-            capacity: room.capacity,
-            title: room.title.clone(),
-            private: room.private,
-        };
-        state.write_outbox(&room.id, created);
+        state.write_outbox(&room.id, ControlEvent::created(room));
         Ok(CreateOutcome::Created)
     }
 
@@ -451,12 +446,7 @@ impl Store for MemoryStore {
         match ban {
             Some(ban) => {
                 state.bans.insert(pair, ban.clone());
-                let banned = ControlEvent::MemberBanned {
-                    user: user.clone(),
-                    until: ban.until,
-                    reason: ban.reason.clone(),
-                };
-                state.write_outbox(room, banned);
+                state.write_outbox(room, ControlEvent::banned(user, ban));
             }
             None => {
                 state.bans.remove(&pair);
@@ -494,7 +484,7 @@ impl Store for MemoryStore {
     async fn prune(&self, room: &RoomId, bound: PruneBound, max_rows: u32) -> Result<Pruned> {
         self.enter().await?;
         let mut state = self.state.lock().expect("memory store lock");
-        let delivered = state.delivered(room).unwrap_or(Seq::MAX);
+        let delivered = state.lowest(room, |c| c.seq).unwrap_or(Seq::MAX);
         let Some(data) = state.rooms.get_mut(room) else {
             return Ok(Pruned {
                 deleted: 0,
@@ -683,17 +673,7 @@ impl Store for MemoryStore {
             state.cursors.insert(key, *to);
             moved.push(true);
             // Rows every registered hook passed are of no more use.
-            let passed = state
-                .hooks
-                .iter()
-                .map(|h| {
-                    state
-                        .cursors
-                        .get(&(h.clone(), room.clone()))
-                        .map_or(0, |c| c.outbox_id)
-                })
-                .min()
-                .unwrap_or(0);
+            let passed = state.lowest(room, |c| c.outbox_id).unwrap_or(0);
             state
                 .outbox
                 .retain(|o| &o.room_id != room || o.outbox_id > passed);

@@ -42,12 +42,9 @@ pub(crate) async fn engine_with(
         "sqlite"
     };
     let store = SeaOrmStore::open(&url).await.expect("open storage");
-    let engine = sinks
-        .into_iter()
-        .fold(
-            Engine::builder(Arc::new(store)).config(config),
-            |b, sink| b.webhook(sink),
-        )
+    let engine = Engine::builder(Arc::new(store))
+        .config(config)
+        .webhooks(sinks)
         .start()
         .await
         .expect("start the engine");

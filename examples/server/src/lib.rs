@@ -175,14 +175,12 @@ async fn start_node(
         lease_ttl: settings.lease_ttl,
     };
     let engine_config = engine_config.ticket_secret(settings.secret);
-    let builder = Engine::builder(Arc::new(store.clone()))
+    Engine::builder(Arc::new(store.clone()))
         .bus(Arc::new(bus))
         .cluster(cluster)
         .config(engine_config)
-        .policy(policy);
-    hooks
-        .into_iter()
-        .fold(builder, |b, hook| b.webhook(hook))
+        .policy(policy)
+        .webhooks(hooks)
         .start()
         .await
 }
@@ -255,12 +253,10 @@ pub async fn serve(
     let hooks = webhooks(&config)?;
     let engine = match cluster {
         None => {
-            let builder = Engine::builder(Arc::new(store.clone()))
+            Engine::builder(Arc::new(store.clone()))
                 .config(engine_config)
-                .policy(policy);
-            hooks
-                .into_iter()
-                .fold(builder, |b, hook| b.webhook(hook))
+                .policy(policy)
+                .webhooks(hooks)
                 .start()
                 .await
         }

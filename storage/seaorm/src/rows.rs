@@ -11,7 +11,8 @@ use sea_orm::{ActiveValue::Set, DbErr};
 
 use crate::entity::{ban, entry, invite, member, moderator, room};
 
-fn corrupt(what: &str) -> DbErr {
+/// A stored row that no Parlor wrote: `what` is not what it should be.
+pub(crate) fn corrupt(what: &str) -> DbErr {
     DbErr::Custom(format!("stored row has an invalid {what}"))
 }
 

@@ -215,12 +215,7 @@ async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> 
 #[async_trait]
 impl Store for SeaOrmStore {
     async fn create_room(&self, new: &StoredRoom) -> Result<CreateOutcome> {
-        let created = ControlEvent::RoomCreated {
-            owner: new.owner.clone(),
-            capacity: new.capacity,
-            title: new.title.clone(),
-            private: new.private,
-        };
+        let created = ControlEvent::created(new);
         // The row and its `room.created` outbox row, in one transaction.
         let insert = async {
             let txn = self.writes.begin_with_options(immediate()).await?;
@@ -380,11 +375,7 @@ impl Store for SeaOrmStore {
 
     async fn set_ban(&self, room: &RoomId, user: &UserId, ban: Option<&Ban>) -> Result<()> {
         if let Some(ban) = ban {
-            let banned = ControlEvent::MemberBanned {
-                user: user.clone(),
-                until: ban.until,
-                reason: ban.reason.clone(),
-            };
+            let banned = ControlEvent::banned(user, ban);
             // An upsert: a later ban replaces the earlier one whole; its
             // `member.banned` outbox row goes in the same transaction.
             let upsert = async {

@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::transactions::immediate;
+use crate::{rows::corrupt, transactions::immediate};
 
 /// `text` for `backend`: SQLite numbers its parameters `?1`, Postgres `$1`.
 /// (No statement here has a `$` anywhere else.)
@@ -38,7 +38,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 fn to_u64(n: i64, what: &str) -> Result<u64, DbErr> {
-    u64::try_from(n).map_err(|_| DbErr::Custom(format!("stored row has an invalid {what}")))
+    u64::try_from(n).map_err(|_| corrupt(what))
 }
 
 /// Locks `room`'s row inside `txn` (Postgres; SQLite's IMMEDIATE
@@ -236,18 +236,18 @@ pub(crate) async fn outbox(
 }
 
 fn to_outbox_event(row: &QueryResult, room: &RoomId) -> Result<OutboxEvent, DbErr> {
-    let bad = |what: &str| DbErr::Custom(format!("stored outbox row has an invalid {what}"));
     let event_id: String = row.try_get_by_index(1)?;
     let kind: String = row.try_get_by_index(4)?;
     let data: String = row.try_get_by_index(5)?;
-    let data = serde_json::from_str(&data).map_err(|_| bad("data"))?;
+    let data = serde_json::from_str(&data).map_err(|_| corrupt("outbox data"))?;
     Ok(OutboxEvent {
         outbox_id: to_u64(row.try_get_by_index(0)?, "outbox id")?,
-        id: Uuid::parse_str(&event_id).map_err(|_| bad("event id"))?,
+        id: Uuid::parse_str(&event_id).map_err(|_| corrupt("outbox event id"))?,
         room_id: room.clone(),
         after_seq: to_u64(row.try_get_by_index(2)?, "seq")?,
         at: Timestamp(row.try_get_by_index(3)?),
-        event: ControlEvent::from_stored(&kind, &data).map_err(|_| bad("kind or data"))?,
+        event: ControlEvent::from_stored(&kind, &data)
+            .map_err(|_| corrupt("outbox kind or data"))?,
     })
 }
 
