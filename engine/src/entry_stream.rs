@@ -23,7 +23,10 @@ use std::{
 };
 
 use tokio::{
-    sync::{broadcast::error::RecvError, watch},
+    sync::{
+        broadcast::error::{RecvError, TryRecvError},
+        watch,
+    },
     time::Instant,
 };
 
@@ -226,30 +229,21 @@ impl Entries {
             if let Some(entry) = self.next_ahead() {
                 return Ok(Live::Entry(entry));
             }
-            let received = tokio::select! {
-                biased;
-                changed = self.ended.changed() => {
-                    if changed.is_err() {
-                        // The seat itself is gone: nothing more is ours.
-                        return Err(Error::new(ErrorKind::NotAMember, "you left this room"));
-                    }
-                    continue;
-                }
-                received = self.live.recv() => received,
-                notice = next_notice(notices.as_deref_mut()) => {
-                    if let Some(live) = notices.as_deref_mut().and_then(|n| n.take(notice, self.bus.as_ref())) {
-                        return Ok(live);
-                    }
-                    continue;
-                }
-                () = wait_until(self.ahead_until) => {
-                    // The gap did not fill: storage has everything up to the
-                    // newest entry waiting (it was stored before published).
-                    let newest = self.ahead.last_key_value().map_or(self.delivered, |(s, _)| *s);
-                    self.clear_ahead();
-                    self.catch_up = Some(CatchUp::UpTo(newest));
-                    continue;
-                }
+            // An entry already in the feed is taken without the wait below:
+            // in a fan-out each subscriber takes every entry, and the wait
+            // registers (then drops) a waker on four sources every time,
+            // which in a room of thousands was a large share of the cost.
+            // (The seat's end was looked at above; notices come while the
+            // stream waits, as before.)
+            let received = match self.live.try_recv() {
+                Ok(entry) => Ok(entry),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                Err(TryRecvError::Empty) => match self.wait(notices.as_deref_mut()).await? {
+                    Woke::Live(received) => received,
+                    Woke::Notice(live) => return Ok(live),
+                    Woke::Again => continue,
+                },
             };
             match received {
                 Ok(entry) if entry.seq <= self.delivered => continue,
@@ -279,6 +273,38 @@ impl Entries {
                     self.clear_ahead();
                     self.catch_up = Some(CatchUp::Exhaust);
                 }
+            }
+        }
+    }
+
+    /// Waits for the live feed, the seat's end, a notice (with `notices`)
+    /// or the end of a reordering wait, whichever comes first.
+    ///
+    /// Errors: `NOT_A_MEMBER` when the seat itself is gone.
+    async fn wait(&mut self, notices: Option<&mut Notices>) -> Result<Woke> {
+        let mut notices = notices;
+        tokio::select! {
+            biased;
+            changed = self.ended.changed() => {
+                if changed.is_err() {
+                    // The seat itself is gone: nothing more is ours.
+                    return Err(Error::new(ErrorKind::NotAMember, "you left this room"));
+                }
+                Ok(Woke::Again)
+            }
+            received = self.live.recv() => Ok(Woke::Live(received)),
+            notice = next_notice(notices.as_deref_mut()) => {
+                Ok(notices
+                    .and_then(|n| n.take(notice, self.bus.as_ref()))
+                    .map_or(Woke::Again, Woke::Notice))
+            }
+            () = wait_until(self.ahead_until) => {
+                // The gap did not fill: storage has everything up to the
+                // newest entry waiting (it was stored before published).
+                let newest = self.ahead.last_key_value().map_or(self.delivered, |(s, _)| *s);
+                self.clear_ahead();
+                self.catch_up = Some(CatchUp::UpTo(newest));
+                Ok(Woke::Again)
             }
         }
     }
@@ -359,6 +385,17 @@ impl Entries {
         self.backlog.extend(page.into_iter().map(Arc::new));
         Ok(())
     }
+}
+
+/// What ended a [`Entries::wait`].
+enum Woke {
+    /// The live feed's next entry (or its lag or end).
+    Live(Result<Arc<Entry>, RecvError>),
+    /// A notice to hand out.
+    Notice(Live),
+    /// Something to look at again (the seat's state, a reordering wait
+    /// that ended, a notice not handed out).
+    Again,
 }
 
 /// Entries held for reordering at most; beyond it storage is read at once.

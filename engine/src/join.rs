@@ -61,8 +61,13 @@ pub struct Joined {
     pub occupancy: u32,
     /// The room's newest seq, this commit's own `join` included.
     pub last_seq: Seq,
-    /// Users whose seats are joined or in grace, sorted.
+    /// Users whose seats are joined or in grace, sorted — the first
+    /// [`JOINED_MEMBERS_MAX`] of them by user id; the rest through
+    /// presence (`Engine::members`).
     pub members: Vec<UserId>,
+    /// How many users' seats are joined or in grace: `members.len()` unless
+    /// the room has more than [`JOINED_MEMBERS_MAX`].
+    pub member_count: u32,
     /// The oldest seq the room still stores (retention prunes below it).
     pub first_seq: Seq,
     /// False when entries after the asked-for `after_seq` were pruned: the
@@ -71,6 +76,11 @@ pub struct Joined {
     /// `after_seq`.
     pub resumed: bool,
 }
+
+/// At most this many names in [`Joined::members`]: a `joined` frame, and the
+/// write buffer it leaves behind, stay small in a room of thousands
+/// (docs/contract.md §2, "Presence and listing").
+pub const JOINED_MEMBERS_MAX: usize = 100;
 
 /// A committed connection, in parts: what `Membership` is made of.
 pub(crate) type Committed = (Joined, EntryStream, SeatGuard);
@@ -578,24 +588,30 @@ async fn finish_commit(
         // Seats on every node: the database's count.
         Some(cluster) => {
             let seated = cluster.leases.seated(&room.id).await?;
+            let member_count = u32::try_from(seated.members.len()).unwrap_or(u32::MAX);
+            let mut members = seated.members; // sorted
+            members.truncate(JOINED_MEMBERS_MAX);
             Joined {
                 room_id: room.id.clone(),
                 capacity: room.ledger().capacity(),
                 occupancy: seated.occupancy,
                 last_seq,
-                members: seated.members,
+                members,
+                member_count,
                 first_seq,
                 resumed,
             }
         }
         None => {
             let ledger = room.ledger();
+            let (members, member_count) = ledger.members(JOINED_MEMBERS_MAX);
             Joined {
                 room_id: room.id.clone(),
                 capacity: ledger.capacity(),
                 occupancy: ledger.occupancy(),
                 last_seq,
-                members: ledger.members(),
+                members,
+                member_count,
                 first_seq,
                 resumed,
             }

@@ -106,7 +106,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{ControlEvent, OutboxEvent, RoomEvent};
 pub use hooks::WebhookStats;
 pub use ids::{MAX_ID_CHARS, RoomId, SeatId, UserId};
-pub use join::{Joined, Reservation, SeatGuard};
+pub use join::{JOINED_MEMBERS_MAX, Joined, Reservation, SeatGuard};
 pub use limits::RateLimit;
 pub use membership::Membership;
 pub use notice::{Notice, NoticeKind};

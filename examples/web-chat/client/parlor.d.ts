@@ -138,8 +138,11 @@ export class Room extends EventTarget {
   readonly title: string | null;
   readonly capacity: number | null;
   readonly occupancy: number | null;
-  /** Users with a joined (or reconnecting) seat, sorted. */
+  /** Users with a joined (or reconnecting) seat, sorted: in a room of more
+   * than 100, the first 100 by id at the join and those who joined since. */
   readonly members: string[];
+  /** How many users hold a joined (or reconnecting) seat. */
+  readonly memberCount: number;
   readonly status: RoomStatus;
   readonly error: ParlorError | null;
   readonly outbox: OutboxItem[];

@@ -660,8 +660,13 @@ export class Room extends EventTarget {
     this.title = null;
     this.capacity = null;
     this.occupancy = null;
-    /** Users with a joined (or reconnecting) seat, sorted. */
+    /** Users with a joined (or reconnecting) seat, sorted: in a room of
+     * more than 100, the first 100 by id at the join and those who joined
+     * since (the rest through the members route). */
     this.members = [];
+    /** How many users hold a joined (or reconnecting) seat: `joined`'s
+     * `member_count`, then one more per `join` and one less per `leave`. */
+    this.memberCount = 0;
     /** "joining" | "joined" | "rejoining" | "left" | "error" */
     this.status = "joining";
     /** The last error that stopped the room, as a ParlorError. */
@@ -883,6 +888,7 @@ export class Room extends EventTarget {
     this.capacity = frame.capacity;
     this.occupancy = frame.occupancy;
     this.members = [...frame.members];
+    this.memberCount = frame.member_count ?? frame.members.length;
     // Backlog entries up to here are already counted in `members`.
     this._membersAt = frame.last_seq;
     const first = this._lastSeq === null;
@@ -925,6 +931,9 @@ export class Room extends EventTarget {
     if ((entry.kind === "join" || entry.kind === "leave") && entry.seq > this._membersAt) {
       const others = this.members.filter((m) => m !== entry.sender);
       this.members = entry.kind === "join" ? [...others, entry.sender].sort() : others;
+      // A log has a `join` only for a non-member and a `leave` only for a
+      // member (docs/contract.md §2, "Members").
+      this.memberCount = Math.max(0, this.memberCount + (entry.kind === "join" ? 1 : -1));
       this._scheduleRefresh();
     }
     this._changed();

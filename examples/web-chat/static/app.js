@@ -372,6 +372,9 @@ function drawMembers(room) {
     }
     line.append(name, i + 1 < room.members.length ? ", " : "");
   });
+  // A big room's `joined` names its first 100 members only.
+  const more = room.memberCount - room.members.length;
+  if (more > 0) line.append(` and ${more} more`);
 }
 
 /** "bob is typing…", "bob and carol are typing…", "3 people are typing…". */

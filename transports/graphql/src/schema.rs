@@ -169,6 +169,11 @@ pub struct Joined {
     /// False when retention pruned entries after `afterSeq`: the stream
     /// starts at `firstSeq` and the client missed what lay between.
     resumed: bool,
+    /// Users whose seats are joined or in grace (`members` lists at most
+    /// 100 of them).
+    member_count: i32,
+    /// The first 100 of those users by id, sorted; the rest through
+    /// `Room.members`.
     members: Vec<String>,
 }
 
@@ -890,6 +895,7 @@ impl SubscriptionRoot {
             last_seq: int(joined.last_seq),
             first_seq: int(joined.first_seq),
             resumed: joined.resumed,
+            member_count: int(u64::from(joined.member_count)),
             members: joined.members.iter().map(ToString::to_string).collect(),
         });
         let rest = stream::unfold(Some((entries, seat)), next_event);
@@ -1013,7 +1019,7 @@ mod tests {
     const RESERVE: &str =
         "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
     const JOIN: &str = "subscription($t: String!, $a: Int) { joinRoom(ticket: $t, afterSeq: $a) { __typename \
-        ... on Joined { lastSeq firstSeq resumed } \
+        ... on Joined { lastSeq firstSeq resumed memberCount members } \
         ... on Entry { seq kind sender body reason targetSeq editedAt redacted } \
         ... on Receipt { roomId userId seq at } } }";
     const SEND: &str = "mutation($r: ID!, $c: String!, $b: String!) { sendMessage(roomId: $r, clientId: $c, body: $b) { seq } }";
@@ -1355,6 +1361,10 @@ mod tests {
         assert_eq!(
             (&joined["firstSeq"], &joined["resumed"]),
             (&json!(1), &json!(true))
+        );
+        assert_eq!(
+            (&joined["memberCount"], &joined["members"]),
+            (&json!(1), &json!(["ann"]))
         );
         for i in 0..10 {
             run(

@@ -43,6 +43,8 @@ fn docs_schema_matches_the_served_schema() {
         "\tredacted: Boolean!\n",
         "\tfirstSeq: Int!\n",
         "\tresumed: Boolean!\n",
+        // Big rooms (issue 24).
+        "\tmemberCount: Int!\n",
         "\tretention: Retention\n",
         "\tlastReadSeq: Int\n",
         "\tunread: Int\n",

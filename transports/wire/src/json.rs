@@ -114,8 +114,9 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
 
 /// The facts of a commit (docs/contract.md §5 `joined`):
 /// `{"room_id", "capacity", "occupancy", "last_seq", "first_seq",
-/// "resumed", "members"}`, with `members` sorted (users whose seats are
-/// joined or in grace), `last_seq` counting the commit's own `join` entry,
+/// "resumed", "member_count", "members"}`, with `member_count` the users
+/// whose seats are joined or in grace and `members` the first 100 of them
+/// by user id, sorted (the rest through presence), `last_seq` counting the commit's own `join` entry,
 /// `first_seq` the oldest seq the room still stores, and `resumed` false
 /// when retention pruned entries after the asked-for `after_seq` (the
 /// stream then starts at `first_seq`; docs/contract.md §2, "Retention").
@@ -127,6 +128,7 @@ pub struct JoinedJson<'a> {
     last_seq: u64,
     first_seq: u64,
     resumed: bool,
+    member_count: u32,
     members: Vec<&'a str>,
 }
 
@@ -139,6 +141,7 @@ impl<'a> From<&'a Joined> for JoinedJson<'a> {
             last_seq: j.last_seq,
             first_seq: j.first_seq,
             resumed: j.resumed,
+            member_count: j.member_count,
             members: j.members.iter().map(|m| m.as_str()).collect(),
         }
     }
@@ -669,12 +672,13 @@ mod tests {
             occupancy: 2,
             last_seq: 15,
             members: vec![UserId::new("alice").unwrap(), UserId::new("bob").unwrap()],
+            member_count: 2,
             first_seq: 4,
             resumed: false,
         };
         assert_eq!(
             to_text(&JoinedJson::from(&joined)),
-            r#"{"room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"first_seq":4,"resumed":false,"members":["alice","bob"]}"#
+            r#"{"room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"first_seq":4,"resumed":false,"member_count":2,"members":["alice","bob"]}"#
         );
         let mut room = RoomInfo {
             room_id: RoomId::new("lobby").unwrap(),

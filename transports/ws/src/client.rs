@@ -229,7 +229,10 @@ pub struct Joined {
     /// for: the stream starts at `first_seq` and what lay between is gone.
     #[serde(default = "resumed_by_default")]
     pub resumed: bool,
-    /// Joined and in-grace users.
+    /// How many users are joined or in grace.
+    pub member_count: u32,
+    /// The first 100 of them by user id, sorted (the rest through
+    /// `GET /v1/rooms/{id}/members`).
     pub members: Vec<String>,
 }
 

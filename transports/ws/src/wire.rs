@@ -627,12 +627,13 @@ mod tests {
             occupancy: 2,
             last_seq: 15,
             members: vec![UserId::new("alice").unwrap(), UserId::new("bob").unwrap()],
+            member_count: 240,
             first_seq: 1,
             resumed: true,
         };
         assert_eq!(
             ServerFrame::joined(&joined).to_json(),
-            r#"{"type":"joined","room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"first_seq":1,"resumed":true,"members":["alice","bob"]}"#
+            r#"{"type":"joined","room_id":"lobby","capacity":10,"occupancy":2,"last_seq":15,"first_seq":1,"resumed":true,"member_count":240,"members":["alice","bob"]}"#
         );
         let err = Error::new(ErrorKind::NotAMember, "not a member");
         let frame = |room_id, client_id, ticket| {

@@ -554,6 +554,44 @@ async fn joined_says_where_the_log_starts_and_that_it_resumed() {
     );
 }
 
+/// In a room of more than 100 members `joined` names the first 100 by id
+/// and counts them all (docs/contract.md §2, "Presence and listing").
+#[tokio::test(start_paused = true)]
+async fn joined_in_a_big_room_names_a_hundred_and_counts_everyone() {
+    let server = Server::start(WsConfig::default()).await;
+    let big = Some(RoomSpec::with_capacity(200));
+    let mut seated = Vec::new();
+    for i in (0..130).rev() {
+        let who = Principal::new(uid(&format!("m{i:03}")));
+        let ticket = server
+            .engine
+            .reserve(&who, &rid("hall"), big.clone())
+            .await
+            .unwrap();
+        seated.push(
+            server
+                .engine
+                .commit(&who, &ticket.ticket, None)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut ann = server.hello("ann", 64).await;
+    let joined = ann.join(&server.ticket("ann", "hall").await, None).await;
+    assert_eq!(joined["member_count"], 131, "{joined}");
+    // "ann" sorts before "m…": she is first, then m000…m098.
+    let mut expected = vec!["ann".to_string()];
+    expected.extend((0..99).map(|i| format!("m{i:03}")));
+    assert_eq!(joined["members"], json!(expected));
+    drop(seated.pop()); // m000 loses its connection: grace, still a member
+    let again = server
+        .hello("ann", 64)
+        .await
+        .join(&server.ticket("ann", "hall").await, None)
+        .await;
+    assert_eq!(again["member_count"], 131, "{again}");
+}
+
 /// `read` answers `read_state`; the room's other members get a `receipt`,
 /// the reader's own sockets none; a lower seq changes nothing and tells no
 /// one.
