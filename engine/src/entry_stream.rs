@@ -269,7 +269,7 @@ impl Entries {
                 // never reached it): take a new feed, then read storage
                 // until it has nothing more.
                 Err(RecvError::Closed) => {
-                    self.live = self.bus.subscribe(&self.room_id);
+                    self.live = self.bus.subscribe(&self.room_id).await;
                     self.clear_ahead();
                     self.catch_up = Some(CatchUp::Exhaust);
                 }
@@ -480,7 +480,7 @@ mod tests {
         store.append(&batch).await.unwrap();
         let entries: Vec<_> = store.log(&room).into_iter().map(Arc::new).collect();
         let bus = Arc::new(InProcessBus::new(64));
-        let live = bus.subscribe(&room);
+        let live = bus.subscribe(&room).await;
         let (seat, ended) = watch::channel(None);
         let stream = EntryStream::new(
             Arc::clone(&store) as Arc<dyn Store>,

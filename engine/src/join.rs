@@ -570,7 +570,7 @@ async fn finish_commit(
 
     // Subscribe before reading last_seq: whatever is stored after this point
     // reaches the live feed, whatever before is in the backlog.
-    let live = state.bus.subscribe(&room.id);
+    let live = state.bus.subscribe(&room.id).await;
     state.refresh_last_seq(&room).await?;
     if after_seq.is_some() && state.cluster.is_none() {
         // A resume: where the log starts decides `resumed` (a cluster

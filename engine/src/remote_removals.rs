@@ -39,21 +39,30 @@ pub(crate) fn follow(state: &Arc<EngineState>, room: &Arc<LiveRoom>) {
     if state.cluster.is_none() {
         return;
     }
-    let mut live = state.bus.subscribe(&room.id);
+    let bus = Arc::clone(&state.bus);
+    let room_id = room.id.clone();
     let mut unloaded = room.unloaded();
     let (weak_state, weak_room) = (Arc::downgrade(state), Arc::downgrade(room));
     state.runtime.spawn(async move {
+        let mut live = bus.subscribe(&room_id).await;
         loop {
-            let entry = tokio::select! {
+            let received = tokio::select! {
                 _ = unloaded.wait_for(|gone| *gone) => return,
-                received = live.recv() => match received {
-                    Ok(entry) => Some(entry),
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "removal follower lagged behind the bus");
-                        None
-                    }
-                    Err(RecvError::Closed) => return,
-                },
+                received = live.recv() => received,
+            };
+            let entry = match received {
+                Ok(entry) => Some(entry),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "removal follower lagged behind the bus");
+                    None
+                }
+                // The bus closed the feed (it lost its link, and what was
+                // published meanwhile never came): a new feed, and the
+                // seats checked as after a lag.
+                Err(RecvError::Closed) => {
+                    live = bus.subscribe(&room_id).await;
+                    None
+                }
             };
             let (Some(state), Some(room)) = (weak_state.upgrade(), weak_room.upgrade()) else {
                 return;

@@ -25,14 +25,21 @@ pub type LiveNotices = broadcast::Receiver<Arc<Notice>>;
 /// Fan-out of stored entries.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Starts receiving `room`'s entries published from now on.
-    fn subscribe(&self, room: &RoomId) -> LiveEntries;
+    /// Starts receiving `room`'s entries published from now on, on any
+    /// node. A bus across nodes returns once this node receives the room's
+    /// entries from the others; when it cannot say so in time (its link
+    /// is down or slow) it returns the feed anyway and closes it once the
+    /// link is in place, so the stream takes a new feed and reads storage
+    /// to its end (nothing published meanwhile is missed).
+    async fn subscribe(&self, room: &RoomId) -> LiveEntries;
 
     /// Hands freshly stored entries (of one room, ascending seq) to every
     /// subscriber of that room.
     async fn publish(&self, room: &RoomId, entries: &[Arc<Entry>]);
 
-    /// Starts receiving `room`'s notices sent from now on.
+    /// Starts receiving `room`'s notices sent from now on. Across nodes,
+    /// notices of other nodes come while this node has the room's entries
+    /// subscribed too (a stream always has both).
     fn subscribe_notices(&self, room: &RoomId) -> LiveNotices;
 
     /// Hands a notice to every notice subscriber of its room (on every node
@@ -72,12 +79,33 @@ impl InProcessBus {
         notices.retain(|_, tx| tx.receiver_count() > 0);
         rooms.len() + notices.len()
     }
+
+    /// Whether `room` has a live subscriber here, of entries or notices
+    /// (a bus across nodes stops receiving a room without one).
+    pub fn has_subscribers(&self, room: &RoomId) -> bool {
+        fn live<T>(channels: &Mutex<HashMap<RoomId, broadcast::Sender<T>>>, room: &RoomId) -> bool {
+            let channels = channels.lock().expect("bus lock");
+            channels.get(room).is_some_and(|tx| tx.receiver_count() > 0)
+        }
+        live(&self.rooms, room) || live(&self.notices, room)
+    }
+
+    /// Closes `room`'s live feeds here: each of its readers sees `Closed`
+    /// once it has taken what was sent, and takes a new feed.
+    pub fn close_room(&self, room: &RoomId) {
+        self.rooms.lock().expect("bus lock").remove(room);
+    }
+
+    /// What [`Bus::subscribe`] returns, at once (this bus never waits).
+    pub fn feed(&self, room: &RoomId) -> LiveEntries {
+        subscribe_to(&self.rooms, room, self.capacity)
+    }
 }
 
 #[async_trait]
 impl Bus for InProcessBus {
-    fn subscribe(&self, room: &RoomId) -> LiveEntries {
-        subscribe_to(&self.rooms, room, self.capacity)
+    async fn subscribe(&self, room: &RoomId) -> LiveEntries {
+        self.feed(room)
     }
 
     async fn publish(&self, room: &RoomId, entries: &[Arc<Entry>]) {

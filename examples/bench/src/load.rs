@@ -197,6 +197,17 @@ impl Target {
         }
     }
 
+    /// The server's `/metrics` (Prometheus text).
+    pub(crate) async fn metrics(&self) -> Result<String, String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        response.text().await.map_err(|e| e.to_string())
+    }
+
     /// Sends one message as `user`, the way this protocol sends: a frame on
     /// the socket, or for GraphQL a `sendMessage` mutation over HTTP that is
     /// not waited for (so a publisher keeps its pace as a socket's would).

@@ -126,8 +126,14 @@ enum Scenario {
     },
     /// One room, many subscribers, publishers at a set rate, over loopback.
     Fanout {
-        #[arg(long, default_value_t = 1000)]
-        subscribers: usize,
+        /// Subscriber counts to run, in this run (`1000,4000,8000`).
+        #[arg(long, value_delimiter = ',', default_value = "1000")]
+        subscribers: Vec<usize>,
+        /// Rooms the subscribers are spread over; the rate is shared by
+        /// them (the raw baseline has one room: compare it at 1).
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        /// Publishers per room.
         #[arg(long, default_value_t = 4)]
         publishers: usize,
         /// Total publish rates (msgs/s) to run, in this run.
@@ -257,6 +263,7 @@ fn main() {
             }
             Scenario::Fanout {
                 subscribers,
+                rooms,
                 publishers,
                 rate,
                 seconds,
@@ -284,6 +291,7 @@ fn main() {
                 let transports = transport.into_iter().map(Transport::protocol).collect();
                 let params = fanout::Params {
                     subscribers,
+                    rooms,
                     publishers,
                     rates: rate,
                     seconds,

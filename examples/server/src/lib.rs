@@ -27,11 +27,11 @@ use axum::{
 };
 use parlor_auth::{AnyOf, DevTokens, HookPolicy, JwtAuthenticator, KeyError, ServiceKeys};
 use parlor_engine::{
-    Authenticator, Cluster, Engine, EngineConfig, EventSink, RateLimit, RoomPolicy,
+    Authenticator, Bus, Cluster, Engine, EngineConfig, EventSink, RateLimit, RoomPolicy,
     policies::{ClaimsPolicy, OpenPolicy},
 };
 use parlor_graphql::{GraphqlConfig, GraphqlTransport};
-use parlor_redis::Redis;
+use parlor_redis::{Redis, RedisBus};
 use parlor_seaorm::SeaOrmStore;
 use parlor_webhook::WebhookSink;
 use parlor_ws::{WsConfig, WsTransport};
@@ -162,12 +162,14 @@ async fn start_node(
     engine_config: EngineConfig,
     policy: Arc<dyn RoomPolicy>,
     hooks: Vec<Arc<dyn EventSink>>,
-) -> parlor_engine::Result<Engine> {
+) -> parlor_engine::Result<(Engine, Arc<RedisBus>)> {
     tracing::info!(node = %settings.node_id, redis = %config::redacted(&settings.redis_url), "joining the cluster");
     let redis = Redis::connect(&settings.redis_url).await?;
-    let bus = redis
-        .bus(&settings.node_id, engine_config.live_buffer)
-        .await?;
+    let bus = Arc::new(
+        redis
+            .bus(&settings.node_id, engine_config.live_buffer)
+            .await?,
+    );
     let cluster = Cluster {
         node_id: settings.node_id,
         leases: Arc::new(store.clone()),
@@ -175,14 +177,15 @@ async fn start_node(
         lease_ttl: settings.lease_ttl,
     };
     let engine_config = engine_config.ticket_secret(settings.secret);
-    Engine::builder(Arc::new(store.clone()))
-        .bus(Arc::new(bus))
+    let engine = Engine::builder(Arc::new(store.clone()))
+        .bus(Arc::clone(&bus) as Arc<dyn Bus>)
         .cluster(cluster)
         .config(engine_config)
         .policy(policy)
         .webhooks(hooks)
         .start()
-        .await
+        .await?;
+    Ok((engine, bus))
 }
 
 #[derive(Clone)]
@@ -191,6 +194,8 @@ struct Ops {
     store: SeaOrmStore,
     transport: Arc<WsTransport>,
     graphql: Arc<GraphqlTransport>,
+    /// A cluster node's bus, for its metrics.
+    bus: Option<Arc<RedisBus>>,
 }
 
 async fn healthz() -> &'static str {
@@ -207,7 +212,12 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        metrics::render(&ops.engine, &ops.transport, &ops.graphql),
+        metrics::render(
+            &ops.engine,
+            &ops.transport,
+            &ops.graphql,
+            ops.bus.as_deref(),
+        ),
     )
 }
 
@@ -251,18 +261,19 @@ pub async fn serve(
     }
     let policy = room_policy(&config)?;
     let hooks = webhooks(&config)?;
-    let engine = match cluster {
-        None => {
-            Engine::builder(Arc::new(store.clone()))
-                .config(engine_config)
-                .policy(policy)
-                .webhooks(hooks)
-                .start()
-                .await
-        }
+    let (engine, bus) = match cluster {
+        None => Engine::builder(Arc::new(store.clone()))
+            .config(engine_config)
+            .policy(policy)
+            .webhooks(hooks)
+            .start()
+            .await
+            .map(|engine| (engine, None)),
         Some(settings) => {
             store = store.for_node(&settings.node_id);
-            start_node(&store, settings, engine_config, policy, hooks).await
+            start_node(&store, settings, engine_config, policy, hooks)
+                .await
+                .map(|(engine, bus)| (engine, Some(bus)))
         }
     }
     .map_err(StartError::Storage)?;
@@ -297,6 +308,7 @@ pub async fn serve(
         store: store.clone(),
         transport: Arc::clone(&transport),
         graphql: Arc::clone(&graphql),
+        bus,
     };
     // One origin policy for every route a browser page calls: the raw
     // transport applies it to its own router; GraphQL gets the same layer.

@@ -5,12 +5,14 @@ use std::fmt::Write;
 
 use parlor_engine::{Engine, HistogramSnapshot, WebhookStats};
 use parlor_graphql::GraphqlTransport;
+use parlor_redis::RedisBus;
 use parlor_ws::WsTransport;
 
 pub(crate) fn render(
     engine: &Engine,
     transport: &WsTransport,
     graphql: &GraphqlTransport,
+    bus: Option<&RedisBus>,
 ) -> String {
     let s = parlor_engine::ChatEngine::stats(engine);
     let mut out = String::with_capacity(4096);
@@ -68,6 +70,17 @@ pub(crate) fn render(
         "# HELP parlor_too_slow_closes_total Connections closed with 4409.\n# TYPE parlor_too_slow_closes_total counter\nparlor_too_slow_closes_total {}",
         transport.too_slow_closes()
     );
+    if let Some(bus) = bus {
+        let _ = writeln!(
+            out,
+            "# HELP parlor_bus_rooms Rooms this node receives from Redis (it has subscribers there).\n# TYPE parlor_bus_rooms gauge\nparlor_bus_rooms {}\n\
+             # HELP parlor_bus_received_entries_total Entries this node received from other nodes through Redis.\n# TYPE parlor_bus_received_entries_total counter\nparlor_bus_received_entries_total {}\n\
+             # HELP parlor_bus_published_entries_total Entries this node published to Redis.\n# TYPE parlor_bus_published_entries_total counter\nparlor_bus_published_entries_total {}",
+            bus.subscribed_rooms(),
+            bus.received_entries(),
+            bus.published_entries()
+        );
+    }
     webhooks(&mut out, &engine.webhooks());
     histogram(
         &mut out,

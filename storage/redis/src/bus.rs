@@ -1,27 +1,48 @@
-//! [`RedisBus`]: the engine's [`Bus`] across nodes, on Redis pub/sub.
+//! [`RedisBus`]: the engine's [`Bus`] across nodes, on Redis pub/sub, one
+//! channel per room (`parlor:room:{room_id}`).
 //!
 //! Publishing hands a room's new entries to this node's subscribers at once
-//! (they never wait for Redis) and queues them, encoded, for the Redis
-//! channel; every other node's receiver hands them to its own subscribers.
-//! Notices (read receipts, signals) travel the same way, through the same
-//! outbox and channel, so they keep their order with the entries a node
-//! published; they are momentary, so nothing reads them back when one is
-//! lost — and a full outbox drops a new notice rather than an entry.
+//! (they never wait for Redis) and queues them, encoded, for the room's
+//! channel; every node subscribed to that channel hands them to its own
+//! subscribers. Notices (read receipts, signals) travel the same way,
+//! through the same outbox and channel, so they keep their order with the
+//! entries a node published; they are momentary, so nothing reads them back
+//! when one is lost — and a full outbox drops a new notice rather than an
+//! entry.
+//!
+//! **Per-room routing.** A node subscribes to a room's channel only while it
+//! has a local subscriber of the room, so it receives the entries of its own
+//! rooms, not of the whole cluster: with a room's members on one node, a
+//! node of three carries about a third of the traffic, not all of it. The
+//! subscription is in place before [`Bus::subscribe`] returns (the SUBSCRIBE
+//! is confirmed), and the engine subscribes before it reads where a
+//! stream's backlog ends, so nothing falls between the two. Once a room has
+//! no local subscriber it is unsubscribed at the next sweep (every
+//! [`SWEEP_EVERY`]). One task owns the subscriptions and the connection's
+//! commands, so a SUBSCRIBE for a room can never be overtaken by the
+//! UNSUBSCRIBE of the sweep before it.
 //!
 //! Pub/sub is at-most-once: a message is lost if Redis restarts or a
 //! connection drops. The engine's entry streams tolerate that — a later entry
-//! reveals the gap and they read it from storage — and two things here close
-//! the remaining holes:
+//! reveals the gap and they read it from storage — and three things here
+//! close the remaining holes:
 //! - the publisher keeps what it could not publish (a bounded queue, oldest
 //!   dropped first) and retries after reconnecting, so the newest entries of
 //!   a room always get out and reveal any gap behind them;
-//! - the receiver, once it has subscribed again after losing Redis, closes
-//!   every local feed: each entry stream takes a new feed and reads storage
-//!   to its end, which covers whatever was published while it was away.
+//! - after losing Redis, the subscriptions task subscribes every room again,
+//!   then closes every local feed: each entry stream takes a new feed and
+//!   reads storage to its end, which covers whatever was published while it
+//!   was away;
+//! - a subscribe that could not be confirmed in time ([`SUBSCRIBE_WAIT`])
+//!   returns its feed anyway, and the room's local feeds are closed once
+//!   the subscription is in place, with the same effect.
 
 use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex, Weak},
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -31,8 +52,11 @@ use parlor_engine::{
     Bus, Entry, InProcessBus, Notice, RoomId,
     ports::{LiveEntries, LiveNotices},
 };
-use redis::{Client, aio::ConnectionManager};
-use tokio::sync::Notify;
+use redis::{
+    Client,
+    aio::{ConnectionManager, PubSubSink, PubSubStream},
+};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::wire;
 
@@ -40,23 +64,45 @@ use crate::wire;
 /// newest are what reveal a gap to receivers).
 const OUTBOX_MAX: usize = 4096;
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a subscribe waits for Redis to confirm a room's subscription
+/// before it returns the feed anyway (see the module docs).
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+/// How often rooms without a local subscriber are unsubscribed.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Subscribe requests waiting for the subscriptions task at most; a
+/// subscriber beyond it waits for room.
+const REQUESTS_MAX: usize = 1024;
 
 /// Fan-out of stored entries, and of notices, across the nodes of a
 /// cluster.
 pub struct RedisBus {
     shared: Arc<Shared>,
+    requests: mpsc::Sender<Request>,
+}
+
+/// A room to receive from Redis, and where to say it is subscribed.
+struct Request {
+    room: RoomId,
+    done: oneshot::Sender<()>,
 }
 
 struct Shared {
     node: String,
-    channel: String,
+    prefix: String,
     live_buffer: usize,
     /// This node's subscribers; replaced (closing every feed) after Redis
     /// was lost.
     local: Mutex<Arc<InProcessBus>>,
-    outbox: Mutex<VecDeque<Vec<u8>>>,
+    /// The rooms this node receives from Redis: `true` once the SUBSCRIBE
+    /// is confirmed on the current connection. Lock order: this, then the
+    /// local bus's.
+    rooms: Mutex<HashMap<RoomId, bool>>,
+    outbox: Mutex<VecDeque<(RoomId, Vec<u8>)>>,
     /// Wakes the publisher: something to publish, or the bus is gone.
     wake: Arc<Notify>,
+    /// Entries this node received from other nodes, and published.
+    received: AtomicU64,
+    published: AtomicU64,
 }
 
 impl Drop for Shared {
@@ -70,11 +116,15 @@ impl Shared {
         Arc::clone(&self.local.lock().expect("local bus lock"))
     }
 
-    /// Queues an encoded message for Redis and wakes the publisher. When
-    /// the outbox is full a `momentary` one (a notice) is dropped itself,
-    /// so a flood of typing signals while Redis is behind never pushes out
-    /// entries; entries push out the oldest message.
-    fn queue(&self, message: Vec<u8>, momentary: bool) {
+    fn channel(&self, room: &RoomId) -> String {
+        format!("{}:room:{room}", self.prefix)
+    }
+
+    /// Queues an encoded message for `room`'s channel and wakes the
+    /// publisher. When the outbox is full a `momentary` one (a notice) is
+    /// dropped itself, so a flood of typing signals while Redis is behind
+    /// never pushes out entries; entries push out the oldest message.
+    fn queue(&self, room: &RoomId, message: Vec<u8>, momentary: bool) {
         {
             let mut outbox = self.outbox.lock().expect("outbox lock");
             if outbox.len() >= OUTBOX_MAX {
@@ -85,7 +135,7 @@ impl Shared {
                 outbox.pop_front();
                 tracing::warn!("Redis is behind: dropped the oldest unpublished message");
             }
-            outbox.push_back(message);
+            outbox.push_back((room.clone(), message));
         }
         self.wake.notify_one();
     }
@@ -98,43 +148,88 @@ impl Shared {
 }
 
 impl RedisBus {
-    /// Subscribes to `channel` as node `node` (so it can skip its own
-    /// messages), and starts the publisher and the receiver. Returns once
-    /// the subscription is in place.
+    /// Starts the bus of node `node` (which skips its own messages when
+    /// they come back) on channels named `{prefix}:room:{room_id}`: the
+    /// publisher and the subscriptions task. Returns once Redis took a
+    /// subscriber connection.
     pub(crate) async fn start(
         client: Client,
         publisher: ConnectionManager,
-        channel: String,
+        prefix: String,
         node: &str,
         live_buffer: usize,
     ) -> parlor_engine::Result<Self> {
         let shared = Arc::new(Shared {
             node: node.to_owned(),
-            channel,
+            prefix,
             live_buffer,
             local: Mutex::new(Arc::new(InProcessBus::new(live_buffer))),
+            rooms: Mutex::new(HashMap::new()),
             outbox: Mutex::new(VecDeque::new()),
             wake: Arc::new(Notify::new()),
+            received: AtomicU64::new(0),
+            published: AtomicU64::new(0),
         });
-        let mut pubsub = client
+        let first = client
             .get_async_pubsub()
             .await
             .map_err(parlor_engine::Error::unavailable)?;
-        pubsub
-            .subscribe(&shared.channel)
-            .await
-            .map_err(parlor_engine::Error::unavailable)?;
-        tokio::spawn(receive(client, pubsub, Arc::downgrade(&shared)));
+        let (requests, inbox) = mpsc::channel(REQUESTS_MAX);
+        tokio::spawn(subscriptions(
+            client,
+            first.split(),
+            inbox,
+            Arc::downgrade(&shared),
+        ));
         let wake = Arc::clone(&shared.wake);
         tokio::spawn(publish(publisher, Arc::downgrade(&shared), wake));
-        Ok(RedisBus { shared })
+        Ok(RedisBus { shared, requests })
+    }
+
+    /// Entries this node received from other nodes through Redis so far.
+    pub fn received_entries(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// Entries this node published to Redis so far (queued for it).
+    pub fn published_entries(&self) -> u64 {
+        self.shared.published.load(Ordering::Relaxed)
+    }
+
+    /// Rooms this node receives from Redis now.
+    pub fn subscribed_rooms(&self) -> usize {
+        self.shared.rooms.lock().expect("rooms lock").len()
     }
 }
 
 #[async_trait]
 impl Bus for RedisBus {
-    fn subscribe(&self, room: &RoomId) -> LiveEntries {
-        self.shared.local().subscribe(room)
+    async fn subscribe(&self, room: &RoomId) -> LiveEntries {
+        let feed = {
+            // Under the rooms lock, so the sweep cannot unsubscribe the
+            // room between the check and the new feed.
+            let rooms = self.shared.rooms.lock().expect("rooms lock");
+            let feed = self.shared.local().feed(room);
+            if rooms.get(room) == Some(&true) {
+                return feed;
+            }
+            feed
+        };
+        let (done, subscribed) = oneshot::channel();
+        let request = Request {
+            room: room.clone(),
+            done,
+        };
+        let asked = tokio::time::timeout(SUBSCRIBE_WAIT, async {
+            self.requests.send(request).await.is_ok() && subscribed.await.is_ok()
+        })
+        .await;
+        if !matches!(asked, Ok(true)) {
+            // The room's feeds are closed once it is subscribed (or the
+            // link came back), and this one reads storage then.
+            tracing::debug!(room = %room, "Redis has not confirmed the room yet");
+        }
+        feed
     }
 
     async fn publish(&self, room: &RoomId, entries: &[Arc<Entry>]) {
@@ -143,7 +238,10 @@ impl Bus for RedisBus {
         }
         self.shared.local().publish(room, entries).await;
         self.shared
-            .queue(wire::encode(&self.shared.node, room, entries), false);
+            .published
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.shared
+            .queue(room, wire::encode(&self.shared.node, room, entries), false);
     }
 
     fn subscribe_notices(&self, room: &RoomId) -> LiveNotices {
@@ -152,9 +250,10 @@ impl Bus for RedisBus {
 
     async fn notify(&self, notice: Arc<Notice>) {
         let message = wire::encode_notice(&self.shared.node, &notice);
+        let room = notice.room_id.clone();
         self.shared.local().notify(notice).await;
         match message {
-            Some(message) => self.shared.queue(message, true),
+            Some(message) => self.shared.queue(&room, message, true),
             None => tracing::debug!(
                 "a notice of a kind the Redis wire does not carry stayed on this node"
             ),
@@ -169,7 +268,7 @@ async fn publish(mut connection: ConnectionManager, shared: Weak<Shared>, wake: 
         let Some(strong) = shared.upgrade() else {
             return;
         };
-        let messages: Vec<Vec<u8>> = strong
+        let messages: Vec<(RoomId, Vec<u8>)> = strong
             .outbox
             .lock()
             .expect("outbox lock")
@@ -182,9 +281,9 @@ async fn publish(mut connection: ConnectionManager, shared: Weak<Shared>, wake: 
             continue;
         }
         let mut pipe = redis::pipe();
-        for message in &messages {
+        for (room, message) in &messages {
             pipe.cmd("PUBLISH")
-                .arg(&strong.channel)
+                .arg(strong.channel(room))
                 .arg(message.as_slice())
                 .ignore();
         }
@@ -207,35 +306,47 @@ async fn publish(mut connection: ConnectionManager, shared: Weak<Shared>, wake: 
     }
 }
 
-/// Hands other nodes' entries and notices to this node's subscribers;
-/// subscribes again after losing Redis, then reopens every local feed.
-async fn receive(client: Client, first: redis::aio::PubSub, shared: Weak<Shared>) {
-    let mut pubsub = Some(first);
+/// Why a connection's loop ended.
+enum Ended {
+    /// The bus is gone.
+    Dropped,
+    /// Redis went away (or a command on it failed): connect again.
+    Lost,
+}
+
+/// Owns the subscriber connection: hands other nodes' messages to this
+/// node's subscribers, subscribes rooms as asked, unsubscribes rooms
+/// nobody here follows any more, and after losing Redis connects again,
+/// subscribes every room again and reopens every local feed.
+async fn subscriptions(
+    client: Client,
+    first: (PubSubSink, PubSubStream),
+    mut requests: mpsc::Receiver<Request>,
+    shared: Weak<Shared>,
+) {
+    let mut connection = Some(first);
     let mut backoff = Duration::from_millis(50);
     loop {
-        if let Some(subscribed) = pubsub.take() {
-            let mut messages = subscribed.into_on_message();
-            while let Some(message) = messages.next().await {
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                deliver(&shared, message.get_payload_bytes()).await;
+        if let Some((sink, stream)) = connection.take() {
+            match serve(sink, stream, &mut requests, &shared).await {
+                Ended::Dropped => return,
+                Ended::Lost => tracing::warn!("lost the Redis subscription; subscribing again"),
             }
-            tracing::warn!("lost the Redis subscription; subscribing again");
         }
-        let Some(channel) = shared.upgrade().map(|s| s.channel.clone()) else {
+        let Some(strong) = shared.upgrade() else {
             return;
         };
-        match resubscribe(&client, &channel).await {
+        match resubscribe(&client, &strong).await {
             Ok(again) => {
                 backoff = Duration::from_millis(50);
-                if let Some(shared) = shared.upgrade() {
-                    shared.reopen_local_feeds();
-                }
+                // Every room is subscribed again: now each stream takes a
+                // new feed and reads what it missed from storage.
+                strong.reopen_local_feeds();
                 tracing::info!("subscribed to Redis again; live feeds reopened");
-                pubsub = Some(again);
+                connection = Some(again);
             }
             Err(err) => {
+                drop(strong);
                 tracing::debug!(error = %err, "Redis is not back yet");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -244,16 +355,120 @@ async fn receive(client: Client, first: redis::aio::PubSub, shared: Weak<Shared>
     }
 }
 
-async fn resubscribe(client: &Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+/// A new subscriber connection with every room this node follows
+/// subscribed on it.
+async fn resubscribe(
+    client: &Client,
+    shared: &Shared,
+) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
+    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+    let rooms: Vec<RoomId> = {
+        let mut rooms = shared.rooms.lock().expect("rooms lock");
+        rooms.values_mut().for_each(|confirmed| *confirmed = false);
+        rooms.keys().cloned().collect()
+    };
+    for room in &rooms {
+        sink.subscribe(shared.channel(room)).await?;
+    }
+    let mut confirmed = shared.rooms.lock().expect("rooms lock");
+    for room in rooms {
+        confirmed.insert(room, true);
+    }
+    Ok((sink, stream))
+}
+
+/// One connection's life: messages in, subscribe requests, sweeps.
+async fn serve(
+    mut sink: PubSubSink,
+    mut stream: PubSubStream,
+    requests: &mut mpsc::Receiver<Request>,
+    shared: &Weak<Shared>,
+) -> Ended {
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { return Ended::Lost };
+                let Some(shared) = shared.upgrade() else { return Ended::Dropped };
+                deliver(&shared, message.get_payload_bytes()).await;
+            }
+            request = requests.recv() => {
+                let Some(request) = request else { return Ended::Dropped };
+                let Some(shared) = shared.upgrade() else { return Ended::Dropped };
+                if !subscribe_room(&mut sink, &shared, request).await {
+                    return Ended::Lost;
+                }
+            }
+            _ = sweep.tick() => {
+                let Some(shared) = shared.upgrade() else { return Ended::Dropped };
+                if !unsubscribe_idle(&mut sink, &shared).await {
+                    return Ended::Lost;
+                }
+            }
+        }
+    }
+}
+
+/// Subscribes `request.room` unless it is; false when Redis failed (the
+/// room stays wanted, and is subscribed with the others on the next
+/// connection).
+async fn subscribe_room(sink: &mut PubSubSink, shared: &Shared, request: Request) -> bool {
+    let Request { room, done } = request;
+    {
+        let mut rooms = shared.rooms.lock().expect("rooms lock");
+        if rooms.get(&room) == Some(&true) {
+            let _ = done.send(());
+            return true;
+        }
+        rooms.insert(room.clone(), false);
+    }
+    let subscribed =
+        tokio::time::timeout(SUBSCRIBE_WAIT, sink.subscribe(shared.channel(&room))).await;
+    if !matches!(subscribed, Ok(Ok(()))) {
+        return false;
+    }
+    shared
+        .rooms
+        .lock()
+        .expect("rooms lock")
+        .insert(room.clone(), true);
+    if done.send(()).is_err() {
+        // The subscriber stopped waiting and took its feed early: the
+        // room's feeds read storage now, covering what came before this.
+        shared.local().close_room(&room);
+    }
+    true
+}
+
+/// Unsubscribes the rooms without a local subscriber; false when Redis
+/// failed.
+async fn unsubscribe_idle(sink: &mut PubSubSink, shared: &Shared) -> bool {
+    let idle: Vec<RoomId> = {
+        let mut rooms = shared.rooms.lock().expect("rooms lock");
+        let local = shared.local();
+        let idle: Vec<RoomId> = rooms
+            .keys()
+            .filter(|room| !local.has_subscribers(room))
+            .cloned()
+            .collect();
+        for room in &idle {
+            rooms.remove(room);
+        }
+        idle
+    };
+    for room in idle {
+        if sink.unsubscribe(shared.channel(&room)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 async fn deliver(shared: &Shared, payload: &[u8]) {
     let Ok(message) = serde_json::from_slice::<wire::Message<'_>>(payload) else {
         tracing::warn!(
-            "ignored a message on the Parlor channel that is not an entry batch or a notice"
+            "ignored a message on a Parlor channel that is not an entry batch or a notice"
         );
         return;
     };
@@ -262,12 +477,15 @@ async fn deliver(shared: &Shared, payload: &[u8]) {
     }
     match wire::decode(&message) {
         Some(wire::Decoded::Entries(room, entries)) => {
+            shared
+                .received
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
             shared.local().publish(&room, &entries).await;
         }
         Some(wire::Decoded::Notice(notice)) => shared.local().notify(notice).await,
         None => tracing::warn!(
             node = %message.node,
-            "ignored a message on the Parlor channel that this node cannot read"
+            "ignored a message on a Parlor channel that this node cannot read"
         ),
     }
 }

@@ -72,7 +72,7 @@ impl Redis {
         RedisBus::start(
             self.client.clone(),
             self.connection.clone(),
-            format!("{PREFIX}:entries"),
+            PREFIX.to_owned(),
             node,
             live_buffer,
         )

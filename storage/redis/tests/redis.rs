@@ -112,8 +112,8 @@ async fn entries_cross_nodes_once_in_order() {
     let a = redis.bus(&fresh("a \"quoted\" \\ node"), 64).await.unwrap();
     let b = redis.bus(&fresh("b"), 64).await.unwrap();
     let room = RoomId::new(&fresh("room")).unwrap();
-    let mut on_a = a.subscribe(&room);
-    let mut on_b = b.subscribe(&room);
+    let mut on_a = a.subscribe(&room).await;
+    let mut on_b = b.subscribe(&room).await;
     let sent: Vec<_> = (1..=20).map(|seq| entry(&room, seq)).collect();
     assert!(
         [EntryKind::Edit, EntryKind::Redaction]
@@ -164,8 +164,8 @@ async fn notices_cross_nodes_to_notice_subscribers_only() {
     let mut notices_a = a.subscribe_notices(&room);
     let mut notices_b = b.subscribe_notices(&room);
     let mut elsewhere_b = b.subscribe_notices(&other);
-    let mut entries_a = a.subscribe(&room);
-    let mut entries_b = b.subscribe(&room);
+    let mut entries_a = a.subscribe(&room).await;
+    let mut entries_b = b.subscribe(&room).await;
 
     // Messages no node can read — not JSON, a notice of an unknown kind,
     // a receipt without its seq, a signal without its name, entries and a
@@ -193,7 +193,7 @@ async fn notices_cross_nodes_to_notice_subscribers_only() {
     ];
     for message in &unknown {
         let _: () = redis::cmd("PUBLISH")
-            .arg("parlor:entries")
+            .arg(format!("parlor:room:{room}"))
             .arg(message)
             .query_async(&mut raw)
             .await
@@ -287,4 +287,57 @@ async fn a_pending_claim_excludes_others_until_it_expires() {
         claims.claim(&room, &bob, ttl).await.unwrap(),
         "expired: free again"
     );
+}
+
+/// A node receives only the rooms it has subscribers for: a room's entries
+/// published right after `subscribe` returns reach it (the subscription is
+/// in place by then), other rooms' never do, and once the last local
+/// subscriber is gone the node stops receiving the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_receives_only_the_rooms_it_follows() {
+    let Some(url) = redis_url("a_node_receives_only_the_rooms_it_follows") else {
+        return;
+    };
+    let redis = Redis::connect(&url).await.unwrap();
+    let a = redis.bus(&fresh("a"), 64).await.unwrap();
+    let c = redis.bus(&fresh("c"), 64).await.unwrap();
+    let unfollowed = RoomId::new(&fresh("unfollowed")).unwrap();
+    for round in 0..40 {
+        // Fresh rooms each round: each subscribe is a new SUBSCRIBE.
+        let room = RoomId::new(&fresh(&format!("followed{round}"))).unwrap();
+        let mut on_c = c.subscribe(&room).await;
+        let sent = entry(&room, 1);
+        a.publish(&unfollowed, &[entry(&unfollowed, 1)]).await;
+        a.publish(&room, std::slice::from_ref(&sent)).await;
+        let got = timeout(Duration::from_secs(5), on_c.recv())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the entry right after subscribe"))
+            .unwrap();
+        assert_eq!(*got, *sent);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.received_entries(), 40, "only the followed rooms' entries");
+    assert_eq!(a.published_entries(), 80);
+    // Every feed was dropped: within a sweep or two, nothing is followed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.subscribed_rooms() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "rooms unsubscribed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let room = RoomId::new(&fresh("followed-again")).unwrap();
+    a.publish(&room, &[entry(&room, 1)]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        c.received_entries(),
+        40,
+        "an unfollowed room costs c nothing"
+    );
+    let mut on_c = c.subscribe(&room).await;
+    let sent = entry(&room, 2);
+    a.publish(&room, std::slice::from_ref(&sent)).await;
+    let got = timeout(Duration::from_secs(5), on_c.recv())
+        .await
+        .expect("followed again")
+        .unwrap();
+    assert_eq!(got.seq, 2);
 }
