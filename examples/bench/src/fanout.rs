@@ -4,10 +4,11 @@
 //! publish→deliver latency are measured from a stamp in each body.
 //! `--baseline raw` drives the raw broadcast server with the same load in
 //! the same run, as the ceiling. `--subscribers` takes a list of sizes, each
-//! run in turn. With `--nodes`, a cluster pass follows each run; with
-//! several rooms, each room's subscribers are on one node (room r on node
-//! r mod n) and its publishers spread over all, and each node's line says
-//! how many entries it received from the bus (`bus_in_msgs`) of those
+//! run in turn. With `--nodes`, a cluster pass follows each run: one room's
+//! subscribers and publishers are dealt over the nodes; with several rooms,
+//! each room's members (subscribers and publishers) are on one node (room r
+//! on node r mod n), and each node's line says how many entries it took off
+//! the bus (`bus_in_msgs`, its own that came back included) of those
 //! published cluster-wide (`published`).
 
 use std::{
@@ -385,12 +386,14 @@ async fn once(p: &Params, targets: &[Target], size: Size) -> Outcome {
     let mut failed_joins = 0usize;
 
     // Each room is created by its first publisher, then its other publishers
-    // join, dealt over the nodes.
+    // join: dealt over the nodes with one room, else on the room's node with
+    // its subscribers (publishers are members too, with a stream).
     let mut publishers = Vec::new();
     for r in 0..rooms {
         let capacity = (members(r) + p.publishers + 1) as u32;
         for k in 0..p.publishers {
-            let (user, target) = (format!("p{r}-{k}"), node(r + k));
+            let user = format!("p{r}-{k}");
+            let target = if rooms == 1 { node(k) } else { node(r) };
             let create = (k == 0).then_some(capacity);
             match target.reserve(&room_of(r), &user, create).await {
                 Ok(ticket) => match target.join(&user, &ticket).await {

@@ -74,7 +74,7 @@ pub(crate) fn render(
         let _ = writeln!(
             out,
             "# HELP parlor_bus_rooms Rooms this node receives from Redis (it has subscribers there).\n# TYPE parlor_bus_rooms gauge\nparlor_bus_rooms {}\n\
-             # HELP parlor_bus_received_entries_total Entries this node received from other nodes through Redis.\n# TYPE parlor_bus_received_entries_total counter\nparlor_bus_received_entries_total {}\n\
+             # HELP parlor_bus_received_entries_total Entries this node received through Redis on the channels of the rooms it follows (its own that came back included).\n# TYPE parlor_bus_received_entries_total counter\nparlor_bus_received_entries_total {}\n\
              # HELP parlor_bus_published_entries_total Entries this node published to Redis.\n# TYPE parlor_bus_published_entries_total counter\nparlor_bus_published_entries_total {}",
             bus.subscribed_rooms(),
             bus.received_entries(),

@@ -100,7 +100,8 @@ struct Shared {
     outbox: Mutex<VecDeque<(RoomId, Vec<u8>)>>,
     /// Wakes the publisher: something to publish, or the bus is gone.
     wake: Arc<Notify>,
-    /// Entries this node received from other nodes, and published.
+    /// Entries this node received through Redis (its own that came back
+    /// included), and published.
     received: AtomicU64,
     published: AtomicU64,
 }
@@ -186,7 +187,9 @@ impl RedisBus {
         Ok(RedisBus { shared, requests })
     }
 
-    /// Entries this node received from other nodes through Redis so far.
+    /// Entries this node received through Redis so far: on the channels of
+    /// the rooms it follows, its own included (it skips those, having
+    /// delivered them when it published them).
     pub fn received_entries(&self) -> u64 {
         self.shared.received.load(Ordering::Relaxed)
     }
@@ -473,7 +476,12 @@ async fn deliver(shared: &Shared, payload: &[u8]) {
         return;
     };
     if message.node == shared.node {
-        return; // delivered locally when it was published
+        // Delivered locally when it was published; still traffic this
+        // node took off the bus.
+        if let Some(entries) = message.entry_count() {
+            shared.received.fetch_add(entries, Ordering::Relaxed);
+        }
+        return;
     }
     match wire::decode(&message) {
         Some(wire::Decoded::Entries(room, entries)) => {

@@ -26,6 +26,13 @@ pub(crate) struct Message<'a> {
     notice: Option<WireNotice>,
 }
 
+impl Message<'_> {
+    /// How many entries the message carries (`None` for a notice).
+    pub(crate) fn entry_count(&self) -> Option<u64> {
+        self.entries.as_ref().map(|e| e.len() as u64)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct WireEntry {
     seq: u64,

@@ -317,6 +317,12 @@ async fn a_node_receives_only_the_rooms_it_follows() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(c.received_entries(), 40, "only the followed rooms' entries");
+    // a follows none of them: its own entries never come back to it.
+    assert_eq!(
+        a.received_entries(),
+        0,
+        "nothing for a node that follows nothing"
+    );
     assert_eq!(a.published_entries(), 80);
     // Every feed was dropped: within a sweep or two, nothing is followed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
