@@ -35,6 +35,7 @@ mod rss;
 mod server;
 mod signal;
 mod store;
+mod storm;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -70,6 +71,22 @@ impl Transport {
 #[derive(Clone, Copy, ValueEnum)]
 enum Baseline {
     Raw,
+}
+
+/// `storm --stop`: how the server is stopped.
+#[derive(Clone, Copy, ValueEnum)]
+enum StopArg {
+    Sigterm,
+    Sigkill,
+}
+
+impl StopArg {
+    fn stop(self) -> server::Stop {
+        match self {
+            StopArg::Sigterm => server::Stop::Sigterm,
+            StopArg::Sigkill => server::Stop::Sigkill,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -188,6 +205,28 @@ enum Scenario {
         /// Transports to run (each on a fresh server).
         #[arg(long, value_enum, value_delimiter = ',', default_value = "ws,graphql")]
         transport: Vec<Transport>,
+    },
+    /// A reconnect storm: clients in rooms with live traffic, the server
+    /// (a child process) stopped and started again; every client resumes.
+    Storm {
+        #[arg(long, default_value_t = 5000)]
+        clients: usize,
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        /// Messages a second, in all rooms together.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Traffic before the stop, and after the last client resumed.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// How the server is stopped; each runs in turn.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "sigterm,sigkill"
+        )]
+        stop: Vec<StopArg>,
     },
     /// Reserve/commit/leave/drop cycles; what remains afterwards.
     Churn {
@@ -336,6 +375,23 @@ fn main() {
                     &mut report,
                 )
                 .await;
+            }
+            Scenario::Storm {
+                clients,
+                rooms,
+                rate,
+                seconds,
+                stop,
+            } => {
+                let stops = stop.into_iter().map(StopArg::stop).collect();
+                let params = storm::Params {
+                    clients,
+                    rooms,
+                    rate,
+                    seconds,
+                    stops,
+                };
+                storm::run(&params, &mut report).await;
             }
             Scenario::Churn {
                 cycles,

@@ -146,12 +146,33 @@ impl Drop for InProcess {
 }
 
 /// `parlor-server` in a child process (this binary's hidden `__serve`), so
-/// its memory can be read apart from the load's.
+/// its memory can be read apart from the load's, and so it can be stopped
+/// with a signal and started again on the same address and database.
 pub(crate) struct ChildServer {
     pub(crate) base: String,
     pub(crate) pid: u32,
     child: Child,
+    /// The flags it was started with (its `--bind` the address it got).
+    args: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+/// How a [`ChildServer`] is stopped before it starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// SIGTERM: the server shuts down gracefully.
+    Sigterm,
+    /// SIGKILL: the process ends at once, as in a crash.
+    Sigkill,
+}
+
+impl Stop {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stop::Sigterm => "sigterm",
+            Stop::Sigkill => "sigkill",
+        }
+    }
 }
 
 impl ChildServer {
@@ -161,28 +182,47 @@ impl ChildServer {
             "sqlite://{}?mode=rwc",
             dir.path().join("server.db").display()
         );
-        let mut child = Command::new(std::env::current_exe().expect("this binary"))
-            .arg("__serve")
-            .args(server_flags(&url))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn the server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = lines
-            .next_line()
-            .await
-            .expect("server output")
-            .and_then(|l| l.strip_prefix("listening ").map(str::to_owned))
-            .expect("the server's address");
+        let args = server_flags(&url);
+        let (child, addr) = spawn(&args).await;
+        let mut args = args;
+        // Started again, it listens where it did (the clients' URL).
+        if let Some(at) = args.iter().position(|a| a == "--bind") {
+            args[at + 1] = addr.clone();
+        }
         ChildServer {
             base: format!("http://{addr}"),
             pid: child.id().expect("pid"),
             child,
+            args,
             _dir: dir,
         }
+    }
+
+    /// Stops the server with `stop`, waits for the process to end, and
+    /// starts it again on the same address and database; returns once it
+    /// listens again. Errors: the process did not end within 30 s, or the
+    /// new one did not start.
+    pub(crate) async fn restart(&mut self, stop: Stop) -> Result<(), String> {
+        match stop {
+            Stop::Sigkill => self.child.start_kill().map_err(|e| e.to_string())?,
+            Stop::Sigterm => {
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &self.pid.to_string()])
+                    .status()
+                    .map_err(|e| e.to_string())?;
+                if !status.success() {
+                    return Err(format!("kill -TERM {}: {status}", self.pid));
+                }
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .map_err(|_| "the server did not stop within 30 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let (child, _) = spawn(&self.args).await;
+        self.pid = child.id().ok_or("no pid")?;
+        self.child = child;
+        Ok(())
     }
 
     pub(crate) async fn stop(mut self) {
@@ -191,7 +231,29 @@ impl ChildServer {
     }
 }
 
-/// The child side of [`ChildServer`]: serve until stdin closes.
+/// Starts `__serve` with `args`; the child and the address it listens on.
+async fn spawn(args: &[String]) -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+        .arg("__serve")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = lines
+        .next_line()
+        .await
+        .expect("server output")
+        .and_then(|l| l.strip_prefix("listening ").map(str::to_owned))
+        .expect("the server's address");
+    (child, addr)
+}
+
+/// The child side of [`ChildServer`]: serve until stdin closes or a
+/// SIGTERM comes (then shut down gracefully, as `parlor-server` does).
 pub(crate) async fn serve_child(args: Vec<String>) {
     let mut argv = vec!["parlor-server".to_owned()];
     argv.extend(args);
@@ -199,11 +261,16 @@ pub(crate) async fn serve_child(args: Vec<String>) {
     let listener = TcpListener::bind(config.bind).await.expect("bind");
     // The one line the parent reads; stdout is this child's protocol.
     println!("listening {}", listener.local_addr().expect("addr"));
-    let stdin_closed = async {
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
         let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(_)) = stdin.next_line().await {}
+        tokio::select! {
+            _ = term.recv() => {}
+            () = async { while let Ok(Some(_)) = stdin.next_line().await {} } => {}
+        }
     };
-    parlor_server::serve(config, listener, stdin_closed)
+    parlor_server::serve(config, listener, stop)
         .await
         .expect("parlor-server");
 }

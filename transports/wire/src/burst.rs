@@ -23,7 +23,7 @@ pub const BURST: usize = 64;
 /// forced (4 KiB; tungstenite's default is 128 KiB): what the transports
 /// give `WebSocketUpgrade::write_buffer_size`, so an idle socket costs
 /// little and a burst still fits.
-pub const WRITE_BUFFER: usize = 2 * 1024;
+pub const WRITE_BUFFER: usize = 4 * 1024;
 
 /// How long a closing writer keeps trying to deliver each last frame (5 s)
 /// to a client that is not reading, before it drops the socket.
