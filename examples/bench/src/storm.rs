@@ -120,14 +120,15 @@ async fn once(p: &Params, stop: Stop) -> Line {
             let (base, room) = (base.clone(), room(i % rooms));
             async move {
                 let client = Client::new(&base, &format!("dev:c{i}"));
-                ResumingRoom::join(client, &room, None).await
+                (i, ResumingRoom::join(client, &room, None).await)
             }
         })
         .buffer_unordered(64)
         .collect()
         .await;
     let mut subscribers = Vec::new();
-    for (i, joined) in joined.into_iter().enumerate() {
+    // (In the order they joined, not of `i`.)
+    for (i, joined) in joined {
         match joined {
             Ok(joined) => subscribers.push((i % rooms, joined)),
             Err(e) => return failed(p, stop, &format!("client {i} could not join: {e}")),
@@ -138,18 +139,32 @@ async fn once(p: &Params, stop: Stop) -> Line {
     // traffic; and how many clients resumed since the stop.
     let (stopping_tx, stopping) = watch::channel(false);
     let (end_tx, end) = watch::channel(false);
+    // Once the publishers are done: how many messages of each room were
+    // acked (a reader stops once it has them all), and the reader's
+    // deadline.
+    let (acked_tx, acked_rx) = watch::channel(None::<Arc<Vec<u64>>>);
+    let (give_up_tx, give_up) = watch::channel(false);
     let resumed = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     for (r, mut sub) in subscribers {
-        let (stopping, mut end, resumed) = (stopping.clone(), end.clone(), Arc::clone(&resumed));
+        let (stopping, resumed) = (stopping.clone(), Arc::clone(&resumed));
+        let (mut acked, mut give_up) = (acked_rx.clone(), give_up.clone());
         readers.push(tokio::spawn(async move {
             let mut seen = Seen::default();
             let mut seqs = HashSet::new();
             let mut connections = sub.reconnects();
             loop {
+                let done = acked
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|acked| seen.messages.len() as u64 >= acked[r]);
+                if done {
+                    break;
+                }
                 let next = tokio::select! {
                     next = sub.next_entry() => next,
-                    _ = end.wait_for(|e| *e) => break,
+                    _ = acked.changed() => continue,
+                    _ = give_up.wait_for(|g| *g) => break,
                 };
                 let entry = match next {
                     Ok(entry) => entry,
@@ -246,10 +261,29 @@ async fn once(p: &Params, stop: Stop) -> Line {
             _ => publisher_errors += 1,
         }
     }
+    // Every reader gets until it has every acked message of its room, or
+    // 20 s (a message that never comes is lost).
+    let _ = acked_tx.send(Some(Arc::new(acked.clone())));
+    let readers_done = async {
+        let mut outcomes = Vec::new();
+        for reader in readers {
+            outcomes.push(reader.await);
+        }
+        outcomes
+    };
+    tokio::pin!(readers_done);
+    let outcomes = tokio::select! {
+        outcomes = &mut readers_done => outcomes,
+        () = tokio::time::sleep(Duration::from_secs(20)) => {
+            let _ = give_up_tx.send(true);
+            readers_done.await
+        }
+    };
     let (mut lost, mut duplicated, mut not_resumed, mut errors) = (0u64, 0u64, 0usize, 0usize);
+    let mut received = 0u64;
     let mut last_resumed: Option<Instant> = None;
-    for reader in readers {
-        let Ok((r, seen)) = reader.await else {
+    for outcome in outcomes {
+        let Ok((r, seen)) = outcome else {
             errors += 1;
             continue;
         };
@@ -259,6 +293,7 @@ async fn once(p: &Params, stop: Stop) -> Line {
             .filter(|i| !seen.messages.contains(&format!("m{r}-{i}")))
             .count() as u64;
         duplicated += seen.duplicated;
+        received += seen.messages.len() as u64;
         errors += usize::from(seen.error.is_some());
         match seen.resumed_at {
             Some(at) => last_resumed = Some(last_resumed.map_or(at, |l| l.max(at))),
@@ -283,6 +318,7 @@ async fn once(p: &Params, stop: Stop) -> Line {
         .metric("not_resumed", not_resumed)
         .metric("acked", acked.iter().sum::<u64>())
         .metric("unacked", unacked)
+        .metric("received", received)
         .metric("lost", lost)
         .metric("duplicated", duplicated)
         .metric("client_errors", errors)
