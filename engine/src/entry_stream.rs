@@ -141,6 +141,16 @@ impl EntryStream {
         }
     }
 
+    /// The next entry if one is ready now, without waiting and without
+    /// reading storage: `None` when the stream would have to wait (or read
+    /// a gap from storage first: [`next_live`](Self::next_live) does).
+    /// Errors as [`next`](Self::next), the storage ones aside. A writer
+    /// that has just taken an entry asks this for more before it writes,
+    /// at no cost when there is none.
+    pub fn ready(&mut self) -> Option<Result<Live>> {
+        self.entries.ready()
+    }
+
     /// The next entry or notice. Notices are taken only while the stream
     /// waits for live entries — never in the middle of a catch-up read,
     /// which a stream of notices would otherwise keep starting over.
@@ -176,6 +186,8 @@ struct Entries {
     /// Set once the seat was taken away (a leave of the room from anywhere, a
     /// kick, a close).
     ended: watch::Receiver<Option<SeatEnd>>,
+    /// The bus closed the live feed: a new one is taken, then storage read.
+    feed_closed: bool,
     _subscriber: GaugeGuard,
 }
 
@@ -204,6 +216,7 @@ impl Entries {
             ahead_until: None,
             reorder_wait,
             ended,
+            feed_closed: false,
             _subscriber: subscriber,
         }
     }
@@ -212,67 +225,102 @@ impl Entries {
     /// (see [`EntryStream::next_live`]).
     async fn next(&mut self, mut notices: Option<&mut Notices>) -> Result<Live> {
         loop {
-            if let Some(end) = *self.ended.borrow() {
-                return Err(ended_because(end));
+            if let Some(ready) = self.ready() {
+                return ready;
             }
-            if let Some(entry) = self.backlog.pop_front() {
-                if entry.seq > self.delivered {
-                    self.delivered = entry.seq;
-                    return Ok(Live::Entry(entry));
-                }
+            // The bus dropped the feed (a Redis bus does when it loses its
+            // connection, since whatever was published meanwhile never
+            // reached it): take a new feed, then read storage until it has
+            // nothing more.
+            if self.feed_closed {
+                self.live = self.bus.subscribe(&self.room_id).await;
+                self.feed_closed = false;
+                self.clear_ahead();
+                self.catch_up = Some(CatchUp::Exhaust);
                 continue;
             }
             if let Some(catch_up) = self.catch_up {
                 self.read_backlog(catch_up).await?;
                 continue;
             }
-            if let Some(entry) = self.next_ahead() {
-                return Ok(Live::Entry(entry));
+            match self.wait(notices.as_deref_mut()).await? {
+                Woke::Live(received) => {
+                    if let Some(entry) = self.take(received) {
+                        return Ok(Live::Entry(entry));
+                    }
+                }
+                Woke::Notice(live) => return Ok(live),
+                Woke::Again => {}
             }
-            // An entry already in the feed is taken without the wait below:
-            // in a fan-out each subscriber takes every entry, and the wait
-            // registers (then drops) a waker on four sources every time,
-            // which in a room of thousands was a large share of the cost.
-            // (The seat's end was looked at above; notices come while the
-            // stream waits, as before.)
+        }
+    }
+
+    /// The next entry, or the seat's end, if ready now: from the backlog
+    /// read, the entries that came early, or the live feed — without
+    /// reading storage and without a wait. Why: in a fan-out every
+    /// subscriber takes every entry, and a wait registers (then drops) a
+    /// waker on four sources, which in a room of thousands was a large
+    /// share of the cost; most entries are taken here instead.
+    fn ready(&mut self) -> Option<Result<Live>> {
+        loop {
+            if let Some(end) = *self.ended.borrow() {
+                return Some(Err(ended_because(end)));
+            }
+            if let Some(entry) = self.backlog.pop_front() {
+                if entry.seq > self.delivered {
+                    self.delivered = entry.seq;
+                    return Some(Ok(Live::Entry(entry)));
+                }
+                continue;
+            }
+            if self.catch_up.is_some() || self.feed_closed {
+                return None;
+            }
+            if let Some(entry) = self.next_ahead() {
+                return Some(Ok(Live::Entry(entry)));
+            }
             let received = match self.live.try_recv() {
                 Ok(entry) => Ok(entry),
+                Err(TryRecvError::Empty) => return None,
                 Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
                 Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => match self.wait(notices.as_deref_mut()).await? {
-                    Woke::Live(received) => received,
-                    Woke::Notice(live) => return Ok(live),
-                    Woke::Again => continue,
-                },
             };
-            match received {
-                Ok(entry) if entry.seq <= self.delivered => continue,
-                Ok(entry) if entry.seq == self.delivered + 1 => {
-                    self.delivered = entry.seq;
-                    return Ok(Live::Entry(entry));
-                }
-                Ok(entry) if self.ahead.len() < MAX_AHEAD => {
-                    self.ahead_until
-                        .get_or_insert_with(|| Instant::now() + self.reorder_wait);
-                    self.ahead.insert(entry.seq, entry);
-                }
-                Ok(entry) => {
-                    self.clear_ahead();
-                    self.catch_up = Some(CatchUp::UpTo(entry.seq));
-                }
-                Err(RecvError::Lagged(_)) => {
-                    self.clear_ahead();
-                    self.catch_up = Some(CatchUp::Exhaust);
-                }
-                // The bus dropped the feed (a Redis bus does when it loses
-                // its connection, since whatever was published meanwhile
-                // never reached it): take a new feed, then read storage
-                // until it has nothing more.
-                Err(RecvError::Closed) => {
-                    self.live = self.bus.subscribe(&self.room_id).await;
-                    self.clear_ahead();
-                    self.catch_up = Some(CatchUp::Exhaust);
-                }
+            if let Some(entry) = self.take(received) {
+                return Some(Ok(Live::Entry(entry)));
+            }
+        }
+    }
+
+    /// What one entry received from the live feed means: the entry to hand
+    /// out next, or none (a duplicate skipped; one ahead held back for the
+    /// gap to fill; a lag, a gap too wide or a closed feed that sends the
+    /// stream to storage).
+    fn take(&mut self, received: Result<Arc<Entry>, RecvError>) -> Option<Arc<Entry>> {
+        match received {
+            Ok(entry) if entry.seq <= self.delivered => None,
+            Ok(entry) if entry.seq == self.delivered + 1 => {
+                self.delivered = entry.seq;
+                Some(entry)
+            }
+            Ok(entry) if self.ahead.len() < MAX_AHEAD => {
+                self.ahead_until
+                    .get_or_insert_with(|| Instant::now() + self.reorder_wait);
+                self.ahead.insert(entry.seq, entry);
+                None
+            }
+            Ok(entry) => {
+                self.clear_ahead();
+                self.catch_up = Some(CatchUp::UpTo(entry.seq));
+                None
+            }
+            Err(RecvError::Lagged(_)) => {
+                self.clear_ahead();
+                self.catch_up = Some(CatchUp::Exhaust);
+                None
+            }
+            Err(RecvError::Closed) => {
+                self.feed_closed = true;
+                None
             }
         }
     }

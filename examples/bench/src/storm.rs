@@ -232,6 +232,7 @@ async fn once(p: &Params, stop: Stop) -> Line {
 
     tokio::time::sleep(Duration::from_secs_f64(p.seconds)).await;
     let _ = stopping_tx.send(true);
+    let stopped_at = Instant::now();
     let restart = server.restart(stop).await;
     let restarted_at = Instant::now();
     if let Err(e) = restart {
@@ -281,7 +282,7 @@ async fn once(p: &Params, stop: Stop) -> Line {
     };
     let (mut lost, mut duplicated, mut not_resumed, mut errors) = (0u64, 0u64, 0usize, 0usize);
     let mut received = 0u64;
-    let mut last_resumed: Option<Instant> = None;
+    let mut resumed_after = Latencies::default();
     for outcome in outcomes {
         let Ok((r, seen)) = outcome else {
             errors += 1;
@@ -296,16 +297,19 @@ async fn once(p: &Params, stop: Stop) -> Line {
         received += seen.messages.len() as u64;
         errors += usize::from(seen.error.is_some());
         match seen.resumed_at {
-            Some(at) => last_resumed = Some(last_resumed.map_or(at, |l| l.max(at))),
+            Some(at) => {
+                let after = at.saturating_duration_since(restarted_at);
+                resumed_after.push_micros(after.as_micros() as u64);
+            }
             None => not_resumed += 1,
         }
     }
     let mut probes = probe.await.unwrap_or_default();
     server.stop().await;
     let (_, probe_p99, _) = probes.latencies.summary();
-    let resumed_all_secs = (not_resumed == 0)
-        .then(|| last_resumed.map(|at| at.saturating_duration_since(restarted_at).as_secs_f64()))
-        .flatten();
+    // (Latencies summarize in ms.)
+    let (resumed_p50_ms, _, resumed_max_ms) = resumed_after.summary();
+    let resumed_all_secs = (not_resumed == 0).then(|| resumed_max_ms / 1000.0);
     Line::new("storm")
         .param("stop", stop.name())
         .param("clients", p.clients)
@@ -315,7 +319,12 @@ async fn once(p: &Params, stop: Stop) -> Line {
             "resumed_all_secs",
             resumed_all_secs.map(|s| (s * 1000.0).round() / 1000.0),
         )
+        .metric("resumed_p50_secs", (resumed_p50_ms / 10.0).round() / 100.0)
         .metric("not_resumed", not_resumed)
+        .metric(
+            "down_secs",
+            ((restarted_at - stopped_at).as_secs_f64() * 100.0).round() / 100.0,
+        )
         .metric("acked", acked.iter().sum::<u64>())
         .metric("unacked", unacked)
         .metric("received", received)

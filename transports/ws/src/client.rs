@@ -757,6 +757,9 @@ pub struct ResumingRoom {
 
 /// How many reconnect attempts before giving up.
 const RECONNECT_ATTEMPTS: u32 = 60;
+/// The longest wait between reconnect attempts (the delay doubles from
+/// 50 ms up to it).
+const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
 
 impl ResumingRoom {
     /// Reserves (creating the room with `create` seats if absent) and joins.
@@ -958,11 +961,14 @@ impl ResumingRoom {
                     self.went_silent = true;
                 }
             }
-            // Backoff with jitter, so a restarted server is not hit by every
-            // client at the same instant.
-            let jitter = delay.as_millis() as u64 * u64::from(rand_percent()) / 100;
-            tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            // Backoff with "equal jitter" (half the delay, plus a random
+            // part of the other half: AWS Architecture Blog, "Exponential
+            // Backoff and Jitter", 2015), so a restarted server is not hit
+            // by every client at the same instant, and no client waits
+            // longer than the cap once it is back.
+            let half = delay / 2;
+            tokio::time::sleep(half + rand::random_range(Duration::ZERO..=half)).await;
+            delay = (delay * 2).min(RECONNECT_DELAY_MAX);
         }
         Err(last_error.unwrap_or(ClientError::Closed(None)))
     }
@@ -990,12 +996,4 @@ impl ResumingRoom {
         self.missed.push(gap);
         self.last_seq = joined.first_seq - 1;
     }
-}
-
-fn rand_percent() -> u8 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        % 100) as u8
 }

@@ -9,19 +9,24 @@
 //! storage, which the stream reads by itself).
 //!
 //! A feed follows [`EntryStream::next_live`]: the room's entries and the
-//! notices of its other members (read receipts). Each feed carries the
+//! notices of its other members (read receipts). Between entries the
+//! writer holds the stream itself, and asks it for what is ready without a
+//! wait ([`EntryStream::ready`]); only when the writer has nothing else to
+//! do does the stream start a wait, with the task's waker. Each feed carries the
 //! generation the reader gave its `join`, so that the end of a stream the
 //! reader has since replaced is not taken for the end of the new one.
 
 use std::{
+    future::Future,
     pin::Pin,
     task::{Context, Poll, Waker},
 };
 
-use futures_util::{Stream, StreamExt, stream};
 use parlor_engine::{EntryStream, Live, Result, RoomId};
 
-type Feed = Pin<Box<dyn Stream<Item = Result<Live>> + Send>>;
+/// A stream's wait for its next entry or notice, which hands the stream
+/// back with it.
+type Wait = Pin<Box<dyn Future<Output = (Box<EntryStream>, Result<Live>)> + Send>>;
 
 /// Which `join` of a room on this connection a feed belongs to.
 pub(crate) type Generation = u64;
@@ -29,6 +34,49 @@ pub(crate) type Generation = u64;
 /// What a feed yields next: its room, its generation, and the next entry or
 /// notice (or the error that ends the stream).
 pub(crate) type Next = (RoomId, Generation, Result<Live>);
+
+/// One room's stream: in hand between entries, or inside its wait.
+enum Feed {
+    Idle(Box<EntryStream>),
+    Waiting(Wait),
+    /// Only while it moves from one to the other.
+    Moving,
+}
+
+impl Feed {
+    /// The next entry or notice if ready: an idle stream is asked without
+    /// waiting first ([`EntryStream::ready`]), and only with `wait` does it
+    /// start a wait, polled with `cx`.
+    fn poll(&mut self, cx: &mut Context<'_>, wait: bool) -> Poll<Result<Live>> {
+        if let Feed::Idle(entries) = self {
+            if let Some(next) = entries.ready() {
+                return Poll::Ready(next);
+            }
+            if !wait {
+                return Poll::Pending;
+            }
+            let Feed::Idle(mut entries) = std::mem::replace(self, Feed::Moving) else {
+                unreachable!("idle above")
+            };
+            // `next_live` is cancel-safe, but its future is kept until it
+            // resolves.
+            *self = Feed::Waiting(Box::pin(async move {
+                let next = entries.next_live().await;
+                (entries, next)
+            }));
+        }
+        let Feed::Waiting(waiting) = self else {
+            unreachable!("waiting by now")
+        };
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready((entries, next)) => {
+                *self = Feed::Idle(entries);
+                Poll::Ready(next)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// The rooms' streams, polled in turn so that a busy room cannot starve a
 /// quiet one.
@@ -44,14 +92,8 @@ impl RoomFeeds {
     /// room (a second `join` re-subscribes).
     pub(crate) fn follow(&mut self, entries: Box<EntryStream>, generation: Generation) {
         let room_id = entries.room_id().clone();
-        // `EntryStream::next_live` is cancel-safe, but here its future is
-        // never dropped half-way: `unfold` keeps it until it resolves.
-        let feed = stream::unfold(entries, |mut entries| async move {
-            let next = entries.next_live().await;
-            Some((next, entries))
-        });
         self.unfollow(&room_id);
-        self.feeds.push((room_id, generation, Box::pin(feed)));
+        self.feeds.push((room_id, generation, Feed::Idle(entries)));
     }
 
     /// Stops following `room_id`.
@@ -60,13 +102,13 @@ impl RoomFeeds {
     }
 
     /// The next entry or notice (or the error that ends a stream) of any
-    /// room; never ready while no room is followed.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+    /// room; with `wait`, streams with nothing ready start waiting on `cx`.
+    fn poll_next(&mut self, cx: &mut Context<'_>, wait: bool) -> Poll<Next> {
         let n = self.feeds.len();
         for i in 0..n {
             let at = (self.turn + i) % n;
             let (room_id, generation, feed) = &mut self.feeds[at];
-            if let Poll::Ready(Some(next)) = feed.poll_next_unpin(cx) {
+            if let Poll::Ready(next) = feed.poll(cx, wait) {
                 self.turn = at + 1;
                 return Poll::Ready((room_id.clone(), *generation, next));
             }
@@ -77,14 +119,15 @@ impl RoomFeeds {
     /// The next entry or notice of any room (or the error that ends its
     /// stream); pending while no room is followed.
     pub(crate) async fn next(&mut self) -> Next {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
+        std::future::poll_fn(|cx| self.poll_next(cx, true)).await
     }
 
-    /// An entry or notice that is ready now, without waiting. (What would
-    /// make a feed ready later is noticed by the next [`next`](Self::next),
-    /// which polls every feed again with the task's waker.)
+    /// An entry or notice that is ready now, without waiting: a stream in
+    /// hand is asked without a wait of its own, one already waiting is
+    /// polled. (What would make a feed ready later is noticed by the next
+    /// [`next`](Self::next), which polls every feed with the task's waker.)
     pub(crate) fn ready(&mut self) -> Option<Next> {
-        match self.poll_next(&mut Context::from_waker(Waker::noop())) {
+        match self.poll_next(&mut Context::from_waker(Waker::noop()), false) {
             Poll::Ready(next) => Some(next),
             Poll::Pending => None,
         }
