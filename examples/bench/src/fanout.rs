@@ -12,12 +12,15 @@
 //! published cluster-wide (`published`).
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use futures_util::{StreamExt, stream};
-use tokio::sync::Barrier;
+use tokio::sync::watch;
 
 use crate::{
     latency::Latencies,
@@ -411,79 +414,52 @@ async fn once(p: &Params, targets: &[Target], size: Size) -> Outcome {
         }
     }
 
-    // Subscribers join 32 at a time, then wait for the start together.
+    // Subscribers join 32 at a time, and read from the moment they join, as
+    // a client does: each join is a `join` entry every member already in
+    // the room receives, and a socket nobody reads would stall the server's
+    // writes (and be closed as too slow). Publishing starts once the joins'
+    // entries are delivered (no socket has read anything for 500 ms).
+    let last_read = Arc::new(AtomicU64::new(load::now_micros()));
+    let (go, started_at) = watch::channel(None::<Instant>);
+    let deadline = Duration::from_secs_f64(p.seconds + 15.0);
     let joined: Vec<_> = stream::iter(0..size.subscribers)
         .map(|i| {
             let r = i % rooms;
             // One room: spread over the nodes; several: the room's node.
             let target = if rooms == 1 { node(i) } else { node(r) }.clone();
             let room = room_of(r);
+            let (last_read, started_at) = (Arc::clone(&last_read), started_at.clone());
             async move {
                 let user = format!("s{i}");
                 let ticket = target.reserve(&room, &user, None).await?;
-                target.join(&user, &ticket).await
+                let socket = target.join(&user, &ticket).await?;
+                Ok::<_, String>(tokio::spawn(subscribe(
+                    socket, messages, last_read, started_at, deadline,
+                )))
             }
         })
         .buffer_unordered(32)
         .collect()
         .await;
-    let sockets: Vec<_> = joined
-        .into_iter()
-        .filter_map(|socket| {
-            socket
-                .map_err(|e| {
-                    if failed_joins == 0 {
-                        eprintln!("fanout: a subscriber could not join: {e}");
-                    }
-                    failed_joins += 1;
-                })
-                .ok()
-        })
-        .collect();
-    let start = Arc::new(Barrier::new(sockets.len() + 1));
-    let deadline = Duration::from_secs_f64(p.seconds + 15.0);
     let mut subscribers = Vec::new();
-    for mut socket in sockets {
-        let start = Arc::clone(&start);
-        subscribers.push(tokio::spawn(async move {
-            start.wait().await;
-            let mut seen = Seen {
-                in_order: true,
-                ..Seen::default()
-            };
-            let mut last_seq = None;
-            let until = Instant::now() + deadline;
-            while seen.texts < messages {
-                let frame = match tokio::time::timeout_at(
-                    until.into(),
-                    load::next_text(&mut socket.stream),
-                )
-                .await
-                {
-                    Ok(Ok(frame)) => frame,
-                    Ok(Err(e)) => {
-                        seen.error = Some(e);
-                        break;
-                    }
-                    Err(_) => break,
-                };
-                let Some((seq, sent)) = load::stamp(&frame) else {
-                    continue;
-                };
-                if last_seq.is_some_and(|last| seq != last + 1) {
-                    seen.in_order = false;
+    for joined in joined {
+        match joined {
+            Ok(reader) => subscribers.push(reader),
+            Err(e) => {
+                if failed_joins == 0 {
+                    eprintln!("fanout: a subscriber could not join: {e}");
                 }
-                last_seq = Some(seq);
-                seen.texts += 1;
-                seen.latencies
-                    .push_micros(load::now_micros().saturating_sub(sent));
-                seen.last_at = Some(Instant::now());
+                failed_joins += 1;
             }
-            drop(socket);
-            seen
-        }));
+        }
     }
-    start.wait().await;
+    let settling = Instant::now();
+    while load::now_micros().saturating_sub(last_read.load(Ordering::Relaxed)) < 500_000
+        && settling.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = go.send(Some(Instant::now()));
 
     // Publishers: each sends its share at an even pace; their own incoming
     // frames (acks, entries) are drained so they are never "too slow".
@@ -592,4 +568,53 @@ async fn once(p: &Params, targets: &[Target], size: Size) -> Outcome {
         sustained,
         exact,
     }
+}
+
+/// One subscriber's reading: every frame from its join on (marking
+/// `last_read`), the stamped texts counted and timed, until it has
+/// `messages` of them or `deadline` after publishing started.
+async fn subscribe(
+    mut socket: load::Joined,
+    messages: u64,
+    last_read: Arc<AtomicU64>,
+    started_at: watch::Receiver<Option<Instant>>,
+    deadline: Duration,
+) -> Seen {
+    let mut seen = Seen {
+        in_order: true,
+        ..Seen::default()
+    };
+    let mut last_seq = None;
+    while seen.texts < messages {
+        let frame =
+            match tokio::time::timeout(Duration::from_secs(1), load::next_text(&mut socket.stream))
+                .await
+            {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) => {
+                    seen.error = Some(e);
+                    break;
+                }
+                Err(_) => {
+                    let started = *started_at.borrow();
+                    if started.is_some_and(|at| at.elapsed() > deadline) {
+                        break;
+                    }
+                    continue;
+                }
+            };
+        last_read.fetch_max(load::now_micros(), Ordering::Relaxed);
+        let Some((seq, sent)) = load::stamp(&frame) else {
+            continue;
+        };
+        if last_seq.is_some_and(|last| seq != last + 1) {
+            seen.in_order = false;
+        }
+        last_seq = Some(seq);
+        seen.texts += 1;
+        seen.latencies
+            .push_micros(load::now_micros().saturating_sub(sent));
+        seen.last_at = Some(Instant::now());
+    }
+    seen
 }
