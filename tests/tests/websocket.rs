@@ -130,7 +130,7 @@ async fn send_ack_order_and_duplicates() {
     assert_eq!(
         joined,
         json!({"type": "joined", "room_id": "talk", "capacity": 5, "occupancy": 1, "last_seq": 1,
-            "first_seq": 1, "resumed": true, "members": ["ann"]})
+            "first_seq": 1, "resumed": true, "member_count": 1, "members": ["ann"]})
     );
     let mut bob = server.raw_as("bob").await;
     let joined = join_raw(&server, &mut bob, "bob", "talk", None).await;

@@ -34,8 +34,11 @@ use crate::wire::ServerFrame;
 /// (the live feed holds 1 024 per room by default), few enough to be small.
 const SLOTS: usize = 4_096;
 
+/// One slot: the id of the entry whose frame it holds, and the frame.
+type Slot = Mutex<Option<(Uuid, Utf8Bytes)>>;
+
 pub(crate) struct FrameCache {
-    slots: Box<[Mutex<Option<(Uuid, Utf8Bytes)>>]>,
+    slots: Box<[Slot]>,
 }
 
 impl FrameCache {
