@@ -163,7 +163,7 @@ pub(crate) struct Writer<S> {
 
 /// What the writer writes from: the reader's queue and the rooms' feeds.
 struct Source {
-    queue: mpsc::Receiver<Outgoing>,
+    queue: mpsc::Receiver<Box<Outgoing>>,
     feeds: RoomFeeds,
     closer: Closer,
     /// Set when a feed failed: the burst in hand is written, then the
@@ -175,7 +175,7 @@ impl<S> Writer<S>
 where
     S: Sink<Message> + Unpin,
 {
-    pub(crate) fn new(sink: S, queue: mpsc::Receiver<Outgoing>, closer: Closer) -> Self {
+    pub(crate) fn new(sink: S, queue: mpsc::Receiver<Box<Outgoing>>, closer: Closer) -> Self {
         Writer {
             sink,
             source: Source {
@@ -211,7 +211,7 @@ where
                         Some(Message::Ping(Bytes::new()))
                     }
                     item = source.queue.recv() => match item {
-                        Some(item) => source.take(item),
+                        Some(item) => source.take(*item),
                         None => break,
                     },
                     (room_id, generation, next) = source.feeds.next() => source.entry(room_id, generation, next),
@@ -263,7 +263,7 @@ where
         queue.close();
         let mut queued = Vec::new();
         while let Ok(item) = queue.try_recv() {
-            if let Outgoing::Frame(message) | Outgoing::Follow(message, _, _) = item {
+            if let Outgoing::Frame(message) | Outgoing::Follow(message, _, _) = *item {
                 queued.push(message);
             }
         }
@@ -350,7 +350,7 @@ impl Source {
     /// feeds.
     fn ready(&mut self) -> Ready<Message> {
         match self.queue.try_recv() {
-            Ok(item) => self.take(item).map_or(Ready::Nothing, Ready::Frame),
+            Ok(item) => self.take(*item).map_or(Ready::Nothing, Ready::Frame),
             Err(_) => match self.feeds.ready() {
                 Some((room_id, generation, next)) => self
                     .entry(room_id, generation, next)
