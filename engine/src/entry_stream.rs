@@ -266,6 +266,10 @@ impl Entries {
             if let Some(end) = *self.ended.borrow() {
                 return Some(Err(ended_because(end)));
             }
+            if self.ended.has_changed().is_err() {
+                // The seat itself is gone: nothing more is ours.
+                return Some(Err(Error::new(ErrorKind::NotAMember, "you left this room")));
+            }
             if let Some(entry) = self.backlog.pop_front() {
                 if entry.seq > self.delivered {
                     self.delivered = entry.seq;

@@ -183,7 +183,7 @@ impl ChildServer {
             dir.path().join("server.db").display()
         );
         let args = server_flags(&url);
-        let (child, addr) = spawn(&args).await;
+        let (child, addr) = spawn(&args).await.expect("the server starts");
         let mut args = args;
         // Started again, it listens where it did (the clients' URL).
         if let Some(at) = args.iter().position(|a| a == "--bind") {
@@ -219,7 +219,7 @@ impl ChildServer {
             .await
             .map_err(|_| "the server did not stop within 30 s".to_owned())?
             .map_err(|e| e.to_string())?;
-        let (child, _) = spawn(&self.args).await;
+        let (child, _) = spawn(&self.args).await?;
         self.pid = child.id().ok_or("no pid")?;
         self.child = child;
         Ok(())
@@ -232,24 +232,27 @@ impl ChildServer {
 }
 
 /// Starts `__serve` with `args`; the child and the address it listens on.
-async fn spawn(args: &[String]) -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+/// Errors: it could not be spawned, or ended without saying where it
+/// listens (it could not bind, say).
+async fn spawn(args: &[String]) -> Result<(Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
         .arg("__serve")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn the server");
-    let stdout = child.stdout.take().expect("stdout");
+        .map_err(|e| format!("spawn the server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let addr = lines
         .next_line()
         .await
-        .expect("server output")
+        .map_err(|e| e.to_string())?
         .and_then(|l| l.strip_prefix("listening ").map(str::to_owned))
-        .expect("the server's address");
-    (child, addr)
+        .ok_or("the server ended without its address")?;
+    Ok((child, addr))
 }
 
 /// The child side of [`ChildServer`]: serve until stdin closes or a

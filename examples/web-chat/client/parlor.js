@@ -930,10 +930,16 @@ export class Room extends EventTarget {
     }
     if ((entry.kind === "join" || entry.kind === "leave") && entry.seq > this._membersAt) {
       const others = this.members.filter((m) => m !== entry.sender);
+      const complete = this.memberCount <= this.members.length;
       this.members = entry.kind === "join" ? [...others, entry.sender].sort() : others;
       // A log has a `join` only for a non-member and a `leave` only for a
-      // member (docs/contract.md §2, "Members").
-      this.memberCount = Math.max(0, this.memberCount + (entry.kind === "join" ? 1 : -1));
+      // member (docs/contract.md §2, "Members"). While the list holds
+      // everyone it is the count; past 100 names the entries move it (a
+      // join racing this client's own may be counted twice until the next
+      // join: presence has the exact figure).
+      this.memberCount = complete
+        ? this.members.length
+        : Math.max(0, this.memberCount + (entry.kind === "join" ? 1 : -1));
       this._scheduleRefresh();
     }
     this._changed();

@@ -70,8 +70,10 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 /// How often rooms without a local subscriber are unsubscribed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Subscribe requests waiting for the subscriptions task at most; a
-/// subscriber beyond it waits for room.
+/// subscriber beyond it waits for room (within [`SUBSCRIBE_WAIT`]).
 const REQUESTS_MAX: usize = 1024;
+/// Rooms subscribed in one command at most.
+const SUBSCRIBE_BATCH: usize = 256;
 
 /// Fan-out of stored entries, and of notices, across the nodes of a
 /// cluster.
@@ -228,9 +230,17 @@ impl Bus for RedisBus {
         })
         .await;
         if !matches!(asked, Ok(true)) {
-            // The room's feeds are closed once it is subscribed (or the
-            // link came back), and this one reads storage then.
+            // Not confirmed in time (the request may not even have been
+            // queued): the room is wanted, and the next sweep subscribes it
+            // and closes its feeds, this one included, which then reads
+            // storage.
             tracing::debug!(room = %room, "Redis has not confirmed the room yet");
+            self.shared
+                .rooms
+                .lock()
+                .expect("rooms lock")
+                .entry(room.clone())
+                .or_insert(false);
         }
         feed
     }
@@ -370,8 +380,9 @@ async fn resubscribe(
         rooms.values_mut().for_each(|confirmed| *confirmed = false);
         rooms.keys().cloned().collect()
     };
-    for room in &rooms {
-        sink.subscribe(shared.channel(room)).await?;
+    if !rooms.is_empty() {
+        let channels: Vec<String> = rooms.iter().map(|room| shared.channel(room)).collect();
+        sink.subscribe(channels).await?;
     }
     let mut confirmed = shared.rooms.lock().expect("rooms lock");
     for room in rooms {
@@ -399,13 +410,20 @@ async fn serve(
             request = requests.recv() => {
                 let Some(request) = request else { return Ended::Dropped };
                 let Some(shared) = shared.upgrade() else { return Ended::Dropped };
-                if !subscribe_room(&mut sink, &shared, request).await {
+                // With whatever else waits: one SUBSCRIBE for them all.
+                let mut batch = vec![request];
+                while batch.len() < SUBSCRIBE_BATCH
+                    && let Ok(more) = requests.try_recv()
+                {
+                    batch.push(more);
+                }
+                if !subscribe_rooms(&mut sink, &shared, batch).await {
                     return Ended::Lost;
                 }
             }
             _ = sweep.tick() => {
                 let Some(shared) = shared.upgrade() else { return Ended::Dropped };
-                if !unsubscribe_idle(&mut sink, &shared).await {
+                if !sweep_rooms(&mut sink, &shared).await {
                     return Ended::Lost;
                 }
             }
@@ -413,41 +431,77 @@ async fn serve(
     }
 }
 
-/// Subscribes `request.room` unless it is; false when Redis failed (the
-/// room stays wanted, and is subscribed with the others on the next
-/// connection).
-async fn subscribe_room(sink: &mut PubSubSink, shared: &Shared, request: Request) -> bool {
-    let Request { room, done } = request;
+/// Subscribes the requested rooms that are not yet, in one command, and
+/// answers each request; false when Redis failed (the rooms stay wanted,
+/// and are subscribed with the others on the next connection).
+async fn subscribe_rooms(sink: &mut PubSubSink, shared: &Shared, batch: Vec<Request>) -> bool {
+    let mut waiting = Vec::with_capacity(batch.len());
+    let mut rooms_to_subscribe = Vec::new();
+    // Rooms a subscriber gave up waiting for (marked wanted, unconfirmed):
+    // their feeds are closed once subscribed, as the sweep would.
+    let mut given_up = Vec::new();
     {
         let mut rooms = shared.rooms.lock().expect("rooms lock");
-        if rooms.get(&room) == Some(&true) {
-            let _ = done.send(());
-            return true;
+        for Request { room, done } in batch {
+            match rooms.insert(room.clone(), false) {
+                Some(true) => {
+                    rooms.insert(room, true);
+                    let _ = done.send(());
+                    continue;
+                }
+                Some(false) if !rooms_to_subscribe.contains(&room) && !given_up.contains(&room) => {
+                    given_up.push(room.clone());
+                }
+                _ => {}
+            }
+            if !rooms_to_subscribe.contains(&room) {
+                rooms_to_subscribe.push(room.clone());
+            }
+            waiting.push((room, done));
         }
-        rooms.insert(room.clone(), false);
     }
-    let subscribed =
-        tokio::time::timeout(SUBSCRIBE_WAIT, sink.subscribe(shared.channel(&room))).await;
-    if !matches!(subscribed, Ok(Ok(()))) {
+    if !subscribe_now(sink, shared, &rooms_to_subscribe).await {
         return false;
     }
-    shared
-        .rooms
-        .lock()
-        .expect("rooms lock")
-        .insert(room.clone(), true);
-    if done.send(()).is_err() {
-        // The subscriber stopped waiting and took its feed early: the
-        // room's feeds read storage now, covering what came before this.
-        shared.local().close_room(&room);
+    for room in &given_up {
+        shared.local().close_room(room);
+    }
+    for (room, done) in waiting {
+        if done.send(()).is_err() {
+            // The subscriber stopped waiting and took its feed early: the
+            // room's feeds read storage now, covering what came before.
+            shared.local().close_room(&room);
+        }
     }
     true
 }
 
-/// Unsubscribes the rooms without a local subscriber; false when Redis
-/// failed.
-async fn unsubscribe_idle(sink: &mut PubSubSink, shared: &Shared) -> bool {
-    let idle: Vec<RoomId> = {
+/// SUBSCRIBEs `rooms` in one command and marks them confirmed; false when
+/// Redis failed or did not answer within [`SUBSCRIBE_WAIT`].
+async fn subscribe_now(sink: &mut PubSubSink, shared: &Shared, rooms: &[RoomId]) -> bool {
+    if rooms.is_empty() {
+        return true;
+    }
+    let channels: Vec<String> = rooms.iter().map(|room| shared.channel(room)).collect();
+    let subscribed = tokio::time::timeout(SUBSCRIBE_WAIT, sink.subscribe(channels)).await;
+    if !matches!(subscribed, Ok(Ok(()))) {
+        return false;
+    }
+    let mut confirmed = shared.rooms.lock().expect("rooms lock");
+    for room in rooms {
+        // A sweep may have let it go meanwhile; only a room still wanted.
+        if let Some(state) = confirmed.get_mut(room) {
+            *state = true;
+        }
+    }
+    true
+}
+
+/// Unsubscribes the rooms without a local subscriber (one command), and
+/// subscribes the rooms whose subscriber gave up waiting for Redis, then
+/// closes their local feeds (they read storage); false when Redis failed.
+async fn sweep_rooms(sink: &mut PubSubSink, shared: &Shared) -> bool {
+    let (idle, unconfirmed) = {
         let mut rooms = shared.rooms.lock().expect("rooms lock");
         let local = shared.local();
         let idle: Vec<RoomId> = rooms
@@ -458,12 +512,24 @@ async fn unsubscribe_idle(sink: &mut PubSubSink, shared: &Shared) -> bool {
         for room in &idle {
             rooms.remove(room);
         }
-        idle
+        let unconfirmed: Vec<RoomId> = rooms
+            .iter()
+            .filter(|(_, confirmed)| !**confirmed)
+            .map(|(room, _)| room.clone())
+            .collect();
+        (idle, unconfirmed)
     };
-    for room in idle {
-        if sink.unsubscribe(shared.channel(&room)).await.is_err() {
+    if !idle.is_empty() {
+        let channels: Vec<String> = idle.iter().map(|room| shared.channel(room)).collect();
+        if sink.unsubscribe(channels).await.is_err() {
             return false;
         }
+    }
+    if !subscribe_now(sink, shared, &unconfirmed).await {
+        return false;
+    }
+    for room in &unconfirmed {
+        shared.local().close_room(room);
     }
     true
 }

@@ -225,7 +225,7 @@ impl SeatLeases for SeaOrmStore {
                      FROM {LIVE_SEATS} \
                      LEFT JOIN parlor_members m ON m.room_id = s.room_id AND m.user_id = s.user_id \
                      WHERE s.room_id = $1 AND n.expires_ms > {NOW_MS} \
-                     GROUP BY s.user_id ORDER BY 1"
+                     GROUP BY s.user_id ORDER BY s.user_id COLLATE \"C\""
                 ),
                 [room.as_str().into()],
             ))

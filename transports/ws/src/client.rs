@@ -229,7 +229,9 @@ pub struct Joined {
     /// for: the stream starts at `first_seq` and what lay between is gone.
     #[serde(default = "resumed_by_default")]
     pub resumed: bool,
-    /// How many users are joined or in grace.
+    /// How many users are joined or in grace (0 from a server that does
+    /// not say: one older than `member_count`).
+    #[serde(default)]
     pub member_count: u32,
     /// The first 100 of them by user id, sorted (the rest through
     /// `GET /v1/rooms/{id}/members`).

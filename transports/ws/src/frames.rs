@@ -3,7 +3,9 @@
 //!
 //! Subscribers of a room receive the same `Arc<Entry>` from the bus; the
 //! first to need its frame encodes it, the rest clone the bytes (a reference
-//! count, not a copy). Entries live here briefly: long enough for a fan-out.
+//! count, not a copy). A frame stays until a later entry takes its slot:
+//! long enough for a fan-out, and never served again once its message is
+//! edited or redacted (below).
 //!
 //! Frames are keyed by the entry's id, never reused (a purged room's id
 //! may start a new log from seq 1). A message that was edited or redacted
