@@ -32,7 +32,7 @@
 //! the upgraded WebSocket; its tests (`connection/tests.rs`) give it an
 //! in-memory channel pair.
 
-use std::{collections::HashMap, fmt::Display, sync::Arc};
+use std::{fmt::Display, sync::Arc};
 
 use axum::{
     extract::{
@@ -73,6 +73,36 @@ pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<WsStat
             let (sink, stream) = socket.split();
             serve(state, sink, stream)
         })
+}
+
+/// The rooms a connection joined: a list, not a map. Why: a connection is
+/// in one room or a few, a lookup scans them, and a map's first allocation
+/// (four buckets) was a few hundred bytes on every idle connection
+/// (docs/benchmarks.md step 26).
+#[derive(Default)]
+struct JoinedRooms(Vec<(RoomId, Generation, SeatGuard)>);
+
+impl JoinedRooms {
+    /// Holds `guard` for `room` under `generation`, dropping the seat guard
+    /// of an earlier join of the room on this connection.
+    fn insert(&mut self, room: RoomId, generation: Generation, guard: SeatGuard) {
+        self.remove(&room);
+        self.0.reserve_exact(1);
+        self.0.push((room, generation, guard));
+    }
+
+    fn get(&self, room: &RoomId) -> Option<(Generation, &SeatGuard)> {
+        self.0
+            .iter()
+            .find(|(r, _, _)| r == room)
+            .map(|(_, generation, guard)| (*generation, guard))
+    }
+
+    fn remove(&mut self, room: &RoomId) -> Option<(Generation, SeatGuard)> {
+        let at = self.0.iter().position(|(r, _, _)| r == room)?;
+        let (_, generation, guard) = self.0.swap_remove(at);
+        Some((generation, guard))
+    }
 }
 
 /// The reader's side of the outbound queue.
@@ -149,7 +179,7 @@ struct Session {
     last_heard: Instant,
     /// The seats of the rooms joined, with the generation of the join
     /// that holds each; the writer follows their entries.
-    rooms: HashMap<RoomId, (Generation, SeatGuard)>,
+    rooms: JoinedRooms,
     /// The generation of the next join.
     joins: Generation,
     /// Sends queued in the engine and not yet answered, in the order they
@@ -203,7 +233,7 @@ where
             expires: deadline_of(&principal),
             principal,
             last_heard: Instant::now(),
-            rooms: HashMap::new(),
+            rooms: JoinedRooms::default(),
             joins: 0,
             in_flight: FuturesOrdered::new(),
         };
@@ -508,8 +538,7 @@ impl Session {
                 self.out
                     .push(Outgoing::Follow(frame, Box::new(entries), generation))
                     .await;
-                self.rooms
-                    .insert(joined.room_id.clone(), (generation, guard));
+                self.rooms.insert(joined.room_id.clone(), generation, guard);
             }
             Err(err) => {
                 self.out.error(&err, None, None, Some(ticket)).await;
@@ -651,7 +680,7 @@ impl Session {
             if self
                 .rooms
                 .get(&room_id)
-                .is_some_and(|(held, _)| *held == generation)
+                .is_some_and(|(held, _)| held == generation)
             {
                 tracing::debug!(room = %room_id, user = %self.principal.user, "stream overtaken by retention: seat lost");
                 self.rooms.remove(&room_id);
@@ -663,7 +692,7 @@ impl Session {
         // The writer stops once the queue it reads is gone (after what is
         // queued, or at once if a close was asked for).
         drop(self.out);
-        for (_, (_, guard)) in self.rooms {
+        for (_, _, guard) in self.rooms.0 {
             match ending {
                 Ending::Left => {
                     if let Err(err) = guard.leave().await {

@@ -93,6 +93,8 @@ impl RoomFeeds {
     pub(crate) fn follow(&mut self, entries: Box<EntryStream>, generation: Generation) {
         let room_id = entries.room_id().clone();
         self.unfollow(&room_id);
+        // Most connections follow one room: no spare slots.
+        self.feeds.reserve_exact(1);
         self.feeds.push((room_id, generation, Feed::Idle(entries)));
     }
 
