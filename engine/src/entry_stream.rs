@@ -268,7 +268,7 @@ impl Entries {
             }
             if self.ended.has_changed().is_err() {
                 // The seat itself is gone: nothing more is ours.
-                return Some(Err(Error::new(ErrorKind::NotAMember, "you left this room")));
+                return Some(Err(ended_because(SeatEnd::Left)));
             }
             if let Some(entry) = self.backlog.pop_front() {
                 if entry.seq > self.delivered {
@@ -333,14 +333,13 @@ impl Entries {
     /// or the end of a reordering wait, whichever comes first.
     ///
     /// Errors: `NOT_A_MEMBER` when the seat itself is gone.
-    async fn wait(&mut self, notices: Option<&mut Notices>) -> Result<Woke> {
-        let mut notices = notices;
+    async fn wait(&mut self, mut notices: Option<&mut Notices>) -> Result<Woke> {
         tokio::select! {
             biased;
             changed = self.ended.changed() => {
                 if changed.is_err() {
                     // The seat itself is gone: nothing more is ours.
-                    return Err(Error::new(ErrorKind::NotAMember, "you left this room"));
+                    return Err(ended_because(SeatEnd::Left));
                 }
                 Ok(Woke::Again)
             }

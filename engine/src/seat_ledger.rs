@@ -586,24 +586,9 @@ mod tests {
             let mut members = Vec::new();
             for i in 0..(next() % 300) {
                 let u = user(&format!("u{}", next() % 100_000));
-                let ticket = [
-                    round,
-                    (i % 256) as u8,
-                    (i / 256) as u8,
-                    1,
-                    2,
-                    3,
-                    4,
-                    5,
-                    6,
-                    7,
-                    8,
-                    9,
-                    10,
-                    11,
-                    12,
-                    13,
-                ];
+                // A ticket of its own for each reservation.
+                let mut ticket = [round; 16];
+                ticket[..8].copy_from_slice(&i.to_le_bytes());
                 if l.reserve(&u, ticket).is_err() {
                     continue;
                 }

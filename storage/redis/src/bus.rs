@@ -123,6 +123,10 @@ impl Shared {
         format!("{}:room:{room}", self.prefix)
     }
 
+    fn channels(&self, rooms: &[RoomId]) -> Vec<String> {
+        rooms.iter().map(|room| self.channel(room)).collect()
+    }
+
     /// Queues an encoded message for `room`'s channel and wakes the
     /// publisher. When the outbox is full a `momentary` one (a notice) is
     /// dropped itself, so a flood of typing signals while Redis is behind
@@ -210,16 +214,18 @@ impl RedisBus {
 #[async_trait]
 impl Bus for RedisBus {
     async fn subscribe(&self, room: &RoomId) -> LiveEntries {
-        let feed = {
+        let (feed, confirmed) = {
             // Under the rooms lock, so the sweep cannot unsubscribe the
             // room between the check and the new feed.
             let rooms = self.shared.rooms.lock().expect("rooms lock");
-            let feed = self.shared.local().feed(room);
-            if rooms.get(room) == Some(&true) {
-                return feed;
-            }
-            feed
+            (
+                self.shared.local().feed(room),
+                rooms.get(room) == Some(&true),
+            )
         };
+        if confirmed {
+            return feed;
+        }
         let (done, subscribed) = oneshot::channel();
         let request = Request {
             room: room.clone(),
@@ -373,20 +379,19 @@ async fn subscriptions(
 async fn resubscribe(
     client: &Client,
     shared: &Shared,
-) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
-    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+) -> Result<(PubSubSink, PubSubStream), String> {
+    let (mut sink, stream) = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| e.to_string())?
+        .split();
     let rooms: Vec<RoomId> = {
         let mut rooms = shared.rooms.lock().expect("rooms lock");
         rooms.values_mut().for_each(|confirmed| *confirmed = false);
         rooms.keys().cloned().collect()
     };
-    if !rooms.is_empty() {
-        let channels: Vec<String> = rooms.iter().map(|room| shared.channel(room)).collect();
-        sink.subscribe(channels).await?;
-    }
-    let mut confirmed = shared.rooms.lock().expect("rooms lock");
-    for room in rooms {
-        confirmed.insert(room, true);
+    if !subscribe_now(&mut sink, shared, &rooms).await {
+        return Err("Redis did not confirm the rooms' SUBSCRIBE".into());
     }
     Ok((sink, stream))
 }
@@ -443,18 +448,16 @@ async fn subscribe_rooms(sink: &mut PubSubSink, shared: &Shared, batch: Vec<Requ
     {
         let mut rooms = shared.rooms.lock().expect("rooms lock");
         for Request { room, done } in batch {
-            match rooms.insert(room.clone(), false) {
-                Some(true) => {
-                    rooms.insert(room, true);
-                    let _ = done.send(());
-                    continue;
-                }
-                Some(false) if !rooms_to_subscribe.contains(&room) && !given_up.contains(&room) => {
-                    given_up.push(room.clone());
-                }
-                _ => {}
+            let state = rooms.get(&room).copied();
+            if state == Some(true) {
+                let _ = done.send(());
+                continue;
             }
             if !rooms_to_subscribe.contains(&room) {
+                if state == Some(false) {
+                    given_up.push(room.clone());
+                }
+                rooms.insert(room.clone(), false);
                 rooms_to_subscribe.push(room.clone());
             }
             waiting.push((room, done));
@@ -482,8 +485,8 @@ async fn subscribe_now(sink: &mut PubSubSink, shared: &Shared, rooms: &[RoomId])
     if rooms.is_empty() {
         return true;
     }
-    let channels: Vec<String> = rooms.iter().map(|room| shared.channel(room)).collect();
-    let subscribed = tokio::time::timeout(SUBSCRIBE_WAIT, sink.subscribe(channels)).await;
+    let subscribed =
+        tokio::time::timeout(SUBSCRIBE_WAIT, sink.subscribe(shared.channels(rooms))).await;
     if !matches!(subscribed, Ok(Ok(()))) {
         return false;
     }
@@ -519,11 +522,8 @@ async fn sweep_rooms(sink: &mut PubSubSink, shared: &Shared) -> bool {
             .collect();
         (idle, unconfirmed)
     };
-    if !idle.is_empty() {
-        let channels: Vec<String> = idle.iter().map(|room| shared.channel(room)).collect();
-        if sink.unsubscribe(channels).await.is_err() {
-            return false;
-        }
+    if !idle.is_empty() && sink.unsubscribe(shared.channels(&idle)).await.is_err() {
+        return false;
     }
     if !subscribe_now(sink, shared, &unconfirmed).await {
         return false;
@@ -541,19 +541,15 @@ async fn deliver(shared: &Shared, payload: &[u8]) {
         );
         return;
     };
+    // Counted whoever published it: traffic this node took off the bus.
+    if let Some(entries) = message.entry_count() {
+        shared.received.fetch_add(entries, Ordering::Relaxed);
+    }
     if message.node == shared.node {
-        // Delivered locally when it was published; still traffic this
-        // node took off the bus.
-        if let Some(entries) = message.entry_count() {
-            shared.received.fetch_add(entries, Ordering::Relaxed);
-        }
-        return;
+        return; // delivered locally when it was published
     }
     match wire::decode(&message) {
         Some(wire::Decoded::Entries(room, entries)) => {
-            shared
-                .received
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
             shared.local().publish(&room, &entries).await;
         }
         Some(wire::Decoded::Notice(notice)) => shared.local().notify(notice).await,

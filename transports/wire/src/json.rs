@@ -116,8 +116,9 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
 /// `{"room_id", "capacity", "occupancy", "last_seq", "first_seq",
 /// "resumed", "member_count", "members"}`, with `member_count` the users
 /// whose seats are joined or in grace and `members` the first 100 of them
-/// by user id, sorted (the rest through presence), `last_seq` counting the commit's own `join` entry,
-/// `first_seq` the oldest seq the room still stores, and `resumed` false
+/// by user id, sorted (the rest through presence), `last_seq` counting the
+/// commit's own `join` entry, `first_seq` the oldest seq the room still
+/// stores, and `resumed` false
 /// when retention pruned entries after the asked-for `after_seq` (the
 /// stream then starts at `first_seq`; docs/contract.md §2, "Retention").
 #[derive(Debug, Clone, Serialize)]

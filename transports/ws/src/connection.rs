@@ -91,11 +91,12 @@ impl JoinedRooms {
         self.0.push((room, generation, guard));
     }
 
-    fn get(&self, room: &RoomId) -> Option<(Generation, &SeatGuard)> {
+    /// The generation of the join that holds `room`.
+    fn generation(&self, room: &RoomId) -> Option<Generation> {
         self.0
             .iter()
             .find(|(r, _, _)| r == room)
-            .map(|(_, generation, guard)| (*generation, guard))
+            .map(|(_, generation, _)| *generation)
     }
 
     fn remove(&mut self, room: &RoomId) -> Option<(Generation, SeatGuard)> {
@@ -677,11 +678,7 @@ impl Session {
     /// was joined again since (a newer generation holds it).
     fn release_lost(&mut self) {
         for (room_id, generation) in self.out.closer.lost.take() {
-            if self
-                .rooms
-                .get(&room_id)
-                .is_some_and(|(held, _)| held == generation)
-            {
+            if self.rooms.generation(&room_id) == Some(generation) {
                 tracing::debug!(room = %room_id, user = %self.principal.user, "stream overtaken by retention: seat lost");
                 self.rooms.remove(&room_id);
             }
