@@ -62,6 +62,11 @@ impl EventSink for Recorder {
 }
 
 impl Recorder {
+    /// How many events were taken.
+    fn taken(&self) -> usize {
+        self.batches.lock().unwrap().iter().map(Vec::len).sum()
+    }
+
     /// Every event taken, in order.
     fn events(&self) -> Vec<RoomEvent> {
         self.batches
@@ -107,6 +112,25 @@ async fn until(limit: Duration, mut done: impl FnMut() -> bool) {
         assert!(waited < limit, "not within {limit:?}");
         tokio::time::sleep(step).await;
         waited += step;
+    }
+}
+
+/// Waits until `done` holds while the sink keeps taking events: fails
+/// only when no event arrived for `stall` — a stuck delivery, not a
+/// slow machine (a loaded CI runner may take minutes for what takes
+/// seconds here).
+async fn until_stalled(sink: &Recorder, stall: Duration, mut done: impl FnMut() -> bool) {
+    let step = Duration::from_millis(50);
+    let (mut seen, mut quiet) = (0, Duration::ZERO);
+    while !done() {
+        let now = sink.taken();
+        if now == seen {
+            assert!(quiet < stall, "no event taken for {stall:?}, {now} taken");
+            quiet += step;
+        } else {
+            (seen, quiet) = (now, Duration::ZERO);
+        }
+        tokio::time::sleep(step).await;
     }
 }
 
@@ -225,7 +249,8 @@ async fn concurrent_rooms_with_a_flaky_sink_deliver_every_entry_in_order() {
         let (engine, store, sink) = hooked(
             EngineConfig::default()
                 .webhook_batch(rng.random_range(1..=64))
-                .webhook_retry_max(Duration::from_millis(50)),
+                // Short waits: a third of the tries fail.
+                .webhook_retry_max(Duration::from_millis(10)),
         )
         .await;
         sink.refuse_one_in.store(3, Ordering::SeqCst);
@@ -259,7 +284,7 @@ async fn concurrent_rooms_with_a_flaky_sink_deliver_every_entry_in_order() {
             .iter()
             .map(|r| (r.clone(), store.log(&room(r)).len() as u64))
             .collect();
-        until(Duration::from_secs(30), || {
+        until_stalled(&sink, Duration::from_secs(20), || {
             rooms.iter().all(|r| {
                 let seqs: Vec<u64> = sink.stream(r).iter().filter_map(|e| e.1).collect();
                 seqs.last().copied() == Some(logs[r]) && seqs.len() as u64 >= logs[r]
