@@ -359,6 +359,36 @@ async fn seqs_outside_32_bits_are_invalid_input_never_wrapped() {
             assert_eq!(next_json(&mut bob).await["type"], "complete");
         }
     }
+    // Errors async-graphql raises itself (a literal out of range, an
+    // unknown field) get the contract's code on the socket too.
+    for (id, query) in [
+        (
+            "lit",
+            r#"subscription { joinRoom(ticket: "x", afterSeq: 2147483648) { __typename } }"#,
+        ),
+        (
+            "unknown",
+            r#"subscription { joinRoom(ticket: "x") { ... on Entry { nope } } }"#,
+        ),
+    ] {
+        send(
+            &mut bob,
+            json!({"id": id, "type": "subscribe", "payload": {"query": query}}),
+        )
+        .await;
+        let m = loop {
+            let m = next_json(&mut bob).await;
+            if m["id"] == id {
+                break m;
+            }
+        };
+        assert_eq!(
+            (m["type"].as_str(), gql_code(&m["payload"])),
+            (Some("next"), "INVALID_INPUT"),
+            "{m}"
+        );
+        assert_eq!(next_json(&mut bob).await["type"], "complete");
+    }
     server.stop().await;
 }
 

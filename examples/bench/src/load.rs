@@ -4,7 +4,13 @@
 //! reservation. Only that subset is used, so any server that speaks it can be
 //! measured with `--url`.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use futures_util::{
     SinkExt, StreamExt,
@@ -72,6 +78,9 @@ pub(crate) struct Target {
     pub(crate) base: String,
     pub(crate) protocol: Protocol,
     http: reqwest::Client,
+    /// Sends over HTTP that failed (GraphQL's are not waited for): shared
+    /// by the target's clones, read into the bench's line.
+    failed_sends: Arc<AtomicU64>,
 }
 
 /// A joined socket, split so one task can write while another reads.
@@ -103,7 +112,14 @@ impl Target {
             base: base.trim_end_matches('/').to_owned(),
             protocol,
             http: reqwest::Client::new(),
+            failed_sends: Arc::default(),
         }
+    }
+
+    /// How many sends not waited for failed so far (GraphQL's `sendMessage`
+    /// and `sendSignal` over HTTP).
+    pub(crate) fn failed_sends(&self) -> u64 {
+        self.failed_sends.load(Ordering::Relaxed)
     }
 
     /// Phase 1: a ticket for `user` in `room` (creating it with `create`).
@@ -243,22 +259,27 @@ impl Target {
     }
 
     /// Posts a GraphQL `request` as `user` and goes on at once; a failure
-    /// (of the call, or `errors` in its answer) is said on stderr.
+    /// (of the call, or `errors` in its answer) is counted
+    /// ([`Target::failed_sends`]) and the first is said on stderr.
     fn mutate_in_background(&self, user: &str, request: Value, what: &'static str) {
         let request = self
             .http
             .post(format!("{}/graphql", self.base))
             .bearer_auth(token(user))
             .json(&request);
+        let failed = Arc::clone(&self.failed_sends);
         tokio::spawn(async move {
             let outcome = match request.send().await {
                 Ok(response) => response.json::<Value>().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            match outcome {
-                Ok(body) if body["errors"].is_null() => {}
-                Ok(body) => eprintln!("bench: {what} failed: {body}"),
-                Err(e) => eprintln!("bench: {what} failed: {e}"),
+            let error = match outcome {
+                Ok(body) if body["errors"].is_null() => return,
+                Ok(body) => body.to_string(),
+                Err(e) => e,
+            };
+            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                eprintln!("bench: {what} failed: {error}");
             }
         });
     }

@@ -101,59 +101,97 @@ pub enum EntryKind {
     Redaction,
 }
 
-/// One entry of a room log.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Entry {
-    room_id: ID,
-    seq: i32,
-    id: ID,
-    kind: EntryKind,
-    sender: String,
-    client_id: Option<String>,
-    body: Option<String>,
-    /// The app's JSON object, when the message carries one.
-    data: Option<Json<Data>>,
-    /// Why a `LEAVE` took the seat away (`kicked` or `room_closed`), or a
-    /// `REDACTION`'s note, when it has one.
-    reason: Option<String>,
-    /// The entry an `EDIT` or a `REDACTION` changes.
-    target_seq: Option<i32>,
-    /// When a `TEXT` entry was last edited (RFC 3339, UTC): its `body` and
-    /// `data` are the latest edit's.
-    edited_at: Option<String>,
-    /// Whether the message (or, for an `EDIT`, its target) was redacted:
-    /// it has neither `body` nor `data`.
-    redacted: bool,
-    created_at: String,
+/// One entry of a room log: a view of the engine's entry, shared with
+/// every other subscriber it goes to (the live feed hands out one `Arc`
+/// per entry). Each field is made when a selection asks for it — a
+/// subscription that selects `seq` and `body` copies no id, formats no
+/// time and clones no `data` for each of a big room's deliveries.
+#[derive(Clone, Debug)]
+pub struct Entry(Arc<parlor_engine::Entry>);
+
+impl From<Arc<parlor_engine::Entry>> for Entry {
+    fn from(entry: Arc<parlor_engine::Entry>) -> Self {
+        Entry(entry)
+    }
 }
 
-impl From<&parlor_engine::Entry> for Entry {
-    fn from(e: &parlor_engine::Entry) -> Self {
-        Entry {
-            room_id: ID(e.room_id.to_string()),
-            seq: int(e.seq),
-            id: ID(e.id.to_string()),
-            kind: match e.kind {
-                Kind::Text => EntryKind::Text,
-                Kind::Join => EntryKind::Join,
-                Kind::Leave => EntryKind::Leave,
-                Kind::System => EntryKind::System,
-                Kind::Edit => EntryKind::Edit,
-                Kind::Redaction => EntryKind::Redaction,
-            },
-            sender: e.sender.to_string(),
-            client_id: e.client_id.clone(),
-            body: e.body.clone(),
-            data: e.data.clone().map(Json),
-            reason: e
-                .reason
-                .map(|r| r.as_str().to_owned())
-                .or_else(|| e.redaction_reason.clone()),
-            target_seq: e.target_seq.map(int),
-            edited_at: e.edited_at.map(|t| t.to_string()),
-            redacted: e.redacted,
-            created_at: e.created_at.to_string(),
+impl From<parlor_engine::Entry> for Entry {
+    fn from(entry: parlor_engine::Entry) -> Self {
+        Entry(Arc::new(entry))
+    }
+}
+
+/// One entry of a room log.
+#[Object]
+impl Entry {
+    async fn room_id(&self) -> ID {
+        ID(self.0.room_id.to_string())
+    }
+
+    async fn seq(&self) -> i32 {
+        int(self.0.seq)
+    }
+
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn kind(&self) -> EntryKind {
+        match self.0.kind {
+            Kind::Text => EntryKind::Text,
+            Kind::Join => EntryKind::Join,
+            Kind::Leave => EntryKind::Leave,
+            Kind::System => EntryKind::System,
+            Kind::Edit => EntryKind::Edit,
+            Kind::Redaction => EntryKind::Redaction,
         }
+    }
+
+    async fn sender(&self) -> &str {
+        self.0.sender.as_str()
+    }
+
+    async fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    async fn body(&self) -> Option<&str> {
+        self.0.body.as_deref()
+    }
+
+    /// The app's JSON object, when the message carries one.
+    async fn data(&self) -> Option<Json<Data>> {
+        self.0.data.clone().map(Json)
+    }
+
+    /// Why a `LEAVE` took the seat away (`kicked` or `room_closed`), or a
+    /// `REDACTION`'s note, when it has one.
+    async fn reason(&self) -> Option<&str> {
+        self.0
+            .reason
+            .map(|r| r.as_str())
+            .or(self.0.redaction_reason.as_deref())
+    }
+
+    /// The entry an `EDIT` or a `REDACTION` changes.
+    async fn target_seq(&self) -> Option<i32> {
+        self.0.target_seq.map(int)
+    }
+
+    /// When a `TEXT` entry was last edited (RFC 3339, UTC): its `body` and
+    /// `data` are the latest edit's.
+    async fn edited_at(&self) -> Option<String> {
+        self.0.edited_at.map(|t| t.to_string())
+    }
+
+    /// Whether the message (or, for an `EDIT`, its target) was redacted:
+    /// it has neither `body` nor `data`.
+    async fn redacted(&self) -> bool {
+        self.0.redacted
+    }
+
+    async fn created_at(&self) -> String {
+        self.0.created_at.to_string()
     }
 }
 
@@ -474,7 +512,7 @@ impl QueryRoot {
             .history(user, &self::room_id(&room_id)?, range)
             .await
             .map_err(gql)?;
-        Ok(page.entries.iter().map(Entry::from).collect())
+        Ok(page.entries.into_iter().map(Entry::from).collect())
     }
 
     /// `userId`'s read state in the room: a service reads anyone's, a user
@@ -555,7 +593,7 @@ impl MutationRoot {
             .map_err(gql)?
             .await
             .map_err(gql)?;
-        Ok(Entry::from(&*entry))
+        Ok(Entry::from(entry))
     }
 
     /// Edits the `TEXT` message at `seq` (its sender only, unless the room
@@ -588,7 +626,7 @@ impl MutationRoot {
             )
             .await
             .map_err(gql)?;
-        Ok(Entry::from(&*entry))
+        Ok(Entry::from(entry))
     }
 
     /// Redacts the message (`TEXT` or `SYSTEM`) at `seq` — its sender, a
@@ -610,7 +648,7 @@ impl MutationRoot {
             .redact(who, &self::room_id(&room_id)?, seq, reason.as_deref())
             .await
             .map_err(gql)?;
-        Ok(Entry::from(&*entry))
+        Ok(Entry::from(entry))
     }
 
     /// Raises the caller's read marker in the room to `seq` (a lower seq
@@ -909,7 +947,7 @@ async fn next_event(state: StreamState) -> Option<(Result<RoomEvent>, StreamStat
     let (mut entries, mut seat) = state?;
     loop {
         let event = match entries.next_live().await {
-            Ok(Live::Entry(entry)) => RoomEvent::Entry(Entry::from(&*entry)),
+            Ok(Live::Entry(entry)) => RoomEvent::Entry(Entry::from(entry)),
             Ok(Live::Notice(notice)) => match &notice.kind {
                 NoticeKind::Receipt { seq } => RoomEvent::Receipt(Receipt {
                     room_id: ID(notice.room_id.to_string()),
@@ -947,8 +985,7 @@ async fn next_event(state: StreamState) -> Option<(Result<RoomEvent>, StreamStat
 pub(crate) fn build(engine: Arc<dyn ChatEngine>, config: GraphqlConfig) -> ParlorSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity)
-        .extension(crate::errors::ErrorCodes);
+        .limit_complexity(config.max_complexity);
     if !config.introspection {
         builder = builder.disable_introspection();
     }
@@ -1005,9 +1042,10 @@ mod tests {
             .data(Viewer(principal(who)))
     }
 
-    /// The whole response as JSON.
+    /// The whole response as JSON, coded as the transports code it.
     async fn run(schema: &ParlorSchema, who: &str, query: &str, variables: Value) -> Value {
-        serde_json::to_value(schema.execute(request(who, query, variables)).await).unwrap()
+        let response = schema.execute(request(who, query, variables)).await;
+        serde_json::to_value(crate::errors::coded(response)).unwrap()
     }
 
     fn code(response: &Value) -> &str {
