@@ -62,11 +62,6 @@ impl EventSink for Recorder {
 }
 
 impl Recorder {
-    /// How many events were taken.
-    fn taken(&self) -> usize {
-        self.batches.lock().unwrap().iter().map(Vec::len).sum()
-    }
-
     /// Every event taken, in order.
     fn events(&self) -> Vec<RoomEvent> {
         self.batches
@@ -115,17 +110,21 @@ async fn until(limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Waits until `done` holds while the sink keeps taking events: fails
-/// only when no event arrived for `stall` — a stuck delivery, not a
-/// slow machine (a loaded CI runner may take minutes for what takes
-/// seconds here).
-async fn until_stalled(sink: &Recorder, stall: Duration, mut done: impl FnMut() -> bool) {
+/// Waits until `done` holds while `progress` (the seqs delivered, say)
+/// keeps rising: fails only when it stood still for `stall` — a stuck
+/// delivery, not a slow machine (a loaded CI runner may take minutes for
+/// what takes seconds here). Redeliveries do not count as progress.
+async fn until_stalled(
+    stall: Duration,
+    mut progress: impl FnMut() -> u64,
+    mut done: impl FnMut() -> bool,
+) {
     let step = Duration::from_millis(50);
     let (mut seen, mut quiet) = (0, Duration::ZERO);
     while !done() {
-        let now = sink.taken();
+        let now = progress();
         if now == seen {
-            assert!(quiet < stall, "no event taken for {stall:?}, {now} taken");
+            assert!(quiet < stall, "no progress for {stall:?}, at {now}");
             quiet += step;
         } else {
             (seen, quiet) = (now, Duration::ZERO);
@@ -265,18 +264,22 @@ async fn concurrent_rooms_with_a_flaky_sink_deliver_every_entry_in_order() {
                 let n = rng.random_range(5..40);
                 tasks.push(tokio::spawn(async move {
                     let who = Principal::new(user(format!("u{sender}")));
-                    let _seat = join(&engine, &who.user, &id).await;
+                    let seat = join(&engine, &who.user, &id).await;
                     for i in 0..n {
                         engine
                             .send(&who, &id, &format!("c{i}"), "hi")
                             .await
                             .unwrap();
                     }
+                    // Held until the checks end: a seat dropped here would
+                    // log a `leave` when its grace ran out, mid-delivery.
+                    seat
                 }));
             }
         }
+        let mut seats = Vec::new();
         for task in tasks {
-            task.await.unwrap();
+            seats.push(task.await.unwrap());
         }
         // Every stored entry, each room's in seq order, each seq once
         // before its successor; redeliveries only repeat.
@@ -284,7 +287,11 @@ async fn concurrent_rooms_with_a_flaky_sink_deliver_every_entry_in_order() {
             .iter()
             .map(|r| (r.clone(), store.log(&room(r)).len() as u64))
             .collect();
-        until_stalled(&sink, Duration::from_secs(20), || {
+        let delivered = || -> u64 {
+            let highest = |r: &String| sink.stream(r).iter().filter_map(|e| e.1).max();
+            rooms.iter().filter_map(highest).sum()
+        };
+        until_stalled(Duration::from_secs(20), delivered, || {
             rooms.iter().all(|r| {
                 let seqs: Vec<u64> = sink.stream(r).iter().filter_map(|e| e.1).collect();
                 seqs.last().copied() == Some(logs[r]) && seqs.len() as u64 >= logs[r]
@@ -305,6 +312,7 @@ async fn concurrent_rooms_with_a_flaky_sink_deliver_every_entry_in_order() {
             }
             assert_eq!(next, logs[r] + 1, "{r}: every entry");
         }
+        drop(seats);
         drop(engine);
     }
 }

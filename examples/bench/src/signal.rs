@@ -156,6 +156,8 @@ async fn once(p: &Params, target: &Target) -> Line {
         .metric("failed_joins", failed_joins)
         .metric("sent", sent)
         .metric("refused", refused)
+        // GraphQL's `sendSignal` over HTTP, not waited for: what failed.
+        .metric("failed_sends", target.failed_sends())
         .metric("expected", expected)
         .metric("delivered", delivered)
         .metric("p50_ms", p50)

@@ -18,7 +18,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    Request, Variables,
+    Executor, Request, Variables,
     parser::{
         parse_query,
         types::{DocumentOperations, OperationType},
@@ -245,7 +245,7 @@ async fn execute(
     if let Some(principal) = principal {
         request = request.data(Viewer(principal));
     }
-    let response = crate::errors::coded(state.schema.execute(request).await);
+    let response = state.schema.execute(request).await;
     // A request error: nothing ran, so there is no data and no error has
     // a path (a field error always has one).
     let request_error = response.data == async_graphql::Value::Null

@@ -53,7 +53,7 @@ pub use config::GraphqlConfig;
 pub use schema::{ParlorSchema, sdl};
 
 pub(crate) struct GraphqlState {
-    schema: ParlorSchema,
+    schema: errors::CodedSchema,
     auth: Arc<dyn Authenticator>,
     config: GraphqlConfig,
     /// The GraphiQL page, built once.
@@ -78,7 +78,7 @@ impl GraphqlTransport {
     ) -> Self {
         let (shutdown, watching) = watch::channel(false);
         let state = GraphqlState {
-            schema: schema::build(engine, config.clone()),
+            schema: errors::CodedSchema(schema::build(engine, config.clone())),
             graphiql: graphiql::page(config.graphiql_token.as_deref()),
             auth,
             config,

@@ -1042,10 +1042,11 @@ mod tests {
             .data(Viewer(principal(who)))
     }
 
-    /// The whole response as JSON, coded as the transports code it.
+    /// The whole response as JSON, run as the transports run it.
     async fn run(schema: &ParlorSchema, who: &str, query: &str, variables: Value) -> Value {
-        let response = schema.execute(request(who, query, variables)).await;
-        serde_json::to_value(crate::errors::coded(response)).unwrap()
+        let schema = crate::errors::CodedSchema(schema.clone());
+        let response = async_graphql::Executor::execute(&schema, request(who, query, variables));
+        serde_json::to_value(response.await).unwrap()
     }
 
     fn code(response: &Value) -> &str {

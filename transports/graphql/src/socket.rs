@@ -513,8 +513,7 @@ async fn write(
 }
 
 /// What async-graphql queued, as the client should see it: a server
-/// `complete` ends its id; an error without a code gets `INVALID_INPUT`;
-/// a refused `connection_init` is 4403.
+/// `complete` ends its id; a refused `connection_init` is 4403.
 fn rewrite(message: Message, link: &Link) -> Message {
     match message {
         Message::Text(text) => {
@@ -530,10 +529,7 @@ fn rewrite(message: Message, link: &Link) -> Message {
                     }
                 }
             }
-            match crate::errors::code_ws_message(text.as_str()) {
-                Some(coded) => Message::Text(Utf8Bytes::from(coded)),
-                None => Message::Text(text),
-            }
+            Message::Text(text)
         }
         // async-graphql closes a refused connection_init with 1002 and the
         // authenticator's message; graphql-transport-ws says 4403
