@@ -569,6 +569,21 @@ async fn the_legacy_protocol_closes_on_invalid_messages_too() {
     let mut ws = gql_socket(&server, "graphql-ws").await;
     send_text(&mut ws, "this is not json").await;
     assert_eq!(closed(&mut ws).await.0, 4400);
+    // A refused connection_init: `connection_error` with its code, then 4403.
+    let mut ws = gql_socket(&server, "graphql-ws").await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}}),
+    )
+    .await;
+    let refused = next_json(&mut ws).await;
+    assert_eq!(refused["type"], "connection_error", "{refused}");
+    assert_eq!(
+        gql_code(&json!({"errors": [refused["payload"]]})),
+        "UNAUTHENTICATED",
+        "{refused}"
+    );
+    assert_eq!(closed(&mut ws).await.0, 4403);
     server.stop().await;
 }
 

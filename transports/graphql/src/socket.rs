@@ -513,9 +513,16 @@ async fn write(
 }
 
 /// What async-graphql queued, as the client should see it: a server
-/// `complete` ends its id; a refused `connection_init` is 4403.
+/// `complete` ends its id; a refused `connection_init` is 4403 — on the
+/// legacy protocol after its `connection_error`, which carries its code
+/// (async-graphql sends that message and ends with no close at all).
 fn rewrite(message: Message, link: &Link) -> Message {
     match message {
+        Message::Text(text) if text.as_str().starts_with(r#"{"type":"connection_error""#) => {
+            // A close of the guard's own (4408, 4429) came first and stays.
+            link.fail(close::FORBIDDEN);
+            Message::Text(Utf8Bytes::from(coded_connection_error(text.as_str())))
+        }
         Message::Text(text) => {
             if text.as_str().starts_with(r#"{"type":"complete""#)
                 && let Ok(done) = serde_json::from_str::<Value>(text.as_str())
@@ -552,6 +559,27 @@ fn rewrite(message: Message, link: &Link) -> Message {
         }
         other => other,
     }
+}
+
+/// The legacy `connection_error` with `payload.extensions.code`:
+/// async-graphql rebuilds the authenticator's error from its message
+/// alone, and the only refusal `authenticate` makes is `UNAUTHENTICATED`
+/// (docs/contract.md §6: every error carries its code).
+fn coded_connection_error(text: &str) -> String {
+    let Ok(mut message) = serde_json::from_str::<Value>(text) else {
+        return text.to_owned();
+    };
+    if let Some(payload) = message.get_mut("payload").and_then(Value::as_object_mut) {
+        let extensions = payload
+            .entry("extensions")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(extensions) = extensions.as_object_mut() {
+            extensions
+                .entry("code")
+                .or_insert_with(|| ErrorKind::Unauthenticated.code().into());
+        }
+    }
+    message.to_string()
 }
 
 #[cfg(test)]
