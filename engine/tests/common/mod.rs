@@ -1,6 +1,6 @@
 //! Helpers shared by the engine's behaviour tests.
-// Each test binary uses a different subset; the seed line is for replaying a failure.
-#![allow(dead_code, unreachable_pub, clippy::print_stderr)]
+// Each test binary uses a different subset.
+#![allow(dead_code, unused_imports, unreachable_pub)]
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,7 +9,6 @@ use parlor_engine::{
     ChatEngine, Engine, EngineConfig, EngineStats, EntryKind, Membership, RoomId, RoomSpec, UserId,
     testkit::MemoryStore,
 };
-use rand::{SeedableRng, rngs::SmallRng};
 
 pub fn user(name: impl AsRef<str>) -> UserId {
     UserId::new(name.as_ref()).unwrap()
@@ -35,14 +34,7 @@ pub async fn engine() -> (Engine, Arc<MemoryStore>) {
 
 /// A seeded RNG; the seed is printed so a failing run can be replayed with
 /// `PARLOR_TEST_SEED=<seed>`.
-pub fn rng(test: &str) -> SmallRng {
-    let seed = std::env::var("PARLOR_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("{test}: seed {seed}");
-    SmallRng::seed_from_u64(seed)
-}
+pub use parlor_engine::testkit::seeded_rng as rng;
 
 /// Creates `name` with `capacity` (creator `owner` joins and leaves), so the
 /// room is stored and empty.

@@ -73,22 +73,6 @@ enum Baseline {
     Raw,
 }
 
-/// `storm --stop`: how the server is stopped.
-#[derive(Clone, Copy, ValueEnum)]
-enum StopArg {
-    Sigterm,
-    Sigkill,
-}
-
-impl StopArg {
-    fn stop(self) -> server::Stop {
-        match self {
-            StopArg::Sigterm => server::Stop::Sigterm,
-            StopArg::Sigkill => server::Stop::Sigkill,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Scenario {
     /// Durable append throughput, engine in-process.
@@ -226,7 +210,7 @@ enum Scenario {
             value_delimiter = ',',
             default_value = "sigterm,sigkill"
         )]
-        stop: Vec<StopArg>,
+        stop: Vec<server::Stop>,
     },
     /// Reserve/commit/leave/drop cycles; what remains afterwards.
     Churn {
@@ -383,13 +367,12 @@ fn main() {
                 seconds,
                 stop,
             } => {
-                let stops = stop.into_iter().map(StopArg::stop).collect();
                 let params = storm::Params {
                     clients,
                     rooms,
                     rate,
                     seconds,
-                    stops,
+                    stops: stop,
                 };
                 storm::run(&params, &mut report).await;
             }

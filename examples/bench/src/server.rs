@@ -157,8 +157,9 @@ pub(crate) struct ChildServer {
     _dir: tempfile::TempDir,
 }
 
-/// How a [`ChildServer`] is stopped before it starts again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a [`ChildServer`] is stopped before it starts again (`storm
+/// --stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Stop {
     /// SIGTERM: the server shuts down gracefully.
     Sigterm,

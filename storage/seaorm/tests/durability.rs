@@ -301,14 +301,10 @@ fn rand_u32() -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_file_keep_every_log_gap_free() {
     use parlor_engine::{NewEntry, StoredRoom, ports::Appended};
-    use rand::{Rng, SeedableRng, rngs::SmallRng};
+    use rand::Rng;
 
-    let seed = std::env::var("PARLOR_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("two_writers_on_one_file_keep_every_log_gap_free: seed {seed}");
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rng =
+        parlor_engine::testkit::seeded_rng("two_writers_on_one_file_keep_every_log_gap_free");
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("two.db").display());

@@ -15,19 +15,15 @@ use parlor_engine::{
     ChatEngine, Engine, EngineConfig, EntryKind, NewEntry, Principal, Retention, RoomId, SeqRange,
     Store, StoredRoom, UserId,
     ports::{PruneBound, Pruned},
+    testkit::seeded_rng,
 };
 use parlor_seaorm::SeaOrmStore;
-use rand::{Rng, SeedableRng, rngs::SmallRng};
+use rand::Rng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_prunes_beside_concurrent_sends_and_every_log_stays_a_gap_free_suffix() {
     const KEEP: u64 = 30;
-    let seed = std::env::var("PARLOR_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("sqlite pruning beside sends: seed {seed}");
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rng = seeded_rng("sqlite pruning beside sends");
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
     let store = SeaOrmStore::open(&url).await.expect("open sqlite");
