@@ -1,18 +1,10 @@
-//! Engine errors → GraphQL errors with `extensions.code` (docs/contract.md §7), and
-//! [`CodedSchema`], which gives every error the schema itself raises
-//! (parse, validation, depth and complexity limits) a code too, over HTTP
-//! and on the socket.
+//! Engine errors → GraphQL errors with `extensions.code` (docs/contract.md §7),
+//! and [`coded`], which gives every error the schema itself raises (parse,
+//! validation, depth and complexity limits) a code too, over HTTP and on the
+//! socket ([`crate::executor::TransportSchema`] applies it to every response).
 
-use std::{future::Future, sync::Arc};
-
-use async_graphql::{
-    Data, ErrorExtensions, Executor, Request, Response, ServerError, Value,
-    futures_util::stream::BoxStream,
-};
-use futures_util::StreamExt;
+use async_graphql::{ErrorExtensions, Response, ServerError, Value};
 use parlor_engine::{Error, ErrorKind};
-
-use crate::schema::ParlorSchema;
 
 /// An engine error as a GraphQL error with `extensions.code` (and
 /// `extensions.retryAfterMs` when it says when to retry: `RATE_LIMITED`).
@@ -43,35 +35,7 @@ fn with_code(mut error: ServerError) -> ServerError {
 /// `response` with a code on every error: one without is the request's
 /// fault (`INVALID_INPUT`): a syntax error, an unknown field, a limit
 /// exceeded — async-graphql raises those without a code.
-fn coded(mut response: Response) -> Response {
+pub(crate) fn coded(mut response: Response) -> Response {
     response.errors = response.errors.into_iter().map(with_code).collect();
     response
-}
-
-/// The schema as the transports run it, over HTTP and on the socket: every
-/// response [`coded`].
-///
-/// Why a wrapper and not a schema extension: an extension, even one that
-/// only wraps requests and streams, puts every field of every subscription
-/// event through async-graphql's extension chain (a registry lookup and a
-/// boxed future per field) — a quarter of a big room's GraphQL delivery
-/// time (docs/benchmarks.md, step 27).
-#[derive(Clone)]
-pub(crate) struct CodedSchema(pub(crate) ParlorSchema);
-
-impl Executor for CodedSchema {
-    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
-        let running = self.0.execute(request);
-        async move { coded(running.await) }
-    }
-
-    fn execute_stream(
-        &self,
-        request: Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, Response> {
-        Executor::execute_stream(&self.0, request, session_data)
-            .map(coded)
-            .boxed()
-    }
 }

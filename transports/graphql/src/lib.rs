@@ -38,9 +38,11 @@
 mod close;
 mod config;
 mod errors;
+mod executor;
 mod graphiql;
 mod http;
 pub mod schema;
+mod shared_delivery;
 mod socket;
 
 use std::sync::Arc;
@@ -53,7 +55,7 @@ pub use config::GraphqlConfig;
 pub use schema::{ParlorSchema, sdl};
 
 pub(crate) struct GraphqlState {
-    schema: errors::CodedSchema,
+    schema: executor::TransportSchema,
     auth: Arc<dyn Authenticator>,
     config: GraphqlConfig,
     /// The GraphiQL page, built once.
@@ -78,7 +80,7 @@ impl GraphqlTransport {
     ) -> Self {
         let (shutdown, watching) = watch::channel(false);
         let state = GraphqlState {
-            schema: errors::CodedSchema(schema::build(engine, config.clone())),
+            schema: executor::TransportSchema::new(schema::build(engine, config.clone())),
             graphiql: graphiql::page(config.graphiql_token.as_deref()),
             auth,
             config,

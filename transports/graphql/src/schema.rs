@@ -10,7 +10,7 @@ use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, Schema,
     SimpleObject, Subscription, Union,
 };
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{StreamExt, stream, stream::BoxStream};
 use parlor_engine::{
     Ban, ChatEngine, DEFAULT_HISTORY_LIMIT, DEFAULT_ROOM_PAGE, Data, EntryKind as Kind,
     EntryStream, ErrorKind, Live, Message, NoticeKind, Principal, ReadState as EngineReadState,
@@ -18,7 +18,7 @@ use parlor_engine::{
     SeqRange, Timestamp, UserId,
 };
 
-use crate::{config::GraphqlConfig, errors::gql};
+use crate::{config::GraphqlConfig, errors::gql, shared_delivery::Handoff};
 
 /// The schema type.
 pub type ParlorSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -898,7 +898,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         ticket: String,
         after_seq: Option<i32>,
-    ) -> Result<impl Stream<Item = Result<RoomEvent>> + use<>> {
+    ) -> Result<BoxStream<'static, Result<RoomEvent>>> {
         let user = viewer(ctx)?.clone();
         let shared = shared(ctx);
         let socket = ctx
@@ -936,48 +936,82 @@ impl SubscriptionRoot {
             member_count: int(u64::from(joined.member_count)),
             members: joined.members.iter().map(ToString::to_string).collect(),
         });
-        let rest = stream::unfold(Some((entries, seat)), next_event);
-        Ok(stream::once(async move { Ok(first) }).chain(rest))
+        let first = stream::once(async move { Ok(first) });
+        let rest = Subscribed { entries, seat };
+        match ctx.data_opt::<Handoff>() {
+            // The transport delivers the rest, each event resolved once for
+            // every subscriber with this selection (crate::shared_delivery).
+            Some(handoff) => {
+                handoff.put(rest);
+                Ok(first.boxed())
+            }
+            None => Ok(first.chain(stream::unfold(Some(rest), next_event)).boxed()),
+        }
     }
 }
 
-type StreamState = Option<(EntryStream, SubscriptionSeat)>;
+/// A joined subscription's stream and seat, after its `Joined`.
+pub(crate) struct Subscribed {
+    entries: EntryStream,
+    seat: SubscriptionSeat,
+}
 
-async fn next_event(state: StreamState) -> Option<(Result<RoomEvent>, StreamState)> {
-    let (mut entries, mut seat) = state?;
-    loop {
-        let event = match entries.next_live().await {
-            Ok(Live::Entry(entry)) => RoomEvent::Entry(Entry::from(entry)),
-            Ok(Live::Notice(notice)) => match &notice.kind {
-                NoticeKind::Receipt { seq } => RoomEvent::Receipt(Receipt {
-                    room_id: ID(notice.room_id.to_string()),
-                    user_id: ID(notice.sender.to_string()),
-                    seq: int(*seq),
-                    at: notice.at.to_string(),
-                }),
-                NoticeKind::Signal { name, data } => RoomEvent::Signal(Signal {
-                    room_id: ID(notice.room_id.to_string()),
-                    user_id: ID(notice.sender.to_string()),
-                    name: name.clone(),
-                    data: data.clone().map(Json),
-                    at: notice.at.to_string(),
-                }),
-                // A notice this schema has no event for yet.
-                _ => continue,
-            },
-            // Left from elsewhere (leaveRoom): the subscription completes.
-            Err(err) if err.kind() == ErrorKind::NotAMember => return None,
-            // A kick (`KICKED`), a close (`ROOM_CLOSED`), a stream overtaken
-            // by retention (`HISTORY_PRUNED`), storage trouble: it ends with
-            // the error. The server ended it, so it is a loss, not a leave:
-            // the seat (if it still has one) goes to grace, and a `joinRoom`
-            // with `afterSeq` resumes.
+impl Subscribed {
+    /// The next live entry or notice; `None` when the stream is over (left
+    /// from elsewhere, by `leaveRoom`); an error when the server ended it,
+    /// the last item to read.
+    ///
+    /// A kick (`KICKED`), a close (`ROOM_CLOSED`), a stream overtaken by
+    /// retention (`HISTORY_PRUNED`), storage trouble: the server ended it,
+    /// so it is a loss, not a leave: the seat (if it still has one) goes to
+    /// grace, and a `joinRoom` with `afterSeq` resumes.
+    pub(crate) async fn next(&mut self) -> Option<Result<Live>> {
+        match self.entries.next_live().await {
+            Ok(live) => Some(Ok(live)),
+            Err(err) if err.kind() == ErrorKind::NotAMember => None,
             Err(err) => {
-                drop(seat.guard.take());
-                return Some((Err(gql(err)), None));
+                drop(self.seat.guard.take());
+                Some(Err(gql(err)))
             }
-        };
-        return Some((Ok(event), Some((entries, seat))));
+        }
+    }
+}
+
+/// `live` as the event `joinRoom` streams; `None` for a notice this schema
+/// has no event for yet.
+pub(crate) fn room_event(live: Live) -> Option<RoomEvent> {
+    Some(match live {
+        Live::Entry(entry) => RoomEvent::Entry(Entry::from(entry)),
+        Live::Notice(notice) => match &notice.kind {
+            NoticeKind::Receipt { seq } => RoomEvent::Receipt(Receipt {
+                room_id: ID(notice.room_id.to_string()),
+                user_id: ID(notice.sender.to_string()),
+                seq: int(*seq),
+                at: notice.at.to_string(),
+            }),
+            NoticeKind::Signal { name, data } => RoomEvent::Signal(Signal {
+                room_id: ID(notice.room_id.to_string()),
+                user_id: ID(notice.sender.to_string()),
+                name: name.clone(),
+                data: data.clone().map(Json),
+                at: notice.at.to_string(),
+            }),
+            _ => return None,
+        },
+    })
+}
+
+async fn next_event(state: Option<Subscribed>) -> Option<(Result<RoomEvent>, Option<Subscribed>)> {
+    let mut subscribed = state?;
+    loop {
+        match subscribed.next().await? {
+            Ok(live) => {
+                if let Some(event) = room_event(live) {
+                    return Some((Ok(event), Some(subscribed)));
+                }
+            }
+            Err(err) => return Some((Err(err), None)),
+        }
     }
 }
 
@@ -1000,7 +1034,7 @@ pub fn sdl() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The schema over the engine and its in-memory store: the fields and
     //! operations of edits, redactions, retention and read markers
     //! (docs/contract.md §6), without sockets.
@@ -1014,12 +1048,12 @@ mod tests {
 
     use super::*;
 
-    struct Setup {
-        engine: Arc<Engine>,
-        schema: ParlorSchema,
+    pub(crate) struct Setup {
+        pub(crate) engine: Arc<Engine>,
+        pub(crate) schema: ParlorSchema,
     }
 
-    async fn setup(config: EngineConfig) -> Setup {
+    pub(crate) async fn setup(config: EngineConfig) -> Setup {
         let store = Arc::new(MemoryStore::default());
         let engine = Arc::new(Engine::builder(store).config(config).start().await.unwrap());
         let schema = build(
@@ -1036,39 +1070,44 @@ mod tests {
         }
     }
 
-    fn request(who: &str, query: &str, variables: Value) -> Request {
+    pub(crate) fn request(who: &str, query: &str, variables: Value) -> Request {
         Request::new(query)
             .variables(Variables::from_json(variables))
             .data(Viewer(principal(who)))
     }
 
     /// The whole response as JSON, run as the transports run it.
-    async fn run(schema: &ParlorSchema, who: &str, query: &str, variables: Value) -> Value {
-        let schema = crate::errors::CodedSchema(schema.clone());
+    pub(crate) async fn run(
+        schema: &ParlorSchema,
+        who: &str,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let schema = crate::executor::TransportSchema::new(schema.clone());
         let response = async_graphql::Executor::execute(&schema, request(who, query, variables));
         serde_json::to_value(response.await).unwrap()
     }
 
-    fn code(response: &Value) -> &str {
+    pub(crate) fn code(response: &Value) -> &str {
         response["errors"][0]["extensions"]["code"]
             .as_str()
             .unwrap_or("<no code>")
     }
 
-    const RESERVE: &str =
+    pub(crate) const RESERVE: &str =
         "mutation($r: ID!, $c: CreateRoom) { reserveSeat(roomId: $r, create: $c) { ticket } }";
-    const JOIN: &str = "subscription($t: String!, $a: Int) { joinRoom(ticket: $t, afterSeq: $a) { __typename \
+    pub(crate) const JOIN: &str = "subscription($t: String!, $a: Int) { joinRoom(ticket: $t, afterSeq: $a) { __typename \
         ... on Joined { lastSeq firstSeq resumed memberCount members } \
         ... on Entry { seq kind sender body reason targetSeq editedAt redacted } \
         ... on Receipt { roomId userId seq at } } }";
-    const SEND: &str = "mutation($r: ID!, $c: String!, $b: String!) { sendMessage(roomId: $r, clientId: $c, body: $b) { seq } }";
+    pub(crate) const SEND: &str = "mutation($r: ID!, $c: String!, $b: String!) { sendMessage(roomId: $r, clientId: $c, body: $b) { seq } }";
     const EDIT: &str = "mutation($r: ID!, $s: Int!, $b: String, $c: String) { editMessage(roomId: $r, seq: $s, body: $b, clientId: $c) { seq kind sender body targetSeq redacted } }";
-    const REDACT: &str = "mutation($r: ID!, $s: Int!, $why: String) { redactMessage(roomId: $r, seq: $s, reason: $why) { seq kind targetSeq reason } }";
-    const MARK: &str = "mutation($r: ID!, $s: Int!) { markRead(roomId: $r, seq: $s) { roomId userId lastReadSeq unread } }";
+    pub(crate) const REDACT: &str = "mutation($r: ID!, $s: Int!, $why: String) { redactMessage(roomId: $r, seq: $s, reason: $why) { seq kind targetSeq reason } }";
+    pub(crate) const MARK: &str = "mutation($r: ID!, $s: Int!) { markRead(roomId: $r, seq: $s) { roomId userId lastReadSeq unread } }";
     const MESSAGES: &str = "query($r: ID!) { messages(roomId: $r) { seq kind body editedAt redacted reason targetSeq } }";
     const ROOM: &str = "query($r: ID!) { room(id: $r) { lastSeq firstSeq retention { maxEntries maxAge } lastReadSeq unread } }";
 
-    type Events = BoxStream<'static, async_graphql::Response>;
+    pub(crate) type Events = BoxStream<'static, async_graphql::Response>;
 
     /// `who` joins `room` (creating it when `create`): the subscription's
     /// stream, its `Joined` taken.
@@ -1093,7 +1132,7 @@ mod tests {
         (events, joined)
     }
 
-    async fn next_response(events: &mut Events) -> Value {
+    pub(crate) async fn next_response(events: &mut Events) -> Value {
         let r = tokio::time::timeout(Duration::from_secs(5), events.next())
             .await
             .expect("an event in time")
@@ -1101,7 +1140,7 @@ mod tests {
         serde_json::to_value(r).unwrap()
     }
 
-    async fn next(events: &mut Events) -> Value {
+    pub(crate) async fn next(events: &mut Events) -> Value {
         let r = next_response(events).await;
         assert!(r["errors"].is_null(), "{r}");
         r["data"]["joinRoom"].clone()

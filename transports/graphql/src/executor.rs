@@ -1,0 +1,65 @@
+//! [`TransportSchema`]: the schema as the transports run it, over HTTP and
+//! on the socket.
+
+use std::{future::Future, sync::Arc};
+
+use async_graphql::{Data, Executor, Request, Response, futures_util::stream::BoxStream};
+use futures_util::{StreamExt, stream};
+
+use crate::{errors::coded, schema::ParlorSchema, shared_delivery::SharedDelivery};
+
+/// The schema with every response [`coded`], and `joinRoom`'s events
+/// resolved once per selection for all of a room's subscribers
+/// ([`SharedDelivery`]).
+///
+/// Why a wrapper and not a schema extension: an extension, even one that
+/// only wraps requests and streams, puts every field of every subscription
+/// event through async-graphql's extension chain (a registry lookup and a
+/// boxed future per field) — a quarter of a big room's GraphQL delivery
+/// time (docs/benchmarks.md, step 27).
+#[derive(Clone)]
+pub(crate) struct TransportSchema {
+    schema: ParlorSchema,
+    shared: Arc<SharedDelivery>,
+}
+
+impl TransportSchema {
+    pub(crate) fn new(schema: ParlorSchema) -> Self {
+        TransportSchema {
+            schema,
+            shared: Arc::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &SharedDelivery {
+        &self.shared
+    }
+}
+
+impl Executor for TransportSchema {
+    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let running = self.schema.execute(request);
+        async move { coded(running.await) }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let schema = self.schema.clone();
+        let shared = Arc::clone(&self.shared);
+        stream::once(async move {
+            let plan = shared.prepare(&mut request).await;
+            let join = Executor::execute_stream(&schema, request, session_data);
+            match plan {
+                Some(plan) => join.chain(plan.after_join()).boxed(),
+                None => join,
+            }
+        })
+        .flatten()
+        .map(coded)
+        .boxed()
+    }
+}

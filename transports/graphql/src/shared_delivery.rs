@@ -1,0 +1,816 @@
+//! `joinRoom`'s events resolved once per selection, not once per subscriber.
+//!
+//! async-graphql runs a subscription per subscriber: each event of a room
+//! of 4 000 went through the resolution of its selection, the stream layers
+//! around it and the building of its `Response` 4 000 times — most of a
+//! big room's GraphQL delivery time (docs/benchmarks.md, steps 27–28).
+//! Subscribers whose `joinRoom` selects the same fields (the same
+//! *projection*: the selection, its fragments and the values of the
+//! variables it uses) get the same response for the same event, so here it
+//! is made once and handed to each of them.
+//!
+//! How: [`SharedDelivery::prepare`] recognises a subscription whose only
+//! root field is `joinRoom` (anything else runs as before) and puts a
+//! [`Handoff`] in the request's data. async-graphql runs the join as
+//! before — validation, the ticket, the `Joined` event and every error are
+//! its own — and the resolver, seeing the handoff, leaves the rest of the
+//! stream in it instead of streaming it. Then [`Plan::after_join`] streams
+//! the rest: each event is resolved by running the projection as a query of
+//! a small schema of its own (`{ joinRoom: roomEvent { …the selection… } }`,
+//! the same types and resolvers, so the same JSON), once per event and
+//! projection. The projection keeps the responses to its latest
+//! [`RECENT`] events (as many as the engine's live feed keeps by default,
+//! so a subscriber the feed still serves finds them; all projections
+//! together hold at most [`BUDGET`] bytes of them), found by the identity
+//! of the engine's `Arc` the event came in: the live feed hands one `Arc`
+//! per entry to every subscriber, and an entry read again from storage — a
+//! resume after a redaction — is a new `Arc`, resolved anew.
+
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_graphql::{
+    Context, EmptyMutation, EmptySubscription, Name, Object, Pos, Positioned, Request, Response,
+    Result, Schema, Value, Variables,
+    futures_util::{future::BoxFuture, stream::BoxStream},
+    parser::types::{
+        Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition,
+        OperationType, Selection, SelectionSet,
+    },
+};
+use futures_util::{StreamExt, stream};
+use parlor_engine::{Live, Notice};
+
+use crate::schema::{RoomEvent, Subscribed, room_event};
+
+/// The responses a projection keeps: the engine's default live buffer
+/// (`EngineConfig::live_buffer`). A subscriber further behind resolves its
+/// events itself: correct, only slower — and with a window much shorter
+/// than the feed, a big room's laggards did that for every event and fell
+/// further behind (docs/benchmarks.md, step 28).
+const RECENT: usize = 1024;
+
+/// The bytes of responses (strings, roughly) all projections together keep;
+/// past it a projection lets its oldest go first.
+const BUDGET: usize = 64 << 20;
+
+/// The projections kept for subscribers to come; one that goes unused for
+/// [`PROJECTION_IDLE`] is let go (its subscribers keep their `Arc`).
+const PROJECTIONS: u64 = 256;
+const PROJECTION_IDLE: Duration = Duration::from_secs(600);
+
+/// The shared resolution of `joinRoom`'s events, one per transport.
+pub(crate) struct SharedDelivery {
+    /// Interned by their key (see [`Projection::key`]).
+    projections: moka::future::Cache<String, Arc<Projection>>,
+    schema: Schema<ProjectionRoot, EmptyMutation, EmptySubscription>,
+    /// The bytes all projections keep (see [`BUDGET`]).
+    held: Arc<AtomicUsize>,
+}
+
+impl Default for SharedDelivery {
+    fn default() -> Self {
+        SharedDelivery {
+            projections: moka::future::Cache::builder()
+                .max_capacity(PROJECTIONS)
+                .time_to_idle(PROJECTION_IDLE)
+                .build(),
+            schema: Schema::build(ProjectionRoot, EmptyMutation, EmptySubscription).finish(),
+            held: Arc::default(),
+        }
+    }
+}
+
+/// Where `joinRoom`'s resolver leaves the rest of its stream when the
+/// transport delivers it (request data; see the module docs).
+#[derive(Clone, Default)]
+pub(crate) struct Handoff(Arc<Mutex<Option<Subscribed>>>);
+
+impl Handoff {
+    pub(crate) fn put(&self, subscribed: Subscribed) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(subscribed);
+    }
+
+    fn take(&self) -> Option<Subscribed> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// A `joinRoom` subscription to deliver through its projection once the
+/// join's own stream (its `Joined`) ends.
+pub(crate) struct Plan {
+    handoff: Handoff,
+    projection: Arc<Projection>,
+    /// Where `joinRoom` stands in this subscriber's document: an error's
+    /// `locations`, as async-graphql would give them.
+    at: Pos,
+}
+
+impl SharedDelivery {
+    /// For a subscription whose only root field is `joinRoom` (no
+    /// directives on it or on the operation): a [`Handoff`] in `request`'s
+    /// data and the plan to deliver the rest. `None` for anything else,
+    /// including a document that does not parse (async-graphql reports it).
+    pub(crate) async fn prepare(&self, request: &mut Request) -> Option<Plan> {
+        // The document stays parsed in the request for async-graphql.
+        let variables = std::mem::take(&mut request.variables);
+        let operation_name = request.operation_name.take();
+        let found = request
+            .parsed_query()
+            .ok()
+            .and_then(|document| projection(document, operation_name.as_deref(), &variables));
+        request.variables = variables;
+        request.operation_name = operation_name;
+        let (document, variables, at) = found?;
+        let key = Projection::key(&document, &variables);
+        let schema = self.schema.clone();
+        let held = Arc::clone(&self.held);
+        let projection = self
+            .projections
+            .get_with(key, async move {
+                Arc::new(Projection {
+                    document,
+                    variables,
+                    schema,
+                    recent: Mutex::new(Recent {
+                        by_event: HashMap::new(),
+                        order: VecDeque::new(),
+                        bytes: 0,
+                        held,
+                    }),
+                    #[cfg(test)]
+                    resolutions: Default::default(),
+                })
+            })
+            .await;
+        let handoff = Handoff::default();
+        request.data.insert(handoff.clone());
+        Some(Plan {
+            handoff,
+            projection,
+            at,
+        })
+    }
+}
+
+impl Plan {
+    /// The rest of the subscription, after the join's own stream: each
+    /// event through the shared projection; an error (a kick, a close, a
+    /// stream overtaken by retention) as the last response. Empty when the
+    /// join did not get as far as its stream.
+    pub(crate) fn after_join(self) -> BoxStream<'static, Response> {
+        // Boxed, so that each step moves a pointer: `unfold` moves its
+        // state into every step's future and out again, and a subscriber's
+        // stream is several hundred bytes (docs/benchmarks.md, step 28).
+        enum State {
+            Joining(Plan),
+            Streaming(Box<(Plan, Subscribed)>),
+            Done,
+        }
+        stream::unfold(State::Joining(self), |state| async move {
+            let mut streaming = match state {
+                State::Joining(plan) => {
+                    let subscribed = plan.handoff.take()?;
+                    Box::new((plan, subscribed))
+                }
+                State::Streaming(streaming) => streaming,
+                State::Done => return None,
+            };
+            let (plan, subscribed) = &mut *streaming;
+            loop {
+                match subscribed.next().await? {
+                    Ok(live) => {
+                        if let Some(response) = plan.projection.deliver(live).await {
+                            return Some((response, State::Streaming(streaming)));
+                        }
+                    }
+                    Err(error) => {
+                        let mut response = plan.projection.resolve(Err(error)).await;
+                        for error in &mut response.errors {
+                            error.locations = vec![plan.at];
+                        }
+                        return Some((response, State::Done));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// For a subscription whose only root field is `joinRoom`, without
+/// directives on it or on the operation: the document that resolves one
+/// event as that `joinRoom` would —
+/// `query($used…) { <key>: roomEvent <selection> } <fragments used>` —,
+/// the values of the variables it uses, and where `joinRoom` stands.
+fn projection(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+) -> Option<(ExecutableDocument, Variables, Pos)> {
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => &op.node,
+        (DocumentOperations::Multiple(ops), Some(name)) => &ops.get(name)?.node,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => &ops.values().next()?.node,
+        _ => return None,
+    };
+    if operation.ty != OperationType::Subscription || !operation.directives.is_empty() {
+        return None;
+    }
+    let [root] = operation.selection_set.node.items.as_slice() else {
+        return None;
+    };
+    let Selection::Field(join) = &root.node else {
+        return None;
+    };
+    if join.node.name.node != "joinRoom" || !join.node.directives.is_empty() {
+        return None;
+    }
+    let mut uses = Uses::default();
+    uses.selection_set(&join.node.selection_set.node);
+    let mut fragments = HashMap::new();
+    while let Some(name) = uses.pending.pop() {
+        if let Some(fragment) = document.fragments.get(&name) {
+            uses.directives(&fragment.node.directives);
+            uses.selection_set(&fragment.node.selection_set.node);
+            fragments.insert(name, fragment.clone());
+        }
+    }
+    let field = Field {
+        alias: Some(join.node.response_key().clone()),
+        name: Positioned::new(Name::new("roomEvent"), join.node.name.pos),
+        arguments: Vec::new(),
+        directives: Vec::new(),
+        selection_set: join.node.selection_set.clone(),
+    };
+    let operation = OperationDefinition {
+        ty: OperationType::Query,
+        variable_definitions: operation
+            .variable_definitions
+            .iter()
+            .filter(|v| uses.variables.contains(&v.node.name.node))
+            .cloned()
+            .collect(),
+        directives: Vec::new(),
+        selection_set: Positioned::new(
+            SelectionSet {
+                items: vec![Positioned::new(
+                    Selection::Field(Positioned::new(field, join.pos)),
+                    join.pos,
+                )],
+            },
+            operation.selection_set.pos,
+        ),
+    };
+    let mut used = Variables::default();
+    for (name, value) in variables.iter() {
+        if uses.variables.contains(name) {
+            used.insert(name.clone(), value.clone());
+        }
+    }
+    let document = ExecutableDocument {
+        operations: DocumentOperations::Single(Positioned::new(operation, join.pos)),
+        fragments,
+    };
+    Some((document, used, join.pos))
+}
+
+/// The fragments and variables a selection uses.
+#[derive(Default)]
+struct Uses {
+    fragments: BTreeSet<Name>,
+    /// Fragments found but not walked yet.
+    pending: Vec<Name>,
+    variables: BTreeSet<Name>,
+}
+
+impl Uses {
+    fn selection_set(&mut self, set: &SelectionSet) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    for (_, value) in &field.node.arguments {
+                        self.value(&value.node);
+                    }
+                    self.directives(&field.node.directives);
+                    self.selection_set(&field.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.directives(&spread.node.directives);
+                    let name = &spread.node.fragment_name.node;
+                    if self.fragments.insert(name.clone()) {
+                        self.pending.push(name.clone());
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    self.directives(&inline.node.directives);
+                    self.selection_set(&inline.node.selection_set.node);
+                }
+            }
+        }
+    }
+
+    fn directives(&mut self, directives: &[Positioned<Directive>]) {
+        for directive in directives {
+            for (_, value) in &directive.node.arguments {
+                self.value(&value.node);
+            }
+        }
+    }
+
+    /// The variables in an argument's value. (async-graphql does not
+    /// export the type of a value with variables; its serialisation writes
+    /// a variable as `{"$var": name}`, which no GraphQL object can be: a
+    /// name cannot start with `$`.)
+    fn value(&mut self, value: &impl serde::Serialize) {
+        fn walk(value: &serde_json::Value, variables: &mut BTreeSet<Name>) {
+            match value {
+                serde_json::Value::Object(fields) => match fields.get("$var") {
+                    Some(serde_json::Value::String(name)) if fields.len() == 1 => {
+                        variables.insert(Name::new(name));
+                    }
+                    _ => fields.values().for_each(|v| walk(v, variables)),
+                },
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, variables)),
+                _ => {}
+            }
+        }
+        if let Ok(json) = serde_json::to_value(value) {
+            walk(&json, &mut self.variables);
+        }
+    }
+}
+
+/// A `joinRoom` selection as a query of its own, and the responses to the
+/// latest events it resolved.
+struct Projection {
+    document: ExecutableDocument,
+    variables: Variables,
+    schema: Schema<ProjectionRoot, EmptyMutation, EmptySubscription>,
+    recent: Mutex<Recent>,
+    /// How many times it ran (tests).
+    #[cfg(test)]
+    resolutions: std::sync::atomic::AtomicU64,
+}
+
+/// A projection's latest responses, by the address of their event's `Arc`.
+struct Recent {
+    by_event: HashMap<usize, Resolved>,
+    /// Oldest first.
+    order: VecDeque<usize>,
+    /// What these responses weigh (see [`weight`]).
+    bytes: usize,
+    /// What all projections' responses weigh.
+    held: Arc<AtomicUsize>,
+}
+
+struct Resolved {
+    /// Holds the event's `Arc`, so that its address is not reused while it
+    /// identifies this response.
+    _event: Held,
+    data: Value,
+    bytes: usize,
+}
+
+impl Recent {
+    fn get(&self, event: &Held) -> Option<Value> {
+        self.by_event.get(&event.address()).map(|r| r.data.clone())
+    }
+
+    fn insert(&mut self, event: Held, data: Value) {
+        let bytes = weight(&data);
+        while !self.order.is_empty()
+            && (self.order.len() >= RECENT || self.held.load(Ordering::Relaxed) + bytes > BUDGET)
+        {
+            self.pop_oldest();
+        }
+        if self.held.load(Ordering::Relaxed) + bytes > BUDGET {
+            return;
+        }
+        let address = event.address();
+        let replaced = self.by_event.insert(
+            address,
+            Resolved {
+                _event: event,
+                data,
+                bytes,
+            },
+        );
+        match replaced {
+            // Two subscribers resolved it at once: one copy counts.
+            Some(old) => self.forget(old.bytes),
+            None => self.order.push_back(address),
+        }
+        self.bytes += bytes;
+        self.held.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(gone) = self
+            .order
+            .pop_front()
+            .and_then(|address| self.by_event.remove(&address))
+        {
+            self.forget(gone.bytes);
+        }
+    }
+
+    fn forget(&mut self, bytes: usize) {
+        self.bytes -= bytes;
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Recent {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// About what a response's data weighs: its strings and a word per value.
+fn weight(value: &Value) -> usize {
+    const WORD: usize = 32;
+    WORD + match value {
+        Value::String(s) => s.len(),
+        Value::Binary(b) => b.len(),
+        Value::List(items) => items.iter().map(weight).sum(),
+        Value::Object(fields) => fields.iter().map(|(k, v)| k.len() + weight(v)).sum(),
+        _ => 0,
+    }
+}
+
+enum Held {
+    Entry(Arc<parlor_engine::Entry>),
+    Notice(Arc<Notice>),
+}
+
+impl Held {
+    fn of(live: &Live) -> Self {
+        match live {
+            Live::Entry(entry) => Held::Entry(Arc::clone(entry)),
+            Live::Notice(notice) => Held::Notice(Arc::clone(notice)),
+        }
+    }
+
+    /// The address of the `Arc`'s value: an entry and a notice alive at
+    /// the same time have different ones.
+    fn address(&self) -> usize {
+        match self {
+            Held::Entry(entry) => Arc::as_ptr(entry) as usize,
+            Held::Notice(notice) => Arc::as_ptr(notice) as usize,
+        }
+    }
+}
+
+impl Projection {
+    /// Equal for two subscriptions exactly when they resolve every event to
+    /// the same JSON: the document without positions (async-graphql's AST
+    /// serialises each node as `{pos, node}`) and the variables' values.
+    fn key(document: &ExecutableDocument, variables: &Variables) -> String {
+        fn without_positions(value: &mut serde_json::Value) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if map.len() == 2
+                        && map.contains_key("pos")
+                        && let Some(mut node) = map.remove("node")
+                    {
+                        without_positions(&mut node);
+                        *value = node;
+                        return;
+                    }
+                    map.values_mut().for_each(without_positions);
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(without_positions),
+                _ => {}
+            }
+        }
+        let mut fragments: Vec<_> = document.fragments.iter().collect();
+        fragments.sort_by(|a, b| a.0.cmp(b.0));
+        let mut key = serde_json::json!([document.operations, fragments, variables]);
+        without_positions(&mut key);
+        key.to_string()
+    }
+
+    /// The response to `live` for every subscriber of this projection;
+    /// `None` for a notice `joinRoom` has no event for.
+    async fn deliver(&self, live: Live) -> Option<Response> {
+        let held = Held::of(&live);
+        if let Some(data) = self.recent().get(&held) {
+            return Some(Response::new(data));
+        }
+        let response = self.resolve(Ok(room_event(live)?)).await;
+        if response.errors.is_empty() && response.extensions.is_empty() {
+            self.recent().insert(held, response.data.clone());
+        }
+        Some(response)
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs the projection over `event`. (Boxed: the execution's future is
+    /// kilobytes, and it would otherwise sit in every delivery's future,
+    /// which is moved at each step; it runs once per event.)
+    fn resolve(&self, event: Result<RoomEvent>) -> BoxFuture<'_, Response> {
+        Box::pin(self.execute(event))
+    }
+
+    async fn execute(&self, event: Result<RoomEvent>) -> Response {
+        #[cfg(test)]
+        self.resolutions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut request = Request::new("")
+            .variables(self.variables.clone())
+            .data(Projected(event));
+        request.set_parsed_query(self.document.clone());
+        self.schema.execute(request).await
+    }
+}
+
+/// The event a projection resolves (its request's data).
+struct Projected(Result<RoomEvent>);
+
+/// The projection schema's root: `roomEvent` is the event being delivered.
+struct ProjectionRoot;
+
+#[Object(name = "Query")]
+impl ProjectionRoot {
+    async fn room_event(&self, ctx: &Context<'_>) -> Result<RoomEvent> {
+        ctx.data::<Projected>()?.0.clone()
+    }
+}
+
+#[cfg(test)]
+impl SharedDelivery {
+    /// How many times each interned projection ran, in no order.
+    async fn resolutions(&self) -> Vec<u64> {
+        self.projections.run_pending_tasks().await;
+        self.projections
+            .iter()
+            .map(|(_, p)| p.resolutions.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shared delivery streams what async-graphql's own subscription
+    //! streams, resolving each event once per projection.
+
+    use async_graphql::Executor;
+    use parlor_engine::EngineConfig;
+    use serde_json::{Value, json};
+
+    use crate::{
+        executor::TransportSchema,
+        schema::tests::{
+            Events, JOIN, MARK, REDACT, RESERVE, SEND, Setup, code, next_response, request, run,
+            setup,
+        },
+    };
+
+    async fn ticket(s: &Setup, who: &str, room: &str, create: bool) -> String {
+        let c = create.then(|| json!({"capacity": 10}));
+        let r = run(&s.schema, who, RESERVE, json!({"r": room, "c": c})).await;
+        r["data"]["reserveSeat"]["ticket"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned()
+    }
+
+    /// async-graphql's own subscription (the schema run bare), its
+    /// `Joined` read.
+    async fn bare(s: &Setup, who: &str, query: &str, variables: Value) -> Events {
+        use futures_util::StreamExt;
+        joined(
+            s.schema
+                .execute_stream(request(who, query, variables))
+                .boxed(),
+        )
+        .await
+    }
+
+    /// The subscription as the transports run it, its `Joined` read.
+    async fn shared(t: &TransportSchema, who: &str, query: &str, variables: Value) -> Events {
+        joined(Executor::execute_stream(
+            t,
+            request(who, query, variables),
+            None,
+        ))
+        .await
+    }
+
+    async fn joined(mut events: Events) -> Events {
+        let r = next_response(&mut events).await;
+        assert!(r["errors"].is_null(), "{r}");
+        events
+    }
+
+    /// Responses up to and including the first whose `joinRoom` (or
+    /// `events`) matches `done`.
+    async fn until(events: &mut Events, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let r = next_response(events).await;
+            let event = if r["data"]["events"].is_null() {
+                &r["data"]["joinRoom"]
+            } else {
+                &r["data"]["events"]
+            };
+            let stop = done(event) || !r["errors"].is_null();
+            seen.push(r);
+            if stop {
+                return seen;
+            }
+        }
+    }
+
+    fn body_is(body: &'static str) -> impl Fn(&Value) -> bool {
+        move |event| event["body"] == body
+    }
+
+    /// The same selection as `JOIN`, the ticket inline, another layout: the
+    /// same projection.
+    fn join_inline(ticket: &str) -> String {
+        let selection = JOIN.split_once("afterSeq: $a)").unwrap().1;
+        format!("subscription\n  {{\n\n  joinRoom(ticket: \"{ticket}\"){selection}")
+    }
+
+    const OTHER: &str =
+        "subscription($t: String!) { events: joinRoom(ticket: $t) { ... on Entry { seq body } } }";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_event_is_resolved_once_per_projection() {
+        let s = setup(EngineConfig::default()).await;
+        let t = TransportSchema::new(s.schema.clone());
+        let mut ann = bare(
+            &s,
+            "ann",
+            JOIN,
+            json!({"t": ticket(&s, "ann", "r", true).await}),
+        )
+        .await;
+        let bob_ticket = ticket(&s, "bob", "r", false).await;
+        let mut bob = shared(&t, "bob", JOIN, json!({"t": bob_ticket})).await;
+        let carol_ticket = ticket(&s, "carol", "r", false).await;
+        let mut carol = shared(&t, "carol", &join_inline(&carol_ticket), json!({})).await;
+        let dan_ticket = ticket(&s, "dan", "r", false).await;
+        let mut dan = shared(&t, "dan", OTHER, json!({"t": dan_ticket})).await;
+        for i in 0..20 {
+            let b = format!("m{i}");
+            run(&s.schema, "ann", SEND, json!({"r": "r", "c": b, "b": b})).await;
+        }
+        let ann = until(&mut ann, body_is("m19")).await;
+        let bob = until(&mut bob, body_is("m19")).await;
+        let carol = until(&mut carol, body_is("m19")).await;
+        let dan = until(&mut dan, body_is("m19")).await;
+
+        // The same events as async-graphql's own stream, from bob's join on.
+        assert_eq!(ann[ann.len() - bob.len()..], bob[..]);
+        assert_eq!(bob[bob.len() - carol.len()..], carol[..]);
+        assert_eq!(dan.len(), carol.len() - 1, "dan joined after carol");
+        for (d, c) in dan.iter().zip(&carol[1..]) {
+            let entry = &c["data"]["joinRoom"];
+            assert_eq!(
+                d["data"]["events"],
+                json!({"seq": entry["seq"], "body": entry["body"]})
+            );
+        }
+        // Bob's and carol's projection ran once per event bob got (carol's
+        // were all among them); dan's once per event of his.
+        let mut resolutions = t.shared().resolutions().await;
+        resolutions.sort_unstable();
+        let (bob_events, dan_events) = (bob.len() as u64, dan.len() as u64);
+        assert_eq!(resolutions, vec![dan_events, bob_events]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_shared_stream_is_async_graphqls_to_the_byte_through_redaction_resume_notices_and_close()
+     {
+        let s = setup(EngineConfig::default()).await;
+        let t = TransportSchema::new(s.schema.clone());
+        // ann's stream is async-graphql's own; bob's and carol's are shared.
+        let mut ann = bare(
+            &s,
+            "ann",
+            JOIN,
+            json!({"t": ticket(&s, "ann", "r", true).await}),
+        )
+        .await;
+        let bob_ticket = ticket(&s, "bob", "r", false).await;
+        let mut bob = shared(&t, "bob", JOIN, json!({"t": bob_ticket})).await;
+        let carol_ticket = ticket(&s, "carol", "r", false).await;
+        let mut carol = shared(&t, "carol", &join_inline(&carol_ticket), json!({})).await;
+        let go = run(
+            &s.schema,
+            "ann",
+            SEND,
+            json!({"r": "r", "c": "go", "b": "go"}),
+        )
+        .await;
+        let go = go["data"]["sendMessage"]["seq"].as_u64().unwrap();
+        run(
+            &s.schema,
+            "ann",
+            SEND,
+            json!({"r": "r", "c": "s", "b": "secret"}),
+        )
+        .await;
+        // Bob's projection resolves "secret" live and keeps it.
+        until(&mut bob, body_is("secret")).await;
+        run(&s.schema, "ann", REDACT, json!({"r": "r", "s": go + 1})).await;
+        until(&mut bob, |e| e["kind"] == "REDACTION").await;
+
+        // A resume of the same projection reads "secret" again from the
+        // log, erased: not the response kept for the live entry.
+        let erin_ticket = ticket(&s, "erin", "r", false).await;
+        let mut erin = shared(&t, "erin", JOIN, json!({"t": erin_ticket, "a": go})).await;
+        let frank_ticket = ticket(&s, "frank", "r", false).await;
+        let mut frank = bare(&s, "frank", JOIN, json!({"t": frank_ticket, "a": go})).await;
+        let erin = until(&mut erin, |e| e["kind"] == "REDACTION").await;
+        let frank = until(&mut frank, |e| e["kind"] == "REDACTION").await;
+        assert_eq!(erin, frank);
+        assert_eq!(erin[0]["data"]["joinRoom"]["redacted"], true, "{}", erin[0]);
+        assert!(!format!("{erin:?}").contains("secret"));
+
+        // Carol's notices, then the room closed. (A close ends a stream
+        // with what it has not delivered yet: read up to it first.)
+        let typename = |name: &'static str| move |e: &Value| e["__typename"] == name;
+        run(&s.schema, "carol", MARK, json!({"r": "r", "s": go})).await;
+        let mut ann_seen = until(&mut ann, typename("Receipt")).await;
+        let mut bob_seen = until(&mut bob, typename("Receipt")).await;
+        const SIGNAL: &str = "mutation($r: ID!) { sendSignal(roomId: $r, name: \"typing\") }";
+        run(&s.schema, "carol", SIGNAL, json!({"r": "r"})).await;
+        ann_seen.extend(until(&mut ann, typename("Signal")).await);
+        bob_seen.extend(until(&mut bob, typename("Signal")).await);
+        run(
+            &s.schema,
+            "ann",
+            SEND,
+            json!({"r": "r", "c": "e", "b": "end"}),
+        )
+        .await;
+        ann_seen.extend(until(&mut ann, body_is("end")).await);
+        bob_seen.extend(until(&mut bob, body_is("end")).await);
+        let mut carol_seen = until(&mut carol, body_is("end")).await;
+        const CLOSE: &str = "mutation($r: ID!) { closeRoom(roomId: $r) }";
+        let closed = run(&s.schema, "service:ops", CLOSE, json!({"r": "r"})).await;
+        assert_eq!(closed["data"]["closeRoom"], true, "{closed}");
+
+        let never = |_: &Value| false;
+        ann_seen.extend(until(&mut ann, never).await);
+        bob_seen.extend(until(&mut bob, never).await);
+        carol_seen.extend(until(&mut carol, never).await);
+        let (ann, bob, carol) = (ann_seen, bob_seen, carol_seen);
+        assert_eq!(code(ann.last().unwrap()), "ROOM_CLOSED");
+        // Byte for byte: the same document, the same responses (bob's
+        // stream was read up to the redaction above).
+        let ann_from_redaction = ann
+            .iter()
+            .position(|r| r["data"]["joinRoom"]["kind"] == "REDACTION")
+            .unwrap();
+        assert_eq!(ann[ann_from_redaction + 1..], bob[..]);
+        assert!(
+            bob.iter()
+                .any(|r| r["data"]["joinRoom"]["__typename"] == "Receipt")
+        );
+        // Carol's document differs in layout only: the same data (but for
+        // her own receipt and signal, which she does not get), her own error
+        // location.
+        let not_a_notice = |r: &&Value| {
+            !matches!(
+                r["data"]["joinRoom"]["__typename"].as_str(),
+                Some("Receipt" | "Signal")
+            )
+        };
+        let carol_from_redaction = carol
+            .iter()
+            .position(|r| r["data"]["joinRoom"]["kind"] == "REDACTION")
+            .unwrap();
+        let carol: Vec<_> = carol[carol_from_redaction + 1..]
+            .iter()
+            .filter(not_a_notice)
+            .collect();
+        let bob: Vec<_> = bob.iter().filter(not_a_notice).collect();
+        assert_eq!(carol.len(), bob.len());
+        for (c, b) in carol.iter().zip(&bob) {
+            assert_eq!(c["data"], b["data"]);
+        }
+        let (c, b) = (
+            &carol[carol.len() - 1]["errors"][0],
+            &bob[bob.len() - 1]["errors"][0],
+        );
+        assert_eq!(
+            (&c["message"], &c["extensions"]),
+            (&b["message"], &b["extensions"])
+        );
+        assert_eq!(c["locations"], json!([{"line": 4, "column": 3}]), "{c}");
+    }
+}
