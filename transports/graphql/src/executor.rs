@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use async_graphql::{Data, Executor, Request, Response, futures_util::stream::BoxStream};
-use futures_util::{StreamExt, stream};
+use futures_util::StreamExt;
 
 use crate::{errors::coded, schema::ParlorSchema, shared_delivery::SharedDelivery};
 
@@ -50,16 +50,11 @@ impl Executor for TransportSchema {
     ) -> BoxStream<'static, Response> {
         let schema = self.schema.clone();
         let shared = Arc::clone(&self.shared);
-        stream::once(async move {
-            let plan = shared.prepare(&mut request).await;
-            let join = Executor::execute_stream(&schema, request, session_data);
-            match plan {
-                Some(plan) => join.chain(plan.after_join()).boxed(),
-                None => join,
-            }
-        })
-        .flatten()
-        .map(coded)
-        .boxed()
+        let plan = shared.prepare(&mut request);
+        let join = Executor::execute_stream(&schema, request, session_data);
+        match plan {
+            Some(plan) => join.chain(plan.after_join(shared)).map(coded).boxed(),
+            None => join.map(coded).boxed(),
+        }
     }
 }

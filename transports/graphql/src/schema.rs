@@ -957,6 +957,11 @@ pub(crate) struct Subscribed {
 }
 
 impl Subscribed {
+    /// The room this subscription follows.
+    pub(crate) fn room_id(&self) -> &RoomId {
+        self.entries.room_id()
+    }
+
     /// The next live entry or notice; `None` when the stream is over (left
     /// from elsewhere, by `leaveRoom`); an error when the server ended it,
     /// the last item to read.

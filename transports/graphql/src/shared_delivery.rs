@@ -12,27 +12,33 @@
 //! How: [`SharedDelivery::prepare`] recognises a subscription whose only
 //! root field is `joinRoom` (anything else runs as before) and puts a
 //! [`Handoff`] in the request's data. async-graphql runs the join as
-//! before — validation, the ticket, the `Joined` event and every error are
-//! its own — and the resolver, seeing the handoff, leaves the rest of the
-//! stream in it instead of streaming it. Then [`Plan::after_join`] streams
-//! the rest: each event is resolved by running the projection as a query of
-//! a small schema of its own (`{ joinRoom: roomEvent { …the selection… } }`,
-//! the same types and resolvers, so the same JSON), once per event and
-//! projection. The projection keeps the responses to its latest
-//! [`RECENT`] events (as many as the engine's live feed keeps by default,
-//! so a subscriber the feed still serves finds them; all projections
-//! together hold at most [`BUDGET`] bytes of them), found by the identity
+//! before — validation, the ticket, the `Joined` event and the join's
+//! errors are its own — and the resolver, seeing the handoff, leaves the
+//! rest of the stream in it instead of streaming it. Then
+//! [`Plan::after_join`] streams the rest: each event (and the error that
+//! ends a stream: a kick, a close) is resolved by running the projection as
+//! a query of a small schema of its own (`{ joinRoom: roomEvent { …the
+//! selection… } }`, the same types and resolvers, so the same JSON), about
+//! once per event and projection (two subscribers that miss at the same
+//! moment both resolve it). A projection belongs to one room and is shared
+//! only by subscriptions that hold it: the last one to end lets it go. It
+//! keeps the responses to its room's latest [`RECENT`] events (the
+//! engine's default live buffer, so a subscriber the feed still serves
+//! finds them; all projections together keep at most [`BUDGET`] bytes,
+//! past which a projection lets its oldest go and, empty, keeps nothing —
+//! its subscribers then resolve their own events), found by the identity
 //! of the engine's `Arc` the event came in: the live feed hands one `Arc`
 //! per entry to every subscriber, and an entry read again from storage — a
-//! resume after a redaction — is a new `Arc`, resolved anew.
+//! resume after a redaction — is a new `Arc`, resolved anew. A projection
+//! holds only a `Weak` of it: the address stays reserved, the entry's
+//! content is freed when the engine lets it go.
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, Weak,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use async_graphql::{
@@ -45,7 +51,7 @@ use async_graphql::{
     },
 };
 use futures_util::{StreamExt, stream};
-use parlor_engine::{Live, Notice};
+use parlor_engine::{Live, Notice, RoomId};
 
 use crate::schema::{RoomEvent, Subscribed, room_event};
 
@@ -60,15 +66,11 @@ const RECENT: usize = 1024;
 /// past it a projection lets its oldest go first.
 const BUDGET: usize = 64 << 20;
 
-/// The projections kept for subscribers to come; one that goes unused for
-/// [`PROJECTION_IDLE`] is let go (its subscribers keep their `Arc`).
-const PROJECTIONS: u64 = 256;
-const PROJECTION_IDLE: Duration = Duration::from_secs(600);
-
 /// The shared resolution of `joinRoom`'s events, one per transport.
 pub(crate) struct SharedDelivery {
-    /// Interned by their key (see [`Projection::key`]).
-    projections: moka::future::Cache<String, Arc<Projection>>,
+    /// The projections subscriptions hold, by room and key (see
+    /// [`Projection::key`]); dead ones are swept as the map grows.
+    projections: Mutex<Interned>,
     schema: Schema<ProjectionRoot, EmptyMutation, EmptySubscription>,
     /// The bytes all projections keep (see [`BUDGET`]).
     held: Arc<AtomicUsize>,
@@ -77,10 +79,7 @@ pub(crate) struct SharedDelivery {
 impl Default for SharedDelivery {
     fn default() -> Self {
         SharedDelivery {
-            projections: moka::future::Cache::builder()
-                .max_capacity(PROJECTIONS)
-                .time_to_idle(PROJECTION_IDLE)
-                .build(),
+            projections: Mutex::default(),
             schema: Schema::build(ProjectionRoot, EmptyMutation, EmptySubscription).finish(),
             held: Arc::default(),
         }
@@ -106,7 +105,9 @@ impl Handoff {
 /// join's own stream (its `Joined`) ends.
 pub(crate) struct Plan {
     handoff: Handoff,
-    projection: Arc<Projection>,
+    /// The projection's document and variables, until the join succeeds.
+    document: ExecutableDocument,
+    variables: Variables,
     /// Where `joinRoom` stands in this subscriber's document: an error's
     /// `locations`, as async-graphql would give them.
     at: Pos,
@@ -117,7 +118,7 @@ impl SharedDelivery {
     /// directives on it or on the operation): a [`Handoff`] in `request`'s
     /// data and the plan to deliver the rest. `None` for anything else,
     /// including a document that does not parse (async-graphql reports it).
-    pub(crate) async fn prepare(&self, request: &mut Request) -> Option<Plan> {
+    pub(crate) fn prepare(&self, request: &mut Request) -> Option<Plan> {
         // The document stays parsed in the request for async-graphql.
         let variables = std::mem::take(&mut request.variables);
         let operation_name = request.operation_name.take();
@@ -128,35 +129,58 @@ impl SharedDelivery {
         request.variables = variables;
         request.operation_name = operation_name;
         let (document, variables, at) = found?;
-        let key = Projection::key(&document, &variables);
-        let schema = self.schema.clone();
-        let held = Arc::clone(&self.held);
-        let projection = self
-            .projections
-            .get_with(key, async move {
-                Arc::new(Projection {
-                    document,
-                    variables,
-                    schema,
-                    recent: Mutex::new(Recent {
-                        by_event: HashMap::new(),
-                        order: VecDeque::new(),
-                        bytes: 0,
-                        held,
-                    }),
-                    #[cfg(test)]
-                    resolutions: Default::default(),
-                })
-            })
-            .await;
         let handoff = Handoff::default();
         request.data.insert(handoff.clone());
         Some(Plan {
             handoff,
-            projection,
+            document,
+            variables,
             at,
         })
     }
+
+    /// The projection of `document` and `variables` in `room`: the one a
+    /// subscription already holds, or a new one. Called once the join
+    /// succeeded, so the document is valid.
+    fn projection(
+        &self,
+        room: &RoomId,
+        document: ExecutableDocument,
+        variables: Variables,
+    ) -> Arc<Projection> {
+        let key = (room.clone(), Projection::key(&document, &variables));
+        let mut interned = self.projections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(projection) = interned.map.get(&key).and_then(Weak::upgrade) {
+            return projection;
+        }
+        let projection = Arc::new(Projection {
+            document,
+            variables,
+            schema: self.schema.clone(),
+            recent: Mutex::new(Recent {
+                by_event: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+                held: Arc::clone(&self.held),
+            }),
+            #[cfg(test)]
+            resolutions: Default::default(),
+        });
+        interned.map.insert(key, Arc::downgrade(&projection));
+        if interned.map.len() > 2 * interned.swept.max(16) {
+            interned.map.retain(|_, p| p.strong_count() > 0);
+            interned.swept = interned.map.len();
+        }
+        projection
+    }
+}
+
+/// Projections by room and key, held weakly.
+#[derive(Default)]
+struct Interned {
+    map: HashMap<(RoomId, String), Weak<Projection>>,
+    /// The map's size after the last sweep.
+    swept: usize,
 }
 
 impl Plan {
@@ -164,36 +188,49 @@ impl Plan {
     /// event through the shared projection; an error (a kick, a close, a
     /// stream overtaken by retention) as the last response. Empty when the
     /// join did not get as far as its stream.
-    pub(crate) fn after_join(self) -> BoxStream<'static, Response> {
+    pub(crate) fn after_join(self, shared: Arc<SharedDelivery>) -> BoxStream<'static, Response> {
         // Boxed, so that each step moves a pointer: `unfold` moves its
         // state into every step's future and out again, and a subscriber's
         // stream is several hundred bytes (docs/benchmarks.md, step 28).
+        struct Streaming {
+            subscribed: Subscribed,
+            projection: Arc<Projection>,
+            at: Pos,
+        }
         enum State {
-            Joining(Plan),
-            Streaming(Box<(Plan, Subscribed)>),
+            Joining(Box<Plan>, Arc<SharedDelivery>),
+            Streaming(Box<Streaming>),
             Done,
         }
-        stream::unfold(State::Joining(self), |state| async move {
+        stream::unfold(State::Joining(Box::new(self), shared), |state| async move {
             let mut streaming = match state {
-                State::Joining(plan) => {
+                State::Joining(plan, shared) => {
+                    let plan = *plan;
                     let subscribed = plan.handoff.take()?;
-                    Box::new((plan, subscribed))
+                    let projection =
+                        shared.projection(subscribed.room_id(), plan.document, plan.variables);
+                    Box::new(Streaming {
+                        subscribed,
+                        projection,
+                        at: plan.at,
+                    })
                 }
                 State::Streaming(streaming) => streaming,
                 State::Done => return None,
             };
-            let (plan, subscribed) = &mut *streaming;
             loop {
-                match subscribed.next().await? {
+                match streaming.subscribed.next().await? {
                     Ok(live) => {
-                        if let Some(response) = plan.projection.deliver(live).await {
+                        if let Some(response) = streaming.projection.deliver(live).await {
                             return Some((response, State::Streaming(streaming)));
                         }
                     }
                     Err(error) => {
-                        let mut response = plan.projection.resolve(Err(error)).await;
+                        // Errors are not kept: resolved per subscriber, with
+                        // its own document's `locations`.
+                        let mut response = streaming.projection.resolve(Err(error)).await;
                         for error in &mut response.errors {
-                            error.locations = vec![plan.at];
+                            error.locations = vec![streaming.at];
                         }
                         return Some((response, State::Done));
                     }
@@ -371,20 +408,22 @@ struct Recent {
 }
 
 struct Resolved {
-    /// Holds the event's `Arc`, so that its address is not reused while it
+    /// Keeps the event's address reserved (a `Weak` keeps the allocation,
+    /// not the entry's content), so that no other event takes it while it
     /// identifies this response.
-    _event: Held,
+    _event: Reserved,
     data: Value,
     bytes: usize,
 }
 
 impl Recent {
-    fn get(&self, event: &Held) -> Option<Value> {
-        self.by_event.get(&event.address()).map(|r| r.data.clone())
+    fn get(&self, address: usize) -> Option<Value> {
+        self.by_event.get(&address).map(|r| r.data.clone())
     }
 
-    fn insert(&mut self, event: Held, data: Value) {
-        let bytes = weight(&data);
+    fn insert(&mut self, address: usize, event: Reserved, data: Value) {
+        // The response, and the allocation its `Weak` keeps.
+        let bytes = weight(&data) + std::mem::size_of::<parlor_engine::Entry>();
         while !self.order.is_empty()
             && (self.order.len() >= RECENT || self.held.load(Ordering::Relaxed) + bytes > BUDGET)
         {
@@ -393,7 +432,6 @@ impl Recent {
         if self.held.load(Ordering::Relaxed) + bytes > BUDGET {
             return;
         }
-        let address = event.address();
         let replaced = self.by_event.insert(
             address,
             Resolved {
@@ -445,39 +483,50 @@ fn weight(value: &Value) -> usize {
     }
 }
 
-enum Held {
-    Entry(Arc<parlor_engine::Entry>),
-    Notice(Arc<Notice>),
+#[expect(dead_code, reason = "held, never read: it keeps the address reserved")]
+enum Reserved {
+    Entry(Weak<parlor_engine::Entry>),
+    Notice(Weak<Notice>),
 }
 
-impl Held {
+impl Reserved {
     fn of(live: &Live) -> Self {
         match live {
-            Live::Entry(entry) => Held::Entry(Arc::clone(entry)),
-            Live::Notice(notice) => Held::Notice(Arc::clone(notice)),
+            Live::Entry(entry) => Reserved::Entry(Arc::downgrade(entry)),
+            Live::Notice(notice) => Reserved::Notice(Arc::downgrade(notice)),
         }
     }
+}
 
-    /// The address of the `Arc`'s value: an entry and a notice alive at
-    /// the same time have different ones.
-    fn address(&self) -> usize {
-        match self {
-            Held::Entry(entry) => Arc::as_ptr(entry) as usize,
-            Held::Notice(notice) => Arc::as_ptr(notice) as usize,
-        }
+/// The address of the `Arc`'s value: two events whose allocations are
+/// reserved at the same time have different ones.
+fn address(live: &Live) -> usize {
+    match live {
+        Live::Entry(entry) => Arc::as_ptr(entry) as usize,
+        Live::Notice(notice) => Arc::as_ptr(notice) as usize,
     }
 }
 
 impl Projection {
     /// Equal for two subscriptions exactly when they resolve every event to
     /// the same JSON: the document without positions (async-graphql's AST
-    /// serialises each node as `{pos, node}`) and the variables' values.
+    /// serialises each node as `{"pos": {"line", "column"}, "node"}`; a
+    /// literal of that shape cannot stand where this schema's selections
+    /// take arguments, which are only `@skip`'s and `@include`'s booleans,
+    /// and the document is valid by now) and, apart, the variables' values.
     fn key(document: &ExecutableDocument, variables: &Variables) -> String {
+        fn is_position(value: Option<&serde_json::Value>) -> bool {
+            value
+                .and_then(serde_json::Value::as_object)
+                .is_some_and(|pos| {
+                    pos.len() == 2 && pos.contains_key("line") && pos.contains_key("column")
+                })
+        }
         fn without_positions(value: &mut serde_json::Value) {
             match value {
                 serde_json::Value::Object(map) => {
                     if map.len() == 2
-                        && map.contains_key("pos")
+                        && is_position(map.get("pos"))
                         && let Some(mut node) = map.remove("node")
                     {
                         without_positions(&mut node);
@@ -492,21 +541,23 @@ impl Projection {
         }
         let mut fragments: Vec<_> = document.fragments.iter().collect();
         fragments.sort_by(|a, b| a.0.cmp(b.0));
-        let mut key = serde_json::json!([document.operations, fragments, variables]);
+        let mut key = serde_json::json!([document.operations, fragments]);
         without_positions(&mut key);
-        key.to_string()
+        serde_json::json!([key, variables]).to_string()
     }
 
     /// The response to `live` for every subscriber of this projection;
     /// `None` for a notice `joinRoom` has no event for.
     async fn deliver(&self, live: Live) -> Option<Response> {
-        let held = Held::of(&live);
-        if let Some(data) = self.recent().get(&held) {
+        let address = address(&live);
+        if let Some(data) = self.recent().get(address) {
             return Some(Response::new(data));
         }
+        let reserved = Reserved::of(&live);
         let response = self.resolve(Ok(room_event(live)?)).await;
         if response.errors.is_empty() && response.extensions.is_empty() {
-            self.recent().insert(held, response.data.clone());
+            self.recent()
+                .insert(address, reserved, response.data.clone());
         }
         Some(response)
     }
@@ -550,11 +601,13 @@ impl ProjectionRoot {
 #[cfg(test)]
 impl SharedDelivery {
     /// How many times each interned projection ran, in no order.
-    async fn resolutions(&self) -> Vec<u64> {
-        self.projections.run_pending_tasks().await;
-        self.projections
-            .iter()
-            .map(|(_, p)| p.resolutions.load(std::sync::atomic::Ordering::Relaxed))
+    fn resolutions(&self) -> Vec<u64> {
+        let interned = self.projections.lock().unwrap();
+        interned
+            .map
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.resolutions.load(Ordering::Relaxed))
             .collect()
     }
 }
@@ -685,15 +738,14 @@ mod tests {
         }
         // Bob's and carol's projection ran once per event bob got (carol's
         // were all among them); dan's once per event of his.
-        let mut resolutions = t.shared().resolutions().await;
+        let mut resolutions = t.shared().resolutions();
         resolutions.sort_unstable();
         let (bob_events, dan_events) = (bob.len() as u64, dan.len() as u64);
         assert_eq!(resolutions, vec![dan_events, bob_events]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_shared_stream_is_async_graphqls_to_the_byte_through_redaction_resume_notices_and_close()
-     {
+    async fn the_shared_stream_is_async_graphqls_own_through_redaction_resume_notices_and_close() {
         let s = setup(EngineConfig::default()).await;
         let t = TransportSchema::new(s.schema.clone());
         // ann's stream is async-graphql's own; bob's and carol's are shared.
@@ -770,7 +822,7 @@ mod tests {
         carol_seen.extend(until(&mut carol, never).await);
         let (ann, bob, carol) = (ann_seen, bob_seen, carol_seen);
         assert_eq!(code(ann.last().unwrap()), "ROOM_CLOSED");
-        // Byte for byte: the same document, the same responses (bob's
+        // The same document, the same responses (bob's
         // stream was read up to the redaction above).
         let ann_from_redaction = ann
             .iter()
