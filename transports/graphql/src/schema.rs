@@ -28,12 +28,14 @@ pub type ParlorSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 #[derive(Debug, Clone)]
 pub(crate) struct Viewer(pub(crate) Principal);
 
-/// One socket's shared state: how it ended and how many subscriptions it holds.
+/// One socket's shared state: how it ended, how many subscriptions it
+/// holds, and the `joinRoom` deliveries its writer runs.
 #[derive(Debug, Default)]
 pub(crate) struct SocketState {
     /// Set when the socket was lost (no close 1000): seats go to grace.
     pub(crate) lost: std::sync::atomic::AtomicBool,
     pub(crate) subscriptions: AtomicUsize,
+    pub(crate) deliveries: crate::shared_delivery::Deliveries,
 }
 
 /// What resolvers share.

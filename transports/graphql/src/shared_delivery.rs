@@ -32,6 +32,16 @@
 //! resume after a redaction — is a new `Arc`, resolved anew. A projection
 //! holds only a `Weak` of it: the address stays reserved, the entry's
 //! content is freed when the engine lets it go.
+//!
+//! On a socket the events do not go back through async-graphql at all
+//! ([`Plan::handed_to_writer`]): the socket's writer takes the delivery and
+//! writes each `next` frame itself around the projection's JSON, shared as
+//! it is — no copy of the response, no serialization, no protocol plumbing
+//! per subscriber — and several ready events in one write. The order the
+//! protocol needs holds because the writer writes what async-graphql queued
+//! (the `Joined`, a `complete`) before each delivery's frames, and hands a
+//! delivery's end (the error, if any) back to async-graphql only once its
+//! events are written. Over HTTP, [`Plan::after_join`] streams responses.
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
@@ -50,10 +60,14 @@ use async_graphql::{
         OperationType, Selection, SelectionSet,
     },
 };
+use futures_channel::oneshot;
 use futures_util::{StreamExt, stream};
 use parlor_engine::{Live, Notice, RoomId};
 
-use crate::schema::{RoomEvent, Subscribed, room_event};
+use crate::{
+    errors::coded,
+    schema::{RoomEvent, SocketState, Subscribed, room_event},
+};
 
 /// The responses a projection keeps: the engine's default live buffer
 /// (`EngineConfig::live_buffer`). A subscriber further behind resolves its
@@ -192,11 +206,6 @@ impl Plan {
         // Boxed, so that each step moves a pointer: `unfold` moves its
         // state into every step's future and out again, and a subscriber's
         // stream is several hundred bytes (docs/benchmarks.md, step 28).
-        struct Streaming {
-            subscribed: Subscribed,
-            projection: Arc<Projection>,
-            at: Pos,
-        }
         enum State {
             Joining(Box<Plan>, Arc<SharedDelivery>),
             Streaming(Box<Streaming>),
@@ -225,19 +234,192 @@ impl Plan {
                             return Some((response, State::Streaming(streaming)));
                         }
                     }
-                    Err(error) => {
-                        // Errors are not kept: resolved per subscriber, with
-                        // its own document's `locations`.
-                        let mut response = streaming.projection.resolve(Err(error)).await;
-                        for error in &mut response.errors {
-                            error.locations = vec![streaming.at];
-                        }
-                        return Some((response, State::Done));
-                    }
+                    Err(error) => return Some((streaming.failed(error).await, State::Done)),
                 }
             }
         })
         .boxed()
+    }
+}
+
+/// A subscription past its `Joined`: its stream, its projection, and where
+/// `joinRoom` stands in its document.
+struct Streaming {
+    subscribed: Subscribed,
+    projection: Arc<Projection>,
+    at: Pos,
+}
+
+impl Streaming {
+    /// The response that ends the stream with `error`. Not kept: resolved
+    /// per subscriber, with its own document's `locations`.
+    async fn failed(&self, error: async_graphql::Error) -> Response {
+        let mut response = self.projection.resolve(Err(error)).await;
+        for error in &mut response.errors {
+            error.locations = vec![self.at];
+        }
+        response
+    }
+}
+
+impl Plan {
+    /// On a socket: the rest of the subscription is the socket writer's to
+    /// deliver ([`Delivery`]): it writes each event's `next` frame itself,
+    /// the projection's JSON as it is — no copy, no serialization and no
+    /// pass through async-graphql's protocol per subscriber. What this
+    /// stream still gives async-graphql is the response that ends the
+    /// subscription with an error, once the writer has written every event
+    /// before it; then it ends, and async-graphql sends `complete`. Dropped
+    /// (a client `complete`, the socket's end), it tells the writer to drop
+    /// the delivery.
+    pub(crate) fn handed_to_writer(
+        self,
+        shared: Arc<SharedDelivery>,
+        deliveries: Arc<SocketState>,
+        id: String,
+    ) -> BoxStream<'static, Response> {
+        stream::once(async move {
+            let subscribed = self.handoff.take()?;
+            let projection = shared.projection(subscribed.room_id(), self.document, self.variables);
+            let (_cancel, cancelled) = oneshot::channel::<()>();
+            let (finished, done) = oneshot::channel();
+            deliveries.deliveries.hand(Delivery {
+                id,
+                streaming: Box::new(Streaming {
+                    subscribed,
+                    projection,
+                    at: self.at,
+                }),
+                pending: None,
+                cancelled,
+                finished,
+            });
+            // `_cancel` lives until the writer is done with the delivery.
+            done.await.ok().flatten()
+        })
+        .filter_map(std::future::ready)
+        .boxed()
+    }
+}
+
+/// A socket's `joinRoom` deliveries that its writer runs ([`Plan::handed_to_writer`]),
+/// and the ids of the operations its client started.
+#[derive(Debug, Default)]
+pub(crate) struct Deliveries {
+    handed: Mutex<Vec<Delivery>>,
+    added: tokio::sync::Notify,
+    /// In the order the guard passed them to async-graphql, which runs
+    /// each at once, in that order: the executor takes the next one for
+    /// each operation it runs.
+    started: Mutex<VecDeque<String>>,
+}
+
+impl Deliveries {
+    /// The guard passed an operation with `id` to async-graphql.
+    pub(crate) fn started(&self, id: String) {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(id);
+    }
+
+    /// The id of the operation async-graphql runs now.
+    pub(crate) fn running(&self) -> Option<String> {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    fn hand(&self, delivery: Delivery) {
+        self.handed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(delivery);
+        self.added.notify_one();
+    }
+
+    /// Wakes when a delivery was handed over (see [`Deliveries::take`]).
+    pub(crate) async fn added(&self) {
+        self.added.notified().await;
+    }
+
+    /// The deliveries handed over since the last call.
+    pub(crate) fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.handed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// One `joinRoom` subscription that a socket's writer delivers.
+pub(crate) struct Delivery {
+    /// The operation id its frames carry.
+    pub(crate) id: String,
+    streaming: Box<Streaming>,
+    /// An event taken from the stream whose response is not made yet.
+    pending: Option<Live>,
+    /// Resolves when the subscription was dropped (client `complete`).
+    cancelled: oneshot::Receiver<()>,
+    /// The response that ends it, for async-graphql to send.
+    finished: oneshot::Sender<Option<Response>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a delivery has next.
+pub(crate) enum Step {
+    /// An event's response, as JSON: the payload of a `next` frame.
+    Event(Arc<str>),
+    /// The subscription ended (with this response, when it is an error):
+    /// call [`Delivery::finish`].
+    Ended(Option<Box<Response>>),
+    /// The subscription was dropped: drop the delivery.
+    Cancelled,
+}
+
+impl Delivery {
+    /// The next step. Cancel-safe: an event taken from the stream waits in
+    /// `pending` until its response is made, so a step dropped half-way
+    /// (the writer polls for more of a burst once) loses nothing.
+    pub(crate) async fn step(&mut self) -> Step {
+        loop {
+            let live = match self.pending.take() {
+                Some(live) => live,
+                None => tokio::select! {
+                    biased;
+                    _ = &mut self.cancelled => return Step::Cancelled,
+                    next = self.streaming.subscribed.next() => match next {
+                        None => return Step::Ended(None),
+                        Some(Err(error)) => {
+                            return Step::Ended(Some(Box::new(self.streaming.failed(error).await)));
+                        }
+                        Some(Ok(live)) => live,
+                    },
+                },
+            };
+            self.pending = Some(live.clone());
+            let response = self.streaming.projection.deliver_text(live).await;
+            self.pending = None;
+            if let Some(text) = response {
+                return Step::Event(text);
+            }
+        }
+    }
+
+    /// Whether the subscription was dropped since its last step.
+    pub(crate) fn is_cancelled(&mut self) -> bool {
+        self.cancelled.try_recv().is_err()
+    }
+
+    /// Hands the end to async-graphql (its `next` with the error, then
+    /// `complete`): every event before it is written.
+    pub(crate) fn finish(self, last: Option<Box<Response>>) {
+        let _ = self.finished.send(last.map(|last| *last));
     }
 }
 
@@ -413,17 +595,19 @@ struct Resolved {
     /// identifies this response.
     _event: Reserved,
     data: Value,
+    /// `data`'s response as JSON, for the socket's own `next` frames.
+    text: Arc<str>,
     bytes: usize,
 }
 
 impl Recent {
-    fn get(&self, address: usize) -> Option<Value> {
-        self.by_event.get(&address).map(|r| r.data.clone())
+    fn get(&self, address: usize) -> Option<&Resolved> {
+        self.by_event.get(&address)
     }
 
-    fn insert(&mut self, address: usize, event: Reserved, data: Value) {
-        // The response, and the allocation its `Weak` keeps.
-        let bytes = weight(&data) + std::mem::size_of::<parlor_engine::Entry>();
+    fn insert(&mut self, address: usize, event: Reserved, data: Value, text: Arc<str>) {
+        // The response twice, and the allocation its `Weak` keeps.
+        let bytes = weight(&data) + text.len() + std::mem::size_of::<parlor_engine::Entry>();
         while !self.order.is_empty()
             && (self.order.len() >= RECENT || self.held.load(Ordering::Relaxed) + bytes > BUDGET)
         {
@@ -437,6 +621,7 @@ impl Recent {
             Resolved {
                 _event: event,
                 data,
+                text,
                 bytes,
             },
         );
@@ -550,16 +735,36 @@ impl Projection {
     /// `None` for a notice `joinRoom` has no event for.
     async fn deliver(&self, live: Live) -> Option<Response> {
         let address = address(&live);
-        if let Some(data) = self.recent().get(address) {
-            return Some(Response::new(data));
+        if let Some(resolved) = self.recent().get(address) {
+            return Some(Response::new(resolved.data.clone()));
         }
-        let reserved = Reserved::of(&live);
-        let response = self.resolve(Ok(room_event(live)?)).await;
-        if response.errors.is_empty() && response.extensions.is_empty() {
-            self.recent()
-                .insert(address, reserved, response.data.clone());
-        }
+        let (response, _) = self.resolve_and_keep(address, live).await?;
         Some(response)
+    }
+
+    /// [`Projection::deliver`] as the JSON of the response (the socket's
+    /// writer puts it in a `next` frame as it is).
+    async fn deliver_text(&self, live: Live) -> Option<Arc<str>> {
+        let address = address(&live);
+        if let Some(resolved) = self.recent().get(address) {
+            return Some(Arc::clone(&resolved.text));
+        }
+        let (_, text) = self.resolve_and_keep(address, live).await?;
+        Some(text)
+    }
+
+    async fn resolve_and_keep(&self, address: usize, live: Live) -> Option<(Response, Arc<str>)> {
+        let reserved = Reserved::of(&live);
+        let response = coded(self.resolve(Ok(room_event(live)?)).await);
+        let text: Arc<str> = serde_json::to_string(&response)
+            .unwrap_or_else(|_| r#"{"data":null}"#.to_owned())
+            .into();
+        if response.errors.is_empty() && response.extensions.is_empty() {
+            let data = response.data.clone();
+            self.recent()
+                .insert(address, reserved, data, Arc::clone(&text));
+        }
+        Some((response, text))
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {

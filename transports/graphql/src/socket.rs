@@ -16,7 +16,13 @@
 //!   4403 when the token from `connection_init` expires;
 //! - a writer that drains async-graphql's bounded queue in bursts (the
 //!   burst write of `parlor_wire::burst`, shared with the raw WebSocket) and
-//!   closes with 1013 when the client stays unable to take frames.
+//!   closes with 1013 when the client stays unable to take frames; it also
+//!   writes the `next` frames of `joinRoom` subscriptions itself, each
+//!   event's JSON made once for all subscribers with the same selection
+//!   ([`crate::shared_delivery`]), after whatever async-graphql queued
+//!   before them;
+//! - the id of every operation the guard passes, in order, for the
+//!   executor to give each `joinRoom` delivery its frames' id.
 //!
 //! How the socket ends decides what happens to its seats: a client close
 //! with 1000 (or a client `complete`) is a leave; every other end, and every
@@ -24,7 +30,7 @@
 //! grace. One task per socket; the timers are one `Sleep`.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -45,7 +51,9 @@ use axum::{
     response::Response,
 };
 use futures_channel::mpsc;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{
+    FutureExt, Sink, SinkExt, Stream, StreamExt, future::BoxFuture, stream::FuturesUnordered,
+};
 use parlor_engine::{Authenticator, ErrorKind, Timestamp, bearer_token};
 use parlor_wire::burst::{self, Burst, Ready, WRITE_BUFFER};
 use serde_json::Value;
@@ -55,6 +63,7 @@ use crate::{
     GraphqlState,
     close::{self, Close},
     schema::{SocketState, Viewer},
+    shared_delivery::{Delivery, Step},
 };
 
 /// The legacy protocol's keep-alive message (`GQL_CONNECTION_KEEP_ALIVE`).
@@ -180,15 +189,21 @@ impl Link {
                 }
                 let mut running = self.running();
                 let op = running.entry(id.clone()).or_default();
-                if op.live {
+                let verdict = if op.live {
                     // Legacy graphql-ws has no such rule: a second `start`
                     // replaces the first (a stop, then a start, with no
                     // `complete` for the first).
-                    return (!self.legacy).then(|| close::duplicate(&id));
+                    (!self.legacy).then(|| close::duplicate(&id))
+                } else {
+                    op.live = true;
+                    op.owed += 1;
+                    None
+                };
+                drop(running);
+                if verdict.is_none() {
+                    self.socket.deliveries.started(id);
                 }
-                op.live = true;
-                op.owed += 1;
-                None
+                verdict
             }
             ClientMessage::Stop { id } => {
                 let mut running = self.running();
@@ -379,8 +394,12 @@ async fn serve(
             }
         }
     };
+    // The writer's `joinRoom` deliveries hold seats: they drop after the
+    // close is known (`link.fail` marks a loss first), as async-graphql's
+    // subscriptions do.
+    let mut delivering = FuturesUnordered::new();
     let close = {
-        let writer = write(&mut sink, outgoing, &link, &state.config);
+        let writer = write(&mut sink, outgoing, &link, &state.config, &mut delivering);
         tokio::pin!(writer, protocol_task);
         let close = tokio::select! {
             closed = &mut writer => closed,
@@ -402,6 +421,7 @@ async fn serve(
         }))
     });
     burst::finish(&mut sink, [], frame).await;
+    drop(delivering);
 }
 
 /// async-graphql's end of the outgoing queue: notes in [`Link::queue_full`]
@@ -449,6 +469,7 @@ async fn write(
     mut outgoing: mpsc::Receiver<Message>,
     link: &Link,
     config: &crate::GraphqlConfig,
+    delivering: &mut FuturesUnordered<BoxFuture<'static, (String, Delivery, Step)>>,
 ) -> Option<Close> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let interval = ms(config.ping_interval).max(1);
@@ -502,6 +523,50 @@ async fn write(
                     Burst::Stalled => return Some(close::TOO_SLOW),
                 }
             }
+            () = link.socket.deliveries.added() => {
+                for delivery in link.socket.deliveries.take() {
+                    let head = next_head(&delivery.id, link.legacy);
+                    delivering.push(step(head, delivery));
+                }
+            }
+            Some((head, mut delivery, next)) = delivering.next(), if !delivering.is_empty() => {
+                // What async-graphql queued goes first: a subscription's
+                // `Joined` (queued before it handed its delivery over), and
+                // the `complete` of one the client completed.
+                let mut frames: VecDeque<Message> = std::iter::from_fn(|| outgoing.try_recv().ok())
+                    .map(|message| rewrite(message, link))
+                    .collect();
+                let mut next = Some(next);
+                // What else this subscription has ready joins the burst: one
+                // write for several events, as on the raw WebSocket.
+                while let Some(Step::Event(payload)) = next.take_if(|n| matches!(n, Step::Event(_)))
+                {
+                    if delivery.is_cancelled() {
+                        next = Some(Step::Cancelled);
+                        break;
+                    }
+                    frames.push_back(next_frame(&head, &payload));
+                    if frames.len() >= burst::BURST {
+                        break;
+                    }
+                    next = delivery.step().now_or_never();
+                }
+                match next {
+                    None | Some(Step::Event(_)) => delivering.push(step(head, delivery)),
+                    // Dropped: its seat goes as async-graphql's drop of it
+                    // would have taken it.
+                    Some(Step::Cancelled) => drop(delivery),
+                    Some(Step::Ended(last)) => delivery.finish(last),
+                }
+                if let Some(first) = frames.pop_front() {
+                    let more = || frames.pop_front().map_or(Ready::Done, Ready::Frame);
+                    match burst::write_burst(sink, patience, first, more).await {
+                        Burst::Written => {}
+                        Burst::Failed(_) => return link.broken(),
+                        Burst::Stalled => return Some(close::TOO_SLOW),
+                    }
+                }
+            }
         }
         // The ack may have brought a token expiry; init may have come.
         let next = link.next_wake(next_ping, init_timeout, lost_after);
@@ -510,6 +575,31 @@ async fn write(
             timer.as_mut().reset(link.at(wake));
         }
     }
+}
+
+/// A delivery's next step, with the head of its `next` frames.
+fn step(head: String, mut delivery: Delivery) -> BoxFuture<'static, (String, Delivery, Step)> {
+    Box::pin(async move {
+        let next = delivery.step().await;
+        (head, delivery, next)
+    })
+}
+
+/// A `next` frame: `head`, the payload, the closing brace.
+fn next_frame(head: &str, payload: &str) -> Message {
+    let mut text = String::with_capacity(head.len() + payload.len() + 1);
+    text.push_str(head);
+    text.push_str(payload);
+    text.push('}');
+    Message::Text(Utf8Bytes::from(text))
+}
+
+/// `{"type":"next","id":…,"payload":` (the legacy protocol's `data`), as
+/// async-graphql writes it; the payload and a closing brace follow.
+fn next_head(id: &str, legacy: bool) -> String {
+    let kind = if legacy { "data" } else { "next" };
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(r#"{{"type":"{kind}","id":{id},"payload":"#)
 }
 
 /// What async-graphql queued, as the client should see it: a server
