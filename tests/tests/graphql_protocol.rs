@@ -628,3 +628,41 @@ async fn a_client_close_1000_is_a_leave_and_another_code_a_loss() {
     assert_eq!(occupancy(&server, "watch", "cl").await, 2);
     server.stop().await;
 }
+
+/// A `complete` is a leave even when a close other than 1000 follows it at
+/// once (a page unloading): the seat goes with the subscription, before
+/// the close marks the socket lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_then_at_once_a_close_1001_is_a_leave() {
+    let server = TestServer::start(&["--reconnect-grace", "10s"]).await;
+    let watcher = gql_ticket(&server, "watch", "bye", Some(5)).await;
+    let mut watch = gql_socket_as(&server, "watch").await;
+    gql_join(&mut watch, "w", &watcher, None).await;
+    gql_next(&mut watch, "w").await;
+    let mut ws = gql_socket_as(&server, "ann").await;
+    gql_join(
+        &mut ws,
+        "s",
+        &gql_ticket(&server, "ann", "bye", None).await,
+        None,
+    )
+    .await;
+    gql_next(&mut ws, "s").await;
+    assert_eq!(gql_next(&mut watch, "w").await["kind"], "JOIN");
+    // Both in one write.
+    let complete = json!({"id": "s", "type": "complete"}).to_string();
+    ws.feed(Message::Text(complete.into())).await.unwrap();
+    ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: 1001.into(),
+        reason: "unload".into(),
+    }))
+    .await
+    .unwrap();
+    let e = gql_next(&mut watch, "w").await;
+    assert_eq!(
+        (e["kind"].as_str(), e["sender"].as_str()),
+        (Some("LEAVE"), Some("ann"))
+    );
+    assert_eq!(occupancy(&server, "watch", "bye").await, 1);
+    server.stop().await;
+}

@@ -973,14 +973,50 @@ impl Subscribed {
     /// so it is a loss, not a leave: the seat (if it still has one) goes to
     /// grace, and a `joinRoom` with `afterSeq` resumes.
     pub(crate) async fn next(&mut self) -> Option<Result<Live>> {
-        match self.entries.next_live().await {
-            Ok(live) => Some(Ok(live)),
-            Err(err) if err.kind() == ErrorKind::NotAMember => None,
-            Err(err) => {
-                drop(self.seat.guard.take());
-                Some(Err(gql(err)))
-            }
+        let next = next_live(&mut self.entries).await;
+        if let Some(Err(_)) = next {
+            drop(self.seat.guard.take());
         }
+        next
+    }
+
+    /// The stream and the seat apart: the socket's writer reads the one
+    /// while the stream async-graphql holds keeps the other, so that a
+    /// client `complete` (async-graphql drops that stream) takes the seat
+    /// at once, as a leave.
+    pub(crate) fn split(self) -> (LiveEvents, HeldSeat) {
+        (LiveEvents(self.entries), HeldSeat(self.seat))
+    }
+}
+
+/// [`Subscribed::next`] without the seat.
+async fn next_live(entries: &mut EntryStream) -> Option<Result<Live>> {
+    match entries.next_live().await {
+        Ok(live) => Some(Ok(live)),
+        Err(err) if err.kind() == ErrorKind::NotAMember => None,
+        Err(err) => Some(Err(gql(err))),
+    }
+}
+
+/// A subscription's stream without its seat ([`Subscribed::split`]).
+pub(crate) struct LiveEvents(EntryStream);
+
+impl LiveEvents {
+    /// As [`Subscribed::next`]; the seat is [`HeldSeat`]'s to settle.
+    pub(crate) async fn next(&mut self) -> Option<Result<Live>> {
+        next_live(&mut self.0).await
+    }
+}
+
+/// A subscription's seat without its stream ([`Subscribed::split`]):
+/// dropped, a leave (or grace when the socket was lost).
+pub(crate) struct HeldSeat(SubscriptionSeat);
+
+impl HeldSeat {
+    /// The server ended the stream (an error): the seat, if it still has
+    /// one, goes to grace, as [`Subscribed::next`] does.
+    pub(crate) fn lose(mut self) {
+        drop(self.0.guard.take());
     }
 }
 

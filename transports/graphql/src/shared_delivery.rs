@@ -40,8 +40,10 @@
 //! per subscriber — and several ready events in one write. The order the
 //! protocol needs holds because the writer writes what async-graphql queued
 //! (the `Joined`, a `complete`) before each delivery's frames, and hands a
-//! delivery's end (the error, if any) back to async-graphql only once its
-//! events are written. Over HTTP, [`Plan::after_join`] streams responses.
+//! delivery's end (the error, if any) back to async-graphql only after its
+//! events, in the order it writes. The seat stays with the stream
+//! async-graphql holds, so a client `complete` takes it at once. Over
+//! HTTP, [`Plan::after_join`] streams responses.
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
@@ -66,7 +68,8 @@ use parlor_engine::{Live, Notice, RoomId};
 
 use crate::{
     errors::coded,
-    schema::{RoomEvent, SocketState, Subscribed, room_event},
+    schema::HeldSeat,
+    schema::{LiveEvents, RoomEvent, SocketState, Subscribed, room_event},
 };
 
 /// The responses a projection keeps: the engine's default live buffer
@@ -208,7 +211,7 @@ impl Plan {
         // stream is several hundred bytes (docs/benchmarks.md, step 28).
         enum State {
             Joining(Box<Plan>, Arc<SharedDelivery>),
-            Streaming(Box<Streaming>),
+            Streaming(Box<(Streaming, HeldSeat)>),
             Done,
         }
         stream::unfold(State::Joining(Box::new(self), shared), |state| async move {
@@ -218,23 +221,31 @@ impl Plan {
                     let subscribed = plan.handoff.take()?;
                     let projection =
                         shared.projection(subscribed.room_id(), plan.document, plan.variables);
-                    Box::new(Streaming {
-                        subscribed,
-                        projection,
-                        at: plan.at,
-                    })
+                    let (events, seat) = subscribed.split();
+                    Box::new((
+                        Streaming {
+                            events,
+                            projection,
+                            at: plan.at,
+                        },
+                        seat,
+                    ))
                 }
                 State::Streaming(streaming) => streaming,
                 State::Done => return None,
             };
             loop {
-                match streaming.subscribed.next().await? {
+                match streaming.0.events.next().await? {
                     Ok(live) => {
-                        if let Some(response) = streaming.projection.deliver(live).await {
+                        if let Some(response) = streaming.0.projection.deliver(live).await {
                             return Some((response, State::Streaming(streaming)));
                         }
                     }
-                    Err(error) => return Some((streaming.failed(error).await, State::Done)),
+                    Err(error) => {
+                        let (streaming, seat) = *streaming;
+                        seat.lose();
+                        return Some((streaming.failed(error).await, State::Done));
+                    }
                 }
             }
         })
@@ -245,7 +256,7 @@ impl Plan {
 /// A subscription past its `Joined`: its stream, its projection, and where
 /// `joinRoom` stands in its document.
 struct Streaming {
-    subscribed: Subscribed,
+    events: LiveEvents,
     projection: Arc<Projection>,
     at: Pos,
 }
@@ -268,10 +279,12 @@ impl Plan {
     /// the projection's JSON as it is — no copy, no serialization and no
     /// pass through async-graphql's protocol per subscriber. What this
     /// stream still gives async-graphql is the response that ends the
-    /// subscription with an error, once the writer has written every event
-    /// before it; then it ends, and async-graphql sends `complete`. Dropped
-    /// (a client `complete`, the socket's end), it tells the writer to drop
-    /// the delivery.
+    /// subscription with an error, handed back once the writer has put
+    /// every event before it in its burst (the writer alone writes the
+    /// socket, so they go first); then it ends, and async-graphql sends
+    /// `complete`. It holds the seat: dropped (a client `complete`, the
+    /// socket's end), it takes the seat at once and tells the writer to
+    /// drop the delivery.
     pub(crate) fn handed_to_writer(
         self,
         shared: Arc<SharedDelivery>,
@@ -281,12 +294,15 @@ impl Plan {
         stream::once(async move {
             let subscribed = self.handoff.take()?;
             let projection = shared.projection(subscribed.room_id(), self.document, self.variables);
+            // The seat stays here: dropped with this stream (a client
+            // `complete`), it is taken at once.
+            let (events, seat) = subscribed.split();
             let (_cancel, cancelled) = oneshot::channel::<()>();
             let (finished, done) = oneshot::channel();
             deliveries.deliveries.hand(Delivery {
                 id,
                 streaming: Box::new(Streaming {
-                    subscribed,
+                    events,
                     projection,
                     at: self.at,
                 }),
@@ -295,7 +311,19 @@ impl Plan {
                 finished,
             });
             // `_cancel` lives until the writer is done with the delivery.
-            done.await.ok().flatten()
+            match done.await {
+                // Left from elsewhere: the seat's drop is the leave.
+                Ok(None) => None,
+                // The server ended it, or the writer went with the socket.
+                Ok(Some(last)) => {
+                    seat.lose();
+                    Some(last)
+                }
+                Err(_) => {
+                    seat.lose();
+                    None
+                }
+            }
         })
         .filter_map(std::future::ready)
         .boxed()
@@ -393,7 +421,7 @@ impl Delivery {
                 None => tokio::select! {
                     biased;
                     _ = &mut self.cancelled => return Step::Cancelled,
-                    next = self.streaming.subscribed.next() => match next {
+                    next = self.streaming.events.next() => match next {
                         None => return Step::Ended(None),
                         Some(Err(error)) => {
                             return Step::Ended(Some(Box::new(self.streaming.failed(error).await)));

@@ -394,9 +394,8 @@ async fn serve(
             }
         }
     };
-    // The writer's `joinRoom` deliveries hold seats: they drop after the
-    // close is known (`link.fail` marks a loss first), as async-graphql's
-    // subscriptions do.
+    // The writer's `joinRoom` deliveries (their seats stay with
+    // async-graphql's subscriptions, which drop after `link.fail`).
     let mut delivering = FuturesUnordered::new();
     let close = {
         let writer = write(&mut sink, outgoing, &link, &state.config, &mut delivering);
@@ -422,6 +421,8 @@ async fn serve(
     });
     burst::finish(&mut sink, [], frame).await;
     drop(delivering);
+    // Any handed over but not taken yet.
+    drop(link.socket.deliveries.take());
 }
 
 /// async-graphql's end of the outgoing queue: notes in [`Link::queue_full`]
