@@ -559,7 +559,8 @@ async fn write(
                     Some(Step::Cancelled) => drop(delivery),
                     Some(Step::Ended(last)) => delivery.finish(last),
                 }
-                if let Some(first) = frames.pop_front() {
+                // In bursts of at most `BURST` frames, until all are written.
+                while let Some(first) = frames.pop_front() {
                     let more = || frames.pop_front().map_or(Ready::Done, Ready::Frame);
                     match burst::write_burst(sink, patience, first, more).await {
                         Burst::Written => {}
