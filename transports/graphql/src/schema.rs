@@ -1152,6 +1152,16 @@ pub(crate) mod tests {
 
     pub(crate) type Events = BoxStream<'static, async_graphql::Response>;
 
+    /// `who`'s ticket to `room` (creating it, capacity 10, when `create`).
+    pub(crate) async fn ticket(s: &Setup, who: &str, room: &str, create: bool) -> String {
+        let c = create.then(|| json!({"capacity": 10}));
+        let r = run(&s.schema, who, RESERVE, json!({"r": room, "c": c})).await;
+        r["data"]["reserveSeat"]["ticket"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned()
+    }
+
     /// `who` joins `room` (creating it when `create`): the subscription's
     /// stream, its `Joined` taken.
     async fn join(
@@ -1161,11 +1171,7 @@ pub(crate) mod tests {
         create: bool,
         after: Option<u64>,
     ) -> (Events, Value) {
-        let c = create.then(|| json!({"capacity": 10}));
-        let r = run(&s.schema, who, RESERVE, json!({"r": room, "c": c})).await;
-        let ticket = r["data"]["reserveSeat"]["ticket"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{r}"));
+        let ticket = ticket(s, who, room, create).await;
         let mut events = s
             .schema
             .execute_stream(request(who, JOIN, json!({"t": ticket, "a": after})))

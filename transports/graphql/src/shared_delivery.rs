@@ -857,19 +857,10 @@ mod tests {
     use crate::{
         executor::TransportSchema,
         schema::tests::{
-            Events, JOIN, MARK, REDACT, RESERVE, SEND, Setup, code, next_response, request, run,
-            setup,
+            Events, JOIN, MARK, REDACT, SEND, Setup, code, next_response, request, run, setup,
+            ticket,
         },
     };
-
-    async fn ticket(s: &Setup, who: &str, room: &str, create: bool) -> String {
-        let c = create.then(|| json!({"capacity": 10}));
-        let r = run(&s.schema, who, RESERVE, json!({"r": room, "c": c})).await;
-        r["data"]["reserveSeat"]["ticket"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{r}"))
-            .to_owned()
-    }
 
     /// async-graphql's own subscription (the schema run bare), its
     /// `Joined` read.
@@ -929,24 +920,26 @@ mod tests {
         format!("subscription\n  {{\n\n  joinRoom(ticket: \"{ticket}\"){selection}")
     }
 
+    /// Room "r": ann on async-graphql's own stream (she created it), bob
+    /// and carol shared, with one selection in two layouts.
+    async fn ann_bob_and_carol() -> (Setup, TransportSchema, [Events; 3]) {
+        let s = setup(EngineConfig::default()).await;
+        let t = TransportSchema::new(s.schema.clone());
+        let ann_ticket = ticket(&s, "ann", "r", true).await;
+        let ann = bare(&s, "ann", JOIN, json!({"t": ann_ticket})).await;
+        let bob_ticket = ticket(&s, "bob", "r", false).await;
+        let bob = shared(&t, "bob", JOIN, json!({"t": bob_ticket})).await;
+        let carol_ticket = ticket(&s, "carol", "r", false).await;
+        let carol = shared(&t, "carol", &join_inline(&carol_ticket), json!({})).await;
+        (s, t, [ann, bob, carol])
+    }
+
     const OTHER: &str =
         "subscription($t: String!) { events: joinRoom(ticket: $t) { ... on Entry { seq body } } }";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_event_is_resolved_once_per_projection() {
-        let s = setup(EngineConfig::default()).await;
-        let t = TransportSchema::new(s.schema.clone());
-        let mut ann = bare(
-            &s,
-            "ann",
-            JOIN,
-            json!({"t": ticket(&s, "ann", "r", true).await}),
-        )
-        .await;
-        let bob_ticket = ticket(&s, "bob", "r", false).await;
-        let mut bob = shared(&t, "bob", JOIN, json!({"t": bob_ticket})).await;
-        let carol_ticket = ticket(&s, "carol", "r", false).await;
-        let mut carol = shared(&t, "carol", &join_inline(&carol_ticket), json!({})).await;
+        let (s, t, [mut ann, mut bob, mut carol]) = ann_bob_and_carol().await;
         let dan_ticket = ticket(&s, "dan", "r", false).await;
         let mut dan = shared(&t, "dan", OTHER, json!({"t": dan_ticket})).await;
         for i in 0..20 {
@@ -979,20 +972,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_shared_stream_is_async_graphqls_own_through_redaction_resume_notices_and_close() {
-        let s = setup(EngineConfig::default()).await;
-        let t = TransportSchema::new(s.schema.clone());
-        // ann's stream is async-graphql's own; bob's and carol's are shared.
-        let mut ann = bare(
-            &s,
-            "ann",
-            JOIN,
-            json!({"t": ticket(&s, "ann", "r", true).await}),
-        )
-        .await;
-        let bob_ticket = ticket(&s, "bob", "r", false).await;
-        let mut bob = shared(&t, "bob", JOIN, json!({"t": bob_ticket})).await;
-        let carol_ticket = ticket(&s, "carol", "r", false).await;
-        let mut carol = shared(&t, "carol", &join_inline(&carol_ticket), json!({})).await;
+        let (s, t, [mut ann, mut bob, mut carol]) = ann_bob_and_carol().await;
         let go = run(
             &s.schema,
             "ann",
