@@ -495,7 +495,8 @@ impl Engine {
     ///
     /// Errors: storage errors.
     pub async fn prune_now(&self) -> Result<u64> {
-        retention::prune_pass(&self.state).await
+        let pace = retention::Pace::eager(tokio::time::Instant::now());
+        retention::prune_pass(&self.state, pace).await
     }
 
     /// What each webhook's delivery has done, in the order they were

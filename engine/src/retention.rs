@@ -7,14 +7,17 @@
 //! when the server has one), works out each room's bound — the count bound
 //! as a seq (`last_seq - max_entries + 1`), the age bound as a time — and
 //! asks the store to prune a page of rooms at a time, at most `prune_batch`
-//! entries per call, until every room is within its bound, pausing after
-//! each call for as long as it took (at most half of a single writer's time
-//! goes to pruning). Seqs are never reused: `last_seq` stays, `first_seq`
+//! entries per call, until every room is within its bound. The calls are
+//! paced ([`Pace`]): what a pass expects to delete is spread over the first
+//! half of the period, and pruning never takes more than half of a single
+//! writer's time. Seqs are never reused: `last_seq` stays, `first_seq`
 //! moves up. In a cluster every node runs it; the store lets one node at a
 //! time prune a room (Postgres: a transaction-scoped advisory lock), and a
 //! node that finds the room busy leaves it to the other.
 
 use std::{sync::Weak, time::Duration};
+
+use tokio::time::Instant;
 
 use crate::{
     entry::{Seq, Timestamp},
@@ -37,29 +40,99 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
     // starting up has its joins and resumes to serve first, and a test that
     // prunes by hand (`prune_now`) does not race a pass it did not ask for.
     let period = period.max(Duration::from_millis(10));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // What the last pass deleted: about what this one will (the rooms
+    // grew for one period since).
+    let mut last_deleted = 0;
     loop {
         tick.tick().await;
         let Some(state) = engine.upgrade() else {
             return;
         };
-        if let Err(err) = prune_pass(&state).await {
-            tracing::warn!(
+        let pace = Pace::spread(Instant::now(), period / 2, last_deleted);
+        match prune_pass(&state, pace).await {
+            Ok(deleted) => last_deleted = deleted,
+            Err(err) => tracing::warn!(
                 code = err.code(),
                 "retention pass failed; trying again next period"
-            );
+            ),
         }
     }
 }
 
-/// One pass over every room that may be over its retention; returns how
-/// many entries went.
+/// When a pass's next prune call may start.
+///
+/// Why: on a single writer (SQLite) an append that arrives while a prune
+/// transaction runs waits for it. Calls bunched at half the writer's time
+/// leave the appends of that stretch a writer at its limit, and their tail
+/// shows it; the same calls spread over the period leave a little wait on
+/// many appends instead (docs/benchmarks.md, step 29). So a pass expects
+/// to delete what the last one did, or what the count bounds of the rooms
+/// it has listed let go if that is more, and spreads it over the first half
+/// of the period; past that stretch, with nothing expected, or when a call
+/// took longer than the schedule leaves, the duty cap alone holds: after
+/// each call the pruner waits at least as long as it took, so pruning never
+/// takes more than half of the writer's time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    started: Instant,
+    /// The stretch the expected entries are spread over (zero: none).
+    over: Duration,
+    /// What the last pass deleted.
+    last_pass: u64,
+    /// What the count bounds of the rooms listed so far let go.
+    listed: u64,
+    /// Entries deleted so far in this pass.
+    deleted: u64,
+}
+
+impl Pace {
+    /// A pass starting at `started` after one that deleted `last_pass`
+    /// entries, spreading its own over `over`.
+    pub(crate) fn spread(started: Instant, over: Duration, last_pass: u64) -> Self {
+        Pace {
+            started,
+            over,
+            last_pass,
+            listed: 0,
+            deleted: 0,
+        }
+    }
+
+    /// A pass that prunes as fast as the duty cap allows (`prune_now`).
+    pub(crate) fn eager(started: Instant) -> Self {
+        Pace::spread(started, Duration::ZERO, 0)
+    }
+
+    /// Adds `entries` that listed rooms' count bounds let go.
+    pub(crate) fn listed(&mut self, entries: u64) {
+        self.listed = self.listed.saturating_add(entries);
+    }
+
+    /// After a call that ended at `now`, took `took` and deleted
+    /// `deleted` entries: when the next call may start. Never before
+    /// `now + took` (the duty cap), nor before this pass's deletions so
+    /// far are due on the schedule (capped at the stretch's end).
+    pub(crate) fn next_call(&mut self, now: Instant, took: Duration, deleted: u64) -> Instant {
+        self.deleted = self.deleted.saturating_add(deleted);
+        let capped = now + took;
+        let expected = self.last_pass.max(self.listed);
+        if expected == 0 {
+            return capped;
+        }
+        let share = (self.deleted as f64 / expected as f64).min(1.0);
+        capped.max(self.started + self.over.mul_f64(share))
+    }
+}
+
+/// One pass over every room that may be over its retention, its prune
+/// calls paced by `pace`; returns how many entries went.
 ///
 /// Errors: storage errors of the room listing (the pass stops; the next one
 /// starts over). A page of rooms that fails to prune is logged and passed
 /// over.
-pub(crate) async fn prune_pass(state: &EngineState) -> Result<u64> {
+pub(crate) async fn prune_pass(state: &EngineState, mut pace: Pace) -> Result<u64> {
     let server = state.config.retention;
     let mut after: Option<RoomId> = None;
     let mut deleted = 0;
@@ -75,10 +148,13 @@ pub(crate) async fn prune_pass(state: &EngineState) -> Result<u64> {
             .iter()
             .filter_map(|room| {
                 let retention = room.retention.unwrap_or(server);
-                bound_for(room, &retention, now).map(|bound| (room.id.clone(), bound))
+                let bound = bound_for(room, &retention, now)?;
+                // What the count bound lets go (an age bound: not known).
+                pace.listed(bound.below_seq.saturating_sub(room.first_seq));
+                Some((room.id.clone(), bound))
             })
             .collect();
-        deleted += prune_rooms(state, bounds).await;
+        deleted += prune_rooms(state, bounds, &mut pace).await;
         if last_page {
             return Ok(deleted);
         }
@@ -103,14 +179,19 @@ fn bound_for(room: &StoredRoom, retention: &Retention, now: Timestamp) -> Option
 
 /// Prunes `rooms` to their bounds, `prune_batch` entries per store call
 /// (one transaction where the store can: rooms pruned together cost a
-/// single writer far less than room by room), and tells each loaded room
-/// where its log starts now. A failing call is logged and ends this page's
-/// pruning (the next pass tries again); returns how many entries went.
-async fn prune_rooms(state: &EngineState, mut rooms: Vec<(RoomId, PruneBound)>) -> u64 {
+/// single writer far less than room by room), each call when `pace` lets
+/// it, and tells each loaded room where its log starts now. A failing call
+/// is logged and ends this page's pruning (the next pass tries again);
+/// returns how many entries went.
+async fn prune_rooms(
+    state: &EngineState,
+    mut rooms: Vec<(RoomId, PruneBound)>,
+    pace: &mut Pace,
+) -> u64 {
     let batch = state.config.prune_batch;
     let mut deleted = 0;
     while !rooms.is_empty() {
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let pruned = match state.store.prune_rooms(&rooms, batch).await {
             Ok(pruned) => pruned,
             Err(err) if rooms.len() > 1 => {
@@ -120,7 +201,7 @@ async fn prune_rooms(state: &EngineState, mut rooms: Vec<(RoomId, PruneBound)>) 
                     "pruning rooms together failed; one by one"
                 );
                 for room in rooms {
-                    deleted += Box::pin(prune_rooms(state, vec![room])).await;
+                    deleted += Box::pin(prune_rooms(state, vec![room], pace)).await;
                 }
                 return deleted;
             }
@@ -130,10 +211,6 @@ async fn prune_rooms(state: &EngineState, mut rooms: Vec<(RoomId, PruneBound)>) 
                 return deleted;
             }
         };
-        // Paced: after each batch the pruner leaves storage to the appends
-        // for as long as the batch took, so it never takes more than half
-        // of a single writer's time (SQLite) however far behind it is.
-        tokio::time::sleep(started.elapsed()).await;
         let mut this_batch = 0;
         for (room_id, p) in &pruned {
             this_batch += p.deleted;
@@ -148,6 +225,8 @@ async fn prune_rooms(state: &EngineState, mut rooms: Vec<(RoomId, PruneBound)>) 
         if this_batch == 0 {
             return deleted; // every room it looked at is within its bound
         }
+        let now = Instant::now();
+        tokio::time::sleep_until(pace.next_call(now, now - started, this_batch)).await;
         // A room the store found within its bound needs no second look; a
         // room it did not reach, or that lost entries, gets one.
         rooms.retain(|(id, _)| !pruned.iter().any(|(r, p)| r == id && p.deleted == 0));
@@ -203,6 +282,60 @@ mod tests {
                 older_than: Some(Timestamp(100_000_000 - 86_400_000))
             })
         );
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_pass_spreads_what_the_last_one_deleted_over_its_stretch() {
+        let start = Instant::now();
+        let mut pace = Pace::spread(start, 2_500 * MS, 10_000);
+        // 1 000 of 10 000 deleted in 5 ms: the next call at 250 ms, not 10.
+        assert_eq!(
+            pace.next_call(start + 5 * MS, 5 * MS, 1_000),
+            start + 250 * MS
+        );
+        // The next 1 000 took longer than the schedule leaves: the cap.
+        let late = start + 495 * MS;
+        assert_eq!(pace.next_call(late, 245 * MS, 1_000), late + 245 * MS);
+    }
+
+    #[test]
+    fn more_listed_than_the_last_pass_deleted_spreads_what_is_listed() {
+        let start = Instant::now();
+        let mut pace = Pace::spread(start, 1_000 * MS, 1_000);
+        pace.listed(3_000);
+        pace.listed(1_000);
+        assert_eq!(
+            pace.next_call(start + 4 * MS, 4 * MS, 1_000),
+            start + 250 * MS
+        );
+    }
+
+    #[test]
+    fn more_than_expected_goes_at_the_duty_cap_past_the_stretch() {
+        let start = Instant::now();
+        let mut pace = Pace::spread(start, 100 * MS, 1_000);
+        // 2 000 of 1 000 expected: due at the stretch's end, no later.
+        assert_eq!(
+            pace.next_call(start + 4 * MS, 4 * MS, 2_000),
+            start + 100 * MS
+        );
+        let now = start + 104 * MS;
+        assert_eq!(pace.next_call(now, 4 * MS, 1_000), now + 4 * MS);
+    }
+
+    #[test]
+    fn with_nothing_expected_or_eager_only_the_duty_cap_holds() {
+        let start = Instant::now();
+        let mut eager_listing = Pace::eager(start);
+        eager_listing.listed(50_000);
+        for mut pace in [Pace::spread(start, 2_500 * MS, 0), eager_listing] {
+            assert_eq!(
+                pace.next_call(start + 7 * MS, 7 * MS, 1_000),
+                start + 14 * MS
+            );
+        }
     }
 
     #[test]

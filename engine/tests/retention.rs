@@ -216,6 +216,43 @@ async fn the_background_task_prunes_within_its_period() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pass_spreads_its_batches_over_half_its_period() {
+    let start = tokio::time::Instant::now();
+    let config = EngineConfig::default()
+        .retention(keep(10))
+        .retention_interval(Duration::from_secs(10))
+        .prune_batch(100);
+    let (engine, store) = engine_with(config).await;
+    let id = stored_room(&engine, "r", 10).await;
+    let _seat = join(&engine, &user("ann"), &id).await;
+    for i in 0..1_000 {
+        engine
+            .send(&ann(), &id, &format!("c{i}"), "hi")
+            .await
+            .unwrap();
+    }
+    let over = store.log(&id).len() - 10;
+    // The pass at 10 s lists `over` entries its count bound lets go and
+    // spreads them over 5 s: 100 per call (the in-memory store's calls
+    // take no time), one call every 500 × 100 / `over` × 10 ms.
+    let calls = over.div_ceil(100);
+    let every = Duration::from_secs(5) / calls as u32;
+    let at = |n: u32| start + Duration::from_secs(10) + every * n;
+    tokio::time::sleep_until(at(4) + every / 2).await;
+    assert_eq!(
+        store.log(&id).len(),
+        10 + over - 500,
+        "five calls: at 0, 1, … 4"
+    );
+    tokio::time::sleep_until(at(calls as u32 - 1) + every / 2).await;
+    assert_eq!(
+        store.log(&id).len(),
+        10,
+        "all pruned within half the period"
+    );
+}
+
 #[tokio::test]
 async fn a_stream_overtaken_by_pruning_ends_instead_of_skipping() {
     let config = manual(keep(10)).live_buffer(4);
