@@ -496,7 +496,7 @@ impl Engine {
     /// Errors: storage errors.
     pub async fn prune_now(&self) -> Result<u64> {
         let pace = retention::Pace::eager(tokio::time::Instant::now());
-        retention::prune_pass(&self.state, pace).await
+        retention::prune_pass(&Arc::downgrade(&self.state), pace).await
     }
 
     /// What each webhook's delivery has done, in the order they were

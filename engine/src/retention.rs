@@ -47,11 +47,11 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
     let mut last_deleted = 0;
     loop {
         tick.tick().await;
-        let Some(state) = engine.upgrade() else {
+        if engine.strong_count() == 0 {
             return;
-        };
+        }
         let pace = Pace::spread(Instant::now(), period / 2, last_deleted);
-        match prune_pass(&state, pace).await {
+        match prune_pass(&engine, pace).await {
             Ok(deleted) => last_deleted = deleted,
             Err(err) => tracing::warn!(
                 code = err.code(),
@@ -68,34 +68,31 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
 /// leave the appends of that stretch a writer at its limit, and their tail
 /// shows it; the same calls spread over the period leave a little wait on
 /// many appends instead (docs/benchmarks.md, step 29). So a pass expects
-/// to delete what the last one did, or what the count bounds of the rooms
-/// it has listed let go if that is more, and spreads it over the first half
-/// of the period; past that stretch, with nothing expected, or when a call
-/// took longer than the schedule leaves, the duty cap alone holds: after
-/// each call the pruner waits at least as long as it took, so pruning never
-/// takes more than half of the writer's time.
+/// to delete what the last one did and spreads that over the first half of
+/// the period. Beyond it — more to delete than expected, a call that took
+/// longer than the schedule leaves, or no last pass to go by (the first
+/// pass after start) — only the duty cap holds: after each call the pruner
+/// waits at least as long as it took, so pruning never takes more than
+/// half of the writer's time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pace {
     started: Instant,
-    /// The stretch the expected entries are spread over (zero: none).
-    over: Duration,
+    /// What the expected entries are spread over (zero: nothing).
+    stretch: Duration,
     /// What the last pass deleted.
-    last_pass: u64,
-    /// What the count bounds of the rooms listed so far let go.
-    listed: u64,
+    expected: u64,
     /// Entries deleted so far in this pass.
     deleted: u64,
 }
 
 impl Pace {
-    /// A pass starting at `started` after one that deleted `last_pass`
-    /// entries, spreading its own over `over`.
-    pub(crate) fn spread(started: Instant, over: Duration, last_pass: u64) -> Self {
+    /// A pass starting at `started` that expects to delete `expected`
+    /// entries (the last pass's count) and spreads them over `stretch`.
+    pub(crate) fn spread(started: Instant, stretch: Duration, expected: u64) -> Self {
         Pace {
             started,
-            over,
-            last_pass,
-            listed: 0,
+            stretch,
+            expected,
             deleted: 0,
         }
     }
@@ -105,42 +102,42 @@ impl Pace {
         Pace::spread(started, Duration::ZERO, 0)
     }
 
-    /// Adds `entries` that listed rooms' count bounds let go.
-    pub(crate) fn listed(&mut self, entries: u64) {
-        self.listed = self.listed.saturating_add(entries);
-    }
-
     /// After a call that ended at `now`, took `took` and deleted
     /// `deleted` entries: when the next call may start. Never before
-    /// `now + took` (the duty cap), nor before this pass's deletions so
-    /// far are due on the schedule (capped at the stretch's end).
+    /// `now + took` (the duty cap); while fewer than expected are
+    /// deleted, not before the deletions so far are due on the schedule.
     pub(crate) fn next_call(&mut self, now: Instant, took: Duration, deleted: u64) -> Instant {
         self.deleted = self.deleted.saturating_add(deleted);
-        let capped = now + took;
-        let expected = self.last_pass.max(self.listed);
-        if expected == 0 {
-            return capped;
+        let earliest = now + took;
+        if self.deleted >= self.expected {
+            return earliest; // also with nothing expected
         }
-        let share = (self.deleted as f64 / expected as f64).min(1.0);
-        capped.max(self.started + self.over.mul_f64(share))
+        let share = self.deleted as f64 / self.expected as f64;
+        earliest.max(self.started + self.stretch.mul_f64(share))
     }
 }
 
 /// One pass over every room that may be over its retention, its prune
-/// calls paced by `pace`; returns how many entries went.
+/// calls paced by `pace`; returns how many entries went. Ends early, with
+/// what went, once the engine is dropped: it holds the engine only while
+/// it lists or prunes, never while it waits.
 ///
 /// Errors: storage errors of the room listing (the pass stops; the next one
 /// starts over). A page of rooms that fails to prune is logged and passed
 /// over.
-pub(crate) async fn prune_pass(state: &EngineState, mut pace: Pace) -> Result<u64> {
-    let server = state.config.retention;
+pub(crate) async fn prune_pass(engine: &Weak<EngineState>, mut pace: Pace) -> Result<u64> {
     let mut after: Option<RoomId> = None;
     let mut deleted = 0;
     loop {
+        let Some(state) = engine.upgrade() else {
+            return Ok(deleted);
+        };
+        let server = state.config.retention;
         let rooms = state
             .store
             .retained_rooms(after.as_ref(), ROOMS_PER_PAGE, !server.keeps_everything())
             .await?;
+        drop(state);
         let last_page = rooms.len() < ROOMS_PER_PAGE as usize;
         after = rooms.last().map(|room| room.id.clone());
         let now = Timestamp::now();
@@ -148,13 +145,10 @@ pub(crate) async fn prune_pass(state: &EngineState, mut pace: Pace) -> Result<u6
             .iter()
             .filter_map(|room| {
                 let retention = room.retention.unwrap_or(server);
-                let bound = bound_for(room, &retention, now)?;
-                // What the count bound lets go (an age bound: not known).
-                pace.listed(bound.below_seq.saturating_sub(room.first_seq));
-                Some((room.id.clone(), bound))
+                bound_for(room, &retention, now).map(|bound| (room.id.clone(), bound))
             })
             .collect();
-        deleted += prune_rooms(state, bounds, &mut pace).await;
+        deleted += prune_rooms(engine, bounds, &mut pace).await;
         if last_page {
             return Ok(deleted);
         }
@@ -184,15 +178,21 @@ fn bound_for(room: &StoredRoom, retention: &Retention, now: Timestamp) -> Option
 /// is logged and ends this page's pruning (the next pass tries again);
 /// returns how many entries went.
 async fn prune_rooms(
-    state: &EngineState,
+    engine: &Weak<EngineState>,
     mut rooms: Vec<(RoomId, PruneBound)>,
     pace: &mut Pace,
 ) -> u64 {
-    let batch = state.config.prune_batch;
     let mut deleted = 0;
     while !rooms.is_empty() {
+        let Some(state) = engine.upgrade() else {
+            return deleted;
+        };
         let started = Instant::now();
-        let pruned = match state.store.prune_rooms(&rooms, batch).await {
+        let outcome = state
+            .store
+            .prune_rooms(&rooms, state.config.prune_batch)
+            .await;
+        let pruned = match outcome {
             Ok(pruned) => pruned,
             Err(err) if rooms.len() > 1 => {
                 // One room's trouble must not hold up the others: each alone.
@@ -200,8 +200,9 @@ async fn prune_rooms(
                     code = err.code(),
                     "pruning rooms together failed; one by one"
                 );
+                drop(state);
                 for room in rooms {
-                    deleted += Box::pin(prune_rooms(state, vec![room], pace)).await;
+                    deleted += Box::pin(prune_rooms(engine, vec![room], pace)).await;
                 }
                 return deleted;
             }
@@ -221,12 +222,14 @@ async fn prune_rooms(
                 tracing::debug!(room = %room_id, deleted = p.deleted, first_seq = p.first_seq, "pruned");
             }
         }
+        drop(state);
         deleted += this_batch;
+        // A call that deleted nothing took the writer too: the cap holds.
+        let now = Instant::now();
+        tokio::time::sleep_until(pace.next_call(now, now - started, this_batch)).await;
         if this_batch == 0 {
             return deleted; // every room it looked at is within its bound
         }
-        let now = Instant::now();
-        tokio::time::sleep_until(pace.next_call(now, now - started, this_batch)).await;
         // A room the store found within its bound needs no second look; a
         // room it did not reach, or that lost entries, gets one.
         rooms.retain(|(id, _)| !pruned.iter().any(|(r, p)| r == id && p.deleted == 0));
@@ -301,40 +304,28 @@ mod tests {
     }
 
     #[test]
-    fn more_listed_than_the_last_pass_deleted_spreads_what_is_listed() {
+    fn past_what_was_expected_only_the_duty_cap_holds() {
         let start = Instant::now();
-        let mut pace = Pace::spread(start, 1_000 * MS, 1_000);
-        pace.listed(3_000);
-        pace.listed(1_000);
+        let mut pace = Pace::spread(start, 1_000 * MS, 2_000);
         assert_eq!(
             pace.next_call(start + 4 * MS, 4 * MS, 1_000),
-            start + 250 * MS
+            start + 500 * MS
         );
-    }
-
-    #[test]
-    fn more_than_expected_goes_at_the_duty_cap_past_the_stretch() {
-        let start = Instant::now();
-        let mut pace = Pace::spread(start, 100 * MS, 1_000);
-        // 2 000 of 1 000 expected: due at the stretch's end, no later.
-        assert_eq!(
-            pace.next_call(start + 4 * MS, 4 * MS, 2_000),
-            start + 100 * MS
-        );
-        let now = start + 104 * MS;
+        // 2 000 of 2 000 at 504 ms: the rest comes at once, not at 1 000 ms.
+        let now = start + 504 * MS;
+        assert_eq!(pace.next_call(now, 4 * MS, 1_000), now + 4 * MS);
         assert_eq!(pace.next_call(now, 4 * MS, 1_000), now + 4 * MS);
     }
 
     #[test]
     fn with_nothing_expected_or_eager_only_the_duty_cap_holds() {
         let start = Instant::now();
-        let mut eager_listing = Pace::eager(start);
-        eager_listing.listed(50_000);
-        for mut pace in [Pace::spread(start, 2_500 * MS, 0), eager_listing] {
+        for mut pace in [Pace::spread(start, 2_500 * MS, 0), Pace::eager(start)] {
             assert_eq!(
                 pace.next_call(start + 7 * MS, 7 * MS, 1_000),
                 start + 14 * MS
             );
+            assert_eq!(pace.next_call(start + 7 * MS, 7 * MS, 0), start + 14 * MS);
         }
     }
 

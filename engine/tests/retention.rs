@@ -217,7 +217,7 @@ async fn the_background_task_prunes_within_its_period() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pass_spreads_its_batches_over_half_its_period() {
+async fn a_pass_spreads_what_the_last_one_deleted_over_half_its_period() {
     let start = tokio::time::Instant::now();
     let config = EngineConfig::default()
         .retention(keep(10))
@@ -226,31 +226,37 @@ async fn a_pass_spreads_its_batches_over_half_its_period() {
     let (engine, store) = engine_with(config).await;
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
-    for i in 0..1_000 {
-        engine
-            .send(&ann(), &id, &format!("c{i}"), "hi")
-            .await
-            .unwrap();
-    }
-    let over = store.log(&id).len() - 10;
-    // The pass at 10 s lists `over` entries its count bound lets go and
-    // spreads them over 5 s: 100 per call (the in-memory store's calls
-    // take no time), one call every 500 × 100 / `over` × 10 ms.
-    let calls = over.div_ceil(100);
-    let every = Duration::from_secs(5) / calls as u32;
-    let at = |n: u32| start + Duration::from_secs(10) + every * n;
-    tokio::time::sleep_until(at(4) + every / 2).await;
+    let send = |from: usize| {
+        let (engine, id) = (engine.clone(), id.clone());
+        async move {
+            for i in from..from + 1_000 {
+                let client_id = format!("c{i}");
+                engine.send(&ann(), &id, &client_id, "hi").await.unwrap();
+            }
+        }
+    };
+    send(0).await;
+    let first = store.log(&id).len() - 10;
+    // The first pass (10 s) has no last pass to go by: only the duty cap,
+    // and the in-memory store's calls take no time.
+    tokio::time::sleep_until(start + Duration::from_millis(10_001)).await;
+    assert_eq!(store.log(&id).len(), 10, "pruned at once");
+    send(1_000).await;
+    // The second (20 s) expects `first` again and spreads them over 5 s,
+    // 100 a call: call n (from 0) starts at 20 s + 5 s × 100 n / `first`.
+    let after = |n: f64| {
+        start + Duration::from_secs(20) + Duration::from_secs(5).mul_f64(100.0 * n / first as f64)
+    };
+    tokio::time::sleep_until(after(4.5)).await;
     assert_eq!(
         store.log(&id).len(),
-        10 + over - 500,
-        "five calls: at 0, 1, … 4"
+        10 + 1_000 - 500,
+        "calls 0 to 4 so far"
     );
-    tokio::time::sleep_until(at(calls as u32 - 1) + every / 2).await;
-    assert_eq!(
-        store.log(&id).len(),
-        10,
-        "all pruned within half the period"
-    );
+    // What the last pass deleted is done by 25 s at the latest; the rest
+    // of what this one finds goes at once after it.
+    tokio::time::sleep_until(start + Duration::from_millis(25_001)).await;
+    assert_eq!(store.log(&id).len(), 10);
 }
 
 #[tokio::test]
