@@ -58,6 +58,9 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
                 "retention pass failed; trying again next period"
             ),
         }
+        if engine.strong_count() == 0 {
+            return; // not a period later: the pass may have ended for it
+        }
     }
 }
 
@@ -74,7 +77,8 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
 /// pass after start) — only the duty cap holds: after each call the pruner
 /// waits at least as long as it took, so pruning never takes more than
 /// half of the writer's time.
-#[derive(Debug, Clone, Copy)]
+// Not `Copy`: it counts a pass's deletions, and a copy would lose them.
+#[derive(Debug)]
 pub(crate) struct Pace {
     started: Instant,
     /// What the expected entries are spread over (zero: nothing).
@@ -201,6 +205,9 @@ async fn prune_rooms(
                     "pruning rooms together failed; one by one"
                 );
                 drop(state);
+                // A failed transaction took the writer too: the cap holds.
+                let now = Instant::now();
+                tokio::time::sleep_until(pace.next_call(now, now - started, 0)).await;
                 for room in rooms {
                     deleted += Box::pin(prune_rooms(engine, vec![room], pace)).await;
                 }
@@ -209,6 +216,9 @@ async fn prune_rooms(
             Err(err) => {
                 let room = rooms.first().map(|(id, _)| id.to_string());
                 tracing::warn!(room, code = err.code(), "could not prune a room; next pass");
+                drop(state);
+                let now = Instant::now();
+                tokio::time::sleep_until(pace.next_call(now, now - started, 0)).await;
                 return deleted;
             }
         };

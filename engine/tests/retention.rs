@@ -226,22 +226,22 @@ async fn a_pass_spreads_what_the_last_one_deleted_over_half_its_period() {
     let (engine, store) = engine_with(config).await;
     let id = stored_room(&engine, "r", 10).await;
     let _seat = join(&engine, &user("ann"), &id).await;
-    let send = |from: usize| {
+    let send = |from: usize, count: usize| {
         let (engine, id) = (engine.clone(), id.clone());
         async move {
-            for i in from..from + 1_000 {
+            for i in from..from + count {
                 let client_id = format!("c{i}");
                 engine.send(&ann(), &id, &client_id, "hi").await.unwrap();
             }
         }
     };
-    send(0).await;
+    send(0, 1_000).await;
     let first = store.log(&id).len() - 10;
     // The first pass (10 s) has no last pass to go by: only the duty cap,
     // and the in-memory store's calls take no time.
     tokio::time::sleep_until(start + Duration::from_millis(10_001)).await;
     assert_eq!(store.log(&id).len(), 10, "pruned at once");
-    send(1_000).await;
+    send(1_000, 1_500).await;
     // The second (20 s) expects `first` again and spreads them over 5 s,
     // 100 a call: call n (from 0) starts at 20 s + 5 s × 100 n / `first`.
     let after = |n: f64| {
@@ -250,12 +250,13 @@ async fn a_pass_spreads_what_the_last_one_deleted_over_half_its_period() {
     tokio::time::sleep_until(after(4.5)).await;
     assert_eq!(
         store.log(&id).len(),
-        10 + 1_000 - 500,
+        10 + 1_500 - 500,
         "calls 0 to 4 so far"
     );
-    // What the last pass deleted is done by 25 s at the latest; the rest
-    // of what this one finds goes at once after it.
-    tokio::time::sleep_until(start + Duration::from_millis(25_001)).await;
+    // Call 9 reaches what the last pass deleted (1 000 ≥ `first`); the 500
+    // past it go at once, not spread over the rest of the 5 s.
+    assert!((901..1_000).contains(&first), "{first}");
+    tokio::time::sleep_until(after(9.0) + Duration::from_millis(5)).await;
     assert_eq!(store.log(&id).len(), 10);
 }
 
