@@ -119,6 +119,14 @@ impl Pace {
         let share = self.deleted as f64 / self.expected as f64;
         earliest.max(self.started + self.stretch.mul_f64(share))
     }
+
+    /// Waits after a call that started at `started` and deleted `deleted`
+    /// entries (0 for one that failed: it took the writer too) until the
+    /// next may start ([`Pace::next_call`]).
+    async fn after_call(&mut self, started: Instant, deleted: u64) {
+        let now = Instant::now();
+        tokio::time::sleep_until(self.next_call(now, now - started, deleted)).await;
+    }
 }
 
 /// One pass over every room that may be over its retention, its prune
@@ -205,9 +213,7 @@ async fn prune_rooms(
                     "pruning rooms together failed; one by one"
                 );
                 drop(state);
-                // A failed transaction took the writer too: the cap holds.
-                let now = Instant::now();
-                tokio::time::sleep_until(pace.next_call(now, now - started, 0)).await;
+                pace.after_call(started, 0).await;
                 for room in rooms {
                     deleted += Box::pin(prune_rooms(engine, vec![room], pace)).await;
                 }
@@ -217,8 +223,7 @@ async fn prune_rooms(
                 let room = rooms.first().map(|(id, _)| id.to_string());
                 tracing::warn!(room, code = err.code(), "could not prune a room; next pass");
                 drop(state);
-                let now = Instant::now();
-                tokio::time::sleep_until(pace.next_call(now, now - started, 0)).await;
+                pace.after_call(started, 0).await;
                 return deleted;
             }
         };
@@ -235,8 +240,7 @@ async fn prune_rooms(
         drop(state);
         deleted += this_batch;
         // A call that deleted nothing took the writer too: the cap holds.
-        let now = Instant::now();
-        tokio::time::sleep_until(pace.next_call(now, now - started, this_batch)).await;
+        pace.after_call(started, this_batch).await;
         if this_batch == 0 {
             return deleted; // every room it looked at is within its bound
         }
