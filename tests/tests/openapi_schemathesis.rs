@@ -34,8 +34,10 @@ const ROOM: &str = "lobby";
 /// routes whose well-formed requests may still be refused by the state of
 /// the log, which no schema can say (docs/contract.md §2: a read marker
 /// beyond the room's last seq; an edit or redaction of an entry that is
-/// not a message, or of a redacted one), 400 among the answers a valid
-/// request may get; for a signal, 413 (its data's size limit).
+/// not a message, or of a redacted one; a send or an edit whose
+/// `client_id` an entry of another kind already holds — the stateful phase
+/// carries one request's `client_id` into the next), 400 among the answers
+/// a valid request may get; for a signal, 413 (its data's size limit).
 const CONFIG: &str = r#"
 [dictionaries.rooms]
 values = ["lobby"]
@@ -46,6 +48,7 @@ values = ["lobby"]
 [[operations]]
 include-name = [
     "PUT /v1/rooms/{room_id}/read",
+    "POST /v1/rooms/{room_id}/messages",
     "PATCH /v1/rooms/{room_id}/messages/{seq}",
     "DELETE /v1/rooms/{room_id}/messages/{seq}",
 ]
