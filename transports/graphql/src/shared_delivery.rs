@@ -68,8 +68,7 @@ use parlor_engine::{Live, Notice, RoomId};
 
 use crate::{
     errors::coded,
-    schema::HeldSeat,
-    schema::{LiveEvents, RoomEvent, SocketState, Subscribed, room_event},
+    schema::{HeldSeat, LiveEvents, RoomEvent, SocketState, Subscribed, room_event},
 };
 
 /// The responses a projection keeps: the engine's default live buffer
@@ -288,7 +287,7 @@ impl Plan {
     pub(crate) fn handed_to_writer(
         self,
         shared: Arc<SharedDelivery>,
-        deliveries: Arc<SocketState>,
+        socket: Arc<SocketState>,
         id: String,
     ) -> BoxStream<'static, Response> {
         stream::once(async move {
@@ -299,7 +298,7 @@ impl Plan {
             let (events, seat) = subscribed.split();
             let (_cancel, cancelled) = oneshot::channel::<()>();
             let (finished, done) = oneshot::channel();
-            deliveries.deliveries.hand(Delivery {
+            socket.deliveries.hand(Delivery {
                 id,
                 streaming: Box::new(Streaming {
                     events,

@@ -505,10 +505,8 @@ async fn write(
                     let beat = burst::write_burst(sink, patience, ping, || {
                         ka.take().map_or(Ready::Done, Ready::Frame)
                     });
-                    match beat.await {
-                        Burst::Written => {}
-                        Burst::Failed(_) => return link.broken(),
-                        Burst::Stalled => return Some(close::TOO_SLOW),
+                    if let Err(end) = written(beat.await, link) {
+                        return end;
                     }
                 }
             }
@@ -518,10 +516,9 @@ async fn write(
                     Ok(message) => Ready::Frame(rewrite(message, link)),
                     Err(_) => Ready::Done,
                 };
-                match burst::write_burst(sink, patience, first, more).await {
-                    Burst::Written => {}
-                    Burst::Failed(_) => return link.broken(),
-                    Burst::Stalled => return Some(close::TOO_SLOW),
+                let burst = burst::write_burst(sink, patience, first, more).await;
+                if let Err(end) = written(burst, link) {
+                    return end;
                 }
             }
             () = link.socket.deliveries.added() => {
@@ -562,10 +559,9 @@ async fn write(
                 // In bursts of at most `BURST` frames, until all are written.
                 while let Some(first) = frames.pop_front() {
                     let more = || frames.pop_front().map_or(Ready::Done, Ready::Frame);
-                    match burst::write_burst(sink, patience, first, more).await {
-                        Burst::Written => {}
-                        Burst::Failed(_) => return link.broken(),
-                        Burst::Stalled => return Some(close::TOO_SLOW),
+                    let burst = burst::write_burst(sink, patience, first, more).await;
+                    if let Err(end) = written(burst, link) {
+                        return end;
                     }
                 }
             }
@@ -576,6 +572,17 @@ async fn write(
             wake = next;
             timer.as_mut().reset(link.at(wake));
         }
+    }
+}
+
+/// What a burst's outcome leaves the writer: go on, or end — with the
+/// close to send (1013 for a client that stays unable to take frames), or
+/// `None` for a socket that broke.
+fn written<E>(burst: Burst<E>, link: &Link) -> Result<(), Option<Close>> {
+    match burst {
+        Burst::Written => Ok(()),
+        Burst::Failed(_) => Err(link.broken()),
+        Burst::Stalled => Err(Some(close::TOO_SLOW)),
     }
 }
 
