@@ -63,8 +63,8 @@ pub struct EngineConfig {
     pub retention: Retention,
     /// How often the pruner looks for rooms over their retention (5 s). A
     /// pass spreads as many entries as the last one deleted over the first
-    /// half of the period, so a room over its bound is pruned within one
-    /// and a half periods, unless the pruner is behind (then its batches
+    /// nine tenths of the period, so a room over its bound is pruned within
+    /// 1.9 periods, unless the pruner is behind (then its batches
     /// come as fast as half of a single writer's time allows).
     pub retention_interval: Duration,
     /// The most entries one prune transaction deletes (1000): appends to

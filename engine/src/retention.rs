@@ -9,8 +9,8 @@
 //! asks the store to prune a page of rooms at a time, at most `prune_batch`
 //! entries per call, until every room is within its bound. The calls are
 //! paced ([`Pace`]): what a pass expects to delete is spread over the first
-//! half of the period, and pruning never takes more than half of a single
-//! writer's time. Seqs are never reused: `last_seq` stays, `first_seq`
+//! nine tenths of the period ([`SPREAD`]), and pruning never takes more
+//! than half of a single writer's time. Seqs are never reused: `last_seq` stays, `first_seq`
 //! moves up. In a cluster every node runs it; the store lets one node at a
 //! time prune a room (Postgres: a transaction-scoped advisory lock), and a
 //! node that finds the room busy leaves it to the other.
@@ -31,6 +31,14 @@ use crate::{
 /// Rooms read per listing page of a pass.
 const ROOMS_PER_PAGE: u32 = 500;
 
+/// The share of the period a pass spreads what it expects to delete over.
+///
+/// Why nine tenths: the fewer calls at a time, the fewer appends wait for
+/// one, and over half the period they came twice as close together as
+/// they need to (docs/benchmarks.md, step 30); the tenth left over lets a
+/// pass that runs a little late end before the next one is due.
+const SPREAD: f64 = 0.9;
+
 /// Runs passes until the engine is dropped.
 pub(crate) async fn run(engine: Weak<EngineState>) {
     let Some(period) = engine.upgrade().map(|e| e.config.retention_interval) else {
@@ -50,7 +58,7 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
         if engine.strong_count() == 0 {
             return;
         }
-        let pace = Pace::spread(Instant::now(), period / 2, last_deleted);
+        let pace = Pace::spread(Instant::now(), period.mul_f64(SPREAD), last_deleted);
         match prune_pass(&engine, pace).await {
             Ok(deleted) => last_deleted = deleted,
             Err(err) => tracing::warn!(
@@ -70,9 +78,9 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
 /// transaction runs waits for it. Calls bunched at half the writer's time
 /// leave the appends of that stretch a writer at its limit, and their tail
 /// shows it; the same calls spread over the period leave a little wait on
-/// many appends instead (docs/benchmarks.md, step 29). So a pass expects
-/// to delete what the last one did and spreads that over the first half of
-/// the period. Beyond it — more to delete than expected, a call that took
+/// many appends instead (docs/benchmarks.md, steps 29 and 30). So a pass
+/// expects to delete what the last one did and spreads that over the first
+/// [`SPREAD`] of the period. Beyond it — more to delete than expected, a call that took
 /// longer than the schedule leaves, or no last pass to go by (the first
 /// pass after start) — only the duty cap holds: after each call the pruner
 /// waits at least as long as it took, so pruning never takes more than

@@ -217,7 +217,7 @@ async fn the_background_task_prunes_within_its_period() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pass_spreads_what_the_last_one_deleted_over_half_its_period() {
+async fn a_pass_spreads_what_the_last_one_deleted_over_nine_tenths_of_its_period() {
     let start = tokio::time::Instant::now();
     let config = EngineConfig::default()
         .retention(keep(10))
@@ -242,10 +242,10 @@ async fn a_pass_spreads_what_the_last_one_deleted_over_half_its_period() {
     tokio::time::sleep_until(start + Duration::from_millis(10_001)).await;
     assert_eq!(store.log(&id).len(), 10, "pruned at once");
     send(1_000, 1_500).await;
-    // The second (20 s) expects `first` again and spreads them over 5 s,
-    // 100 a call: call n (from 0) starts at 20 s + 5 s × 100 n / `first`.
+    // The second (20 s) expects `first` again and spreads them over 9 s,
+    // 100 a call: call n (from 0) starts at 20 s + 9 s × 100 n / `first`.
     let after = |n: f64| {
-        start + Duration::from_secs(20) + Duration::from_secs(5).mul_f64(100.0 * n / first as f64)
+        start + Duration::from_secs(20) + Duration::from_secs(9).mul_f64(100.0 * n / first as f64)
     };
     tokio::time::sleep_until(after(4.5)).await;
     assert_eq!(
@@ -254,7 +254,7 @@ async fn a_pass_spreads_what_the_last_one_deleted_over_half_its_period() {
         "calls 0 to 4 so far"
     );
     // Call 9 reaches what the last pass deleted (1 000 ≥ `first`); the 500
-    // past it go at once, not spread over the rest of the 5 s.
+    // past it go at once, not spread over the rest of the 9 s.
     assert!((901..1_000).contains(&first), "{first}");
     tokio::time::sleep_until(after(9.0) + Duration::from_millis(5)).await;
     assert_eq!(store.log(&id).len(), 10);

@@ -1234,18 +1234,33 @@ async fn prune_stops_at_the_first_entry_the_bound_keeps(store: &dyn Store, p: &s
 }
 
 async fn prune_erases_the_edits_of_pruned_messages(store: &dyn Store, p: &str) {
-    let r = new_room(store, p, "prune-edits").await;
-    let text = NewEntry::text(r.clone(), user("ann"), "c1", "typo");
-    let sent = one(store, text).await.entry().unwrap().seq;
-    let fixed = one(store, edit(&r, "ann", sent, "e1", "fixed")).await;
-    let fixed = fixed.entry().unwrap().seq;
-    store.prune(&r, bound(fixed, None), 100).await.unwrap();
-    let kept = entry_at(store, &r, fixed).await;
-    assert_eq!(kept.kind, EntryKind::Edit);
-    assert!(
-        kept.redacted && kept.body.is_none() && kept.data.is_none(),
-        "an edit does not keep a pruned message's text: {kept:?}"
-    );
+    // Pruned by `prune`, then by `prune_rooms` (a store may prune several
+    // rooms its own way).
+    for (name, together) in [("prune-edits", false), ("prune-rooms-edits", true)] {
+        let r = new_room(store, p, name).await;
+        let text = NewEntry::text(r.clone(), user("ann"), "c1", "typo");
+        let sent = one(store, text).await.entry().unwrap().seq;
+        let fixed = one(store, edit(&r, "ann", sent, "e1", "fixed")).await;
+        let fixed = fixed.entry().unwrap().seq;
+        let deleted = if together {
+            let rooms = [(r.clone(), bound(fixed, None))];
+            let pruned = store.prune_rooms(&rooms, 100).await.unwrap();
+            pruned.iter().map(|(_, p)| p.deleted).sum()
+        } else {
+            store
+                .prune(&r, bound(fixed, None), 100)
+                .await
+                .unwrap()
+                .deleted
+        };
+        assert_eq!(deleted, fixed - 1, "{name}");
+        let kept = entry_at(store, &r, fixed).await;
+        assert_eq!(kept.kind, EntryKind::Edit);
+        assert!(
+            kept.redacted && kept.body.is_none() && kept.data.is_none(),
+            "{name}: an edit does not keep a pruned message's text: {kept:?}"
+        );
+    }
 }
 
 async fn prune_rooms_leaves_each_room_a_suffix_within_the_budget(store: &dyn Store, p: &str) {

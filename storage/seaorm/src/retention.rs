@@ -11,7 +11,7 @@ use sea_orm::{
     TransactionTrait, Value,
 };
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::{
     append_sqlite::{json, statement},
@@ -182,6 +182,8 @@ pub(crate) async fn prune(
     ))
     .await?;
     let first_seq = stored.first_seq.max(upto + 1);
+    // On SQLite this UPDATE's trigger (migration `m0010`) finds nothing
+    // left below `first_seq` to delete or erase.
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         update,
@@ -192,22 +194,33 @@ pub(crate) async fn prune(
     pruned(deleted, first_seq)
 }
 
-/// SQLite's `Store::prune_rooms`: several rooms in one short transaction,
-/// at most `max_rows` entries in all, an equal share of them per room that
-/// has entries to let go.
+/// SQLite's `Store::prune_rooms`: several rooms in one statement, at most
+/// `max_rows` entries in all, an equal share of them per room that has
+/// entries to let go.
 ///
-/// Why it pays: the entries of all rooms share the table's pages in the
-/// order they were stored, so pruning room by room rewrites a page once
-/// for every room with a row on it, while the oldest few rows of every
-/// room at once are rows stored at about the same time — whole pages
-/// (docs/benchmarks.md, step 23). Each room loses only a prefix its bound
-/// lets go, and never more than `max_rows` go in all: with more rooms to
-/// prune than that, the first `max_rows` lose one each and the others are
-/// left out (not reached). A room with less to let go than its share
-/// leaves the rest of the budget unused; the caller calls again while
-/// rooms lose entries.
+/// Why several rooms: the entries of all rooms share the table's pages in
+/// the order they were stored, so pruning room by room rewrites a page
+/// once for every room with a row on it, while the oldest few rows of
+/// every room at once are rows stored at about the same time — whole
+/// pages (docs/benchmarks.md, step 23). Each room loses only a prefix its
+/// bound lets go, and never more than `max_rows` go in all: with more
+/// rooms to prune than that, the first `max_rows` lose one each and the
+/// others are left out (not reached). A room with less to let go than its
+/// share leaves the rest of the budget unused; the caller calls again
+/// while rooms lose entries.
+///
+/// Why one statement: the cuts are worked out on the read pool, where no
+/// append waits for them, and the writer does only one `UPDATE` of the
+/// rooms' `first_seq` in autocommit, whose trigger (migration `m0010`)
+/// deletes the entries below it — one call to SQLite's worker thread
+/// while appends wait, not four (docs/benchmarks.md, step 30). What was
+/// read may be stale by then; the `UPDATE` checks what matters again: a
+/// room whose `first_seq` moved meanwhile (another prune) or whose cut a
+/// webhook's cursor no longer covers is left as it is (`deleted: 0`, the
+/// `first_seq` that was read), and the log's head only grows.
 pub(crate) async fn prune_rooms_sqlite(
-    db: &DatabaseConnection,
+    reads: &DatabaseConnection,
+    writes: &DatabaseConnection,
     rooms: &[(RoomId, PruneBound)],
     max_rows: u32,
 ) -> Result<Vec<(RoomId, Pruned)>, DbErr> {
@@ -217,21 +230,19 @@ pub(crate) async fn prune_rooms_sqlite(
            (SELECT MIN(COALESCE(c.seq, 0)) FROM parlor_webhooks h \
             LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = r.id) \
          FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value";
-    // Deletes each room's prefix up to its cut, moves `first_seq`, and
-    // erases the edits kept of the messages that went.
-    const DELETE: &str = "DELETE FROM parlor_entries WHERE rowid IN (SELECT e.rowid \
-         FROM jsonb_each(?1) AS c JOIN parlor_entries e ON e.room_id = c.value ->> 0 \
-           AND e.seq <= c.value ->> 1); \
-         UPDATE parlor_rooms SET first_seq = (c.value ->> 1) + 1 FROM jsonb_each(?1) AS c \
-         WHERE parlor_rooms.id = c.value ->> 0 AND parlor_rooms.first_seq <= c.value ->> 1; \
-         UPDATE parlor_entries SET body = NULL, data = NULL, redacted = 1 \
-         FROM jsonb_each(?1) AS c WHERE parlor_entries.room_id = c.value ->> 0 \
-           AND parlor_entries.target_seq <= c.value ->> 1 \
-           AND parlor_entries.kind = 'edit' AND NOT parlor_entries.redacted";
-    let txn = db.begin_with_options(immediate()).await?;
+    // Moves each room's `first_seq` past its cut — its trigger deletes the
+    // entries below — where `first_seq` is still what was read and every
+    // registered webhook has delivered the cut (as `HEADS` reads it).
+    const CUT: &str = "UPDATE parlor_rooms SET first_seq = (c.value ->> 2) + 1 \
+         FROM jsonb_each(?1) AS c \
+         WHERE parlor_rooms.id = c.value ->> 0 AND parlor_rooms.first_seq = c.value ->> 1 \
+           AND c.value ->> 2 <= coalesce((SELECT MIN(COALESCE(k.seq, 0)) \
+             FROM parlor_webhooks h LEFT JOIN parlor_webhook_cursors k \
+             ON k.hook = h.hook AND k.room_id = parlor_rooms.id), c.value ->> 2) \
+         RETURNING id";
     let ids: Vec<&str> = rooms.iter().map(|(id, _)| id.as_str()).collect();
     let mut heads = HashMap::new();
-    for row in txn.query_all_raw(statement(HEADS, [json(&ids)?])).await? {
+    for row in reads.query_all_raw(statement(HEADS, [json(&ids)?])).await? {
         let id: String = row.try_get_by_index(0)?;
         let first: i64 = row.try_get_by_index(1)?;
         let last: i64 = row.try_get_by_index(2)?;
@@ -241,7 +252,7 @@ pub(crate) async fn prune_rooms_sqlite(
     }
     let budget = i64::from(max_rows.max(1));
     // How far one room's age check looks: its share if every room has
-    // entries to let go (the age check reads rows under the writer's lock).
+    // entries to let go.
     let window = (budget / i64::try_from(rooms.len()).unwrap_or(i64::MAX)).max(1);
     let mut done = Vec::with_capacity(rooms.len());
     // Each room's first seq and the last its bound lets go.
@@ -257,7 +268,7 @@ pub(crate) async fn prune_rooms_sqlite(
             && upto < last
         {
             let from = first.max(below);
-            let aged = aged_prefix_end(&txn, room, from, older_than.millis(), window).await?;
+            let aged = aged_prefix_end(reads, room, from, older_than.millis(), window).await?;
             upto = upto.max(aged);
         }
         // Never past the log (or a webhook's cursor), whatever the bound says.
@@ -269,22 +280,29 @@ pub(crate) async fn prune_rooms_sqlite(
         }
     }
     if ranges.is_empty() {
-        txn.commit().await?;
         return Ok(done);
     }
     // More rooms than budget: the first `budget` rooms lose one each.
     ranges.truncate(usize::try_from(budget).unwrap_or(usize::MAX));
     let share = (budget / i64::try_from(ranges.len()).unwrap_or(i64::MAX)).max(1);
-    let cuts: Vec<(&str, i64)> = ranges
+    let cuts: Vec<(&str, i64, i64)> = ranges
         .iter()
-        .map(|&(room, first, upto)| (room.as_str(), upto.min(first + share - 1)))
+        .map(|&(room, first, upto)| (room.as_str(), first, upto.min(first + share - 1)))
         .collect();
-    txn.execute_raw(statement(DELETE, [json(&cuts)?])).await?;
-    txn.commit().await?;
-    for (&(room, first, _), &(_, cut)) in ranges.iter().zip(&cuts) {
-        // Seqs are gap-free from `first_seq`: the prefix held them all.
-        let deleted = u64::try_from(cut - first + 1).unwrap_or(0);
-        done.push((room.clone(), pruned(deleted, cut + 1)?));
+    let moved: HashSet<String> = writes
+        .query_all_raw(statement(CUT, [json(&cuts)?]))
+        .await?
+        .into_iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect::<Result<_, _>>()?;
+    for (&(room, first, _), &(_, _, cut)) in ranges.iter().zip(&cuts) {
+        let outcome = if moved.contains(room.as_str()) {
+            // Seqs are gap-free from `first_seq`: the prefix held them all.
+            pruned(u64::try_from(cut - first + 1).unwrap_or(0), cut + 1)?
+        } else {
+            pruned(0, first)?
+        };
+        done.push((room.clone(), outcome));
     }
     Ok(done)
 }

@@ -432,9 +432,11 @@ impl Store for SeaOrmStore {
         max_rows: u32,
     ) -> Result<Vec<(RoomId, Pruned)>> {
         match self.dialect {
-            Dialect::Sqlite(_) => retention::prune_rooms_sqlite(&self.writes, rooms, max_rows)
-                .await
-                .map_err(translate),
+            Dialect::Sqlite(_) => {
+                retention::prune_rooms_sqlite(&self.reads, &self.writes, rooms, max_rows)
+                    .await
+                    .map_err(translate)
+            }
             // Postgres deletes without a single writer's lock; each room
             // keeps its own transaction and advisory lock (one node per room).
             #[cfg(feature = "postgres")]

@@ -77,9 +77,9 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     );
     send(&db, 2, "b").await.unwrap();
 
-    // Back past m0009, m0008, m0007, m0006, m0005, m0004 and m0003: the
-    // first index again.
-    Migrator::down(&db, Some(7)).await.unwrap();
+    // Back past m0010, m0009, m0008, m0007, m0006, m0005, m0004 and m0003:
+    // the first index again.
+    Migrator::down(&db, Some(8)).await.unwrap();
     assert_eq!(indexes(&db).await, ["parlor_entries_idempotency"]);
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "b").await.is_err(), "still unique after down");
@@ -89,6 +89,21 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
     assert_eq!(entries(&db).await, 2);
     assert!(send(&db, 3, "a").await.is_err(), "still unique after up");
 }
+
+/// The names of the database's triggers, sorted.
+async fn triggers(db: &DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name";
+    let rows = db
+        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect()
+}
+
+/// The triggers of the whole schema (migrations `m0004` and `m0010`).
+const PRUNE_AND_HEAD_TRIGGERS: [&str; 2] = ["parlor_entries_advance_head", "parlor_rooms_prune"];
 
 /// The names of the columns of `table`.
 async fn columns(db: &DatabaseConnection, table: &str) -> Vec<String> {
@@ -146,9 +161,9 @@ async fn owners_and_invitations_come_to_rooms_stored_before_them() {
     );
     drop(store);
 
-    // Down (past m0009, m0008 and m0007 too): the columns and the table go, the
-    // room stays; up again.
-    Migrator::down(&db, Some(4)).await.unwrap();
+    // Down (past m0010, m0009, m0008 and m0007 too): the columns and the
+    // table go, the room stays; up again.
+    Migrator::down(&db, Some(5)).await.unwrap();
     assert_eq!(
         columns(&db, "parlor_rooms").await,
         ["id", "capacity", "title", "last_seq", "created_at"]
@@ -215,9 +230,9 @@ async fn data_closing_and_moderation_come_to_rooms_stored_before_them() {
     assert_eq!(store.ban(&r, &bo).await.unwrap(), Some(ban));
     drop(store);
 
-    // Down (past m0009 and m0008 too): the columns and tables go, the room and its
-    // entry stay; up again.
-    Migrator::down(&db, Some(3)).await.unwrap();
+    // Down (past m0010, m0009 and m0008 too): the columns and tables go, the
+    // room and its entry stay; up again.
+    Migrator::down(&db, Some(4)).await.unwrap();
     assert!(
         !columns(&db, "parlor_rooms")
             .await
@@ -291,6 +306,10 @@ async fn amendments_retention_and_read_markers_come_to_logs_stored_before_them()
     assert_eq!(room.retention, Some(retention));
     drop(store);
 
+    // Down past m0010: the trigger that prunes below `first_seq` goes.
+    assert_eq!(triggers(&db).await, PRUNE_AND_HEAD_TRIGGERS);
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(triggers(&db).await, ["parlor_entries_advance_head"]);
     // Down past m0009: the webhooks' tables go.
     assert!(!columns(&db, "parlor_outbox").await.is_empty());
     Migrator::down(&db, Some(1)).await.unwrap();

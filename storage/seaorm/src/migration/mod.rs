@@ -13,6 +13,7 @@ mod m0006_owners_privacy_invites;
 mod m0007_data_closing_moderation;
 mod m0008_amendments_retention_read_markers;
 mod m0009_webhooks;
+mod m0010_sqlite_prune_trigger;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_data_closing_moderation::Migration),
             Box::new(m0008_amendments_retention_read_markers::Migration),
             Box::new(m0009_webhooks::Migration),
+            Box::new(m0010_sqlite_prune_trigger::Migration),
         ]
     }
 
