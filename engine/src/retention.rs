@@ -10,10 +10,11 @@
 //! entries per call, until every room is within its bound. The calls are
 //! paced ([`Pace`]): what a pass expects to delete is spread over the first
 //! nine tenths of the period ([`SPREAD`]), and pruning never takes more
-//! than half of a single writer's time. Seqs are never reused: `last_seq` stays, `first_seq`
-//! moves up. In a cluster every node runs it; the store lets one node at a
-//! time prune a room (Postgres: a transaction-scoped advisory lock), and a
-//! node that finds the room busy leaves it to the other.
+//! than half of a single writer's time. Seqs are never reused: `last_seq`
+//! stays, `first_seq` moves up. In a cluster every node runs it; the store
+//! lets one node at a time prune a room (Postgres: a transaction-scoped
+//! advisory lock), and a node that finds the room busy leaves it to the
+//! other.
 
 use std::{sync::Weak, time::Duration};
 
@@ -80,9 +81,9 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
 /// shows it; the same calls spread over the period leave a little wait on
 /// many appends instead (docs/benchmarks.md, steps 29 and 30). So a pass
 /// expects to delete what the last one did and spreads that over the first
-/// [`SPREAD`] of the period. Beyond it — more to delete than expected, a call that took
-/// longer than the schedule leaves, or no last pass to go by (the first
-/// pass after start) — only the duty cap holds: after each call the pruner
+/// [`SPREAD`] of the period. Beyond it — more to delete than expected, a
+/// call that took longer than the schedule leaves, or no last pass to go
+/// by (the first pass after start) — only the duty cap holds: after each call the pruner
 /// waits at least as long as it took, so pruning never takes more than
 /// half of the writer's time.
 // Not `Copy`: it counts a pass's deletions, and a copy would lose them.

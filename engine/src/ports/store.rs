@@ -195,15 +195,16 @@ pub trait Store: Send + Sync + 'static {
     /// `max_rows` entries in all, never anything but a prefix a room's
     /// bound lets go. Answers, for each room it looked at, what went and
     /// where the log starts now — `deleted: 0` means the room is within its
-    /// bound; a room left out was not reached this time. A store may leave
-    /// budget unused while rooms still have entries to let go: the caller
-    /// calls again while rooms lose entries.
+    /// bound; a room left out was not reached this time (or changed while
+    /// the store looked at it). A store may leave budget unused while rooms
+    /// still have entries to let go: the caller calls again while rooms
+    /// lose entries.
     ///
     /// The default prunes room after room ([`prune_room_by_room`]). A
-    /// store with a single writer overrides it: one transaction that
-    /// deletes rows stored together (SQLite: the oldest few of every room)
+    /// store with a single writer overrides it: deleting rows stored
+    /// together (SQLite: the oldest few of every room, in one statement)
     /// rewrites a page once, where room-by-room pruning rewrites it once
-    /// per room (docs/benchmarks.md, step 23).
+    /// per room (docs/benchmarks.md, steps 23 and 30).
     async fn prune_rooms(
         &self,
         rooms: &[(RoomId, PruneBound)],

@@ -33,7 +33,8 @@
 //! batch of new texts in rooms whose heads this store's own appends left is
 //! a single INSERT, numbered from those heads; a trigger advances
 //! `last_seq`, and the (room_id, seq) key turns a head another writer moved
-//! into a retry the long way.
+//! into a retry the long way. Retention on SQLite moves rooms' `first_seq`
+//! in one UPDATE, and another trigger deletes the entries below it.
 //!
 //! ## Where things are
 //!
@@ -58,9 +59,10 @@
 //!   dialects' SQL, chosen once at connect;
 //! - `read_markers` — the monotone upsert of a marker, and read states
 //!   (markers and unread counts) of many rooms in one query;
-//! - `retention` — the rooms that may need pruning, and pruning a room's
-//!   oldest entries in a short transaction (one node at a time on Postgres,
-//!   by an advisory lock);
+//! - `retention` — the rooms that may need pruning, and pruning rooms'
+//!   oldest entries in bounded batches (Postgres: a short transaction per
+//!   room, one node at a time by an advisory lock; SQLite: one statement
+//!   on the writer for several rooms);
 //! - `rooms` — the room listing (byte order on both databases), updates,
 //!   closing, and purging a room with everything stored about it;
 //! - `store` — [`SeaOrmStore`]: connecting, migrating, and the `Store` port,

@@ -1,6 +1,7 @@
 //! Retention's queries of the `Store` port (docs/contract.md §2,
-//! "Retention"): the rooms that may need pruning, and the pruning of one
-//! room's oldest entries, a bounded batch per transaction.
+//! "Retention"): the rooms that may need pruning, and the pruning of
+//! rooms' oldest entries, a bounded batch at a time (Postgres: a
+//! transaction per room; SQLite: one statement for several rooms).
 
 use parlor_engine::{
     RoomId, StoredRoom,
@@ -214,10 +215,11 @@ pub(crate) async fn prune(
 /// rooms' `first_seq` in autocommit, whose trigger (migration `m0010`)
 /// deletes the entries below it — one call to SQLite's worker thread
 /// while appends wait, not four (docs/benchmarks.md, step 30). What was
-/// read may be stale by then; the `UPDATE` checks what matters again: a
-/// room whose `first_seq` moved meanwhile (another prune) or whose cut a
-/// webhook's cursor no longer covers is left as it is (`deleted: 0`, the
-/// `first_seq` that was read), and the log's head only grows.
+/// read may be stale by then, so the `UPDATE` checks it again: a room
+/// whose `first_seq` moved meanwhile (another prune), that was purged and
+/// created again (another `created_at`, or a log shorter than the cut), or
+/// whose cut a webhook's cursor no longer covers is left as it is and left
+/// out of the answer (not reached this time: the caller reads it again).
 pub(crate) async fn prune_rooms_sqlite(
     reads: &DatabaseConnection,
     writes: &DatabaseConnection,
@@ -226,16 +228,19 @@ pub(crate) async fn prune_rooms_sqlite(
 ) -> Result<Vec<(RoomId, Pruned)>, DbErr> {
     // With each room's head, the highest seq every registered webhook
     // delivered there (NULL: no hook holds retention back).
-    const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq, \
+    const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq, r.created_at, \
            (SELECT MIN(COALESCE(c.seq, 0)) FROM parlor_webhooks h \
             LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = r.id) \
          FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value";
     // Moves each room's `first_seq` past its cut — its trigger deletes the
-    // entries below — where `first_seq` is still what was read and every
-    // registered webhook has delivered the cut (as `HEADS` reads it).
+    // entries below — where the room is still the one read (its
+    // `created_at`), `first_seq` is still what was read, the log reaches
+    // the cut, and every registered webhook has delivered it.
     const CUT: &str = "UPDATE parlor_rooms SET first_seq = (c.value ->> 2) + 1 \
          FROM jsonb_each(?1) AS c \
          WHERE parlor_rooms.id = c.value ->> 0 AND parlor_rooms.first_seq = c.value ->> 1 \
+           AND parlor_rooms.created_at = c.value ->> 3 \
+           AND c.value ->> 2 <= parlor_rooms.last_seq \
            AND c.value ->> 2 <= coalesce((SELECT MIN(COALESCE(k.seq, 0)) \
              FROM parlor_webhooks h LEFT JOIN parlor_webhook_cursors k \
              ON k.hook = h.hook AND k.room_id = parlor_rooms.id), c.value ->> 2) \
@@ -246,19 +251,22 @@ pub(crate) async fn prune_rooms_sqlite(
         let id: String = row.try_get_by_index(0)?;
         let first: i64 = row.try_get_by_index(1)?;
         let last: i64 = row.try_get_by_index(2)?;
-        let delivered: Option<i64> = row.try_get_by_index(3)?;
+        let created_at: i64 = row.try_get_by_index(3)?;
+        let delivered: Option<i64> = row.try_get_by_index(4)?;
         // Never past the log, nor past what a webhook has not delivered.
-        heads.insert(id, (first, last.min(delivered.unwrap_or(i64::MAX))));
+        let last = last.min(delivered.unwrap_or(i64::MAX));
+        heads.insert(id, (first, last, created_at));
     }
     let budget = i64::from(max_rows.max(1));
     // How far one room's age check looks: its share if every room has
     // entries to let go.
     let window = (budget / i64::try_from(rooms.len()).unwrap_or(i64::MAX)).max(1);
     let mut done = Vec::with_capacity(rooms.len());
-    // Each room's first seq and the last its bound lets go.
-    let mut ranges: Vec<(&RoomId, i64, i64)> = Vec::new();
+    // Each room's first seq, the last its bound lets go, and when it was
+    // created.
+    let mut ranges: Vec<(&RoomId, i64, i64, i64)> = Vec::new();
     for (room, bound) in rooms {
-        let Some(&(first, last)) = heads.get(room.as_str()) else {
+        let Some(&(first, last, created_at)) = heads.get(room.as_str()) else {
             done.push((room.clone(), pruned(0, 1)?));
             continue;
         };
@@ -276,7 +284,7 @@ pub(crate) async fn prune_rooms_sqlite(
         if upto < first {
             done.push((room.clone(), pruned(0, first)?));
         } else {
-            ranges.push((room, first, upto));
+            ranges.push((room, first, upto, created_at));
         }
     }
     if ranges.is_empty() {
@@ -285,9 +293,12 @@ pub(crate) async fn prune_rooms_sqlite(
     // More rooms than budget: the first `budget` rooms lose one each.
     ranges.truncate(usize::try_from(budget).unwrap_or(usize::MAX));
     let share = (budget / i64::try_from(ranges.len()).unwrap_or(i64::MAX)).max(1);
-    let cuts: Vec<(&str, i64, i64)> = ranges
+    let cuts: Vec<(&str, i64, i64, i64)> = ranges
         .iter()
-        .map(|&(room, first, upto)| (room.as_str(), first, upto.min(first + share - 1)))
+        .map(|&(room, first, upto, created_at)| {
+            let cut = upto.min(first + share - 1);
+            (room.as_str(), first, cut, created_at)
+        })
         .collect();
     let moved: HashSet<String> = writes
         .query_all_raw(statement(CUT, [json(&cuts)?]))
@@ -295,14 +306,12 @@ pub(crate) async fn prune_rooms_sqlite(
         .into_iter()
         .map(|row| row.try_get_by_index(0))
         .collect::<Result<_, _>>()?;
-    for (&(room, first, _), &(_, _, cut)) in ranges.iter().zip(&cuts) {
-        let outcome = if moved.contains(room.as_str()) {
+    for (&(room, first, ..), &(_, _, cut, _)) in ranges.iter().zip(&cuts) {
+        if moved.contains(room.as_str()) {
             // Seqs are gap-free from `first_seq`: the prefix held them all.
-            pruned(u64::try_from(cut - first + 1).unwrap_or(0), cut + 1)?
-        } else {
-            pruned(0, first)?
-        };
-        done.push((room.clone(), outcome));
+            let deleted = u64::try_from(cut - first + 1).unwrap_or(0);
+            done.push((room.clone(), pruned(deleted, cut + 1)?));
+        }
     }
     Ok(done)
 }

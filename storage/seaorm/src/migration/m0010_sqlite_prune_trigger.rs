@@ -12,6 +12,11 @@
 //! what prunes (docs/benchmarks.md, step 30). Postgres prunes in
 //! transactions of its own (`retention::prune`), which take no single
 //! writer's lock.
+//!
+//! A later migration that rebuilds `parlor_rooms` (create, copy, drop,
+//! rename) drops this trigger with the old table, and then `first_seq`
+//! would move with nothing deleted: such a migration creates it again
+//! (`tests/migrations.rs` checks the schema's triggers at the end).
 
 use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
