@@ -64,8 +64,9 @@ pub struct EngineConfig {
     /// How often the pruner looks for rooms over their retention (5 s). A
     /// pass spreads as many entries as the last one deleted over the first
     /// nine tenths of the period, so a room over its bound is pruned within
-    /// 1.9 periods, unless the pruner is behind (then its batches
-    /// come as fast as half of a single writer's time allows).
+    /// two periods (1.9 when a pass has no more to delete than the last),
+    /// unless the pruner is behind (then its batches come as fast as half
+    /// of a single writer's time allows).
     pub retention_interval: Duration,
     /// The most entries one prune transaction deletes (1000): appends to
     /// the room wait at most that long.

@@ -35,7 +35,7 @@ const ROOMS_PER_PAGE: u32 = 500;
 /// The share of the period a pass spreads what it expects to delete over.
 ///
 /// Why nine tenths: the fewer calls at a time, the fewer appends wait for
-/// one, and over half the period they came twice as close together as
+/// one, and over half the period they came 1.8 times as close together as
 /// they need to (docs/benchmarks.md, step 30); the tenth left over lets a
 /// pass that runs a little late end before the next one is due.
 const SPREAD: f64 = 0.9;
@@ -189,12 +189,13 @@ fn bound_for(room: &StoredRoom, retention: &Retention, now: Timestamp) -> Option
     (below_seq > room.first_seq || older_than.is_some()).then_some(PruneBound {
         below_seq,
         older_than,
+        seen_last_seq: room.last_seq,
     })
 }
 
 /// Prunes `rooms` to their bounds, `prune_batch` entries per store call
-/// (one transaction where the store can: rooms pruned together cost a
-/// single writer far less than room by room), each call when `pace` lets
+/// (several rooms at once where the store can — SQLite: one statement —
+/// rooms pruned together cost a single writer far less than room by room), each call when `pace` lets
 /// it, and tells each loaded room where its log starts now. A failing call
 /// is logged and ends this page's pruning (the next pass tries again);
 /// returns how many entries went.
@@ -251,7 +252,9 @@ async fn prune_rooms(
         // A call that deleted nothing took the writer too: the cap holds.
         pace.after_call(started, this_batch).await;
         if this_batch == 0 {
-            return deleted; // every room it looked at is within its bound
+            // Every room it looked at is within its bound, or changed while
+            // it looked and was left out: the next pass looks again.
+            return deleted;
         }
         // A room the store found within its bound needs no second look; a
         // room it did not reach, or that lost entries, gets one.
@@ -283,7 +286,8 @@ mod tests {
             bound_for(&room(1, 150), &keep_100, now),
             Some(PruneBound {
                 below_seq: 51,
-                older_than: None
+                older_than: None,
+                seen_last_seq: 150,
             })
         );
         assert_eq!(bound_for(&room(51, 150), &keep_100, now), None, "pruned");
@@ -305,7 +309,8 @@ mod tests {
             bound_for(&room(1, 5), &day, now),
             Some(PruneBound {
                 below_seq: 0,
-                older_than: Some(Timestamp(100_000_000 - 86_400_000))
+                older_than: Some(Timestamp(100_000_000 - 86_400_000)),
+                seen_last_seq: 5,
             })
         );
     }

@@ -324,6 +324,11 @@ pub struct PruneBound {
     pub below_seq: Seq,
     /// Entries stored before this go (the age bound).
     pub older_than: Option<Timestamp>,
+    /// The room's `last_seq` when the bound was worked out. A log never
+    /// shrinks, so a room whose `last_seq` is now lower was purged and
+    /// created again since: the bound is not its own, and nothing of it is
+    /// deleted (0: the bound applies whatever the log).
+    pub seen_last_seq: Seq,
 }
 
 /// What [`Store::prune`] did.

@@ -52,6 +52,7 @@ pub async fn run(store: Arc<dyn Store>) {
     prune_deletes_a_prefix_and_never_reuses_seqs(store.as_ref(), p).await;
     prune_stops_at_the_first_entry_the_bound_keeps(store.as_ref(), p).await;
     prune_erases_the_edits_of_pruned_messages(store.as_ref(), p).await;
+    prune_spares_a_room_created_again_since_its_bound(store.as_ref(), p).await;
     prune_rooms_leaves_each_room_a_suffix_within_the_budget(store.as_ref(), p).await;
     retained_rooms_are_the_candidates_for_pruning(store.as_ref(), p).await;
     retention_is_set_and_cleared_by_update(store.as_ref(), p).await;
@@ -1072,6 +1073,7 @@ fn bound(below_seq: Seq, older_than: Option<Timestamp>) -> PruneBound {
     PruneBound {
         below_seq,
         older_than,
+        seen_last_seq: 0,
     }
 }
 
@@ -1260,6 +1262,40 @@ async fn prune_erases_the_edits_of_pruned_messages(store: &dyn Store, p: &str) {
             kept.redacted && kept.body.is_none() && kept.data.is_none(),
             "{name}: an edit does not keep a pruned message's text: {kept:?}"
         );
+    }
+}
+
+/// A bound worked out for a room that was purged and created again
+/// since (its `last_seq` was higher) deletes nothing of the new room.
+async fn prune_spares_a_room_created_again_since_its_bound(store: &dyn Store, p: &str) {
+    for (name, together) in [("prune-again", false), ("prune-rooms-again", true)] {
+        let r = new_room(store, p, name).await;
+        for i in 0..6 {
+            one(store, text(&r, "ann", &format!("old{i}"), "hi")).await;
+        }
+        // Keep 2 of the old room's 6.
+        let old = PruneBound {
+            below_seq: 5,
+            older_than: None,
+            seen_last_seq: 6,
+        };
+        assert!(store.close_room(&r, true).await.unwrap(), "purged");
+        let again = new_room(store, p, name).await;
+        assert_eq!(again, r);
+        for i in 0..4 {
+            one(store, text(&r, "bob", &format!("new{i}"), "hi")).await;
+        }
+        let deleted: u64 = if together {
+            let rooms = [(r.clone(), old)];
+            let pruned = store.prune_rooms(&rooms, 100).await.unwrap();
+            pruned.iter().map(|(_, p)| p.deleted).sum()
+        } else {
+            store.prune(&r, old, 100).await.unwrap().deleted
+        };
+        assert_eq!(deleted, 0, "{name}: not the new room's bound");
+        let log = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();
+        assert_eq!(log.len(), 4, "{name}: the new room's log is whole");
+        assert_eq!(store.room(&r).await.unwrap().unwrap().first_seq, 1);
     }
 }
 

@@ -491,6 +491,15 @@ impl Store for MemoryStore {
                 first_seq: 1,
             });
         };
+        if let Some(stored) = &data.room
+            && stored.last_seq < bound.seen_last_seq
+        {
+            // Purged and created again since the bound was worked out.
+            return Ok(Pruned {
+                deleted: 0,
+                first_seq: stored.first_seq,
+            });
+        }
         let goes = data
             .log
             .iter()

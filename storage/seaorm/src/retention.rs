@@ -122,6 +122,11 @@ pub(crate) async fn prune(
         txn.commit().await?;
         return pruned(0, 1);
     };
+    if stored.last_seq < i64::try_from(bound.seen_last_seq).unwrap_or(i64::MAX) {
+        // Purged and created again since the bound was worked out.
+        txn.commit().await?;
+        return pruned(0, stored.first_seq);
+    }
     let (select, delete, update, erase_edits) = if postgres {
         (
             "SELECT seq, created_at FROM parlor_entries WHERE room_id = $1 \
@@ -219,7 +224,8 @@ pub(crate) async fn prune(
 /// whose `first_seq` moved meanwhile (another prune), that was purged and
 /// created again (another `created_at`, or a log shorter than the cut), or
 /// whose cut a webhook's cursor no longer covers is left as it is and left
-/// out of the answer (not reached this time: the caller reads it again).
+/// out of the answer (not reached this time: a later call or pass reads it
+/// again).
 pub(crate) async fn prune_rooms_sqlite(
     reads: &DatabaseConnection,
     writes: &DatabaseConnection,
@@ -253,9 +259,7 @@ pub(crate) async fn prune_rooms_sqlite(
         let last: i64 = row.try_get_by_index(2)?;
         let created_at: i64 = row.try_get_by_index(3)?;
         let delivered: Option<i64> = row.try_get_by_index(4)?;
-        // Never past the log, nor past what a webhook has not delivered.
-        let last = last.min(delivered.unwrap_or(i64::MAX));
-        heads.insert(id, (first, last, created_at));
+        heads.insert(id, (first, last, created_at, delivered));
     }
     let budget = i64::from(max_rows.max(1));
     // How far one room's age check looks: its share if every room has
@@ -266,10 +270,17 @@ pub(crate) async fn prune_rooms_sqlite(
     // created.
     let mut ranges: Vec<(&RoomId, i64, i64, i64)> = Vec::new();
     for (room, bound) in rooms {
-        let Some(&(first, last, created_at)) = heads.get(room.as_str()) else {
+        let Some(&(first, last, created_at, delivered)) = heads.get(room.as_str()) else {
             done.push((room.clone(), pruned(0, 1)?));
             continue;
         };
+        if last < i64::try_from(bound.seen_last_seq).unwrap_or(i64::MAX) {
+            // Purged and created again since the bound was worked out.
+            done.push((room.clone(), pruned(0, first)?));
+            continue;
+        }
+        // Never past the log, nor past what a webhook has not delivered.
+        let last = last.min(delivered.unwrap_or(i64::MAX));
         let below = i64::try_from(bound.below_seq).unwrap_or(i64::MAX);
         let mut upto = below.saturating_sub(1);
         if let Some(older_than) = bound.older_than
