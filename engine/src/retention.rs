@@ -83,9 +83,9 @@ pub(crate) async fn run(engine: Weak<EngineState>) {
 /// expects to delete what the last one did and spreads that over the first
 /// [`SPREAD`] of the period. Beyond it — more to delete than expected, a
 /// call that took longer than the schedule leaves, or no last pass to go
-/// by (the first pass after start) — only the duty cap holds: after each call the pruner
-/// waits at least as long as it took, so pruning never takes more than
-/// half of the writer's time.
+/// by (the first pass after start) — only the duty cap holds: after each
+/// call the pruner waits at least as long as it took, so pruning never
+/// takes more than half of the writer's time.
 // Not `Copy`: it counts a pass's deletions, and a copy would lose them.
 #[derive(Debug)]
 pub(crate) struct Pace {
@@ -195,8 +195,9 @@ fn bound_for(room: &StoredRoom, retention: &Retention, now: Timestamp) -> Option
 
 /// Prunes `rooms` to their bounds, `prune_batch` entries per store call
 /// (several rooms at once where the store can — SQLite: one statement —
-/// rooms pruned together cost a single writer far less than room by room), each call when `pace` lets
-/// it, and tells each loaded room where its log starts now. A failing call
+/// rooms pruned together cost a single writer far less than room by
+/// room), each call when `pace` lets it, and tells each loaded room where
+/// its log starts now. A failing call
 /// is logged and ends this page's pruning (the next pass tries again);
 /// returns how many entries went.
 async fn prune_rooms(
@@ -214,31 +215,8 @@ async fn prune_rooms(
             .store
             .prune_rooms(&rooms, state.config.prune_batch)
             .await;
-        let pruned = match outcome {
-            Ok(pruned) => pruned,
-            Err(err) if rooms.len() > 1 => {
-                // One room's trouble must not hold up the others: each alone.
-                tracing::debug!(
-                    code = err.code(),
-                    "pruning rooms together failed; one by one"
-                );
-                drop(state);
-                pace.after_call(started, 0).await;
-                for room in rooms {
-                    deleted += Box::pin(prune_rooms(engine, vec![room], pace)).await;
-                }
-                return deleted;
-            }
-            Err(err) => {
-                let room = rooms.first().map(|(id, _)| id.to_string());
-                tracing::warn!(room, code = err.code(), "could not prune a room; next pass");
-                drop(state);
-                pace.after_call(started, 0).await;
-                return deleted;
-            }
-        };
         let mut this_batch = 0;
-        for (room_id, p) in &pruned {
+        for (room_id, p) in outcome.iter().flatten() {
             this_batch += p.deleted;
             if let Some(room) = state.directory.get(room_id) {
                 room.pruned_below(p.first_seq);
@@ -249,8 +227,28 @@ async fn prune_rooms(
         }
         drop(state);
         deleted += this_batch;
-        // A call that deleted nothing took the writer too: the cap holds.
+        // A call that deleted nothing, or failed, took the writer too: the
+        // cap holds.
         pace.after_call(started, this_batch).await;
+        let pruned = match outcome {
+            Ok(pruned) => pruned,
+            Err(err) if rooms.len() > 1 => {
+                // One room's trouble must not hold up the others: each alone.
+                tracing::debug!(
+                    code = err.code(),
+                    "pruning rooms together failed; one by one"
+                );
+                for room in rooms {
+                    deleted += Box::pin(prune_rooms(engine, vec![room], pace)).await;
+                }
+                return deleted;
+            }
+            Err(err) => {
+                let room = rooms.first().map(|(id, _)| id.to_string());
+                tracing::warn!(room, code = err.code(), "could not prune a room; next pass");
+                return deleted;
+            }
+        };
         if this_batch == 0 {
             // Every room it looked at is within its bound, or changed while
             // it looked and was left out: the next pass looks again.

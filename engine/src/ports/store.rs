@@ -324,11 +324,19 @@ pub struct PruneBound {
     pub below_seq: Seq,
     /// Entries stored before this go (the age bound).
     pub older_than: Option<Timestamp>,
-    /// The room's `last_seq` when the bound was worked out. A log never
-    /// shrinks, so a room whose `last_seq` is now lower was purged and
-    /// created again since: the bound is not its own, and nothing of it is
-    /// deleted (0: the bound applies whatever the log).
+    /// The room's `last_seq` when the bound was worked out (0: the bound
+    /// applies whatever the log). A log never shrinks: see
+    /// [`PruneBound::is_stale`].
     pub seen_last_seq: Seq,
+}
+
+impl PruneBound {
+    /// Whether the room this bound was worked out for is gone, its id's
+    /// log now at `last_seq`: lower than the bound saw, so purged and
+    /// created again since. A store deletes nothing by a stale bound.
+    pub fn is_stale(&self, last_seq: Seq) -> bool {
+        last_seq < self.seen_last_seq
+    }
 }
 
 /// What [`Store::prune`] did.

@@ -1235,26 +1235,25 @@ async fn prune_stops_at_the_first_entry_the_bound_keeps(store: &dyn Store, p: &s
     );
 }
 
+/// What pruning room `r` to `bound` deletes, by `prune` or, `together`,
+/// by `prune_rooms` (a store may prune several rooms its own way).
+async fn deleted_by(store: &dyn Store, r: &RoomId, bound: PruneBound, together: bool) -> u64 {
+    if together {
+        let pruned = store.prune_rooms(&[(r.clone(), bound)], 100).await;
+        pruned.unwrap().iter().map(|(_, p)| p.deleted).sum()
+    } else {
+        store.prune(r, bound, 100).await.unwrap().deleted
+    }
+}
+
 async fn prune_erases_the_edits_of_pruned_messages(store: &dyn Store, p: &str) {
-    // Pruned by `prune`, then by `prune_rooms` (a store may prune several
-    // rooms its own way).
     for (name, together) in [("prune-edits", false), ("prune-rooms-edits", true)] {
         let r = new_room(store, p, name).await;
         let text = NewEntry::text(r.clone(), user("ann"), "c1", "typo");
         let sent = one(store, text).await.entry().unwrap().seq;
         let fixed = one(store, edit(&r, "ann", sent, "e1", "fixed")).await;
         let fixed = fixed.entry().unwrap().seq;
-        let deleted = if together {
-            let rooms = [(r.clone(), bound(fixed, None))];
-            let pruned = store.prune_rooms(&rooms, 100).await.unwrap();
-            pruned.iter().map(|(_, p)| p.deleted).sum()
-        } else {
-            store
-                .prune(&r, bound(fixed, None), 100)
-                .await
-                .unwrap()
-                .deleted
-        };
+        let deleted = deleted_by(store, &r, bound(fixed, None), together).await;
         assert_eq!(deleted, fixed - 1, "{name}");
         let kept = entry_at(store, &r, fixed).await;
         assert_eq!(kept.kind, EntryKind::Edit);
@@ -1285,13 +1284,7 @@ async fn prune_spares_a_room_created_again_since_its_bound(store: &dyn Store, p:
         for i in 0..4 {
             one(store, text(&r, "bob", &format!("new{i}"), "hi")).await;
         }
-        let deleted: u64 = if together {
-            let rooms = [(r.clone(), old)];
-            let pruned = store.prune_rooms(&rooms, 100).await.unwrap();
-            pruned.iter().map(|(_, p)| p.deleted).sum()
-        } else {
-            store.prune(&r, old, 100).await.unwrap().deleted
-        };
+        let deleted = deleted_by(store, &r, old, together).await;
         assert_eq!(deleted, 0, "{name}: not the new room's bound");
         let log = store.entries(&r, SeqRange::after(0, 10)).await.unwrap();
         assert_eq!(log.len(), 4, "{name}: the new room's log is whole");

@@ -492,9 +492,8 @@ impl Store for MemoryStore {
             });
         };
         if let Some(stored) = &data.room
-            && stored.last_seq < bound.seen_last_seq
+            && bound.is_stale(stored.last_seq)
         {
-            // Purged and created again since the bound was worked out.
             return Ok(Pruned {
                 deleted: 0,
                 first_seq: stored.first_seq,

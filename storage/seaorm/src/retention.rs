@@ -19,7 +19,7 @@ use crate::{
     entity::room,
     rows::to_room,
     transactions::immediate,
-    webhooks,
+    webhooks::{self, delivered_in},
 };
 
 /// Up to `limit` stored rooms (open or closed) after `after`, ascending by
@@ -122,8 +122,7 @@ pub(crate) async fn prune(
         txn.commit().await?;
         return pruned(0, 1);
     };
-    if stored.last_seq < i64::try_from(bound.seen_last_seq).unwrap_or(i64::MAX) {
-        // Purged and created again since the bound was worked out.
+    if bound.is_stale(u64::try_from(stored.last_seq).unwrap_or(0)) {
         txn.commit().await?;
         return pruned(0, stored.first_seq);
     }
@@ -234,23 +233,25 @@ pub(crate) async fn prune_rooms_sqlite(
 ) -> Result<Vec<(RoomId, Pruned)>, DbErr> {
     // With each room's head, the highest seq every registered webhook
     // delivered there (NULL: no hook holds retention back).
-    const HEADS: &str = "SELECT r.id, r.first_seq, r.last_seq, r.created_at, \
-           (SELECT MIN(COALESCE(c.seq, 0)) FROM parlor_webhooks h \
-            LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = r.id) \
-         FROM jsonb_each(?1) AS k JOIN parlor_rooms r ON r.id = k.value";
+    const HEADS: &str = concat!(
+        "SELECT r.id, r.first_seq, r.last_seq, r.created_at, ",
+        delivered_in!("r.id"),
+        " FROM jsonb_each(?1) AS j JOIN parlor_rooms r ON r.id = j.value"
+    );
     // Moves each room's `first_seq` past its cut — its trigger deletes the
     // entries below — where the room is still the one read (its
     // `created_at`), `first_seq` is still what was read, the log reaches
     // the cut, and every registered webhook has delivered it.
-    const CUT: &str = "UPDATE parlor_rooms SET first_seq = (c.value ->> 2) + 1 \
+    const CUT: &str = concat!(
+        "UPDATE parlor_rooms SET first_seq = (c.value ->> 2) + 1 \
          FROM jsonb_each(?1) AS c \
          WHERE parlor_rooms.id = c.value ->> 0 AND parlor_rooms.first_seq = c.value ->> 1 \
            AND parlor_rooms.created_at = c.value ->> 3 \
            AND c.value ->> 2 <= parlor_rooms.last_seq \
-           AND c.value ->> 2 <= coalesce((SELECT MIN(COALESCE(k.seq, 0)) \
-             FROM parlor_webhooks h LEFT JOIN parlor_webhook_cursors k \
-             ON k.hook = h.hook AND k.room_id = parlor_rooms.id), c.value ->> 2) \
-         RETURNING id";
+           AND c.value ->> 2 <= coalesce(",
+        delivered_in!("parlor_rooms.id"),
+        ", c.value ->> 2) RETURNING id"
+    );
     let ids: Vec<&str> = rooms.iter().map(|(id, _)| id.as_str()).collect();
     let mut heads = HashMap::new();
     for row in reads.query_all_raw(statement(HEADS, [json(&ids)?])).await? {
@@ -274,8 +275,7 @@ pub(crate) async fn prune_rooms_sqlite(
             done.push((room.clone(), pruned(0, 1)?));
             continue;
         };
-        if last < i64::try_from(bound.seen_last_seq).unwrap_or(i64::MAX) {
-            // Purged and created again since the bound was worked out.
+        if bound.is_stale(u64::try_from(last).unwrap_or(0)) {
             done.push((room.clone(), pruned(0, first)?));
             continue;
         }

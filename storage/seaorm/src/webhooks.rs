@@ -307,14 +307,28 @@ pub(crate) async fn advance(
     Ok(moved)
 }
 
+/// SQL for the highest seq every registered hook delivered in the room
+/// `$room` (an SQL expression): NULL when no hook is registered, 0 while
+/// a hook has no cursor there. Retention never prunes past it.
+macro_rules! delivered_in {
+    ($room:literal) => {
+        concat!(
+            "(SELECT MIN(COALESCE(k.seq, 0)) FROM parlor_webhooks h \
+             LEFT JOIN parlor_webhook_cursors k ON k.hook = h.hook AND k.room_id = ",
+            $room,
+            ")"
+        )
+    };
+}
+pub(crate) use delivered_in;
+
 /// The highest seq every registered hook delivered in `room`, read inside
 /// a prune's transaction; `None` when no hook is registered.
 pub(crate) async fn delivered(
     txn: &impl ConnectionTrait,
     room: &str,
 ) -> Result<Option<i64>, DbErr> {
-    const SELECT: &str = "SELECT MIN(COALESCE(c.seq, 0)) FROM parlor_webhooks h \
-         LEFT JOIN parlor_webhook_cursors c ON c.hook = h.hook AND c.room_id = $1";
+    const SELECT: &str = concat!("SELECT ", delivered_in!("$1"));
     let backend = txn.get_database_backend();
     let row = txn
         .query_one_raw(statement(backend, SELECT, [room.into()]))

@@ -15,12 +15,8 @@ use parlor_seaorm::{Migrator, SeaOrmStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
 use sea_orm_migration::MigratorTrait;
 
-/// The idempotency indexes on `parlor_entries`, by name (not the index of
-/// the amendments' targets, `m0008`).
-async fn indexes(db: &DatabaseConnection) -> Vec<String> {
-    let sql = "SELECT name FROM sqlite_master WHERE type = 'index' \
-               AND tbl_name = 'parlor_entries' AND name LIKE 'parlor_entries_%' \
-               AND name <> 'parlor_entries_targets' ORDER BY name";
+/// The names `sql` selects (its first column).
+async fn names(db: &DatabaseConnection, sql: &str) -> Vec<String> {
     let rows = db
         .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await
@@ -28,6 +24,15 @@ async fn indexes(db: &DatabaseConnection) -> Vec<String> {
     rows.iter()
         .map(|row| row.try_get_by_index(0).unwrap())
         .collect()
+}
+
+/// The idempotency indexes on `parlor_entries`, by name (not the index of
+/// the amendments' targets, `m0008`).
+async fn indexes(db: &DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT name FROM sqlite_master WHERE type = 'index' \
+               AND tbl_name = 'parlor_entries' AND name LIKE 'parlor_entries_%' \
+               AND name <> 'parlor_entries_targets' ORDER BY name";
+    names(db, sql).await
 }
 
 /// Ann's text `client_id` at `seq` in room "r".
@@ -93,13 +98,7 @@ async fn reordering_the_idempotency_index_keeps_entries_and_uniqueness() {
 /// The names of the database's triggers, sorted.
 async fn triggers(db: &DatabaseConnection) -> Vec<String> {
     let sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name";
-    let rows = db
-        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|row| row.try_get_by_index(0).unwrap())
-        .collect()
+    names(db, sql).await
 }
 
 /// The triggers of the whole schema (migrations `m0004` and `m0010`).
@@ -108,13 +107,7 @@ const PRUNE_AND_HEAD_TRIGGERS: [&str; 2] = ["parlor_entries_advance_head", "parl
 /// The names of the columns of `table`.
 async fn columns(db: &DatabaseConnection, table: &str) -> Vec<String> {
     let sql = format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid");
-    let rows = db
-        .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|row| row.try_get_by_index(0).unwrap())
-        .collect()
+    names(db, &sql).await
 }
 
 #[tokio::test]

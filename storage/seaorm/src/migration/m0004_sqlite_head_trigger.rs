@@ -7,7 +7,9 @@
 //! so there the trigger finds nothing to do. Postgres appends always move
 //! `last_seq` themselves (the row lock is what orders writers across nodes).
 
-use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
+use sea_orm_migration::prelude::*;
+
+use super::sqlite_only;
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -15,30 +17,22 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Sqlite {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE TRIGGER IF NOT EXISTS parlor_entries_advance_head \
-                 AFTER INSERT ON parlor_entries BEGIN \
-                 UPDATE parlor_rooms SET last_seq = NEW.seq \
-                 WHERE id = NEW.room_id AND last_seq < NEW.seq; \
-                 END",
-            )
-            .await?;
-        Ok(())
+        sqlite_only::run(
+            manager,
+            "CREATE TRIGGER IF NOT EXISTS parlor_entries_advance_head \
+             AFTER INSERT ON parlor_entries BEGIN \
+             UPDATE parlor_rooms SET last_seq = NEW.seq \
+             WHERE id = NEW.room_id AND last_seq < NEW.seq; \
+             END",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Sqlite {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP TRIGGER IF EXISTS parlor_entries_advance_head")
-            .await?;
-        Ok(())
+        sqlite_only::run(
+            manager,
+            "DROP TRIGGER IF EXISTS parlor_entries_advance_head",
+        )
+        .await
     }
 }

@@ -18,7 +18,9 @@
 //! would move with nothing deleted: such a migration creates it again
 //! (`tests/migrations.rs` checks the schema's triggers at the end).
 
-use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
+use sea_orm_migration::prelude::*;
+
+use super::sqlite_only;
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -26,34 +28,22 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Sqlite {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE TRIGGER IF NOT EXISTS parlor_rooms_prune \
-                 AFTER UPDATE OF first_seq ON parlor_rooms \
-                 WHEN NEW.first_seq > OLD.first_seq BEGIN \
-                 DELETE FROM parlor_entries \
-                 WHERE room_id = NEW.id AND seq < NEW.first_seq; \
-                 UPDATE parlor_entries SET body = NULL, data = NULL, redacted = 1 \
-                 WHERE room_id = NEW.id AND target_seq < NEW.first_seq \
-                 AND kind = 'edit' AND NOT redacted; \
-                 END",
-            )
-            .await?;
-        Ok(())
+        sqlite_only::run(
+            manager,
+            "CREATE TRIGGER IF NOT EXISTS parlor_rooms_prune \
+             AFTER UPDATE OF first_seq ON parlor_rooms \
+             WHEN NEW.first_seq > OLD.first_seq BEGIN \
+             DELETE FROM parlor_entries \
+             WHERE room_id = NEW.id AND seq < NEW.first_seq; \
+             UPDATE parlor_entries SET body = NULL, data = NULL, redacted = 1 \
+             WHERE room_id = NEW.id AND target_seq < NEW.first_seq \
+             AND kind = 'edit' AND NOT redacted; \
+             END",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Sqlite {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP TRIGGER IF EXISTS parlor_rooms_prune")
-            .await?;
-        Ok(())
+        sqlite_only::run(manager, "DROP TRIGGER IF EXISTS parlor_rooms_prune").await
     }
 }

@@ -14,6 +14,7 @@ mod m0007_data_closing_moderation;
 mod m0008_amendments_retention_read_markers;
 mod m0009_webhooks;
 mod m0010_sqlite_prune_trigger;
+mod sqlite_only;
 
 /// Parlor's migrations, oldest first.
 pub struct Migrator;
